@@ -1,0 +1,44 @@
+# Tidings — every command a developer or CI needs. `make help` lists them.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format typecheck pytest bench-import clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install Tidings with its dev tools
+
+run: $(STAMP) ## migrate ./var/tidings.db, create a first org on first start, serve on 127.0.0.1:8000
+	$(BIN)/tidings serve --bootstrap
+
+test: lint typecheck pytest ## everything CI checks: lint, types, the whole test suite
+
+lint: $(STAMP) ## ruff check and ruff format --check
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+typecheck: $(STAMP) ## mypy --strict on src/
+	$(BIN)/mypy src
+
+pytest: $(STAMP) ## the pytest suite (PostgreSQL too when TIDINGS_TEST_DATABASE_URL is set)
+	$(BIN)/pytest
+
+bench-import: $(STAMP) ## import a generated 1,000,000-row CSV and report time and peak RSS
+	$(BIN)/python bench/import_csv.py --rows 1000000
+
+clean: ## remove the virtualenv, caches and ./var
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,66 @@
+"""The composition root of the HTTP service: `create_app(settings)` wires everything.
+
+Importing this module does no work; the database engine is created when the app starts
+(lifespan) and disposed of when it stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from tidings import __version__
+from tidings.api import health, problems
+from tidings.contacts import routes as contacts
+from tidings.db.engine import Database
+from tidings.keys import routes as keys
+from tidings.lists import routes as lists
+from tidings.orgs import routes as orgs
+from tidings.segments import routes as segments
+from tidings.settings import Settings
+
+DESCRIPTION = """
+Tidings sends campaigns, invitations and broadcasts by email and SMS.
+
+**Authentication** — every `/v1` route takes an API key, in any of three styles:
+`Authorization: Bearer <key>`; the headers `api-login: <org login>` + `api-key: <key>`;
+or HTTP Basic with the org login as user and the key as password.
+
+**Errors** are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) `application/problem+json`
+documents; `errors[]` names each bad field, and the row `index` in batches. 401: missing or
+invalid credentials. 403: the key belongs to another org or lacks the scope. 404: no such
+object in the key's org.
+
+**Pagination** — list routes take `limit` and `cursor` and answer `{"data", "next_cursor"}`.
+"""
+
+
+def api_v1() -> APIRouter:
+    router = APIRouter(prefix="/v1")
+    for module in (orgs, keys, contacts, lists, segments):
+        router.include_router(module.router)
+    return router
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = Database(settings)
+        try:
+            yield
+        finally:
+            await app.state.db.dispose()
+
+    app = FastAPI(
+        title="Tidings",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(api_v1())
+    return app

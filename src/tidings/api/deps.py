@@ -1,0 +1,106 @@
+"""Typed dependencies: the database session, the caller, and the org scope of a route.
+
+Authentication styles, all resolving to the same key:
+- `Authorization: Bearer <key>`
+- headers `api-login: <org login>` + `api-key: <key>` (seed 001)
+- HTTP Basic, user = org login, password = key (seed 003)
+
+401: no or invalid credentials. 403: a valid key of another org, or without the scope.
+Objects of other orgs are never looked up: services filter by the key's org, so they 404.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Request
+from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.db.engine import Database
+from tidings.errors import Unauthorized
+from tidings.keys.schemas import Scope
+from tidings.keys.service import Principal, authenticate
+
+# Declared for OpenAPI (the Authorize button of /docs); the headers are read below.
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_basic = HTTPBasic(auto_error=False, description="User: the org login; password: an API key")
+_api_key = APIKeyHeader(name="api-key", auto_error=False, description="With the api-login header")
+_api_login = APIKeyHeader(name="api-login", auto_error=False, description="The org login")
+
+
+def get_database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+async def get_session(db: DatabaseDep) -> AsyncIterator[AsyncSession]:
+    async with db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def credentials_from(headers: Mapping[str, str]) -> tuple[str, str | None] | None:
+    """(secret, login or None) from whichever supported style the request uses."""
+    authorization = headers.get("authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip(), None
+    if scheme.lower() == "basic" and value.strip():
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("malformed Basic credentials") from None
+        login, sep, secret = decoded.partition(":")
+        if not sep:
+            raise Unauthorized("malformed Basic credentials")
+        return secret, login
+    if "api-key" in headers:
+        if "api-login" not in headers:
+            raise Unauthorized("the api-key header goes with an api-login header")
+        return headers["api-key"].strip(), headers["api-login"].strip()
+    return None
+
+
+async def get_principal(
+    request: Request,
+    db: DatabaseDep,
+    _b: Annotated[Any, Depends(_bearer)],
+    _s: Annotated[Any, Depends(_basic)],
+    _k: Annotated[Any, Depends(_api_key)],
+    _l: Annotated[Any, Depends(_api_login)],
+) -> Principal:
+    found = credentials_from(request.headers)
+    if found is None:
+        raise Unauthorized("credentials required: Bearer key, api-login + api-key, or Basic")
+    secret, login = found
+    async with db.session() as session:
+        return await authenticate(session, secret=secret, login=login)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def scoped(scope: Scope) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency: the caller, checked against the route's `org_id` and `scope`."""
+
+    async def dependency(
+        principal: PrincipalDep, org_id: Annotated[int, Path(description="The org's id")]
+    ) -> Principal:
+        principal.require(org_id=org_id, scope=scope)
+        return principal
+
+    return dependency
+
+
+ReadKey = Annotated[Principal, Depends(scoped(Scope.READ))]
+SendKey = Annotated[Principal, Depends(scoped(Scope.SEND))]
+ManageKey = Annotated[Principal, Depends(scoped(Scope.MANAGE))]

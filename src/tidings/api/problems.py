@@ -1,0 +1,97 @@
+"""Errors as RFC 9457 problem+json, naming the field (and the row index in batches).
+
+{"type": "urn:tidings:problem:invalid-input", "title": "Invalid input", "status": 422,
+ "detail": "contacts[3].email: …", "instance": "/v1/orgs/1/contacts",
+ "errors": [{"field": "contacts[3].email", "index": 3, "reason": "…"}]}
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tidings.errors import FieldError, TidingsError, Unauthorized
+
+PROBLEM_JSON = "application/problem+json"
+AUTH_CHALLENGE = 'Bearer realm="tidings", Basic realm="tidings"'
+log = logging.getLogger(__name__)
+
+
+def problem_type(status: int) -> str:
+    return "urn:tidings:problem:" + HTTPStatus(status).phrase.lower().replace(" ", "-")
+
+
+def problem(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    errors: Sequence[FieldError] = (),
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": problem_type(status),
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if errors:
+        body["errors"] = [e.as_dict() for e in errors]
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def field_path(loc: Sequence[str | int]) -> tuple[str, int | None]:
+    """(`contacts[3].email`, 3) from pydantic's ("body", "contacts", 3, "email")."""
+    parts = list(loc[1:] if loc and loc[0] == "body" else loc)
+    text, index = "", None
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+            index = part if index is None else index
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "body", index
+
+
+async def _tidings_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TidingsError)
+    errors = getattr(exc, "errors", ())
+    headers = {"WWW-Authenticate": AUTH_CHALLENGE} if isinstance(exc, Unauthorized) else None
+    return problem(request, exc.status, exc.detail, title=exc.title, errors=errors, headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for err in exc.errors():
+        field, index = field_path(err["loc"])
+        errors.append(FieldError(field, err["msg"], index))
+    detail = "; ".join(f"{e.field}: {e.reason}" for e in errors[:5])
+    return problem(request, 422, detail, title="Invalid input", errors=errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers) if exc.headers else None
+    return problem(request, exc.status_code, str(exc.detail), headers=headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(request, 500, "an unexpected error occurred; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(TidingsError, _tidings_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

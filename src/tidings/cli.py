@@ -1,0 +1,382 @@
+"""The operator's command line: `tidings serve`, `db`, `orgs`, `keys`, `contacts import`.
+
+Commands work on the database named by `TIDINGS_DATABASE_URL` directly (no API key is
+needed: whoever can run them can read the database anyway). `--json` prints exactly one
+JSON document on stdout for scripts; messages and progress go to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.contacts.importer import import_csv
+from tidings.db import migrate
+from tidings.db.engine import Database
+from tidings.errors import InvalidInput, TidingsError
+from tidings.keys import service as keys
+from tidings.keys.schemas import KeyKind, Scope
+from tidings.orgs import service as orgs
+from tidings.orgs.models import Org
+from tidings.settings import Settings
+
+T = TypeVar("T")
+app = typer.Typer(
+    help="Tidings: campaigns, invitations and broadcasts by email and SMS.", no_args_is_help=True
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+orgs_app = typer.Typer(help="Orgs (tenants).", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys of an org.", no_args_is_help=True)
+contacts_app = typer.Typer(help="Contacts of an org.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(keys_app, name="keys")
+app.add_typer(contacts_app, name="contacts")
+
+err = Console(stderr=True)
+out = Console()
+
+OrgOption = Annotated[str, typer.Option("--org", "-o", help="The org's id or login.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+def _run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` with a session, the schema brought up to date first; errors exit non-zero."""
+
+    async def main() -> T:
+        if settings.auto_migrate:
+            await migrate.upgrade_async(settings.database_url)
+        db = Database(settings)
+        try:
+            async with db.session() as session:
+                return await work(session)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except InvalidInput as exc:
+        for error in exc.errors:
+            err.print(f"[red]error:[/red] {error.field}: {error.reason}")
+        raise typer.Exit(2) from None
+    except TidingsError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+
+
+async def _resolve_org(session: AsyncSession, ref: str) -> Org:
+    query = (
+        select(Org).where(Org.id == int(ref))
+        if ref.isdigit()
+        else select(Org).where(Org.login == ref)
+    )
+    org = await session.scalar(query)
+    if org is None:
+        raise InvalidInput.field("--org", f"no org with id or login {ref!r}")
+    return org
+
+
+@app.callback()
+def main_callback(ctx: typer.Context) -> None:
+    """Settings come from TIDINGS_* environment variables (see docs/settings.md)."""
+    ctx.obj = Settings()
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address [TIDINGS_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [TIDINGS_PORT].")] = None,
+    bootstrap: Annotated[
+        bool, typer.Option(help="On an empty database, create a first org and print its key once.")
+    ] = False,
+) -> None:
+    """Serve the API and /docs, migrating the database first (unless TIDINGS_AUTO_MIGRATE=false)."""
+    import uvicorn
+
+    from tidings.api.app import create_app
+
+    settings = _settings(ctx)
+    if bootstrap:
+        _bootstrap(settings)
+    elif settings.auto_migrate:
+        migrate.upgrade(settings.database_url)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level,
+    )
+
+
+def _bootstrap(settings: Settings) -> None:
+    async def work(session: AsyncSession) -> orgs.NewOrg | None:
+        if await orgs.count_orgs(session):
+            return None
+        return await orgs.create_org(session, name="Default", login="default")
+
+    created = _run(settings, work)
+    if created is None:
+        return
+    err.print(
+        Panel.fit(
+            f"org id [bold]{created.org.id}[/bold], login [bold]{created.org.login}[/bold]\n"
+            f"API key: [bold green]{created.key.secret}[/bold green]\n\n"
+            "Shown once, stored only as a hash. Keep it now.\n"
+            f"Try: curl -H 'Authorization: Bearer {created.key.secret}' "
+            f"http://{settings.host}:{settings.port}/v1/orgs/{created.org.id}",
+            title="First start: your org",
+        )
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Migrate the database to the current schema (safe to run at any time)."""
+    settings = _settings(ctx)
+    migrate.upgrade(settings.database_url)
+    err.print(f"database at revision {migrate.head()}")
+
+
+@orgs_app.command("create")
+def orgs_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The org's display name.")],
+    login: Annotated[
+        str | None, typer.Option(help="Login for api-login/Basic; default: from the name.")
+    ] = None,
+    phone_region: Annotated[
+        str | None, typer.Option(help="ISO region for national phone numbers.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an org and its first API key (every scope), printed once."""
+
+    async def work(session: AsyncSession) -> orgs.NewOrg:
+        return await orgs.create_org(session, name=name, login=login, phone_region=phone_region)
+
+    created = _run(_settings(ctx), work)
+    if as_json:
+        _print_json(
+            {
+                "org_id": created.org.id,
+                "name": created.org.name,
+                "login": created.org.login,
+                "key_id": created.key.key.id,
+                "api_key": created.key.secret,
+            }
+        )
+        return
+    out.print(
+        f"org [bold]{created.org.name}[/bold]: id {created.org.id}, login {created.org.login}"
+    )
+    out.print(f"API key (shown once): [bold green]{created.key.secret}[/bold green]")
+
+
+@orgs_app.command("list")
+def orgs_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List every org."""
+    found = _run(_settings(ctx), orgs.list_orgs)
+    if as_json:
+        _print_json([{"org_id": o.id, "name": o.name, "login": o.login} for o in found])
+        return
+    table = Table("id", "login", "name", "created")
+    for o in found:
+        table.add_row(str(o.id), o.login, o.name, o.created_at.isoformat(timespec="seconds"))
+    out.print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    org: OrgOption,
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "cli key",
+    kind: Annotated[
+        KeyKind, typer.Option(help="live sends; test never reaches a provider.")
+    ] = KeyKind.LIVE,
+    scope: Annotated[
+        list[Scope] | None, typer.Option(help="Repeat for several; default: all.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Issue an API key; its secret is printed once."""
+
+    async def work(session: AsyncSession) -> keys.IssuedKey:
+        found = await _resolve_org(session, org)
+        await session.rollback()
+        return await keys.create_key(
+            session, org_id=found.id, name=name, kind=kind, scopes=scope or list(Scope)
+        )
+
+    issued = _run(_settings(ctx), work)
+    if as_json:
+        _print_json(
+            {
+                "key_id": issued.key.id,
+                "org_id": issued.key.org_id,
+                "kind": issued.key.kind,
+                "scopes": keys.parse_scopes(issued.key.scopes),
+                "api_key": issued.secret,
+            }
+        )
+        return
+    out.print(f"key {issued.key.id} ({issued.key.kind}, {issued.key.scopes})")
+    out.print(f"API key (shown once): [bold green]{issued.secret}[/bold green]")
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context, org: OrgOption, as_json: JsonOption = False) -> None:
+    """List an org's keys (prefixes only; secrets are never stored)."""
+
+    async def work(session: AsyncSession) -> list[Any]:
+        found = await _resolve_org(session, org)
+        return await keys.list_keys(session, org_id=found.id)
+
+    found = _run(_settings(ctx), work)
+    rows = [
+        {
+            "key_id": k.id,
+            "name": k.name,
+            "kind": k.kind,
+            "scopes": keys.parse_scopes(k.scopes),
+            "prefix": k.prefix,
+            "created_at": k.created_at.isoformat(),
+            "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+            "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+        }
+        for k in found
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "name", "kind", "scopes", "prefix", "last used", "revoked")
+    for r in rows:
+        table.add_row(
+            str(r["key_id"]),
+            r["name"],
+            r["kind"],
+            " ".join(r["scopes"]),
+            r["prefix"] + "…",
+            r["last_used_at"] or "never",
+            r["revoked_at"] or "",
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context,
+    org: OrgOption,
+    key_id: Annotated[int, typer.Argument(help="The key's id (see `keys list`).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a key: it stops working at once."""
+
+    async def work(session: AsyncSession) -> Any:
+        found = await _resolve_org(session, org)
+        await session.rollback()
+        return await keys.revoke_key(session, org_id=found.id, key_id=key_id)
+
+    key = _run(_settings(ctx), work)
+    if as_json:
+        _print_json({"key_id": key.id, "revoked_at": key.revoked_at.isoformat()})
+        return
+    out.print(f"key {key.id} revoked at {key.revoked_at.isoformat(timespec='seconds')}")
+
+
+def _count_rows(path: Path) -> int:
+    """Data rows, estimated as newlines minus the header (fast; for the progress bar)."""
+    lines = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+    return max(lines - 1, 0)
+
+
+@contacts_app.command("import")
+def contacts_import(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="A UTF-8 CSV file.")
+    ],
+    org: OrgOption,
+    list_id: Annotated[
+        list[int] | None, typer.Option("--list", help="A list every contact joins (repeatable).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import contacts from CSV, streaming (any size), with a progress bar.
+
+    Columns: email, phone, first_name, last_name, locale, timezone, email_status,
+    sms_status; any other column becomes an attribute.
+    """
+    settings = _settings(ctx)
+    total = _count_rows(file)
+    progress = Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+    )
+    task = progress.add_task("import", total=total)
+
+    async def work(session: AsyncSession) -> Any:
+        found = await _resolve_org(session, org)
+        await session.rollback()
+        with file.open(encoding="utf-8-sig", newline="") as handle, progress:
+            return await import_csv(
+                session,
+                org_id=found.id,
+                lines=handle,
+                list_ids=list_id or [],
+                batch_size=settings.import_batch_size,
+                on_batch=lambda n: progress.advance(task, n),
+            )
+
+    report = _run(settings, work)
+    summary = {
+        "rows": report.rows,
+        "created": report.created,
+        "updated": report.updated,
+        "failed": report.failed,
+        "errors": [e.as_dict() for e in report.errors],
+        "errors_truncated": report.errors_truncated,
+    }
+    if as_json:
+        _print_json(summary)
+        return
+    out.print(
+        f"{report.rows} rows: {report.created} created, {report.updated} updated, "
+        f"{report.failed} failed"
+    )
+    for e in report.errors[:20]:
+        out.print(f"  row {e.index}: {e.field}: {e.reason}")
+    if len(report.errors) > 20 or report.errors_truncated:
+        out.print("  … (use --json for the first 1,000 errors)")
+
+
+def main() -> None:
+    app()

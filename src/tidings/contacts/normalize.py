@@ -1,0 +1,137 @@
+"""Validation and normalisation of one contact row, with no I/O.
+
+`validate_row` turns a raw mapping (JSON row, CSV row) into `ContactFields` or a list of
+`FieldError`s naming each bad field. Emails are syntax-checked by email-validator (no DNS)
+and lower-cased; phones become E.164 with phonenumbers, reading national numbers in the
+org's region.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from zoneinfo import available_timezones
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import ValidationError
+
+from tidings.contacts.schemas import ContactIn
+from tidings.errors import FieldError
+
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_ATTRIBUTES_BYTES = 16_384
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NO_CONTROL_FIELDS = ("first_name", "last_name", "locale", "timezone")
+
+
+@dataclass(slots=True)
+class ContactFields:
+    """A valid row. `values` holds only the columns the row set; `attributes` is a patch."""
+
+    email: str | None
+    phone: str | None
+    values: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] | None = None
+
+
+def normalize_email(raw: str) -> str:
+    """The address in canonical, lower-cased form. Raises ValueError with the reason."""
+    try:
+        result = validate_email(raw, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+    return result.normalized.lower()
+
+
+def normalize_phone(raw: str, region: str | None) -> str:
+    """The number in E.164. National numbers are read in `region`. Raises ValueError."""
+    text = raw.strip()
+    if not text.startswith("+") and region is None:
+        raise ValueError(
+            "not in international format (+ and country code), and the org has no phone region"
+        )
+    try:
+        number = phonenumbers.parse(text, None if text.startswith("+") else region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not a phone number ({exc})") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number for its country")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+@lru_cache(maxsize=1)
+def _timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
+    errors = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in err["loc"]) or "contact"
+        errors.append(FieldError(loc, err["msg"]))
+    return errors
+
+
+def _check_attributes(attributes: dict[str, Any]) -> list[FieldError]:
+    errors = [
+        FieldError(
+            f"attributes.{name}", "name must be letters, digits or _, ≤ 64, not a digit first"
+        )
+        for name in attributes
+        if not ATTRIBUTE_NAME.match(name)
+    ]
+    if len(json.dumps(attributes, separators=(",", ":"))) > MAX_ATTRIBUTES_BYTES:
+        errors.append(FieldError("attributes", f"larger than {MAX_ATTRIBUTES_BYTES} bytes as JSON"))
+    return errors
+
+
+def validate_row(raw: object, *, region: str | None) -> ContactFields | list[FieldError]:
+    """Validate one row; the errors carry no index (the caller knows it)."""
+    if not isinstance(raw, Mapping):
+        return [FieldError("contact", "must be an object")]
+    try:
+        row = ContactIn.model_validate(raw)
+    except ValidationError as exc:
+        return _pydantic_errors(exc)
+
+    errors: list[FieldError] = []
+    email = phone = None
+    if row.email:
+        try:
+            email = normalize_email(row.email)
+        except ValueError as exc:
+            errors.append(FieldError("email", str(exc)))
+    if row.phone:
+        try:
+            phone = normalize_phone(row.phone, region)
+        except ValueError as exc:
+            errors.append(FieldError("phone", str(exc)))
+    if not row.email and not row.phone:
+        errors.append(FieldError("email", "a contact needs an email or a phone"))
+    for name in _NO_CONTROL_FIELDS:
+        value = getattr(row, name)
+        if value and _CONTROL.search(value):
+            errors.append(FieldError(name, "must not contain control characters (CR, LF, NUL…)"))
+    if row.timezone and row.timezone not in _timezones():
+        errors.append(FieldError("timezone", f"unknown IANA time zone {row.timezone!r}"))
+    if row.attributes is not None:
+        errors.extend(_check_attributes(row.attributes))
+    if errors:
+        return errors
+
+    values: dict[str, Any] = {
+        name: getattr(row, name)
+        for name in ("first_name", "last_name", "locale", "timezone")
+        if name in row.model_fields_set
+    }
+    if row.subscriptions is not None:
+        if row.subscriptions.email is not None:
+            values["email_status"] = row.subscriptions.email.value
+        if row.subscriptions.sms is not None:
+            values["sms_status"] = row.subscriptions.sms.value
+    return ContactFields(email=email, phone=phone, values=values, attributes=row.attributes)

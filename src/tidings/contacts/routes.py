@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import io
+import tempfile
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from tidings.contacts import importer, service
+from tidings.contacts.schemas import (
+    ContactOut,
+    ContactUpsert,
+    FieldErrorOut,
+    ImportReportOut,
+    RowResult,
+    UpsertReportOut,
+)
+from tidings.errors import InvalidInput
+
+router = APIRouter(prefix="/orgs/{org_id}/contacts", tags=["contacts"])
+
+_CSV_EXAMPLE = "email,first_name,plan\nada@example.com,Ada,pro\n"
+
+
+@router.post("", summary="Create or update up to 10,000 contacts (bad rows are reported)")
+async def upsert_contacts(
+    org_id: int, body: ContactUpsert, key: ManageKey, session: SessionDep
+) -> UpsertReportOut:
+    report = await service.upsert_contacts(
+        session, org_id=key.org_id, rows=body.contacts, list_ids=body.list_ids
+    )
+    return UpsertReportOut(
+        created=report.created,
+        updated=report.updated,
+        failed=report.failed,
+        results=[
+            RowResult(index=o.index, id=o.contact_id, status=o.status) for o in report.outcomes
+        ],
+        errors=[FieldErrorOut.of(e) for e in report.errors],
+    )
+
+
+@router.post(
+    "/import",
+    summary="Import a CSV file (streamed; any size)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE}},
+        }
+    },
+)
+async def import_contacts(
+    org_id: int,
+    request: Request,
+    key: ManageKey,
+    session: SessionDep,
+    list_id: Annotated[list[int], Query(description="Lists every imported contact joins.")] = [],  # noqa: B006
+) -> ImportReportOut:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type not in ("text/csv", "application/csv", "application/octet-stream"):
+        raise InvalidInput.field("content-type", "send the file as text/csv")
+    with tempfile.TemporaryFile() as spool:
+        async for chunk in request.stream():
+            spool.write(chunk)
+        spool.seek(0)
+        text = io.TextIOWrapper(spool, encoding="utf-8-sig", newline="")
+        report = await importer.import_csv(
+            session,
+            org_id=key.org_id,
+            lines=text,
+            list_ids=list_id,
+            batch_size=request.app.state.settings.import_batch_size,
+        )
+        text.detach()
+    return ImportReportOut(
+        rows=report.rows,
+        created=report.created,
+        updated=report.updated,
+        failed=report.failed,
+        errors=[FieldErrorOut.of(e) for e in report.errors],
+        errors_truncated=report.errors_truncated,
+    )
+
+
+@router.get("", summary="List contacts")
+async def list_contacts(
+    org_id: int,
+    key: ReadKey,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+    email: Annotated[str | None, Query(description="Exact address")] = None,
+    phone: Annotated[str | None, Query(description="Exact E.164 number")] = None,
+    list_id: Annotated[int | None, Query(description="Members of this list")] = None,
+) -> Page[ContactOut]:
+    rows = await service.list_contacts(
+        session,
+        org_id=key.org_id,
+        after_id=decode_cursor(cursor),
+        limit=limit + 1,
+        email=email,
+        phone=phone,
+        list_id=list_id,
+    )
+    items, next_cursor = page_of(rows, limit, key=lambda c: c.id)
+    return Page(data=[ContactOut.of(c) for c in items], next_cursor=next_cursor)
+
+
+@router.get("/{contact_id}", summary="Read a contact")
+async def get_contact(
+    org_id: int, contact_id: int, key: ReadKey, session: SessionDep
+) -> ContactOut:
+    return ContactOut.of(
+        await service.get_contact(session, org_id=key.org_id, contact_id=contact_id)
+    )
+
+
+@router.post("/{contact_id}/erase", summary="Erase a contact's personal data (GDPR)")
+async def erase_contact(
+    org_id: int, contact_id: int, key: ManageKey, session: SessionDep
+) -> ContactOut:
+    return ContactOut.of(
+        await service.erase_contact(session, org_id=key.org_id, contact_id=contact_id)
+    )

@@ -1,0 +1,312 @@
+"""Contacts: set-based bulk upsert, read, list and erase.
+
+Upsert flow, one transaction per batch: validate every row (pure) → merge rows of the
+batch that name the same person → look the batch's emails and phones up in chunks →
+one multi-row INSERT for new contacts, one executemany UPDATE for known ones → list
+memberships. A bad row is reported and skipped; it never costs its neighbours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.contacts.models import Contact
+from tidings.contacts.normalize import ContactFields, validate_row
+from tidings.db.base import utcnow
+from tidings.db.dialect import insert_ignoring_conflicts
+from tidings.db.engine import begin_write
+from tidings.errors import FieldError, NotFound
+from tidings.lists.models import ListMember
+from tidings.lists.service import require_lists
+from tidings.orgs.service import get_org
+
+LOOKUP_CHUNK = 500
+UPSERT_ATTEMPTS = 3
+_COLUMNS = ("first_name", "last_name", "locale", "timezone", "email_status", "sms_status")
+
+
+@dataclass(slots=True)
+class RowOutcome:
+    index: int
+    contact_id: int | None
+    status: str
+
+
+@dataclass(slots=True)
+class UpsertReport:
+    created: int = 0
+    updated: int = 0
+    outcomes: list[RowOutcome] = field(default_factory=list)
+    errors: list[FieldError] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for o in self.outcomes if o.status == "failed")
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One person named by one or more rows of a batch."""
+
+    fields: ContactFields
+    indexes: list[int]
+    contact_id: int | None = None
+    status: str = "failed"
+
+
+def _chunks(items: Sequence[str], size: int = LOOKUP_CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _merge_patch(base: dict[str, Any] | None, patch: dict[str, Any] | None) -> dict[str, Any]:
+    merged = dict(base or {})
+    for key, value in (patch or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _group_rows(
+    rows: Sequence[object], *, region: str | None, first_index: int, errors: list[FieldError]
+) -> tuple[list[_Slot], dict[int, str]]:
+    """Validate rows and merge those naming the same email or phone into one slot."""
+    slots: list[_Slot] = []
+    failed: dict[int, str] = {}
+    by_email: dict[str, _Slot] = {}
+    by_phone: dict[str, _Slot] = {}
+    for offset, raw in enumerate(rows):
+        index = first_index + offset
+        result = validate_row(raw, region=region)
+        if isinstance(result, list):
+            errors.extend(FieldError(e.field, e.reason, index) for e in result)
+            failed[index] = "failed"
+            continue
+        by_e = by_email.get(result.email) if result.email else None
+        by_p = by_phone.get(result.phone) if result.phone else None
+        slot = by_e or by_p
+        clash = None
+        if by_e is not None and by_p is not None and by_e is not by_p:
+            clash = FieldError("phone", "names another contact of this batch than the email", index)
+        elif slot is not None and result.email and slot.fields.email not in (None, result.email):
+            clash = FieldError(
+                "email", f"differs from row {slot.indexes[0]} with this phone", index
+            )
+        elif slot is not None and result.phone and slot.fields.phone not in (None, result.phone):
+            clash = FieldError(
+                "phone", f"differs from row {slot.indexes[0]} with this email", index
+            )
+        if clash is not None:
+            errors.append(clash)
+            failed[index] = "failed"
+            continue
+        if slot is None:
+            slot = _Slot(fields=result, indexes=[index])
+            slots.append(slot)
+        else:
+            slot.indexes.append(index)
+            slot.fields.email = slot.fields.email or result.email
+            slot.fields.phone = slot.fields.phone or result.phone
+            slot.fields.values.update(result.values)
+            if result.attributes is not None:
+                slot.fields.attributes = {**(slot.fields.attributes or {}), **result.attributes}
+        if result.email:
+            by_email[result.email] = slot
+        if result.phone:
+            by_phone[result.phone] = slot
+    return slots, failed
+
+
+async def _existing(
+    session: AsyncSession, *, org_id: int, column: Any, keys: list[str]
+) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for chunk in _chunks(keys):
+        rows = await session.execute(
+            select(Contact.__table__).where(Contact.org_id == org_id, column.in_(chunk))
+        )
+        for row in rows.mappings():
+            found[row[column.key]] = row
+    return found
+
+
+async def _write_batch(
+    session: AsyncSession, *, org_id: int, slots: list[_Slot], errors: list[FieldError]
+) -> None:
+    emails = [s.fields.email for s in slots if s.fields.email]
+    phones = [s.fields.phone for s in slots if s.fields.phone]
+    known_emails = await _existing(session, org_id=org_id, column=Contact.email, keys=emails)
+    known_phones = await _existing(session, org_id=org_id, column=Contact.phone, keys=phones)
+
+    now = utcnow()
+    inserts: list[dict[str, Any]] = []
+    insert_slots: list[_Slot] = []
+    updates: list[dict[str, Any]] = []
+    for slot in slots:
+        f = slot.fields
+        by_email = known_emails.get(f.email) if f.email else None
+        by_phone = known_phones.get(f.phone) if f.phone else None
+        if by_email is not None and by_phone is not None and by_email["id"] != by_phone["id"]:
+            reason = f"belongs to contact {by_phone['id']}, the email to contact {by_email['id']}"
+            errors.extend(FieldError("phone", reason, i) for i in slot.indexes)
+            continue
+        current = by_email or by_phone
+        if current is None:
+            row = {name: f.values.get(name) for name in _COLUMNS}
+            row["email_status"] = row["email_status"] or "subscribed"
+            row["sms_status"] = row["sms_status"] or "subscribed"
+            inserts.append(
+                {
+                    **row,
+                    "org_id": org_id,
+                    "email": f.email,
+                    "phone": f.phone,
+                    "attributes": _merge_patch(None, f.attributes),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            insert_slots.append(slot)
+            continue
+        row = {name: f.values.get(name, current[name]) for name in _COLUMNS}
+        updates.append(
+            {
+                **row,
+                "id": current["id"],
+                "email": f.email or current["email"],
+                "phone": f.phone or current["phone"],
+                "attributes": _merge_patch(current["attributes"], f.attributes),
+                "updated_at": now,
+            }
+        )
+        slot.contact_id, slot.status = current["id"], "updated"
+
+    if inserts:
+        stmt = insert(Contact).returning(Contact.id, sort_by_parameter_order=True)
+        ids = (await session.execute(stmt, inserts)).scalars().all()
+        for slot, contact_id in zip(insert_slots, ids, strict=True):
+            slot.contact_id, slot.status = contact_id, "created"
+    if updates:
+        await session.execute(update(Contact), updates)
+
+
+async def upsert_contacts(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    rows: Sequence[object],
+    list_ids: Sequence[int] = (),
+    first_index: int = 0,
+) -> UpsertReport:
+    """Create or update contacts keyed by email and/or phone, in one transaction.
+
+    Rows that fail validation, or whose email and phone belong to two different contacts,
+    are reported by index (`first_index` + position) and field; the others are stored and
+    join every list in `list_ids`. Rows of the batch naming the same person are merged,
+    later rows winning.
+    """
+    org = await get_org(session, org_id=org_id)
+    region = org.phone_region
+    await session.rollback()
+    for attempt in range(1, UPSERT_ATTEMPTS + 1):
+        errors: list[FieldError] = []
+        slots, failed = _group_rows(rows, region=region, first_index=first_index, errors=errors)
+        await begin_write(session)
+        try:
+            await require_lists(session, org_id=org_id, list_ids=list_ids)
+            await _write_batch(session, org_id=org_id, slots=slots, errors=errors)
+            stored = [s for s in slots if s.contact_id is not None]
+            if list_ids and stored:
+                members = [
+                    {
+                        "list_id": lid,
+                        "contact_id": s.contact_id,
+                        "org_id": org_id,
+                        "created_at": utcnow(),
+                    }
+                    for lid in list_ids
+                    for s in stored
+                ]
+                await session.execute(insert_ignoring_conflicts(session, ListMember), members)
+            await session.commit()
+            break
+        except IntegrityError:
+            # A concurrent request created one of these contacts first: look again.
+            await session.rollback()
+            if attempt == UPSERT_ATTEMPTS:
+                raise
+    report = UpsertReport(errors=sorted(errors, key=lambda e: e.index or 0))
+    for slot in slots:
+        report.created += slot.status == "created"
+        report.updated += slot.status == "updated"
+        report.outcomes.extend(RowOutcome(i, slot.contact_id, slot.status) for i in slot.indexes)
+    report.outcomes.extend(RowOutcome(i, None, s) for i, s in failed.items())
+    report.outcomes.sort(key=lambda o: o.index)
+    return report
+
+
+async def get_contact(session: AsyncSession, *, org_id: int, contact_id: int) -> Contact:
+    contact = await session.scalar(
+        select(Contact).where(Contact.org_id == org_id, Contact.id == contact_id)
+    )
+    if contact is None:
+        raise NotFound("contact", contact_id)
+    return contact
+
+
+async def list_contacts(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    after_id: int | None,
+    limit: int,
+    email: str | None = None,
+    phone: str | None = None,
+    list_id: int | None = None,
+) -> list[Contact]:
+    """A page of contacts in id order, optionally filtered by exact email, phone or list."""
+    query = select(Contact).where(Contact.org_id == org_id)
+    if after_id is not None:
+        query = query.where(Contact.id > after_id)
+    if email is not None:
+        query = query.where(Contact.email == email.strip().lower())
+    if phone is not None:
+        query = query.where(Contact.phone == phone.strip())
+    if list_id is not None:
+        members = select(ListMember.contact_id).where(
+            ListMember.org_id == org_id, ListMember.list_id == list_id
+        )
+        query = query.where(Contact.id.in_(members))
+    return list(await session.scalars(query.order_by(Contact.id).limit(limit)))
+
+
+async def erase_contact(session: AsyncSession, *, org_id: int, contact_id: int) -> Contact:
+    """Erase a contact's personal data (GDPR art. 17), keeping a row without it.
+
+    Email, phone, names, attributes, locale and time zone are emptied, list memberships
+    removed, and the contact is marked unsubscribed so that nothing is sent to the row.
+    Idempotent.
+    """
+    await begin_write(session)
+    contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
+    if contact.erased_at is None:
+        contact.email = contact.phone = contact.first_name = contact.last_name = None
+        contact.locale = contact.timezone = None
+        contact.attributes = {}
+        contact.email_status = contact.sms_status = "unsubscribed"
+        contact.erased_at = utcnow()
+        await session.execute(
+            delete(ListMember).where(
+                ListMember.org_id == org_id, ListMember.contact_id == contact_id
+            )
+        )
+    await session.commit()
+    return contact

@@ -1,0 +1,1 @@
+"""The data layer: conventions (`base`), engines and sessions (`engine`), migrations."""

@@ -1,0 +1,97 @@
+"""Engines and sessions for both dialects, and the one place their connection set-up differs.
+
+SQLite is the embedded default: WAL journal, foreign keys on, a busy timeout, and write
+transactions opened with `BEGIN IMMEDIATE` so two writers queue instead of failing when a
+read lock cannot be upgraded. A service marks its transaction as a write with
+`begin_write(session)` before its first statement; on PostgreSQL that is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from tidings.settings import Settings, sqlite_path
+
+_BEGIN_OPTION = "tidings_sqlite_begin"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """An async engine for `settings.database_url`, with the dialect's connection set-up."""
+    if settings.is_sqlite:
+        prepare_sqlite_path(settings.database_url)
+        engine = create_async_engine(settings.database_url, echo=settings.database_echo)
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(
+        settings.database_url,
+        echo=settings.database_echo,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_size,
+        pool_pre_ping=True,
+    )
+
+
+def prepare_sqlite_path(database_url: str) -> None:
+    """Create the directory of an SQLite database file (`./var/` by default)."""
+    path = sqlite_path(database_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let the "begin" hook below emit BEGIN itself, so it can choose IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+async def begin_write(session: AsyncSession) -> None:
+    """Open the session's transaction as a write (SQLite: `BEGIN IMMEDIATE`).
+
+    Call it first in a service function that writes; it must run before any statement.
+    """
+    await session.connection(execution_options={_BEGIN_OPTION: "IMMEDIATE"})
+
+
+class Database:
+    """The engine and session factory of one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = create_engine(settings)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessionmaker() as session:
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,45 @@
+"""Alembic environment: async engines, batch mode on SQLite, the project's metadata."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy import Connection, pool
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tidings.db.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several replicas may start at once: one migrates, the others wait, then no-op.
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7212364418)")
+        context.run_migrations()
+
+
+async def _run_async() -> None:
+    engine = create_async_engine(
+        config.get_main_option("sqlalchemy.url", ""), poolclass=pool.NullPool
+    )
+    async with engine.connect() as connection:
+        await connection.run_sync(_run)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    asyncio.run(_run_async())

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.keys import service
+from tidings.keys.models import ApiKey
+from tidings.keys.schemas import ApiKeyCreate, ApiKeyIssued, ApiKeyOut
+
+router = APIRouter(prefix="/orgs/{org_id}/keys", tags=["keys"])
+
+
+def _out(key: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut.model_validate(
+        {
+            **{c: getattr(key, c) for c in ApiKeyOut.model_fields},
+            "scopes": service.parse_scopes(key.scopes),
+        }
+    )
+
+
+@router.get("", summary="List the org's API keys (never their secrets)")
+async def list_keys(org_id: int, key: ReadKey, session: SessionDep) -> list[ApiKeyOut]:
+    return [_out(k) for k in await service.list_keys(session, org_id=key.org_id)]
+
+
+@router.post("", status_code=201, summary="Issue a key; its secret is in this response only")
+async def create_key(
+    org_id: int, body: ApiKeyCreate, key: ManageKey, session: SessionDep
+) -> ApiKeyIssued:
+    issued = await service.create_key(
+        session, org_id=key.org_id, name=body.name, kind=body.kind, scopes=body.scopes, issuer=key
+    )
+    return ApiKeyIssued(**_out(issued.key).model_dump(), api_key=issued.secret)
+
+
+@router.delete("/{key_id}", summary="Revoke a key (it stops working at once)")
+async def revoke_key(org_id: int, key_id: int, key: ManageKey, session: SessionDep) -> ApiKeyOut:
+    return _out(await service.revoke_key(session, org_id=key.org_id, key_id=key_id))

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Scope(StrEnum):
+    """What a key may do. `read`: every GET. `send`: send messages, broadcasts and invites.
+    `manage`: change the org's data and configuration (contacts, lists, segments, keys)."""
+
+    SEND = "send"
+    READ = "read"
+    MANAGE = "manage"
+
+
+ALL_SCOPES = frozenset(Scope)
+
+
+class KeyKind(StrEnum):
+    """`live` sends for real; `test` runs the whole pipeline but hands nothing to a provider."""
+
+    LIVE = "live"
+    TEST = "test"
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "survey integration", "scopes": ["send"]}]},
+    )
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: KeyKind = KeyKind.LIVE
+    scopes: list[Scope] = Field(default_factory=lambda: sorted(ALL_SCOPES), min_length=1)
+
+
+class ApiKeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    org_id: int
+    name: str
+    kind: KeyKind
+    scopes: list[Scope]
+    prefix: str = Field(description="The key's first characters, to recognise it; not secret.")
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyIssued(ApiKeyOut):
+    api_key: str = Field(description="The secret. Shown once, never stored: keep it now.")

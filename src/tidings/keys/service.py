@@ -1,0 +1,139 @@
+"""API keys: issue, list, revoke, and resolve a presented secret to a `Principal`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.db.base import utcnow
+from tidings.db.engine import begin_write
+from tidings.errors import Forbidden, NotFound, Unauthorized
+from tidings.keys import secrets
+from tidings.keys.models import ApiKey
+from tidings.keys.schemas import KeyKind, Scope
+from tidings.orgs.models import Org
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+"""`last_used_at` is written at most this often per key, so requests do not all write."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key, its org and what it may do."""
+
+    key_id: int
+    org_id: int
+    org_login: str
+    kind: KeyKind
+    scopes: frozenset[Scope]
+
+    def require(self, *, org_id: int, scope: Scope) -> None:
+        if org_id != self.org_id:
+            raise Forbidden("this key belongs to another org")
+        if scope not in self.scopes:
+            raise Forbidden(f"this key lacks the `{scope}` scope")
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    key: ApiKey
+    secret: str
+
+
+def parse_scopes(stored: str) -> list[Scope]:
+    return [Scope(s) for s in stored.split()]
+
+
+def add_key(
+    session: AsyncSession, *, org_id: int, name: str, kind: KeyKind, scopes: Iterable[Scope]
+) -> IssuedKey:
+    secret = secrets.generate(kind)
+    key = ApiKey(
+        org_id=org_id,
+        name=name,
+        kind=kind,
+        scopes=" ".join(sorted(set(scopes))),
+        prefix=secrets.display_prefix(secret),
+        secret_hash=secrets.digest(secret),
+    )
+    session.add(key)
+    return IssuedKey(key=key, secret=secret)
+
+
+async def create_key(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    name: str,
+    kind: KeyKind = KeyKind.LIVE,
+    scopes: Sequence[Scope] = tuple(Scope),
+    issuer: Principal | None = None,
+) -> IssuedKey:
+    """Issue a key. An `issuer` (a key creating a key) can grant no more than it holds."""
+    if issuer is not None:
+        if not set(scopes) <= issuer.scopes:
+            raise Forbidden("a key cannot grant scopes it does not hold")
+        if issuer.kind is KeyKind.TEST and kind is KeyKind.LIVE:
+            raise Forbidden("a test key cannot create live keys")
+    await begin_write(session)
+    if await session.get(Org, org_id) is None:
+        raise NotFound("org", org_id)
+    issued = add_key(session, org_id=org_id, name=name, kind=kind, scopes=scopes)
+    await session.commit()
+    return issued
+
+
+async def list_keys(session: AsyncSession, *, org_id: int) -> list[ApiKey]:
+    rows = await session.scalars(select(ApiKey).where(ApiKey.org_id == org_id).order_by(ApiKey.id))
+    return list(rows)
+
+
+async def revoke_key(session: AsyncSession, *, org_id: int, key_id: int) -> ApiKey:
+    """Revoke a key (idempotent: revoking twice keeps the first time)."""
+    await begin_write(session)
+    key = await session.scalar(select(ApiKey).where(ApiKey.org_id == org_id, ApiKey.id == key_id))
+    if key is None:
+        raise NotFound("API key", key_id)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    await session.commit()
+    return key
+
+
+async def authenticate(session: AsyncSession, *, secret: str, login: str | None) -> Principal:
+    """Resolve a presented secret (and, for login + key styles, the org login) to a Principal.
+
+    Raises Unauthorized for anything that is not a live, unrevoked key of that login's org,
+    without saying which part was wrong.
+    """
+    if not secrets.looks_like_key(secret):
+        raise Unauthorized("invalid credentials")
+    row = (
+        await session.execute(
+            select(ApiKey, Org.login)
+            .join(Org, Org.id == ApiKey.org_id)
+            .where(ApiKey.secret_hash == secrets.digest(secret))
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized("invalid credentials")
+    key, org_login = row.tuple()
+    if key.revoked_at is not None or (login is not None and login != org_login):
+        raise Unauthorized("invalid credentials")
+    await session.rollback()  # end the read, so the write below starts as a write
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        await begin_write(session)
+        await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        await session.commit()
+    return Principal(
+        key_id=key.id,
+        org_id=key.org_id,
+        org_login=org_login,
+        kind=KeyKind(key.kind),
+        scopes=frozenset(parse_scopes(key.scopes)),
+    )

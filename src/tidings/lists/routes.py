@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from tidings.lists import service
+from tidings.lists.schemas import ListCreate, ListOut, ListUpdate, MembersChange, MembersChanged
+from tidings.lists.service import CountedList
+
+router = APIRouter(prefix="/orgs/{org_id}/lists", tags=["lists"])
+
+
+def _out(item: CountedList) -> ListOut:
+    lst = item.list
+    return ListOut(
+        id=lst.id,
+        name=lst.name,
+        description=lst.description,
+        contacts_count=item.contacts_count,
+        created_at=lst.created_at,
+        updated_at=lst.updated_at,
+    )
+
+
+@router.post("", status_code=201, summary="Create a list")
+async def create_list(
+    org_id: int, body: ListCreate, key: ManageKey, session: SessionDep
+) -> ListOut:
+    item = await service.create_list(
+        session, org_id=key.org_id, name=body.name, description=body.description
+    )
+    return _out(item)
+
+
+@router.get("", summary="List the org's lists")
+async def list_lists(
+    org_id: int,
+    key: ReadKey,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[ListOut]:
+    rows = await service.list_lists(
+        session, org_id=key.org_id, after_id=decode_cursor(cursor), limit=limit + 1
+    )
+    items, next_cursor = page_of(rows, limit, key=lambda c: c.list.id)
+    return Page(data=[_out(i) for i in items], next_cursor=next_cursor)
+
+
+@router.get("/{list_id}", summary="Read a list")
+async def get_list(org_id: int, list_id: int, key: ReadKey, session: SessionDep) -> ListOut:
+    return _out(await service.get_list(session, org_id=key.org_id, list_id=list_id))
+
+
+@router.patch("/{list_id}", summary="Rename or describe a list")
+async def update_list(
+    org_id: int, list_id: int, body: ListUpdate, key: ManageKey, session: SessionDep
+) -> ListOut:
+    item = await service.update_list(
+        session, org_id=key.org_id, list_id=list_id, name=body.name, description=body.description
+    )
+    return _out(item)
+
+
+@router.delete("/{list_id}", status_code=204, summary="Delete a list (its contacts stay)")
+async def delete_list(org_id: int, list_id: int, key: ManageKey, session: SessionDep) -> Response:
+    await service.delete_list(session, org_id=key.org_id, list_id=list_id)
+    return Response(status_code=204)
+
+
+@router.post("/{list_id}/members", summary="Add contacts to a list")
+async def add_members(
+    org_id: int, list_id: int, body: MembersChange, key: ManageKey, session: SessionDep
+) -> MembersChanged:
+    changed = await service.add_members(
+        session, org_id=key.org_id, list_id=list_id, contact_ids=body.contact_ids
+    )
+    return MembersChanged(changed=changed)
+
+
+@router.post("/{list_id}/members/remove", summary="Remove contacts from a list")
+async def remove_members(
+    org_id: int, list_id: int, body: MembersChange, key: ManageKey, session: SessionDep
+) -> MembersChanged:
+    changed = await service.remove_members(
+        session, org_id=key.org_id, list_id=list_id, contact_ids=body.contact_ids
+    )
+    return MembersChanged(changed=changed)

@@ -1,0 +1,192 @@
+"""Lists and list membership."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.contacts.models import Contact
+from tidings.db.base import utcnow
+from tidings.db.dialect import insert_ignoring_conflicts
+from tidings.db.engine import begin_write
+from tidings.errors import FieldError, InvalidInput, NotFound
+from tidings.lists.models import ContactList, ListMember
+
+
+@dataclass(frozen=True, slots=True)
+class CountedList:
+    list: ContactList
+    contacts_count: int
+
+
+async def require_lists(session: AsyncSession, *, org_id: int, list_ids: Sequence[int]) -> None:
+    """Raise InvalidInput naming each of `list_ids` that is not a list of this org."""
+    if not list_ids:
+        return
+    found = set(
+        await session.scalars(
+            select(ContactList.id).where(ContactList.org_id == org_id, ContactList.id.in_(list_ids))
+        )
+    )
+    missing = [
+        FieldError(f"list_ids[{i}]", f"list {lid} does not exist")
+        for i, lid in enumerate(list_ids)
+        if lid not in found
+    ]
+    if missing:
+        raise InvalidInput(missing)
+
+
+async def _name_taken(session: AsyncSession, *, org_id: int, name: str, except_id: int = 0) -> None:
+    taken = await session.scalar(
+        select(ContactList.id).where(
+            ContactList.org_id == org_id, ContactList.name == name, ContactList.id != except_id
+        )
+    )
+    if taken is not None:
+        raise InvalidInput.field("name", f"a list named {name!r} exists (id {taken})")
+
+
+async def create_list(
+    session: AsyncSession, *, org_id: int, name: str, description: str | None
+) -> CountedList:
+    await begin_write(session)
+    await _name_taken(session, org_id=org_id, name=name)
+    item = ContactList(org_id=org_id, name=name, description=description)
+    session.add(item)
+    await session.commit()
+    return CountedList(item, 0)
+
+
+async def get_or_create_list(session: AsyncSession, *, org_id: int, name: str) -> ContactList:
+    """The org's list called `name`, created if absent (query helper: does not commit)."""
+    item = await session.scalar(
+        select(ContactList).where(ContactList.org_id == org_id, ContactList.name == name)
+    )
+    if item is None:
+        item = ContactList(org_id=org_id, name=name)
+        session.add(item)
+        await session.flush()
+    return item
+
+
+async def _get(session: AsyncSession, *, org_id: int, list_id: int) -> ContactList:
+    item = await session.scalar(
+        select(ContactList).where(ContactList.org_id == org_id, ContactList.id == list_id)
+    )
+    if item is None:
+        raise NotFound("list", list_id)
+    return item
+
+
+async def _count(session: AsyncSession, *, org_id: int, list_id: int) -> int:
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(ListMember)
+            .where(ListMember.org_id == org_id, ListMember.list_id == list_id)
+        )
+        or 0
+    )
+
+
+async def get_list(session: AsyncSession, *, org_id: int, list_id: int) -> CountedList:
+    item = await _get(session, org_id=org_id, list_id=list_id)
+    return CountedList(item, await _count(session, org_id=org_id, list_id=list_id))
+
+
+async def list_lists(
+    session: AsyncSession, *, org_id: int, after_id: int | None, limit: int
+) -> list[CountedList]:
+    counts = (
+        select(ListMember.list_id, func.count().label("n"))
+        .where(ListMember.org_id == org_id)
+        .group_by(ListMember.list_id)
+        .subquery()
+    )
+    query = (
+        select(ContactList, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.list_id == ContactList.id)
+        .where(ContactList.org_id == org_id)
+    )
+    if after_id is not None:
+        query = query.where(ContactList.id > after_id)
+    rows = await session.execute(query.order_by(ContactList.id).limit(limit))
+    return [CountedList(item, int(n)) for item, n in rows.tuples()]
+
+
+async def update_list(
+    session: AsyncSession, *, org_id: int, list_id: int, name: str | None, description: str | None
+) -> CountedList:
+    await begin_write(session)
+    item = await _get(session, org_id=org_id, list_id=list_id)
+    if name is not None:
+        await _name_taken(session, org_id=org_id, name=name, except_id=list_id)
+        item.name = name
+    if description is not None:
+        item.description = description
+    await session.commit()
+    return CountedList(item, await _count(session, org_id=org_id, list_id=list_id))
+
+
+async def delete_list(session: AsyncSession, *, org_id: int, list_id: int) -> None:
+    """Delete a list and its memberships; the contacts stay."""
+    await begin_write(session)
+    item = await _get(session, org_id=org_id, list_id=list_id)
+    await session.execute(delete(ListMember).where(ListMember.list_id == item.id))
+    await session.delete(item)
+    await session.commit()
+
+
+async def add_members(
+    session: AsyncSession, *, org_id: int, list_id: int, contact_ids: Sequence[int]
+) -> int:
+    """Add contacts to a list; ids that are not live contacts of the org are InvalidInput."""
+    await begin_write(session)
+    await _get(session, org_id=org_id, list_id=list_id)
+    wanted = list(dict.fromkeys(contact_ids))
+    found = set(
+        await session.scalars(
+            select(Contact.id).where(
+                Contact.org_id == org_id, Contact.id.in_(wanted), Contact.erased_at.is_(None)
+            )
+        )
+    )
+    missing = [
+        FieldError(f"contact_ids[{i}]", f"contact {cid} does not exist", i)
+        for i, cid in enumerate(contact_ids)
+        if cid not in found
+    ]
+    if missing:
+        raise InvalidInput(missing)
+    before = await _count(session, org_id=org_id, list_id=list_id)
+    now = utcnow()
+    await session.execute(
+        insert_ignoring_conflicts(session, ListMember),
+        [
+            {"list_id": list_id, "contact_id": c, "org_id": org_id, "created_at": now}
+            for c in wanted
+        ],
+    )
+    after = await _count(session, org_id=org_id, list_id=list_id)
+    await session.commit()
+    return after - before
+
+
+async def remove_members(
+    session: AsyncSession, *, org_id: int, list_id: int, contact_ids: Sequence[int]
+) -> int:
+    await begin_write(session)
+    await _get(session, org_id=org_id, list_id=list_id)
+    result = await session.execute(
+        delete(ListMember).where(
+            ListMember.org_id == org_id,
+            ListMember.list_id == list_id,
+            ListMember.contact_id.in_(list(contact_ids)),
+        )
+    )
+    await session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]

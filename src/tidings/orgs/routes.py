@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.orgs import service
+from tidings.orgs.schemas import OrgOut, OrgUpdate
+
+router = APIRouter(prefix="/orgs/{org_id}", tags=["orgs"])
+
+
+@router.get("", summary="Read the org")
+async def get_org(org_id: int, key: ReadKey, session: SessionDep) -> OrgOut:
+    return OrgOut.model_validate(await service.get_org(session, org_id=key.org_id))
+
+
+@router.patch("", summary="Rename the org or set its phone region")
+async def update_org(org_id: int, body: OrgUpdate, key: ManageKey, session: SessionDep) -> OrgOut:
+    org = await service.update_org(
+        session, org_id=key.org_id, name=body.name, phone_region=body.phone_region
+    )
+    return OrgOut.model_validate(org)

@@ -1,0 +1,89 @@
+"""Orgs (tenants). Created by the operator (CLI, first start); read and tuned through the API."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.db.engine import begin_write
+from tidings.errors import InvalidInput, NotFound
+from tidings.keys.schemas import KeyKind, Scope
+from tidings.keys.service import IssuedKey, add_key
+from tidings.orgs.models import Org
+
+_LOGIN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrg:
+    org: Org
+    key: IssuedKey
+
+
+def login_from_name(name: str) -> str:
+    """`Acme Corp.` → `acme-corp`: a login an operator can type."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64]
+    return slug or "org"
+
+
+def check_region(region: str | None, *, field: str = "phone_region") -> str | None:
+    if region is None:
+        return None
+    region = region.upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise InvalidInput.field(field, f"unknown region {region!r} (ISO 3166 alpha-2)")
+    return region
+
+
+async def create_org(
+    session: AsyncSession, *, name: str, login: str | None = None, phone_region: str | None = None
+) -> NewOrg:
+    """Create an org and its first key (live, every scope). The key's secret is shown once."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput.field("name", "must be 1 to 200 characters")
+    login = login or login_from_name(name)
+    if not _LOGIN.match(login):
+        raise InvalidInput.field("login", "lower-case letters, digits, '.', '_' or '-', ≤ 64")
+    phone_region = check_region(phone_region)
+    await begin_write(session)
+    if await session.scalar(select(Org.id).where(Org.login == login)) is not None:
+        raise InvalidInput.field("login", f"{login!r} is taken")
+    org = Org(name=name, login=login, phone_region=phone_region)
+    session.add(org)
+    await session.flush()
+    key = add_key(session, org_id=org.id, name="first key", kind=KeyKind.LIVE, scopes=Scope)
+    await session.commit()
+    return NewOrg(org=org, key=key)
+
+
+async def get_org(session: AsyncSession, *, org_id: int) -> Org:
+    org = await session.get(Org, org_id)
+    if org is None:
+        raise NotFound("org", org_id)
+    return org
+
+
+async def update_org(
+    session: AsyncSession, *, org_id: int, name: str | None, phone_region: str | None
+) -> Org:
+    await begin_write(session)
+    org = await get_org(session, org_id=org_id)
+    if name is not None:
+        org.name = name
+    if phone_region is not None:
+        org.phone_region = check_region(phone_region)
+    await session.commit()
+    return org
+
+
+async def count_orgs(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Org)) or 0)
+
+
+async def list_orgs(session: AsyncSession) -> list[Org]:
+    return list(await session.scalars(select(Org).order_by(Org.id)))

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from tidings.contacts.schemas import ContactOut
+from tidings.segments import service
+from tidings.segments.schemas import CountOut, FilterCount, SegmentCreate, SegmentOut, SegmentUpdate
+from tidings.segments.service import CountedSegment
+
+router = APIRouter(prefix="/orgs/{org_id}/segments", tags=["segments"])
+
+
+def _out(item: CountedSegment) -> SegmentOut:
+    s = item.segment
+    return SegmentOut(
+        id=s.id,
+        name=s.name,
+        description=s.description,
+        filter=s.filter,
+        contacts_count=item.contacts_count,
+        created_at=s.created_at,
+        updated_at=s.updated_at,
+    )
+
+
+@router.post("", status_code=201, summary="Save a segment")
+async def create_segment(
+    org_id: int, body: SegmentCreate, key: ManageKey, session: SessionDep
+) -> SegmentOut:
+    item = await service.create_segment(
+        session, org_id=key.org_id, name=body.name, description=body.description, filter=body.filter
+    )
+    return _out(item)
+
+
+@router.post("/count", summary="Count the contacts an unsaved filter matches")
+async def count_filter(
+    org_id: int, body: FilterCount, key: ReadKey, session: SessionDep
+) -> CountOut:
+    count = await service.count_matching(session, org_id=key.org_id, raw=body.filter)
+    return CountOut(contacts_count=count)
+
+
+@router.get("", summary="List segments with their counts")
+async def list_segments(
+    org_id: int,
+    key: ReadKey,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[SegmentOut]:
+    rows = await service.list_segments(
+        session, org_id=key.org_id, after_id=decode_cursor(cursor), limit=limit + 1
+    )
+    items, next_cursor = page_of(rows, limit, key=lambda c: c.segment.id)
+    return Page(data=[_out(i) for i in items], next_cursor=next_cursor)
+
+
+@router.get("/{segment_id}", summary="Read a segment")
+async def get_segment(
+    org_id: int, segment_id: int, key: ReadKey, session: SessionDep
+) -> SegmentOut:
+    return _out(await service.get_segment(session, org_id=key.org_id, segment_id=segment_id))
+
+
+@router.get("/{segment_id}/count", summary="Count the segment's contacts now")
+async def count_segment(
+    org_id: int, segment_id: int, key: ReadKey, session: SessionDep
+) -> CountOut:
+    item = await service.get_segment(session, org_id=key.org_id, segment_id=segment_id)
+    return CountOut(contacts_count=item.contacts_count)
+
+
+@router.get("/{segment_id}/contacts", summary="List the segment's contacts")
+async def segment_contacts(
+    org_id: int,
+    segment_id: int,
+    key: ReadKey,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[ContactOut]:
+    rows = await service.segment_contacts(
+        session,
+        org_id=key.org_id,
+        segment_id=segment_id,
+        after_id=decode_cursor(cursor),
+        limit=limit + 1,
+    )
+    items, next_cursor = page_of(rows, limit, key=lambda c: c.id)
+    return Page(data=[ContactOut.of(c) for c in items], next_cursor=next_cursor)
+
+
+@router.patch("/{segment_id}", summary="Change a segment")
+async def update_segment(
+    org_id: int, segment_id: int, body: SegmentUpdate, key: ManageKey, session: SessionDep
+) -> SegmentOut:
+    item = await service.update_segment(
+        session,
+        org_id=key.org_id,
+        segment_id=segment_id,
+        name=body.name,
+        description=body.description,
+        filter=body.filter,
+    )
+    return _out(item)
+
+
+@router.delete("/{segment_id}", status_code=204, summary="Delete a segment")
+async def delete_segment(
+    org_id: int, segment_id: int, key: ManageKey, session: SessionDep
+) -> Response:
+    await service.delete_segment(session, org_id=key.org_id, segment_id=segment_id)
+    return Response(status_code=204)

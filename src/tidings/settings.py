@@ -1,0 +1,69 @@
+"""Configuration: one pydantic-settings class, read from `TIDINGS_*` environment variables.
+
+Build it once at an entry point (`create_app`, the CLI) and pass it down; nothing else
+reads the environment. `docs/settings.md` is the reference and must follow this file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/tidings.db"
+
+
+class Settings(BaseSettings):
+    """Every setting Tidings reads. Environment variable = `TIDINGS_` + the upper-cased name."""
+
+    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description=(
+            "SQLAlchemy URL of the database: `sqlite+aiosqlite:///path.db` (embedded, the "
+            "default, relative paths are relative to the working directory) or "
+            "`postgresql+asyncpg://user:password@host:5432/name`."
+        ),
+    )
+    database_pool_size: int = Field(
+        default=10, ge=1, le=200, description="Connections per process (PostgreSQL only)."
+    )
+    database_echo: bool = Field(default=False, description="Log every SQL statement.")
+    auto_migrate: bool = Field(
+        default=True,
+        description=(
+            "Bring the database to the current schema when `tidings serve` or a CLI command "
+            "starts (PostgreSQL runs it under an advisory lock, so replicas may start together)."
+        ),
+    )
+    host: str = Field(default="127.0.0.1", description="Address `tidings serve` binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `tidings serve` binds to.")
+    log_level: str = Field(default="info", description="debug, info, warning or error.")
+    default_phone_region: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description=(
+            "ISO 3166 region used to read national phone numbers for orgs that have no "
+            "region of their own (for example `FR`). Unset: numbers must be international."
+        ),
+    )
+    import_batch_size: int = Field(
+        default=1_000, ge=1, le=10_000, description="Rows per transaction when importing CSV."
+    )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The database file of an SQLite URL, or None for in-memory and other engines."""
+    if not database_url.startswith("sqlite"):
+        return None
+    _, _, path = database_url.partition(":///")
+    if not path or path.startswith(":memory:"):
+        return None
+    return Path(path.split("?", 1)[0])
