@@ -34,7 +34,9 @@ from tidings.settings import Settings
 
 T = TypeVar("T")
 app = typer.Typer(
-    help="Tidings: campaigns, invitations and broadcasts by email and SMS.", no_args_is_help=True
+    help="Tidings: campaigns, invitations and broadcasts by email and SMS.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold keys and personal data
 )
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 orgs_app = typer.Typer(help="Orgs (tenants).", no_args_is_help=True)
