@@ -225,10 +225,9 @@ def keys_create(
     """Issue an API key; its secret is printed once."""
 
     async def work(session: AsyncSession) -> keys.IssuedKey:
-        found = await _resolve_org(session, org)
-        await session.rollback()
+        org_id = await _org_id(session, org)
         return await keys.create_key(
-            session, org_id=found.id, name=name, kind=kind, scopes=scope or list(Scope)
+            session, org_id=org_id, name=name, kind=kind, scopes=scope or list(Scope)
         )
 
     issued = _run(_settings(ctx), work)
@@ -252,8 +251,8 @@ def keys_list(ctx: typer.Context, org: OrgOption, as_json: JsonOption = False) -
     """List an org's keys (prefixes only; secrets are never stored)."""
 
     async def work(session: AsyncSession) -> list[Any]:
-        found = await _resolve_org(session, org)
-        return await keys.list_keys(session, org_id=found.id)
+        org_id = await _org_id(session, org)
+        return await keys.list_keys(session, org_id=org_id)
 
     found = _run(_settings(ctx), work)
     rows = [
@@ -296,9 +295,8 @@ def keys_revoke(
     """Revoke a key: it stops working at once."""
 
     async def work(session: AsyncSession) -> Any:
-        found = await _resolve_org(session, org)
-        await session.rollback()
-        return await keys.revoke_key(session, org_id=found.id, key_id=key_id)
+        org_id = await _org_id(session, org)
+        return await keys.revoke_key(session, org_id=org_id, key_id=key_id)
 
     key = _run(_settings(ctx), work)
     if as_json:
@@ -346,12 +344,11 @@ def contacts_import(
     task = progress.add_task("import", total=total)
 
     async def work(session: AsyncSession) -> Any:
-        found = await _resolve_org(session, org)
-        await session.rollback()
+        org_id = await _org_id(session, org)
         with file.open(encoding="utf-8-sig", newline="") as handle, progress:
             return await import_csv(
                 session,
-                org_id=found.id,
+                org_id=org_id,
                 lines=handle,
                 list_ids=list_id or [],
                 batch_size=settings.import_batch_size,

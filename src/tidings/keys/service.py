@@ -114,26 +114,31 @@ async def authenticate(session: AsyncSession, *, secret: str, login: str | None)
         raise Unauthorized("invalid credentials")
     row = (
         await session.execute(
-            select(ApiKey, Org.login)
+            select(
+                ApiKey.id,
+                ApiKey.org_id,
+                ApiKey.kind,
+                ApiKey.scopes,
+                ApiKey.revoked_at,
+                ApiKey.last_used_at,
+                Org.login,
+            )
             .join(Org, Org.id == ApiKey.org_id)
             .where(ApiKey.secret_hash == secrets.digest(secret))
         )
     ).first()
-    if row is None:
+    await session.rollback()  # end the read, so a write below starts as a write
+    if row is None or row.revoked_at is not None or login not in (None, row.login):
         raise Unauthorized("invalid credentials")
-    key, org_login = row.tuple()
-    if key.revoked_at is not None or (login is not None and login != org_login):
-        raise Unauthorized("invalid credentials")
-    await session.rollback()  # end the read, so the write below starts as a write
     now = utcnow()
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         await begin_write(session)
-        await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
         await session.commit()
     return Principal(
-        key_id=key.id,
-        org_id=key.org_id,
-        org_login=org_login,
-        kind=KeyKind(key.kind),
-        scopes=frozenset(parse_scopes(key.scopes)),
+        key_id=row.id,
+        org_id=row.org_id,
+        org_login=row.login,
+        kind=KeyKind(row.kind),
+        scopes=frozenset(parse_scopes(row.scopes)),
     )
