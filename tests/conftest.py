@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -87,8 +87,7 @@ async def client(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncC
 
 
 @pytest.fixture
-def cli_env(settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def cli_env(settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point the CLI (which reads TIDINGS_* itself) at the test's database."""
     monkeypatch.setenv("TIDINGS_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("TIDINGS_AUTO_MIGRATE", "false")
-    yield

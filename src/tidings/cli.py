@@ -87,16 +87,14 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=str) + "\n")
 
 
-async def _resolve_org(session: AsyncSession, ref: str) -> Org:
-    query = (
-        select(Org).where(Org.id == int(ref))
-        if ref.isdigit()
-        else select(Org).where(Org.login == ref)
-    )
-    org = await session.scalar(query)
-    if org is None:
+async def _org_id(session: AsyncSession, ref: str) -> int:
+    """The id of the org named by id or login; ends the read so a write may follow."""
+    condition = Org.id == int(ref) if ref.isdigit() else Org.login == ref
+    org_id = await session.scalar(select(Org.id).where(condition))
+    await session.rollback()
+    if org_id is None:
         raise InvalidInput.field("--org", f"no org with id or login {ref!r}")
-    return org
+    return org_id
 
 
 @app.callback()

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import httpx
 
-from tidings.db.engine import Database
 from tests.support.factories import contact, make_org, upsert
+from tidings.db.engine import Database
 
 
 async def test_upsert_then_read(client: httpx.AsyncClient, db: Database) -> None:
