@@ -1,0 +1,108 @@
+"""The CLI through typer's runner, on the test's database; keys it prints must work over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from tidings.api.app import create_app
+from tidings.cli import app
+from tidings.settings import Settings
+
+runner = CliRunner()
+
+
+def _json(*args: str) -> object:
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+async def _get(settings: Settings, path: str, key: str) -> httpx.Response:
+    api = create_app(settings)
+    async with api.router.lifespan_context(api):
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            return await http.get(path, headers={"Authorization": f"Bearer {key}"})
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_orgs_create_json_prints_one_object_with_a_working_key(settings: Settings) -> None:
+    created = _json("orgs", "create", "Acme Corp")
+    assert isinstance(created, dict)
+    assert {"org_id", "login", "api_key"} <= set(created)
+    assert created["login"] == "acme-corp"
+    response = asyncio.run(_get(settings, f"/v1/orgs/{created['org_id']}", created["api_key"]))
+    assert response.status_code == 200
+    assert response.json()["name"] == "Acme Corp"
+
+    duplicate = runner.invoke(app, ["orgs", "create", "Acme Corp"])
+    assert duplicate.exit_code == 2
+    assert "taken" in duplicate.output
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_keys_create_list_revoke(settings: Settings) -> None:
+    created = _json("orgs", "create", "acme")
+    issued = _json("keys", "create", "--org", "acme", "--name", "ci", "--scope", "read")
+    assert isinstance(issued, dict)
+    assert issued["scopes"] == ["read"]
+    listed = _json("keys", "list", "--org", str(created["org_id"]))  # type: ignore[index]
+    assert isinstance(listed, list)
+    assert [k["name"] for k in listed] == ["first key", "ci"]
+    assert all(issued["api_key"] not in json.dumps(k) for k in listed)
+
+    revoked = _json("keys", "revoke", "--org", "acme", str(issued["key_id"]))
+    assert isinstance(revoked, dict)
+    assert revoked["revoked_at"]
+    response = asyncio.run(_get(settings, f"/v1/orgs/{issued['org_id']}", issued["api_key"]))
+    assert response.status_code == 401
+
+    unknown = runner.invoke(app, ["keys", "list", "--org", "nobody"])
+    assert unknown.exit_code == 2
+    assert "no org" in unknown.output
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_contacts_import_reports_rows_and_errors(tmp_path: Path) -> None:
+    _json("orgs", "create", "acme")
+    csv_file = tmp_path / "contacts.csv"
+    csv_file.write_text(
+        "email,first_name,city\n"
+        + "".join(f"u{i}@example.com,U{i},Paris\n" for i in range(30))
+        + "not-an-email,Bad,Nowhere\n",
+        encoding="utf-8",
+    )
+    report = _json("contacts", "import", str(csv_file), "--org", "acme")
+    assert isinstance(report, dict)
+    assert (report["rows"], report["created"], report["failed"]) == (31, 30, 1)
+    assert report["errors"][0]["index"] == 30
+    assert report["errors"][0]["field"] == "email"
+
+    human = runner.invoke(app, ["contacts", "import", str(csv_file), "--org", "acme"])
+    assert human.exit_code == 0, human.output
+    assert "31 rows: 0 created, 30 updated, 1 failed" in human.output
+
+
+def test_db_upgrade_creates_and_migrates_a_fresh_sqlite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "nested" / "fresh.db"
+    monkeypatch.setenv("TIDINGS_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert path.exists()
+    created = _json("orgs", "create", "first")
+    assert created["org_id"] == 1  # type: ignore[index]
+
+
+def test_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "db", "orgs", "keys", "contacts"):
+        assert command in result.output

@@ -1,0 +1,164 @@
+"""Org B's key against every /v1 route and org A's objects: 403 on A's paths, 404 (or a
+field error) for A's objects under B's path, no A data in any answer, A unchanged after.
+
+The routes come from the app itself: a route added without a body in BODIES fails here,
+so isolation is checked for every route, present and future.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+from fastapi.routing import APIRoute
+
+from tests.support.factories import OrgWithKey, make_org
+from tidings.api.app import create_app
+from tidings.db.engine import Database
+from tidings.settings import Settings
+
+A_EMAIL = "alice.secret@alpha.example"
+A_LIST = "alpha-private-list"
+A_SEGMENT = "alpha-private-segment"
+
+# (method, path template) → request body; ids in bodies are filled in from org A's objects.
+BODIES: dict[tuple[str, str], Any] = {
+    ("GET", "/v1/orgs/{org_id}"): None,
+    ("PATCH", "/v1/orgs/{org_id}"): {"name": "hijacked"},
+    ("GET", "/v1/orgs/{org_id}/keys"): None,
+    ("POST", "/v1/orgs/{org_id}/keys"): {"name": "stolen"},
+    ("DELETE", "/v1/orgs/{org_id}/keys/{key_id}"): None,
+    ("POST", "/v1/orgs/{org_id}/contacts"): {
+        "contacts": [{"email": A_EMAIL, "first_name": "hijacked"}],
+        "list_ids": ["{list_id}"],
+    },
+    ("POST", "/v1/orgs/{org_id}/contacts/import"): "email,first_name\n" + A_EMAIL + ",hijacked\n",
+    ("GET", "/v1/orgs/{org_id}/contacts"): None,
+    ("GET", "/v1/orgs/{org_id}/contacts/{contact_id}"): None,
+    ("POST", "/v1/orgs/{org_id}/contacts/{contact_id}/erase"): None,
+    ("POST", "/v1/orgs/{org_id}/lists"): {"name": "new"},
+    ("GET", "/v1/orgs/{org_id}/lists"): None,
+    ("GET", "/v1/orgs/{org_id}/lists/{list_id}"): None,
+    ("PATCH", "/v1/orgs/{org_id}/lists/{list_id}"): {"name": "hijacked"},
+    ("DELETE", "/v1/orgs/{org_id}/lists/{list_id}"): None,
+    ("POST", "/v1/orgs/{org_id}/lists/{list_id}/members"): {"contact_ids": ["{contact_id}"]},
+    ("POST", "/v1/orgs/{org_id}/lists/{list_id}/members/remove"): {"contact_ids": ["{contact_id}"]},
+    ("POST", "/v1/orgs/{org_id}/segments"): {"name": "spy", "filter": {"in_list": "{list_id}"}},
+    ("POST", "/v1/orgs/{org_id}/segments/count"): {"filter": {"in_list": "{list_id}"}},
+    ("GET", "/v1/orgs/{org_id}/segments"): None,
+    ("GET", "/v1/orgs/{org_id}/segments/{segment_id}"): None,
+    ("GET", "/v1/orgs/{org_id}/segments/{segment_id}/count"): None,
+    ("GET", "/v1/orgs/{org_id}/segments/{segment_id}/contacts"): None,
+    ("PATCH", "/v1/orgs/{org_id}/segments/{segment_id}"): {"name": "hijacked"},
+    ("DELETE", "/v1/orgs/{org_id}/segments/{segment_id}"): None,
+}
+
+
+def _routes() -> list[tuple[str, str]]:
+    app = create_app(Settings())
+    return sorted(
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.path.startswith("/v1/")
+        for method in route.methods
+    )
+
+
+def _fill(value: Any, ids: dict[str, int]) -> Any:
+    if isinstance(value, str):
+        match = re.fullmatch(r"\{(\w+)\}", value)
+        return ids[match.group(1)] if match else value
+    if isinstance(value, list):
+        return [_fill(v, ids) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, ids) for k, v in value.items()}
+    return value
+
+
+async def _seed_a(client: httpx.AsyncClient, a: OrgWithKey) -> dict[str, int]:
+    h = a.bearer
+    lst = await client.post(f"/v1/orgs/{a.id}/lists", json={"name": A_LIST}, headers=h)
+    list_id = lst.json()["id"]
+    up = await client.post(
+        f"/v1/orgs/{a.id}/contacts",
+        json={"contacts": [{"email": A_EMAIL, "first_name": "Alice"}], "list_ids": [list_id]},
+        headers=h,
+    )
+    seg = await client.post(
+        f"/v1/orgs/{a.id}/segments",
+        json={"name": A_SEGMENT, "filter": {"in_list": list_id}},
+        headers=h,
+    )
+    key = await client.post(f"/v1/orgs/{a.id}/keys", json={"name": "a-extra"}, headers=h)
+    return {
+        "org_id": a.id,
+        "list_id": list_id,
+        "contact_id": up.json()["results"][0]["id"],
+        "segment_id": seg.json()["id"],
+        "key_id": key.json()["id"],
+    }
+
+
+async def _call(
+    client: httpx.AsyncClient, method: str, path: str, body: Any, headers: dict[str, str]
+) -> httpx.Response:
+    if isinstance(body, str):
+        return await client.request(
+            method, path, content=body.encode(), headers={**headers, "Content-Type": "text/csv"}
+        )
+    return await client.request(method, path, json=body, headers=headers)
+
+
+def _leaks(response: httpx.Response) -> bool:
+    return any(secret in response.text for secret in (A_EMAIL, A_LIST, A_SEGMENT, "Alice"))
+
+
+async def test_every_route_is_covered() -> None:
+    missing = set(_routes()) - set(BODIES)
+    assert not missing, f"add these routes to BODIES so isolation covers them: {sorted(missing)}"
+
+
+async def test_org_b_cannot_read_or_change_org_a(client: httpx.AsyncClient, db: Database) -> None:
+    a = await make_org(db, "Alpha")
+    b = await make_org(db, "Bravo")
+    ids_a = await _seed_a(client, a)
+    ids_b_path = {**ids_a, "org_id": b.id}
+
+    for method, template in _routes():
+        body = BODIES[(method, template)]
+        # 1. Org A's path with org B's key: forbidden before anything is looked up.
+        response = await _call(
+            client, method, template.format(**ids_a), _fill(body, ids_a), b.bearer
+        )
+        assert response.status_code == 403, (method, template, response.text)
+        assert not _leaks(response), (method, template)
+
+        # 2. Org B's own path naming org A's objects: they do not exist for B.
+        response = await _call(
+            client, method, template.format(**ids_b_path), _fill(body, ids_a), b.bearer
+        )
+        names_a_object = "_id}" in template.removeprefix("/v1/orgs/{org_id}")
+        if names_a_object:
+            assert response.status_code == 404, (method, template, response.text)
+        assert not _leaks(response), (method, template, response.text)
+
+    # Org A is exactly as it was.
+    h = a.bearer
+    contact = (
+        await client.get(f"/v1/orgs/{a.id}/contacts/{ids_a['contact_id']}", headers=h)
+    ).json()
+    assert (contact["email"], contact["first_name"], contact["erased_at"]) == (
+        A_EMAIL,
+        "Alice",
+        None,
+    )
+    lst = (await client.get(f"/v1/orgs/{a.id}/lists/{ids_a['list_id']}", headers=h)).json()
+    assert (lst["name"], lst["contacts_count"]) == (A_LIST, 1)
+    seg = (await client.get(f"/v1/orgs/{a.id}/segments/{ids_a['segment_id']}", headers=h)).json()
+    assert (seg["name"], seg["contacts_count"]) == (A_SEGMENT, 1)
+    org = (await client.get(f"/v1/orgs/{a.id}", headers=h)).json()
+    assert org["name"] == "Alpha"
+    keys = (await client.get(f"/v1/orgs/{a.id}/keys", headers=h)).json()
+    assert [k["revoked_at"] for k in keys] == [None, None]
+    assert [k["name"] for k in keys] == ["first key", "a-extra"]
