@@ -16,7 +16,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy import select
@@ -134,20 +133,23 @@ def _bootstrap(settings: Settings) -> None:
     async def work(session: AsyncSession) -> orgs.NewOrg | None:
         if await orgs.count_orgs(session):
             return None
+        await session.rollback()
         return await orgs.create_org(session, name="Default", login="default")
 
     created = _run(settings, work)
     if created is None:
         return
+    org, secret = created.org, created.key.secret
+    base = f"http://{settings.host}:{settings.port}"
     err.print(
-        Panel.fit(
-            f"org id [bold]{created.org.id}[/bold], login [bold]{created.org.login}[/bold]\n"
-            f"API key: [bold green]{created.key.secret}[/bold green]\n\n"
-            "Shown once, stored only as a hash. Keep it now.\n"
-            f"Try: curl -H 'Authorization: Bearer {created.key.secret}' "
-            f"http://{settings.host}:{settings.port}/v1/orgs/{created.org.id}",
-            title="First start: your org",
-        )
+        "\n[bold]First start: created org 'default'[/bold] (shown once, stored only as a hash)"
+    )
+    err.print(
+        f"  org id  {org.id}\n  login   {org.login}\n  API key [bold green]{secret}[/bold green]"
+    )
+    err.print(
+        f"  try:    curl -H 'Authorization: Bearer {secret}' {base}/v1/orgs/{org.id}\n",
+        soft_wrap=True,
     )
 
 

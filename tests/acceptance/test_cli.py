@@ -106,3 +106,21 @@ def test_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     for command in ("serve", "db", "orgs", "keys", "contacts"):
         assert command in result.output
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_first_start_creates_an_org_and_prints_its_key_once(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tidings.cli import _bootstrap
+
+    _bootstrap(settings)
+    first = capsys.readouterr().err
+    _bootstrap(settings)
+    second = capsys.readouterr().err
+
+    [secret] = [word for word in first.split() if word.startswith("tdg_live_")][:1]
+    assert second == ""
+    response = asyncio.run(_get(settings, "/v1/orgs/1", secret))
+    assert response.status_code == 200
+    assert response.json()["login"] == "default"

@@ -90,3 +90,12 @@ async def test_a_key_cannot_grant_more_than_it_holds(db: Database) -> None:
             session, org_id=org.id, name="z", kind=KeyKind.TEST, issuer=tester
         )
     assert allowed.key.kind == "test"
+
+
+async def test_begin_write_refuses_an_open_transaction(db: Database) -> None:
+    from tidings.db.engine import begin_write
+
+    async with db.session() as session:
+        await session.scalar(select(ApiKey.id))
+        with pytest.raises(RuntimeError, match="open transaction"):
+            await begin_write(session)
