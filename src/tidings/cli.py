@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -99,7 +100,13 @@ async def _org_id(session: AsyncSession, ref: str) -> int:
 @app.callback()
 def main_callback(ctx: typer.Context) -> None:
     """Settings come from TIDINGS_* environment variables (see docs/settings.md)."""
-    ctx.obj = Settings()
+    try:
+        ctx.obj = Settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            name = "TIDINGS_" + "_".join(str(part) for part in error["loc"]).upper()
+            err.print(f"[red]error:[/red] {name}: {error['msg']}")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -117,19 +124,15 @@ def serve(
     from tidings.api.app import create_app
 
     settings = _settings(ctx)
+    host, port = host or settings.host, port or settings.port
     if bootstrap:
-        _bootstrap(settings)
+        _bootstrap(settings, base_url=f"http://{host}:{port}")
     elif settings.auto_migrate:
         migrate.upgrade(settings.database_url)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level,
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
 
 
-def _bootstrap(settings: Settings) -> None:
+def _bootstrap(settings: Settings, *, base_url: str) -> None:
     async def work(session: AsyncSession) -> orgs.NewOrg | None:
         if await orgs.count_orgs(session):
             return None
@@ -140,7 +143,6 @@ def _bootstrap(settings: Settings) -> None:
     if created is None:
         return
     org, secret = created.org, created.key.secret
-    base = f"http://{settings.host}:{settings.port}"
     err.print(
         "\n[bold]First start: created org 'default'[/bold] (shown once, stored only as a hash)"
     )
@@ -148,7 +150,7 @@ def _bootstrap(settings: Settings) -> None:
         f"  org id  {org.id}\n  login   {org.login}\n  API key [bold green]{secret}[/bold green]"
     )
     err.print(
-        f"  try:    curl -H 'Authorization: Bearer {secret}' {base}/v1/orgs/{org.id}\n",
+        f"  try:    curl -H 'Authorization: Bearer {secret}' {base_url}/v1/orgs/{org.id}\n",
         soft_wrap=True,
     )
 
@@ -345,11 +347,11 @@ def contacts_import(
 
     async def work(session: AsyncSession) -> Any:
         org_id = await _org_id(session, org)
-        with file.open(encoding="utf-8-sig", newline="") as handle, progress:
+        with file.open("rb") as handle, progress:
             return await import_csv(
                 session,
                 org_id=org_id,
-                lines=handle,
+                source=handle,
                 list_ids=list_id or [],
                 batch_size=settings.import_batch_size,
                 on_batch=lambda n: progress.advance(task, n),

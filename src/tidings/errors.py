@@ -4,7 +4,6 @@
     TidingsError
     ├── InvalidInput        422 — one or more FieldErrors, each naming the field (and index)
     ├── NotFound            404 — absent, or belongs to another org (never say which)
-    ├── Conflict            409 — the request collides with the current state
     ├── Unauthorized        401 — missing or invalid credentials
     └── Forbidden           403 — valid credentials, wrong org or missing scope
 """
@@ -30,8 +29,11 @@ class FieldError:
 
 
 class TidingsError(Exception):
+    """`slug` names the problem type: `urn:tidings:problem:<slug>` (stable; clients match it)."""
+
     status = 500
     title = "Internal error"
+    slug = "internal-error"
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -41,6 +43,7 @@ class TidingsError(Exception):
 class InvalidInput(TidingsError):
     status = 422
     title = "Invalid input"
+    slug = "invalid-input"
 
     def __init__(self, errors: list[FieldError], detail: str | None = None) -> None:
         super().__init__(detail or "; ".join(f"{e.field}: {e.reason}" for e in errors))
@@ -54,21 +57,19 @@ class InvalidInput(TidingsError):
 class NotFound(TidingsError):
     status = 404
     title = "Not found"
+    slug = "not-found"
 
     def __init__(self, what: str, ident: object) -> None:
         super().__init__(f"{what} {ident} does not exist")
 
 
-class Conflict(TidingsError):
-    status = 409
-    title = "Conflict"
-
-
 class Unauthorized(TidingsError):
     status = 401
     title = "Unauthorized"
+    slug = "unauthorized"
 
 
 class Forbidden(TidingsError):
     status = 403
     title = "Forbidden"
+    slug = "forbidden"

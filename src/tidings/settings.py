@@ -41,15 +41,6 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `tidings serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `tidings serve` binds to.")
     log_level: str = Field(default="info", description="debug, info, warning or error.")
-    default_phone_region: str | None = Field(
-        default=None,
-        min_length=2,
-        max_length=2,
-        description=(
-            "ISO 3166 region used to read national phone numbers for orgs that have no "
-            "region of their own (for example `FR`). Unset: numbers must be international."
-        ),
-    )
     import_batch_size: int = Field(
         default=1_000, ge=1, le=10_000, description="Rows per transaction when importing CSV."
     )

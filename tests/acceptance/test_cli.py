@@ -114,9 +114,9 @@ def test_first_start_creates_an_org_and_prints_its_key_once(
 ) -> None:
     from tidings.cli import _bootstrap
 
-    _bootstrap(settings)
+    _bootstrap(settings, base_url="http://t")
     first = capsys.readouterr().err
-    _bootstrap(settings)
+    _bootstrap(settings, base_url="http://t")
     second = capsys.readouterr().err
 
     [secret] = [word for word in first.split() if word.startswith("tdg_live_")][:1]
@@ -124,3 +124,19 @@ def test_first_start_creates_an_org_and_prints_its_key_once(
     response = asyncio.run(_get(settings, "/v1/orgs/1", secret))
     assert response.status_code == 200
     assert response.json()["login"] == "default"
+
+
+def test_a_bad_setting_is_named_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIDINGS_PORT", "http")
+    result = runner.invoke(app, ["orgs", "list"])
+    assert result.exit_code == 2
+    assert "TIDINGS_PORT" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_json_output_stays_clean_with_sql_echo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIDINGS_DATABASE_ECHO", "true")
+    created = _json("orgs", "create", "echoed")
+    assert isinstance(created, dict)
+    assert created["login"] == "echoed"

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from tidings.errors import InvalidInput
 
+MAX_ID = 2**63 - 1  # keys are signed 64-bit integers on both engines
 T = TypeVar("T")
 Item = TypeVar("Item")
 
@@ -42,9 +43,10 @@ def decode_cursor(cursor: str | None) -> int | None:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = text.partition(":")
-        if prefix != "id":
+        last_id = int(value)
+        if prefix != "id" or not 0 <= last_id <= MAX_ID:
             raise ValueError(text)
-        return int(value)
+        return last_id
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidInput.field("cursor", "not a cursor this API returned") from None
 

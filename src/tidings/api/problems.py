@@ -17,15 +17,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tidings.errors import FieldError, TidingsError, Unauthorized
+from tidings.errors import FieldError, InvalidInput, TidingsError, Unauthorized
 
 PROBLEM_JSON = "application/problem+json"
 AUTH_CHALLENGE = 'Bearer realm="tidings", Basic realm="tidings"'
 log = logging.getLogger(__name__)
 
 
-def problem_type(status: int) -> str:
-    return "urn:tidings:problem:" + HTTPStatus(status).phrase.lower().replace(" ", "-")
+def problem_type(slug: str) -> str:
+    return f"urn:tidings:problem:{slug}"
 
 
 def problem(
@@ -33,12 +33,13 @@ def problem(
     status: int,
     detail: str,
     *,
+    type_: str = "about:blank",
     title: str | None = None,
     errors: Sequence[FieldError] = (),
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
-        "type": problem_type(status),
+        "type": type_,
         "title": title or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
@@ -66,17 +67,35 @@ async def _tidings_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TidingsError)
     errors = getattr(exc, "errors", ())
     headers = {"WWW-Authenticate": AUTH_CHALLENGE} if isinstance(exc, Unauthorized) else None
-    return problem(request, exc.status, exc.detail, title=exc.title, errors=errors, headers=headers)
+    return problem(
+        request,
+        exc.status,
+        exc.detail,
+        type_=problem_type(exc.slug),
+        title=exc.title,
+        errors=errors,
+        headers=headers,
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = []
     for err in exc.errors():
+        if err["type"] == "json_invalid":  # its loc holds a character position, not a row
+            errors.append(FieldError("body", f"{err['msg']} at character {err['loc'][-1]}"))
+            continue
         field, index = field_path(err["loc"])
         errors.append(FieldError(field, err["msg"], index))
     detail = "; ".join(f"{e.field}: {e.reason}" for e in errors[:5])
-    return problem(request, 422, detail, title="Invalid input", errors=errors)
+    return problem(
+        request,
+        422,
+        detail,
+        type_=problem_type(InvalidInput.slug),
+        title=InvalidInput.title,
+        errors=errors,
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -87,7 +106,12 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem(request, 500, "an unexpected error occurred; it has been logged")
+    return problem(
+        request,
+        500,
+        "an unexpected error occurred; it has been logged",
+        type_=problem_type(TidingsError.slug),
+    )
 
 
 def install(app: FastAPI) -> None:

@@ -5,12 +5,18 @@ stops half-way keeps the batches before.
 Columns: `email`, `phone`, `first_name`, `last_name`, `locale`, `timezone`,
 `email_status`, `sms_status` (subscribed | unsubscribed); any other column is an attribute
 (`plan` or `attributes.plan`). Empty cells leave the stored value as it is.
+
+CSV has no types, so attribute cells are typed conservatively (`typed_cell`): `true` and
+`false` become booleans, integers without leading zeros (up to 18 digits) and decimals
+that read back unchanged become numbers; everything else — `007`, `1.10`, `+33…`, dates —
+stays text. Segment filters on numbers and booleans then work on imported data.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +49,22 @@ class ImportReport:
                 self.errors_truncated = True
 
 
+_INTEGER = re.compile(r"^-?(0|[1-9][0-9]{0,17})$")
+_DECIMAL = re.compile(r"^-?(0|[1-9][0-9]*)\.[0-9]+$")
+
+
+def typed_cell(text: str) -> str | int | float | bool:
+    """The JSON value a CSV attribute cell stands for (see the module docstring)."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if _INTEGER.match(text):
+        return int(text)
+    if _DECIMAL.match(text) and repr(float(text)) == text:
+        return float(text)
+    return text
+
+
 def header_columns(header: Iterable[str]) -> dict[str, str]:
     """Map each header cell to its contact field; InvalidInput names unusable columns."""
     mapping: dict[str, str] = {}
@@ -53,7 +75,7 @@ def header_columns(header: Iterable[str]) -> dict[str, str]:
         if lowered in COLUMNS or lowered in STATUS_COLUMNS:
             target = lowered
         else:
-            attribute = name.removeprefix("attributes.")
+            attribute = name[len("attributes.") :] if lowered.startswith("attributes.") else name
             if not ATTRIBUTE_NAME.match(attribute):
                 errors.append(
                     FieldError(
@@ -74,7 +96,7 @@ def header_columns(header: Iterable[str]) -> dict[str, str]:
 def row_from_record(record: dict[str | None, Any], mapping: dict[str, str]) -> dict[str, Any]:
     """A contact row (as the JSON API takes it) from one CSV record."""
     row: dict[str, Any] = {}
-    attributes: dict[str, str] = {}
+    attributes: dict[str, str | int | float | bool] = {}
     subscriptions: dict[str, str] = {}
     for column, value in record.items():
         if column is None:
@@ -85,7 +107,7 @@ def row_from_record(record: dict[str | None, Any], mapping: dict[str, str]) -> d
             continue
         target = mapping[column]
         if target.startswith("attributes."):
-            attributes[target.removeprefix("attributes.")] = text
+            attributes[target.removeprefix("attributes.")] = typed_cell(text)
         elif target in STATUS_COLUMNS:
             subscriptions[STATUS_COLUMNS[target]] = text
         else:
@@ -97,27 +119,51 @@ def row_from_record(record: dict[str | None, Any], mapping: dict[str, str]) -> d
     return row
 
 
+class Utf8Lines:
+    """Binary lines decoded one at a time, so one undecodable line costs only its row.
+
+    A line that is not UTF-8 is passed on with U+FFFD in place of the bad bytes and its
+    1-based number is kept in `bad`; the importer fails the row that holds it.
+    """
+
+    def __init__(self, source: Iterable[bytes]) -> None:
+        self.source = source
+        self.bad: set[int] = set()
+
+    def __iter__(self) -> Iterator[str]:
+        for number, raw in enumerate(self.source, start=1):
+            try:
+                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                self.bad.add(number)
+                yield raw.decode("utf-8", errors="replace")
+
+
 async def import_csv(
     session: AsyncSession,
     *,
     org_id: int,
-    lines: Iterable[str],
+    source: Iterable[bytes],
     list_ids: list[int] | None = None,
     batch_size: int = 1_000,
     on_batch: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Import CSV text (an iterable of lines, read lazily) into the org's contacts.
+    """Import CSV bytes (an iterable of lines, read lazily, e.g. a binary file) into the
+    org's contacts.
 
     Errors name the 0-based data row index (the header is not a row). `on_batch` is called
     with the number of rows each batch held, for progress bars.
     """
+    lines = Utf8Lines(source)
     reader = csv.DictReader(lines)
     try:
         header = reader.fieldnames
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except csv.Error as exc:
         raise InvalidInput.field("file", f"unreadable CSV header: {exc}") from None
     if not header:
         raise InvalidInput.field("file", "empty file: a header row is required")
+    if 1 in lines.bad:
+        raise InvalidInput.field("file", "the header row is not valid UTF-8")
     mapping = header_columns(header)
     report = ImportReport()
     batch: list[dict[str, Any]] = []
@@ -135,14 +181,28 @@ async def import_csv(
             on_batch(len(batch))
         batch.clear()
 
+    next_line = 2  # the header is line 1
     try:
         for record in reader:
+            broken = [n for n in range(next_line, reader.line_num + 1) if n in lines.bad]
+            next_line = reader.line_num + 1
+            if broken:
+                if batch:
+                    await flush()  # so the rows before keep their indexes
+                report.add_errors(
+                    [FieldError("row", f"line {broken[0]} is not valid UTF-8", report.rows)]
+                )
+                report.rows += 1
+                report.failed += 1
+                continue
             batch.append(row_from_record(record, mapping))
             if len(batch) >= batch_size:
                 await flush()
-    except (csv.Error, UnicodeDecodeError) as exc:
-        report.add_errors([FieldError("file", f"stopped reading: {exc}", report.rows + len(batch))])
-        batch.clear()
+    except csv.Error as exc:
+        at = report.rows + len(batch)
+        report.add_errors(
+            [FieldError("file", f"stopped reading at line {reader.line_num}: {exc}", at)]
+        )
     if batch:
         await flush()
     return report

@@ -77,6 +77,11 @@ def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
     return errors
 
 
+def attributes_size(attributes: dict[str, Any]) -> int:
+    """Bytes of the attributes as stored: compact JSON, UTF-8."""
+    return len(json.dumps(attributes, separators=(",", ":"), ensure_ascii=False).encode())
+
+
 def _check_attributes(attributes: dict[str, Any]) -> list[FieldError]:
     errors = [
         FieldError(
@@ -85,7 +90,7 @@ def _check_attributes(attributes: dict[str, Any]) -> list[FieldError]:
         for name in attributes
         if not ATTRIBUTE_NAME.match(name)
     ]
-    if len(json.dumps(attributes, separators=(",", ":"))) > MAX_ATTRIBUTES_BYTES:
+    if attributes_size(attributes) > MAX_ATTRIBUTES_BYTES:
         errors.append(FieldError("attributes", f"larger than {MAX_ATTRIBUTES_BYTES} bytes as JSON"))
     return errors
 

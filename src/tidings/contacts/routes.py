@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import io
 import tempfile
 from typing import Annotated
 
@@ -66,15 +65,13 @@ async def import_contacts(
         async for chunk in request.stream():
             spool.write(chunk)
         spool.seek(0)
-        text = io.TextIOWrapper(spool, encoding="utf-8-sig", newline="")
         report = await importer.import_csv(
             session,
             org_id=key.org_id,
-            lines=text,
+            source=spool,
             list_ids=list_id,
             batch_size=request.app.state.settings.import_batch_size,
         )
-        text.detach()
     return ImportReportOut(
         rows=report.rows,
         created=report.created,

@@ -17,7 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.contacts.models import Contact
-from tidings.contacts.normalize import ContactFields, validate_row
+from tidings.contacts.normalize import (
+    MAX_ATTRIBUTES_BYTES,
+    ContactFields,
+    attributes_size,
+    validate_row,
+)
 from tidings.db.base import utcnow
 from tidings.db.dialect import insert_ignoring_conflicts
 from tidings.db.engine import begin_write
@@ -159,6 +164,11 @@ async def _write_batch(
             errors.extend(FieldError("phone", reason, i) for i in slot.indexes)
             continue
         current = by_email or by_phone
+        attributes = _merge_patch(current["attributes"] if current else None, f.attributes)
+        if attributes_size(attributes) > MAX_ATTRIBUTES_BYTES:
+            reason = f"would store more than {MAX_ATTRIBUTES_BYTES} bytes of attributes"
+            errors.extend(FieldError("attributes", reason, i) for i in slot.indexes)
+            continue
         if current is None:
             row = {name: f.values.get(name) for name in _COLUMNS}
             row["email_status"] = row["email_status"] or "subscribed"
@@ -169,7 +179,7 @@ async def _write_batch(
                     "org_id": org_id,
                     "email": f.email,
                     "phone": f.phone,
-                    "attributes": _merge_patch(None, f.attributes),
+                    "attributes": attributes,
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -183,7 +193,7 @@ async def _write_batch(
                 "id": current["id"],
                 "email": f.email or current["email"],
                 "phone": f.phone or current["phone"],
-                "attributes": _merge_patch(current["attributes"], f.attributes),
+                "attributes": attributes,
                 "updated_at": now,
             }
         )

@@ -23,24 +23,41 @@ def insert_ignoring_conflicts(session: AsyncSession, table: type[Base] | Table) 
     return sqlite.insert(table).on_conflict_do_nothing()
 
 
-def json_text(column: Any, key: str) -> ColumnElement[str]:
-    """The value at `key` of a JSON column as text; NULL when absent or JSON null."""
-    return column[key].as_string()  # type: ignore[no-any-return]
+def json_kind(column: Any, key: str, dialect: str) -> ColumnElement[str]:
+    """The JSON type name of the value at `key`; NULL when the key is absent.
+
+    PostgreSQL names: string, number, boolean, null, object, array. SQLite names: text,
+    integer, real, true, false, null, object, array.
+    """
+    if dialect == "postgresql":
+        return func.jsonb_typeof(column[key])
+    return func.json_type(column, f'$."{key}"')
+
+
+def json_present(column: Any, key: str, dialect: str) -> ColumnElement[bool]:
+    """True when `key` holds a value other than JSON null, whatever its type."""
+    kind = json_kind(column, key, dialect)
+    return kind.is_not(None) & (kind != "null")
+
+
+def json_text(column: Any, key: str, dialect: str) -> ColumnElement[str]:
+    """The value at `key` when it is a JSON string, else NULL (a number or boolean never
+    equals text, on either engine)."""
+    text_kind = "string" if dialect == "postgresql" else "text"
+    kind = json_kind(column, key, dialect)
+    return case((kind == text_kind, column[key].as_string()), else_=null())
 
 
 def json_number(column: Any, key: str, dialect: str) -> ColumnElement[float]:
     """The value at `key` as a float when it is a JSON number, else NULL (never a cast error)."""
-    if dialect == "postgresql":
-        kind = func.jsonb_typeof(column[key])
-        return case((kind == "number", column[key].as_float()), else_=null())
-    kind = func.json_type(column, f'$."{key}"')
-    return case((kind.in_(["integer", "real"]), column[key].as_float()), else_=null())
+    kinds = ["number"] if dialect == "postgresql" else ["integer", "real"]
+    kind = json_kind(column, key, dialect)
+    return case((kind.in_(kinds), column[key].as_float()), else_=null())
 
 
 def json_bool(column: Any, key: str, dialect: str) -> ColumnElement[bool]:
     """The value at `key` as a boolean when it is a JSON boolean, else NULL."""
+    kind = json_kind(column, key, dialect)
     if dialect == "postgresql":
-        kind = func.jsonb_typeof(column[key])
         return case((kind == "boolean", column[key].as_boolean()), else_=null())
-    kind = func.json_type(column, f'$."{key}"')
     return case((kind.in_(["true", "false"]), kind == "true"), else_=null())

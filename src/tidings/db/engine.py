@@ -8,6 +8,8 @@ read lock cannot be upgraded. A service marks its transaction as a write with
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,14 +31,17 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 def create_engine(settings: Settings) -> AsyncEngine:
     """An async engine for `settings.database_url`, with the dialect's connection set-up."""
+    if settings.database_echo:
+        # Through logging (stderr), never SQLAlchemy's echo to stdout: `--json` owns stdout.
+        logging.basicConfig(stream=sys.stderr)
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
     if settings.is_sqlite:
         prepare_sqlite_path(settings.database_url)
-        engine = create_async_engine(settings.database_url, echo=settings.database_echo)
+        engine = create_async_engine(settings.database_url)
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
         settings.database_url,
-        echo=settings.database_echo,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,

@@ -4,8 +4,16 @@ from fastapi import APIRouter, Response
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from tidings.api.patch import changes_of
 from tidings.lists import service
-from tidings.lists.schemas import ListCreate, ListOut, ListUpdate, MembersChange, MembersChanged
+from tidings.lists.schemas import (
+    ListChanges,
+    ListCreate,
+    ListOut,
+    ListUpdate,
+    MembersChange,
+    MembersChanged,
+)
 from tidings.lists.service import CountedList
 
 router = APIRouter(prefix="/orgs/{org_id}/lists", tags=["lists"])
@@ -57,9 +65,8 @@ async def get_list(org_id: int, list_id: int, key: ReadKey, session: SessionDep)
 async def update_list(
     org_id: int, list_id: int, body: ListUpdate, key: ManageKey, session: SessionDep
 ) -> ListOut:
-    item = await service.update_list(
-        session, org_id=key.org_id, list_id=list_id, name=body.name, description=body.description
-    )
+    changes = changes_of(body, ListChanges)
+    item = await service.update_list(session, org_id=key.org_id, list_id=list_id, changes=changes)
     return _out(item)
 
 

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tidings.api.patch import refuse_null
 
 
 class ListCreate(BaseModel):
@@ -16,10 +19,22 @@ class ListCreate(BaseModel):
 
 
 class ListUpdate(BaseModel):
+    """Fields left out are unchanged; `description: null` clears it."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=255)
     description: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _name_not_null(self) -> ListUpdate:
+        refuse_null(self, "name")
+        return self
+
+
+class ListChanges(TypedDict, total=False):
+    name: str
+    description: str | None
 
 
 class ListOut(BaseModel):

@@ -14,6 +14,7 @@ from tidings.db.dialect import insert_ignoring_conflicts
 from tidings.db.engine import begin_write
 from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.lists.models import ContactList, ListMember
+from tidings.lists.schemas import ListChanges
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,15 +120,15 @@ async def list_lists(
 
 
 async def update_list(
-    session: AsyncSession, *, org_id: int, list_id: int, name: str | None, description: str | None
+    session: AsyncSession, *, org_id: int, list_id: int, changes: ListChanges
 ) -> CountedList:
     await begin_write(session)
     item = await _get(session, org_id=org_id, list_id=list_id)
-    if name is not None:
-        await _name_taken(session, org_id=org_id, name=name, except_id=list_id)
-        item.name = name
-    if description is not None:
-        item.description = description
+    if "name" in changes:
+        await _name_taken(session, org_id=org_id, name=changes["name"], except_id=list_id)
+        item.name = changes["name"]
+    if "description" in changes:
+        item.description = changes["description"]
     await session.commit()
     return CountedList(item, await _count(session, org_id=org_id, list_id=list_id))
 

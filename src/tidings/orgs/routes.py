@@ -3,8 +3,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.api.patch import changes_of
 from tidings.orgs import service
-from tidings.orgs.schemas import OrgOut, OrgUpdate
+from tidings.orgs.schemas import OrgChanges, OrgOut, OrgUpdate
 
 router = APIRouter(prefix="/orgs/{org_id}", tags=["orgs"])
 
@@ -16,7 +17,6 @@ async def get_org(org_id: int, key: ReadKey, session: SessionDep) -> OrgOut:
 
 @router.patch("", summary="Rename the org or set its phone region")
 async def update_org(org_id: int, body: OrgUpdate, key: ManageKey, session: SessionDep) -> OrgOut:
-    org = await service.update_org(
-        session, org_id=key.org_id, name=body.name, phone_region=body.phone_region
-    )
+    changes = changes_of(body, OrgChanges)
+    org = await service.update_org(session, org_id=key.org_id, changes=changes)
     return OrgOut.model_validate(org)

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tidings.api.patch import refuse_null
 
 
 class OrgOut(BaseModel):
@@ -19,9 +22,21 @@ class OrgOut(BaseModel):
 
 
 class OrgUpdate(BaseModel):
+    """Fields left out are unchanged; `phone_region: null` clears the region."""
+
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"name": "Acme", "phone_region": "FR"}]}
     )
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     phone_region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+
+    @model_validator(mode="after")
+    def _name_not_null(self) -> OrgUpdate:
+        refuse_null(self, "name")
+        return self
+
+
+class OrgChanges(TypedDict, total=False):
+    name: str
+    phone_region: str | None

@@ -14,8 +14,10 @@ from tidings.errors import InvalidInput, NotFound
 from tidings.keys.schemas import KeyKind, Scope
 from tidings.keys.service import IssuedKey, add_key
 from tidings.orgs.models import Org
+from tidings.orgs.schemas import OrgChanges
 
-_LOGIN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# Never all digits: `--org 12` must mean the org with id 12, not a login.
+_LOGIN = re.compile(r"^(?![0-9]+$)[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +28,10 @@ class NewOrg:
 
 def login_from_name(name: str) -> str:
     """`Acme Corp.` → `acme-corp`: a login an operator can type."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64]
-    return slug or "org"
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60].strip("-")
+    if not slug:
+        return "org"
+    return f"org-{slug}" if slug.isdigit() else slug
 
 
 def check_region(region: str | None, *, field: str = "phone_region") -> str | None:
@@ -48,7 +52,9 @@ async def create_org(
         raise InvalidInput.field("name", "must be 1 to 200 characters")
     login = login or login_from_name(name)
     if not _LOGIN.match(login):
-        raise InvalidInput.field("login", "lower-case letters, digits, '.', '_' or '-', ≤ 64")
+        raise InvalidInput.field(
+            "login", "lower-case letters, digits, '.', '_' or '-', at most 64, not all digits"
+        )
     phone_region = check_region(phone_region)
     await begin_write(session)
     if await session.scalar(select(Org.id).where(Org.login == login)) is not None:
@@ -68,15 +74,13 @@ async def get_org(session: AsyncSession, *, org_id: int) -> Org:
     return org
 
 
-async def update_org(
-    session: AsyncSession, *, org_id: int, name: str | None, phone_region: str | None
-) -> Org:
+async def update_org(session: AsyncSession, *, org_id: int, changes: OrgChanges) -> Org:
     await begin_write(session)
     org = await get_org(session, org_id=org_id)
-    if name is not None:
-        org.name = name
-    if phone_region is not None:
-        org.phone_region = check_region(phone_region)
+    if "name" in changes:
+        org.name = changes["name"]
+    if "phone_region" in changes:
+        org.phone_region = check_region(changes["phone_region"])
     await session.commit()
     return org
 

@@ -31,7 +31,7 @@ from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select, true
 
 from tidings.contacts.models import Contact
 from tidings.contacts.normalize import ATTRIBUTE_NAME
-from tidings.db.dialect import json_bool, json_number, json_text
+from tidings.db.dialect import json_bool, json_number, json_present, json_text
 from tidings.errors import FieldError, InvalidInput
 from tidings.lists.models import ListMember
 
@@ -109,7 +109,8 @@ class _Parser:
     def node(self, raw: object, path: str, depth: int) -> Node | None:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            self.fail(path, f"a filter has at most {MAX_NODES} nodes")
+            if self.nodes == MAX_NODES + 1:
+                self.fail(path, f"a filter has at most {MAX_NODES} nodes")
             return None
         if depth > MAX_DEPTH:
             self.fail(path, f"a filter nests at most {MAX_DEPTH} deep")
@@ -205,6 +206,8 @@ def _check_value(name: str, op: str, value: object) -> str | None:
     if not is_attribute and kind != "text":
         return f"{name} compares with strings"
     if name in TIMESTAMPS:
+        if op in _TEXT_ONLY:
+            return f"{op} does not apply to timestamps; use lt, lte, gt or gte"
         for v in values:
             try:
                 parsed = datetime.fromisoformat(str(v))
@@ -252,16 +255,21 @@ def _operand(condition: Condition, dialect: str) -> Any:
         case "bool":
             return json_bool(Contact.attributes, key, dialect)
         case _:
-            return json_text(Contact.attributes, key)
+            return json_text(Contact.attributes, key, dialect)
+
+
+def _presence(c: Condition, dialect: str) -> ColumnElement[bool]:
+    if c.field.startswith("attributes."):
+        return json_present(Contact.attributes, c.field.partition(".")[2], dialect)
+    return getattr(Contact, c.field).is_not(None)  # type: ignore[no-any-return]
 
 
 def _compile_condition(c: Condition, dialect: str) -> ColumnElement[bool]:
+    if c.op in ("exists", "not_exists"):
+        present = _presence(c, dialect)  # never NULL, so NOT needs no coalesce
+        return present if c.op == "exists" else not_(present)
     column = _operand(c, dialect)
     match c.op:
-        case "exists":
-            return column.is_not(None)  # type: ignore[no-any-return]
-        case "not_exists":
-            return column.is_(None)  # type: ignore[no-any-return]
         case "eq":
             return column == c.value  # type: ignore[no-any-return]
         case "ne":

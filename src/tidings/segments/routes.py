@@ -4,9 +4,17 @@ from fastapi import APIRouter, Response
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from tidings.api.patch import changes_of
 from tidings.contacts.schemas import ContactOut
 from tidings.segments import service
-from tidings.segments.schemas import CountOut, FilterCount, SegmentCreate, SegmentOut, SegmentUpdate
+from tidings.segments.schemas import (
+    CountOut,
+    FilterCount,
+    SegmentChanges,
+    SegmentCreate,
+    SegmentOut,
+    SegmentUpdate,
+)
 from tidings.segments.service import CountedSegment
 
 router = APIRouter(prefix="/orgs/{org_id}/segments", tags=["segments"])
@@ -97,13 +105,9 @@ async def segment_contacts(
 async def update_segment(
     org_id: int, segment_id: int, body: SegmentUpdate, key: ManageKey, session: SessionDep
 ) -> SegmentOut:
+    changes = changes_of(body, SegmentChanges)
     item = await service.update_segment(
-        session,
-        org_id=key.org_id,
-        segment_id=segment_id,
-        name=body.name,
-        description=body.description,
-        filter=body.filter,
+        session, org_id=key.org_id, segment_id=segment_id, changes=changes
     )
     return _out(item)
 

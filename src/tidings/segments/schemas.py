@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tidings.api.patch import refuse_null
 
 FILTER_EXAMPLE: dict[str, Any] = {
     "and": [
@@ -32,6 +34,17 @@ class SegmentUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=255)
     description: str | None = Field(default=None, max_length=2000)
     filter: dict[str, Any] | None = Field(default=None, description=FILTER_DOC)
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> SegmentUpdate:
+        refuse_null(self, "name", "filter")
+        return self
+
+
+class SegmentChanges(TypedDict, total=False):
+    name: str
+    description: str | None
+    filter: dict[str, Any]
 
 
 class FilterCount(BaseModel):

@@ -15,6 +15,7 @@ from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.lists.models import ContactList
 from tidings.segments import filters
 from tidings.segments.models import Segment
+from tidings.segments.schemas import SegmentChanges
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,20 +109,18 @@ async def update_segment(
     *,
     org_id: int,
     segment_id: int,
-    name: str | None,
-    description: str | None,
-    filter: dict[str, Any] | None,
+    changes: SegmentChanges,
 ) -> CountedSegment:
     await begin_write(session)
     segment = await _get(session, org_id=org_id, segment_id=segment_id)
-    if name is not None:
-        await _name_free(session, org_id=org_id, name=name, except_id=segment_id)
-        segment.name = name
-    if description is not None:
-        segment.description = description
-    if filter is not None:
-        await _checked(session, org_id=org_id, raw=filter)
-        segment.filter = filter
+    if "name" in changes:
+        await _name_free(session, org_id=org_id, name=changes["name"], except_id=segment_id)
+        segment.name = changes["name"]
+    if "description" in changes:
+        segment.description = changes["description"]
+    if "filter" in changes:
+        await _checked(session, org_id=org_id, raw=changes["filter"])
+        segment.filter = changes["filter"]
     await session.commit()
     return await _counted(session, segment)
 

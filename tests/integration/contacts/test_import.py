@@ -20,13 +20,13 @@ class CountingLines:
         self.rows = rows
         self.bad_every = bad_every
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[bytes]:
         self.taken += 1
-        yield "email,First_Name,plan,sms_status\n"
+        yield b"email,First_Name,plan,sms_status\n"
         for i in range(self.rows):
             self.taken += 1
             email = "broken" if self.bad_every and i % self.bad_every == 0 else f"u{i}@example.com"
-            yield f"{email},User {i},{'pro' if i % 2 else ''},subscribed\n"
+            yield f"{email},User {i},{'pro' if i % 2 else ''},subscribed\n".encode()
 
 
 async def _count(db: Database, org_id: int) -> int:
@@ -44,7 +44,7 @@ async def test_import_streams_a_batch_at_a_time(db: Database) -> None:
         report = await import_csv(
             session,
             org_id=org.id,
-            lines=lines,
+            source=lines,
             batch_size=100,
             on_batch=lambda n: taken_at_each_batch.append(lines.taken),
         )
@@ -61,7 +61,7 @@ async def test_bad_rows_are_reported_by_data_row_index(db: Database) -> None:
     org = await make_org(db)
     async with db.session() as session:
         report = await import_csv(
-            session, org_id=org.id, lines=CountingLines(rows=250, bad_every=100), batch_size=60
+            session, org_id=org.id, source=CountingLines(rows=250, bad_every=100), batch_size=60
         )
     assert [(e.index, e.field) for e in report.errors] == [
         (0, "email"),
@@ -75,7 +75,7 @@ async def test_reported_errors_are_capped(db: Database) -> None:
     org = await make_org(db)
     async with db.session() as session:
         report = await import_csv(
-            session, org_id=org.id, lines=CountingLines(rows=1_200, bad_every=1), batch_size=500
+            session, org_id=org.id, source=CountingLines(rows=1_200, bad_every=1), batch_size=500
         )
     assert report.failed == 1_200
     assert len(report.errors) == MAX_REPORTED_ERRORS
@@ -88,18 +88,18 @@ async def test_csv_columns_map_to_fields_and_attributes(db: Database) -> None:
         await import_csv(
             session,
             org_id=org.id,
-            lines=[
-                "email,first_name,attributes.tier,sms_status\n",
-                "a@example.com,Ann,gold,unsubscribed\n",
-                'b@example.com,"Smith, Bo",,\n',
+            source=[
+                b"email,first_name,attributes.tier,Seats,sms_status\n",
+                b"a@example.com,Ann,gold,12,unsubscribed\n",
+                b'b@example.com,"Smith, Bo",,007,\n',
             ],
         )
     async with db.session() as session:
         stored = {c.email: c for c in await session.scalars(select(Contact))}
-    assert stored["a@example.com"].attributes == {"tier": "gold"}
+    assert stored["a@example.com"].attributes == {"tier": "gold", "Seats": 12}
     assert stored["a@example.com"].sms_status == "unsubscribed"
     assert stored["b@example.com"].first_name == "Smith, Bo"
-    assert stored["b@example.com"].attributes == {}
+    assert stored["b@example.com"].attributes == {"Seats": "007"}
 
 
 async def test_an_unusable_header_stops_before_anything_is_stored(db: Database) -> None:
@@ -107,7 +107,21 @@ async def test_an_unusable_header_stops_before_anything_is_stored(db: Database) 
     async with db.session() as session:
         with pytest.raises(InvalidInput) as caught:
             await import_csv(
-                session, org_id=org.id, lines=["email,Company Name\n", "a@example.com,Acme\n"]
+                session, org_id=org.id, source=[b"email,Company Name\n", b"a@example.com,Acme\n"]
             )
     assert caught.value.errors[0].field == "header[1]"
     assert await _count(db, org.id) == 0
+
+
+async def test_a_line_that_is_not_utf8_fails_only_its_row(db: Database) -> None:
+    org = await make_org(db)
+    rows = [f"u{i}@example.com,U{i}\n".encode() for i in range(250)]
+    rows[120] = b"bad@example.com,Ren\xe9\n"  # Latin-1 inside a UTF-8 file
+    async with db.session() as session:
+        report = await import_csv(
+            session, org_id=org.id, source=[b"email,first_name\n", *rows], batch_size=100
+        )
+    assert (report.rows, report.created, report.failed) == (250, 249, 1)
+    assert [(e.index, e.field) for e in report.errors] == [(120, "row")]
+    assert "line 122" in report.errors[0].reason
+    assert await _count(db, org.id) == 249

@@ -163,3 +163,15 @@ async def test_another_orgs_contact_with_the_same_email_is_separate(db: Database
     report = await _upsert(db, b.id, [contact(1, first_name="B's")])
     assert report.created == 1
     assert [c.first_name for c in await _contacts(db, a.id)] == ["A's"]
+
+
+async def test_stored_attributes_stay_under_the_cap_after_merging(db: Database) -> None:
+    org = await make_org(db)
+    half = "x" * 9_000
+    await _upsert(db, org.id, [contact(1, attributes={"a": half})])
+    report = await _upsert(db, org.id, [contact(1, attributes={"b": half}), contact(2)])
+    assert report.failed == 1
+    assert [(e.index, e.field) for e in report.errors] == [(0, "attributes")]
+    stored = {c.email: c for c in await _contacts(db, org.id)}
+    assert stored["person1@example.com"].attributes == {"a": half}
+    assert "person2@example.com" in stored

@@ -50,6 +50,17 @@ CASES: list[tuple[str, dict[str, Any], set[str]]] = [
     ("boolean", {"field": "attributes.beta", "op": "eq", "value": True}, {"Ada"}),
     ("boolean false", {"field": "attributes.beta", "op": "eq", "value": False}, {"Bob"}),
     ("exists", {"field": "attributes.plan", "op": "exists"}, {"Ada", "Bob", "Cy"}),
+    (
+        "exists whatever the type",
+        {"field": "attributes.seats", "op": "exists"},
+        {"Ada", "Bob", "Cy", "Dee"},
+    ),
+    (
+        "a boolean never equals text",
+        {"field": "attributes.beta", "op": "eq", "value": "true"},
+        set(),
+    ),
+    ("a number never equals text", {"field": "attributes.seats", "op": "eq", "value": "12"}, set()),
     ("not_exists", {"field": "attributes.plan", "op": "not_exists"}, {"Dee", "Eve_%"}),
     ("in", {"field": "first_name", "op": "in", "value": ["Ada", "Dee"]}, {"Ada", "Dee"}),
     (

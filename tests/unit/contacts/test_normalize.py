@@ -1,0 +1,263 @@
+from __future__ import annotations
+
+from typing import Any
+
+import email_validator.deliverability
+import pytest
+
+from tidings.contacts.normalize import (
+    MAX_ATTRIBUTES_BYTES,
+    ContactFields,
+    normalize_email,
+    normalize_phone,
+    validate_row,
+)
+from tidings.errors import FieldError
+
+
+def valid(raw: object, *, region: str | None = None) -> ContactFields:
+    result = validate_row(raw, region=region)
+    assert isinstance(result, ContactFields), result
+    return result
+
+
+def error_fields(raw: object, *, region: str | None = None) -> list[str]:
+    result = validate_row(raw, region=region)
+    assert isinstance(result, list), result
+    return [e.field for e in result]
+
+
+# --- normalize_email ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ada@example.com", "ada@example.com"),
+        ("Ada.Lovelace@Example.COM", "ada.lovelace@example.com"),
+        ("ADA+news@EXAMPLE.org", "ada+news@example.org"),
+    ],
+    ids=["already-canonical", "mixed-case", "plus-tag"],
+)
+def test_normalize_email_is_canonical_lower_case(raw: str, expected: str) -> None:
+    assert normalize_email(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ada",
+        "ada@",
+        "@example.com",
+        "ada@@example.com",
+        "ada lovelace@example.com",
+        "Ada <ada@example.com>",
+        "ada@example",
+        "",
+    ],
+    ids=["no-at", "no-domain", "no-local", "two-ats", "space", "display-name", "no-tld", "empty"],
+)
+def test_normalize_email_rejects_bad_syntax(raw: str) -> None:
+    with pytest.raises(ValueError, match=r"\w"):
+        normalize_email(raw)
+
+
+def test_normalize_email_does_no_dns_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_dns(*args: object, **kwargs: object) -> None:
+        raise AssertionError("DNS lookup attempted")
+
+    monkeypatch.setattr(email_validator.deliverability, "validate_email_deliverability", no_dns)
+    assert normalize_email("ada@no-such-domain-tidings.com") == "ada@no-such-domain-tidings.com"
+
+
+# --- normalize_phone ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("+33 6 12 34 56 78", None, "+33612345678"),
+        ("+33612345678", None, "+33612345678"),
+        ("06 12 34 56 78", "FR", "+33612345678"),
+        ("  06.12.34.56.78 ", "FR", "+33612345678"),
+        ("+44 20 7031 3000", "FR", "+442070313000"),
+        ("(650) 253-0000", "US", "+16502530000"),
+    ],
+    ids=["international", "e164", "national-fr", "dotted-padded", "foreign-with-region", "us"],
+)
+def test_normalize_phone_gives_e164(raw: str, region: str | None, expected: str) -> None:
+    assert normalize_phone(raw, region) == expected
+
+
+def test_normalize_phone_national_number_needs_a_region() -> None:
+    with pytest.raises(ValueError, match="international format"):
+        normalize_phone("06 12 34 56 78", None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "reason"),
+    [
+        ("hello", "FR", "not a phone number"),
+        ("+33 1", None, "not a phone number"),
+        ("+33 6 12 34 56 78 90", None, "not a valid phone number"),
+        ("01 23", "FR", "not a valid phone number"),
+    ],
+    ids=["letters", "too-short", "too-long", "short-national"],
+)
+def test_normalize_phone_rejects_invalid_numbers(raw: str, region: str | None, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        normalize_phone(raw, region)
+
+
+# --- validate_row: errors ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [["ada@example.com"], "ada@example.com", None, 3], ids=repr)
+def test_validate_row_rejects_non_object(raw: object) -> None:
+    assert validate_row(raw, region=None) == [FieldError("contact", "must be an object")]
+
+
+def test_validate_row_names_unknown_field() -> None:
+    assert error_fields({"email": "ada@example.com", "nickname": "Ada"}) == ["nickname"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{"first_name": "Ada"}, {"email": "   ", "phone": ""}, {}],
+    ids=["names-only", "blank-keys", "empty"],
+)
+def test_validate_row_needs_email_or_phone(raw: dict[str, Any]) -> None:
+    result = validate_row(raw, region=None)
+    assert isinstance(result, list)
+    assert [e.field for e in result] == ["email"]
+    assert "email or a phone" in result[0].reason
+
+
+@pytest.mark.parametrize(
+    "bad", ["Ada\nBob", "Ada\rBob", "Ada\x00", "Ada\x1b[31m"], ids=["LF", "CR", "NUL", "ESC"]
+)
+@pytest.mark.parametrize("field", ["first_name", "last_name"])
+def test_validate_row_rejects_control_characters_in_names(field: str, bad: str) -> None:
+    assert error_fields({"email": "ada@example.com", field: bad}) == [field]
+
+
+def test_validate_row_rejects_unknown_timezone() -> None:
+    result = validate_row({"email": "ada@example.com", "timezone": "Mars/Olympus"}, region=None)
+    assert isinstance(result, list)
+    assert [e.field for e in result] == ["timezone"]
+    assert "Mars/Olympus" in result[0].reason
+
+
+def test_validate_row_rejects_bad_locale() -> None:
+    assert error_fields({"email": "ada@example.com", "locale": "english!"}) == ["locale"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Company Name", "1st", "plan-type", "é", "x" * 65, ""],
+    ids=["space", "digit-first", "hyphen", "non-ascii", "too-long", "empty"],
+)
+def test_validate_row_rejects_bad_attribute_names(name: str) -> None:
+    fields = error_fields({"email": "ada@example.com", "attributes": {name: 1, "ok_name": 2}})
+    assert fields == [f"attributes.{name}"]
+
+
+def test_validate_row_accepts_attributes_of_exactly_the_limit() -> None:
+    # {"blob":"…"} is 11 characters around the value.
+    row = {"email": "ada@example.com", "attributes": {"blob": "x" * (MAX_ATTRIBUTES_BYTES - 11)}}
+    assert valid(row).attributes == row["attributes"]
+
+
+def test_validate_row_rejects_attributes_over_the_limit() -> None:
+    row = {"email": "ada@example.com", "attributes": {"blob": "x" * (MAX_ATTRIBUTES_BYTES - 10)}}
+    result = validate_row(row, region=None)
+    assert isinstance(result, list)
+    assert [e.field for e in result] == ["attributes"]
+    assert str(MAX_ATTRIBUTES_BYTES) in result[0].reason
+
+
+def test_validate_row_rejects_attributes_that_are_not_an_object() -> None:
+    assert error_fields({"email": "ada@example.com", "attributes": [1, 2]}) == ["attributes"]
+
+
+def test_validate_row_rejects_unknown_subscription_status() -> None:
+    fields = error_fields({"email": "ada@example.com", "subscriptions": {"email": "yes"}})
+    assert fields == ["subscriptions.email"]
+
+
+def test_validate_row_reports_every_bad_field_at_once() -> None:
+    row = {
+        "email": "not-an-email",
+        "phone": "06 12 34 56 78",
+        "first_name": "A\nB",
+        "timezone": "Nowhere/Town",
+        "attributes": {"bad name": 1},
+    }
+    assert sorted(error_fields(row)) == [
+        "attributes.bad name",
+        "email",
+        "first_name",
+        "phone",
+        "timezone",
+    ]
+
+
+def test_validate_row_errors_carry_no_index() -> None:
+    result = validate_row({"email": "nope"}, region=None)
+    assert isinstance(result, list)
+    assert all(e.index is None for e in result)
+
+
+# --- validate_row: valid rows ------------------------------------------------------------
+
+
+def test_validate_row_normalizes_email_and_phone() -> None:
+    fields = valid({"email": " Ada@Example.COM ", "phone": "06 12 34 56 78"}, region="FR")
+    assert (fields.email, fields.phone) == ("ada@example.com", "+33612345678")
+
+
+def test_validate_row_phone_only_has_no_email() -> None:
+    fields = valid({"phone": "+33 6 12 34 56 78"})
+    assert (fields.email, fields.phone) == (None, "+33612345678")
+
+
+def test_validate_row_values_hold_only_the_fields_the_row_set() -> None:
+    fields = valid({"email": "ada@example.com", "first_name": " Ada ", "last_name": None})
+    assert fields.values == {"first_name": "Ada", "last_name": None}
+    assert fields.attributes is None
+
+
+def test_validate_row_with_keys_only_has_empty_values() -> None:
+    assert valid({"email": "ada@example.com"}).values == {}
+
+
+def test_validate_row_keeps_locale_and_timezone() -> None:
+    fields = valid(
+        {"email": "ada@example.com", "locale": "en-GB", "timezone": "Europe/London"},
+    )
+    assert fields.values == {"locale": "en-GB", "timezone": "Europe/London"}
+
+
+@pytest.mark.parametrize(
+    ("subscriptions", "expected"),
+    [
+        ({"email": "unsubscribed"}, {"email_status": "unsubscribed"}),
+        ({"sms": "subscribed"}, {"sms_status": "subscribed"}),
+        (
+            {"email": "subscribed", "sms": "unsubscribed"},
+            {"email_status": "subscribed", "sms_status": "unsubscribed"},
+        ),
+        ({}, {}),
+    ],
+    ids=["email-only", "sms-only", "both", "neither"],
+)
+def test_validate_row_maps_subscriptions_to_status_values(
+    subscriptions: dict[str, str], expected: dict[str, str]
+) -> None:
+    fields = valid({"email": "ada@example.com", "subscriptions": subscriptions})
+    assert fields.values == expected
+
+
+def test_validate_row_passes_attributes_as_a_patch() -> None:
+    attributes = {"plan": "pro", "seats": 12, "old_key": None}
+    assert valid({"email": "ada@example.com", "attributes": attributes}).attributes == attributes
