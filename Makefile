@@ -37,8 +37,9 @@ typecheck: $(STAMP) ## mypy --strict on src/
 pytest: $(STAMP) ## the pytest suite (PostgreSQL too when TIDINGS_TEST_DATABASE_URL is set)
 	$(BIN)/pytest
 
-bench-import: $(STAMP) ## import a generated 1,000,000-row CSV and report time and peak RSS
+bench-import: $(STAMP) ## CSV import of 100k and 1M rows: time and peak RSS, SQLite then PostgreSQL
 	$(BIN)/python bench/import_csv.py --rows 1000000
+	$(BIN)/python bench/import_csv.py --rows 1000000 --postgres
 
 clean: ## remove the virtualenv, caches and ./var
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

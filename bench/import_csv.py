@@ -1,6 +1,6 @@
 """CSV import benchmark: time and peak memory of `tidings contacts import` by file size.
 
-    python bench/import_csv.py --rows 1000000 [--database-url postgresql+asyncpg://…]
+    python bench/import_csv.py --rows 1000000 [--postgres]
 
 For each size (a tenth of --rows, then --rows) it writes a CSV of personalised rows
 (email, names, two attributes), creates a fresh database and org, runs the real CLI import
@@ -11,6 +11,7 @@ means the two peaks are close although one file is ten times the other.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 WORK = HERE / ".work"
+sys.path.insert(0, str(HERE.parent))  # for tests.support.pgdb (throwaway PostgreSQL databases)
 TIDINGS = [sys.executable, "-m", "tidings"]
 
 
@@ -74,25 +76,30 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument(
-        "--database-url", help="PostgreSQL URL of an EMPTY database (default: SQLite)"
+        "--postgres",
+        action="store_true",
+        help="a throwaway PostgreSQL database on 127.0.0.1:5432 per size (default: SQLite)",
     )
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
+
+    from tests.support import pgdb
 
     results = []
     for rows in (args.rows // 10, args.rows):
         csv_path = WORK / f"contacts-{rows}.csv"
         if not csv_path.exists():
             write_csv(csv_path, rows)
-        url = args.database_url or fresh_sqlite(f"import-{rows}.db")
-        if args.database_url:
-            import asyncio
-
-            from tests.support import pgdb  # a throwaway database per run
-
-            url = asyncio.run(pgdb.create())
-        result = {"engine": url.split("+")[0], "file_mb": round(csv_path.stat().st_size / 1e6, 1)}
-        result.update(run_import(csv_path, url))
+        url = asyncio.run(pgdb.create()) if args.postgres else fresh_sqlite(f"import-{rows}.db")
+        try:
+            result = {
+                "engine": url.split("+")[0],
+                "file_mb": round(csv_path.stat().st_size / 1e6, 1),
+            }
+            result.update(run_import(csv_path, url))
+        finally:
+            if args.postgres:
+                asyncio.run(pgdb.drop(url))
         results.append(result)
         print(json.dumps(result), flush=True)
 
@@ -102,7 +109,8 @@ def main() -> None:
         f"peak RSS {small['peak_rss_mb']} MB at {small['rows']:,} rows, "
         f"{large['peak_rss_mb']} MB at {large['rows']:,} rows ({growth:+.0%})"
     )
-    (WORK / "import-results.json").write_text(json.dumps(results, indent=2))
+    engine = "postgresql" if args.postgres else "sqlite"
+    (WORK / f"import-results-{engine}.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +24,7 @@ from tidings.contacts.normalize import (
     validate_row,
 )
 from tidings.db.base import utcnow
-from tidings.db.dialect import insert_ignoring_conflicts
+from tidings.db.dialect import insert_ignoring_conflicts, rows_by_keys
 from tidings.db.engine import begin_write
 from tidings.errors import FieldError, NotFound
 from tidings.lists.models import ListMember
@@ -134,11 +134,12 @@ async def _existing(
     session: AsyncSession, *, org_id: int, column: Any, keys: list[str]
 ) -> dict[str, Any]:
     found: dict[str, Any] = {}
+    table = cast(Table, Contact.__table__)
     for chunk in _chunks(keys):
-        rows = await session.execute(
-            select(Contact.__table__).where(Contact.org_id == org_id, column.in_(chunk))
+        query = rows_by_keys(
+            session, table=table, org_id=org_id, column=table.c[column.key], keys=list(chunk)
         )
-        for row in rows.mappings():
+        for row in (await session.execute(query)).mappings():
             found[row[column.key]] = row
     return found
 

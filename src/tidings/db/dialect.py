@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, case, func, null
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    bindparam,
+    case,
+    func,
+    null,
+    select,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.schema import Column
 
 from tidings.db.base import Base
 
@@ -21,6 +33,28 @@ def insert_ignoring_conflicts(session: AsyncSession, table: type[Base] | Table) 
     if dialect_name(session) == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
     return sqlite.insert(table).on_conflict_do_nothing()
+
+
+def rows_by_keys(
+    session: AsyncSession, *, table: Table, org_id: int, column: Column[str], keys: list[str]
+) -> Select[Any]:
+    """The org's rows of `table` whose unique `column` is one of `keys`.
+
+    PostgreSQL: one array parameter, unnested and joined LATERAL to an equality probe on
+    the unique (org_id, column) index. That is one index lookup per key whatever the
+    statistics say; `org_id = $1 AND column IN (…)` let a freshly filled org (planned as
+    a few rows) be scanned whole, testing each row against every key. SQLite plans the
+    IN list as index lookups itself.
+    """
+    if dialect_name(session) != "postgresql":
+        return select(table).where(table.c.org_id == org_id, column.in_(keys))
+    wanted = (
+        func.unnest(bindparam("keys", keys, type_=postgresql.ARRAY(String)))
+        .table_valued("key")
+        .render_derived(name="wanted")
+    )
+    match = select(table).where(table.c.org_id == org_id, column == wanted.c.key).lateral("match")
+    return select(match).select_from(wanted).join(match, true())
 
 
 def json_kind(column: Any, key: str, dialect: str) -> ColumnElement[str]:
