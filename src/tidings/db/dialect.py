@@ -41,10 +41,12 @@ def rows_by_keys(
     """The org's rows of `table` whose unique `column` is one of `keys`.
 
     PostgreSQL: one array parameter, unnested and joined LATERAL to an equality probe on
-    the unique (org_id, column) index. That is one index lookup per key whatever the
-    statistics say; `org_id = $1 AND column IN (…)` let a freshly filled org (planned as
-    a few rows) be scanned whole, testing each row against every key. SQLite plans the
-    IN list as index lookups itself.
+    the unique (org_id, column) index: one index lookup per key whatever the statistics
+    say. A freshly filled org is planned as a few rows until autoanalyze catches up, and
+    both `org_id = $1 AND column IN (…)` and a plain join then scan the whole org (measured:
+    164 ms per 500 keys at 584,000 contacts, against 0.8 ms here). `LIMIT 1` (the key is
+    unique in the org) keeps the planner from flattening the lateral subquery into such a
+    join. SQLite plans the IN list as index lookups itself.
     """
     if dialect_name(session) != "postgresql":
         return select(table).where(table.c.org_id == org_id, column.in_(keys))

@@ -12,6 +12,7 @@ from tidings.contacts.models import Contact
 from tidings.db.base import utcnow
 from tidings.db.dialect import insert_ignoring_conflicts
 from tidings.db.engine import begin_write
+from tidings.db.names import commit_named, require_free_name
 from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.lists.models import ContactList, ListMember
 from tidings.lists.schemas import ListChanges
@@ -41,37 +42,15 @@ async def require_lists(session: AsyncSession, *, org_id: int, list_ids: Sequenc
         raise InvalidInput(missing)
 
 
-async def _name_taken(session: AsyncSession, *, org_id: int, name: str, except_id: int = 0) -> None:
-    taken = await session.scalar(
-        select(ContactList.id).where(
-            ContactList.org_id == org_id, ContactList.name == name, ContactList.id != except_id
-        )
-    )
-    if taken is not None:
-        raise InvalidInput.field("name", f"a list named {name!r} exists (id {taken})")
-
-
 async def create_list(
     session: AsyncSession, *, org_id: int, name: str, description: str | None
 ) -> CountedList:
     await begin_write(session)
-    await _name_taken(session, org_id=org_id, name=name)
+    await require_free_name(session, ContactList, org_id=org_id, name=name, what="list")
     item = ContactList(org_id=org_id, name=name, description=description)
     session.add(item)
-    await session.commit()
+    await commit_named(session, name=name, what="list")
     return CountedList(item, 0)
-
-
-async def get_or_create_list(session: AsyncSession, *, org_id: int, name: str) -> ContactList:
-    """The org's list called `name`, created if absent (query helper: does not commit)."""
-    item = await session.scalar(
-        select(ContactList).where(ContactList.org_id == org_id, ContactList.name == name)
-    )
-    if item is None:
-        item = ContactList(org_id=org_id, name=name)
-        session.add(item)
-        await session.flush()
-    return item
 
 
 async def _get(session: AsyncSession, *, org_id: int, list_id: int) -> ContactList:
@@ -116,7 +95,7 @@ async def list_lists(
     if after_id is not None:
         query = query.where(ContactList.id > after_id)
     rows = await session.execute(query.order_by(ContactList.id).limit(limit))
-    return [CountedList(item, int(n)) for item, n in rows.tuples()]
+    return [CountedList(item, int(n)) for item, n in rows]
 
 
 async def update_list(
@@ -125,11 +104,18 @@ async def update_list(
     await begin_write(session)
     item = await _get(session, org_id=org_id, list_id=list_id)
     if "name" in changes:
-        await _name_taken(session, org_id=org_id, name=changes["name"], except_id=list_id)
+        await require_free_name(
+            session,
+            ContactList,
+            org_id=org_id,
+            name=changes["name"],
+            what="list",
+            except_id=list_id,
+        )
         item.name = changes["name"]
     if "description" in changes:
         item.description = changes["description"]
-    await session.commit()
+    await commit_named(session, name=item.name, what="list")
     return CountedList(item, await _count(session, org_id=org_id, list_id=list_id))
 
 

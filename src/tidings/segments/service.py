@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.contacts.models import Contact
 from tidings.db.dialect import dialect_name
 from tidings.db.engine import begin_write
+from tidings.db.names import commit_named, require_free_name
 from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.lists.models import ContactList
 from tidings.segments import filters
@@ -77,16 +78,6 @@ async def _counted(session: AsyncSession, segment: Segment) -> CountedSegment:
     return CountedSegment(segment, await _count(session, org_id=segment.org_id, node=node))
 
 
-async def _name_free(session: AsyncSession, *, org_id: int, name: str, except_id: int = 0) -> None:
-    taken = await session.scalar(
-        select(Segment.id).where(
-            Segment.org_id == org_id, Segment.name == name, Segment.id != except_id
-        )
-    )
-    if taken is not None:
-        raise InvalidInput.field("name", f"a segment named {name!r} exists (id {taken})")
-
-
 async def create_segment(
     session: AsyncSession,
     *,
@@ -97,10 +88,10 @@ async def create_segment(
 ) -> CountedSegment:
     await begin_write(session)
     await _checked(session, org_id=org_id, raw=filter)
-    await _name_free(session, org_id=org_id, name=name)
+    await require_free_name(session, Segment, org_id=org_id, name=name, what="segment")
     segment = Segment(org_id=org_id, name=name, description=description, filter=filter)
     session.add(segment)
-    await session.commit()
+    await commit_named(session, name=name, what="segment")
     return await _counted(session, segment)
 
 
@@ -114,14 +105,21 @@ async def update_segment(
     await begin_write(session)
     segment = await _get(session, org_id=org_id, segment_id=segment_id)
     if "name" in changes:
-        await _name_free(session, org_id=org_id, name=changes["name"], except_id=segment_id)
+        await require_free_name(
+            session,
+            Segment,
+            org_id=org_id,
+            name=changes["name"],
+            what="segment",
+            except_id=segment_id,
+        )
         segment.name = changes["name"]
     if "description" in changes:
         segment.description = changes["description"]
     if "filter" in changes:
         await _checked(session, org_id=org_id, raw=changes["filter"])
         segment.filter = changes["filter"]
-    await session.commit()
+    await commit_named(session, name=segment.name, what="segment")
     return await _counted(session, segment)
 
 
