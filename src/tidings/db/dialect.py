@@ -55,7 +55,12 @@ def rows_by_keys(
         .table_valued("key")
         .render_derived(name="wanted")
     )
-    match = select(table).where(table.c.org_id == org_id, column == wanted.c.key).lateral("match")
+    match = (
+        select(table)
+        .where(table.c.org_id == org_id, column == wanted.c.key)
+        .limit(1)
+        .lateral("match")
+    )
     return select(match).select_from(wanted).join(match, true())
 
 

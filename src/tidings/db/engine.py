@@ -26,6 +26,18 @@ from sqlalchemy.ext.asyncio import (
 from tidings.settings import Settings, sqlite_path
 
 _BEGIN_OPTION = "tidings_sqlite_begin"
+
+POSTGRES_SESSION = {"plan_cache_mode": "force_custom_plan"}
+"""Settings of every PostgreSQL connection Tidings opens.
+
+asyncpg keeps each statement prepared; after five runs PostgreSQL may switch it to a
+generic plan made once, then keep it until statistics change. Tidings' tables change size
+fast — an org's contacts grow by a million in one import, an outbox fills and drains —
+so a plan made when a table was empty (a scan is cheapest then) was still used at 58,000
+rows, taking over a second per 500-key lookup where an index probe takes under one
+millisecond. Planning every execution with its real parameters costs well under a
+millisecond per statement.
+"""
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -42,6 +54,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         return engine
     return create_async_engine(
         settings.database_url,
+        connect_args={"server_settings": POSTGRES_SESSION},
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,
