@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format typecheck pytest bench-import clean
+.PHONY: help install run test lint format typecheck pytest bench-import bench-upsert clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -40,6 +40,10 @@ pytest: $(STAMP) ## the pytest suite (PostgreSQL too when TIDINGS_TEST_DATABASE_
 bench-import: $(STAMP) ## CSV import of 100k and 1M rows: time and peak RSS, SQLite then PostgreSQL
 	$(BIN)/python bench/import_csv.py --rows 1000000
 	$(BIN)/python bench/import_csv.py --rows 1000000 --postgres
+
+bench-upsert: $(STAMP) ## bulk upsert latency (500 and 10,000 rows per request), SQLite then PostgreSQL
+	$(BIN)/python bench/upsert_latency.py
+	$(BIN)/python bench/upsert_latency.py --postgres
 
 clean: ## remove the virtualenv, caches and ./var
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
