@@ -4,6 +4,7 @@
     TidingsError
     ├── InvalidInput        422 — one or more FieldErrors, each naming the field (and index)
     ├── NotFound            404 — absent, or belongs to another org (never say which)
+    ├── Conflict            409 — not possible in the object's current state
     ├── Unauthorized        401 — missing or invalid credentials
     └── Forbidden           403 — valid credentials, wrong org or missing scope
 """
@@ -61,6 +62,12 @@ class NotFound(TidingsError):
 
     def __init__(self, what: str, ident: object) -> None:
         super().__init__(f"{what} {ident} does not exist")
+
+
+class Conflict(TidingsError):
+    status = 409
+    title = "Conflict"
+    slug = "conflict"
 
 
 class Unauthorized(TidingsError):

@@ -1,10 +1,28 @@
 """Every table, imported in one place so `Base.metadata` is complete (Alembic, tests)."""
 
+from tidings.broadcasts.models import Broadcast
+from tidings.campaigns.models import Campaign
+from tidings.connections.models import Connection
 from tidings.contacts.models import Contact
 from tidings.db.base import Base
 from tidings.keys.models import ApiKey
 from tidings.lists.models import ContactList, ListMember
+from tidings.messages.models import Message
 from tidings.orgs.models import Org
 from tidings.segments.models import Segment
+from tidings.templates.models import Template
 
-__all__ = ["ApiKey", "Base", "Contact", "ContactList", "ListMember", "Org", "Segment"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Broadcast",
+    "Campaign",
+    "Connection",
+    "Contact",
+    "ContactList",
+    "ListMember",
+    "Message",
+    "Org",
+    "Segment",
+    "Template",
+]

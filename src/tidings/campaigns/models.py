@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tidings.db.base import Base, BigIntPK, utcnow
+
+
+class Campaign(Base):
+    """What is sent and how: channel, template, sender, purpose, connection, tracking.
+    `connection_id` null means the org's default connection for the channel (the
+    built-in sink unless another is marked default)."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    channel: Mapped[str] = mapped_column(String(8))
+    template_id: Mapped[int] = mapped_column(ForeignKey("templates.id"))
+    purpose: Mapped[str] = mapped_column(String(16))
+    from_name: Mapped[str | None] = mapped_column(String(200))
+    from_email: Mapped[str | None] = mapped_column(String(320))
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    sms_sender: Mapped[str | None] = mapped_column(String(16))
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id"))
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id", ondelete="SET NULL"))
+    track_opens: Mapped[bool] = mapped_column(default=False)
+    track_clicks: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

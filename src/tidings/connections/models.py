@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tidings.db.base import Base, BigIntPK, utcnow
+
+
+class Connection(Base):
+    """A provider an org sends through. `settings` is readable configuration; `credentials`
+    (passwords, API keys, tokens) is write-only through the API. Limits hold for the whole
+    cluster, every worker together."""
+
+    __tablename__ = "connections"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    channel: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(16))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    credentials: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    max_per_second: Mapped[float | None] = mapped_column(Float)
+    max_concurrency: Mapped[int] = mapped_column(default=10)
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
