@@ -1,0 +1,1 @@
+"""Message content and the limits channels put on it."""

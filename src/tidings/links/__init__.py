@@ -1,0 +1,1 @@
+"""Per-recipient links: signed tokens for click, unsubscribe and open tracking."""
