@@ -1,0 +1,112 @@
+"""Kannel's smsbox HTTP interface: one GET /cgi-bin/sendsms per message.
+
+    GET {base_url}/cgi-bin/sendsms?username=&password=&from=&to=&text=
+        &charset=UTF-8&coding=0|2&dlr-mask=31&dlr-url=...
+
+The text always travels as UTF-8 (`charset`); `coding` tells Kannel what to put on the
+air: 0 (GSM 7-bit) when every character is in the GSM alphabet, else 2 (UCS-2), the
+same rule `tidings.content.sms` bills segments by.
+
+Kannel answers 202 "0: Accepted for delivery" or "3: Queued for later delivery" (both
+success: Kannel owns the message now), a 4xx with a reason for a request it will never
+deliver, and 503 for a temporary failure. It returns no id of its own, so the provider
+id is "kannel-<message id>"; delivery reports come back on `dlr_url`.
+
+Kannel takes its credentials in the query string. They are redacted from every reason,
+but anything that logs request URLs between here and Kannel will see them: keep the
+smsbox on a private network or behind TLS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote, quote_plus
+
+import httpx
+
+from tidings.channels.base import Outgoing, Result, Sent
+from tidings.channels.http_common import (
+    REQUEST_ERRORS,
+    HttpChannel,
+    each_limited,
+    sms_text,
+    status_error,
+    transport_error,
+)
+from tidings.content.sms import is_gsm7
+
+CODING_GSM7 = "0"
+CODING_UCS2 = "2"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KannelSettings:
+    """One smsbox and its sendsms user.
+
+    `dlr_url` is a template: "{message_id}" is replaced with our id, and Kannel's own
+    escapes (%d the report type, %A the SMSC reply, ...) are passed through for Kannel
+    to fill. No `dlr_url`, no delivery reports (and no `dlr-mask`).
+    """
+
+    base_url: str
+    username: str
+    password: str = field(repr=False)
+    dlr_url: str | None = None
+    dlr_mask: int = 31
+
+
+class KannelChannel(HttpChannel):
+    """Sends each message as its own request, up to `max_concurrency` at a time."""
+
+    def __init__(
+        self,
+        settings: KannelSettings,
+        *,
+        client: httpx.AsyncClient | None = None,
+        max_concurrency: int = 10,
+    ) -> None:
+        super().__init__(client=client, max_concurrency=max_concurrency)
+        self.settings = settings
+        self._url = settings.base_url.rstrip("/") + "/cgi-bin/sendsms"
+        # A gateway that echoes the request URL echoes the password percent-encoded.
+        self._secrets = (
+            settings.password,
+            quote(settings.password, safe=""),
+            quote_plus(settings.password),
+        )
+
+    async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
+        """One Result per message, in order; failures are results, never raised."""
+        return await each_limited(batch, self._send_one, limit=self._limit)
+
+    def query(self, message: Outgoing) -> dict[str, str]:
+        """The sendsms query parameters for one message."""
+        text = sms_text(message)
+        params = {"username": self.settings.username, "password": self.settings.password}
+        if message.sender:
+            params["from"] = message.sender
+        params |= {
+            "to": message.recipient,
+            "text": text,
+            "charset": "UTF-8",
+            "coding": CODING_GSM7 if is_gsm7(text) else CODING_UCS2,
+        }
+        if self.settings.dlr_url:
+            # str.replace, not str.format: the URL is full of Kannel's %-escapes and may
+            # hold braces of its own.
+            params["dlr-mask"] = str(self.settings.dlr_mask)
+            params["dlr-url"] = self.settings.dlr_url.replace(
+                "{message_id}", str(message.message_id)
+            )
+        return params
+
+    async def _send_one(self, message: Outgoing) -> Result:
+        try:
+            response = await self.client.get(self._url, params=self.query(message))
+        except REQUEST_ERRORS as exc:
+            return transport_error(exc, secrets=self._secrets)
+        error = status_error(response, secrets=self._secrets)
+        if error is not None:
+            return error
+        return Sent(f"kannel-{message.message_id}")
