@@ -117,6 +117,10 @@ def serve(
     bootstrap: Annotated[
         bool, typer.Option(help="On an empty database, create a first org and print its key once.")
     ] = False,
+    dispatcher: Annotated[
+        bool | None,
+        typer.Option(help="Send from this process too [TIDINGS_DISPATCHER, default on]."),
+    ] = None,
 ) -> None:
     """Serve the API and /docs, migrating the database first (unless TIDINGS_AUTO_MIGRATE=false)."""
     import uvicorn
@@ -124,6 +128,8 @@ def serve(
     from tidings.api.app import create_app
 
     settings = _settings(ctx)
+    if dispatcher is not None:
+        settings = settings.model_copy(update={"dispatcher": dispatcher})
     host, port = host or settings.host, port or settings.port
     if bootstrap:
         _bootstrap(settings, base_url=f"http://{host}:{port}")
@@ -153,6 +159,22 @@ def _bootstrap(settings: Settings, *, base_url: str) -> None:
         f"  try:    curl -H 'Authorization: Bearer {secret}' {base_url}/v1/orgs/{org.id}\n",
         soft_wrap=True,
     )
+
+
+@app.command()
+def worker(ctx: typer.Context) -> None:
+    """Run a standalone dispatcher (PostgreSQL: any number, on any machines).
+
+    SIGTERM or Ctrl-C stops it after the batch in hand: its outcomes are recorded, so
+    nothing it claimed waits for a lease to expire.
+    """
+    from tidings.dispatcher.run import run_worker
+
+    settings = _settings(ctx)
+    if settings.auto_migrate:
+        migrate.upgrade(settings.database_url)
+    err.print("worker started; Ctrl-C to stop")
+    run_worker(settings)
 
 
 @db_app.command("upgrade")

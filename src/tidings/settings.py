@@ -41,6 +41,25 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `tidings serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `tidings serve` binds to.")
     log_level: str = Field(default="info", description="debug, info, warning or error.")
+    dispatcher: bool = Field(
+        default=True,
+        description=(
+            "Run a dispatcher inside `tidings serve`. Turn it off on API replicas when "
+            "`tidings worker` processes send (PostgreSQL)."
+        ),
+    )
+    dispatcher_batch_size: int = Field(
+        default=200, ge=1, le=10_000, description="Messages a worker claims at a time."
+    )
+    dispatcher_lease_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description=(
+            "How long a claimed batch belongs to its worker. A worker that dies holds its "
+            "batch this long; then any worker sends it again."
+        ),
+    )
     import_batch_size: int = Field(
         default=1_000, ge=1, le=10_000, description="Rows per transaction when importing CSV."
     )

@@ -14,12 +14,19 @@ import httpx
 
 from tests.support.factories import OrgWithKey, make_org
 from tidings.api.app import create_app
+from tidings.content.render import Renderer
 from tidings.db.engine import Database
+from tidings.dispatcher.worker import Dispatcher
 from tidings.settings import Settings
 
 A_EMAIL = "alice.secret@alpha.example"
 A_LIST = "alpha-private-list"
 A_SEGMENT = "alpha-private-segment"
+A_TEMPLATE = "alpha-private-template"
+A_CAMPAIGN = "alpha-private-campaign"
+A_BROADCAST = "alpha-private-broadcast"
+A_CONNECTION = "alpha-private-connection"
+A_PASSWORD = "alpha-smtp-password-123"
 
 # (method, path template) → request body; ids in bodies are filled in from org A's objects.
 BODIES: dict[tuple[str, str], Any] = {
@@ -51,7 +58,37 @@ BODIES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/orgs/{org_id}/segments/{segment_id}/contacts"): None,
     ("PATCH", "/v1/orgs/{org_id}/segments/{segment_id}"): {"name": "hijacked"},
     ("DELETE", "/v1/orgs/{org_id}/segments/{segment_id}"): None,
-}
+    ("POST", "/v1/orgs/{org_id}/templates"): {
+        "name": "t2", "channel": "sms", "text": "hi {{ first_name }}"
+    },
+    ("GET", "/v1/orgs/{org_id}/templates"): None,
+    ("GET", "/v1/orgs/{org_id}/templates/{template_id}"): None,
+    ("PATCH", "/v1/orgs/{org_id}/templates/{template_id}"): {"name": "hijacked"},
+    ("POST", "/v1/orgs/{org_id}/templates/{template_id}/preview"): {"contact_id": "{contact_id}"},
+    ("POST", "/v1/orgs/{org_id}/campaigns"): {
+        "name": "c2", "channel": "email", "template_id": "{template_id}",
+        "from_email": "x@example.com",
+    },
+    ("GET", "/v1/orgs/{org_id}/campaigns"): None,
+    ("GET", "/v1/orgs/{org_id}/campaigns/{campaign_id}"): None,
+    ("POST", "/v1/orgs/{org_id}/broadcasts"): {
+        "name": "b2", "campaign_id": "{campaign_id}", "list_ids": ["{list_id}"],
+    },
+    ("GET", "/v1/orgs/{org_id}/broadcasts"): None,
+    ("GET", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}"): None,
+    ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/send"): None,
+    ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/pause"): None,
+    ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/resume"): None,
+    ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/cancel"): None,
+    ("GET", "/v1/orgs/{org_id}/messages"): None,
+    ("GET", "/v1/orgs/{org_id}/messages/{message_id}"): None,
+    ("GET", "/v1/orgs/{org_id}/sink/messages"): None,
+    ("POST", "/v1/orgs/{org_id}/connections"): {
+        "name": "x", "channel": "email", "kind": "smtp", "settings": {"host": "h"},
+    },
+    ("GET", "/v1/orgs/{org_id}/connections"): None,
+    ("GET", "/v1/orgs/{org_id}/connections/{connection_id}"): None,
+}  # fmt: skip
 
 
 def _routes() -> list[tuple[str, str]]:
@@ -76,7 +113,7 @@ def _fill(value: Any, ids: dict[str, int]) -> Any:
     return value
 
 
-async def _seed_a(client: httpx.AsyncClient, a: OrgWithKey) -> dict[str, int]:
+async def _seed_a(client: httpx.AsyncClient, db: Database, a: OrgWithKey) -> dict[str, int]:
     h = a.bearer
     lst = await client.post(f"/v1/orgs/{a.id}/lists", json={"name": A_LIST}, headers=h)
     list_id = lst.json()["id"]
@@ -91,13 +128,88 @@ async def _seed_a(client: httpx.AsyncClient, a: OrgWithKey) -> dict[str, int]:
         headers=h,
     )
     key = await client.post(f"/v1/orgs/{a.id}/keys", json={"name": "a-extra"}, headers=h)
+    connection = await client.post(
+        f"/v1/orgs/{a.id}/connections",
+        json={
+            "name": A_CONNECTION,
+            "channel": "email",
+            "kind": "smtp",
+            "settings": {"host": "mail.alpha.example"},
+            "credentials": {"username": "alpha", "password": A_PASSWORD},
+        },
+        headers=h,
+    )
+    template = await client.post(
+        f"/v1/orgs/{a.id}/templates",
+        json={
+            "name": A_TEMPLATE,
+            "channel": "email",
+            "subject": "Hi {{ first_name }}",
+            "text": "Secret offer for {{ first_name }}",
+        },
+        headers=h,
+    )
+    campaign = await client.post(
+        f"/v1/orgs/{a.id}/campaigns",
+        json={
+            "name": A_CAMPAIGN,
+            "channel": "email",
+            "template_id": template.json()["id"],
+            "from_email": "alpha@alpha.example",
+        },
+        headers=h,
+    )
+    broadcast = await client.post(
+        f"/v1/orgs/{a.id}/broadcasts",
+        json={
+            "name": A_BROADCAST,
+            "campaign_id": campaign.json()["id"],
+            "list_ids": [list_id],
+            "draft": True,
+        },
+        headers=h,
+    )
     return {
         "org_id": a.id,
         "list_id": list_id,
         "contact_id": up.json()["results"][0]["id"],
         "segment_id": seg.json()["id"],
         "key_id": key.json()["id"],
+        "template_id": template.json()["id"],
+        "connection_id": connection.json()["id"],
+        "campaign_id": campaign.json()["id"],
+        "broadcast_id": broadcast.json()["id"],
+        "message_id": await _one_message_of(client, db, a, h),
     }
+
+
+async def _one_message_of(
+    client: httpx.AsyncClient, db: Database, a: OrgWithKey, h: dict[str, str]
+) -> int:
+    """Org A sends one message through the sink, so there is a message to try to read."""
+    template = await client.post(
+        f"/v1/orgs/{a.id}/templates",
+        json={"name": "one", "channel": "email", "subject": "s", "text": "Secret offer"},
+        headers=h,
+    )
+    campaign = await client.post(
+        f"/v1/orgs/{a.id}/campaigns",
+        json={
+            "name": "one",
+            "channel": "email",
+            "template_id": template.json()["id"],
+            "from_email": "alpha@alpha.example",
+        },
+        headers=h,
+    )
+    await client.post(
+        f"/v1/orgs/{a.id}/broadcasts",
+        json={"name": "one", "campaign_id": campaign.json()["id"], "send_to_all": True},
+        headers=h,
+    )
+    await Dispatcher(db, renderer=Renderer()).drain()
+    listed = await client.get(f"/v1/orgs/{a.id}/messages", headers=h)
+    return int(listed.json()["data"][0]["id"])
 
 
 async def _call(
@@ -111,7 +223,19 @@ async def _call(
 
 
 def _leaks(response: httpx.Response) -> bool:
-    return any(secret in response.text for secret in (A_EMAIL, A_LIST, A_SEGMENT, "Alice"))
+    secrets = (
+        A_EMAIL,
+        A_LIST,
+        A_SEGMENT,
+        A_TEMPLATE,
+        A_CAMPAIGN,
+        A_BROADCAST,
+        A_CONNECTION,
+        A_PASSWORD,
+        "Alice",
+        "Secret offer",
+    )
+    return any(secret in response.text for secret in secrets)
 
 
 async def test_every_route_is_covered() -> None:
@@ -124,7 +248,7 @@ async def test_every_route_is_covered() -> None:
 async def test_org_b_cannot_read_or_change_org_a(client: httpx.AsyncClient, db: Database) -> None:
     a = await make_org(db, "Alpha")
     b = await make_org(db, "Bravo")
-    ids_a = await _seed_a(client, a)
+    ids_a = await _seed_a(client, db, a)
     ids_b_path = {**ids_a, "org_id": b.id}
 
     for method, template in _routes():

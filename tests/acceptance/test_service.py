@@ -21,7 +21,9 @@ async def test_healthz_and_readyz(client: httpx.AsyncClient, db: Database) -> No
 
 
 async def test_readyz_fails_on_an_unmigrated_database(tmp_path: Path) -> None:
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", dispatcher=False
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

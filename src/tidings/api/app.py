@@ -6,6 +6,7 @@ Importing this module does no work; the database engine is created when the app 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,13 +14,20 @@ from fastapi import APIRouter, FastAPI
 
 from tidings import __version__
 from tidings.api import health, problems
+from tidings.broadcasts import routes as broadcasts
+from tidings.campaigns import routes as campaigns
+from tidings.connections import routes as connections
 from tidings.contacts import routes as contacts
+from tidings.content.render import Renderer
 from tidings.db.engine import Database
+from tidings.dispatcher.run import build_worker
 from tidings.keys import routes as keys
 from tidings.lists import routes as lists
+from tidings.messages import routes as messages
 from tidings.orgs import routes as orgs
 from tidings.segments import routes as segments
 from tidings.settings import Settings
+from tidings.templates import routes as templates
 
 DESCRIPTION = """
 Tidings sends campaigns, invitations and broadcasts by email and SMS.
@@ -39,7 +47,11 @@ object in the key's org.
 
 def api_v1() -> APIRouter:
     router = APIRouter(prefix="/v1")
-    for module in (orgs, keys, contacts, lists, segments):
+    modules = (
+        orgs, keys, contacts, lists, segments, templates, connections, campaigns, broadcasts,
+        messages,
+    )  # fmt: skip
+    for module in modules:
         router.include_router(module.router)
     return router
 
@@ -48,9 +60,18 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings)
+        app.state.renderer = Renderer()
+        stop = asyncio.Event()
+        worker = None
+        if settings.dispatcher:
+            dispatcher = build_worker(settings, app.state.db)
+            worker = asyncio.create_task(dispatcher.run(stop), name="dispatcher")
         try:
             yield
         finally:
+            stop.set()
+            if worker is not None:
+                await worker  # finishes its batch: outcomes recorded, leases released
             await app.state.db.dispose()
 
     app = FastAPI(

@@ -2,6 +2,7 @@
 
 from tidings.broadcasts.models import Broadcast
 from tidings.campaigns.models import Campaign
+from tidings.channels.models import SinkMessage
 from tidings.connections.models import Connection
 from tidings.contacts.models import Contact
 from tidings.db.base import Base
@@ -24,5 +25,6 @@ __all__ = [
     "Message",
     "Org",
     "Segment",
+    "SinkMessage",
     "Template",
 ]

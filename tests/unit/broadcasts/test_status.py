@@ -30,4 +30,4 @@ def test_every_pair(current: BroadcastStatus, target: BroadcastStatus) -> None:
 
 
 def test_final_statuses_are_exactly_the_ends() -> None:
-    assert FINAL == {S.SENT, S.CANCELLED, S.FAILED}
+    assert {S.SENT, S.CANCELLED, S.FAILED} == FINAL

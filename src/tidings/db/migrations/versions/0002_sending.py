@@ -1,4 +1,4 @@
-"""Sending: templates, connections, campaigns, broadcasts and the messages outbox.
+"""Sending: templates, connections, campaigns, broadcasts, the messages outbox, the sink.
 
 Revision ID: 0002
 Revises: 0001
@@ -156,8 +156,29 @@ def upgrade() -> None:
     op.create_index("ix_messages_broadcast_id_status", "messages", ["broadcast_id", "status"])
     op.create_index("ix_messages_org_id_id", "messages", ["org_id", "id"])
     op.create_index("ix_messages_contact_id", "messages", ["contact_id"])
+    op.create_table(
+        "sink_messages",
+        _id(),
+        _ref("org_id", "orgs", ondelete="CASCADE"),
+        _ref("message_id", "messages", nullable=True, ondelete="SET NULL"),
+        sa.Column("channel", sa.String(8), nullable=False),
+        sa.Column("recipient", sa.String(320)),
+        sa.Column("subject", sa.Text()),
+        sa.Column("content", sa.Text()),
+        sa.Column("segments", sa.SmallInteger()),
+        _at("created_at"),
+    )
+    op.create_index("ix_sink_messages_org_id_id", "sink_messages", ["org_id", "id"])
+    op.create_index("ix_sink_messages_message_id", "sink_messages", ["message_id"])
 
 
 def downgrade() -> None:
-    for table in ("messages", "broadcasts", "campaigns", "connections", "templates"):
+    for table in (
+        "sink_messages",
+        "messages",
+        "broadcasts",
+        "campaigns",
+        "connections",
+        "templates",
+    ):
         op.drop_table(table)

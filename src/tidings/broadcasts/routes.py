@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter
+
+from tidings.api.deps import ReadKey, SendKey, SessionDep
+from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from tidings.broadcasts import service
+from tidings.broadcasts.models import COUNTERS, Broadcast
+from tidings.broadcasts.schemas import BroadcastCreate, BroadcastOut
+from tidings.broadcasts.status import BroadcastStatus
+
+router = APIRouter(prefix="/orgs/{org_id}/broadcasts", tags=["broadcasts"])
+
+
+def broadcast_out(b: Broadcast) -> BroadcastOut:
+    return BroadcastOut(
+        id=b.id,
+        name=b.name,
+        campaign_id=b.campaign_id,
+        status=BroadcastStatus(b.status),
+        list_ids=b.audience.get("list_ids", []),
+        segment_ids=b.audience.get("segment_ids", []),
+        send_to_all=bool(b.audience.get("send_to_all")),
+        scheduled_at=b.scheduled_at,
+        started_at=b.started_at,
+        completed_at=b.completed_at,
+        error_message=b.error_message,
+        created_at=b.created_at,
+        updated_at=b.updated_at,
+        **{name: getattr(b, name) for name in COUNTERS},
+    )
+
+
+@router.post("", status_code=201, summary="Create a broadcast: now, at scheduled_at, or as a draft")
+async def create_broadcast(
+    org_id: int, body: BroadcastCreate, key: SendKey, session: SessionDep
+) -> BroadcastOut:
+    return broadcast_out(await service.create_broadcast(session, org_id=key.org_id, body=body))
+
+
+@router.get("", summary="List broadcasts")
+async def list_broadcasts(
+    org_id: int,
+    key: ReadKey,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[BroadcastOut]:
+    rows = await service.list_broadcasts(
+        session, org_id=key.org_id, after_id=decode_cursor(cursor), limit=limit + 1
+    )
+    items, next_cursor = page_of(rows, limit, key=lambda b: b.id)
+    return Page(data=[broadcast_out(b) for b in items], next_cursor=next_cursor)
+
+
+@router.get("/{broadcast_id}", summary="Read a broadcast and its counters")
+async def get_broadcast(
+    org_id: int, broadcast_id: int, key: ReadKey, session: SessionDep
+) -> BroadcastOut:
+    broadcast = await service.get_broadcast(session, org_id=key.org_id, broadcast_id=broadcast_id)
+    return broadcast_out(broadcast)
+
+
+Action = Callable[..., Awaitable[Broadcast]]
+
+
+def _action(action: Action, path: str, summary: str) -> None:
+    async def endpoint(
+        org_id: int, broadcast_id: int, key: SendKey, session: SessionDep
+    ) -> BroadcastOut:
+        return broadcast_out(await action(session, org_id=key.org_id, broadcast_id=broadcast_id))
+
+    endpoint.__name__ = f"{path}_broadcast"
+    router.add_api_route(f"/{{broadcast_id}}/{path}", endpoint, methods=["POST"], summary=summary)
+
+
+_action(service.send_draft, "send", "Send a draft broadcast (now, or at its scheduled_at)")
+_action(service.pause, "pause", "Pause: queued messages are held (409 if not running)")
+_action(service.resume, "resume", "Resume a paused broadcast")
+_action(service.cancel, "cancel", "Cancel: unsent messages are cancelled")

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from tidings.broadcasts.status import BroadcastStatus
+
+_EXAMPLE: dict[str, Any] = {
+    "name": "NPS wave 3",
+    "campaign_id": 1,
+    "list_ids": [1],
+    "segment_ids": [],
+    "send_to_all": False,
+    "scheduled_at": None,
+}
+
+
+class BroadcastCreate(BaseModel):
+    """`scheduled_at` null sends now; `draft` keeps it unsent until `POST …/send`."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
+
+    name: str = Field(min_length=1, max_length=255)
+    campaign_id: int
+    list_ids: list[int] = Field(default_factory=list, max_length=100)
+    segment_ids: list[int] = Field(default_factory=list, max_length=10)
+    send_to_all: bool = False
+    scheduled_at: AwareDatetime | None = None
+    draft: bool = False
+
+    @model_validator(mode="after")
+    def _has_an_audience(self) -> BroadcastCreate:
+        if not (self.send_to_all or self.list_ids or self.segment_ids):
+            raise ValueError("choose an audience: list_ids, segment_ids or send_to_all")
+        return self
+
+
+class BroadcastOut(BaseModel):
+    id: int
+    name: str
+    campaign_id: int
+    status: BroadcastStatus
+    list_ids: list[int]
+    segment_ids: list[int]
+    send_to_all: bool
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    error_message: str | None
+    contacts_count: int
+    recipients_count: int
+    skipped_count: int
+    sent_count: int
+    failed_count: int
+    delivered_count: int
+    opened_count: int
+    clicked_count: int
+    played_count: int
+    complained_count: int
+    unsubscribed_count: int
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tidings.templates.schemas import Channel
+
+
+class Purpose(StrEnum):
+    """`marketing` mail carries unsubscribe links and skips unsubscribed contacts;
+    `transactional` (receipts, invitations someone asked for) does neither."""
+
+    TRANSACTIONAL = "transactional"
+    MARKETING = "marketing"
+
+
+_EXAMPLE: dict[str, Any] = {
+    "name": "NPS Q3",
+    "channel": "email",
+    "template_id": 1,
+    "purpose": "transactional",
+    "from_name": "Acme Research",
+    "from_email": "research@acme.example",
+}
+
+
+class CampaignCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
+
+    name: str = Field(min_length=1, max_length=255)
+    channel: Channel
+    template_id: int
+    purpose: Purpose = Purpose.TRANSACTIONAL
+    from_name: str | None = Field(default=None, max_length=200)
+    from_email: str | None = Field(default=None, max_length=320)
+    reply_to: str | None = Field(default=None, max_length=320)
+    sms_sender: str | None = Field(
+        default=None, max_length=16, description="SMS sender id: up to 11 letters or 15 digits"
+    )
+    connection_id: int | None = Field(
+        default=None, description="Null: the org's default connection for the channel."
+    )
+    list_id: int | None = Field(default=None, description="The campaign's recipient list.")
+    track_opens: bool = False
+    track_clicks: bool = False
+
+
+class CampaignOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    channel: Channel
+    template_id: int
+    purpose: Purpose
+    from_name: str | None
+    from_email: str | None
+    reply_to: str | None
+    sms_sender: str | None
+    connection_id: int | None
+    list_id: int | None
+    track_opens: bool
+    track_clicks: bool
+    created_at: datetime
+    updated_at: datetime

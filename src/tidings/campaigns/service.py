@@ -1,0 +1,95 @@
+"""Campaigns: what is sent (template, channel), from whom, and why (purpose)."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.campaigns.models import Campaign
+from tidings.campaigns.schemas import CampaignCreate
+from tidings.connections.models import Connection
+from tidings.contacts.normalize import normalize_email
+from tidings.db.engine import begin_write
+from tidings.db.names import commit_named, require_free_name
+from tidings.errors import FieldError, InvalidInput, NotFound
+from tidings.lists.models import ContactList
+from tidings.templates.models import Template
+
+_SMS_SENDER = re.compile(r"^([A-Za-z0-9 ._-]{1,11}|\+?[0-9]{1,15})$")
+_HEADER_UNSAFE = re.compile(r"[\r\n\x00]")
+
+
+async def _check(session: AsyncSession, *, org_id: int, body: CampaignCreate) -> list[FieldError]:
+    errors: list[FieldError] = []
+    template = await session.scalar(
+        select(Template).where(Template.org_id == org_id, Template.id == body.template_id)
+    )
+    if template is None:
+        errors.append(FieldError("template_id", f"template {body.template_id} does not exist"))
+    elif template.channel != body.channel:
+        errors.append(FieldError("template_id", f"is a {template.channel} template"))
+    if body.connection_id is not None:
+        connection = await session.scalar(
+            select(Connection).where(
+                Connection.org_id == org_id, Connection.id == body.connection_id
+            )
+        )
+        if connection is None:
+            errors.append(FieldError("connection_id", "does not exist"))
+        elif connection.channel != body.channel:
+            errors.append(FieldError("connection_id", f"is a {connection.channel} connection"))
+    if body.list_id is not None:
+        found = await session.scalar(
+            select(ContactList.id).where(
+                ContactList.org_id == org_id, ContactList.id == body.list_id
+            )
+        )
+        if found is None:
+            errors.append(FieldError("list_id", "does not exist"))
+    if body.channel == "email":
+        if not body.from_email:
+            errors.append(FieldError("from_email", "an email campaign needs a sender address"))
+        for name in ("from_email", "reply_to"):
+            value = getattr(body, name)
+            if value:
+                try:
+                    normalize_email(value)
+                except ValueError as exc:
+                    errors.append(FieldError(name, str(exc)))
+        if body.from_name and _HEADER_UNSAFE.search(body.from_name):
+            errors.append(FieldError("from_name", "must not contain CR, LF or NUL"))
+    elif body.sms_sender and not _SMS_SENDER.match(body.sms_sender):
+        errors.append(FieldError("sms_sender", "up to 11 letters/digits, or up to 15 digits"))
+    return errors
+
+
+async def create_campaign(session: AsyncSession, *, org_id: int, body: CampaignCreate) -> Campaign:
+    await begin_write(session)
+    errors = await _check(session, org_id=org_id, body=body)
+    if errors:
+        raise InvalidInput(errors)
+    await require_free_name(session, Campaign, org_id=org_id, name=body.name, what="campaign")
+    campaign = Campaign(org_id=org_id, **body.model_dump())
+    session.add(campaign)
+    await commit_named(session, name=body.name, what="campaign")
+    return campaign
+
+
+async def get_campaign(session: AsyncSession, *, org_id: int, campaign_id: int) -> Campaign:
+    campaign = await session.scalar(
+        select(Campaign).where(Campaign.org_id == org_id, Campaign.id == campaign_id)
+    )
+    if campaign is None:
+        raise NotFound("campaign", campaign_id)
+    return campaign
+
+
+async def list_campaigns(
+    session: AsyncSession, *, org_id: int, after_id: int | None, limit: int
+) -> list[Campaign]:
+    query = select(Campaign).where(Campaign.org_id == org_id)
+    if after_id is not None:
+        query = query.where(Campaign.id > after_id)
+    return list(await session.scalars(query.order_by(Campaign.id).limit(limit)))

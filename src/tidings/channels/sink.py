@@ -1,0 +1,56 @@
+"""The built-in sink: records every message instead of delivering it.
+
+It is every org's default connection for both channels, so a new installation sends
+real campaigns with nothing else set up, and what was "sent" can be read back through
+`GET /v1/orgs/{org_id}/sink/messages`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+from sqlalchemy import Table, insert
+
+from tidings.channels.base import Outgoing, Result, Sent
+from tidings.channels.models import SinkMessage
+from tidings.db.base import utcnow
+from tidings.db.engine import Database, begin_write
+
+SINK = cast(Table, SinkMessage.__table__)
+
+
+class SinkChannel:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
+        now = utcnow()
+        rows = [
+            {
+                "org_id": m.org_id,
+                "message_id": m.message_id,
+                "channel": m.channel,
+                "recipient": m.recipient,
+                "subject": m.subject,
+                "content": m.content.decode("ascii", "replace")
+                if isinstance(m.content, bytes)
+                else m.content,
+                "segments": m.segments,
+                "created_at": now,
+            }
+            for m in batch
+        ]
+        async with self.db.session() as session:
+            await begin_write(session)
+            ids = (
+                await session.execute(
+                    insert(SINK).returning(SINK.c.id, sort_by_parameter_order=True), rows
+                )
+            ).scalars()
+            results: list[Result] = [Sent(f"sink-{sink_id}") for sink_id in ids]
+            await session.commit()
+        return results
+
+    async def close(self) -> None:
+        return None

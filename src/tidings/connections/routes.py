@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.connections import service
+from tidings.connections.models import Connection
+from tidings.connections.schemas import ConnectionCreate, ConnectionOut
+
+router = APIRouter(prefix="/orgs/{org_id}/connections", tags=["connections"])
+
+
+def connection_out(c: Connection) -> ConnectionOut:
+    return ConnectionOut(
+        id=c.id,
+        name=c.name,
+        channel=c.channel,
+        kind=c.kind,
+        settings=c.settings,
+        credentials_set=sorted(c.credentials),
+        max_per_second=c.max_per_second,
+        max_concurrency=c.max_concurrency,
+        is_default=c.is_default,
+        created_at=c.created_at,
+        updated_at=c.updated_at,
+    )
+
+
+@router.post("", status_code=201, summary="Add a provider connection (credentials write-only)")
+async def create_connection(
+    org_id: int, body: ConnectionCreate, key: ManageKey, session: SessionDep
+) -> ConnectionOut:
+    return connection_out(await service.create_connection(session, org_id=key.org_id, body=body))
+
+
+@router.get("", summary="List connections (never their credentials)")
+async def list_connections(org_id: int, key: ReadKey, session: SessionDep) -> list[ConnectionOut]:
+    return [connection_out(c) for c in await service.list_connections(session, org_id=key.org_id)]
+
+
+@router.get("/{connection_id}", summary="Read a connection (never its credentials)")
+async def get_connection(
+    org_id: int, connection_id: int, key: ReadKey, session: SessionDep
+) -> ConnectionOut:
+    connection = await service.get_connection(
+        session, org_id=key.org_id, connection_id=connection_id
+    )
+    return connection_out(connection)

@@ -1,0 +1,55 @@
+"""Connections: an org's providers. Credentials are write-only; one default per channel."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.connections.kinds import validated
+from tidings.connections.models import Connection
+from tidings.connections.schemas import ConnectionCreate
+from tidings.db.engine import begin_write
+from tidings.db.names import commit_named, require_free_name
+from tidings.errors import NotFound
+
+
+async def create_connection(
+    session: AsyncSession, *, org_id: int, body: ConnectionCreate
+) -> Connection:
+    settings, credentials = validated(body.kind, body.channel, body.settings, body.credentials)
+    await begin_write(session)
+    await require_free_name(session, Connection, org_id=org_id, name=body.name, what="connection")
+    if body.is_default:
+        await session.execute(
+            update(Connection)
+            .where(Connection.org_id == org_id, Connection.channel == body.channel)
+            .values(is_default=False)
+        )
+    connection = Connection(
+        org_id=org_id,
+        name=body.name,
+        channel=body.channel,
+        kind=body.kind,
+        settings=settings,
+        credentials=credentials,
+        max_per_second=body.max_per_second,
+        max_concurrency=body.max_concurrency,
+        is_default=body.is_default,
+    )
+    session.add(connection)
+    await commit_named(session, name=body.name, what="connection")
+    return connection
+
+
+async def get_connection(session: AsyncSession, *, org_id: int, connection_id: int) -> Connection:
+    connection = await session.scalar(
+        select(Connection).where(Connection.org_id == org_id, Connection.id == connection_id)
+    )
+    if connection is None:
+        raise NotFound("connection", connection_id)
+    return connection
+
+
+async def list_connections(session: AsyncSession, *, org_id: int) -> list[Connection]:
+    query = select(Connection).where(Connection.org_id == org_id).order_by(Connection.id)
+    return list(await session.scalars(query))

@@ -1,0 +1,209 @@
+"""Every statement of the sending hot path, each with the side effects it has.
+
+The messages table is the queue. A row moves `queued` → `sending` (claimed, leased) →
+`sent` | `failed`, or back to `queued` with a later `due_at` for a retry. `held` rows
+belong to a paused broadcast; `skipped` and `cancelled` rows were never sent. The
+SQLite/PostgreSQL difference is one line, in `claim`: PostgreSQL takes row locks with
+SKIP LOCKED so any number of workers claim disjoint batches; SQLite has one writer at a
+time (BEGIN IMMEDIATE), so the same UPDATE … RETURNING is already exclusive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, bindparam, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.broadcasts.models import Broadcast
+from tidings.broadcasts.status import BroadcastStatus
+from tidings.db.dialect import dialect_name
+from tidings.messages.models import Message
+
+UNFINISHED = ("queued", "sending", "held")
+# Core tables: the hot path runs no ORM machinery (no identity map, no unit of work).
+MESSAGES = cast(Table, Message.__table__)
+BROADCASTS = cast(Table, Broadcast.__table__)
+M = MESSAGES.c
+B = BROADCASTS.c
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A leased message, with what sending it needs from its own row."""
+
+    id: int
+    org_id: int
+    broadcast_id: int | None
+    campaign_id: int | None
+    contact_id: int | None
+    channel: str
+    recipient: str | None
+    variables: dict[str, Any] | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one claimed message. `retry_at` set means: queue it again then."""
+
+    message_id: int
+    broadcast_id: int | None
+    status: str  # "sent" | "failed" | "queued" (retry)
+    reason: str | None = None
+    provider_id: str | None = None
+    segments: int | None = None
+    retry_at: datetime | None = None
+
+
+async def claim(
+    session: AsyncSession, *, now: datetime, lease_until: datetime, limit: int
+) -> list[Claimed]:
+    """Lease up to `limit` due messages, oldest first. Side effects: status → sending,
+    lease_until set, attempts + 1. Caller commits at once; the lease protects the rows."""
+    due = select(M.id).where(M.status == "queued", M.due_at <= now).order_by(M.due_at).limit(limit)
+    if dialect_name(session) == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    statement = (
+        update(MESSAGES)
+        .where(M.id.in_(due.scalar_subquery()))
+        .values(status="sending", lease_until=lease_until, attempts=M.attempts + 1)
+        .returning(
+            M.id,
+            M.org_id,
+            M.broadcast_id,
+            M.campaign_id,
+            M.contact_id,
+            M.channel,
+            M.recipient,
+            M.variables,
+            M.attempts,
+        )
+    )
+    rows = await session.execute(statement)
+    return [Claimed(*row) for row in rows]
+
+
+async def record(
+    session: AsyncSession, *, outcomes: Sequence[Outcome], lease_until: datetime, now: datetime
+) -> int:
+    """Write a batch of outcomes and move the broadcasts' counters by the batch's totals.
+
+    Only messages this worker still holds — status `sending` with the very lease it
+    claimed them with — are written and counted: a worker that was too slow, whose
+    rows another worker reclaimed, changes nothing and counts nothing twice. Side
+    effects: those messages leave `sending`; sent_count / failed_count grow by one
+    UPDATE per broadcast, never one per message. Returns how many were written.
+    """
+    ids = [o.message_id for o in outcomes]
+    held = select(M.id).where(M.id.in_(ids), M.status == "sending", M.lease_until == lease_until)
+    if dialect_name(session) == "postgresql":
+        held = held.with_for_update()
+    owned = set((await session.execute(held)).scalars())
+    finals = [o for o in outcomes if o.retry_at is None and o.message_id in owned]
+    retries = [o for o in outcomes if o.retry_at is not None and o.message_id in owned]
+    if finals:
+        await session.execute(
+            update(MESSAGES)
+            .where(M.id == bindparam("mid"), M.status == "sending")
+            .values(
+                status=bindparam("st"),
+                reason=bindparam("why"),
+                provider_id=bindparam("pid"),
+                segments=bindparam("seg"),
+                sent_at=bindparam("sent"),
+                finished_at=now,
+                lease_until=None,
+            ),
+            [
+                {
+                    "mid": o.message_id,
+                    "st": o.status,
+                    "why": o.reason,
+                    "pid": o.provider_id,
+                    "seg": o.segments,
+                    "sent": now if o.status == "sent" else None,
+                }
+                for o in finals
+            ],
+        )
+    if retries:
+        await session.execute(
+            update(MESSAGES)
+            .where(M.id == bindparam("mid"), M.status == "sending")
+            .values(
+                status="queued",
+                due_at=bindparam("due"),
+                reason=bindparam("why"),
+                lease_until=None,
+            ),
+            [{"mid": o.message_id, "due": o.retry_at, "why": o.reason} for o in retries],
+        )
+    await add_to_counters(session, deltas=_count_by_broadcast(finals))
+    return len(owned)
+
+
+def _count_by_broadcast(outcomes: Iterable[Outcome]) -> dict[int, dict[str, int]]:
+    deltas: dict[int, dict[str, int]] = {}
+    for o in outcomes:
+        if o.broadcast_id is None:
+            continue
+        counters = deltas.setdefault(o.broadcast_id, {"sent_count": 0, "failed_count": 0})
+        counters["sent_count" if o.status == "sent" else "failed_count"] += 1
+    return deltas
+
+
+async def add_to_counters(
+    session: AsyncSession, *, deltas: Mapping[int, Mapping[str, int]]
+) -> None:
+    """Side effect: for each broadcast, counter += delta, in one UPDATE per broadcast."""
+    for broadcast_id, counters in sorted(deltas.items()):  # sorted: a stable lock order
+        values = {name: B[name] + n for name, n in counters.items() if n}
+        if values:
+            await session.execute(
+                update(BROADCASTS).where(B.id == broadcast_id).values(**values),
+            )
+
+
+async def reap(session: AsyncSession, *, now: datetime) -> int:
+    """Side effect: messages whose lease ran out (a worker died mid-batch) are queued
+    again, due now. Returns how many. At most the in-flight batch is sent twice."""
+    result = await session.execute(
+        update(MESSAGES)
+        .where(M.status == "sending", M.lease_until < now)
+        .values(status="queued", due_at=now, lease_until=None),
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def due_broadcasts(session: AsyncSession, *, now: datetime, limit: int = 10) -> list[int]:
+    """Scheduled broadcasts whose time has come (read only)."""
+    rows = await session.scalars(
+        select(B.id)
+        .where(B.status == BroadcastStatus.SCHEDULED, B.scheduled_at <= now)
+        .order_by(B.scheduled_at)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def finish_broadcasts(session: AsyncSession, *, now: datetime) -> int:
+    """Side effect: SENDING broadcasts with no unfinished message become SENT."""
+    unfinished = exists().where(and_(M.broadcast_id == B.id, M.status.in_(UNFINISHED)))
+    result = await session.execute(
+        update(BROADCASTS)
+        .where(B.status == BroadcastStatus.SENDING, ~unfinished)
+        .values(status=BroadcastStatus.SENT, completed_at=now, updated_at=now),
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def count_by_status(session: AsyncSession, *, broadcast_id: int) -> dict[str, int]:
+    """Messages of a broadcast per status (read only)."""
+    rows = await session.execute(
+        select(M.status, func.count()).where(M.broadcast_id == broadcast_id).group_by(M.status)
+    )
+    return {status: int(n) for status, n in rows}

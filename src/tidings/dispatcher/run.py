@@ -1,0 +1,47 @@
+"""`build_worker(settings)`, the worker's composition root, and its process entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from datetime import timedelta
+
+from tidings.content.render import Renderer
+from tidings.db.engine import Database
+from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.settings import Settings
+
+
+def build_worker(settings: Settings, db: Database) -> Dispatcher:
+    return Dispatcher(
+        db,
+        renderer=Renderer(),
+        config=DispatcherConfig(
+            batch_size=settings.dispatcher_batch_size,
+            lease=timedelta(seconds=settings.dispatcher_lease_seconds),
+        ),
+    )
+
+
+async def serve_worker(settings: Settings) -> None:
+    """Tick until SIGTERM/SIGINT, then finish the batch in hand and stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    db = Database(settings)
+    try:
+        await build_worker(settings, db).run(stop)
+    finally:
+        await db.dispose()
+
+
+def run_worker(settings: Settings) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is installed with uvicorn[standard]
+        asyncio.run(serve_worker(settings))
+    else:
+        uvloop.run(serve_worker(settings))

@@ -1,0 +1,345 @@
+"""The dispatcher: start due broadcasts, claim due messages, render, send, record.
+
+    tick():  due broadcasts ──start_due──▶ expanded, SENDING
+             expired leases ──reap──▶ queued again
+             claim(batch) ──▶ render each (sandboxed) ──▶ channel.send(batch)
+                          ──▶ record(outcomes) in one transaction ──▶ finish broadcasts
+
+Claims commit at once (the lease protects the rows); outcomes are written a batch at a
+time; a worker that dies mid-batch leaves leased rows that `reap` queues again, so a
+message is lost never and sent twice at most when it was in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from tidings.broadcasts.service import start_due
+from tidings.campaigns.models import Campaign
+from tidings.channels.base import (
+    Channel,
+    Outgoing,
+    PermanentSendError,
+    Result,
+    SendError,
+    Sent,
+    TransientSendError,
+)
+from tidings.channels.registry import SINK, ConnectionSpec, build_channel
+from tidings.connections.models import Connection
+from tidings.contacts.models import Contact
+from tidings.content import mime, sms
+from tidings.content.context import FIELDS, render_context
+from tidings.content.render import Compiled, Renderer, TemplateError
+from tidings.db.base import utcnow
+from tidings.db.engine import Database, begin_write
+from tidings.dispatcher import queries
+from tidings.dispatcher.queries import Claimed, Outcome
+from tidings.dispatcher.retry import RetryPolicy
+from tidings.templates.models import Template
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherConfig:
+    batch_size: int = 200
+    lease: timedelta = timedelta(minutes=5)
+    idle_sleep: float = 0.5
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(slots=True)
+class _CompiledTemplate:
+    updated_at: datetime
+    parts: dict[str, Compiled]
+
+
+class Dispatcher:
+    """One worker. `tick()` does one round; `run()` ticks until stopped."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        renderer: Renderer,
+        config: DispatcherConfig | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.renderer = renderer
+        self.config = config or DispatcherConfig()
+        self.clock = clock
+        self.rng = rng or random.Random()  # noqa: S311 (jitter, not security)
+        self._templates: dict[int, _CompiledTemplate] = {}
+        self._channels: dict[int | None, tuple[datetime | None, Channel]] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick until `stop` is set; sleep briefly when there was nothing to do."""
+        try:
+            await self._run(stop)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Close every provider connection this worker opened."""
+        channels, self._channels = self._channels, {}
+        for _, channel in channels.values():
+            await channel.close()
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                busy = await self.tick()
+            except Exception:
+                log.exception("dispatcher tick failed; retrying")
+                busy = 0
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.config.idle_sleep)
+
+    async def drain(self, max_ticks: int = 10_000) -> None:
+        """Tick until there is nothing left to do now (for tests and one-shot runs)."""
+        for _ in range(max_ticks):
+            if not await self.tick():
+                return
+        raise RuntimeError("dispatcher did not drain")
+
+    async def tick(self) -> int:
+        """One round; returns how much work it found (0 = idle)."""
+        now = self.clock()
+        started = await self._start_due_broadcasts(now)
+        lease_until = now + self.config.lease
+        async with self.db.session() as session:
+            await begin_write(session)
+            reaped = await queries.reap(session, now=now)
+            claimed = await queries.claim(
+                session, now=now, lease_until=lease_until, limit=self.config.batch_size
+            )
+            await session.commit()
+        if claimed:
+            outcomes = await self._send(claimed)
+            async with self.db.session() as session:
+                await begin_write(session)
+                await queries.record(
+                    session, outcomes=outcomes, lease_until=lease_until, now=self.clock()
+                )
+                await session.commit()
+        async with self.db.session() as session:
+            await begin_write(session)
+            finished = await queries.finish_broadcasts(session, now=self.clock())
+            await session.commit()
+        return started + reaped + len(claimed) + finished
+
+    async def _start_due_broadcasts(self, now: datetime) -> int:
+        async with self.db.session() as session:
+            due = await queries.due_broadcasts(session, now=now)
+        started = 0
+        for broadcast_id in due:
+            async with self.db.session() as session:
+                started += await start_due(session, broadcast_id=broadcast_id, now=now)
+        return started
+
+    async def _send(self, claimed: Sequence[Claimed]) -> list[Outcome]:
+        campaigns, templates, contacts = await self._load(claimed)
+        routes = await self._connections(campaigns.values())
+        outcomes: list[Outcome] = []
+        by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]] = defaultdict(list)
+        for message in claimed:
+            try:
+                outgoing = self._render(message, campaigns, templates, contacts)
+            except (TemplateError, mime.HeaderInjection, PermanentSendError) as exc:
+                reason = getattr(exc, "reason", None) or str(exc)
+                outcomes.append(Outcome(message.id, message.broadcast_id, "failed", reason))
+                continue
+            campaign_id = message.campaign_id
+            assert campaign_id is not None  # _render refuses a message without a campaign
+            by_channel[routes[campaign_id].id].append((message, outgoing))
+        specs = {spec.id: spec for spec in routes.values()}
+        for connection_id, group in by_channel.items():
+            channel = await self._channel(specs[connection_id])
+            results = await self._deliver(channel, [outgoing for _, outgoing in group])
+            outcomes.extend(
+                self._outcome(message, result)
+                for (message, _), result in zip(group, results, strict=True)
+            )
+        return outcomes
+
+    async def _connections(self, campaigns: Iterable[Campaign]) -> dict[int, ConnectionSpec]:
+        """Each campaign's connection: its own, else its org's default for the channel,
+        else the built-in sink."""
+        wanted = list(campaigns)
+        if not wanted:
+            return {}
+        explicit = {c.connection_id for c in wanted if c.connection_id is not None}
+        orgs = {c.org_id for c in wanted}
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(Connection).where(
+                    or_(
+                        Connection.id.in_(explicit),
+                        Connection.org_id.in_(orgs) & Connection.is_default.is_(True),
+                    )
+                )
+            )
+            found = {row.id: row for row in rows}
+        defaults = {(c.org_id, c.channel): c for c in found.values() if c.is_default}
+        routes: dict[int, ConnectionSpec] = {}
+        for campaign in wanted:
+            row = found.get(campaign.connection_id) if campaign.connection_id else None
+            row = row or defaults.get((campaign.org_id, campaign.channel))
+            routes[campaign.id] = SINK if row is None else _spec(row)
+        return routes
+
+    async def _channel(self, spec: ConnectionSpec) -> Channel:
+        """The live channel for a connection, rebuilt when the connection was changed."""
+        cached = self._channels.get(spec.id)
+        if cached is not None and cached[0] == spec.updated_at:
+            return cached[1]
+        if cached is not None:
+            await cached[1].close()
+        channel = build_channel(spec, self.db)
+        self._channels[spec.id] = (spec.updated_at, channel)
+        return channel
+
+    async def _deliver(self, channel: Channel, batch: list[Outgoing]) -> Sequence[Result]:
+        try:
+            return await channel.send(batch)
+        except SendError as exc:  # the whole batch failed the same way
+            return [exc] * len(batch)
+
+    def _outcome(self, message: Claimed, result: Result) -> Outcome:
+        if isinstance(result, Sent):
+            return Outcome(message.id, message.broadcast_id, "sent", provider_id=result.provider_id)
+        if isinstance(result, TransientSendError) and not self.config.retry.gives_up(
+            message.attempts
+        ):
+            delay = self.config.retry.delay(
+                message.attempts, retry_after=result.retry_after, rng=self.rng
+            )
+            retry_at = self.clock() + timedelta(seconds=delay)
+            return Outcome(
+                message.id, message.broadcast_id, "queued", result.reason, retry_at=retry_at
+            )
+        return Outcome(message.id, message.broadcast_id, "failed", result.reason)
+
+    async def _load(
+        self, claimed: Iterable[Claimed]
+    ) -> tuple[dict[int, Campaign], dict[int, _CompiledTemplate], dict[int, dict[str, Any]]]:
+        campaign_ids = {m.campaign_id for m in claimed if m.campaign_id is not None}
+        contact_ids = {m.contact_id for m in claimed if m.contact_id is not None}
+        async with self.db.session() as session:
+            campaigns = {
+                c.id: c
+                for c in await session.scalars(
+                    select(Campaign).where(Campaign.id.in_(campaign_ids))
+                )
+            }
+            template_ids = {c.template_id for c in campaigns.values()}
+            stamp_rows = await session.execute(
+                select(Template.id, Template.updated_at).where(Template.id.in_(template_ids))
+            )
+            stamps = dict(stamp_rows.all())
+            stale = [
+                tid
+                for tid, at in stamps.items()
+                if self._templates.get(tid, None) is None or self._templates[tid].updated_at != at
+            ]
+            if stale:
+                for template in await session.scalars(
+                    select(Template).where(Template.id.in_(stale))
+                ):
+                    self._templates[template.id] = self._compile(template)
+            rows = await session.execute(
+                select(
+                    Contact.id, Contact.attributes, *(getattr(Contact, f) for f in FIELDS)
+                ).where(Contact.id.in_(contact_ids))
+            )
+            contacts = {
+                row.id: {"attributes": row.attributes, **{f: getattr(row, f) for f in FIELDS}}
+                for row in rows
+            }
+        return campaigns, self._templates, contacts
+
+    def _compile(self, template: Template) -> _CompiledTemplate:
+        parts = {}
+        for part, html in (("subject", False), ("html", True), ("text", False)):
+            source = getattr(template, part)
+            if source is not None:
+                parts[part] = self.renderer.compile(source, field=part, html=html)
+        return _CompiledTemplate(updated_at=template.updated_at, parts=parts)
+
+    def _render(
+        self,
+        message: Claimed,
+        campaigns: dict[int, Campaign],
+        templates: dict[int, _CompiledTemplate],
+        contacts: dict[int, dict[str, Any]],
+    ) -> Outgoing:
+        if message.recipient is None or message.campaign_id not in campaigns:
+            raise PermanentSendError("nothing to send: no recipient or campaign")
+        campaign = campaigns[message.campaign_id]
+        compiled = templates[campaign.template_id].parts
+        contact = contacts.get(message.contact_id) if message.contact_id is not None else None
+        context = render_context(contact, message.variables)
+        rendered = {
+            part: self.renderer.render(template, context, strict=False)
+            for part, template in compiled.items()
+        }
+        if message.channel == "sms":
+            text = rendered.get("text", "")
+            return Outgoing(
+                message_id=message.id,
+                org_id=message.org_id,
+                channel="sms",
+                sender=campaign.sms_sender,
+                recipient=message.recipient,
+                subject=None,
+                content=text,
+                segments=sms.shape(text).segments,
+            )
+        sender = mime.Address(campaign.from_email or "", campaign.from_name)
+        name = " ".join(
+            p for p in ((contact or {}).get("first_name"), (contact or {}).get("last_name")) if p
+        )
+        email = mime.Email(
+            sender=sender,
+            to=mime.Address(message.recipient, name or None),
+            subject=rendered.get("subject", ""),
+            text=rendered.get("text"),
+            html=rendered.get("html"),
+            message_id=f"{message.id}.{campaign.id}@{sender.email.rpartition('@')[2] or 'tidings'}",
+            date=self.clock(),
+            reply_to=mime.Address(campaign.reply_to) if campaign.reply_to else None,
+        )
+        return Outgoing(
+            message_id=message.id,
+            org_id=message.org_id,
+            channel="email",
+            sender=sender.email,
+            recipient=message.recipient,
+            subject=email.subject,
+            content=mime.build(email),
+        )
+
+
+def _spec(row: Connection) -> ConnectionSpec:
+    return ConnectionSpec(
+        id=row.id,
+        kind=row.kind,
+        settings=row.settings,
+        credentials=row.credentials,
+        max_concurrency=row.max_concurrency,
+        updated_at=row.updated_at,
+    )

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from tidings.api.deps import ReadKey, SessionDep
+from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from tidings.messages import service
+from tidings.messages.schemas import MessageOut, SinkMessageOut
+
+router = APIRouter(prefix="/orgs/{org_id}", tags=["messages"])
+
+
+@router.get("/messages", summary="List messages, filtered by broadcast, status or contact")
+async def list_messages(
+    org_id: int,
+    key: ReadKey,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+    broadcast_id: Annotated[int | None, Query()] = None,
+    status: Annotated[str | None, Query(description="e.g. sent, failed, skipped")] = None,
+    contact_id: Annotated[int | None, Query()] = None,
+) -> Page[MessageOut]:
+    rows = await service.list_messages(
+        session,
+        org_id=key.org_id,
+        after_id=decode_cursor(cursor),
+        limit=limit + 1,
+        broadcast_id=broadcast_id,
+        status=status,
+        contact_id=contact_id,
+    )
+    items, next_cursor = page_of(rows, limit, key=lambda m: m.id)
+    return Page(data=[MessageOut.model_validate(m) for m in items], next_cursor=next_cursor)
+
+
+@router.get("/messages/{message_id}", summary="Read a message and its final state")
+async def get_message(
+    org_id: int, message_id: int, key: ReadKey, session: SessionDep
+) -> MessageOut:
+    message = await service.get_message(session, org_id=key.org_id, message_id=message_id)
+    return MessageOut.model_validate(message)
+
+
+@router.get("/sink/messages", summary="What the built-in sink received (full MIME, SMS text)")
+async def list_sink_messages(
+    org_id: int,
+    key: ReadKey,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+    message_id: Annotated[int | None, Query()] = None,
+) -> Page[SinkMessageOut]:
+    rows = await service.list_sink_messages(
+        session,
+        org_id=key.org_id,
+        after_id=decode_cursor(cursor),
+        limit=limit + 1,
+        message_id=message_id,
+    )
+    items, next_cursor = page_of(rows, limit, key=lambda m: m.id)
+    return Page(data=[SinkMessageOut.model_validate(m) for m in items], next_cursor=next_cursor)

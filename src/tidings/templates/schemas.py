@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tidings.api.patch import refuse_null
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+_EXAMPLE: dict[str, Any] = {
+    "name": "Survey invitation",
+    "channel": "email",
+    "subject": "{{ first_name }}, two minutes for us?",
+    "html": "<p>Hello {{ first_name | default('there') }},</p><p>Tell us how we did.</p>",
+    "text": "Hello {{ first_name | default('there') }}, tell us how we did.",
+}
+
+
+class TemplateCreate(BaseModel):
+    """Email: `subject` and at least one of `html` / `text`. SMS: `text`."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
+
+    name: str = Field(min_length=1, max_length=255)
+    channel: Channel
+    subject: str | None = Field(default=None, max_length=2_000)
+    html: str | None = None
+    text: str | None = None
+
+    @model_validator(mode="after")
+    def _parts_fit_the_channel(self) -> TemplateCreate:
+        if self.channel is Channel.EMAIL:
+            if not self.subject:
+                raise ValueError("an email template needs a subject")
+            if not (self.html or self.text):
+                raise ValueError("an email template needs html or text")
+        else:
+            if not self.text:
+                raise ValueError("an SMS template needs text")
+            if self.subject or self.html:
+                raise ValueError("an SMS template has text only")
+        return self
+
+
+class TemplateUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    subject: str | None = Field(default=None, max_length=2_000)
+    html: str | None = None
+    text: str | None = None
+
+    @model_validator(mode="after")
+    def _name_not_null(self) -> TemplateUpdate:
+        refuse_null(self, "name")
+        return self
+
+
+class TemplateChanges(TypedDict, total=False):
+    name: str
+    subject: str | None
+    html: str | None
+    text: str | None
+
+
+class TemplateOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    channel: Channel
+    subject: str | None
+    html: str | None
+    text: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PreviewRequest(BaseModel):
+    """Render for a stored contact, or for `variables` alone (or both: variables win)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"contact_id": 1, "variables": {"survey": "Q3"}}]},
+    )
+
+    contact_id: int | None = None
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+
+class PreviewOut(BaseModel):
+    subject: str | None
+    html: str | None
+    text: str | None
+    sms_segments: int | None = Field(description="SMS only: segments the text takes.")
+    sms_encoding: str | None = Field(description="SMS only: GSM-7 or UCS-2.")

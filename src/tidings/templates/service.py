@@ -1,0 +1,155 @@
+"""Templates: stored per org, compiled (sandboxed) on save so errors surface then, and
+previewed strictly — an undefined variable is an error at preview, while at send time
+it renders empty (see docs/templates.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.contacts.service import get_contact
+from tidings.content import sms
+from tidings.content.context import render_context
+from tidings.content.render import Renderer, TemplateError
+from tidings.db.engine import begin_write
+from tidings.db.names import commit_named, require_free_name
+from tidings.errors import FieldError, InvalidInput, NotFound
+from tidings.templates.models import Template
+from tidings.templates.schemas import TemplateChanges
+
+PARTS = (("subject", False), ("html", True), ("text", False))
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    subject: str | None
+    html: str | None
+    text: str | None
+    sms: sms.SmsShape | None
+
+
+def check_compiles(renderer: Renderer, template: Template) -> None:
+    """InvalidInput naming each part that does not compile."""
+    errors = []
+    for part, html in PARTS:
+        source = getattr(template, part)
+        if source is None:
+            continue
+        try:
+            renderer.compile(source, field=part, html=html)
+        except TemplateError as exc:
+            errors.append(FieldError(part, exc.reason))
+    if errors:
+        raise InvalidInput(errors)
+
+
+async def create_template(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    renderer: Renderer,
+    name: str,
+    channel: str,
+    subject: str | None,
+    html: str | None,
+    text: str | None,
+) -> Template:
+    template = Template(
+        org_id=org_id, name=name, channel=channel, subject=subject, html=html, text=text
+    )
+    check_compiles(renderer, template)
+    await begin_write(session)
+    await require_free_name(session, Template, org_id=org_id, name=name, what="template")
+    session.add(template)
+    await commit_named(session, name=name, what="template")
+    return template
+
+
+async def get_template(session: AsyncSession, *, org_id: int, template_id: int) -> Template:
+    template = await session.scalar(
+        select(Template).where(Template.org_id == org_id, Template.id == template_id)
+    )
+    if template is None:
+        raise NotFound("template", template_id)
+    return template
+
+
+async def list_templates(
+    session: AsyncSession, *, org_id: int, after_id: int | None, limit: int
+) -> list[Template]:
+    query = select(Template).where(Template.org_id == org_id)
+    if after_id is not None:
+        query = query.where(Template.id > after_id)
+    return list(await session.scalars(query.order_by(Template.id).limit(limit)))
+
+
+async def update_template(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    template_id: int,
+    renderer: Renderer,
+    changes: TemplateChanges,
+) -> Template:
+    await begin_write(session)
+    template = await get_template(session, org_id=org_id, template_id=template_id)
+    if "name" in changes:
+        await require_free_name(
+            session,
+            Template,
+            org_id=org_id,
+            name=changes["name"],
+            what="template",
+            except_id=template_id,
+        )
+        template.name = changes["name"]
+    for part in ("subject", "html", "text"):
+        if part in changes:
+            setattr(template, part, changes[part])
+    check_compiles(renderer, template)
+    await commit_named(session, name=template.name, what="template")
+    return template
+
+
+async def preview(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    template_id: int,
+    renderer: Renderer,
+    contact_id: int | None,
+    variables: dict[str, object],
+) -> Preview:
+    """Render every part strictly for a contact and/or variables."""
+    template = await get_template(session, org_id=org_id, template_id=template_id)
+    contact = None
+    if contact_id is not None:
+        found = await get_contact(session, org_id=org_id, contact_id=contact_id)
+        contact = {
+            "email": found.email,
+            "phone": found.phone,
+            "first_name": found.first_name,
+            "last_name": found.last_name,
+            "locale": found.locale,
+            "timezone": found.timezone,
+            "attributes": found.attributes,
+        }
+    context = render_context(contact, variables)
+    rendered: dict[str, str | None] = {}
+    errors = []
+    for part, html in PARTS:
+        source = getattr(template, part)
+        if source is None:
+            rendered[part] = None
+            continue
+        try:
+            compiled = renderer.compile(source, field=part, html=html)
+            rendered[part] = renderer.render(compiled, context, strict=True)
+        except TemplateError as exc:
+            errors.append(FieldError(part, exc.reason))
+    if errors:
+        raise InvalidInput(errors)
+    shape = sms.shape(rendered["text"] or "") if template.channel == "sms" else None
+    return Preview(rendered["subject"], rendered["html"], rendered["text"], shape)

@@ -1,0 +1,152 @@
+"""A broadcast of a few thousand personalised emails through a real SMTP connection to an
+aiosmtpd server on loopback: every message arrives once, personalised, with its headers."""
+
+from __future__ import annotations
+
+import email
+import socket
+from collections.abc import Iterator
+from email import policy
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as SmtpServer  # noqa: N811 (the library names its class SMTP)
+from aiosmtpd.smtp import Envelope, Session
+
+from tests.support.factories import make_org, upsert
+from tidings.content.render import Renderer
+from tidings.db.engine import Database
+from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+
+RECIPIENTS = 2_000
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.received: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: SmtpServer, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        content = envelope.original_content or b""
+        self.received.append((str(envelope.mail_from), list(envelope.rcpt_tos), content))
+        return "250 2.0.0 Ok: queued as Q" + str(len(self.received))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Recorder, int]]:
+    recorder = Recorder()
+    port = _free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield recorder, port
+    finally:
+        controller.stop()
+
+
+async def _post(http: httpx.AsyncClient, path: str, headers: dict[str, str], body: Any) -> Any:
+    response = await http.post(path, json=body, headers=headers)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+async def test_broadcast_over_smtp(
+    client: httpx.AsyncClient, db: Database, smtp_server: tuple[Recorder, int]
+) -> None:
+    recorder, port = smtp_server
+    org = await make_org(db)
+    base, h = f"/v1/orgs/{org.id}", org.bearer
+    rows = [
+        {
+            "email": f"r{i}@example.com",
+            "first_name": f"Zoë{i}",
+            "last_name": "Ünal",
+            "attributes": {"ticket": f"T-{i:05d}"},
+        }
+        for i in range(RECIPIENTS)
+    ]
+    for start in range(0, RECIPIENTS, 1_000):
+        await upsert(client, org, rows[start : start + 1_000])
+    await _post(
+        client,
+        f"{base}/connections",
+        h,
+        {
+            "name": "relay",
+            "channel": "email",
+            "kind": "smtp",
+            "is_default": True,
+            "settings": {"host": "127.0.0.1", "port": port, "security": "none", "pool_size": 4},
+        },
+    )
+    template = await _post(
+        client,
+        f"{base}/templates",
+        h,
+        {
+            "name": "t",
+            "channel": "email",
+            "subject": "Ticket {{ ticket }} for {{ first_name }}",
+            "html": "<p>{{ first_name }} {{ last_name }}: {{ ticket }}</p>",
+            "text": "{{ first_name }} {{ last_name }}: {{ ticket }}",
+        },
+    )
+    campaign = await _post(
+        client,
+        f"{base}/campaigns",
+        h,
+        {
+            "name": "c",
+            "channel": "email",
+            "template_id": template["id"],
+            "from_email": "tickets@acme.example",
+            "from_name": "Acme Tickets",
+        },
+    )
+    broadcast = await _post(
+        client,
+        f"{base}/broadcasts",
+        h,
+        {
+            "name": "b",
+            "campaign_id": campaign["id"],
+            "send_to_all": True,
+        },
+    )
+
+    dispatcher = Dispatcher(db, renderer=Renderer(), config=DispatcherConfig(batch_size=250))
+    try:
+        await dispatcher.drain()
+    finally:
+        await dispatcher.close()
+
+    done = (await client.get(f"{base}/broadcasts/{broadcast['id']}", headers=h)).json()
+    assert (done["status"], done["sent_count"], done["failed_count"]) == ("SENT", RECIPIENTS, 0)
+    assert len(recorder.received) == RECIPIENTS
+    seen: set[int] = set()
+    for sender, recipients, content in recorder.received:
+        parsed = email.message_from_bytes(content, policy=policy.default)
+        [recipient] = recipients
+        i = int(recipient[1:].split("@")[0])
+        seen.add(i)
+        assert sender == "tickets@acme.example"
+        assert parsed["To"].addresses[0].addr_spec == recipient
+        assert parsed["To"].addresses[0].display_name == f"Zoë{i} Ünal"
+        assert parsed["From"].addresses[0].display_name == "Acme Tickets"
+        assert parsed["Subject"] == f"Ticket T-{i:05d} for Zoë{i}"
+        assert parsed["Message-ID"]
+        assert parsed["Date"]
+        assert parsed.get_content_type() == "multipart/alternative"
+        html = parsed.get_body(("html",))
+        assert html is not None
+        assert f"Zoë{i} Ünal: T-{i:05d}" in html.get_content()
+    assert seen == set(range(RECIPIENTS))  # every recipient exactly once
+    sent = (await client.get(f"{base}/messages?status=sent&limit=1", headers=h)).json()["data"]
+    assert sent[0]["provider_id"].startswith("Q")  # the relay's queue id
