@@ -16,6 +16,7 @@ from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.channels.models import SinkMessage
 from tidings.contacts.models import Contact
 from tidings.contacts.normalize import (
     MAX_ATTRIBUTES_BYTES,
@@ -29,6 +30,7 @@ from tidings.db.engine import begin_write
 from tidings.errors import FieldError, NotFound
 from tidings.lists.models import ListMember
 from tidings.lists.service import require_lists
+from tidings.messages.models import Message
 from tidings.orgs.service import get_org
 
 LOOKUP_CHUNK = 500
@@ -304,7 +306,9 @@ async def erase_contact(session: AsyncSession, *, org_id: int, contact_id: int) 
 
     Email, phone, names, attributes, locale and time zone are emptied, list memberships
     removed, and the contact is marked unsubscribed so that nothing is sent to the row.
-    Idempotent.
+    Its message history keeps only non-personal fields: each message's address and
+    variables are emptied, and what the sink recorded of them (address, subject, content)
+    too; statuses, timestamps and counts stay. Idempotent.
     """
     await begin_write(session)
     contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
@@ -318,6 +322,19 @@ async def erase_contact(session: AsyncSession, *, org_id: int, contact_id: int) 
             delete(ListMember).where(
                 ListMember.org_id == org_id, ListMember.contact_id == contact_id
             )
+        )
+        messages = select(Message.id).where(
+            Message.org_id == org_id, Message.contact_id == contact_id
+        )
+        await session.execute(
+            update(SinkMessage)
+            .where(SinkMessage.org_id == org_id, SinkMessage.message_id.in_(messages))
+            .values(recipient=None, subject=None, content=None)
+        )
+        await session.execute(
+            update(Message)
+            .where(Message.org_id == org_id, Message.contact_id == contact_id)
+            .values(recipient=None, variables=None)
         )
     await session.commit()
     return contact

@@ -81,3 +81,35 @@ async def test_erasing_another_orgs_contact_is_not_found(db: Database) -> None:
     async with db.session() as session:
         still = await service.get_contact(session, org_id=a.id, contact_id=contact_id)
     assert still.email == "x@example.com"
+
+
+async def test_erase_keeps_only_non_personal_message_history(db: Database) -> None:
+    from tests.support.sending import audience, broadcast_now, email_campaign
+    from tidings.channels.models import SinkMessage
+    from tidings.content.render import Renderer
+    from tidings.dispatcher.worker import Dispatcher
+    from tidings.messages.models import Message
+
+    org = await make_org(db)
+    campaign_id = await email_campaign(db, org)
+    target = await audience(
+        db, org, [{"email": "ada@example.com", "first_name": "Ada"}, {"email": "bo@example.com"}]
+    )
+    await broadcast_now(db, org, campaign_id, target.list_id)
+    await Dispatcher(db, renderer=Renderer()).drain()
+    ada = target.contact_ids[0]
+
+    async with db.session() as session:
+        await service.erase_contact(session, org_id=org.id, contact_id=ada)
+    async with db.session() as session:
+        messages = {m.contact_id: m for m in await session.scalars(select(Message))}
+        sunk = {s.message_id: s for s in await session.scalars(select(SinkMessage))}
+
+    erased = messages[ada]
+    assert (erased.recipient, erased.variables) == (None, None)
+    assert (erased.status, erased.sent_at is not None) == ("sent", True)  # history stays
+    erased_sink = sunk[erased.id]
+    assert (erased_sink.recipient, erased_sink.subject, erased_sink.content) == (None, None, None)
+    other = messages[target.contact_ids[1]]
+    assert other.recipient == "bo@example.com"  # nobody else's history is touched
+    assert sunk[other.id].content is not None
