@@ -64,7 +64,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, auto_migrate=False, dispatcher=False)
+    return Settings(
+        database_url=database_url,
+        auto_migrate=False,
+        dispatcher=False,
+        secret_key="test-secret-key-of-at-least-32-characters",
+    )
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/tidings.db"
@@ -31,6 +31,18 @@ class Settings(BaseSettings):
         default=10, ge=1, le=200, description="Connections per process (PostgreSQL only)."
     )
     database_echo: bool = Field(default=False, description="Log every SQL statement.")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Signs the links in messages (unsubscribe, clicks). At least 32 characters. "
+            "Unset on SQLite: generated once into `secret.key` beside the database file. "
+            "Required on PostgreSQL, where every process must share it."
+        ),
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Base URL of this service as recipients reach it; links in messages use it.",
+    )
     auto_migrate: bool = Field(
         default=True,
         description=(

@@ -81,6 +81,9 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/resume"): None,
     ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/cancel"): None,
     ("GET", "/v1/orgs/{org_id}/messages"): None,
+    ("POST", "/v1/orgs/{org_id}/messages"): {
+        "campaign_id": "{campaign_id}", "contact_id": "{contact_id}",
+    },
     ("GET", "/v1/orgs/{org_id}/messages/{message_id}"): None,
     ("GET", "/v1/orgs/{org_id}/sink/messages"): None,
     ("POST", "/v1/orgs/{org_id}/connections"): {

@@ -22,6 +22,9 @@ from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.run import build_worker
 from tidings.keys import routes as keys
+from tidings.links import routes as links
+from tidings.links.secret import load_secret
+from tidings.links.tokens import TokenSigner
 from tidings.lists import routes as lists
 from tidings.messages import routes as messages
 from tidings.orgs import routes as orgs
@@ -61,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings)
         app.state.renderer = Renderer()
+        app.state.signer = TokenSigner(load_secret(settings))
         stop = asyncio.Event()
         worker = None
         if settings.dispatcher:
@@ -83,5 +87,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(links.router)
     app.include_router(api_v1())
     return app

@@ -28,6 +28,27 @@ def problem_type(slug: str) -> str:
     return f"urn:tidings:problem:{slug}"
 
 
+def problem_document(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    title: str | None = None,
+    errors: Sequence[FieldError] = (),
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if errors:
+        body["errors"] = [e.as_dict() for e in errors]
+    return body
+
+
 def problem(
     request: Request,
     status: int,
@@ -38,16 +59,20 @@ def problem(
     errors: Sequence[FieldError] = (),
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": type_,
-        "title": title or HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-    }
-    if errors:
-        body["errors"] = [e.as_dict() for e in errors]
+    body = problem_document(request, status, detail, type_=type_, title=title, errors=errors)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_body(request: Request, exc: TidingsError) -> dict[str, Any]:
+    """The problem document a domain error is answered with."""
+    return problem_document(
+        request,
+        exc.status,
+        exc.detail,
+        type_=problem_type(exc.slug),
+        title=exc.title,
+        errors=getattr(exc, "errors", ()),
+    )
 
 
 def field_path(loc: Sequence[str | int]) -> tuple[str, int | None]:
@@ -65,16 +90,9 @@ def field_path(loc: Sequence[str | int]) -> tuple[str, int | None]:
 
 async def _tidings_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TidingsError)
-    errors = getattr(exc, "errors", ())
     headers = {"WWW-Authenticate": AUTH_CHALLENGE} if isinstance(exc, Unauthorized) else None
-    return problem(
-        request,
-        exc.status,
-        exc.detail,
-        type_=problem_type(exc.slug),
-        title=exc.title,
-        errors=errors,
-        headers=headers,
+    return JSONResponse(
+        problem_body(request, exc), status_code=exc.status, media_type=PROBLEM_JSON, headers=headers
     )
 
 

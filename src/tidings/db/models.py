@@ -6,6 +6,7 @@ from tidings.channels.models import SinkMessage
 from tidings.connections.models import Connection
 from tidings.contacts.models import Contact
 from tidings.db.base import Base
+from tidings.idempotency.models import IdempotencyKey
 from tidings.keys.models import ApiKey
 from tidings.lists.models import ContactList, ListMember
 from tidings.messages.models import Message
@@ -21,6 +22,7 @@ __all__ = [
     "Connection",
     "Contact",
     "ContactList",
+    "IdempotencyKey",
     "ListMember",
     "Message",
     "Org",

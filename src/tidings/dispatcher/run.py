@@ -10,6 +10,8 @@ from datetime import timedelta
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.links.secret import load_secret
+from tidings.links.tokens import TokenSigner
 from tidings.settings import Settings
 
 
@@ -17,9 +19,11 @@ def build_worker(settings: Settings, db: Database) -> Dispatcher:
     return Dispatcher(
         db,
         renderer=Renderer(),
+        signer=TokenSigner(load_secret(settings)),
         config=DispatcherConfig(
             batch_size=settings.dispatcher_batch_size,
             lease=timedelta(seconds=settings.dispatcher_lease_seconds),
+            public_url=settings.public_url,
         ),
     )
 

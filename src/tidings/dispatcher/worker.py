@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,12 +41,15 @@ from tidings.connections.models import Connection
 from tidings.contacts.models import Contact
 from tidings.content import mime, sms
 from tidings.content.context import FIELDS, render_context
+from tidings.content.footer import with_unsubscribe_line
 from tidings.content.render import Compiled, Renderer, TemplateError
 from tidings.db.base import utcnow
 from tidings.db.engine import Database, begin_write
 from tidings.dispatcher import queries
 from tidings.dispatcher.queries import Claimed, Outcome
 from tidings.dispatcher.retry import RetryPolicy
+from tidings.links.service import unsubscribe_url
+from tidings.links.tokens import TokenSigner
 from tidings.templates.models import Template
 
 log = logging.getLogger(__name__)
@@ -56,6 +60,7 @@ class DispatcherConfig:
     batch_size: int = 200
     lease: timedelta = timedelta(minutes=5)
     idle_sleep: float = 0.5
+    public_url: str = "http://127.0.0.1:8000"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -76,12 +81,15 @@ class Dispatcher:
         config: DispatcherConfig | None = None,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        signer: TokenSigner | None = None,
     ) -> None:
         self.db = db
         self.renderer = renderer
         self.config = config or DispatcherConfig()
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not security)
+        # Without the configured key (tests, one-off runs) links verify in this process only.
+        self.signer = signer or TokenSigner(secrets.token_bytes(32))
         self._templates: dict[int, _CompiledTemplate] = {}
         self._channels: dict[int | None, tuple[datetime | None, Channel]] = {}
 
@@ -171,8 +179,8 @@ class Dispatcher:
             channel = await self._channel(specs[connection_id])
             results = await self._deliver(channel, [outgoing for _, outgoing in group])
             outcomes.extend(
-                self._outcome(message, result)
-                for (message, _), result in zip(group, results, strict=True)
+                self._outcome(message, result, segments=outgoing.segments)
+                for (message, outgoing), result in zip(group, results, strict=True)
             )
         return outcomes
 
@@ -219,9 +227,15 @@ class Dispatcher:
         except SendError as exc:  # the whole batch failed the same way
             return [exc] * len(batch)
 
-    def _outcome(self, message: Claimed, result: Result) -> Outcome:
+    def _outcome(self, message: Claimed, result: Result, *, segments: int | None) -> Outcome:
         if isinstance(result, Sent):
-            return Outcome(message.id, message.broadcast_id, "sent", provider_id=result.provider_id)
+            return Outcome(
+                message.id,
+                message.broadcast_id,
+                "sent",
+                provider_id=result.provider_id,
+                segments=segments,
+            )
         if isinstance(result, TransientSendError) and not self.config.retry.gives_up(
             message.attempts
         ):
@@ -309,6 +323,14 @@ class Dispatcher:
                 content=text,
                 segments=sms.shape(text).segments,
             )
+        headers: tuple[tuple[str, str], ...] = ()
+        if campaign.purpose == "marketing":
+            url = unsubscribe_url(self.signer, self.config.public_url, message.id)
+            headers = (
+                ("List-Unsubscribe", f"<{url}>"),
+                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            )
+            rendered = with_unsubscribe_line(rendered, url)
         sender = mime.Address(campaign.from_email or "", campaign.from_name)
         name = " ".join(
             p for p in ((contact or {}).get("first_name"), (contact or {}).get("last_name")) if p
@@ -322,6 +344,7 @@ class Dispatcher:
             message_id=f"{message.id}.{campaign.id}@{sender.email.rpartition('@')[2] or 'tidings'}",
             date=self.clock(),
             reply_to=mime.Address(campaign.reply_to) if campaign.reply_to else None,
+            headers=headers,
         )
         return Outgoing(
             message_id=message.id,

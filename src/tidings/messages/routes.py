@@ -2,12 +2,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 
-from tidings.api.deps import ReadKey, SessionDep
+from tidings.api.deps import ReadKey, SendKey, SessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from tidings.api.problems import PROBLEM_JSON, problem_body
+from tidings.errors import TidingsError
+from tidings.idempotency import service as idempotency
 from tidings.messages import service
-from tidings.messages.schemas import MessageOut, SinkMessageOut
+from tidings.messages.schemas import MessageOut, SingleSend, SinkMessageOut
 
 router = APIRouter(prefix="/orgs/{org_id}", tags=["messages"])
 
@@ -62,3 +66,48 @@ async def list_sink_messages(
     )
     items, next_cursor = page_of(rows, limit, key=lambda m: m.id)
     return Page(data=[SinkMessageOut.model_validate(m) for m in items], next_cursor=next_cursor)
+
+
+@router.post(
+    "/messages",
+    status_code=201,
+    summary="Send one message (Idempotency-Key: same key and body → the same answer)",
+    responses={
+        409: {"description": "The same Idempotency-Key is still in progress"},
+        422: {"description": "Invalid input, or the Idempotency-Key was used with another body"},
+    },
+)
+async def send_message(
+    org_id: int,
+    body: SingleSend,
+    request: Request,
+    key: SendKey,
+    session: SessionDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response:
+    if idempotency_key is None:
+        message = await service.send_single(session, org_id=key.org_id, body=body)
+        return JSONResponse(MessageOut.model_validate(message).model_dump(mode="json"), 201)
+    fingerprint = idempotency.request_hash("POST", request.url.path, await request.body())
+    outcome = await idempotency.begin(
+        session, org_id=key.org_id, key=idempotency_key, fingerprint=fingerprint
+    )
+    if isinstance(outcome, idempotency.Replay):
+        return JSONResponse(
+            outcome.body,
+            outcome.status_code,
+            headers={"Idempotent-Replayed": "true"},
+            media_type=PROBLEM_JSON if outcome.status_code >= 400 else None,
+        )
+    try:
+        message = await service.send_single(session, org_id=key.org_id, body=body, claim=outcome)
+    except TidingsError as exc:
+        await session.rollback()
+        answer = problem_body(request, exc)
+        await idempotency.finish_alone(session, claim=outcome, status_code=exc.status, body=answer)
+        raise
+    except BaseException:
+        await session.rollback()
+        await idempotency.release(session, claim=outcome)
+        raise
+    return JSONResponse(MessageOut.model_validate(message).model_dump(mode="json"), 201)

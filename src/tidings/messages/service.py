@@ -1,13 +1,23 @@
-"""Reading messages (the outbox) and what the sink recorded."""
+"""Messages: single sends, reading the outbox, and what the sink recorded."""
 
 from __future__ import annotations
+
+import json
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.campaigns.service import get_campaign
 from tidings.channels.models import SinkMessage
-from tidings.errors import NotFound
+from tidings.contacts.service import get_contact, upsert_contacts
+from tidings.db.base import utcnow
+from tidings.db.engine import begin_write
+from tidings.errors import FieldError, InvalidInput, NotFound
+from tidings.idempotency import service as idempotency
 from tidings.messages.models import Message
+from tidings.messages.schemas import MessageOut, SingleSend
+
+MAX_VARIABLES_BYTES = 16_384
 
 
 async def get_message(session: AsyncSession, *, org_id: int, message_id: int) -> Message:
@@ -55,3 +65,58 @@ async def list_sink_messages(
     if message_id is not None:
         query = query.where(SinkMessage.message_id == message_id)
     return list(await session.scalars(query.order_by(SinkMessage.id).limit(limit)))
+
+
+async def send_single(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    body: SingleSend,
+    claim: idempotency.Claim | None = None,
+) -> Message:
+    """Queue one message; with an idempotency `claim`, its answer is stored in the same
+    transaction as the message, so a retry replays it or, after a crash, sends once."""
+    now = utcnow()
+    contact_id = body.contact_id
+    if body.to is not None:
+        report = await upsert_contacts(session, org_id=org_id, rows=[body.to])
+        if report.errors:
+            raise InvalidInput([FieldError(f"to.{e.field}", e.reason) for e in report.errors])
+        contact_id = report.outcomes[0].contact_id
+    if len(json.dumps(body.variables, ensure_ascii=False).encode()) > MAX_VARIABLES_BYTES:
+        raise InvalidInput.field("variables", f"larger than {MAX_VARIABLES_BYTES} bytes as JSON")
+    await begin_write(session)
+    campaign = await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
+    assert contact_id is not None
+    contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
+    is_email = campaign.channel == "email"
+    address = contact.email if is_email else contact.phone
+    status = "queued"
+    reason = None
+    if address is None:
+        status, reason = "skipped", "no email address" if is_email else "no phone number"
+    elif campaign.purpose == "marketing" and (
+        (contact.email_status if is_email else contact.sms_status) == "unsubscribed"
+    ):
+        status, reason = "skipped", "unsubscribed"
+    message = Message(
+        org_id=org_id,
+        campaign_id=campaign.id,
+        contact_id=contact.id,
+        channel=campaign.channel,
+        recipient=address,
+        variables=body.variables or None,
+        status=status,
+        reason=reason,
+        attempts=0,
+        due_at=body.send_at or now,
+        created_at=now,
+        finished_at=now if status == "skipped" else None,
+    )
+    session.add(message)
+    await session.flush()
+    if claim is not None:
+        answer = MessageOut.model_validate(message).model_dump(mode="json")
+        await idempotency.finish(session, claim=claim, status_code=201, body=answer)
+    await session.commit()
+    return message

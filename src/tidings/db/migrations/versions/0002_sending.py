@@ -170,10 +170,23 @@ def upgrade() -> None:
     )
     op.create_index("ix_sink_messages_org_id_id", "sink_messages", ["org_id", "id"])
     op.create_index("ix_sink_messages_message_id", "sink_messages", ["message_id"])
+    op.create_table(
+        "idempotency_keys",
+        _id(),
+        _ref("org_id", "orgs", ondelete="CASCADE"),
+        sa.Column("key", sa.String(255), nullable=False),
+        sa.Column("request_hash", sa.String(64), nullable=False),
+        sa.Column("status_code", sa.Integer()),
+        sa.Column("response", JSON),
+        _at("created_at"),
+        _at("finished_at", nullable=True),
+        sa.UniqueConstraint("org_id", "key"),
+    )
 
 
 def downgrade() -> None:
     for table in (
+        "idempotency_keys",
         "sink_messages",
         "messages",
         "broadcasts",
