@@ -24,8 +24,8 @@ run: $(STAMP) ## migrate ./var/tidings.db, create a first org on first start, se
 test: lint typecheck pytest ## everything CI checks: lint, types, the whole test suite
 
 lint: $(STAMP) ## ruff check and ruff format --check
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check --no-cache src tests bench
+	$(BIN)/ruff format --no-cache --check src tests bench
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests bench

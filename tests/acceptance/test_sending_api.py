@@ -7,9 +7,9 @@ from email import policy
 from typing import Any
 
 import httpx
-from tidings.content.render import Renderer
 
 from tests.support.factories import make_org, upsert
+from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher
 

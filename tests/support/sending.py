@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tidings.content.render import Renderer
-
 from tests.support.factories import OrgWithKey
 from tidings.broadcasts import service as broadcasts
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.campaigns import service as campaigns
 from tidings.campaigns.schemas import CampaignCreate
 from tidings.contacts import service as contacts
+from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.lists import service as lists
 from tidings.templates import service as templates

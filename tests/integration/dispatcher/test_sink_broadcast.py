@@ -6,12 +6,12 @@ import email
 from email import policy
 
 from sqlalchemy import select
-from tidings.content.render import Renderer
 
 from tests.support.factories import make_org
 from tests.support.sending import audience, broadcast_now, email_campaign
 from tidings.broadcasts.models import Broadcast
 from tidings.channels.models import SinkMessage
+from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
 from tidings.messages.models import Message
