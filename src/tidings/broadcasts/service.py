@@ -87,9 +87,9 @@ async def list_broadcasts(
 async def _move_messages(
     session: AsyncSession, *, broadcast_id: int, source: str, target: str, now: datetime
 ) -> None:
+    # A resumed message keeps its due_at: one past is due now anyway, and one ahead is a
+    # backoff or a provider's Retry-After that resuming must not cut short.
     values: dict[str, object] = {"status": target}
-    if target == "queued":
-        values["due_at"] = now
     if target == "cancelled":
         values.update(finished_at=now, reason="broadcast cancelled")
     await session.execute(

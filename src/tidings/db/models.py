@@ -8,6 +8,7 @@ from tidings.contacts.models import Contact
 from tidings.db.base import Base
 from tidings.idempotency.models import IdempotencyKey
 from tidings.keys.models import ApiKey
+from tidings.links.models import Link
 from tidings.lists.models import ContactList, ListMember
 from tidings.messages.models import Message
 from tidings.orgs.models import Org
@@ -23,6 +24,7 @@ __all__ = [
     "Contact",
     "ContactList",
     "IdempotencyKey",
+    "Link",
     "ListMember",
     "Message",
     "Org",

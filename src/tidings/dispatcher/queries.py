@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.status import BroadcastStatus
-from tidings.db.dialect import dialect_name
+from tidings.db.dialect import dialect_name, insert_ignoring_conflicts
+from tidings.links.models import Link
 from tidings.messages.models import Message
 
 UNFINISHED = ("queued", "sending", "held")
@@ -88,7 +89,12 @@ async def claim(
 
 
 async def record(
-    session: AsyncSession, *, outcomes: Sequence[Outcome], lease_until: datetime, now: datetime
+    session: AsyncSession,
+    *,
+    outcomes: Sequence[Outcome],
+    lease_until: datetime,
+    now: datetime,
+    links: Sequence[Mapping[str, Any]] = (),
 ) -> int:
     """Write a batch of outcomes and move the broadcasts' counters by the batch's totals.
 
@@ -96,7 +102,8 @@ async def record(
     claimed them with — are written and counted: a worker that was too slow, whose
     rows another worker reclaimed, changes nothing and counts nothing twice. Side
     effects: those messages leave `sending`; sent_count / failed_count grow by one
-    UPDATE per broadcast, never one per message. Returns how many were written.
+    UPDATE per broadcast, never one per message; the batch's tracked links are stored
+    (the originals `/l/{token}` redirects to). Returns how many messages were written.
     """
     ids = [o.message_id for o in outcomes]
     held = select(M.id).where(M.id.in_(ids), M.status == "sending", M.lease_until == lease_until)
@@ -143,6 +150,8 @@ async def record(
             [{"mid": o.message_id, "due": o.retry_at, "why": o.reason} for o in retries],
         )
     await add_to_counters(session, deltas=_count_by_broadcast(finals))
+    if links:  # a message sent twice (a reclaimed lease) stores its links once
+        await session.execute(insert_ignoring_conflicts(session, Link), list(links))
     return len(owned)
 
 

@@ -43,12 +43,13 @@ from tidings.content import mime, sms
 from tidings.content.context import FIELDS, render_context
 from tidings.content.footer import with_unsubscribe_line
 from tidings.content.render import Compiled, Renderer, TemplateError
+from tidings.content.tracking import rewrite_links
 from tidings.db.base import utcnow
 from tidings.db.engine import Database, begin_write
 from tidings.dispatcher import queries
 from tidings.dispatcher.queries import Claimed, Outcome
 from tidings.dispatcher.retry import RetryPolicy
-from tidings.links.service import unsubscribe_url
+from tidings.links.service import click_url, unsubscribe_url
 from tidings.links.tokens import TokenSigner
 from tidings.templates.models import Template
 
@@ -137,11 +138,15 @@ class Dispatcher:
             )
             await session.commit()
         if claimed:
-            outcomes = await self._send(claimed)
+            outcomes, links = await self._send(claimed)
             async with self.db.session() as session:
                 await begin_write(session)
                 await queries.record(
-                    session, outcomes=outcomes, lease_until=lease_until, now=self.clock()
+                    session,
+                    outcomes=outcomes,
+                    lease_until=lease_until,
+                    now=self.clock(),
+                    links=links,
                 )
                 await session.commit()
         async with self.db.session() as session:
@@ -159,18 +164,20 @@ class Dispatcher:
                 started += await start_due(session, broadcast_id=broadcast_id, now=now)
         return started
 
-    async def _send(self, claimed: Sequence[Claimed]) -> list[Outcome]:
+    async def _send(self, claimed: Sequence[Claimed]) -> tuple[list[Outcome], list[dict[str, Any]]]:
         campaigns, templates, contacts = await self._load(claimed)
         routes = await self._connections(campaigns.values())
         outcomes: list[Outcome] = []
+        links: list[dict[str, Any]] = []
         by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]] = defaultdict(list)
         for message in claimed:
             try:
-                outgoing = self._render(message, campaigns, templates, contacts)
+                outgoing, message_links = self._render(message, campaigns, templates, contacts)
             except (TemplateError, mime.HeaderInjection, PermanentSendError) as exc:
                 reason = getattr(exc, "reason", None) or str(exc)
                 outcomes.append(Outcome(message.id, message.broadcast_id, "failed", reason))
                 continue
+            links.extend(message_links)
             campaign_id = message.campaign_id
             assert campaign_id is not None  # _render refuses a message without a campaign
             by_channel[routes[campaign_id].id].append((message, outgoing))
@@ -182,7 +189,7 @@ class Dispatcher:
                 self._outcome(message, result, segments=outgoing.segments)
                 for (message, outgoing), result in zip(group, results, strict=True)
             )
-        return outcomes
+        return outcomes, links
 
     async def _connections(self, campaigns: Iterable[Campaign]) -> dict[int, ConnectionSpec]:
         """Each campaign's connection: its own, else its org's default for the channel,
@@ -300,7 +307,8 @@ class Dispatcher:
         campaigns: dict[int, Campaign],
         templates: dict[int, _CompiledTemplate],
         contacts: dict[int, dict[str, Any]],
-    ) -> Outgoing:
+    ) -> tuple[Outgoing, list[dict[str, Any]]]:
+        """The message to hand to the channel, and the links to store for it."""
         if message.recipient is None or message.campaign_id not in campaigns:
             raise PermanentSendError("nothing to send: no recipient or campaign")
         campaign = campaigns[message.campaign_id]
@@ -311,9 +319,22 @@ class Dispatcher:
             part: self.renderer.render(template, context, strict=False)
             for part, template in compiled.items()
         }
+        links: list[dict[str, Any]] = []
+        if campaign.track_clicks:
+            rendered, originals = rewrite_links(
+                rendered,
+                lambda position: click_url(
+                    self.signer, self.config.public_url, message.id, position
+                ),
+            )
+            links = [
+                {"message_id": message.id, "position": position, "org_id": message.org_id,
+                 "url": url, "clicks": 0}
+                for position, url in enumerate(originals)
+            ]  # fmt: skip
         if message.channel == "sms":
             text = rendered.get("text", "")
-            return Outgoing(
+            sms_out = Outgoing(
                 message_id=message.id,
                 org_id=message.org_id,
                 channel="sms",
@@ -323,6 +344,7 @@ class Dispatcher:
                 content=text,
                 segments=sms.shape(text).segments,
             )
+            return sms_out, links
         headers: tuple[tuple[str, str], ...] = ()
         if campaign.purpose == "marketing":
             url = unsubscribe_url(self.signer, self.config.public_url, message.id)
@@ -346,7 +368,7 @@ class Dispatcher:
             reply_to=mime.Address(campaign.reply_to) if campaign.reply_to else None,
             headers=headers,
         )
-        return Outgoing(
+        email_out = Outgoing(
             message_id=message.id,
             org_id=message.org_id,
             channel="email",
@@ -355,6 +377,7 @@ class Dispatcher:
             subject=email.subject,
             content=mime.build(email),
         )
+        return email_out, links
 
 
 def _spec(row: Connection) -> ConnectionSpec:

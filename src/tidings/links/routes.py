@@ -3,7 +3,8 @@
 `GET /u/{token}` shows a confirmation page and changes nothing, because mail scanners
 and link previews fetch links; `POST /u/{token}` unsubscribes, both from that page's
 button and as RFC 8058 one-click (`List-Unsubscribe=One-Click`) from mail clients.
-An unknown or tampered token is a 404.
+`GET /l/{token}` redirects to a link stored for that message. An unknown or tampered
+token is a 404, never a redirect to anything taken from the request.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from html import escape
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tidings.api.deps import SessionDep
 from tidings.links import service
@@ -62,3 +63,14 @@ async def unsubscribe(token: str, signer: SignerDep, session: SessionDep) -> HTM
     if done is None:
         return _not_found()
     return _page("Unsubscribed", "You will not receive these messages any more.")
+
+
+@router.get("/l/{token}", summary="Follow a link from a message (redirects to the stored URL)")
+async def follow_link(token: str, signer: SignerDep, session: SessionDep) -> Response:
+    found = service.link_of(signer, token)
+    if found is None:
+        return _not_found()
+    url = await service.follow(session, message_id=found[0], position=found[1])
+    if url is None:
+        return _not_found()
+    return RedirectResponse(url, status_code=302)

@@ -8,7 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.broadcasts.models import Broadcast
 from tidings.contacts.models import Contact
+from tidings.db.base import utcnow
 from tidings.db.engine import begin_write
+from tidings.links.models import Link
 from tidings.links.tokens import TokenSigner
 from tidings.messages.models import Message
 
@@ -56,3 +58,51 @@ async def unsubscribe(session: AsyncSession, *, message_id: int) -> bool | None:
         )
     await session.commit()
     return True
+
+
+CLICK = "click"
+
+
+def click_url(signer: TokenSigner, public_url: str, message_id: int, position: int) -> str:
+    return f"{public_url.rstrip('/')}/l/{signer.sign(CLICK, message_id, position)}"
+
+
+def link_of(signer: TokenSigner, token: str) -> tuple[int, int] | None:
+    """(message id, link position) a click token was made for, or None if not ours."""
+    values = signer.verify(CLICK, token, arity=2)
+    return (values[0], values[1]) if values else None
+
+
+async def follow(session: AsyncSession, *, message_id: int, position: int) -> str | None:
+    """The stored URL to redirect to, counting the click; None for an unknown link.
+
+    Side effects: the link's clicks + 1; the message's first click of any of its links
+    moves the broadcast's clicked_count by one (a recipient is counted once).
+    """
+    await begin_write(session)
+    link = await session.get(Link, (message_id, position))
+    if link is None:
+        await session.rollback()
+        return None
+    clicked_before = await session.scalar(
+        select(Link.position)
+        .where(Link.message_id == message_id, Link.first_clicked_at.is_not(None))
+        .limit(1)
+    )
+    now = utcnow()
+    link.clicks += 1
+    if link.first_clicked_at is None:
+        link.first_clicked_at = now
+    if clicked_before is None:
+        broadcast_id = await session.scalar(
+            select(Message.broadcast_id).where(Message.id == message_id)
+        )
+        if broadcast_id is not None:
+            await session.execute(
+                update(Broadcast)
+                .where(Broadcast.id == broadcast_id)
+                .values(clicked_count=Broadcast.clicked_count + 1)
+            )
+    url = link.url
+    await session.commit()
+    return url

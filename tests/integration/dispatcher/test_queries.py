@@ -110,3 +110,24 @@ async def test_retries_go_back_to_the_queue_at_their_time(db: Database) -> None:
         )
     assert reasons == {"451 try later"}
     assert queued == 3
+
+
+async def test_resume_keeps_a_backoff_that_is_still_running(db: Database) -> None:
+    from tidings.broadcasts import service as broadcasts
+
+    broadcast_id = await _queued_broadcast(db, 2)
+    later = utcnow() + timedelta(minutes=10)
+    async with db.session() as session:
+        first = await session.scalar(select(Message.id).order_by(Message.id).limit(1))
+        await session.execute(update(Message).where(Message.id == first).values(due_at=later))
+        await session.commit()
+        org_id = await session.scalar(select(Message.org_id).limit(1))
+    assert org_id is not None
+    async with db.session() as session:
+        await broadcasts.pause(session, org_id=org_id, broadcast_id=broadcast_id)
+    async with db.session() as session:
+        await broadcasts.resume(session, org_id=org_id, broadcast_id=broadcast_id)
+    now = utcnow()
+    claimed = await _claim(db, at=now, lease=now + timedelta(minutes=5), limit=10)
+    assert len(claimed) == 1  # the other one, due now
+    assert first not in {m.id for m in claimed}  # still waiting out its backoff

@@ -171,6 +171,20 @@ def upgrade() -> None:
     op.create_index("ix_sink_messages_org_id_id", "sink_messages", ["org_id", "id"])
     op.create_index("ix_sink_messages_message_id", "sink_messages", ["message_id"])
     op.create_table(
+        "links",
+        sa.Column(
+            "message_id",
+            ID,
+            sa.ForeignKey("messages.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("position", sa.SmallInteger(), primary_key=True),
+        _ref("org_id", "orgs", ondelete="CASCADE"),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("clicks", sa.Integer(), nullable=False),
+        _at("first_clicked_at", nullable=True),
+    )
+    op.create_table(
         "idempotency_keys",
         _id(),
         _ref("org_id", "orgs", ondelete="CASCADE"),
@@ -187,6 +201,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "idempotency_keys",
+        "links",
         "sink_messages",
         "messages",
         "broadcasts",

@@ -1,0 +1,38 @@
+"""Click tracking: rewrite a message's links to signed `/l/{token}` redirects.
+
+HTML: every `<a href="http(s)://…">`. Text: every bare http(s) URL. The same URL in both
+parts gets one position. The originals are returned to be stored server-side.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+
+_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"'\s]+)\2""", re.IGNORECASE)
+_TEXT_URL = re.compile(r"""https?://[^\s<>"']+[^\s<>"'.,;:!?)\]]""")
+
+
+def rewrite_links(
+    parts: dict[str, str], redirect: Callable[[int], str]
+) -> tuple[dict[str, str], list[str]]:
+    """`parts` with links replaced by `redirect(position)`, and the original URLs by position."""
+    originals: list[str] = []
+    positions: dict[str, int] = {}
+
+    def position_of(url: str) -> int:
+        if url not in positions:
+            positions[url] = len(originals)
+            originals.append(url)
+        return positions[url]
+
+    out = dict(parts)
+    if "html" in out:
+        out["html"] = _HREF.sub(
+            lambda m: f"{m[1]}{m[2]}{redirect(position_of(html.unescape(m[3])))}{m[2]}",
+            out["html"],
+        )
+    if "text" in out:
+        out["text"] = _TEXT_URL.sub(lambda m: redirect(position_of(m[0])), out["text"])
+    return out, originals
