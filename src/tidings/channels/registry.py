@@ -27,6 +27,7 @@ class ConnectionSpec:
     credentials: dict[str, Any]
     max_concurrency: int
     updated_at: datetime | None
+    max_per_second: float | None = None
 
 
 SINK = ConnectionSpec(None, "sink", {}, {}, 1, None)

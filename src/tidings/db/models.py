@@ -6,6 +6,7 @@ from tidings.channels.models import SinkMessage
 from tidings.connections.models import Connection
 from tidings.contacts.models import Contact
 from tidings.db.base import Base
+from tidings.dispatcher.limit_models import ConnectionBucket, ConnectionSlot
 from tidings.idempotency.models import IdempotencyKey
 from tidings.keys.models import ApiKey
 from tidings.links.models import Link
@@ -21,6 +22,8 @@ __all__ = [
     "Broadcast",
     "Campaign",
     "Connection",
+    "ConnectionBucket",
+    "ConnectionSlot",
     "Contact",
     "ContactList",
     "IdempotencyKey",

@@ -58,6 +58,7 @@ class Outcome:
     provider_id: str | None = None
     segments: int | None = None
     retry_at: datetime | None = None
+    deferred: bool = False  # not tried (the connection's limits): the attempt is given back
 
 
 async def claim(
@@ -112,6 +113,8 @@ async def record(
     owned = set((await session.execute(held)).scalars())
     finals = [o for o in outcomes if o.retry_at is None and o.message_id in owned]
     retries = [o for o in outcomes if o.retry_at is not None and o.message_id in owned]
+    deferrals = [o for o in retries if o.deferred]
+    retries = [o for o in retries if not o.deferred]
     if finals:
         await session.execute(
             update(MESSAGES)
@@ -149,6 +152,14 @@ async def record(
             ),
             [{"mid": o.message_id, "due": o.retry_at, "why": o.reason} for o in retries],
         )
+    if deferrals:
+        await session.execute(
+            update(MESSAGES)
+            .where(M.id == bindparam("mid"), M.status == "sending")
+            .values(status="queued", due_at=bindparam("due"), lease_until=None,
+                    attempts=M.attempts - 1),
+            [{"mid": o.message_id, "due": o.retry_at} for o in deferrals],
+        )  # fmt: skip
     await add_to_counters(session, deltas=_count_by_broadcast(finals))
     if links:  # a message sent twice (a reclaimed lease) stores its links once
         await session.execute(insert_ignoring_conflicts(session, Link), list(links))

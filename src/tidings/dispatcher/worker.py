@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import secrets
+import socket
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +49,7 @@ from tidings.content.tracking import rewrite_links
 from tidings.db.base import utcnow
 from tidings.db.engine import Database, begin_write
 from tidings.dispatcher import queries
+from tidings.dispatcher.limits import ConnectionLimiter
 from tidings.dispatcher.queries import Claimed, Outcome
 from tidings.dispatcher.retry import RetryPolicy
 from tidings.links.service import click_url, unsubscribe_url
@@ -91,6 +94,8 @@ class Dispatcher:
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not security)
         # Without the configured key (tests, one-off runs) links verify in this process only.
         self.signer = signer or TokenSigner(secrets.token_bytes(32))
+        holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.limiter = ConnectionLimiter(db, holder=holder, clock=lambda: self.clock().timestamp())
         self._templates: dict[int, _CompiledTemplate] = {}
         self._channels: dict[int | None, tuple[datetime | None, Channel]] = {}
 
@@ -183,13 +188,54 @@ class Dispatcher:
             by_channel[routes[campaign_id].id].append((message, outgoing))
         specs = {spec.id: spec for spec in routes.values()}
         for connection_id, group in by_channel.items():
-            channel = await self._channel(specs[connection_id])
+            outcomes.extend(await self._send_group(specs[connection_id], group))
+        return outcomes, links
+
+    async def _send_group(
+        self, spec: ConnectionSpec, group: list[tuple[Claimed, Outgoing]]
+    ) -> list[Outcome]:
+        """Send what the connection's cluster-wide limits allow now; defer the rest."""
+        channel = await self._channel(spec)
+        if spec.id is None:  # the sink has no limits
             results = await self._deliver(channel, [outgoing for _, outgoing in group])
-            outcomes.extend(
+            return [
                 self._outcome(message, result, segments=outgoing.segments)
                 for (message, outgoing), result in zip(group, results, strict=True)
+            ]
+        grant = await self.limiter.acquire(
+            spec.id,
+            want=len(group),
+            per_second=spec.max_per_second,
+            max_concurrency=spec.max_concurrency,
+            hold_seconds=self.config.lease.total_seconds(),
+        )
+        now_sending, later = group[: grant.count], group[grant.count :]
+        try:
+            results = await self._deliver(channel, [outgoing for _, outgoing in now_sending])
+        finally:
+            await self.limiter.release(grant)
+        outcomes = [
+            self._outcome(message, result, segments=outgoing.segments)
+            for (message, outgoing), result in zip(now_sending, results, strict=True)
+        ]
+        pushback = [r.retry_after for r in results if isinstance(r, TransientSendError)]
+        if any(seconds is not None for seconds in pushback):
+            seconds = max(s for s in pushback if s is not None)
+            await self.limiter.penalise(spec.id, seconds=seconds)
+        # Spread the rest over the time the rate allows, so they do not all return at once.
+        step = 1 / spec.max_per_second if spec.max_per_second else 0.0
+        now = self.clock()
+        outcomes.extend(
+            Outcome(
+                message.id,
+                message.broadcast_id,
+                "queued",
+                retry_at=now + timedelta(seconds=grant.retry_after + k * step),
+                deferred=True,
             )
-        return outcomes, links
+            for k, (message, _) in enumerate(later)
+        )
+        return outcomes
 
     async def _connections(self, campaigns: Iterable[Campaign]) -> dict[int, ConnectionSpec]:
         """Each campaign's connection: its own, else its org's default for the channel,
@@ -388,4 +434,5 @@ def _spec(row: Connection) -> ConnectionSpec:
         credentials=row.credentials,
         max_concurrency=row.max_concurrency,
         updated_at=row.updated_at,
+        max_per_second=row.max_per_second,
     )
