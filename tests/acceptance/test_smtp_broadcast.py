@@ -150,3 +150,94 @@ async def test_broadcast_over_smtp(
     assert seen == set(range(RECIPIENTS))  # every recipient exactly once
     sent = (await client.get(f"{base}/messages?status=sent&limit=1", headers=h)).json()["data"]
     assert sent[0]["provider_id"].startswith("Q")  # the relay's queue id
+
+
+async def test_a_test_keys_broadcast_reaches_the_sink_not_the_relay(
+    client: httpx.AsyncClient, db: Database, smtp_server: tuple[Recorder, int]
+) -> None:
+    from tidings.keys.schemas import KeyKind
+    from tidings.keys.service import create_key
+
+    recorder, port = smtp_server
+    org = await make_org(db)
+    async with db.session() as session:
+        test_key = await create_key(session, org_id=org.id, name="ci", kind=KeyKind.TEST)
+    base, live = f"/v1/orgs/{org.id}", org.bearer
+    as_test = {"Authorization": f"Bearer {test_key.secret}"}
+    await upsert(client, org, [{"email": f"t{i}@example.com"} for i in range(3)])
+    await _post(
+        client,
+        f"{base}/connections",
+        live,
+        {
+            "name": "relay",
+            "channel": "email",
+            "kind": "smtp",
+            "is_default": True,
+            "settings": {"host": "127.0.0.1", "port": port, "security": "none"},
+        },
+    )
+    template = await _post(
+        client,
+        f"{base}/templates",
+        live,
+        {"name": "t", "channel": "email", "subject": "s", "text": "hello"},
+    )
+    campaign = await _post(
+        client,
+        f"{base}/campaigns",
+        live,
+        {
+            "name": "c",
+            "channel": "email",
+            "template_id": template["id"],
+            "from_email": "a@acme.example",
+        },
+    )
+    broadcast = await _post(
+        client,
+        f"{base}/broadcasts",
+        as_test,
+        {"name": "dry run", "campaign_id": campaign["id"], "send_to_all": True},
+    )
+    assert broadcast["test"] is True
+    single = await _post(
+        client,
+        f"{base}/messages",
+        as_test,
+        {"campaign_id": campaign["id"], "to": {"email": "solo@example.com"}},
+    )
+    assert single["test"] is True
+
+    dispatcher = Dispatcher(db, renderer=Renderer())
+    try:
+        await dispatcher.drain()
+    finally:
+        await dispatcher.close()
+
+    assert recorder.received == []  # nothing handed to the real relay
+    sunk = (await client.get(f"{base}/sink/messages", headers=live)).json()["data"]
+    # The single send upserted solo@ before the broadcast expanded: it is one of "all".
+    assert sorted(m["recipient"] for m in sunk) == [
+        "solo@example.com",
+        "solo@example.com",
+        "t0@example.com",
+        "t1@example.com",
+        "t2@example.com",
+    ]
+    done = (await client.get(f"{base}/broadcasts/{broadcast['id']}", headers=live)).json()
+    assert (done["status"], done["sent_count"]) == ("SENT", 4)
+
+    live_broadcast = await _post(
+        client,
+        f"{base}/broadcasts",
+        live,
+        {"name": "real", "campaign_id": campaign["id"], "send_to_all": True},
+    )
+    assert live_broadcast["test"] is False
+    dispatcher = Dispatcher(db, renderer=Renderer())
+    try:
+        await dispatcher.drain()
+    finally:
+        await dispatcher.close()
+    assert len(recorder.received) == 4  # the live key's broadcast went to the relay

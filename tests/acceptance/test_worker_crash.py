@@ -36,6 +36,8 @@ def _worker(settings: Settings) -> subprocess.Popen[bytes]:
         "TIDINGS_DISPATCHER_BATCH_SIZE": str(BATCH),
         "TIDINGS_DISPATCHER_LEASE_SECONDS": "1",
     }
+    if settings.secret_key is not None:  # every process must share the link-signing key
+        env["TIDINGS_SECRET_KEY"] = settings.secret_key.get_secret_value()
     return subprocess.Popen(
         [sys.executable, "-m", "tidings", "worker"],
         env=env,

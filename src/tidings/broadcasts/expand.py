@@ -91,10 +91,12 @@ async def expand(
         literal(campaign.channel),
         address,
         status,
+        literal(broadcast.is_test),
         reason,
         literal(0),
         literal(now, type_=UTCDateTime()),
         literal(now, type_=UTCDateTime()),
+        case((status == "skipped", literal(now, type_=UTCDateTime())), else_=null()),
     ).where(condition)
     columns = [
         "org_id",
@@ -104,10 +106,12 @@ async def expand(
         "channel",
         "recipient",
         "status",
+        "is_test",
         "reason",
         "attempts",
         "due_at",
         "created_at",
+        "finished_at",
     ]
     await session.execute(insert(MESSAGES).from_select(columns, rows))
     counts = await count_by_status(session, broadcast_id=broadcast.id)

@@ -44,6 +44,8 @@ class Broadcast(Base):
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     error_message: Mapped[str | None] = mapped_column(Text)
+    # Created with a test key: rendered and recorded by the sink, never handed to a provider.
+    is_test: Mapped[bool] = mapped_column(default=False)
     contacts_count: Mapped[int] = mapped_column(default=0)
     recipients_count: Mapped[int] = mapped_column(default=0)
     skipped_count: Mapped[int] = mapped_column(default=0)

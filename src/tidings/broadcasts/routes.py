@@ -10,6 +10,7 @@ from tidings.broadcasts import service
 from tidings.broadcasts.models import COUNTERS, Broadcast
 from tidings.broadcasts.schemas import BroadcastCreate, BroadcastOut
 from tidings.broadcasts.status import BroadcastStatus
+from tidings.keys.schemas import KeyKind
 
 router = APIRouter(prefix="/orgs/{org_id}/broadcasts", tags=["broadcasts"])
 
@@ -23,6 +24,7 @@ def broadcast_out(b: Broadcast) -> BroadcastOut:
         list_ids=b.audience.get("list_ids", []),
         segment_ids=b.audience.get("segment_ids", []),
         send_to_all=bool(b.audience.get("send_to_all")),
+        test=b.is_test,
         scheduled_at=b.scheduled_at,
         started_at=b.started_at,
         completed_at=b.completed_at,
@@ -37,7 +39,10 @@ def broadcast_out(b: Broadcast) -> BroadcastOut:
 async def create_broadcast(
     org_id: int, body: BroadcastCreate, key: SendKey, session: SessionDep
 ) -> BroadcastOut:
-    return broadcast_out(await service.create_broadcast(session, org_id=key.org_id, body=body))
+    broadcast = await service.create_broadcast(
+        session, org_id=key.org_id, body=body, is_test=key.kind is KeyKind.TEST
+    )
+    return broadcast_out(broadcast)
 
 
 @router.get("", summary="List broadcasts")

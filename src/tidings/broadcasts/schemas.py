@@ -45,6 +45,7 @@ class BroadcastOut(BaseModel):
     list_ids: list[int]
     segment_ids: list[int]
     send_to_all: bool
+    test: bool = Field(description="Created with a test key: its messages only reach the sink.")
     scheduled_at: datetime | None
     started_at: datetime | None
     completed_at: datetime | None

@@ -30,7 +30,12 @@ MESSAGES = cast(Table, Message.__table__)
 
 
 async def create_broadcast(
-    session: AsyncSession, *, org_id: int, body: BroadcastCreate, now: datetime | None = None
+    session: AsyncSession,
+    *,
+    org_id: int,
+    body: BroadcastCreate,
+    is_test: bool = False,
+    now: datetime | None = None,
 ) -> Broadcast:
     now = now or utcnow()
     await begin_write(session)
@@ -60,6 +65,7 @@ async def create_broadcast(
             "send_to_all": body.send_to_all,
         },
         scheduled_at=None if body.draft else (body.scheduled_at or now),
+        is_test=is_test,
     )
     session.add(broadcast)
     await session.commit()

@@ -217,8 +217,12 @@ async def _take_creating(
             )
             if taken is not None:
                 return taken
-        full = max(1.0, per_second) if per_second is not None else 0.0
-        await create_bucket(session, connection_id=connection_id, tokens=full, now=now)
+        if per_second is not None:
+            await create_bucket(
+                session, connection_id=connection_id, tokens=max(1.0, per_second), now=now
+            )
+        else:  # no rate known yet: the first rate-limited call refills from empty to full
+            await create_bucket(session, connection_id=connection_id, tokens=0.0, now=0.0)
     raise RuntimeError(f"bucket of connection {connection_id} vanished while in use")
 
 
@@ -268,8 +272,11 @@ async def take(
     at = bindparam("now", now, type_=Float)
     # min(want, whole tokens, free slots), each term present only when that limit is set.
     terms: list[ColumnElement[Any]] = [bindparam("want", want, type_=Integer)]
-    values: dict[str, Any] = {"refilled_epoch": _greatest(K.refilled_epoch, at)}
+    # A call without a rate (concurrency only) leaves the token state alone: moving
+    # refilled_epoch without crediting tokens would starve the next rate-limited call.
+    values: dict[str, Any] = {}
     if per_second is not None:
+        values["refilled_epoch"] = _greatest(K.refilled_epoch, at)
         rate = bindparam("rate", per_second, type_=Float)
         capacity = bindparam("capacity", max(1.0, per_second), type_=Float)
         elapsed = case((K.refilled_epoch < at, at - K.refilled_epoch), else_=0.0)

@@ -45,6 +45,7 @@ class Claimed:
     recipient: str | None
     variables: dict[str, Any] | None
     attempts: int
+    is_test: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,7 @@ async def claim(
             M.recipient,
             M.variables,
             M.attempts,
+            M.is_test,
         )
     )
     rows = await session.execute(statement)
@@ -227,3 +229,11 @@ async def count_by_status(session: AsyncSession, *, broadcast_id: int) -> dict[s
         select(M.status, func.count()).where(M.broadcast_id == broadcast_id).group_by(M.status)
     )
     return {status: int(n) for status, n in rows}
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    """When the next queued message is due (read only)."""
+    value: datetime | None = await session.scalar(
+        select(func.min(M.due_at)).where(M.status == "queued")
+    )
+    return value

@@ -123,10 +123,20 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.config.idle_sleep)
 
-    async def drain(self, max_ticks: int = 10_000) -> None:
-        """Tick until there is nothing left to do now (for tests and one-shot runs)."""
+    async def drain(self, max_ticks: int = 10_000, *, horizon: float = 5.0) -> None:
+        """Tick until nothing is left to do now or within `horizon` seconds (deferred by a
+        connection's limits), waiting for it in real time (for tests and one-shot runs)."""
         for _ in range(max_ticks):
-            if not await self.tick():
+            if await self.tick():
+                continue
+            async with self.db.session() as session:
+                due = await queries.next_due(session)
+            before = self.clock()
+            wait = (due - before).total_seconds() if due is not None else None
+            if wait is None or wait > horizon:
+                return
+            await asyncio.sleep(max(wait, 0.0) + 0.01)
+            if self.clock() == before:  # an injected clock that only its owner moves
                 return
         raise RuntimeError("dispatcher did not drain")
 
@@ -185,8 +195,9 @@ class Dispatcher:
             links.extend(message_links)
             campaign_id = message.campaign_id
             assert campaign_id is not None  # _render refuses a message without a campaign
-            by_channel[routes[campaign_id].id].append((message, outgoing))
-        specs = {spec.id: spec for spec in routes.values()}
+            route = SINK if message.is_test else routes[campaign_id]  # test keys: sink only
+            by_channel[route.id].append((message, outgoing))
+        specs = {None: SINK} | {spec.id: spec for spec in routes.values()}
         for connection_id, group in by_channel.items():
             outcomes.extend(await self._send_group(specs[connection_id], group))
         return outcomes, links
@@ -197,23 +208,40 @@ class Dispatcher:
         """Send what the connection's cluster-wide limits allow now; defer the rest."""
         channel = await self._channel(spec)
         if spec.id is None:  # the sink has no limits
-            results = await self._deliver(channel, [outgoing for _, outgoing in group])
+            sunk = await self._deliver(channel, [outgoing for _, outgoing in group])
             return [
                 self._outcome(message, result, segments=outgoing.segments)
-                for (message, outgoing), result in zip(group, results, strict=True)
+                for (message, outgoing), result in zip(group, sunk, strict=True)
             ]
-        grant = await self.limiter.acquire(
+        # Concurrency caps how many sends are in flight at once (slots held while this
+        # group is sent, `width` at a time); the rate caps how many go now at all.
+        hold = self.config.lease.total_seconds()
+        slots = await self.limiter.acquire(
             spec.id,
-            want=len(group),
-            per_second=spec.max_per_second,
+            want=min(len(group), spec.max_concurrency),
+            per_second=None,
             max_concurrency=spec.max_concurrency,
-            hold_seconds=self.config.lease.total_seconds(),
+            hold_seconds=hold,
         )
-        now_sending, later = group[: grant.count], group[grant.count :]
+        grant = slots
+        now_sending: list[tuple[Claimed, Outgoing]] = []
+        results: list[Result] = []
         try:
-            results = await self._deliver(channel, [outgoing for _, outgoing in now_sending])
+            if slots.count:
+                grant = await self.limiter.acquire(
+                    spec.id,
+                    want=len(group),
+                    per_second=spec.max_per_second,
+                    max_concurrency=None,
+                    hold_seconds=hold,
+                )
+                now_sending = group[: grant.count]
+                for start in range(0, len(now_sending), slots.count):
+                    chunk = now_sending[start : start + slots.count]
+                    results.extend(await self._deliver(channel, [o for _, o in chunk]))
         finally:
-            await self.limiter.release(grant)
+            await self.limiter.release(slots)
+        later = group[len(now_sending) :]
         outcomes = [
             self._outcome(message, result, segments=outgoing.segments)
             for (message, outgoing), result in zip(now_sending, results, strict=True)

@@ -51,6 +51,9 @@ class Message(Base):
     recipient: Mapped[str | None] = mapped_column(String(320))
     variables: Mapped[dict[str, Any] | None]
     status: Mapped[str] = mapped_column(String(16))
+    is_test: Mapped[bool] = mapped_column(
+        default=False
+    )  # goes to the sink, whatever the connection
     reason: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
     due_at: Mapped[datetime] = mapped_column(default=utcnow)

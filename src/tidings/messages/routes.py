@@ -10,6 +10,7 @@ from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor,
 from tidings.api.problems import PROBLEM_JSON, problem_body
 from tidings.errors import TidingsError
 from tidings.idempotency import service as idempotency
+from tidings.keys.schemas import KeyKind
 from tidings.messages import service
 from tidings.messages.schemas import MessageOut, SingleSend, SinkMessageOut
 
@@ -86,7 +87,9 @@ async def send_message(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
     if idempotency_key is None:
-        message = await service.send_single(session, org_id=key.org_id, body=body)
+        message = await service.send_single(
+            session, org_id=key.org_id, body=body, is_test=key.kind is KeyKind.TEST
+        )
         return JSONResponse(MessageOut.model_validate(message).model_dump(mode="json"), 201)
     fingerprint = idempotency.request_hash("POST", request.url.path, await request.body())
     outcome = await idempotency.begin(
@@ -100,7 +103,13 @@ async def send_message(
             media_type=PROBLEM_JSON if outcome.status_code >= 400 else None,
         )
     try:
-        message = await service.send_single(session, org_id=key.org_id, body=body, claim=outcome)
+        message = await service.send_single(
+            session,
+            org_id=key.org_id,
+            body=body,
+            claim=outcome,
+            is_test=key.kind is KeyKind.TEST,
+        )
     except TidingsError as exc:
         await session.rollback()
         answer = problem_body(request, exc)

@@ -19,6 +19,7 @@ class MessageOut(BaseModel):
     channel: str
     recipient: str | None
     status: str
+    test: bool = Field(validation_alias="is_test", description="Only ever reaches the sink.")
     reason: str | None
     attempts: int
     provider_id: str | None

@@ -73,6 +73,7 @@ async def send_single(
     org_id: int,
     body: SingleSend,
     claim: idempotency.Claim | None = None,
+    is_test: bool = False,
 ) -> Message:
     """Queue one message; with an idempotency `claim`, its answer is stored in the same
     transaction as the message, so a retry replays it or, after a crash, sends once."""
@@ -107,6 +108,7 @@ async def send_single(
         recipient=address,
         variables=body.variables or None,
         status=status,
+        is_test=is_test,
         reason=reason,
         attempts=0,
         due_at=body.send_at or now,
