@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format typecheck pytest bench-import bench-upsert clean
+.PHONY: help install run test lint format typecheck pytest bench-import bench-upsert bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ bench-import: $(STAMP) ## CSV import of 100k and 1M rows: time and peak RSS, SQL
 bench-upsert: $(STAMP) ## bulk upsert latency (500 and 10,000 rows per request), SQLite then PostgreSQL
 	$(BIN)/python bench/upsert_latency.py
 	$(BIN)/python bench/upsert_latency.py --postgres
+
+bench-quick: $(STAMP) ## 50,000 emails through the dispatcher to smtp-sink (installs postfix if missing)
+	$(BIN)/python bench/quick.py
 
 clean: ## remove the virtualenv, caches and ./var
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
