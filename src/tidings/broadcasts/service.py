@@ -20,7 +20,8 @@ from tidings.broadcasts.status import BroadcastStatus, transition
 from tidings.campaigns.service import get_campaign
 from tidings.db.base import utcnow
 from tidings.db.engine import begin_write
-from tidings.errors import FieldError, InvalidInput, NotFound
+from tidings.db.owned import get_owned, owned_page
+from tidings.errors import FieldError, InvalidInput
 from tidings.lists.service import require_lists
 from tidings.messages.models import Message
 from tidings.segments.models import Segment
@@ -73,21 +74,14 @@ async def create_broadcast(
 
 
 async def get_broadcast(session: AsyncSession, *, org_id: int, broadcast_id: int) -> Broadcast:
-    broadcast = await session.scalar(
-        select(Broadcast).where(Broadcast.org_id == org_id, Broadcast.id == broadcast_id)
-    )
-    if broadcast is None:
-        raise NotFound("broadcast", broadcast_id)
-    return broadcast
+    return await get_owned(session, Broadcast, org_id=org_id, ident=broadcast_id, what="broadcast")
 
 
 async def list_broadcasts(
     session: AsyncSession, *, org_id: int, after_id: int | None, limit: int
 ) -> list[Broadcast]:
-    query = select(Broadcast).where(Broadcast.org_id == org_id)
-    if after_id is not None:
-        query = query.where(Broadcast.id > after_id)
-    return list(await session.scalars(query.order_by(Broadcast.id).limit(limit)))
+    page = owned_page(Broadcast, org_id=org_id, after_id=after_id, limit=limit)
+    return list(await session.scalars(page))
 
 
 async def _move_messages(

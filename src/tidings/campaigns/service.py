@@ -13,7 +13,8 @@ from tidings.connections.models import Connection
 from tidings.contacts.normalize import normalize_email
 from tidings.db.engine import begin_write
 from tidings.db.names import commit_named, require_free_name
-from tidings.errors import FieldError, InvalidInput, NotFound
+from tidings.db.owned import get_owned, owned_page
+from tidings.errors import FieldError, InvalidInput
 from tidings.lists.models import ContactList
 from tidings.templates.models import Template
 
@@ -78,18 +79,11 @@ async def create_campaign(session: AsyncSession, *, org_id: int, body: CampaignC
 
 
 async def get_campaign(session: AsyncSession, *, org_id: int, campaign_id: int) -> Campaign:
-    campaign = await session.scalar(
-        select(Campaign).where(Campaign.org_id == org_id, Campaign.id == campaign_id)
-    )
-    if campaign is None:
-        raise NotFound("campaign", campaign_id)
-    return campaign
+    return await get_owned(session, Campaign, org_id=org_id, ident=campaign_id, what="campaign")
 
 
 async def list_campaigns(
     session: AsyncSession, *, org_id: int, after_id: int | None, limit: int
 ) -> list[Campaign]:
-    query = select(Campaign).where(Campaign.org_id == org_id)
-    if after_id is not None:
-        query = query.where(Campaign.id > after_id)
-    return list(await session.scalars(query.order_by(Campaign.id).limit(limit)))
+    page = owned_page(Campaign, org_id=org_id, after_id=after_id, limit=limit)
+    return list(await session.scalars(page))

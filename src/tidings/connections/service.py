@@ -10,7 +10,7 @@ from tidings.connections.models import Connection
 from tidings.connections.schemas import ConnectionCreate
 from tidings.db.engine import begin_write
 from tidings.db.names import commit_named, require_free_name
-from tidings.errors import NotFound
+from tidings.db.owned import get_owned
 
 
 async def create_connection(
@@ -42,12 +42,9 @@ async def create_connection(
 
 
 async def get_connection(session: AsyncSession, *, org_id: int, connection_id: int) -> Connection:
-    connection = await session.scalar(
-        select(Connection).where(Connection.org_id == org_id, Connection.id == connection_id)
+    return await get_owned(
+        session, Connection, org_id=org_id, ident=connection_id, what="connection"
     )
-    if connection is None:
-        raise NotFound("connection", connection_id)
-    return connection
 
 
 async def list_connections(session: AsyncSession, *, org_id: int) -> list[Connection]:

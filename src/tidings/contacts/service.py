@@ -27,7 +27,8 @@ from tidings.contacts.normalize import (
 from tidings.db.base import utcnow
 from tidings.db.dialect import insert_ignoring_conflicts, rows_by_keys
 from tidings.db.engine import begin_write
-from tidings.errors import FieldError, NotFound
+from tidings.db.owned import get_owned
+from tidings.errors import FieldError
 from tidings.lists.models import ListMember
 from tidings.lists.service import require_lists
 from tidings.messages.models import Message
@@ -267,12 +268,7 @@ async def upsert_contacts(
 
 
 async def get_contact(session: AsyncSession, *, org_id: int, contact_id: int) -> Contact:
-    contact = await session.scalar(
-        select(Contact).where(Contact.org_id == org_id, Contact.id == contact_id)
-    )
-    if contact is None:
-        raise NotFound("contact", contact_id)
-    return contact
+    return await get_owned(session, Contact, org_id=org_id, ident=contact_id, what="contact")
 
 
 async def list_contacts(

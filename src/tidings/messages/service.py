@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.campaigns.service import get_campaign
@@ -12,7 +11,8 @@ from tidings.channels.models import SinkMessage
 from tidings.contacts.service import get_contact, upsert_contacts
 from tidings.db.base import utcnow
 from tidings.db.engine import begin_write
-from tidings.errors import FieldError, InvalidInput, NotFound
+from tidings.db.owned import get_owned, owned_page
+from tidings.errors import FieldError, InvalidInput
 from tidings.idempotency import service as idempotency
 from tidings.messages.models import Message
 from tidings.messages.schemas import MessageOut, SingleSend
@@ -21,12 +21,7 @@ MAX_VARIABLES_BYTES = 16_384
 
 
 async def get_message(session: AsyncSession, *, org_id: int, message_id: int) -> Message:
-    message = await session.scalar(
-        select(Message).where(Message.org_id == org_id, Message.id == message_id)
-    )
-    if message is None:
-        raise NotFound("message", message_id)
-    return message
+    return await get_owned(session, Message, org_id=org_id, ident=message_id, what="message")
 
 
 async def list_messages(
@@ -39,16 +34,14 @@ async def list_messages(
     status: str | None = None,
     contact_id: int | None = None,
 ) -> list[Message]:
-    query = select(Message).where(Message.org_id == org_id)
-    if after_id is not None:
-        query = query.where(Message.id > after_id)
+    query = owned_page(Message, org_id=org_id, after_id=after_id, limit=limit)
     if broadcast_id is not None:
         query = query.where(Message.broadcast_id == broadcast_id)
     if status is not None:
         query = query.where(Message.status == status)
     if contact_id is not None:
         query = query.where(Message.contact_id == contact_id)
-    return list(await session.scalars(query.order_by(Message.id).limit(limit)))
+    return list(await session.scalars(query))
 
 
 async def list_sink_messages(
@@ -59,12 +52,10 @@ async def list_sink_messages(
     limit: int,
     message_id: int | None = None,
 ) -> list[SinkMessage]:
-    query = select(SinkMessage).where(SinkMessage.org_id == org_id)
-    if after_id is not None:
-        query = query.where(SinkMessage.id > after_id)
+    query = owned_page(SinkMessage, org_id=org_id, after_id=after_id, limit=limit)
     if message_id is not None:
         query = query.where(SinkMessage.message_id == message_id)
-    return list(await session.scalars(query.order_by(SinkMessage.id).limit(limit)))
+    return list(await session.scalars(query))
 
 
 async def send_single(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.contacts.service import get_contact
@@ -15,7 +14,8 @@ from tidings.content.context import render_context
 from tidings.content.render import Renderer, TemplateError
 from tidings.db.engine import begin_write
 from tidings.db.names import commit_named, require_free_name
-from tidings.errors import FieldError, InvalidInput, NotFound
+from tidings.db.owned import get_owned, owned_page
+from tidings.errors import FieldError, InvalidInput
 from tidings.templates.models import Template
 from tidings.templates.schemas import TemplateChanges
 
@@ -68,21 +68,14 @@ async def create_template(
 
 
 async def get_template(session: AsyncSession, *, org_id: int, template_id: int) -> Template:
-    template = await session.scalar(
-        select(Template).where(Template.org_id == org_id, Template.id == template_id)
-    )
-    if template is None:
-        raise NotFound("template", template_id)
-    return template
+    return await get_owned(session, Template, org_id=org_id, ident=template_id, what="template")
 
 
 async def list_templates(
     session: AsyncSession, *, org_id: int, after_id: int | None, limit: int
 ) -> list[Template]:
-    query = select(Template).where(Template.org_id == org_id)
-    if after_id is not None:
-        query = query.where(Template.id > after_id)
-    return list(await session.scalars(query.order_by(Template.id).limit(limit)))
+    page = owned_page(Template, org_id=org_id, after_id=after_id, limit=limit)
+    return list(await session.scalars(page))
 
 
 async def update_template(

@@ -1,0 +1,38 @@
+"""The two queries every tenant-owned object needs: one by id, and a page in id order.
+
+Both filter by `org_id` first, so another org's object is simply not found (a 404 that
+says nothing about whether it exists elsewhere).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.errors import NotFound
+
+Row = TypeVar("Row")
+
+
+async def get_owned(
+    session: AsyncSession, model: type[Row], *, org_id: int, ident: int, what: str
+) -> Row:
+    """The org's `model` row with this id, or NotFound naming `what`."""
+    table: Any = model
+    found: Row | None = await session.scalar(
+        select(model).where(table.org_id == org_id, table.id == ident)
+    )
+    if found is None:
+        raise NotFound(what, ident)
+    return found
+
+
+def owned_page(model: type[Row], *, org_id: int, after_id: int | None, limit: int) -> Select[Row]:
+    """The org's `model` rows after the cursor's id, in id order, at most `limit`."""
+    table: Any = model
+    query = select(model).where(table.org_id == org_id)
+    if after_id is not None:
+        query = query.where(table.id > after_id)
+    return query.order_by(table.id).limit(limit)
