@@ -78,4 +78,4 @@ async def broadcast_now(db: Database, org: OrgWithKey, campaign_id: int, list_id
             org_id=org.id,
             body=BroadcastCreate(name="b", campaign_id=campaign_id, list_ids=[list_id]),
         )
-    return created.id
+    return created.broadcast.id

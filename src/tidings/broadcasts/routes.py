@@ -8,7 +8,12 @@ from tidings.api.deps import ReadKey, SendKey, SessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
 from tidings.broadcasts import service
 from tidings.broadcasts.models import COUNTERS, Broadcast
-from tidings.broadcasts.schemas import BroadcastCreate, BroadcastOut
+from tidings.broadcasts.schemas import (
+    BroadcastCreate,
+    BroadcastCreated,
+    BroadcastOut,
+    RejectedRecipient,
+)
 from tidings.broadcasts.status import BroadcastStatus
 from tidings.keys.schemas import KeyKind
 
@@ -38,11 +43,15 @@ def broadcast_out(b: Broadcast) -> BroadcastOut:
 @router.post("", status_code=201, summary="Create a broadcast: now, at scheduled_at, or as a draft")
 async def create_broadcast(
     org_id: int, body: BroadcastCreate, key: SendKey, session: SessionDep
-) -> BroadcastOut:
-    broadcast = await service.create_broadcast(
+) -> BroadcastCreated:
+    created = await service.create_broadcast(
         session, org_id=key.org_id, body=body, is_test=key.kind is KeyKind.TEST
     )
-    return broadcast_out(broadcast)
+    rejected = [
+        RejectedRecipient(index=e.index or 0, field=e.field, reason=e.reason)
+        for e in created.rejected
+    ]
+    return BroadcastCreated(**broadcast_out(created.broadcast).model_dump(), rejected=rejected)
 
 
 @router.get("", summary="List broadcasts")

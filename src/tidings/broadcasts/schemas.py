@@ -27,13 +27,22 @@ class BroadcastCreate(BaseModel):
     list_ids: list[int] = Field(default_factory=list, max_length=100)
     segment_ids: list[int] = Field(default_factory=list, max_length=10)
     send_to_all: bool = False
+    recipients: list[Any] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description=(
+            "Explicit recipients: contact rows (upserted into the org's contacts, keyed by "
+            "email and/or phone), each with optional `variables` for its message. Bad rows "
+            "are reported in `rejected`; the good ones are sent."
+        ),
+    )
     scheduled_at: AwareDatetime | None = None
     draft: bool = False
 
     @model_validator(mode="after")
     def _has_an_audience(self) -> BroadcastCreate:
-        if not (self.send_to_all or self.list_ids or self.segment_ids):
-            raise ValueError("choose an audience: list_ids, segment_ids or send_to_all")
+        if not (self.send_to_all or self.list_ids or self.segment_ids or self.recipients):
+            raise ValueError("choose an audience: list_ids, segment_ids, send_to_all or recipients")
         return self
 
 
@@ -63,3 +72,15 @@ class BroadcastOut(BaseModel):
     unsubscribed_count: int
     created_at: datetime
     updated_at: datetime
+
+
+class RejectedRecipient(BaseModel):
+    index: int
+    field: str
+    reason: str
+
+
+class BroadcastCreated(BroadcastOut):
+    rejected: list[RejectedRecipient] = Field(
+        default_factory=list, description="Explicit recipients not accepted, by index and field."
+    )

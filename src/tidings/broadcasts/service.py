@@ -7,17 +7,22 @@ calls to expand a due broadcast and set it SENDING in one transaction.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.broadcasts.expand import expand
 from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.broadcasts.status import BroadcastStatus, transition
+from tidings.campaigns.models import Campaign
 from tidings.campaigns.service import get_campaign
+from tidings.contacts.models import Contact
+from tidings.contacts.normalize import MAX_ATTRIBUTES_BYTES, attributes_size
+from tidings.contacts.service import upsert_contacts
 from tidings.db.base import utcnow
 from tidings.db.engine import begin_write
 from tidings.db.owned import get_owned, owned_page
@@ -30,6 +35,91 @@ S = BroadcastStatus
 MESSAGES = cast(Table, Message.__table__)
 
 
+@dataclass(frozen=True, slots=True)
+class Created:
+    broadcast: Broadcast
+    rejected: list[FieldError]
+
+
+async def _explicit_recipients(
+    session: AsyncSession, *, org_id: int, rows: list[Any]
+) -> tuple[dict[int, dict[str, Any] | None], list[FieldError]]:
+    """Upsert the rows (their own transaction); contact id → variables, and the rejects."""
+    rejected: list[FieldError] = []
+    contact_rows: list[Any] = []
+    variables: list[dict[str, Any] | None] = []
+    for index, row in enumerate(rows):
+        extra = row.pop("variables", None) if isinstance(row, dict) else None
+        if extra is not None and (
+            not isinstance(extra, dict) or attributes_size(extra) > MAX_ATTRIBUTES_BYTES
+        ):
+            reason = f"an object of at most {MAX_ATTRIBUTES_BYTES} bytes as JSON"
+            rejected.append(FieldError(f"recipients[{index}].variables", reason, index))
+            row = None  # reported here; the upsert below skips it with its own error
+        contact_rows.append(row if row is not None else {})
+        variables.append(extra)
+    report = await upsert_contacts(session, org_id=org_id, rows=contact_rows)
+    bad = {e.index for e in rejected}
+    rejected += [
+        FieldError(f"recipients[{e.index}].{e.field}", e.reason, e.index)
+        for e in report.errors
+        if e.index not in bad
+    ]
+    bad |= {e.index for e in report.errors}
+    accepted: dict[int, dict[str, Any] | None] = {}
+    for outcome in report.outcomes:  # a contact named twice: its last row's variables
+        if outcome.contact_id is not None and outcome.index not in bad:
+            accepted[outcome.contact_id] = variables[outcome.index] or None
+    return accepted, sorted(rejected, key=lambda e: e.index or 0)
+
+
+async def _hold_messages(
+    session: AsyncSession,
+    *,
+    broadcast: Broadcast,
+    campaign: Campaign,
+    recipients: dict[int, dict[str, Any] | None],
+    now: datetime,
+) -> None:
+    """Messages for explicit recipients, `held` until the broadcast starts (or skipped)."""
+    if not recipients:
+        return
+    is_email = campaign.channel == "email"
+    rows = await session.execute(
+        select(
+            Contact.id, Contact.email, Contact.phone, Contact.email_status, Contact.sms_status
+        ).where(Contact.org_id == broadcast.org_id, Contact.id.in_(list(recipients)))
+    )
+    messages = []
+    for contact in rows:
+        address = contact.email if is_email else contact.phone
+        subscribed = (contact.email_status if is_email else contact.sms_status) == "subscribed"
+        reason = None
+        if address is None:
+            reason = "no email address" if is_email else "no phone number"
+        elif campaign.purpose == "marketing" and not subscribed:
+            reason = "unsubscribed"
+        messages.append(
+            {
+                "org_id": broadcast.org_id,
+                "broadcast_id": broadcast.id,
+                "campaign_id": campaign.id,
+                "contact_id": contact.id,
+                "channel": campaign.channel,
+                "recipient": address,
+                "variables": recipients[contact.id],
+                "status": "skipped" if reason else "held",
+                "is_test": broadcast.is_test,
+                "reason": reason,
+                "attempts": 0,
+                "due_at": broadcast.scheduled_at or now,
+                "created_at": now,
+                "finished_at": now if reason else None,
+            }
+        )
+    await session.execute(insert(MESSAGES), messages)
+
+
 async def create_broadcast(
     session: AsyncSession,
     *,
@@ -37,10 +127,21 @@ async def create_broadcast(
     body: BroadcastCreate,
     is_test: bool = False,
     now: datetime | None = None,
-) -> Broadcast:
+) -> Created:
     now = now or utcnow()
-    await begin_write(session)
+    # A 404 for an unknown campaign before any contact is upserted for it.
     await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
+    await session.rollback()
+    recipients: dict[int, dict[str, Any] | None] = {}
+    rejected: list[FieldError] = []
+    if body.recipients:
+        recipients, rejected = await _explicit_recipients(
+            session,
+            org_id=org_id,
+            rows=[dict(r) if isinstance(r, dict) else r for r in body.recipients],
+        )
+    await begin_write(session)
+    campaign = await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
     await require_lists(session, org_id=org_id, list_ids=body.list_ids)
     if body.segment_ids:
         found = set(
@@ -64,13 +165,18 @@ async def create_broadcast(
             "list_ids": body.list_ids,
             "segment_ids": body.segment_ids,
             "send_to_all": body.send_to_all,
+            "recipients": len(recipients),
         },
         scheduled_at=None if body.draft else (body.scheduled_at or now),
         is_test=is_test,
     )
     session.add(broadcast)
+    await session.flush()
+    await _hold_messages(
+        session, broadcast=broadcast, campaign=campaign, recipients=recipients, now=now
+    )
     await session.commit()
-    return broadcast
+    return Created(broadcast, rejected)
 
 
 async def get_broadcast(session: AsyncSession, *, org_id: int, broadcast_id: int) -> Broadcast:
@@ -131,9 +237,10 @@ async def resume(session: AsyncSession, *, org_id: int, broadcast_id: int) -> Br
     broadcast = await get_broadcast(session, org_id=org_id, broadcast_id=broadcast_id)
     target = S.SENDING if broadcast.started_at is not None else S.SCHEDULED
     broadcast.status = transition(S(broadcast.status), target)
-    await _move_messages(
-        session, broadcast_id=broadcast.id, source="held", target="queued", now=now
-    )
+    if target is S.SENDING:  # before the start, explicit recipients wait for start_due
+        await _move_messages(
+            session, broadcast_id=broadcast.id, source="held", target="queued", now=now
+        )
     await session.commit()
     return broadcast
 
@@ -170,6 +277,9 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
         return False
     campaign = await get_campaign(
         session, org_id=broadcast.org_id, campaign_id=broadcast.campaign_id
+    )
+    await _move_messages(  # explicit recipients, held since the broadcast was created
+        session, broadcast_id=broadcast.id, source="held", target="queued", now=now
     )
     counts = await expand(session, broadcast=broadcast, campaign=campaign, now=now)
     broadcast.status = transition(S.SCHEDULED, S.SENDING)
