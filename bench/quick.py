@@ -290,11 +290,12 @@ async def dispatch(
     dispatcher = Dispatcher(db, renderer=Renderer(), config=DispatcherConfig(batch_size=batch))
     started = time.perf_counter()
     async with db.session() as session:
-        broadcast = await broadcasts.create_broadcast(
+        created = await broadcasts.create_broadcast(
             session,
             org_id=org_id,
             body=BroadcastCreate(name="quick", campaign_id=campaign_id, send_to_all=True),
         )
+        broadcast = created.broadcast
     # Started after the broadcast exists, so its first tick starts it without an idle sleep.
     stop = asyncio.Event()
     worker = asyncio.create_task(dispatcher.run(stop))
