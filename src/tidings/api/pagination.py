@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Sequence
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, Field
@@ -49,6 +49,22 @@ def decode_cursor(cursor: str | None) -> int | None:
         return last_id
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidInput.field("cursor", "not a cursor this API returned") from None
+
+
+def _by_id(row: Any) -> int:
+    return int(row.id)
+
+
+def paged(
+    rows: Sequence[Item],
+    limit: int,
+    out: Callable[[Item], T],
+    *,
+    key: Callable[[Item], int] = _by_id,
+) -> Page[T]:
+    """A `limit + 1` fetch as the API's page: `out` applied to each kept row."""
+    items, next_cursor = page_of(rows, limit, key)
+    return Page(data=[out(item) for item in items], next_cursor=next_cursor)
 
 
 def page_of(

@@ -1,5 +1,7 @@
 """Set-based expansion of a broadcast into one message row per recipient.
 
+The skip rule is `campaigns/recipients.address_or_skip`, written here in SQL.
+
 One `INSERT INTO messages … SELECT … FROM contacts` computes, in the database, every
 recipient's row: queued, or skipped with the reason (no address for the channel, or
 unsubscribed from a marketing channel). No contact is loaded into Python, and the

@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter
 
 from tidings.api.deps import ReadKey, SendKey, SessionDep
-from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.broadcasts import service
 from tidings.broadcasts.models import COUNTERS, Broadcast
 from tidings.broadcasts.schemas import (
@@ -65,8 +65,7 @@ async def list_broadcasts(
     rows = await service.list_broadcasts(
         session, org_id=key.org_id, after_id=decode_cursor(cursor), limit=limit + 1
     )
-    items, next_cursor = page_of(rows, limit, key=lambda b: b.id)
-    return Page(data=[broadcast_out(b) for b in items], next_cursor=next_cursor)
+    return paged(rows, limit, broadcast_out)
 
 
 @router.get("/{broadcast_id}", summary="Read a broadcast and its counters")

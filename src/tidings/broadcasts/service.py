@@ -19,6 +19,7 @@ from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.broadcasts.status import BroadcastStatus, transition
 from tidings.campaigns.models import Campaign
+from tidings.campaigns.recipients import address_or_skip
 from tidings.campaigns.service import get_campaign
 from tidings.contacts.models import Contact
 from tidings.contacts.normalize import MAX_ATTRIBUTES_BYTES, attributes_size
@@ -84,7 +85,6 @@ async def _hold_messages(
     """Messages for explicit recipients, `held` until the broadcast starts (or skipped)."""
     if not recipients:
         return
-    is_email = campaign.channel == "email"
     rows = await session.execute(
         select(
             Contact.id, Contact.email, Contact.phone, Contact.email_status, Contact.sms_status
@@ -92,13 +92,7 @@ async def _hold_messages(
     )
     messages = []
     for contact in rows:
-        address = contact.email if is_email else contact.phone
-        subscribed = (contact.email_status if is_email else contact.sms_status) == "subscribed"
-        reason = None
-        if address is None:
-            reason = "no email address" if is_email else "no phone number"
-        elif campaign.purpose == "marketing" and not subscribed:
-            reason = "unsubscribed"
+        address, reason = address_or_skip(campaign, contact)
         messages.append(
             {
                 "org_id": broadcast.org_id,

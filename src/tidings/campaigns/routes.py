@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep
-from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.campaigns import service
 from tidings.campaigns.schemas import CampaignCreate, CampaignOut
 
@@ -29,8 +29,7 @@ async def list_campaigns(
     rows = await service.list_campaigns(
         session, org_id=key.org_id, after_id=decode_cursor(cursor), limit=limit + 1
     )
-    items, next_cursor = page_of(rows, limit, key=lambda c: c.id)
-    return Page(data=[CampaignOut.model_validate(c) for c in items], next_cursor=next_cursor)
+    return paged(rows, limit, CampaignOut.model_validate)
 
 
 @router.get("/{campaign_id}", summary="Read a campaign")

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep
-from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.contacts import importer, service
 from tidings.contacts.schemas import (
     ContactOut,
@@ -102,8 +102,7 @@ async def list_contacts(
         phone=phone,
         list_id=list_id,
     )
-    items, next_cursor = page_of(rows, limit, key=lambda c: c.id)
-    return Page(data=[ContactOut.of(c) for c in items], next_cursor=next_cursor)
+    return paged(rows, limit, ContactOut.of)
 
 
 @router.get("/{contact_id}", summary="Read a contact")

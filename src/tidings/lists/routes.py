@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep
-from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
 from tidings.lists import service
 from tidings.lists.schemas import (
@@ -52,8 +52,7 @@ async def list_lists(
     rows = await service.list_lists(
         session, org_id=key.org_id, after_id=decode_cursor(cursor), limit=limit + 1
     )
-    items, next_cursor = page_of(rows, limit, key=lambda c: c.list.id)
-    return Page(data=[_out(i) for i in items], next_cursor=next_cursor)
+    return paged(rows, limit, _out, key=lambda c: c.list.id)
 
 
 @router.get("/{list_id}", summary="Read a list")

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from tidings.api.deps import ReadKey, SendKey, SessionDep
-from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.problems import PROBLEM_JSON, problem_body
 from tidings.errors import TidingsError
 from tidings.idempotency import service as idempotency
@@ -37,8 +37,7 @@ async def list_messages(
         status=status,
         contact_id=contact_id,
     )
-    items, next_cursor = page_of(rows, limit, key=lambda m: m.id)
-    return Page(data=[MessageOut.model_validate(m) for m in items], next_cursor=next_cursor)
+    return paged(rows, limit, MessageOut.model_validate)
 
 
 @router.get("/messages/{message_id}", summary="Read a message and its final state")
@@ -65,8 +64,7 @@ async def list_sink_messages(
         limit=limit + 1,
         message_id=message_id,
     )
-    items, next_cursor = page_of(rows, limit, key=lambda m: m.id)
-    return Page(data=[SinkMessageOut.model_validate(m) for m in items], next_cursor=next_cursor)
+    return paged(rows, limit, SinkMessageOut.model_validate)
 
 
 @router.post(

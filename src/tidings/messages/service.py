@@ -6,6 +6,7 @@ import json
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.campaigns.recipients import address_or_skip
 from tidings.campaigns.service import get_campaign
 from tidings.channels.models import SinkMessage
 from tidings.contacts.service import get_contact, upsert_contacts
@@ -81,16 +82,8 @@ async def send_single(
     campaign = await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
     assert contact_id is not None
     contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
-    is_email = campaign.channel == "email"
-    address = contact.email if is_email else contact.phone
-    status = "queued"
-    reason = None
-    if address is None:
-        status, reason = "skipped", "no email address" if is_email else "no phone number"
-    elif campaign.purpose == "marketing" and (
-        (contact.email_status if is_email else contact.sms_status) == "unsubscribed"
-    ):
-        status, reason = "skipped", "unsubscribed"
+    address, reason = address_or_skip(campaign, contact)
+    status = "skipped" if reason else "queued"
     message = Message(
         org_id=org_id,
         campaign_id=campaign.id,

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep
-from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
 from tidings.contacts.schemas import ContactOut
 from tidings.segments import service
@@ -62,8 +62,7 @@ async def list_segments(
     rows = await service.list_segments(
         session, org_id=key.org_id, after_id=decode_cursor(cursor), limit=limit + 1
     )
-    items, next_cursor = page_of(rows, limit, key=lambda c: c.segment.id)
-    return Page(data=[_out(i) for i in items], next_cursor=next_cursor)
+    return paged(rows, limit, _out, key=lambda c: c.segment.id)
 
 
 @router.get("/{segment_id}", summary="Read a segment")
@@ -97,8 +96,7 @@ async def segment_contacts(
         after_id=decode_cursor(cursor),
         limit=limit + 1,
     )
-    items, next_cursor = page_of(rows, limit, key=lambda c: c.id)
-    return Page(data=[ContactOut.of(c) for c in items], next_cursor=next_cursor)
+    return paged(rows, limit, ContactOut.of)
 
 
 @router.patch("/{segment_id}", summary="Change a segment")

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep
-from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
 from tidings.content.render import Renderer
 from tidings.templates import service
@@ -50,8 +50,7 @@ async def list_templates(
     rows = await service.list_templates(
         session, org_id=key.org_id, after_id=decode_cursor(cursor), limit=limit + 1
     )
-    items, next_cursor = page_of(rows, limit, key=lambda t: t.id)
-    return Page(data=[TemplateOut.model_validate(t) for t in items], next_cursor=next_cursor)
+    return paged(rows, limit, TemplateOut.model_validate)
 
 
 @router.get("/{template_id}", summary="Read a template")
