@@ -3,14 +3,16 @@
 The skip rule is `campaigns/recipients.address_or_skip`, written here in SQL.
 
 One `INSERT INTO messages … SELECT … FROM contacts` computes, in the database, every
-recipient's row: queued, or skipped with the reason (no address for the channel, or
-unsubscribed from a marketing channel). No contact is loaded into Python, and the
+recipient's row: queued, or skipped with the reason (no address for the channel, an SMS
+to a country the org does not allow, or unsubscribed from a marketing channel), in the
+same order as `address_or_skip`. No contact is loaded into Python, and the
 unique (broadcast_id, contact_id) key means a contact reached by two lists or segments
 gets one message.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -64,24 +66,40 @@ async def audience_condition(
 
 
 async def expand(
-    session: AsyncSession, *, broadcast: Broadcast, campaign: Campaign, now: datetime
+    session: AsyncSession,
+    *,
+    broadcast: Broadcast,
+    campaign: Campaign,
+    sms_countries: Collection[str] | None,
+    now: datetime,
 ) -> Expansion:
-    """Insert the broadcast's messages (query helper: the caller owns the transaction)."""
+    """Insert the broadcast's messages (query helper: the caller owns the transaction).
+
+    `sms_countries` is the org's allowlist (None = every country), as in `address_or_skip`.
+    """
     condition = await audience_condition(
         session, org_id=broadcast.org_id, audience=broadcast.audience
     )
     is_email = campaign.channel == "email"
     address = C.email if is_email else C.phone
+    # NOT IN is NULL for a NULL country: a number of no country is spelled out as refused.
+    refused = (
+        false()
+        if is_email or sms_countries is None
+        else or_(C.phone_country.is_(None), C.phone_country.not_in(sorted(sms_countries)))
+    )
     subscription = C.email_status if is_email else C.sms_status
     marketing = campaign.purpose == "marketing"
     unsubscribed = (subscription == "unsubscribed") if marketing else false()
     status = case(
         (address.is_(None), literal("skipped")),
+        (refused, literal("skipped")),
         (unsubscribed, literal("skipped")),
         else_=literal("queued"),
     )
     reason = case(
         (address.is_(None), literal("no email address" if is_email else "no phone number")),
+        (refused, literal("country not allowed")),
         (unsubscribed, literal("unsubscribed")),
         else_=null(),
     )

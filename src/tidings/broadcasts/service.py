@@ -30,6 +30,7 @@ from tidings.db.owned import get_owned, owned_page
 from tidings.errors import FieldError, InvalidInput
 from tidings.lists.service import require_lists
 from tidings.messages.models import Message
+from tidings.orgs.service import get_org
 from tidings.segments.models import Segment
 
 S = BroadcastStatus
@@ -85,14 +86,20 @@ async def _hold_messages(
     """Messages for explicit recipients, `held` until the broadcast starts (or skipped)."""
     if not recipients:
         return
+    org = await get_org(session, org_id=broadcast.org_id)
     rows = await session.execute(
         select(
-            Contact.id, Contact.email, Contact.phone, Contact.email_status, Contact.sms_status
+            Contact.id,
+            Contact.email,
+            Contact.phone,
+            Contact.phone_country,
+            Contact.email_status,
+            Contact.sms_status,
         ).where(Contact.org_id == broadcast.org_id, Contact.id.in_(list(recipients)))
     )
     messages = []
     for contact in rows:
-        address, reason = address_or_skip(campaign, contact)
+        address, reason = address_or_skip(campaign, contact, sms_countries=org.sms_countries)
         messages.append(
             {
                 "org_id": broadcast.org_id,
@@ -275,7 +282,14 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
     await _move_messages(  # explicit recipients, held since the broadcast was created
         session, broadcast_id=broadcast.id, source="held", target="queued", now=now
     )
-    counts = await expand(session, broadcast=broadcast, campaign=campaign, now=now)
+    org = await get_org(session, org_id=broadcast.org_id)
+    counts = await expand(
+        session,
+        broadcast=broadcast,
+        campaign=campaign,
+        sms_countries=org.sms_countries,
+        now=now,
+    )
     broadcast.status = transition(S.SCHEDULED, S.SENDING)
     broadcast.started_at = now
     broadcast.contacts_count = counts.contacts

@@ -27,6 +27,9 @@ class Contact(Base):
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(16))
+    # Derived from `phone` wherever it is written: its ISO 3166 alpha-2 region, null for a
+    # number of no country (+800…). SMS country allowlists are checked against it.
+    phone_country: Mapped[str | None] = mapped_column(String(2))
     first_name: Mapped[str | None] = mapped_column(String(200))
     last_name: Mapped[str | None] = mapped_column(String(200))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -3,7 +3,8 @@
 `validate_row` turns a raw mapping (JSON row, CSV row) into `ContactFields` or a list of
 `FieldError`s naming each bad field. Emails are syntax-checked by email-validator (no DNS)
 and lower-cased; phones become E.164 with phonenumbers, reading national numbers in the
-org's region.
+org's region, and give the contact's `phone_country` (the number's ISO 3166 region, which
+per-org SMS country allowlists are checked against).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class ContactFields:
     phone: str | None
     values: dict[str, Any] = field(default_factory=dict)
     attributes: dict[str, Any] | None = None
+    phone_country: str | None = None
 
 
 def normalize_email(raw: str) -> str:
@@ -50,6 +52,11 @@ def normalize_email(raw: str) -> str:
 
 def normalize_phone(raw: str, region: str | None) -> str:
     """The number in E.164. National numbers are read in `region`. Raises ValueError."""
+    return _e164(parse_phone(raw, region))
+
+
+def parse_phone(raw: str, region: str | None) -> phonenumbers.PhoneNumber:
+    """The valid number `raw` names; national numbers are read in `region`. Raises ValueError."""
     text = raw.strip()
     if not text.startswith("+") and region is None:
         raise ValueError(
@@ -61,7 +68,18 @@ def normalize_phone(raw: str, region: str | None) -> str:
         raise ValueError(f"not a phone number ({exc})") from None
     if not phonenumbers.is_valid_number(number):
         raise ValueError("not a valid phone number for its country")
+    return number
+
+
+def _e164(number: phonenumbers.PhoneNumber) -> str:
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def phone_country(number: phonenumbers.PhoneNumber) -> str | None:
+    """The ISO 3166 alpha-2 region the number belongs to (+44 7911 … is GG, not GB); None
+    for numbers of no country (+800 freephone, +881 satellite: phonenumbers says "001")."""
+    region = phonenumbers.region_code_for_number(number)
+    return region if region is not None and len(region) == 2 else None
 
 
 @lru_cache(maxsize=1)
@@ -105,7 +123,7 @@ def validate_row(raw: object, *, region: str | None) -> ContactFields | list[Fie
         return _pydantic_errors(exc)
 
     errors: list[FieldError] = []
-    email = phone = None
+    email = phone = country = None
     if row.email:
         try:
             email = normalize_email(row.email)
@@ -113,9 +131,11 @@ def validate_row(raw: object, *, region: str | None) -> ContactFields | list[Fie
             errors.append(FieldError("email", str(exc)))
     if row.phone:
         try:
-            phone = normalize_phone(row.phone, region)
+            number = parse_phone(row.phone, region)
         except ValueError as exc:
             errors.append(FieldError("phone", str(exc)))
+        else:
+            phone, country = _e164(number), phone_country(number)
     if not row.email and not row.phone:
         errors.append(FieldError("email", "a contact needs an email or a phone"))
     for name in _NO_CONTROL_FIELDS:
@@ -139,4 +159,6 @@ def validate_row(raw: object, *, region: str | None) -> ContactFields | list[Fie
             values["email_status"] = row.subscriptions.email.value
         if row.subscriptions.sms is not None:
             values["sms_status"] = row.subscriptions.sms.value
-    return ContactFields(email=email, phone=phone, values=values, attributes=row.attributes)
+    return ContactFields(
+        email=email, phone=phone, values=values, attributes=row.attributes, phone_country=country
+    )

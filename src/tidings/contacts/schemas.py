@@ -85,6 +85,9 @@ class ContactOut(BaseModel):
     id: int
     email: str | None
     phone: str | None
+    phone_country: str | None = Field(
+        description="The phone's ISO 3166 alpha-2 region (derived); null for numbers of no country"
+    )
     first_name: str | None
     last_name: str | None
     attributes: dict[str, Any]
@@ -101,6 +104,7 @@ class ContactOut(BaseModel):
             id=contact.id,
             email=contact.email,
             phone=contact.phone,
+            phone_country=contact.phone_country,
             first_name=contact.first_name,
             last_name=contact.last_name,
             attributes=contact.attributes,

@@ -122,7 +122,8 @@ def _group_rows(
         else:
             slot.indexes.append(index)
             slot.fields.email = slot.fields.email or result.email
-            slot.fields.phone = slot.fields.phone or result.phone
+            if slot.fields.phone is None:
+                slot.fields.phone, slot.fields.phone_country = result.phone, result.phone_country
             slot.fields.values.update(result.values)
             if result.attributes is not None:
                 slot.fields.attributes = {**(slot.fields.attributes or {}), **result.attributes}
@@ -183,6 +184,7 @@ async def _write_batch(
                     "org_id": org_id,
                     "email": f.email,
                     "phone": f.phone,
+                    "phone_country": f.phone_country,
                     "attributes": attributes,
                     "created_at": now,
                     "updated_at": now,
@@ -197,6 +199,7 @@ async def _write_batch(
                 "id": current["id"],
                 "email": f.email or current["email"],
                 "phone": f.phone or current["phone"],
+                "phone_country": f.phone_country if f.phone else current["phone_country"],
                 "attributes": attributes,
                 "updated_at": now,
             }
@@ -309,7 +312,8 @@ async def erase_contact(session: AsyncSession, *, org_id: int, contact_id: int) 
     await begin_write(session)
     contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
     if contact.erased_at is None:
-        contact.email = contact.phone = contact.first_name = contact.last_name = None
+        contact.email = contact.phone = contact.phone_country = None
+        contact.first_name = contact.last_name = None
         contact.locale = contact.timezone = None
         contact.attributes = {}
         contact.email_status = contact.sms_status = "unsubscribed"

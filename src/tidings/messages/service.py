@@ -17,6 +17,7 @@ from tidings.errors import FieldError, InvalidInput
 from tidings.idempotency import service as idempotency
 from tidings.messages.models import Message
 from tidings.messages.schemas import MessageOut, SingleSend
+from tidings.orgs.service import get_org
 
 MAX_VARIABLES_BYTES = 16_384
 
@@ -82,7 +83,8 @@ async def send_single(
     campaign = await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
     assert contact_id is not None
     contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
-    address, reason = address_or_skip(campaign, contact)
+    org = await get_org(session, org_id=org_id)
+    address, reason = address_or_skip(campaign, contact, sms_countries=org.sms_countries)
     status = "skipped" if reason else "queued"
     message = Message(
         org_id=org_id,

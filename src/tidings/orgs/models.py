@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db.base import Base, BigIntPK, utcnow
+from tidings.db.base import Base, BigIntPK, JSONDoc, utcnow
 
 
 class Org(Base):
@@ -17,5 +17,7 @@ class Org(Base):
     name: Mapped[str] = mapped_column(String(200))
     login: Mapped[str] = mapped_column(String(64), unique=True)
     phone_region: Mapped[str | None] = mapped_column(String(2))
+    # ISO 3166 alpha-2 codes SMS may go to (sorted, distinct); null = every country.
+    sms_countries: Mapped[list[str] | None] = mapped_column(JSONDoc)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -15,7 +15,7 @@ async def get_org(org_id: int, key: ReadKey, session: SessionDep) -> OrgOut:
     return OrgOut.model_validate(await service.get_org(session, org_id=key.org_id))
 
 
-@router.patch("", summary="Rename the org or set its phone region")
+@router.patch("", summary="Rename the org, set its phone region or the countries SMS may go to")
 async def update_org(org_id: int, body: OrgUpdate, key: ManageKey, session: SessionDep) -> OrgOut:
     changes = changes_of(body, OrgChanges)
     org = await service.update_org(session, org_id=key.org_id, changes=changes)

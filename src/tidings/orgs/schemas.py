@@ -17,6 +17,10 @@ class OrgOut(BaseModel):
     phone_region: str | None = Field(
         description="ISO 3166 region for reading national phone numbers; null = international only."
     )
+    sms_countries: list[str] | None = Field(
+        description="ISO 3166 alpha-2 codes SMS may go to; null = every country. A message to "
+        "a phone of another country is skipped (reason `country not allowed`)."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -25,11 +29,19 @@ class OrgUpdate(BaseModel):
     """Fields left out are unchanged; `phone_region: null` clears the region."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"name": "Acme", "phone_region": "FR"}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "Acme", "phone_region": "FR", "sms_countries": ["FR", "BE"]}]
+        },
     )
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     phone_region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    sms_countries: list[str] | None = Field(
+        default=None,
+        max_length=300,
+        description="ISO 3166 alpha-2 codes (any case); null = every country, [] = none.",
+    )
 
     @model_validator(mode="after")
     def _name_not_null(self) -> OrgUpdate:
@@ -40,3 +52,4 @@ class OrgUpdate(BaseModel):
 class OrgChanges(TypedDict, total=False):
     name: str
     phone_region: str | None
+    sms_countries: list[str] | None

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.engine import begin_write
-from tidings.errors import InvalidInput, NotFound
+from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.keys.schemas import KeyKind, Scope
 from tidings.keys.service import IssuedKey, add_key
 from tidings.orgs.models import Org
@@ -41,6 +41,25 @@ def check_region(region: str | None, *, field: str = "phone_region") -> str | No
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise InvalidInput.field(field, f"unknown region {region!r} (ISO 3166 alpha-2)")
     return region
+
+
+def check_countries(codes: list[str] | None, *, field: str = "sms_countries") -> list[str] | None:
+    """Upper-cased, distinct and sorted; InvalidInput naming each unknown code by index.
+
+    Codes are checked against the regions phonenumbers knows, the same set a contact's
+    `phone_country` comes from, so an accepted code can match a phone.
+    """
+    if codes is None:
+        return None
+    upper = [code.strip().upper() for code in codes]
+    errors = [
+        FieldError(f"{field}[{index}]", f"unknown country {code!r} (ISO 3166 alpha-2)")
+        for index, code in enumerate(upper)
+        if code not in phonenumbers.SUPPORTED_REGIONS
+    ]
+    if errors:
+        raise InvalidInput(errors)
+    return sorted(set(upper))
 
 
 async def create_org(
@@ -81,6 +100,8 @@ async def update_org(session: AsyncSession, *, org_id: int, changes: OrgChanges)
         org.name = changes["name"]
     if "phone_region" in changes:
         org.phone_region = check_region(changes["phone_region"])
+    if "sms_countries" in changes:
+        org.sms_countries = check_countries(changes["sms_countries"])
     await session.commit()
     return org
 

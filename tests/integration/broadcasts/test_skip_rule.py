@@ -1,0 +1,98 @@
+"""The skip rule has two forms — `address_or_skip` row by row, and its SQL twin in
+broadcast expansion — and they must agree on every kind of contact, channel, purpose and
+SMS allowlist."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from sqlalchemy import select, update
+
+from tests.support.factories import make_org
+from tidings.broadcasts import service as broadcasts
+from tidings.broadcasts.schemas import BroadcastCreate
+from tidings.campaigns import service as campaigns
+from tidings.campaigns.models import Campaign
+from tidings.campaigns.recipients import address_or_skip
+from tidings.campaigns.schemas import CampaignCreate
+from tidings.contacts import service as contacts
+from tidings.contacts.models import Contact
+from tidings.content.render import Renderer
+from tidings.db.base import utcnow
+from tidings.db.engine import Database
+from tidings.messages.models import Message
+from tidings.orgs.models import Org
+from tidings.templates import service as templates
+
+ROWS = [
+    {"email": "only-email@example.com"},
+    {"phone": "+33612345678"},
+    {"phone": "+14155550123", "email": "us@example.com"},
+    {"phone": "+80012345678"},  # no country
+    {"phone": "+33612345679", "subscriptions": {"sms": "unsubscribed"}},
+    {"phone": "+14155550124", "subscriptions": {"sms": "unsubscribed"}},
+    {"email": "gone@example.com", "subscriptions": {"email": "unsubscribed"}},
+]
+ALLOWLISTS = [None, ["FR"], []]
+
+
+async def _campaign(db: Database, org_id: int, *, channel: str, purpose: str) -> Campaign:
+    async with db.session() as session:
+        template = await templates.create_template(
+            session,
+            org_id=org_id,
+            renderer=Renderer(),
+            name=f"{channel}-{purpose}",
+            channel=channel,
+            subject="s" if channel == "email" else None,
+            html=None,
+            text="t",
+        )
+    body = {"name": f"{channel}-{purpose}", "channel": channel, "template_id": template.id}
+    body |= {"purpose": purpose, "from_email": "a@example.com" if channel == "email" else None}
+    async with db.session() as session:
+        return await campaigns.create_campaign(
+            session, org_id=org_id, body=CampaignCreate.model_validate(body)
+        )
+
+
+@pytest.mark.parametrize(
+    ("channel", "purpose"),
+    list(itertools.product(["email", "sms"], ["marketing", "transactional"])),
+)
+async def test_expansion_and_address_or_skip_agree(
+    db: Database, channel: str, purpose: str
+) -> None:
+    org = await make_org(db)
+    async with db.session() as session:
+        report = await contacts.upsert_contacts(session, org_id=org.id, rows=ROWS)
+    assert report.failed == 0, report.errors
+    campaign = await _campaign(db, org.id, channel=channel, purpose=purpose)
+    for n, allowed in enumerate(ALLOWLISTS):
+        async with db.session() as session:
+            await session.execute(update(Org).where(Org.id == org.id).values(sms_countries=allowed))
+            await session.commit()
+        async with db.session() as session:
+            created = await broadcasts.create_broadcast(
+                session,
+                org_id=org.id,
+                body=BroadcastCreate(name=f"b{n}", campaign_id=campaign.id, send_to_all=True),
+            )
+        async with db.session() as session:
+            assert await broadcasts.start_due(
+                session, broadcast_id=created.broadcast.id, now=utcnow()
+            )
+        async with db.session() as session:
+            people = list(await session.scalars(select(Contact).where(Contact.org_id == org.id)))
+            messages = await session.execute(
+                select(Message.contact_id, Message.recipient, Message.status, Message.reason).where(
+                    Message.broadcast_id == created.broadcast.id
+                )
+            )
+            expanded = {m.contact_id: (m.recipient, m.status, m.reason) for m in messages}
+        expected = {}
+        for person in people:
+            address, reason = address_or_skip(campaign, person, sms_countries=allowed)
+            expected[person.id] = (address, "skipped" if reason else "queued", reason)
+        assert expanded == expected, allowed
