@@ -1,4 +1,5 @@
-"""The operator's command line: `tidings serve`, `db`, `orgs`, `keys`, `contacts import`.
+"""The operator's command line: `tidings serve`, `db`, `orgs`, `keys`, `contacts import`,
+`credits`.
 
 Commands work on the database named by `TIDINGS_DATABASE_URL` directly (no API key is
 needed: whoever can run them can read the database anyway). `--json` prints exactly one
@@ -11,6 +12,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -23,6 +25,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.contacts.importer import import_csv
+from tidings.credits import service as credits
+from tidings.credits.schemas import CreditEntryOut, to_credits, to_micro
 from tidings.db import migrate
 from tidings.db.engine import Database
 from tidings.errors import InvalidInput, TidingsError
@@ -42,10 +46,12 @@ db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 orgs_app = typer.Typer(help="Orgs (tenants).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys of an org.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Contacts of an org.", no_args_is_help=True)
+credits_app = typer.Typer(help="An org's credit balance and ledger.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(contacts_app, name="contacts")
+app.add_typer(credits_app, name="credits")
 
 err = Console(stderr=True)
 out = Console()
@@ -399,6 +405,79 @@ def contacts_import(
         out.print(f"  row {e.index}: {e.field}: {e.reason}")
     if len(report.errors) > 20 or report.errors_truncated:
         out.print("  … (use --json for the first 1,000 errors)")
+
+
+def _credits_amount(raw: str) -> int:
+    """Credits as typed ("100", "2.5") → micro-credits; at most 6 decimals, above 0."""
+    try:
+        amount = Decimal(raw)
+    except InvalidOperation:
+        raise InvalidInput.field("AMOUNT", "a number of credits, e.g. 100 or 2.5") from None
+    if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.000001")):
+        raise InvalidInput.field("AMOUNT", "above 0, with at most 6 decimals")
+    return to_micro(amount)
+
+
+@credits_app.command("top-up")
+def credits_top_up(
+    ctx: typer.Context,
+    org: OrgOption,
+    amount: Annotated[str, typer.Argument(help="Credits to add, e.g. 100 or 2.5.")],
+    note: Annotated[str | None, typer.Option(help="Kept on the ledger entry.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add credit to an org (an append-only ledger entry)."""
+
+    async def work(session: AsyncSession) -> CreditEntryOut:
+        micro = _credits_amount(amount)
+        org_id = await _org_id(session, org)
+        return CreditEntryOut.of(
+            await credits.top_up(session, org_id=org_id, amount=micro, note=note)
+        )
+
+    entry = _run(_settings(ctx), work)
+    if as_json:
+        _print_json(entry.model_dump(mode="json"))
+        return
+    out.print(f"added {entry.amount:g} credits; balance {entry.balance_after:g}")
+
+
+@credits_app.command("show")
+def credits_show(
+    ctx: typer.Context,
+    org: OrgOption,
+    limit: Annotated[int, typer.Option(help="Ledger entries to show, newest first.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Show an org's balance and its latest ledger entries."""
+
+    async def work(session: AsyncSession) -> credits.CreditsView:
+        org_id = await _org_id(session, org)
+        return await credits.credits_view(session, org_id=org_id, before_id=None, limit=limit)
+
+    view = _run(_settings(ctx), work)
+    entries = [CreditEntryOut.of(e) for e in view.entries]
+    if as_json:
+        _print_json(
+            {
+                "balance": to_credits(view.balance),
+                "entries": [e.model_dump(mode="json") for e in entries],
+            }
+        )
+        return
+    out.print(f"balance: [bold]{to_credits(view.balance):g}[/bold] credits")
+    table = Table("id", "when", "kind", "amount", "balance after", "reference", "note")
+    for e in entries:
+        table.add_row(
+            str(e.id),
+            e.created_at.isoformat(timespec="seconds"),
+            e.kind,
+            f"{e.amount:+g}",
+            f"{e.balance_after:g}",
+            e.reference or "",
+            e.note or "",
+        )
+    out.print(table)
 
 
 def main() -> None:

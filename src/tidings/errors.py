@@ -5,6 +5,7 @@
     ├── InvalidInput        422 — one or more FieldErrors, each naming the field (and index)
     ├── NotFound            404 — absent, or belongs to another org (never say which)
     ├── Conflict            409 — not possible in the object's current state
+    ├── InsufficientCredit  402 — the org's credit balance cannot cover a send
     ├── Unauthorized        401 — missing or invalid credentials
     └── Forbidden           403 — valid credentials, wrong org or missing scope
 """
@@ -80,3 +81,19 @@ class Forbidden(TidingsError):
     status = 403
     title = "Forbidden"
     slug = "forbidden"
+
+
+class InsufficientCredit(TidingsError):
+    """Raised inside the send's transaction: the caller rolls back, so nothing is queued."""
+
+    status = 402
+    title = "Insufficient credit"
+    slug = "insufficient-credit"
+
+    def __init__(self, *, needed: int, balance: int) -> None:
+        super().__init__(
+            f"this send costs {needed / 1_000_000:g} credits; the balance is "
+            f"{balance / 1_000_000:g}"
+        )
+        self.needed = needed
+        self.balance = balance

@@ -91,6 +91,10 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("GET", "/v1/orgs/{org_id}/connections"): None,
     ("GET", "/v1/orgs/{org_id}/connections/{connection_id}"): None,
+    ("GET", "/v1/orgs/{org_id}/credits"): None,
+    ("POST", "/v1/orgs/{org_id}/credits/top-ups"): {"amount": 1000, "note": "stolen"},
+    ("GET", "/v1/orgs/{org_id}/prices"): None,
+    ("PUT", "/v1/orgs/{org_id}/prices"): {"prices": [{"channel": "email", "amount": 99}]},
 }  # fmt: skip
 
 

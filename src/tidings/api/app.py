@@ -19,6 +19,7 @@ from tidings.campaigns import routes as campaigns
 from tidings.connections import routes as connections
 from tidings.contacts import routes as contacts
 from tidings.content.render import Renderer
+from tidings.credits import routes as credits
 from tidings.db.engine import Database
 from tidings.dispatcher.run import build_worker
 from tidings.keys import routes as keys
@@ -52,7 +53,7 @@ def api_v1() -> APIRouter:
     router = APIRouter(prefix="/v1")
     modules = (
         orgs, keys, contacts, lists, segments, templates, connections, campaigns, broadcasts,
-        messages,
+        messages, credits,
     )  # fmt: skip
     for module in modules:
         router.include_router(module.router)

@@ -24,10 +24,11 @@ from tidings.campaigns.service import get_campaign
 from tidings.contacts.models import Contact
 from tidings.contacts.normalize import MAX_ATTRIBUTES_BYTES, attributes_size
 from tidings.contacts.service import upsert_contacts
+from tidings.credits.service import charge_messages, release_messages
 from tidings.db.base import utcnow
 from tidings.db.engine import begin_write
 from tidings.db.owned import get_owned, owned_page
-from tidings.errors import FieldError, InvalidInput
+from tidings.errors import FieldError, InsufficientCredit, InvalidInput
 from tidings.lists.service import require_lists
 from tidings.messages.models import Message
 from tidings.orgs.service import get_org
@@ -176,6 +177,14 @@ async def create_broadcast(
     await _hold_messages(
         session, broadcast=broadcast, campaign=campaign, recipients=recipients, now=now
     )
+    if recipients:  # reserved now: the send is accepted (402 queues nothing)
+        await charge_messages(
+            session,
+            org_id=org_id,
+            channel=campaign.channel,
+            where=MESSAGES.c.broadcast_id == broadcast.id,
+            reference=f"broadcast:{broadcast.id}",
+        )
     await session.commit()
     return Created(broadcast, rejected)
 
@@ -253,6 +262,13 @@ async def cancel(session: AsyncSession, *, org_id: int, broadcast_id: int) -> Br
     broadcast = await get_broadcast(session, org_id=org_id, broadcast_id=broadcast_id)
     broadcast.status = transition(S(broadcast.status), S.CANCELLED)
     broadcast.completed_at = now
+    await release_messages(
+        session,
+        org_id=org_id,
+        where=(MESSAGES.c.broadcast_id == broadcast.id) & MESSAGES.c.status.in_(["queued", "held"]),
+        reference=f"broadcast:{broadcast.id}",
+        note="broadcast cancelled",
+    )
     for source in ("queued", "held"):
         await _move_messages(
             session, broadcast_id=broadcast.id, source=source, target="cancelled", now=now
@@ -262,10 +278,13 @@ async def cancel(session: AsyncSession, *, org_id: int, broadcast_id: int) -> Br
 
 
 async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) -> bool:
-    """Expand a due SCHEDULED broadcast and set it SENDING, in one transaction.
+    """Expand a due SCHEDULED broadcast, reserve its cost and set it SENDING, in one
+    transaction.
 
     False when it is no longer due (paused, cancelled, or started by another worker
-    meanwhile): the status is read again inside the write transaction.
+    meanwhile): the status is read again inside the write transaction. When the org's
+    credit cannot cover the expanded messages, nothing is queued: the broadcast becomes
+    FAILED ("insufficient credit") and its held explicit recipients are cancelled.
     """
     await begin_write(session)
     broadcast = await session.get(Broadcast, broadcast_id, with_for_update=True)
@@ -279,9 +298,6 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
     campaign = await get_campaign(
         session, org_id=broadcast.org_id, campaign_id=broadcast.campaign_id
     )
-    await _move_messages(  # explicit recipients, held since the broadcast was created
-        session, broadcast_id=broadcast.id, source="held", target="queued", now=now
-    )
     org = await get_org(session, org_id=broadcast.org_id)
     counts = await expand(
         session,
@@ -290,10 +306,50 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
         sms_countries=org.sms_countries,
         now=now,
     )
+    try:  # before the held ones are queued: those were reserved when the broadcast was made
+        await charge_messages(
+            session,
+            org_id=broadcast.org_id,
+            channel=campaign.channel,
+            where=(MESSAGES.c.broadcast_id == broadcast.id) & (MESSAGES.c.status == "queued"),
+            reference=f"broadcast:{broadcast.id}",
+        )
+    except InsufficientCredit:
+        await session.rollback()
+        return await _fail_for_credit(session, broadcast_id=broadcast_id, now=now)
+    await _move_messages(  # explicit recipients, held since the broadcast was created
+        session, broadcast_id=broadcast.id, source="held", target="queued", now=now
+    )
     broadcast.status = transition(S.SCHEDULED, S.SENDING)
     broadcast.started_at = now
     broadcast.contacts_count = counts.contacts
     broadcast.recipients_count = counts.recipients
     broadcast.skipped_count = counts.skipped
+    await session.commit()
+    return True
+
+
+async def _fail_for_credit(session: AsyncSession, *, broadcast_id: int, now: datetime) -> bool:
+    """SCHEDULED → FAILED, its held messages cancelled and their reservation released."""
+    await begin_write(session)
+    broadcast = await session.get(Broadcast, broadcast_id, with_for_update=True)
+    if broadcast is None or broadcast.status != S.SCHEDULED:
+        await session.rollback()
+        return False
+    broadcast.status = transition(S.SCHEDULED, S.FAILED)
+    broadcast.error_message = "insufficient credit"
+    broadcast.completed_at = now
+    await release_messages(
+        session,
+        org_id=broadcast.org_id,
+        where=(MESSAGES.c.broadcast_id == broadcast.id) & (MESSAGES.c.status == "held"),
+        reference=f"broadcast:{broadcast.id}",
+        note="broadcast failed: insufficient credit",
+    )
+    await session.execute(
+        update(MESSAGES)
+        .where(MESSAGES.c.broadcast_id == broadcast.id, MESSAGES.c.status == "held")
+        .values(status="cancelled", reason="insufficient credit", finished_at=now)
+    )
     await session.commit()
     return True

@@ -5,6 +5,7 @@
       │                   ▼   │ resume        ▼  │ resume
       │                  PAUSED (before start) PAUSED (after start)
       └──────────── any non-final ──cancel──▶ CANCELLED;  SENDING ──fatal──▶ FAILED
+                                  SCHEDULED ──no credit at start──▶ FAILED
 
 PAUSED remembers nothing itself: a paused broadcast resumes to SENDING if it had
 started (`started_at` set), else to SCHEDULED. SENT, CANCELLED and FAILED are final.
@@ -30,7 +31,7 @@ class BroadcastStatus(StrEnum):
 S = BroadcastStatus
 TRANSITIONS: dict[BroadcastStatus, frozenset[BroadcastStatus]] = {
     S.DRAFT: frozenset({S.SCHEDULED, S.SENDING, S.CANCELLED}),
-    S.SCHEDULED: frozenset({S.SENDING, S.PAUSED, S.CANCELLED, S.DRAFT}),
+    S.SCHEDULED: frozenset({S.SENDING, S.PAUSED, S.CANCELLED, S.DRAFT, S.FAILED}),
     S.SENDING: frozenset({S.SENT, S.PAUSED, S.CANCELLED, S.FAILED}),
     S.PAUSED: frozenset({S.SCHEDULED, S.SENDING, S.CANCELLED}),
     S.SENT: frozenset(),

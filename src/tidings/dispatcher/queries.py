@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.status import BroadcastStatus
+from tidings.credits import service as credits
 from tidings.db.dialect import dialect_name, insert_ignoring_conflicts
 from tidings.links.models import Link
 from tidings.messages.models import Message
@@ -46,6 +47,7 @@ class Claimed:
     variables: dict[str, Any] | None
     attempts: int
     is_test: bool = False
+    cost: int = 0  # micro-credits reserved: given back if it fails
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ async def claim(
             M.variables,
             M.attempts,
             M.is_test,
+            M.cost,
         )
     )
     rows = await session.execute(statement)
@@ -98,6 +101,7 @@ async def record(
     lease_until: datetime,
     now: datetime,
     links: Sequence[Mapping[str, Any]] = (),
+    charged: Mapping[int, Claimed] = {},
 ) -> int:
     """Write a batch of outcomes and move the broadcasts' counters by the batch's totals.
 
@@ -106,7 +110,9 @@ async def record(
     rows another worker reclaimed, changes nothing and counts nothing twice. Side
     effects: those messages leave `sending`; sent_count / failed_count grow by one
     UPDATE per broadcast, never one per message; the batch's tracked links are stored
-    (the originals `/l/{token}` redirects to). Returns how many messages were written.
+    (the originals `/l/{token}` redirects to); failed messages among `charged` (the
+    claimed ones that had a cost) give their reservation back, one ledger entry per org
+    and batch. Returns how many messages were written.
     """
     ids = [o.message_id for o in outcomes]
     held = select(M.id).where(M.id.in_(ids), M.status == "sending", M.lease_until == lease_until)
@@ -163,9 +169,27 @@ async def record(
             [{"mid": o.message_id, "due": o.retry_at} for o in deferrals],
         )  # fmt: skip
     await add_to_counters(session, deltas=_count_by_broadcast(finals))
+    if charged:  # all prices zero: no message is charged, and none of this runs
+        await _release_failed(session, finals=finals, charged=charged)
     if links:  # a message sent twice (a reclaimed lease) stores its links once
         await session.execute(insert_ignoring_conflicts(session, Link), list(links))
     return len(owned)
+
+
+async def _release_failed(
+    session: AsyncSession, *, finals: Iterable[Outcome], charged: Mapping[int, Claimed]
+) -> None:
+    """Side effect: each org's balance grows by its failed messages' cost (one UPDATE
+    and one ledger entry per org; a batch usually holds one org)."""
+    refunds: dict[int, int] = {}
+    for o in finals:
+        message = charged.get(o.message_id)
+        if o.status == "failed" and message is not None and message.cost > 0:
+            refunds[message.org_id] = refunds.get(message.org_id, 0) + message.cost
+    for org_id, amount in sorted(refunds.items()):
+        await credits.release(
+            session, org_id=org_id, amount=amount, reference=None, note="failed messages"
+        )
 
 
 def _count_by_broadcast(outcomes: Iterable[Outcome]) -> dict[int, dict[str, int]]:

@@ -162,6 +162,7 @@ class Dispatcher:
                     lease_until=lease_until,
                     now=self.clock(),
                     links=links,
+                    charged={c.id: c for c in claimed if c.cost},
                 )
                 await session.commit()
         async with self.db.session() as session:

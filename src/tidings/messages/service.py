@@ -10,6 +10,7 @@ from tidings.campaigns.recipients import address_or_skip
 from tidings.campaigns.service import get_campaign
 from tidings.channels.models import SinkMessage
 from tidings.contacts.service import get_contact, upsert_contacts
+from tidings.credits.service import charge_messages
 from tidings.db.base import utcnow
 from tidings.db.engine import begin_write
 from tidings.db.owned import get_owned, owned_page
@@ -69,7 +70,8 @@ async def send_single(
     is_test: bool = False,
 ) -> Message:
     """Queue one message; with an idempotency `claim`, its answer is stored in the same
-    transaction as the message, so a retry replays it or, after a crash, sends once."""
+    transaction as the message, so a retry replays it or, after a crash, sends once.
+    Its cost is reserved in that transaction too: InsufficientCredit (402) queues nothing."""
     now = utcnow()
     contact_id = body.contact_id
     if body.to is not None:
@@ -103,6 +105,14 @@ async def send_single(
     )
     session.add(message)
     await session.flush()
+    if status == "queued" and await charge_messages(
+        session,
+        org_id=org_id,
+        channel=campaign.channel,
+        where=Message.id == message.id,
+        reference=f"message:{message.id}",
+    ):
+        await session.refresh(message, ["cost"])
     if claim is not None:
         answer = MessageOut.model_validate(message).model_dump(mode="json")
         await idempotency.finish(session, claim=claim, status_code=201, body=answer)

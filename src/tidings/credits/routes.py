@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.api.pagination import CursorQuery, LimitQuery, decode_cursor, paged
+from tidings.credits import service
+from tidings.credits.schemas import (
+    CreditEntryOut,
+    CreditsOut,
+    PriceOut,
+    PricesIn,
+    PricesOut,
+    TopUpIn,
+    to_credits,
+    to_micro,
+)
+
+router = APIRouter(prefix="/orgs/{org_id}", tags=["credits"])
+
+
+@router.get("/credits", summary="The credit balance and the ledger, newest first")
+async def get_credits(
+    org_id: int,
+    key: ReadKey,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> CreditsOut:
+    view = await service.credits_view(
+        session, org_id=key.org_id, before_id=decode_cursor(cursor), limit=limit + 1
+    )
+    return CreditsOut(
+        balance=to_credits(view.balance), entries=paged(view.entries, limit, CreditEntryOut.of)
+    )
+
+
+@router.post("/credits/top-ups", status_code=201, summary="Add credit to the org")
+async def top_up(org_id: int, body: TopUpIn, key: ManageKey, session: SessionDep) -> CreditEntryOut:
+    entry = await service.top_up(
+        session, org_id=key.org_id, amount=to_micro(body.amount), note=body.note
+    )
+    return CreditEntryOut.of(entry)
+
+
+@router.get("/prices", summary="The price table (no row: free)")
+async def get_prices(org_id: int, key: ReadKey, session: SessionDep) -> PricesOut:
+    prices = await service.list_prices(session, org_id=key.org_id)
+    return PricesOut(prices=[PriceOut.of(p) for p in prices])
+
+
+@router.put("/prices", summary="Replace the price table")
+async def put_prices(org_id: int, body: PricesIn, key: ManageKey, session: SessionDep) -> PricesOut:
+    rows = [service.PriceRow(p.channel, p.country, to_micro(p.amount)) for p in body.prices]
+    prices = await service.set_prices(session, org_id=key.org_id, prices=rows)
+    return PricesOut(prices=[PriceOut.of(p) for p in prices])
