@@ -21,6 +21,7 @@ def connection_out(c: Connection) -> ConnectionOut:
         max_per_second=c.max_per_second,
         max_concurrency=c.max_concurrency,
         is_default=c.is_default,
+        email_service=c.email_service,
         created_at=c.created_at,
         updated_at=c.updated_at,
     )

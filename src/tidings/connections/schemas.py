@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +30,13 @@ class ConnectionCreate(BaseModel):
     max_per_second: float | None = Field(default=None, gt=0, le=100_000)
     max_concurrency: int = Field(default=10, ge=1, le=1_000)
     is_default: bool = Field(default=False, description="The org's default for this channel.")
+    email_service: Literal["mailbox", "gateway"] | None = Field(
+        default=None,
+        description=(
+            "Email only: the `emailing_service` of seed 001 (/compat/octopush) this connection "
+            "stands for; one connection per org each (marking this one unmarks the other)."
+        ),
+    )
 
 
 class ConnectionOut(BaseModel):
@@ -44,5 +51,6 @@ class ConnectionOut(BaseModel):
     max_per_second: float | None
     max_concurrency: int
     is_default: bool
+    email_service: str | None
     created_at: datetime
     updated_at: datetime

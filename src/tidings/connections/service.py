@@ -11,6 +11,7 @@ from tidings.connections.schemas import ConnectionCreate
 from tidings.db.engine import begin_write
 from tidings.db.names import commit_named, require_free_name
 from tidings.db.owned import get_owned
+from tidings.errors import InvalidInput
 
 
 async def create_connection(
@@ -25,6 +26,14 @@ async def create_connection(
             .where(Connection.org_id == org_id, Connection.channel == body.channel)
             .values(is_default=False)
         )
+    if body.email_service is not None:
+        if body.channel != "email":
+            raise InvalidInput.field("email_service", "for email connections only")
+        await session.execute(
+            update(Connection)
+            .where(Connection.org_id == org_id, Connection.email_service == body.email_service)
+            .values(email_service=None)
+        )
     connection = Connection(
         org_id=org_id,
         name=body.name,
@@ -35,6 +44,7 @@ async def create_connection(
         max_per_second=body.max_per_second,
         max_concurrency=body.max_concurrency,
         is_default=body.is_default,
+        email_service=body.email_service,
     )
     session.add(connection)
     await commit_named(session, name=body.name, what="connection")
