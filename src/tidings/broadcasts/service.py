@@ -28,7 +28,7 @@ from tidings.credits.service import charge_messages, release_messages
 from tidings.db.base import utcnow
 from tidings.db.engine import begin_write
 from tidings.db.owned import get_owned, owned_page
-from tidings.errors import FieldError, InsufficientCredit, InvalidInput
+from tidings.errors import Conflict, FieldError, InsufficientCredit, InvalidInput, NotFound
 from tidings.lists.service import require_lists
 from tidings.messages.models import Message
 from tidings.orgs.service import get_org
@@ -122,6 +122,24 @@ async def _hold_messages(
     await session.execute(insert(MESSAGES), messages)
 
 
+async def _require_segments(session: AsyncSession, *, org_id: int, segment_ids: list[int]) -> None:
+    """InvalidInput naming each id that is not one of the org's segments, by its index."""
+    if not segment_ids:
+        return
+    found = set(
+        await session.scalars(
+            select(Segment.id).where(Segment.org_id == org_id, Segment.id.in_(segment_ids))
+        )
+    )
+    missing = [
+        FieldError(f"segment_ids[{i}]", f"segment {sid} does not exist", i)
+        for i, sid in enumerate(segment_ids)
+        if sid not in found
+    ]
+    if missing:
+        raise InvalidInput(missing)
+
+
 async def create_broadcast(
     session: AsyncSession,
     *,
@@ -145,19 +163,7 @@ async def create_broadcast(
     await begin_write(session)
     campaign = await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
     await require_lists(session, org_id=org_id, list_ids=body.list_ids)
-    if body.segment_ids:
-        found = set(
-            await session.scalars(
-                select(Segment.id).where(Segment.org_id == org_id, Segment.id.in_(body.segment_ids))
-            )
-        )
-        missing = [
-            FieldError(f"segment_ids[{i}]", f"segment {sid} does not exist")
-            for i, sid in enumerate(body.segment_ids)
-            if sid not in found
-        ]
-        if missing:
-            raise InvalidInput(missing)
+    await _require_segments(session, org_id=org_id, segment_ids=body.segment_ids)
     broadcast = Broadcast(
         org_id=org_id,
         campaign_id=body.campaign_id,
@@ -223,6 +229,88 @@ async def send_draft(session: AsyncSession, *, org_id: int, broadcast_id: int) -
     broadcast.status = transition(S(broadcast.status), S.SCHEDULED)
     if broadcast.scheduled_at is None or broadcast.scheduled_at < now:
         broadcast.scheduled_at = now
+    await session.commit()
+    return broadcast
+
+
+def _schedule(broadcast: Broadcast, *, campaign_id: int, now: datetime) -> None:
+    """Attach the campaign; SCHEDULED at the broadcast's own time if still ahead, else now."""
+    broadcast.campaign_id = campaign_id
+    broadcast.status = transition(S(broadcast.status), S.SCHEDULED)
+    if broadcast.scheduled_at is None or broadcast.scheduled_at < now:
+        broadcast.scheduled_at = now
+
+
+async def _attachable(session: AsyncSession, *, org_id: int, campaign_id: int) -> None:
+    # Named in the body, not the path: an unknown campaign is bad input, not a 404.
+    try:
+        await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
+    except NotFound as exc:
+        raise InvalidInput.field("campaign_id", exc.detail) from None
+
+
+async def create_for_audience(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    name: str,
+    segment_ids: list[int],
+    send_to_all: bool,
+    scheduled_at: datetime | None,
+    campaign_id: int | None,
+    is_test: bool = False,
+    now: datetime | None = None,
+) -> Broadcast:
+    """A broadcast to segments or to all contacts (seed 002's shape).
+
+    With a campaign it is SCHEDULED (at `scheduled_at`, or now when that is null or past).
+    Without one it is a DRAFT that keeps `scheduled_at` until `attach_campaign`.
+    """
+    if not (segment_ids or send_to_all):
+        raise InvalidInput.field("segment_ids", "choose an audience: segment_ids or send_to_all")
+    now = now or utcnow()
+    await begin_write(session)
+    await _require_segments(session, org_id=org_id, segment_ids=segment_ids)
+    broadcast = Broadcast(
+        org_id=org_id,
+        campaign_id=None,
+        name=name,
+        status=S.DRAFT,
+        audience={"list_ids": [], "segment_ids": segment_ids, "send_to_all": send_to_all},
+        scheduled_at=scheduled_at,
+        is_test=is_test,
+    )
+    if campaign_id is not None:
+        await _attachable(session, org_id=org_id, campaign_id=campaign_id)
+        _schedule(broadcast, campaign_id=campaign_id, now=now)
+    session.add(broadcast)
+    await session.commit()
+    return broadcast
+
+
+async def attach_campaign(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    broadcast_id: int,
+    campaign_id: int,
+    now: datetime | None = None,
+) -> Broadcast:
+    """Attach the campaign a DRAFT sends, and schedule it (see `create_for_audience`).
+
+    Attaching the campaign a started or scheduled broadcast already has changes nothing;
+    another campaign is a Conflict: what is sent is fixed once the draft is left.
+    """
+    now = now or utcnow()
+    await begin_write(session)
+    broadcast = await get_broadcast(session, org_id=org_id, broadcast_id=broadcast_id)
+    if broadcast.status != S.DRAFT:
+        if broadcast.campaign_id == campaign_id:
+            await session.commit()  # nothing changed; commit keeps `broadcast` loaded
+            return broadcast
+        raise Conflict(f"a {broadcast.status} broadcast's campaign cannot be changed")
+    await _attachable(session, org_id=org_id, campaign_id=campaign_id)
+    _schedule(broadcast, campaign_id=campaign_id, now=now)
     await session.commit()
     return broadcast
 

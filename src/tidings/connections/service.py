@@ -60,3 +60,13 @@ async def get_connection(session: AsyncSession, *, org_id: int, connection_id: i
 async def list_connections(session: AsyncSession, *, org_id: int) -> list[Connection]:
     query = select(Connection).where(Connection.org_id == org_id).order_by(Connection.id)
     return list(await session.scalars(query))
+
+
+async def default_connections(session: AsyncSession, *, org_id: int) -> dict[str, int]:
+    """The org's default connection id by channel; a channel absent here uses the sink."""
+    rows = await session.execute(
+        select(Connection.channel, Connection.id).where(
+            Connection.org_id == org_id, Connection.is_default.is_(True)
+        )
+    )
+    return {channel: ident for channel, ident in rows}  # noqa: C416 — rows, not pairs
