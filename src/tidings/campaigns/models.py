@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, BigIntPK, utcnow
@@ -30,5 +30,8 @@ class Campaign(Base):
     list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id", ondelete="SET NULL"))
     track_opens: Mapped[bool] = mapped_column(default=False)
     track_clicks: Mapped[bool] = mapped_column(default=False)
+    # Made by a single send that gave a template or inline content instead of a campaign:
+    # one per distinct template, sender, purpose and connection; never listed.
+    is_single_send: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

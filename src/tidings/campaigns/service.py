@@ -1,4 +1,10 @@
-"""Campaigns: what is sent (template, channel), from whom, and why (purpose)."""
+"""Campaigns: what is sent (template, channel), from whom, and why (purpose).
+
+A single send that names a template or gives inline content instead of a campaign goes
+out under a hidden campaign (`single_send_campaign`): one per distinct template, sender,
+purpose and connection in the org, so every message has a campaign and the dispatcher
+has one way to render and route it.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from tidings.campaigns.schemas import CampaignCreate
 from tidings.connections.models import Connection
 from tidings.contacts.normalize import normalize_email
 from tidings.db.engine import begin_write
-from tidings.db.names import commit_named, require_free_name
+from tidings.db.names import commit_named, digest_name, find_or_add_named, require_free_name
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import FieldError, InvalidInput
 from tidings.lists.models import ContactList
@@ -86,4 +92,45 @@ async def list_campaigns(
     session: AsyncSession, *, org_id: int, after_id: int | None, limit: int
 ) -> list[Campaign]:
     page = owned_page(Campaign, org_id=org_id, after_id=after_id, limit=limit)
-    return list(await session.scalars(page))
+    return list(await session.scalars(page.where(Campaign.is_single_send.is_(False))))
+
+
+async def single_send_campaign(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    channel: str,
+    template_id: int,
+    purpose: str,
+    from_name: str | None,
+    from_email: str | None,
+    reply_to: str | None,
+    sms_sender: str | None,
+    connection_id: int | None,
+) -> Campaign:
+    """The hidden campaign for single sends with this template, sender, purpose and
+    connection, added if there is none (query helper: the caller owns the transaction).
+    The fields are checked as a campaign's are: InvalidInput names `from_email`,
+    `connection_id`, …"""
+    spec = {
+        "channel": channel,
+        "template_id": template_id,
+        "purpose": purpose,
+        "from_name": from_name,
+        "from_email": from_email,
+        "reply_to": reply_to,
+        "sms_sender": sms_sender,
+        "connection_id": connection_id,
+    }
+    name = digest_name("single send", spec)
+    errors = await _check(
+        session, org_id=org_id, body=CampaignCreate.model_validate(spec | {"name": name})
+    )
+    if errors:
+        raise InvalidInput(errors)
+    campaign: Campaign = await find_or_add_named(
+        session, Campaign, org_id=org_id, name=name, values={**spec, "is_single_send": True}
+    )
+    if not campaign.is_single_send:  # a campaign of the org's own was given this very name
+        raise InvalidInput.field("body", f"the org's campaign {campaign.id} is named {name!r}")
+    return campaign

@@ -2,17 +2,22 @@
 
 The check before writing gives a clear error; the unique (org_id, name) constraint stays
 the authority, and `commit_named` turns the loser of a concurrent race into the same
-clear error instead of a 500.
+clear error instead of a 500. Rows Tidings keeps one of per distinct content are named
+after its digest (`digest_name`) and found or added in one step (`find_or_add_named`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.db.dialect import insert_ignoring_conflicts
 from tidings.errors import InvalidInput
 
 
@@ -34,3 +39,25 @@ async def commit_named(session: AsyncSession, *, name: str, what: str) -> None:
     except IntegrityError:
         await session.rollback()
         raise InvalidInput.field("name", f"a {what} named {name!r} exists") from None
+
+
+def digest_name(kind: str, values: Mapping[str, object]) -> str:
+    """`kind <sha256 of values>`: the name of a row Tidings keeps one of per distinct
+    `values` (the inline content of single sends, the campaign they go out under)."""
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return f"{kind} {hashlib.sha256(canonical.encode()).hexdigest()}"
+
+
+async def find_or_add_named(
+    session: AsyncSession, model: Any, *, org_id: int, name: str, values: Mapping[str, object]
+) -> Any:
+    """The org's `model` row named `name`, inserted from `values` first if there is none
+    (query helper: no commit). Raced safely: INSERT … ON CONFLICT DO NOTHING, then read,
+    so two requests adding the same row at once both get the one row."""
+    query = select(model).where(model.org_id == org_id, model.name == name)
+    found = await session.scalar(query)
+    if found is None:
+        row = {**values, "org_id": org_id, "name": name}
+        await session.execute(insert_ignoring_conflicts(session, model).values(row))
+        found = await session.scalar(query)
+    return found

@@ -57,6 +57,9 @@ from tidings.links.tokens import TokenSigner
 from tidings.templates.models import Template
 
 log = logging.getLogger(__name__)
+# Compiled templates kept between batches. Single sends with inline content make one
+# template per distinct content, so past this many the cache keeps only the batch's own.
+TEMPLATE_CACHE = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +350,8 @@ class Dispatcher:
                 select(Template.id, Template.updated_at).where(Template.id.in_(template_ids))
             )
             stamps = dict(stamp_rows.all())
+            if len(self._templates) > TEMPLATE_CACHE:
+                self._templates = {t: c for t, c in self._templates.items() if t in stamps}
             stale = [
                 tid
                 for tid, at in stamps.items()

@@ -13,6 +13,7 @@ from tidings.idempotency import service as idempotency
 from tidings.keys.schemas import KeyKind
 from tidings.messages import service
 from tidings.messages.schemas import MessageOut, SingleSend, SinkMessageOut
+from tidings.templates.routes import RendererDep
 
 router = APIRouter(prefix="/orgs/{org_id}", tags=["messages"])
 
@@ -70,7 +71,7 @@ async def list_sink_messages(
 @router.post(
     "/messages",
     status_code=201,
-    summary="Send one message (Idempotency-Key: same key and body → the same answer)",
+    summary="Send one message: by campaign, template or inline content (Idempotency-Key)",
     responses={
         409: {"description": "The same Idempotency-Key is still in progress"},
         422: {"description": "Invalid input, or the Idempotency-Key was used with another body"},
@@ -82,11 +83,16 @@ async def send_message(
     request: Request,
     key: SendKey,
     session: SessionDep,
+    renderer: RendererDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
     if idempotency_key is None:
         message = await service.send_single(
-            session, org_id=key.org_id, body=body, is_test=key.kind is KeyKind.TEST
+            session,
+            org_id=key.org_id,
+            body=body,
+            renderer=renderer,
+            is_test=key.kind is KeyKind.TEST,
         )
         return JSONResponse(MessageOut.model_validate(message).model_dump(mode="json"), 201)
     fingerprint = idempotency.request_hash("POST", request.url.path, await request.body())
@@ -105,6 +111,7 @@ async def send_message(
             session,
             org_id=key.org_id,
             body=body,
+            renderer=renderer,
             claim=outcome,
             is_test=key.kind is KeyKind.TEST,
         )

@@ -3,7 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from tidings.campaigns.schemas import Purpose
+from tidings.templates.schemas import Channel
 
 
 class MessageOut(BaseModel):
@@ -43,20 +46,82 @@ class SinkMessageOut(BaseModel):
     created_at: datetime
 
 
-_SEND_EXAMPLE: dict[str, Any] = {
-    "campaign_id": 1,
-    "to": {"email": "ada@example.com", "first_name": "Ada"},
-    "variables": {"survey_url": "https://survey.example/s/abc"},
-}
+_SEND_EXAMPLES: list[JsonValue] = [
+    {
+        "campaign_id": 1,
+        "to": {"email": "ada@example.com", "first_name": "Ada"},
+        "variables": {"survey_url": "https://survey.example/s/abc"},
+    },
+    {
+        "template_id": 2,
+        "from_email": "receipts@acme.example",
+        "from_name": "Acme",
+        "contact_id": 7,
+        "variables": {"order": "A-1001"},
+    },
+    {
+        "content": {
+            "subject": "Your code, {{ first_name or 'there' }}",
+            "html": "<p>Your code is <b>{{ code }}</b>.</p>",
+            "text": "Your code is {{ code }}.",
+        },
+        "channel": "email",
+        "from_email": "security@acme.example",
+        "to": {"email": "ada@example.com", "first_name": "Ada"},
+        "variables": {"code": "493 201"},
+    },
+    {
+        "content": {"text": "Acme: your code is {{ code }}"},
+        "channel": "sms",
+        "sms_sender": "Acme",
+        "to": {"phone": "+33612345678"},
+        "variables": {"code": "493201"},
+    },
+]
+
+
+class InlineContent(BaseModel):
+    """A single send's own content, Jinja2 like a template's: for email a `subject` and
+    `html` and/or `text`; for SMS `text` only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str | None = Field(default=None, max_length=2_000)
+    html: str | None = None
+    text: str | None = None
 
 
 class SingleSend(BaseModel):
     """One message now (or at `send_at`): to a stored contact, or to `to`, which is
-    upserted into the org's contacts first (keyed by email and/or phone)."""
+    upserted into the org's contacts first (keyed by email and/or phone).
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_SEND_EXAMPLE]})
+    What is sent is exactly one of: `campaign_id` (the campaign's template and sender);
+    `template_id`, or inline `content` with `channel` — each with the sender fields
+    (`from_email`… or `sms_sender`), `purpose` and `connection_id`, which a campaign
+    would otherwise fix."""
 
-    campaign_id: int
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": _SEND_EXAMPLES})
+
+    campaign_id: int | None = None
+    template_id: int | None = Field(default=None, description="A template of the org.")
+    content: InlineContent | None = Field(default=None, description="Inline content.")
+    channel: Channel | None = Field(
+        default=None, description="Required with `content`; with `template_id`, the template's."
+    )
+    purpose: Purpose | None = Field(
+        default=None, description="Without a campaign; `transactional` when left out."
+    )
+    from_name: str | None = Field(default=None, max_length=200)
+    from_email: str | None = Field(
+        default=None, max_length=320, description="Required for email without a campaign."
+    )
+    reply_to: str | None = Field(default=None, max_length=320)
+    sms_sender: str | None = Field(
+        default=None, max_length=16, description="SMS sender id: up to 11 letters or 15 digits"
+    )
+    connection_id: int | None = Field(
+        default=None, description="Without a campaign; null = the org's default for the channel."
+    )
     contact_id: int | None = None
     to: dict[str, Any] | None = Field(default=None, description="A contact row (see ContactIn)")
     variables: dict[str, Any] = Field(default_factory=dict)

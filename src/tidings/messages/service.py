@@ -1,4 +1,11 @@
-"""Messages: single sends, reading the outbox, and what the sink recorded."""
+"""Messages: single sends, reading the outbox, and what the sink recorded.
+
+A single send names what it sends in one of three ways: a campaign; a template; or
+inline content, which is stored as an inline template. Without a campaign the message
+goes out under the hidden campaign for its template, sender and purpose
+(`campaigns.service.single_send_campaign`), so every message is rendered and routed by
+the dispatcher the same way.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,13 @@ import json
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.campaigns.models import Campaign
 from tidings.campaigns.recipients import address_or_skip
-from tidings.campaigns.service import get_campaign
+from tidings.campaigns.schemas import Purpose
+from tidings.campaigns.service import get_campaign, single_send_campaign
 from tidings.channels.models import SinkMessage
 from tidings.contacts.service import get_contact, upsert_contacts
+from tidings.content.render import Renderer
 from tidings.credits.service import charge_messages
 from tidings.db.base import utcnow
 from tidings.db.engine import begin_write
@@ -19,8 +29,20 @@ from tidings.idempotency import service as idempotency
 from tidings.messages.models import Message
 from tidings.messages.schemas import MessageOut, SingleSend
 from tidings.orgs.service import get_org
+from tidings.templates.schemas import Channel
+from tidings.templates.service import check_inline, get_template, inline_template
 
 MAX_VARIABLES_BYTES = 16_384
+SOURCES = ("campaign_id", "template_id", "content")
+SENDER_FIELDS = (
+    "channel",
+    "purpose",
+    "from_name",
+    "from_email",
+    "reply_to",
+    "sms_sender",
+    "connection_id",
+)
 
 
 async def get_message(session: AsyncSession, *, org_id: int, message_id: int) -> Message:
@@ -61,11 +83,88 @@ async def list_sink_messages(
     return list(await session.scalars(query))
 
 
+def check_source(body: SingleSend, *, renderer: Renderer) -> None:
+    """What to send, checked without I/O: exactly one of campaign_id, template_id and
+    content; sender fields only without a campaign; inline content that fits its channel
+    and compiles. InvalidInput names each field."""
+    given = [name for name in SOURCES if getattr(body, name) is not None]
+    if not given:
+        raise InvalidInput.field("campaign_id", f"give one of {', '.join(SOURCES)}")
+    if len(given) > 1:
+        raise InvalidInput(
+            [
+                FieldError(name, f"give one of {', '.join(SOURCES)}, not {given[0]} too")
+                for name in given[1:]
+            ]
+        )
+    errors: list[FieldError] = []
+    if body.campaign_id is not None:
+        errors += [
+            FieldError(name, "the campaign sets it; give template_id or content to set it here")
+            for name in SENDER_FIELDS
+            if getattr(body, name) is not None
+        ]
+    content = body.content
+    if content is not None:
+        if body.channel is None:
+            errors.append(FieldError("channel", "required with content: email or sms"))
+        elif body.channel is Channel.EMAIL:
+            if not content.subject:
+                errors.append(FieldError("content.subject", "an email needs a subject"))
+            if not (content.html or content.text):
+                errors.append(FieldError("content", "an email needs html or text"))
+        else:
+            if not content.text:
+                errors.append(FieldError("content.text", "an SMS needs text"))
+            errors += [
+                FieldError(f"content.{part}", "an SMS has text only")
+                for part in ("subject", "html")
+                if getattr(content, part) is not None
+            ]
+    if errors:
+        raise InvalidInput(errors)
+    if content is not None and body.channel is not None:
+        check_inline(renderer, channel=body.channel, **content.model_dump())
+
+
+async def _campaign_for(session: AsyncSession, *, org_id: int, body: SingleSend) -> Campaign:
+    """The campaign the message goes out under (query helper, in the caller's write
+    transaction): the one named, else the hidden one for the template or inline content
+    and the sender. A template of another org is a 404."""
+    if body.campaign_id is not None:
+        return await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
+    if body.template_id is not None:
+        template = await get_template(session, org_id=org_id, template_id=body.template_id)
+        if body.channel is not None and body.channel != template.channel:
+            raise InvalidInput.field(
+                "channel", f"template {template.id} is a {template.channel} template"
+            )
+    else:
+        assert body.content is not None  # check_source
+        assert body.channel is not None
+        template = await inline_template(
+            session, org_id=org_id, channel=body.channel.value, **body.content.model_dump()
+        )
+    return await single_send_campaign(
+        session,
+        org_id=org_id,
+        channel=template.channel,
+        template_id=template.id,
+        purpose=(body.purpose or Purpose.TRANSACTIONAL).value,
+        from_name=body.from_name,
+        from_email=body.from_email,
+        reply_to=body.reply_to,
+        sms_sender=body.sms_sender,
+        connection_id=body.connection_id,
+    )
+
+
 async def send_single(
     session: AsyncSession,
     *,
     org_id: int,
     body: SingleSend,
+    renderer: Renderer,
     claim: idempotency.Claim | None = None,
     is_test: bool = False,
 ) -> Message:
@@ -73,6 +172,7 @@ async def send_single(
     transaction as the message, so a retry replays it or, after a crash, sends once.
     Its cost is reserved in that transaction too: InsufficientCredit (402) queues nothing."""
     now = utcnow()
+    check_source(body, renderer=renderer)
     contact_id = body.contact_id
     if body.to is not None:
         report = await upsert_contacts(session, org_id=org_id, rows=[body.to])
@@ -82,7 +182,7 @@ async def send_single(
     if len(json.dumps(body.variables, ensure_ascii=False).encode()) > MAX_VARIABLES_BYTES:
         raise InvalidInput.field("variables", f"larger than {MAX_VARIABLES_BYTES} bytes as JSON")
     await begin_write(session)
-    campaign = await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
+    campaign = await _campaign_for(session, org_id=org_id, body=body)
     assert contact_id is not None
     contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
     org = await get_org(session, org_id=org_id)

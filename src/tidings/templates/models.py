@@ -2,14 +2,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, BigIntPK, utcnow
 
 
 class Template(Base):
-    """Email (subject, HTML and/or text) or SMS (text) content with Jinja2 variables."""
+    """Email (subject, HTML and/or text) or SMS (text) content with Jinja2 variables.
+
+    `is_inline`: the content a single send gave inline, stored as a template so that it is
+    rendered like any other. Named after a digest of its content (one row per distinct
+    content), never listed, never changed.
+    """
 
     __tablename__ = "templates"
     __table_args__ = (UniqueConstraint("org_id", "name"),)
@@ -21,5 +26,6 @@ class Template(Base):
     subject: Mapped[str | None] = mapped_column(Text)
     html: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str | None] = mapped_column(Text)
+    is_inline: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

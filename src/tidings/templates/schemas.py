@@ -79,6 +79,10 @@ class TemplateOut(BaseModel):
     subject: str | None
     html: str | None
     text: str | None
+    inline: bool = Field(
+        validation_alias="is_inline",
+        description="The inline content of single sends: never listed, never changed.",
+    )
     created_at: datetime
     updated_at: datetime
 

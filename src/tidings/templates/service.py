@@ -1,6 +1,11 @@
 """Templates: stored per org, compiled (sandboxed) on save so errors surface then, and
 previewed strictly — an undefined variable is an error at preview, while at send time
-it renders empty (see docs/templates.md)."""
+it renders empty (see docs/templates.md).
+
+A single send's inline content is stored as an inline template (`inline_template`): one
+row per distinct content in the org, compiled when the send is made, never listed and
+never changed, so the dispatcher renders it like any other template.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,9 @@ from tidings.content import sms
 from tidings.content.context import render_context
 from tidings.content.render import Renderer, TemplateError
 from tidings.db.engine import begin_write
-from tidings.db.names import commit_named, require_free_name
+from tidings.db.names import commit_named, digest_name, find_or_add_named, require_free_name
 from tidings.db.owned import get_owned, owned_page
-from tidings.errors import FieldError, InvalidInput
+from tidings.errors import Conflict, FieldError, InvalidInput
 from tidings.templates.models import Template
 from tidings.templates.schemas import TemplateChanges
 
@@ -30,8 +35,8 @@ class Preview:
     sms: sms.SmsShape | None
 
 
-def check_compiles(renderer: Renderer, template: Template) -> None:
-    """InvalidInput naming each part that does not compile."""
+def check_compiles(renderer: Renderer, template: Template, *, prefix: str = "") -> None:
+    """InvalidInput naming each part that does not compile (`prefix` + the part)."""
     errors = []
     for part, html in PARTS:
         source = getattr(template, part)
@@ -40,7 +45,7 @@ def check_compiles(renderer: Renderer, template: Template) -> None:
         try:
             renderer.compile(source, field=part, html=html)
         except TemplateError as exc:
-            errors.append(FieldError(part, exc.reason))
+            errors.append(FieldError(prefix + part, exc.reason))
     if errors:
         raise InvalidInput(errors)
 
@@ -75,7 +80,7 @@ async def list_templates(
     session: AsyncSession, *, org_id: int, after_id: int | None, limit: int
 ) -> list[Template]:
     page = owned_page(Template, org_id=org_id, after_id=after_id, limit=limit)
-    return list(await session.scalars(page))
+    return list(await session.scalars(page.where(Template.is_inline.is_(False))))
 
 
 async def update_template(
@@ -88,6 +93,8 @@ async def update_template(
 ) -> Template:
     await begin_write(session)
     template = await get_template(session, org_id=org_id, template_id=template_id)
+    if template.is_inline:
+        raise Conflict(f"template {template_id} is the inline content of single sends")
     if "name" in changes:
         await require_free_name(
             session,
@@ -103,6 +110,36 @@ async def update_template(
             setattr(template, part, changes[part])
     check_compiles(renderer, template)
     await commit_named(session, name=template.name, what="template")
+    return template
+
+
+def check_inline(
+    renderer: Renderer, *, channel: str, subject: str | None, html: str | None, text: str | None
+) -> None:
+    """InvalidInput on `content.<part>` for each part that does not compile (no I/O)."""
+    template = Template(channel=channel, subject=subject, html=html, text=text)
+    check_compiles(renderer, template, prefix="content.")
+
+
+async def inline_template(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    channel: str,
+    subject: str | None,
+    html: str | None,
+    text: str | None,
+) -> Template:
+    """The org's inline template with exactly this content, added if there is none (query
+    helper: the caller owns the transaction, and has passed the content through
+    `check_inline`)."""
+    content = {"channel": channel, "subject": subject, "html": html, "text": text}
+    name = digest_name("inline", content)
+    template: Template = await find_or_add_named(
+        session, Template, org_id=org_id, name=name, values={**content, "is_inline": True}
+    )
+    if not template.is_inline:  # a template of the org's own was given this very name
+        raise InvalidInput.field("content", f"the org's template {template.id} is named {name!r}")
     return template
 
 

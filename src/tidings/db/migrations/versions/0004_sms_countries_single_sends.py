@@ -1,5 +1,6 @@
 """Per-org SMS country allowlists: `orgs.sms_countries`, and `contacts.phone_country`
-derived from each stored phone (backfilled here).
+derived from each stored phone (backfilled here). Single sends without a campaign: the
+rows they are sent under, `templates.is_inline` and `campaigns.is_single_send`.
 
 Revision ID: 0004
 Revises: 0003
@@ -71,9 +72,17 @@ def upgrade() -> None:
     op.add_column("orgs", sa.Column("sms_countries", JSON))
     op.add_column("contacts", sa.Column("phone_country", sa.String(2)))
     _backfill()
+    for table, column in (("templates", "is_inline"), ("campaigns", "is_single_send")):
+        op.add_column(
+            table, sa.Column(column, sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("campaigns") as batch:
+        batch.drop_column("is_single_send")
+    with op.batch_alter_table("templates") as batch:
+        batch.drop_column("is_inline")
     with op.batch_alter_table("contacts") as batch:
         batch.drop_column("phone_country")
     with op.batch_alter_table("orgs") as batch:
