@@ -4,6 +4,7 @@ Idempotency-Key and test keys on these forms too."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 from collections.abc import AsyncIterator
@@ -345,3 +346,14 @@ async def test_a_test_key_s_inline_sms_reaches_the_sink_only(
     assert gateway.requests == []
     for message in (by_test_key, routed):
         assert (await _sink(client, org, message["id"]))["content"] == "Acme: code 493201 for Zoé"
+
+
+async def test_concurrent_sends_of_the_same_content_share_one_template_and_campaign(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    org = await make_org(db)
+    bodies = [INLINE_SMS | {"to": {"phone": f"+3361234567{i}"}} for i in range(6)]
+    answers = await asyncio.gather(*(_send(client, org, body) for body in bodies))
+    assert [a.status_code for a in answers] == [201] * 6, [a.text for a in answers]
+    assert len({a.json()["campaign_id"] for a in answers}) == 1
+    assert (await _count(db, Template), await _count(db, Campaign)) == (1, 1)
