@@ -1,21 +1,39 @@
 """The SMTP channel: delivers built messages over a pool of long-lived connections.
 
     send(batch) ──▶ up to `pool_size` workers, each holding one pooled connection
-                    worker: connect if needed ──▶ take the next message ──▶ one transaction
-                            MAIL FROM:<sender> ──▶ RCPT TO:<recipient> ──▶ DATA <content>
-                            (RSET after a refused transaction, so the connection goes on)
+                    worker: connect if needed ──▶ take the next message ──▶ its transaction
                 ──▶ one Result per message, in input order
 
+A transaction, pipelined (RFC 2920) when the server offers PIPELINING and the setting
+allows it, one write per arrow:
+
+    MAIL FROM, RCPT TO, DATA ──▶ 250, 250, 354
+    content "." + the next message's MAIL FROM, RCPT TO, DATA ──▶ 250 (queued), 250, 250, 354
+    …
+
+so a steady stream costs one round trip per message. Every reply is read, in order, and
+belongs to the command it answers: when MAIL or RCPT is refused, the reply to DATA (503
+or 554) is read and ignored, and RSET clears the transaction before the connection goes
+on. Without pipelining each command waits for the reply to the one before, as RFC 5321
+has it. Either way a refused transaction is followed by RSET, except when the next one
+is already on the wire (the reply to "." ends a transaction whatever it says).
+
 Connections open lazily and stay open between batches. A connection that breaks is
-dropped and the worker opens a new one for its next message; one that the server closed
-while it sat idle is noticed at MAIL FROM, before anything was transferred, and the
-message goes again on a fresh connection. A worker that cannot connect stops and leaves
-its share to the others; what nobody could take fails with the connect error.
+dropped and the worker opens a new one for its next message; a message whose MAIL FROM
+got no reply because the connection had gone (a server that closed it while it sat idle,
+or the next message pipelined behind one that broke it) had transferred nothing, and goes
+again once on a fresh connection. A worker that cannot connect stops and leaves its share
+to the others; what nobody could take fails with the connect error.
 
 Replies map to errors as RFC 5321 §4.2.1 reads them: 4xx is transient, 5xx permanent.
 Breakage (disconnect, reset, timeout, refused connection, DNS, TLS) is transient. A 5xx
 answer to AUTH is permanent: no message can go with those credentials, so all that no
-logged-in connection took fail with "authentication failed". `send` never raises; every
+logged-in connection took fail with "authentication failed". A 421 (the server is
+closing the connection, RFC 5321 §3.8) is push-back: that message, and every message of
+the batch not yet started, come back transient with `retry_after = pushback_seconds`, so
+the dispatcher stops the whole connection cluster-wide for that long. A 421 while
+connecting stops only that worker, as any connect failure does (a server may refuse
+connections past a per-client limit and serve the others). `send` never raises; every
 problem becomes a result.
 """
 
@@ -24,12 +42,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
+import ssl
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
-
-import aiosmtplib
+from typing import Final, Literal, NamedTuple
 
 from tidings.channels.base import (
     Outgoing,
@@ -38,6 +56,20 @@ from tidings.channels.base import (
     SendError,
     Sent,
     TransientSendError,
+)
+from tidings.channels.smtp_wire import (
+    AuthRefused,
+    BadAddress,
+    ConnectionLost,
+    NotOffered,
+    Reply,
+    ReplyRefused,
+    SmtpConnection,
+    SmtpError,
+    data_payload,
+    mail_command,
+    open_connection,
+    rcpt_command,
 )
 
 __all__ = ["SmtpChannel", "SmtpSettings"]
@@ -50,7 +82,9 @@ class SmtpSettings:
     """Where and how to connect. `security` is "starttls" (upgrade required, never sent in
     the clear), "tls" (implicit TLS, usually port 465) or "none". `timeout` bounds the
     connect and every single reply, in seconds. `helo_name` is the name given in EHLO;
-    None means this host's fully qualified name."""
+    None means this host's fully qualified name. `pipelining` uses RFC 2920 where the
+    server offers it. `pushback_seconds` is how long a 421 stops the connection (0: a
+    421 only drops the connection it came on)."""
 
     host: str
     port: int = 587
@@ -61,23 +95,39 @@ class SmtpSettings:
     pool_size: int = 4
     validate_certs: bool = True
     helo_name: str | None = None
+    pipelining: bool = True
+    pushback_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if self.pool_size < 1:
             raise ValueError("pool_size must be at least 1")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if self.pushback_seconds < 0:
+            raise ValueError("pushback_seconds must not be negative")
+        if self.helo_name is not None and not _is_helo_name(self.helo_name):
+            raise ValueError("helo_name must be ASCII without spaces or control characters")
 
 
 # "250 2.0.0 Ok: queued as 4XyZ12" (Postfix and most MTAs), "250 OK id=1rAbCd-0001Xy-Zz"
 # (Exim).
 _QUEUE_ID: Final = re.compile(r"(?:\bqueued as|\bid=)\s*<?([\w.@+-]+?)>?\.?(?:\s|$)", re.I)
 _MESSAGE_ID: Final = re.compile(rb"^message-id:[ \t]*<?([^\s<>]+)>?", re.I | re.M)
+_DATA: Final = b"DATA\r\n"
+_RSET: Final = b"RSET\r\n"
+_END_ONLY: Final = b".\r\n"
+# Each step of a transaction and the first digit of the reply that lets it go on.
+_STEPS: Final = (("MAIL FROM", 2), ("RCPT TO", 2), ("DATA", 3))
 
 
-class _Retry:
-    """The connection had died before the message started; send it again elsewhere."""
+class _Prepared(NamedTuple):
+    """One message as it goes on the wire."""
 
-
-_RETRY: Final = _Retry()
+    position: int  # in the batch
+    mail: bytes  # the MAIL FROM line
+    rcpt: bytes  # the RCPT TO line
+    payload: bytes  # the content after DATA, dot-stuffed, "." included
+    content: bytes  # as given, for the Message-ID
 
 
 @dataclass(slots=True)
@@ -89,6 +139,7 @@ class _Run:
     results: list[Result | None]
     retried: set[int] = field(default_factory=set)
     unreachable: SendError | None = None  # the last connect failure, for what is left
+    pushback: TransientSendError | None = None  # after a 421: for what is left; start none
 
 
 class SmtpChannel:
@@ -101,10 +152,12 @@ class SmtpChannel:
 
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
-        self._idle: list[aiosmtplib.SMTP] = []
+        self._where = f"{settings.host}:{settings.port}"
+        self._idle: list[SmtpConnection] = []
         self._slots = asyncio.Semaphore(settings.pool_size)
         self._closed = False
-        self._new_client()  # aiosmtplib rejects bad settings now rather than at first send
+        self._tls: ssl.SSLContext | None = None  # made on first use: it reads the CA store
+        self._helo_name = settings.helo_name
 
     async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
         """One result per message of `batch`, in order; never raises (but for cancellation)."""
@@ -114,168 +167,280 @@ class SmtpChannel:
         async with asyncio.TaskGroup() as workers:
             for _ in range(min(self.settings.pool_size, len(batch))):
                 workers.create_task(self._work(run))
-        leftover = run.unreachable or TransientSendError("no SMTP connection")
+        leftover = run.pushback or run.unreachable or TransientSendError("no SMTP connection")
         return [leftover if result is None else result for result in run.results]
 
     async def close(self) -> None:
         """QUIT and close every idle connection; those in use close when their batch ends."""
         self._closed = True
         idle, self._idle = self._idle, []
-        await asyncio.gather(*(self._quit(smtp) for smtp in idle))
+        await asyncio.gather(*(connection.quit() for connection in idle))
 
     # --- workers ---------------------------------------------------------------------
 
     async def _work(self, run: _Run) -> None:
-        """Send messages of `run` one after another on one pooled connection."""
+        """Send messages of `run` on one pooled connection, replacing it when it breaks."""
         async with self._slots:
-            smtp = self._idle.pop() if self._idle else self._new_client()
+            connection = self._idle.pop() if self._idle else None
             reusable = False
             try:
-                while run.pending:
-                    if not smtp.is_connected:
-                        error = await self._connect(smtp)
-                        if error is not None:
+                while run.pending and run.pushback is None:
+                    if connection is None or not connection.is_open:
+                        opened = await self._connect()
+                        if isinstance(opened, SendError):
                             # Other workers may still get through (past a per-client
                             # connection limit, or on connections that logged in before the
                             # password changed); this one leaves its share to them.
-                            run.unreachable = error
+                            run.unreachable = opened
                             return
-                    if not run.pending:  # the others took the rest while we connected
-                        break
-                    index = run.pending.popleft()
-                    result = await self._deliver_guarded(smtp, run.batch[index])
-                    if isinstance(result, _Retry) and index not in run.retried:
-                        run.retried.add(index)
-                        run.pending.appendleft(index)
-                    elif isinstance(result, _Retry):
-                        run.results[index] = TransientSendError("MAIL FROM: connection lost")
-                    else:
-                        run.results[index] = result
+                        connection = opened
+                        continue  # the others may have taken the rest while we connected
+                    await self._stream(connection, run)
                 reusable = True
             finally:
                 # A cancelled or failed worker may leave a transaction half done.
-                if reusable and smtp.is_connected and not self._closed:
-                    self._idle.append(smtp)
-                else:
-                    smtp.close()
+                if connection is not None:
+                    if reusable and connection.is_open and not self._closed:
+                        self._idle.append(connection)
+                    else:
+                        connection.close()
 
-    def _new_client(self) -> aiosmtplib.SMTP:
-        settings = self.settings
-        return aiosmtplib.SMTP(
-            hostname=settings.host,
-            port=settings.port,
-            local_hostname=settings.helo_name,
-            timeout=settings.timeout,
-            use_tls=settings.security == "tls",
-            # True, not aiosmtplib's default None (upgrade if offered): a server that stops
-            # offering STARTTLS must not get the mail and the password in the clear.
-            start_tls=settings.security == "starttls",
-            validate_certs=settings.validate_certs,
-        )
-
-    async def _connect(self, smtp: aiosmtplib.SMTP) -> SendError | None:
-        """Open, greet, upgrade and log in; the error that stopped it, if any."""
-        settings = self.settings
-        where = f"{settings.host}:{settings.port}"
+    async def _connect(self) -> SmtpConnection | SendError:
+        """Open, greet, upgrade and log in; or the error that stopped it."""
+        settings, where = self.settings, self._where
         try:
-            await smtp.connect()
-            if smtp.is_ehlo_or_helo_needed:
-                # Greet now, so that a refused EHLO counts against the connection rather
-                # than against the first message.
-                try:
-                    await smtp.ehlo()
-                except aiosmtplib.SMTPHeloError:
-                    await smtp.helo()
-            if settings.username is not None:
-                if not smtp.supports_extension("auth"):
-                    smtp.close()
-                    return PermanentSendError(f"authentication failed: {where} does not offer AUTH")
-                await smtp.login(settings.username, settings.password or "")
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            smtp.close()
-            reason = f"authentication failed: {_reply(exc)}"
-            return PermanentSendError(reason) if exc.code >= 500 else TransientSendError(reason)
-        except aiosmtplib.SMTPResponseException as exc:  # greeting, EHLO or STARTTLS refused
-            smtp.close()
-            return TransientSendError(f"cannot connect to {where}: {_reply(exc)}")
-        except (aiosmtplib.SMTPException, OSError) as exc:  # refused, DNS, TLS, timeout
-            smtp.close()
+            return await open_connection(
+                settings.host,
+                settings.port,
+                security=settings.security,
+                tls=self._tls_context(),
+                reply_timeout=settings.timeout,
+                helo_name=await self._helo(),
+                username=settings.username,
+                password=settings.password,
+            )
+        except AuthRefused as exc:
+            reason = f"authentication failed: {exc.reply}"
+            if exc.reply.code >= 500:
+                return PermanentSendError(reason)
+            return self._transient(reason, exc.reply)
+        except NotOffered as exc:
+            if exc.extension.startswith("AUTH"):
+                return PermanentSendError(f"authentication failed: {where}: {exc}")
+            return TransientSendError(f"cannot connect to {where}: {exc}")
+        except ReplyRefused as exc:  # greeting, EHLO or STARTTLS refused
+            return self._transient(f"cannot connect to {where}: {exc}", exc.reply)
+        except (SmtpError, OSError, ValueError) as exc:  # refused, DNS, TLS, timeout
             return TransientSendError(f"cannot connect to {where}: {_describe(exc)}")
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if self.settings.security == "none":
+            return None
+        if self._tls is None:
+            context = ssl.create_default_context()
+            if not self.settings.validate_certs:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            self._tls = context
+        return self._tls
+
+    async def _helo(self) -> str:
+        if self._helo_name is None:
+            name = await asyncio.to_thread(socket.getfqdn)  # may ask DNS
+            self._helo_name = name if _is_helo_name(name) else "localhost"
+        return self._helo_name
+
+    # --- transactions ------------------------------------------------------------------
+
+    async def _stream(self, connection: SmtpConnection, run: _Run) -> None:
+        """Send messages of `run` on `connection` until none is left to take (or a 421
+        stopped the run) or the connection closes. It is left idle or closed."""
+        pipelined = self.settings.pipelining and connection.pipelining
+        in_flight: list[int] = []
+        # Raising here would lose the results of messages already delivered in this batch,
+        # and the dispatcher would send them twice; a bug costs the messages in flight.
+        try:
+            message = self._next(connection, run, pipelined=pipelined)
+            while message is not None:
+                in_flight = [message.position]
+                following: _Prepared | None = None
+                if await self._open(connection, message, run, pipelined=pipelined):
+                    following = self._take(run) if pipelined else None
+                    if following is None:
+                        connection.write(message.payload)
+                    else:  # RFC 2920 §3.1: the content, then the next transaction
+                        in_flight.append(following.position)
+                        connection.write(message.payload + following.mail + following.rcpt + _DATA)
+                    result = await self._finish(connection, message, run, last=following is None)
+                    run.results[message.position] = result
+                if following is None and connection.is_open:
+                    following = self._next(connection, run, pipelined=pipelined)
+                message = following
+        except Exception as exc:
+            log.exception("unexpected error sending on %s", self._where)
+            connection.close()
+            for index in in_flight:
+                if run.results[index] is None:
+                    run.results[index] = TransientSendError(f"unexpected error: {exc!r}")
+
+    def _next(self, connection: SmtpConnection, run: _Run, *, pipelined: bool) -> _Prepared | None:
+        """The next message to send, its MAIL, RCPT and DATA written when pipelined."""
+        message = self._take(run)
+        if message is not None and pipelined:
+            connection.write(message.mail + message.rcpt + _DATA)
+        return message
+
+    def _take(self, run: _Run) -> _Prepared | None:
+        """The next message to send, ready for the wire; None when none is left, or a 421
+        stopped the run. Messages that cannot be written get their error on the way."""
+        while run.pending and run.pushback is None:
+            index = run.pending.popleft()
+            prepared = _prepare(index, run.batch[index])
+            if isinstance(prepared, _Prepared):
+                return prepared
+            run.results[index] = prepared
         return None
 
-    async def _deliver_guarded(self, smtp: aiosmtplib.SMTP, message: Outgoing) -> Result | _Retry:
-        # Raising here would lose the results of messages already delivered in this batch,
-        # and the dispatcher would send them twice; a bug costs one message instead.
-        try:
-            return await self._deliver(smtp, message)
-        except Exception as exc:
-            log.exception("unexpected error sending message %s", message.message_id)
-            smtp.close()
-            return TransientSendError(f"unexpected error: {exc!r}")
-
-    async def _deliver(self, smtp: aiosmtplib.SMTP, message: Outgoing) -> Result | _Retry:
-        """One transaction on a connected `smtp`, which is left reusable or closed."""
-        if message.sender is None:
-            return PermanentSendError("no sender address for MAIL FROM")
-        try:
-            content = (
-                message.content
-                if isinstance(message.content, bytes)
-                else message.content.encode("ascii")
-            )
-        except UnicodeEncodeError:
-            return PermanentSendError("content is not bytes nor ASCII text")
+    async def _open(
+        self, connection: SmtpConnection, message: _Prepared, run: _Run, *, pipelined: bool
+    ) -> bool:
+        """Start the transaction of `message`, up to DATA's 354 (MAIL, RCPT and DATA are
+        already written when pipelined). False when it did not start: its result is set
+        (or it is queued again), and the connection is idle or closed."""
+        index = message.position
         stage = "MAIL FROM"
+        replies: list[Reply] = []
         try:
+            if not pipelined:
+                connection.write(message.mail)
             try:
-                await smtp.mail(message.sender)
-            except aiosmtplib.SMTPServerDisconnected:
-                return _RETRY  # nothing was transferred: an idle connection the server shut
-            stage = "RCPT TO"
-            await smtp.rcpt(message.recipient)
-            stage = "DATA"
-            reply = await smtp.data(content)
-        except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421 or not 400 <= exc.code < 600:
-                # 421: the server closes this connection (RFC 5321 §3.8); anything else is
-                # not a reply we understand, so the session state is unknown.
-                smtp.close()
-            else:
-                await self._reset(smtp)
-            reason = f"{stage}: {_reply(exc)}"
-            if 500 <= exc.code < 600:
-                return PermanentSendError(reason)
-            return TransientSendError(reason)
-        except ValueError as exc:  # an address that cannot go on a command line
-            await self._reset(smtp)
-            return PermanentSendError(f"{stage}: {exc}")
-        except (aiosmtplib.SMTPException, OSError) as exc:  # disconnect, reset, timeout
-            smtp.close()
-            return TransientSendError(f"{stage}: connection lost: {_describe(exc)}")
-        return Sent(_provider_id(reply.message, content))
+                replies.append(await connection.reply())
+            except ConnectionLost:
+                self._lost_before_start(run, index)
+                return False
+            if pipelined:
+                # After a 421 the server closes: no more replies will come.
+                while len(replies) < len(_STEPS) and replies[-1].code != 421:
+                    stage = _STEPS[len(replies)][0]
+                    replies.append(await connection.reply())
+            elif replies[0].code // 100 == 2:
+                stage = "RCPT TO"
+                replies.append(await connection.command(message.rcpt))
+                if replies[1].code // 100 == 2:
+                    stage = "DATA"
+                    replies.append(await connection.command(_DATA))
+        except SmtpError as exc:  # disconnect, reset, timeout: the connection is closed
+            run.results[index] = TransientSendError(f"{stage}: connection lost: {_describe(exc)}")
+            return False
+        refused = [
+            (step, reply)
+            for (step, ok), reply in zip(_STEPS, replies, strict=False)
+            if reply.code // 100 != ok
+        ]
+        if not refused:
+            return True
+        # The first refusal is the reason (a 503 to DATA after a refused RCPT is only its
+        # echo), unless a later reply is a 421: then the server is closing the connection.
+        stage, reply = next(((s, r) for s, r in refused if r.code == 421), refused[0])
+        run.results[index] = self._refused(connection, run, stage, reply)
+        try:
+            if connection.is_open and len(replies) == 3 and replies[2].code == 354:
+                # DATA accepted despite the refusal: a lone "." ends it (RFC 2920 §3.1).
+                await connection.command(_END_ONLY)
+            await self._reset(connection)
+        except SmtpError:
+            pass  # the connection is closed; the next message goes on a new one
+        return False
 
-    async def _reset(self, smtp: aiosmtplib.SMTP) -> None:
+    async def _finish(
+        self, connection: SmtpConnection, message: _Prepared, run: _Run, *, last: bool
+    ) -> Result:
+        """The outcome of `message`, whose content was written. RSET after a refusal when
+        it was the `last` on the wire."""
+        try:
+            await connection.drain()
+            reply = await connection.reply()
+        except SmtpError as exc:  # the connection is closed: the message may have arrived
+            return TransientSendError(f"DATA: connection lost: {_describe(exc)}")
+        if reply.code // 100 == 2:
+            return Sent(_provider_id(reply.text, message.content))
+        error = self._refused(connection, run, "DATA", reply)
+        if last:
+            await self._reset(connection)
+        return error
+
+    def _refused(
+        self, connection: SmtpConnection, run: _Run, stage: str, reply: Reply
+    ) -> SendError:
+        """The error for a refusal at `stage`; a 421 also stops the run (push-back)."""
+        reason = f"{stage}: {reply}"
+        if reply.code == 421 or not 400 <= reply.code < 600:
+            # 421: the server closes this connection (RFC 5321 §3.8); anything else is
+            # not a reply we understand, so the session state is unknown.
+            connection.close()
+        if 500 <= reply.code < 600:
+            return PermanentSendError(reason)
+        error = self._transient(reason, reply)
+        if error.retry_after is not None and run.pushback is None:
+            run.pushback = TransientSendError(
+                f"not sent: the server pushed back ({reason})", retry_after=error.retry_after
+            )
+        return error
+
+    def _transient(self, reason: str, reply: Reply) -> TransientSendError:
+        """A transient error; after a 421, one that asks the dispatcher to hold off."""
+        if reply.code == 421 and self.settings.pushback_seconds > 0:
+            return TransientSendError(reason, retry_after=self.settings.pushback_seconds)
+        return TransientSendError(reason)
+
+    def _lost_before_start(self, run: _Run, index: int) -> None:
+        """The connection had gone before MAIL FROM was answered, so nothing of the message
+        was transferred: it goes again, once, on another connection (after a 421 it waits
+        with the rest)."""
+        if run.pushback is not None:
+            run.pending.appendleft(index)
+        elif index not in run.retried:
+            run.retried.add(index)
+            run.pending.appendleft(index)
+        else:
+            run.results[index] = TransientSendError("MAIL FROM: connection lost")
+
+    async def _reset(self, connection: SmtpConnection) -> None:
         """RSET after a refused transaction, or drop the connection if even that fails."""
-        if not smtp.is_connected:
+        if not connection.is_open:
             return
         try:
-            await smtp.rset()
-        except (aiosmtplib.SMTPException, OSError):
-            smtp.close()
-
-    async def _quit(self, smtp: aiosmtplib.SMTP) -> None:
-        try:
-            if smtp.is_connected:
-                await smtp.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            pass  # closing anyway
-        finally:
-            smtp.close()
+            reply = await connection.command(_RSET)
+        except SmtpError:
+            return  # closed
+        if reply.code != 250:
+            connection.close()
 
 
-def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
-    text = " ".join(exc.message.split())  # multi-line replies arrive joined by newlines
-    return f"{exc.code} {text}"
+def _prepare(index: int, message: Outgoing) -> _Prepared | PermanentSendError:
+    if message.sender is None:
+        return PermanentSendError("no sender address for MAIL FROM")
+    try:
+        content = (
+            message.content
+            if isinstance(message.content, bytes)
+            else message.content.encode("ascii")
+        )
+    except UnicodeEncodeError:
+        return PermanentSendError("content is not bytes nor ASCII text")
+    try:
+        mail = mail_command(message.sender)
+    except BadAddress as exc:
+        return PermanentSendError(f"MAIL FROM: {exc}")
+    try:
+        rcpt = rcpt_command(message.recipient)
+    except BadAddress as exc:
+        return PermanentSendError(f"RCPT TO: {exc}")
+    return _Prepared(index, mail, rcpt, data_payload(content), content)
+
+
+def _is_helo_name(name: str) -> bool:
+    return bool(name) and name.isascii() and name.isprintable() and " " not in name
 
 
 def _describe(exc: Exception) -> str:

@@ -59,7 +59,8 @@ class Delivery:
 class Recorder:
     """An aiosmtpd handler. `faults[command]` holds what to do, in turn, at the next MAIL,
     RCPT or DATA (a reply line or an action above); `data_reply` replaces the default
-    "queued as" answer to DATA; with `require_auth`, MAIL before AUTH gets 530."""
+    "queued as" answer to DATA; with `require_auth`, MAIL before AUTH gets 530. With
+    `pipelining` EHLO offers PIPELINING (aiosmtpd reads commands in order either way)."""
 
     def __init__(self, *, data_reply: str | None = None, require_auth: bool = False) -> None:
         self.data_reply = data_reply
@@ -72,6 +73,7 @@ class Recorder:
         self.logins: list[tuple[str, bytes]] = []
         self.connections: dict[Peer, SMTP] = {}
         self.controller: Controller | None = None
+        self.pipelining = False
 
     async def _fault(self, server: SMTP, command: str) -> str | None:
         queue = self.faults[command]
@@ -99,6 +101,8 @@ class Recorder:
         session.host_name = hostname
         self.greeted.append(_peer(session))
         self.connections[_peer(session)] = server
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")  # the last line is "250 HELP"
         return responses
 
     async def handle_MAIL(  # noqa: N802 (aiosmtpd's hook name)
@@ -228,13 +232,15 @@ def _assert_sent(handler: Recorder, batch: Sequence[Outgoing], results: Sequence
 # --- fixtures ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[..., int]]:
+@pytest.fixture(params=[True, False], ids=["pipelining", "no-pipelining"])
+def serve(request: pytest.FixtureRequest) -> Iterator[Callable[..., int]]:
     """Start an aiosmtpd server around a handler, with extra keywords for aiosmtpd's
-    SMTP (or `ssl_context` for implicit TLS); returns its port. Stopped at teardown."""
+    SMTP (or `ssl_context` for implicit TLS); returns its port. Stopped at teardown.
+    Every test runs twice: with a server that offers PIPELINING and one that does not."""
     controllers: list[Controller] = []
 
     def start(handler: Recorder, **options: Any) -> int:
+        handler.pipelining = request.param
         controller = Controller(
             handler, hostname=HOST, port=_free_port(), server_hostname="mx.test", **options
         )
@@ -390,7 +396,7 @@ async def test_a_4xx_reply_is_transient_and_sending_again_succeeds(
     assert isinstance(results[0], TransientSendError)
     assert results[0].reason == f"{stage}: {reply}"
     _assert_sent(handler, batch[1:], results[1:])
-    assert handler.resets == handler.greeted  # RSET once, on the one connection
+    assert handler.resets == _resets_after_refusal(handler, stage)
     _assert_sent(handler, batch[:1], await channel.send(batch[:1]))
     assert len(handler.greeted) == 1
 
@@ -422,23 +428,59 @@ async def test_a_5xx_reply_is_permanent_and_the_connection_goes_on(
     # Without the RSET, aiosmtpd would answer the next MAIL with "503 nested MAIL".
     _assert_sent(handler, [batch[0], *batch[2:]], [results[0], *results[2:]])
     assert len(handler.greeted) == 1
-    assert handler.resets == handler.greeted
+    assert handler.resets == _resets_after_refusal(handler, stage)
+
+
+def _resets_after_refusal(handler: Recorder, stage: str) -> list[Peer]:
+    """RSET once on the one connection; but none after a refused "." when pipelining, as
+    the next transaction is already on the wire (and "." ends a transaction anyway)."""
+    return [] if handler.pipelining and stage == "DATA" else handler.greeted
+
+
+@pytest.mark.parametrize(("command", "stage"), [("MAIL", "MAIL FROM"), ("DATA", "DATA")])
+async def test_a_421_pushes_back_and_the_rest_of_the_batch_comes_back_transient(
+    serve: Callable[..., int], channel_for: Callable[..., SmtpChannel], command: str, stage: str
+) -> None:
+    handler = Recorder()
+    # The server keeps the connection open: the client must drop it by itself.
+    handler.faults[command].extend([None, "421 4.3.2 Service shutting down"])
+    channel = channel_for(serve(handler), pool_size=1, pushback_seconds=90)
+    batch = _batch(0, 4)
+
+    results = await channel.send(batch)
+
+    _assert_sent(handler, batch[:1], results[:1])
+    assert isinstance(results[1], TransientSendError)
+    assert results[1].reason == f"{stage}: 421 4.3.2 Service shutting down"
+    assert results[1].retry_after == 90
+    for result in results[2:]:
+        assert isinstance(result, TransientSendError)
+        assert result.reason == f"not sent: the server pushed back ({results[1].reason})"
+        assert result.retry_after == 90
+    assert len(handler.deliveries) == 1
+    assert handler.resets == []
+
+    # Holding off is the dispatcher's business (cluster-wide): the channel sends on.
+    later = _batch(4, 7)
+    _assert_sent(handler, later, await channel.send(later))
+    assert len(set(handler.greeted)) == 2  # the connection that got the 421 was replaced
 
 
 @pytest.mark.parametrize("command", ["MAIL", "DATA"])
-async def test_a_421_drops_the_connection_and_the_pool_recovers(
+async def test_without_pushback_a_421_drops_the_connection_and_the_pool_recovers(
     serve: Callable[..., int], channel_for: Callable[..., SmtpChannel], command: str
 ) -> None:
     handler = Recorder()
     # The server keeps the connection open: the client must drop it by itself.
     handler.faults[command].append("421 4.3.2 Service shutting down")
-    channel = channel_for(serve(handler), pool_size=1)
+    channel = channel_for(serve(handler), pool_size=1, pushback_seconds=0)
     batch = _batch(0, 3)
 
     results = await channel.send(batch)
 
     assert isinstance(results[0], TransientSendError)
     assert "421 4.3.2 Service shutting down" in results[0].reason
+    assert results[0].retry_after is None
     _assert_sent(handler, batch[1:], results[1:])
     assert len(set(handler.greeted)) == 2  # replaced once
     assert handler.resets == []
