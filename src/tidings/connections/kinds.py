@@ -29,6 +29,10 @@ class SmtpSettingsIn(_Strict):
     pool_size: int = Field(default=4, ge=1, le=64)
     timeout: float = Field(default=30.0, gt=0, le=300)
     validate_certs: bool = True
+    pipelining: bool = Field(default=True, description="RFC 2920, where the server offers it")
+    pushback_seconds: float = Field(
+        default=60.0, ge=0, le=3600, description="How long a 421 stops the connection (0: never)"
+    )
 
 
 class SmtpCredentials(_Strict):
