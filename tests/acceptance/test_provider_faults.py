@@ -51,10 +51,13 @@ def _clock() -> Clock:
 
 class Relay:
     """An aiosmtpd handler that accepts mail, except that `rcpt_replies[address]` and
-    `data_replies[address]` hold replies to give, one per attempt, before accepting."""
+    `data_replies[address]` hold replies to give, one per attempt, before accepting, and
+    `rcpt_turns` replies to give to the next RCPTs whatever their address (None: as
+    usual)."""
 
     def __init__(self) -> None:
         self.rcpt_replies: defaultdict[str, deque[str]] = defaultdict(deque)
+        self.rcpt_turns: deque[str | None] = deque()
         self.data_replies: defaultdict[str, deque[str]] = defaultdict(deque)
         self.data_attempts: Counter[str] = Counter()
         self.delivered: list[tuple[str, bytes]] = []
@@ -67,6 +70,8 @@ class Relay:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        if self.rcpt_turns and (reply := self.rcpt_turns.popleft()) is not None:
+            return reply
         if self.rcpt_replies[address]:
             return self.rcpt_replies[address].popleft()
         envelope.rcpt_tos.append(address)
@@ -255,6 +260,52 @@ async def test_a_550_to_rcpt_fails_that_message_and_the_others_go(
     assert {m["status"] for m in messages.values()} == {"sent"}
     assert sorted(recipient for recipient, _ in handler.delivered) == sorted(messages)
     assert await _counters(client, org, broadcast_id) == ("SENT", RECIPIENTS - 1, 1)
+
+
+async def test_a_421_holds_the_connection_back_for_pushback_seconds(
+    client: httpx.AsyncClient, db: Database, relay: tuple[Relay, int]
+) -> None:
+    handler, port = relay
+    handler.rcpt_turns.extend([None, "421 4.7.0 Too many messages, closing"])  # the 2nd
+    org = await make_org(db)
+    smtp = _smtp(port)
+    smtp["settings"] |= {"pool_size": 1, "pushback_seconds": 90}
+    smtp["max_concurrency"] = 1  # one message at a time: the batch goes in several sends
+    broadcast_id = await _broadcast(client, org, channel="email", connection=smtp)
+    clock = _clock()
+    start = clock.now
+    # The whole broadcast in one batch, so the rest of it is in this worker's hands.
+    config = DispatcherConfig(batch_size=RECIPIENTS, retry=POLICY)
+    dispatcher = Dispatcher(db, renderer=Renderer(), config=config, clock=clock)
+    try:
+        await dispatcher.drain()
+        messages = await _messages(client, org, broadcast_id)
+        ((first, _),) = handler.delivered
+        assert messages.pop(first)["status"] == "sent"
+        (busy,) = [r for r, m in messages.items() if m["attempts"] == 1]
+        refused = messages.pop(busy)
+        assert (refused["status"], refused["attempts"]) == ("queued", 1)
+        assert refused["reason"] == "RCPT TO: 421 4.7.0 Too many messages, closing"
+        assert _due(refused) == start + timedelta(seconds=90)  # longer than the backoff
+        # Nothing else was tried, in that batch or since: the connection is blocked.
+        for message in messages.values():
+            assert (message["status"], message["attempts"]) == ("queued", 0)
+            assert _due(message) >= start + timedelta(seconds=90)
+
+        clock.now = start + timedelta(seconds=89)
+        await dispatcher.drain()
+        assert len(handler.delivered) == 1
+
+        clock.now = max(_due(m) for m in [refused, *messages.values()]) + timedelta(seconds=1)
+        await dispatcher.drain()
+    finally:
+        await dispatcher.close()
+
+    final = await _messages(client, org, broadcast_id)
+    assert {m["status"] for m in final.values()} == {"sent"}
+    assert final[busy]["attempts"] == 2
+    assert Counter(recipient for recipient, _ in handler.delivered) == Counter(set(final))
+    assert await _counters(client, org, broadcast_id) == ("SENT", RECIPIENTS, 0)
 
 
 def _message_ids(request: Recorded) -> set[str]:

@@ -242,27 +242,31 @@ class Dispatcher:
                 now_sending = group[: grant.count]
                 for start in range(0, len(now_sending), slots.count):
                     chunk = now_sending[start : start + slots.count]
-                    results.extend(await self._deliver(channel, [o for _, o in chunk]))
+                    sent = await self._deliver(channel, [o for _, o in chunk])
+                    results.extend(sent)
+                    if _pushback(sent) is not None:
+                        break  # the provider said to hold off: what is left waits too
         finally:
             await self.limiter.release(slots)
+        now_sending = now_sending[: len(results)]
         later = group[len(now_sending) :]
         outcomes = [
             self._outcome(message, result, segments=outgoing.segments)
             for (message, outgoing), result in zip(now_sending, results, strict=True)
         ]
-        pushback = [r.retry_after for r in results if isinstance(r, TransientSendError)]
-        if any(seconds is not None for seconds in pushback):
-            seconds = max(s for s in pushback if s is not None)
-            await self.limiter.penalise(spec.id, seconds=seconds)
+        pushback = _pushback(results)
+        if pushback is not None:
+            await self.limiter.penalise(spec.id, seconds=pushback)
         # Spread the rest over the time the rate allows, so they do not all return at once.
         step = 1 / spec.max_per_second if spec.max_per_second else 0.0
+        wait = max(grant.retry_after, pushback or 0.0)
         now = self.clock()
         outcomes.extend(
             Outcome(
                 message.id,
                 message.broadcast_id,
                 "queued",
-                retry_at=now + timedelta(seconds=grant.retry_after + k * step),
+                retry_at=now + timedelta(seconds=wait + k * step),
                 deferred=True,
             )
             for k, (message, _) in enumerate(later)
@@ -458,6 +462,17 @@ class Dispatcher:
             content=mime.build(email),
         )
         return email_out, links
+
+
+def _pushback(results: Iterable[Result]) -> float | None:
+    """The longest a provider asked to hold off in `results` (HTTP Retry-After, SMTP 421);
+    None when none did."""
+    waits = [
+        r.retry_after
+        for r in results
+        if isinstance(r, TransientSendError) and r.retry_after is not None
+    ]
+    return max(waits, default=None)
 
 
 def _spec(row: Connection) -> ConnectionSpec:
