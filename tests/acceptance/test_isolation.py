@@ -27,6 +27,7 @@ A_CAMPAIGN = "alpha-private-campaign"
 A_BROADCAST = "alpha-private-broadcast"
 A_CONNECTION = "alpha-private-connection"
 A_PASSWORD = "alpha-smtp-password-123"
+A_APPLICATION = "alpha-private-application"
 
 # (method, path template) → request body; ids in bodies are filled in from org A's objects.
 BODIES: dict[tuple[str, str], Any] = {
@@ -91,6 +92,16 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("GET", "/v1/orgs/{org_id}/connections"): None,
     ("GET", "/v1/orgs/{org_id}/connections/{connection_id}"): None,
+    ("POST", "/v1/orgs/{org_id}/campaigns/{campaign_id}/invites"): {
+        "recipients": [{"variables": {"email": A_EMAIL}}],
+    },
+    ("POST", "/v1/orgs/{org_id}/applications"): {"key": "K2", "name": "spy"},
+    ("GET", "/v1/orgs/{org_id}/applications"): None,
+    ("GET", "/v1/orgs/{org_id}/applications/{application_id}"): None,
+    ("PUT", "/v1/orgs/{org_id}/applications/{application_id}/integrations"): {
+        "type": "FACEBOOK", "target_url": "https://evil.example/",
+    },
+    ("DELETE", "/v1/orgs/{org_id}/applications/{application_id}"): None,
     ("GET", "/v1/orgs/{org_id}/credits"): None,
     ("POST", "/v1/orgs/{org_id}/credits/top-ups"): {"amount": 1000, "note": "stolen"},
     ("GET", "/v1/orgs/{org_id}/prices"): None,
@@ -176,9 +187,19 @@ async def _seed_a(client: httpx.AsyncClient, db: Database, a: OrgWithKey) -> dic
         },
         headers=h,
     )
+    application = await client.post(
+        f"/v1/orgs/{a.id}/applications",
+        json={
+            "key": "ALPHA1",
+            "name": A_APPLICATION,
+            "integrations": [{"type": "WHATSAPP", "target_url": "https://wa.me/alpha"}],
+        },
+        headers=h,
+    )
     return {
         "org_id": a.id,
         "list_id": list_id,
+        "application_id": application.json()["id"],
         "contact_id": up.json()["results"][0]["id"],
         "segment_id": seg.json()["id"],
         "key_id": key.json()["id"],
@@ -239,6 +260,7 @@ def _leaks(response: httpx.Response) -> bool:
         A_BROADCAST,
         A_CONNECTION,
         A_PASSWORD,
+        A_APPLICATION,
         "Alice",
         "Secret offer",
     )

@@ -14,14 +14,17 @@ from fastapi import APIRouter, FastAPI
 
 from tidings import __version__
 from tidings.api import health, problems
+from tidings.applications import routes as applications
 from tidings.broadcasts import routes as broadcasts
 from tidings.campaigns import routes as campaigns
+from tidings.compat import infobip, invent, octopush, walr
 from tidings.connections import routes as connections
 from tidings.contacts import routes as contacts
 from tidings.content.render import Renderer
 from tidings.credits import routes as credits
 from tidings.db.engine import Database
 from tidings.dispatcher.run import build_worker
+from tidings.invites import routes as invites
 from tidings.keys import routes as keys
 from tidings.links import routes as links
 from tidings.links.secret import load_secret
@@ -52,8 +55,8 @@ object in the key's org.
 def api_v1() -> APIRouter:
     router = APIRouter(prefix="/v1")
     modules = (
-        orgs, keys, contacts, lists, segments, templates, connections, campaigns, broadcasts,
-        messages, credits,
+        orgs, keys, contacts, lists, segments, templates, connections, campaigns, invites,
+        broadcasts, messages, applications, credits,
     )  # fmt: skip
     for module in modules:
         router.include_router(module.router)
@@ -90,4 +93,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(links.router)
     app.include_router(api_v1())
+    for dialect in (walr, octopush, invent, infobip):
+        app.include_router(dialect.router)
     return app

@@ -24,6 +24,7 @@ from tidings.db.engine import Database
 from tidings.errors import Unauthorized
 from tidings.keys.schemas import Scope
 from tidings.keys.service import Principal, authenticate
+from tidings.settings import Settings
 
 
 class _DocumentedBearer(HTTPBearer):
@@ -55,6 +56,14 @@ def get_database(request: Request) -> Database:
 
 
 DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 async def get_session(db: DatabaseDep) -> AsyncIterator[AsyncSession]:

@@ -49,7 +49,7 @@ class BroadcastCreate(BaseModel):
 class BroadcastOut(BaseModel):
     id: int
     name: str
-    campaign_id: int
+    campaign_id: int | None = Field(description="None: a draft with no template attached yet.")
     status: BroadcastStatus
     list_ids: list[int]
     segment_ids: list[int]

@@ -29,7 +29,7 @@ from tidings.db.base import utcnow
 from tidings.db.engine import begin_write
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import Conflict, FieldError, InsufficientCredit, InvalidInput, NotFound
-from tidings.lists.service import require_lists
+from tidings.lists.service import add_to_list, require_lists
 from tidings.messages.models import Message
 from tidings.orgs.service import get_org
 from tidings.segments.models import Segment
@@ -40,14 +40,24 @@ MESSAGES = cast(Table, Message.__table__)
 
 @dataclass(frozen=True, slots=True)
 class Created:
+    """`rejected`: explicit recipients not accepted (bad rows); `skipped`: accepted ones
+    whose message is skipped (no address, unsubscribed, …). Both by the row's index."""
+
     broadcast: Broadcast
     rejected: list[FieldError]
+    skipped: list[FieldError]
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    variables: dict[int, dict[str, Any] | None]  # contact id → its message's variables
+    index: dict[int, int]  # contact id → the (last) row that named it
 
 
 async def _explicit_recipients(
     session: AsyncSession, *, org_id: int, rows: list[Any]
-) -> tuple[dict[int, dict[str, Any] | None], list[FieldError]]:
-    """Upsert the rows (their own transaction); contact id → variables, and the rejects."""
+) -> tuple[_Accepted, list[FieldError]]:
+    """Upsert the rows (their own transaction); the contacts accepted, and the rejects."""
     rejected: list[FieldError] = []
     contact_rows: list[Any] = []
     variables: list[dict[str, Any] | None] = []
@@ -69,10 +79,11 @@ async def _explicit_recipients(
         if e.index not in bad
     ]
     bad |= {e.index for e in report.errors}
-    accepted: dict[int, dict[str, Any] | None] = {}
+    accepted = _Accepted({}, {})
     for outcome in report.outcomes:  # a contact named twice: its last row's variables
         if outcome.contact_id is not None and outcome.index not in bad:
-            accepted[outcome.contact_id] = variables[outcome.index] or None
+            accepted.variables[outcome.contact_id] = variables[outcome.index] or None
+            accepted.index[outcome.contact_id] = outcome.index
     return accepted, sorted(rejected, key=lambda e: e.index or 0)
 
 
@@ -83,10 +94,11 @@ async def _hold_messages(
     campaign: Campaign,
     recipients: dict[int, dict[str, Any] | None],
     now: datetime,
-) -> None:
-    """Messages for explicit recipients, `held` until the broadcast starts (or skipped)."""
+) -> dict[int, str]:
+    """Messages for explicit recipients, `held` until the broadcast starts (or skipped);
+    the skip reasons by contact id."""
     if not recipients:
-        return
+        return {}
     org = await get_org(session, org_id=broadcast.org_id)
     rows = await session.execute(
         select(
@@ -99,6 +111,7 @@ async def _hold_messages(
         ).where(Contact.org_id == broadcast.org_id, Contact.id.in_(list(recipients)))
     )
     messages = []
+    skipped: dict[int, str] = {}
     for contact in rows:
         address, reason = address_or_skip(campaign, contact, sms_countries=org.sms_countries)
         messages.append(
@@ -119,7 +132,10 @@ async def _hold_messages(
                 "finished_at": now if reason else None,
             }
         )
+        if reason:
+            skipped[contact.id] = reason
     await session.execute(insert(MESSAGES), messages)
+    return skipped
 
 
 async def _require_segments(session: AsyncSession, *, org_id: int, segment_ids: list[int]) -> None:
@@ -147,12 +163,14 @@ async def create_broadcast(
     body: BroadcastCreate,
     is_test: bool = False,
     now: datetime | None = None,
+    remember_in: int | None = None,
 ) -> Created:
+    """`remember_in`: a list the explicit recipients join (a campaign's recipient list)."""
     now = now or utcnow()
     # A 404 for an unknown campaign before any contact is upserted for it.
     await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
     await session.rollback()
-    recipients: dict[int, dict[str, Any] | None] = {}
+    recipients = _Accepted({}, {})
     rejected: list[FieldError] = []
     if body.recipients:
         recipients, rejected = await _explicit_recipients(
@@ -173,17 +191,17 @@ async def create_broadcast(
             "list_ids": body.list_ids,
             "segment_ids": body.segment_ids,
             "send_to_all": body.send_to_all,
-            "recipients": len(recipients),
+            "recipients": len(recipients.variables),
         },
         scheduled_at=None if body.draft else (body.scheduled_at or now),
         is_test=is_test,
     )
     session.add(broadcast)
     await session.flush()
-    await _hold_messages(
-        session, broadcast=broadcast, campaign=campaign, recipients=recipients, now=now
+    skips = await _hold_messages(
+        session, broadcast=broadcast, campaign=campaign, recipients=recipients.variables, now=now
     )
-    if recipients:  # reserved now: the send is accepted (402 queues nothing)
+    if recipients.variables:  # reserved now: the send is accepted (402 queues nothing)
         await charge_messages(
             session,
             org_id=org_id,
@@ -191,8 +209,17 @@ async def create_broadcast(
             where=MESSAGES.c.broadcast_id == broadcast.id,
             reference=f"broadcast:{broadcast.id}",
         )
+    if remember_in is not None and recipients.variables:
+        await add_to_list(
+            session, org_id=org_id, list_id=remember_in, contact_ids=list(recipients.variables)
+        )
     await session.commit()
-    return Created(broadcast, rejected)
+    skipped = [
+        FieldError(f"recipients[{i}]", reason, i)
+        for contact_id, reason in skips.items()
+        for i in [recipients.index[contact_id]]
+    ]
+    return Created(broadcast, rejected, sorted(skipped, key=lambda e: e.index or 0))
 
 
 async def get_broadcast(session: AsyncSession, *, org_id: int, broadcast_id: int) -> Broadcast:
@@ -226,6 +253,8 @@ async def send_draft(session: AsyncSession, *, org_id: int, broadcast_id: int) -
     now = utcnow()
     await begin_write(session)
     broadcast = await get_broadcast(session, org_id=org_id, broadcast_id=broadcast_id)
+    if broadcast.campaign_id is None:
+        raise Conflict("attach a template (a campaign) to this draft before sending it")
     broadcast.status = transition(S(broadcast.status), S.SCHEDULED)
     if broadcast.scheduled_at is None or broadcast.scheduled_at < now:
         broadcast.scheduled_at = now
@@ -380,6 +409,7 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
         broadcast is None
         or broadcast.status != S.SCHEDULED
         or (broadcast.scheduled_at is not None and broadcast.scheduled_at > now)
+        or broadcast.campaign_id is None  # never SCHEDULED without one; kept out regardless
     ):
         await session.rollback()
         return False

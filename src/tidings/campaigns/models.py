@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, false
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, BigIntPK, utcnow
@@ -14,7 +14,10 @@ class Campaign(Base):
     built-in sink unless another is marked default)."""
 
     __tablename__ = "campaigns"
-    __table_args__ = (UniqueConstraint("org_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("org_id", "name"),
+        UniqueConstraint("org_id", "external_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
@@ -33,5 +36,13 @@ class Campaign(Base):
     # Made by a single send that gave a template or inline content instead of a campaign:
     # one per distinct template, sender, purpose and connection; never listed.
     is_single_send: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # How other systems name this campaign (seed 000: its campaignId, project and survey).
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    project_ref: Mapped[str | None] = mapped_column(String(128))
+    survey_ref: Mapped[str | None] = mapped_column(String(128))
+    # Where each recipient's invite link leads; may hold template variables.
+    invite_url: Mapped[str | None] = mapped_column(Text)
+    # The language of the unsubscribe line on marketing mail (None: English).
+    language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

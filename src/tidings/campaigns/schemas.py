@@ -46,6 +46,29 @@ class CampaignCreate(BaseModel):
     list_id: int | None = Field(default=None, description="The campaign's recipient list.")
     track_opens: bool = False
     track_clicks: bool = False
+    external_id: str | None = Field(
+        default=None,
+        max_length=128,
+        description="How another system names this campaign (seed 000's campaignId).",
+    )
+    project_ref: str | None = Field(
+        default=None, max_length=128, description="Seed 000: the project it belongs to."
+    )
+    survey_ref: str | None = Field(
+        default=None, max_length=128, description="Seed 000: the survey it belongs to."
+    )
+    invite_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description=(
+            "Where each recipient's `{{ invite_link }}` leads; may use template variables, "
+            "e.g. https://survey.example/s/{{ survey }}?r={{ contact_ref }}"
+        ),
+    )
+    language: str | None = Field(
+        default=None,
+        description="Of the unsubscribe line on marketing mail: en, fr, de, es, it, nl, pt.",
+    )
 
 
 class CampaignOut(BaseModel):
@@ -68,5 +91,10 @@ class CampaignOut(BaseModel):
         validation_alias="is_single_send",
         description="Made for single sends that gave a template or inline content: not listed.",
     )
+    external_id: str | None
+    project_ref: str | None
+    survey_ref: str | None
+    invite_url: str | None
+    language: str | None
     created_at: datetime
     updated_at: datetime

@@ -17,15 +17,24 @@ from tidings.campaigns.models import Campaign
 from tidings.campaigns.schemas import CampaignCreate
 from tidings.connections.models import Connection
 from tidings.contacts.normalize import normalize_email
+from tidings.content.footer import LANGUAGES
+from tidings.content.render import Renderer, TemplateError
 from tidings.db.engine import begin_write
-from tidings.db.names import commit_named, digest_name, find_or_add_named, require_free_name
+from tidings.db.names import (
+    commit_named,
+    digest_name,
+    find_or_add_named,
+    free_name,
+    require_free_name,
+)
 from tidings.db.owned import get_owned, owned_page
-from tidings.errors import FieldError, InvalidInput
+from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.lists.models import ContactList
 from tidings.templates.models import Template
 
 _SMS_SENDER = re.compile(r"^([A-Za-z0-9 ._-]{1,11}|\+?[0-9]{1,15})$")
 _HEADER_UNSAFE = re.compile(r"[\r\n\x00]")
+_HTTP_URL = re.compile(r"^https?://\S", re.I)
 
 
 async def _check(session: AsyncSession, *, org_id: int, body: CampaignCreate) -> list[FieldError]:
@@ -69,7 +78,29 @@ async def _check(session: AsyncSession, *, org_id: int, body: CampaignCreate) ->
             errors.append(FieldError("from_name", "must not contain CR, LF or NUL"))
     elif body.sms_sender and not _SMS_SENDER.match(body.sms_sender):
         errors.append(FieldError("sms_sender", "up to 11 letters/digits, or up to 15 digits"))
+    if body.language is not None and body.language not in LANGUAGES:
+        errors.append(FieldError("language", f"one of {', '.join(sorted(LANGUAGES))}"))
+    if body.invite_url is not None:
+        errors += _check_invite_url(body.invite_url)
+    if body.external_id is not None:
+        taken = await session.scalar(
+            select(Campaign.id).where(
+                Campaign.org_id == org_id, Campaign.external_id == body.external_id
+            )
+        )
+        if taken is not None:
+            errors.append(FieldError("external_id", f"campaign {taken} has it"))
     return errors
+
+
+def _check_invite_url(url: str) -> list[FieldError]:
+    if not _HTTP_URL.match(url):
+        return [FieldError("invite_url", "an http:// or https:// URL")]
+    try:
+        Renderer().compile(url, field="invite_url", html=False)
+    except TemplateError as exc:
+        return [FieldError("invite_url", str(exc))]
+    return []
 
 
 async def create_campaign(session: AsyncSession, *, org_id: int, body: CampaignCreate) -> Campaign:
@@ -134,3 +165,34 @@ async def single_send_campaign(
     if not campaign.is_single_send:  # a campaign of the org's own was given this very name
         raise InvalidInput.field("body", f"the org's campaign {campaign.id} is named {name!r}")
     return campaign
+
+
+async def find_campaign(
+    session: AsyncSession, *, org_id: int, reference: str, project_ref: str, survey_ref: str
+) -> Campaign:
+    """The org's campaign named `reference` (its external id, else its id) that belongs to
+    the project and survey; NotFound otherwise, whichever part does not match."""
+    query = select(Campaign).where(Campaign.org_id == org_id)
+    found = await session.scalar(query.where(Campaign.external_id == reference))
+    if found is None and reference.isdigit() and len(reference) < 19:
+        found = await session.scalar(query.where(Campaign.id == int(reference)))
+    if found is None or (found.project_ref, found.survey_ref) != (project_ref, survey_ref):
+        raise NotFound("campaign", reference)
+    return found
+
+
+async def ensure_recipient_list(session: AsyncSession, *, org_id: int, campaign_id: int) -> int:
+    """The campaign's recipient list, created (and attached) on first use."""
+    await begin_write(session)
+    campaign = await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
+    if campaign.list_id is not None:
+        list_id = campaign.list_id
+        await session.rollback()
+        return list_id
+    name = await free_name(session, ContactList, org_id=org_id, base=f"{campaign.name} recipients")
+    recipients = ContactList(org_id=org_id, name=name)
+    session.add(recipients)
+    await session.flush()
+    campaign.list_id = list_id = recipients.id
+    await session.commit()
+    return list_id

@@ -15,7 +15,10 @@ class Connection(Base):
     cluster, every worker together."""
 
     __tablename__ = "connections"
-    __table_args__ = (UniqueConstraint("org_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("org_id", "name"),
+        UniqueConstraint("org_id", "email_service"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
@@ -27,5 +30,7 @@ class Connection(Base):
     max_per_second: Mapped[float | None] = mapped_column(Float)
     max_concurrency: Mapped[int] = mapped_column(default=10)
     is_default: Mapped[bool] = mapped_column(default=False)
+    # Seed 001's `emailing_service` ("mailbox" or "gateway") this connection stands for.
+    email_service: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

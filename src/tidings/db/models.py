@@ -1,10 +1,12 @@
 """Every table, imported in one place so `Base.metadata` is complete (Alembic, tests)."""
 
+from tidings.applications.models import Application, Integration
 from tidings.broadcasts.models import Broadcast
 from tidings.campaigns.models import Campaign
 from tidings.channels.models import SinkMessage
 from tidings.connections.models import Connection
 from tidings.contacts.models import Contact
+from tidings.credits.models import CreditBalance, CreditEntry, Price
 from tidings.db.base import Base
 from tidings.dispatcher.limit_models import ConnectionBucket, ConnectionSlot
 from tidings.idempotency.models import IdempotencyKey
@@ -18,6 +20,7 @@ from tidings.templates.models import Template
 
 __all__ = [
     "ApiKey",
+    "Application",
     "Base",
     "Broadcast",
     "Campaign",
@@ -26,11 +29,15 @@ __all__ = [
     "ConnectionSlot",
     "Contact",
     "ContactList",
+    "CreditBalance",
+    "CreditEntry",
     "IdempotencyKey",
+    "Integration",
     "Link",
     "ListMember",
     "Message",
     "Org",
+    "Price",
     "Segment",
     "SinkMessage",
     "Template",

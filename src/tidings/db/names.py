@@ -41,6 +41,17 @@ async def commit_named(session: AsyncSession, *, name: str, what: str) -> None:
         raise InvalidInput.field("name", f"a {what} named {name!r} exists") from None
 
 
+async def free_name(session: AsyncSession, model: Any, *, org_id: int, base: str) -> str:
+    """`base`, or `base (2)`, `base (3)`…: the first name no row of `model` in the org has
+    (for rows Tidings names itself, such as a campaign's recipient list)."""
+    base = base[:240]
+    name, n = base, 1
+    while await session.scalar(select(model.id).where(model.org_id == org_id, model.name == name)):
+        n += 1
+        name = f"{base} ({n})"
+    return name
+
+
 def digest_name(kind: str, values: Mapping[str, object]) -> str:
     """`kind <sha256 of values>`: the name of a row Tidings keeps one of per distinct
     `values` (the inline content of single sends, the campaign they go out under)."""

@@ -52,7 +52,7 @@ from tidings.dispatcher import queries
 from tidings.dispatcher.limits import ConnectionLimiter
 from tidings.dispatcher.queries import Claimed, Outcome
 from tidings.dispatcher.retry import RetryPolicy
-from tidings.links.service import click_url, unsubscribe_url
+from tidings.links.service import INVITE_POSITION, click_url, unsubscribe_url
 from tidings.links.tokens import TokenSigner
 from tidings.templates.models import Template
 
@@ -100,6 +100,7 @@ class Dispatcher:
         holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.limiter = ConnectionLimiter(db, holder=holder, clock=lambda: self.clock().timestamp())
         self._templates: dict[int, _CompiledTemplate] = {}
+        self._invite_urls: dict[tuple[int, datetime], Compiled] = {}  # by campaign version
         self._channels: dict[int | None, tuple[datetime | None, Channel]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -385,6 +386,23 @@ class Dispatcher:
                 parts[part] = self.renderer.compile(source, field=part, html=html)
         return _CompiledTemplate(updated_at=template.updated_at, parts=parts)
 
+    def _invite(
+        self, message: Claimed, campaign: Campaign, context: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The stored link behind this message's `{{ invite_link }}`: the campaign's
+        `invite_url` rendered for the recipient; None if that is not an http(s) URL."""
+        assert campaign.invite_url is not None
+        version = (campaign.id, campaign.updated_at)
+        compiled = self._invite_urls.get(version)
+        if compiled is None:
+            compiled = self.renderer.compile(campaign.invite_url, field="invite_url", html=False)
+            self._invite_urls[version] = compiled
+        url = self.renderer.render(compiled, context, strict=False).strip()
+        if not url.lower().startswith(("http://", "https://")):
+            return None
+        return {"message_id": message.id, "position": INVITE_POSITION,
+                "org_id": message.org_id, "url": url, "clicks": 0}  # fmt: skip
+
     def _render(
         self,
         message: Claimed,
@@ -399,11 +417,18 @@ class Dispatcher:
         compiled = templates[campaign.template_id].parts
         contact = contacts.get(message.contact_id) if message.contact_id is not None else None
         context = render_context(contact, message.variables)
+        links: list[dict[str, Any]] = []
+        if campaign.invite_url is not None:
+            invite = self._invite(message, campaign, context)
+            if invite is not None:
+                context["invite_link"] = click_url(
+                    self.signer, self.config.public_url, message.id, INVITE_POSITION
+                )
+                links.append(invite)
         rendered = {
             part: self.renderer.render(template, context, strict=False)
             for part, template in compiled.items()
         }
-        links: list[dict[str, Any]] = []
         if campaign.track_clicks:
             rendered, originals = rewrite_links(
                 rendered,
@@ -411,7 +436,7 @@ class Dispatcher:
                     self.signer, self.config.public_url, message.id, position
                 ),
             )
-            links = [
+            links += [
                 {"message_id": message.id, "position": position, "org_id": message.org_id,
                  "url": url, "clicks": 0}
                 for position, url in enumerate(originals)
@@ -436,7 +461,7 @@ class Dispatcher:
                 ("List-Unsubscribe", f"<{url}>"),
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             )
-            rendered = with_unsubscribe_line(rendered, url)
+            rendered = with_unsubscribe_line(rendered, url, campaign.language)
         sender = mime.Address(campaign.from_email or "", campaign.from_name)
         name = " ".join(
             p for p in ((contact or {}).get("first_name"), (contact or {}).get("last_name")) if p

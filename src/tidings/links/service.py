@@ -61,6 +61,9 @@ async def unsubscribe(session: AsyncSession, *, message_id: int) -> bool | None:
 
 
 CLICK = "click"
+INVITE_POSITION = 32_767
+"""The link position of a message's invite link (`{{ invite_link }}`): the largest a
+position can be, far past any link that click tracking numbers from 0."""
 
 
 def click_url(signer: TokenSigner, public_url: str, message_id: int, position: int) -> str:

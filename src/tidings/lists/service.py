@@ -150,17 +150,25 @@ async def add_members(
     if missing:
         raise InvalidInput(missing)
     before = await _count(session, org_id=org_id, list_id=list_id)
+    await add_to_list(session, org_id=org_id, list_id=list_id, contact_ids=wanted)
+    after = await _count(session, org_id=org_id, list_id=list_id)
+    await session.commit()
+    return after - before
+
+
+async def add_to_list(
+    session: AsyncSession, *, org_id: int, list_id: int, contact_ids: Sequence[int]
+) -> None:
+    """Query helper (no commit): the org's contacts join its list; members stay members.
+    The caller has checked that the list and the contacts are the org's."""
     now = utcnow()
     await session.execute(
         insert_ignoring_conflicts(session, ListMember),
         [
             {"list_id": list_id, "contact_id": c, "org_id": org_id, "created_at": now}
-            for c in wanted
+            for c in dict.fromkeys(contact_ids)
         ],
     )
-    after = await _count(session, org_id=org_id, list_id=list_id)
-    await session.commit()
-    return after - before
 
 
 async def remove_members(

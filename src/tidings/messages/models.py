@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, SmallInteger, String, UniqueConstraint, text
+from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, BigIntPK, utcnow
@@ -60,6 +60,7 @@ class Message(Base):
     lease_until: Mapped[datetime | None]
     provider_id: Mapped[str | None] = mapped_column(String(128))
     segments: Mapped[int | None] = mapped_column(SmallInteger)
+    cost: Mapped[int] = mapped_column(BigInteger, default=0)  # micro-credits reserved
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
+from tidings.applications import service
+from tidings.applications.schemas import (
+    ApplicationCreate,
+    ApplicationOut,
+    IntegrationIn,
+    IntegrationOut,
+)
+from tidings.applications.service import WithIntegrations
+
+router = APIRouter(prefix="/orgs/{org_id}/applications", tags=["applications"])
+
+
+def _out(item: WithIntegrations) -> ApplicationOut:
+    app = item.application
+    return ApplicationOut(
+        id=app.id,
+        key=app.key,
+        name=app.name,
+        sms_sender=app.sms_sender,
+        connection_id=app.connection_id,
+        integrations=[IntegrationOut.model_validate(i) for i in item.integrations],
+        created_at=app.created_at,
+        updated_at=app.updated_at,
+    )
+
+
+@router.post("", status_code=201, summary="Create an application and its integrations")
+async def create_application(
+    org_id: int, body: ApplicationCreate, key: ManageKey, session: SessionDep
+) -> ApplicationOut:
+    return _out(await service.create_application(session, org_id=key.org_id, body=body))
+
+
+@router.get("", summary="List applications")
+async def list_applications(
+    org_id: int,
+    key: ReadKey,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[ApplicationOut]:
+    rows = await service.list_applications(
+        session, org_id=key.org_id, after_id=decode_cursor(cursor), limit=limit + 1
+    )
+    return paged(rows, limit, _out, key=lambda a: a.application.id)
+
+
+@router.get("/{application_id}", summary="Read an application")
+async def get_application(
+    org_id: int, application_id: int, key: ReadKey, session: SessionDep
+) -> ApplicationOut:
+    item = await service.get_application(session, org_id=key.org_id, application_id=application_id)
+    return _out(item)
+
+
+@router.put(
+    "/{application_id}/integrations",
+    summary="Add an integration, or change where an existing one (by type) leads",
+)
+async def put_integration(
+    org_id: int, application_id: int, body: IntegrationIn, key: ManageKey, session: SessionDep
+) -> IntegrationOut:
+    integration = await service.put_integration(
+        session, org_id=key.org_id, application_id=application_id, body=body
+    )
+    return IntegrationOut.model_validate(integration)
+
+
+@router.delete("/{application_id}", status_code=204, summary="Delete an application")
+async def delete_application(
+    org_id: int, application_id: int, key: ManageKey, session: SessionDep
+) -> Response:
+    await service.delete_application(session, org_id=key.org_id, application_id=application_id)
+    return Response(status_code=204)

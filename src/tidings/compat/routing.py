@@ -1,0 +1,91 @@
+"""What the compatibility dialects share: a router whose every failure is answered in the
+dialect's own error shape, and the caller's key checked the native way.
+
+    request ──▶ DialectRoute handler ──▶ the route (thin: parse → service → dialect shape)
+                     │ raises TidingsError, RequestValidationError, HTTPException, anything
+                     ▼
+                 failure_of(exc) → Failure(status, kind, detail, errors)
+                     ▼
+                 the dialect's `ErrorShape` → its JSON body and status
+
+A dialect never sees problem+json: authentication (401), scope (403), absent objects (404),
+malformed bodies (400) and the unexpected (500, logged) all pass through its shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+
+from tidings.api.problems import field_path
+from tidings.errors import FieldError, TidingsError
+from tidings.keys.schemas import Scope
+from tidings.keys.service import Principal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed request, before a dialect shapes it. `kind` is the native problem slug
+    (`unauthorized`, `forbidden`, `not-found`, `invalid-input`, `conflict`,
+    `insufficient-credit`, `malformed`, `internal-error`)."""
+
+    status: int
+    kind: str
+    detail: str
+    errors: Sequence[FieldError] = ()
+
+
+ErrorShape = Callable[[Failure], Response]
+
+
+def failure_of(exc: Exception) -> Failure:
+    if isinstance(exc, TidingsError):
+        return Failure(exc.status, exc.slug, exc.detail, getattr(exc, "errors", ()))
+    if isinstance(exc, RequestValidationError):
+        errors = []
+        for err in exc.errors():
+            if err["type"] == "json_invalid":
+                errors.append(FieldError("body", "not valid JSON"))
+                continue
+            field, index = field_path(err["loc"])
+            errors.append(FieldError(field, err["msg"], index))
+        detail = "; ".join(f"{e.field}: {e.reason}" for e in errors[:5]) or "malformed request"
+        return Failure(400, "malformed", detail, errors)
+    if isinstance(exc, HTTPException):
+        return Failure(exc.status_code, "http", str(exc.detail))
+    return Failure(500, "internal-error", "an unexpected error occurred; it has been logged")
+
+
+def dialect_router(shape: ErrorShape, *, prefix: str, tag: str) -> APIRouter:
+    """An APIRouter whose routes answer every failure through `shape`."""
+
+    class DialectRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def guarded(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except Exception as exc:
+                    failure = failure_of(exc)
+                    if failure.status >= 500:
+                        log.exception("%s %s failed", request.method, request.url.path)
+                    return shape(failure)
+
+            return guarded
+
+    return APIRouter(prefix=prefix, tags=[tag], route_class=DialectRoute)
+
+
+def require_scope(principal: Principal, scope: Scope) -> None:
+    """For dialects whose paths name no org: the key's own org is the one acted on."""
+    principal.require(org_id=principal.org_id, scope=scope)

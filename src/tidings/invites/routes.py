@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tidings.api.deps import SendKey, SessionDep
+from tidings.invites import service
+from tidings.invites.schemas import InviteBatchOut, InviteCreate, SkippedRecipient
+from tidings.keys.schemas import KeyKind
+
+router = APIRouter(prefix="/orgs/{org_id}/campaigns/{campaign_id}/invites", tags=["invites"])
+
+
+def batch_out(batch: service.InviteBatch) -> InviteBatchOut:
+    return InviteBatchOut(
+        batch_id=batch.broadcast_id,
+        accepted=batch.accepted,
+        skipped=len(batch.skipped),
+        skipped_recipients=[
+            SkippedRecipient(index=e.index or 0, reason=f"{e.field}: {e.reason}")
+            for e in batch.skipped
+        ],
+    )
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Invite recipients: each gets the campaign's message with their own invite link",
+)
+async def send_invites(
+    org_id: int, campaign_id: int, body: InviteCreate, key: SendKey, session: SessionDep
+) -> InviteBatchOut:
+    batch = await service.send_invites(
+        session,
+        org_id=key.org_id,
+        campaign_id=campaign_id,
+        recipients=[r.variables for r in body.recipients],
+        send_at=body.send_at,
+        is_test=key.kind is KeyKind.TEST,
+    )
+    return batch_out(batch)
