@@ -1,7 +1,7 @@
 """Email throughput, end to end: a broadcast through the real dispatcher to Postfix's
 smtp-sink on loopback.
 
-    python bench/quick.py [--messages 50000] [--pool 8] [--batch 200] [--concurrency N]
+    python bench/quick.py [--messages 50000] [--pool 8] [--batch 500] [--concurrency N]
                           [--postgres]
 
 It starts `smtp-sink` (installing Debian's `postfix` package when it is missing) on a free
@@ -405,7 +405,12 @@ def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--pool", type=int, default=8, help="SMTP connections (pool_size)")
-    parser.add_argument("--batch", type=int, default=200, help="dispatcher batch size")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=Settings.model_fields["dispatcher_batch_size"].default,
+        help="dispatcher batch size (default: TIDINGS_DISPATCHER_BATCH_SIZE's default)",
+    )
     parser.add_argument(
         "--concurrency",
         type=int,

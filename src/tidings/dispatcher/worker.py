@@ -64,7 +64,7 @@ TEMPLATE_CACHE = 1_000
 
 @dataclass(frozen=True, slots=True)
 class DispatcherConfig:
-    batch_size: int = 200
+    batch_size: int = 500
     lease: timedelta = timedelta(minutes=5)
     idle_sleep: float = 0.5
     public_url: str = "http://127.0.0.1:8000"
