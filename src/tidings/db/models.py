@@ -9,6 +9,7 @@ from tidings.contacts.models import Contact
 from tidings.credits.models import CreditBalance, CreditEntry, Price
 from tidings.db.base import Base
 from tidings.dispatcher.limit_models import ConnectionBucket, ConnectionSlot
+from tidings.events.models import Event
 from tidings.idempotency.models import IdempotencyKey
 from tidings.keys.models import ApiKey
 from tidings.links.models import Link
@@ -16,7 +17,9 @@ from tidings.lists.models import ContactList, ListMember
 from tidings.messages.models import Message
 from tidings.orgs.models import Org
 from tidings.segments.models import Segment
+from tidings.suppressions.models import SoftBounce, Suppression
 from tidings.templates.models import Template
+from tidings.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -31,6 +34,7 @@ __all__ = [
     "ContactList",
     "CreditBalance",
     "CreditEntry",
+    "Event",
     "IdempotencyKey",
     "Integration",
     "Link",
@@ -40,5 +44,9 @@ __all__ = [
     "Price",
     "Segment",
     "SinkMessage",
+    "SoftBounce",
+    "Suppression",
     "Template",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -61,6 +61,15 @@ class Message(Base):
     provider_id: Mapped[str | None] = mapped_column(String(128))
     segments: Mapped[int | None] = mapped_column(SmallInteger)
     cost: Mapped[int] = mapped_column(BigInteger, default=0)  # micro-credits reserved
+    # What happened after sending, each set once by the first (human) event of its kind:
+    # events arrive in any order, and a later one never moves a message back.
+    delivered_at: Mapped[datetime | None]
+    bounced_at: Mapped[datetime | None]
+    opened_at: Mapped[datetime | None]
+    clicked_at: Mapped[datetime | None]
+    played_at: Mapped[datetime | None]
+    complained_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

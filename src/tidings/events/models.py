@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tidings.db.base import Base, BigIntPK, utcnow
+
+EVENT_TYPES = (
+    "sent",
+    "delivered",
+    "failed",
+    "bounced",
+    "deferred",
+    "opened",
+    "clicked",
+    "played",
+    "complained",
+    "unsubscribed",
+)
+
+
+class Event(Base):
+    """Something that happened to a message, append-only. `external_id` (a provider's
+    report id, a tracking token's use) makes recording idempotent: the same (org, source,
+    external id) is stored once. `is_bot` marks opens and clicks by scanners and
+    prefetchers, which are kept but not counted as human."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("org_id", "source", "external_id"),
+        Index("ix_events_org_id_id", "org_id", "id"),
+        Index("ix_events_broadcast_id_type", "broadcast_id", "type"),
+        Index("ix_events_message_id", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    broadcast_id: Mapped[int | None] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="CASCADE")
+    )
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    type: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    is_bot: Mapped[bool] = mapped_column(default=False)
+    data: Mapped[dict[str, Any] | None]
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
