@@ -79,6 +79,15 @@ class Settings(BaseSettings):
             "batch this long; then any worker sends it again."
         ),
     )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description=(
+            "Let webhook URLs reach loopback, private (RFC 1918, RFC 4193) and CGNAT "
+            "addresses, for receivers on the operator's own network. Link-local (cloud "
+            "metadata), multicast and unspecified addresses stay refused. See "
+            "docs/webhooks.md."
+        ),
+    )
     import_batch_size: int = Field(
         default=1_000, ge=1, le=10_000, description="Rows per transaction when importing CSV."
     )

@@ -106,6 +106,15 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/orgs/{org_id}/credits/top-ups"): {"amount": 1000, "note": "stolen"},
     ("GET", "/v1/orgs/{org_id}/prices"): None,
     ("PUT", "/v1/orgs/{org_id}/prices"): {"prices": [{"channel": "email", "amount": 99}]},
+    ("POST", "/v1/orgs/{org_id}/webhooks"): {
+        "url": "https://8.8.8.8/steal", "event_types": ["*"],
+    },
+    ("GET", "/v1/orgs/{org_id}/webhooks"): None,
+    ("GET", "/v1/orgs/{org_id}/webhooks/{webhook_id}"): None,
+    ("PATCH", "/v1/orgs/{org_id}/webhooks/{webhook_id}"): {"enabled": False},
+    ("DELETE", "/v1/orgs/{org_id}/webhooks/{webhook_id}"): None,
+    ("GET", "/v1/orgs/{org_id}/webhooks/{webhook_id}/deliveries"): None,
+    ("POST", "/v1/orgs/{org_id}/webhooks/{webhook_id}/test"): None,
 }  # fmt: skip
 
 
@@ -196,8 +205,14 @@ async def _seed_a(client: httpx.AsyncClient, db: Database, a: OrgWithKey) -> dic
         },
         headers=h,
     )
+    webhook = await client.post(
+        f"/v1/orgs/{a.id}/webhooks",
+        json={"url": "https://8.8.8.8/alpha", "event_types": ["delivered"]},
+        headers=h,
+    )
     return {
         "org_id": a.id,
+        "webhook_id": webhook.json()["id"],
         "list_id": list_id,
         "application_id": application.json()["id"],
         "contact_id": up.json()["results"][0]["id"],

@@ -23,7 +23,7 @@ from tidings.contacts import routes as contacts
 from tidings.content.render import Renderer
 from tidings.credits import routes as credits
 from tidings.db.engine import Database
-from tidings.dispatcher.run import build_worker
+from tidings.dispatcher.run import build_webhook_sender, build_worker
 from tidings.invites import routes as invites
 from tidings.keys import routes as keys
 from tidings.links import routes as links
@@ -35,6 +35,7 @@ from tidings.orgs import routes as orgs
 from tidings.segments import routes as segments
 from tidings.settings import Settings
 from tidings.templates import routes as templates
+from tidings.webhooks import routes as webhooks
 
 DESCRIPTION = """
 Tidings sends campaigns, invitations and broadcasts by email and SMS.
@@ -57,6 +58,7 @@ def api_v1() -> APIRouter:
     modules = (
         orgs, keys, contacts, lists, segments, templates, connections, campaigns, invites,
         broadcasts, messages, applications, credits,
+        webhooks,
     )  # fmt: skip
     for module in modules:
         router.include_router(module.router)
@@ -70,15 +72,19 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.renderer = Renderer()
         app.state.signer = TokenSigner(load_secret(settings))
         stop = asyncio.Event()
-        worker = None
+        workers = []
         if settings.dispatcher:
             dispatcher = build_worker(settings, app.state.db)
-            worker = asyncio.create_task(dispatcher.run(stop), name="dispatcher")
+            sender = build_webhook_sender(settings, app.state.db)
+            workers = [
+                asyncio.create_task(dispatcher.run(stop), name="dispatcher"),
+                asyncio.create_task(sender.run(stop), name="webhooks"),
+            ]
         try:
             yield
         finally:
             stop.set()
-            if worker is not None:
+            for worker in workers:
                 await worker  # finishes its batch: outcomes recorded, leases released
             await app.state.db.dispose()
 

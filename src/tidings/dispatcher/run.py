@@ -1,4 +1,8 @@
-"""`build_worker(settings)`, the worker's composition root, and its process entry point."""
+"""`build_worker(settings)`, the worker's composition root, and its process entry point.
+
+A worker process runs two loops on one database pool: the dispatcher (messages) and the
+webhook sender (`tidings.webhooks.delivery`), each stopping after the batch in hand.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
 from tidings.links.secret import load_secret
 from tidings.links.tokens import TokenSigner
 from tidings.settings import Settings
+from tidings.webhooks.delivery import SenderConfig, WebhookSender
 
 
 def build_worker(settings: Settings, db: Database) -> Dispatcher:
@@ -28,6 +33,10 @@ def build_worker(settings: Settings, db: Database) -> Dispatcher:
     )
 
 
+def build_webhook_sender(settings: Settings, db: Database) -> WebhookSender:
+    return WebhookSender(db, config=SenderConfig(allow_private=settings.webhook_allow_private))
+
+
 async def serve_worker(settings: Settings) -> None:
     """Tick until SIGTERM/SIGINT, then finish the batch in hand and stop."""
     stop = asyncio.Event()
@@ -37,7 +46,9 @@ async def serve_worker(settings: Settings) -> None:
             loop.add_signal_handler(sig, stop.set)
     db = Database(settings)
     try:
-        await build_worker(settings, db).run(stop)
+        await asyncio.gather(
+            build_worker(settings, db).run(stop), build_webhook_sender(settings, db).run(stop)
+        )
     finally:
         await db.dispose()
 

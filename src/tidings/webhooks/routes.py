@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from tidings.api.deps import ManageKey, ReadKey, SessionDep, SettingsDep
+from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
+from tidings.api.patch import changes_of
+from tidings.webhooks import service, signing
+from tidings.webhooks.models import WebhookDelivery, WebhookEndpoint
+from tidings.webhooks.schemas import (
+    DeliveryOut,
+    WebhookChanges,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookOut,
+    WebhookUpdate,
+)
+
+router = APIRouter(prefix="/orgs/{org_id}/webhooks", tags=["webhooks"])
+
+
+def _out(e: WebhookEndpoint) -> WebhookOut:
+    return WebhookOut(
+        id=e.id,
+        url=e.url,
+        event_types=e.event_types,
+        enabled=e.enabled,
+        created_at=e.created_at,
+        updated_at=e.updated_at,
+    )
+
+
+def _delivery_out(d: WebhookDelivery) -> DeliveryOut:
+    return DeliveryOut(
+        id=d.id,
+        endpoint_id=d.endpoint_id,
+        webhook_id=signing.message_id(d.id),
+        event_id=d.event_id,
+        event_type=d.event_type,
+        payload=d.payload,
+        status=d.status,
+        attempts=d.attempts,
+        next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
+        last_status_code=d.last_status_code,
+        last_error=d.last_error,
+        created_at=d.created_at,
+        delivered_at=d.delivered_at,
+    )
+
+
+@router.post("", status_code=201, summary="Subscribe a URL to event types (secret shown once)")
+async def create_webhook(
+    org_id: int, body: WebhookCreate, key: ManageKey, session: SessionDep, settings: SettingsDep
+) -> WebhookCreated:
+    endpoint = await service.create_endpoint(
+        session, org_id=key.org_id, body=body, allow_private=settings.webhook_allow_private
+    )
+    return WebhookCreated(**_out(endpoint).model_dump(), secret=endpoint.secret)
+
+
+@router.get("", summary="List the org's webhooks (never their secrets)")
+async def list_webhooks(
+    org_id: int,
+    key: ReadKey,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[WebhookOut]:
+    rows = await service.list_endpoints(
+        session, org_id=key.org_id, after_id=decode_cursor(cursor), limit=limit + 1
+    )
+    return paged(rows, limit, _out)
+
+
+@router.get("/{webhook_id}", summary="Read a webhook (never its secret)")
+async def get_webhook(
+    org_id: int, webhook_id: int, key: ReadKey, session: SessionDep
+) -> WebhookOut:
+    return _out(await service.get_endpoint(session, org_id=key.org_id, endpoint_id=webhook_id))
+
+
+@router.patch("/{webhook_id}", summary="Change a webhook's URL (checked again), types or state")
+async def update_webhook(
+    org_id: int,
+    webhook_id: int,
+    body: WebhookUpdate,
+    key: ManageKey,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> WebhookOut:
+    endpoint = await service.update_endpoint(
+        session,
+        org_id=key.org_id,
+        endpoint_id=webhook_id,
+        changes=changes_of(body, WebhookChanges),
+        allow_private=settings.webhook_allow_private,
+    )
+    return _out(endpoint)
+
+
+@router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook and its deliveries")
+async def delete_webhook(
+    org_id: int, webhook_id: int, key: ManageKey, session: SessionDep
+) -> Response:
+    await service.delete_endpoint(session, org_id=key.org_id, endpoint_id=webhook_id)
+    return Response(status_code=204)
+
+
+@router.get("/{webhook_id}/deliveries", summary="A webhook's deliveries, with their attempts")
+async def list_deliveries(
+    org_id: int,
+    webhook_id: int,
+    key: ReadKey,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[DeliveryOut]:
+    rows = await service.list_deliveries(
+        session,
+        org_id=key.org_id,
+        endpoint_id=webhook_id,
+        after_id=decode_cursor(cursor),
+        limit=limit + 1,
+    )
+    return paged(rows, limit, _delivery_out)
+
+
+@router.post("/{webhook_id}/test", status_code=202, summary="Queue a `test` delivery")
+async def test_webhook(
+    org_id: int, webhook_id: int, key: ManageKey, session: SessionDep
+) -> DeliveryOut:
+    delivery = await service.send_test(session, org_id=key.org_id, endpoint_id=webhook_id)
+    return _delivery_out(delivery)
