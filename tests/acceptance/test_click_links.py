@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import email
 import re
+from datetime import timedelta
 from email import policy
 
 import httpx
+from sqlalchemy import update
 
 from tests.support.factories import make_org, upsert
 from tidings.content.render import Renderer
+from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
 from tidings.links.secret import load_secret
 from tidings.links.tokens import TokenSigner
+from tidings.messages.models import Message
 from tidings.settings import Settings
 
 PUBLIC = "http://tidings.test"
@@ -83,6 +87,10 @@ async def test_links_redirect_to_the_original_and_count_a_recipient_once(
     assert text_links == [html_links[0]]  # the same URL in both parts: one link
     assert text_part.get_content().rstrip().endswith(". Bye")  # punctuation kept outside
 
+    async with db.session() as session:  # past the bot rule's "too soon after sending"
+        await session.execute(update(Message).values(sent_at=utcnow() - timedelta(hours=1)))
+        await session.commit()
+    client.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
     first = await client.get(html_links[0].removeprefix(PUBLIC))
     assert first.status_code == 302
     assert first.headers["location"] == "https://survey.example/s?c=A%26B&x=1"

@@ -24,6 +24,7 @@ from tidings.content.render import Renderer
 from tidings.credits import routes as credits
 from tidings.db.engine import Database
 from tidings.dispatcher.run import build_webhook_sender, build_worker
+from tidings.events import routes as events
 from tidings.invites import routes as invites
 from tidings.keys import routes as keys
 from tidings.links import routes as links
@@ -57,7 +58,7 @@ def api_v1() -> APIRouter:
     router = APIRouter(prefix="/v1")
     modules = (
         orgs, keys, contacts, lists, segments, templates, connections, campaigns, invites,
-        broadcasts, messages, applications, credits,
+        broadcasts, messages, events, applications, credits,
         webhooks,
     )  # fmt: skip
     for module in modules:

@@ -102,3 +102,15 @@ def json_bool(column: Any, key: str, dialect: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
         return case((kind == "boolean", column[key].as_boolean()), else_=null())
     return case((kind.in_(["true", "false"]), kind == "true"), else_=null())
+
+
+def time_bucket(column: Any, interval: str, dialect: str) -> ColumnElement[Any]:
+    """The start of the UTC `interval` ("minute" or "hour") holding a timestamp: a naive
+    UTC timestamp on PostgreSQL, ISO text (`YYYY-MM-DD HH:MM:00`) on SQLite, which stores
+    naive UTC."""
+    if interval not in ("minute", "hour"):
+        raise ValueError(f"interval must be minute or hour, not {interval!r}")
+    if dialect == "postgresql":
+        return func.date_trunc(interval, func.timezone("UTC", column))
+    pattern = "%Y-%m-%d %H:%M:00" if interval == "minute" else "%Y-%m-%d %H:00:00"
+    return func.strftime(pattern, column)

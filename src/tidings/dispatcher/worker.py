@@ -45,14 +45,20 @@ from tidings.content import mime, sms
 from tidings.content.context import FIELDS, render_context
 from tidings.content.footer import with_unsubscribe_line
 from tidings.content.render import Compiled, Renderer, TemplateError
-from tidings.content.tracking import rewrite_links
+from tidings.content.tracking import add_open_pixel, rewrite_links
 from tidings.db.base import utcnow
 from tidings.db.engine import Database, begin_write
 from tidings.dispatcher import queries
 from tidings.dispatcher.limits import ConnectionLimiter
 from tidings.dispatcher.queries import Claimed, Outcome
 from tidings.dispatcher.retry import RetryPolicy
-from tidings.links.service import INVITE_POSITION, click_url, unsubscribe_url
+from tidings.links.service import (
+    INVITE_POSITION,
+    click_url,
+    open_url,
+    play_url,
+    unsubscribe_url,
+)
 from tidings.links.tokens import TokenSigner
 from tidings.templates.models import Template
 
@@ -425,6 +431,8 @@ class Dispatcher:
                     self.signer, self.config.public_url, message.id, INVITE_POSITION
                 )
                 links.append(invite)
+        if campaign.track_opens:
+            context["play_url"] = play_url(self.signer, self.config.public_url, message.id)
         rendered = {
             part: self.renderer.render(template, context, strict=False)
             for part, template in compiled.items()
@@ -441,6 +449,10 @@ class Dispatcher:
                  "url": url, "clicks": 0}
                 for position, url in enumerate(originals)
             ]  # fmt: skip
+        if campaign.track_opens and "html" in rendered:
+            rendered["html"] = add_open_pixel(
+                rendered["html"], open_url(self.signer, self.config.public_url, message.id)
+            )
         if message.channel == "sms":
             text = rendered.get("text", "")
             sms_out = Outgoing(

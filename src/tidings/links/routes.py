@@ -5,6 +5,11 @@ and link previews fetch links; `POST /u/{token}` unsubscribes, both from that pa
 button and as RFC 8058 one-click (`List-Unsubscribe=One-Click`) from mail clients.
 `GET /l/{token}` redirects to a link stored for that message. An unknown or tampered
 token is a 404, never a redirect to anything taken from the request.
+
+`GET /o/{token}` is the open pixel (a 1×1 GIF that no cache may keep, so every open
+reaches us); `GET|POST /p/{token}` records that a recipient played media or reached a
+landing page (204). Opens, clicks and plays by scanners and prefetchers are stored but
+flagged, not counted (the rule: `tidings.events.bots`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tidings.api.deps import SessionDep
+from tidings.events.service import Hit
 from tidings.links import service
 from tidings.links.tokens import TokenSigner
 
@@ -33,6 +39,25 @@ def get_signer(request: Request) -> TokenSigner:
 
 
 SignerDep = Annotated[TokenSigner, Depends(get_signer)]
+
+
+def _hit(request: Request) -> Hit:
+    return Hit(
+        method=request.method,
+        user_agent=request.headers.get("user-agent"),
+        client_ip=request.client.host if request.client else None,
+    )
+
+
+# The smallest transparent GIF: 1×1, one transparent colour.
+PIXEL = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
+NO_CACHE = {
+    "Cache-Control": "no-store, no-cache, must-revalidate, max-age=0, private",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
 
 
 def _page(title: str, text: str, form: str = "", status: int = 200) -> HTMLResponse:
@@ -66,11 +91,38 @@ async def unsubscribe(token: str, signer: SignerDep, session: SessionDep) -> HTM
 
 
 @router.get("/l/{token}", summary="Follow a link from a message (redirects to the stored URL)")
-async def follow_link(token: str, signer: SignerDep, session: SessionDep) -> Response:
+@router.head("/l/{token}", summary="Probe a link (recorded as a bot's click)")
+async def follow_link(
+    token: str, request: Request, signer: SignerDep, session: SessionDep
+) -> Response:
     found = service.link_of(signer, token)
     if found is None:
         return _not_found()
-    url = await service.follow(session, message_id=found[0], position=found[1])
+    url = await service.follow(session, message_id=found[0], position=found[1], hit=_hit(request))
     if url is None:
         return _not_found()
     return RedirectResponse(url, status_code=302)
+
+
+@router.get("/o/{token}", summary="Open pixel (1×1 GIF, never cached)")
+@router.head("/o/{token}", summary="Probe the open pixel (recorded as a bot's open)")
+async def open_pixel(
+    token: str, request: Request, signer: SignerDep, session: SessionDep
+) -> Response:
+    message_id = service.tracked_message(signer, service.OPEN, token)
+    if message_id is None or not await service.record_hit(
+        session, message_id=message_id, kind="opened", hit=_hit(request)
+    ):
+        return Response(status_code=404, headers=NO_CACHE)
+    return Response(PIXEL, media_type="image/gif", headers=NO_CACHE)
+
+
+@router.get("/p/{token}", status_code=204, summary="Record a play (media, landing page)")
+@router.post("/p/{token}", status_code=204, summary="Record a play (media, landing page)")
+async def played(token: str, request: Request, signer: SignerDep, session: SessionDep) -> Response:
+    message_id = service.tracked_message(signer, service.PLAY, token)
+    if message_id is None or not await service.record_hit(
+        session, message_id=message_id, kind="played", hit=_hit(request)
+    ):
+        return Response(status_code=404, headers=NO_CACHE)
+    return Response(status_code=204, headers=NO_CACHE)

@@ -1,15 +1,19 @@
 """What a recipient's signed links do. Tokens carry ids only: the message (and, for
-clicks, the link) is looked up server-side, never taken from the request."""
+clicks, the link) is looked up server-side, never taken from the request.
+
+Opens (`/o`), clicks (`/l`), plays (`/p`) and unsubscribes (`/u`) are recorded as events
+(`tidings.events.service`), which alone set the message's timestamps and move the
+broadcast's counters: one source for every counter."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.broadcasts.models import Broadcast
 from tidings.contacts.models import Contact
 from tidings.db.base import utcnow
 from tidings.db.engine import begin_write
+from tidings.events.service import Hit, NewEvent, record_events, track
 from tidings.links.models import Link
 from tidings.links.tokens import TokenSigner
 from tidings.messages.models import Message
@@ -30,15 +34,20 @@ def message_of(signer: TokenSigner, token: str) -> int | None:
 async def unsubscribe(session: AsyncSession, *, message_id: int) -> bool | None:
     """Unsubscribe the message's contact from the message's channel.
 
-    None: no such message. False: already unsubscribed (idempotent: counted once).
-    True: unsubscribed now, and the broadcast's unsubscribed_count moved by one.
+    None: no such message. False: already unsubscribed. True: unsubscribed now. Either
+    way an `unsubscribed` event is recorded once per message, which moves the
+    broadcast's unsubscribed_count once however often the link is posted.
     """
     await begin_write(session)
     message = (
         await session.execute(
-            select(Message.contact_id, Message.channel, Message.broadcast_id).where(
-                Message.id == message_id
-            )
+            select(
+                Message.org_id,
+                Message.contact_id,
+                Message.channel,
+                Message.broadcast_id,
+                Message.campaign_id,
+            ).where(Message.id == message_id)
         )
     ).first()
     if message is None:
@@ -46,18 +55,27 @@ async def unsubscribe(session: AsyncSession, *, message_id: int) -> bool | None:
         return None
     contact = await session.get(Contact, message.contact_id) if message.contact_id else None
     status = "email_status" if message.channel == "email" else "sms_status"
-    if contact is None or getattr(contact, status) == "unsubscribed":
+    if contact is None:
         await session.rollback()
         return False
+    done: bool = getattr(contact, status) != "unsubscribed"
     setattr(contact, status, "unsubscribed")
-    if message.broadcast_id is not None:
-        await session.execute(
-            update(Broadcast)
-            .where(Broadcast.id == message.broadcast_id)
-            .values(unsubscribed_count=Broadcast.unsubscribed_count + 1)
-        )
+    await record_events(
+        session,
+        events=[
+            NewEvent(
+                org_id=message.org_id,
+                type="unsubscribed",
+                source="tracking",
+                external_id=f"unsubscribed:{message_id}",
+                message_id=message_id,
+                broadcast_id=message.broadcast_id,
+                campaign_id=message.campaign_id,
+            )
+        ],
+    )
     await session.commit()
-    return True
+    return done
 
 
 CLICK = "click"
@@ -76,36 +94,57 @@ def link_of(signer: TokenSigner, token: str) -> tuple[int, int] | None:
     return (values[0], values[1]) if values else None
 
 
-async def follow(session: AsyncSession, *, message_id: int, position: int) -> str | None:
-    """The stored URL to redirect to, counting the click; None for an unknown link.
+async def follow(session: AsyncSession, *, message_id: int, position: int, hit: Hit) -> str | None:
+    """The stored URL to redirect to, recording the click; None for an unknown link.
 
-    Side effects: the link's clicks + 1; the message's first click of any of its links
-    moves the broadcast's clicked_count by one (a recipient is counted once).
+    Side effects: the link's clicks + 1 (every hit, bots included); a `clicked` event per
+    message and link (flagged when a bot's, see `tidings.events.bots`), whose first human
+    one per message moves the broadcast's clicked_count by one.
     """
     await begin_write(session)
     link = await session.get(Link, (message_id, position))
     if link is None:
         await session.rollback()
         return None
-    clicked_before = await session.scalar(
-        select(Link.position)
-        .where(Link.message_id == message_id, Link.first_clicked_at.is_not(None))
-        .limit(1)
-    )
-    now = utcnow()
     link.clicks += 1
     if link.first_clicked_at is None:
-        link.first_clicked_at = now
-    if clicked_before is None:
-        broadcast_id = await session.scalar(
-            select(Message.broadcast_id).where(Message.id == message_id)
-        )
-        if broadcast_id is not None:
-            await session.execute(
-                update(Broadcast)
-                .where(Broadcast.id == broadcast_id)
-                .values(clicked_count=Broadcast.clicked_count + 1)
-            )
+        link.first_clicked_at = utcnow()
     url = link.url
+    await track(
+        session,
+        message_id=message_id,
+        kind="clicked",
+        hit=hit,
+        key=str(position),
+        data={"position": position},
+    )
     await session.commit()
     return url
+
+
+OPEN = "open"
+PLAY = "play"
+
+
+def open_url(signer: TokenSigner, public_url: str, message_id: int) -> str:
+    """The message's open pixel, `/o/{token}`."""
+    return f"{public_url.rstrip('/')}/o/{signer.sign(OPEN, message_id)}"
+
+
+def play_url(signer: TokenSigner, public_url: str, message_id: int) -> str:
+    """The message's `played` beacon, `/p/{token}`, for media and landing pages."""
+    return f"{public_url.rstrip('/')}/p/{signer.sign(PLAY, message_id)}"
+
+
+def tracked_message(signer: TokenSigner, purpose: str, token: str) -> int | None:
+    """The message an open or play token was made for, or None if it is not ours."""
+    values = signer.verify(purpose, token, arity=1)
+    return values[0] if values else None
+
+
+async def record_hit(session: AsyncSession, *, message_id: int, kind: str, hit: Hit) -> bool:
+    """Record an open or play of the message (flagging bots); False for no such message."""
+    await begin_write(session)
+    found = await track(session, message_id=message_id, kind=kind, hit=hit)
+    await session.commit()
+    return found
