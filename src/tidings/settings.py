@@ -91,6 +91,15 @@ class Settings(BaseSettings):
     import_batch_size: int = Field(
         default=1_000, ge=1, le=10_000, description="Rows per transaction when importing CSV."
     )
+    soft_bounce_limit: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description=(
+            "Soft bounces in a row (no delivery between them) after which an address is "
+            "suppressed with reason `soft_bounces`."
+        ),
+    )
 
     @property
     def is_sqlite(self) -> bool:

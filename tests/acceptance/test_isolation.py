@@ -108,6 +108,14 @@ BODIES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/orgs/{org_id}/credits"): None,
     ("POST", "/v1/orgs/{org_id}/credits/top-ups"): {"amount": 1000, "note": "stolen"},
     ("GET", "/v1/orgs/{org_id}/prices"): None,
+    ("GET", "/v1/orgs/{org_id}/suppressions"): None,
+    ("POST", "/v1/orgs/{org_id}/suppressions"): {
+        "suppressions": [{"channel": "email", "address": "x@evil.example"}],
+    },
+    ("DELETE", "/v1/orgs/{org_id}/suppressions"): None,
+    ("GET", "/v1/orgs/{org_id}/suppressions/export"): None,
+    ("GET", "/v1/orgs/{org_id}/suppressions/{suppression_id}"): None,
+    ("DELETE", "/v1/orgs/{org_id}/suppressions/{suppression_id}"): None,
     ("PUT", "/v1/orgs/{org_id}/prices"): {"prices": [{"channel": "email", "amount": 99}]},
     ("POST", "/v1/orgs/{org_id}/webhooks"): {
         "url": "https://8.8.8.8/steal", "event_types": ["*"],
@@ -213,8 +221,14 @@ async def _seed_a(client: httpx.AsyncClient, db: Database, a: OrgWithKey) -> dic
         json={"url": "https://8.8.8.8/alpha", "event_types": ["delivered"]},
         headers=h,
     )
+    suppression = await client.post(
+        f"/v1/orgs/{a.id}/suppressions",
+        json={"suppressions": [{"channel": "email", "address": A_EMAIL, "note": "Alice"}]},
+        headers=h,
+    )
     return {
         "org_id": a.id,
+        "suppression_id": suppression.json()["results"][0]["id"],
         "webhook_id": webhook.json()["id"],
         "list_id": list_id,
         "application_id": application.json()["id"],

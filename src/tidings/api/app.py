@@ -35,6 +35,7 @@ from tidings.messages import routes as messages
 from tidings.orgs import routes as orgs
 from tidings.segments import routes as segments
 from tidings.settings import Settings
+from tidings.suppressions import routes as suppressions
 from tidings.templates import routes as templates
 from tidings.webhooks import routes as webhooks
 
@@ -58,7 +59,7 @@ def api_v1() -> APIRouter:
     router = APIRouter(prefix="/v1")
     modules = (
         orgs, keys, contacts, lists, segments, templates, connections, campaigns, invites,
-        broadcasts, messages, events, applications, credits,
+        broadcasts, messages, events, applications, credits, suppressions,
         webhooks,
     )  # fmt: skip
     for module in modules:
@@ -99,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(links.router)
+    app.include_router(suppressions.public)
     app.include_router(api_v1())
     for dialect in (walr, octopush, invent, infobip):
         app.include_router(dialect.router)

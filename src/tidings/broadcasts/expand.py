@@ -4,8 +4,10 @@ The skip rule is `campaigns/recipients.address_or_skip`, written here in SQL.
 
 One `INSERT INTO messages … SELECT … FROM contacts` computes, in the database, every
 recipient's row: queued, or skipped with the reason (no address for the channel, an SMS
-to a country the org does not allow, or unsubscribed from a marketing channel), in the
-same order as `address_or_skip`. No contact is loaded into Python, and the
+to a country the org does not allow, an address on the org's suppression list — a LEFT
+JOIN on its unique (org, channel, address) key, at most one row per contact — or
+unsubscribed from a marketing channel), in the same order as `address_or_skip`. No
+contact is loaded into Python, and the
 unique (broadcast_id, contact_id) key means a contact reached by two lists or segments
 gets one message.
 """
@@ -17,11 +19,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, case, false, insert, literal, null, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    case,
+    false,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.broadcasts.models import Broadcast
 from tidings.campaigns.models import Campaign
+from tidings.campaigns.recipients import MARKETING_ONLY
 from tidings.contacts.models import Contact
 from tidings.db.base import UTCDateTime
 from tidings.dispatcher.queries import MESSAGES, count_by_status
@@ -29,9 +44,11 @@ from tidings.lists.models import ListMember
 from tidings.segments import filters
 from tidings.segments.models import Segment
 from tidings.segments.service import audience as segment_audience
+from tidings.suppressions.models import Suppression
 
 CONTACTS = cast(Table, Contact.__table__)
 C = CONTACTS.c
+SUPPRESSIONS = cast(Table, Suppression.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,33 +108,47 @@ async def expand(
     subscription = C.email_status if is_email else C.sms_status
     marketing = campaign.purpose == "marketing"
     unsubscribed = (subscription == "unsubscribed") if marketing else false()
+    listed = SUPPRESSIONS.alias("listed")
+    on_list = and_(
+        listed.c.org_id == broadcast.org_id,
+        listed.c.channel == campaign.channel,
+        listed.c.address == address,
+        true() if marketing else listed.c.reason.not_in(sorted(MARKETING_ONLY)),
+    )
+    suppressed = listed.c.id.is_not(None)
     status = case(
         (address.is_(None), literal("skipped")),
         (refused, literal("skipped")),
+        (suppressed, literal("skipped")),
         (unsubscribed, literal("skipped")),
         else_=literal("queued"),
     )
     reason = case(
         (address.is_(None), literal("no email address" if is_email else "no phone number")),
         (refused, literal("country not allowed")),
+        (suppressed, literal("suppressed: ") + listed.c.reason),
         (unsubscribed, literal("unsubscribed")),
         else_=null(),
     )
-    rows = select(
-        literal(broadcast.org_id),
-        literal(broadcast.id),
-        literal(campaign.id),
-        C.id,
-        literal(campaign.channel),
-        address,
-        status,
-        literal(broadcast.is_test),
-        reason,
-        literal(0),
-        literal(now, type_=UTCDateTime()),
-        literal(now, type_=UTCDateTime()),
-        case((status == "skipped", literal(now, type_=UTCDateTime())), else_=null()),
-    ).where(condition)
+    rows = (
+        select(
+            literal(broadcast.org_id),
+            literal(broadcast.id),
+            literal(campaign.id),
+            C.id,
+            literal(campaign.channel),
+            address,
+            status,
+            literal(broadcast.is_test),
+            reason,
+            literal(0),
+            literal(now, type_=UTCDateTime()),
+            literal(now, type_=UTCDateTime()),
+            case((status == "skipped", literal(now, type_=UTCDateTime())), else_=null()),
+        )
+        .select_from(CONTACTS.outerjoin(listed, on_list))
+        .where(condition)
+    )
     columns = [
         "org_id",
         "broadcast_id",

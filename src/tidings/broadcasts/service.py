@@ -33,6 +33,7 @@ from tidings.lists.service import add_to_list, require_lists
 from tidings.messages.models import Message
 from tidings.orgs.service import get_org
 from tidings.segments.models import Segment
+from tidings.suppressions import service as suppressions
 
 S = BroadcastStatus
 MESSAGES = cast(Table, Message.__table__)
@@ -110,10 +111,19 @@ async def _hold_messages(
             Contact.sms_status,
         ).where(Contact.org_id == broadcast.org_id, Contact.id.in_(list(recipients)))
     )
+    contacts = rows.all()
+    suppressed = await suppressions.reasons(
+        session,
+        org_id=broadcast.org_id,
+        channel=campaign.channel,
+        addresses=(c.email if campaign.channel == "email" else c.phone for c in contacts),
+    )
     messages = []
     skipped: dict[int, str] = {}
-    for contact in rows:
-        address, reason = address_or_skip(campaign, contact, sms_countries=org.sms_countries)
+    for contact in contacts:
+        address, reason = address_or_skip(
+            campaign, contact, sms_countries=org.sms_countries, suppressed=suppressed
+        )
         messages.append(
             {
                 "org_id": broadcast.org_id,

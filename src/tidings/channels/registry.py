@@ -35,6 +35,7 @@ SINK = ConnectionSpec(None, "sink", {}, {}, 1, None)
 
 def _options(spec: ConnectionSpec) -> dict[str, Any]:
     merged = {**spec.settings, **spec.credentials}
+    merged.pop("inbound_token", None)  # authenticates what the gateway sends us, not sending
     for name in ("base_url",):  # validated URLs come back with a trailing slash
         if isinstance(merged.get(name), str):
             merged[name] = merged[name].rstrip("/")

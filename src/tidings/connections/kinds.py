@@ -22,6 +22,16 @@ class NoSettings(_Strict):
     pass
 
 
+class _SmsCredentials(_Strict):
+    inbound_token: str | None = Field(
+        default=None,
+        min_length=24,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Secret of the inbound SMS URL /inbound/sms/{connection_id}/{inbound_token}",
+    )
+
+
 class SmtpSettingsIn(_Strict):
     host: str = Field(min_length=1, max_length=255)
     port: int = Field(default=587, ge=1, le=65535)
@@ -49,7 +59,7 @@ class HttpSmsSettingsIn(_Strict):
     id_path: str | None = Field(default=None, description="Dotted path of the provider's id")
 
 
-class HttpSmsCredentials(_Strict):
+class HttpSmsCredentials(_SmsCredentials):
     headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization")
 
 
@@ -58,7 +68,7 @@ class KannelSettingsIn(_Strict):
     dlr_url: str | None = Field(default=None, description="{message_id} is substituted")
 
 
-class KannelCredentials(_Strict):
+class KannelCredentials(_SmsCredentials):
     username: str
     password: str
 
@@ -68,7 +78,7 @@ class InfobipSettingsIn(_Strict):
     batch_size: int = Field(default=100, ge=1, le=1000)
 
 
-class InfobipCredentials(_Strict):
+class InfobipCredentials(_SmsCredentials):
     api_key: str = Field(min_length=1)
 
 
@@ -80,17 +90,17 @@ class TwilioSettingsIn(_Strict):
     status_callback: str | None = None
 
 
-class TwilioCredentials(_Strict):
+class TwilioCredentials(_SmsCredentials):
     auth_token: str = Field(min_length=1)
 
 
-class NoCredentials(_Strict):
+class SinkCredentials(_SmsCredentials):
     pass
 
 
 # kind → (channels it serves, settings model, credentials model)
 KINDS: dict[str, tuple[frozenset[str], type[_Strict], type[_Strict]]] = {
-    "sink": (frozenset({"email", "sms"}), NoSettings, NoCredentials),
+    "sink": (frozenset({"email", "sms"}), NoSettings, SinkCredentials),
     "smtp": (frozenset({"email"}), SmtpSettingsIn, SmtpCredentials),
     "http_sms": (frozenset({"sms"}), HttpSmsSettingsIn, HttpSmsCredentials),
     "kannel": (frozenset({"sms"}), KannelSettingsIn, KannelCredentials),

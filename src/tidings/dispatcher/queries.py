@@ -15,15 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, exists, func, select, update
+from sqlalchemy import Table, and_, bindparam, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.status import BroadcastStatus
+from tidings.campaigns.models import Campaign
+from tidings.campaigns.recipients import MARKETING_ONLY
 from tidings.credits import service as credits
 from tidings.db.dialect import dialect_name, insert_ignoring_conflicts
 from tidings.links.models import Link
 from tidings.messages.models import Message
+from tidings.suppressions.models import Suppression
 
 UNFINISHED = ("queued", "sending", "held")
 # Core tables: the hot path runs no ORM machinery (no identity map, no unit of work).
@@ -31,6 +34,8 @@ MESSAGES = cast(Table, Message.__table__)
 BROADCASTS = cast(Table, Broadcast.__table__)
 M = MESSAGES.c
 B = BROADCASTS.c
+CAMPAIGNS = cast(Table, Campaign.__table__)
+SUPPRESSIONS = cast(Table, Suppression.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,68 @@ async def claim(
     )
     rows = await session.execute(statement)
     return [Claimed(*row) for row in rows]
+
+
+async def skip_suppressed(
+    session: AsyncSession, *, claimed: Sequence[Claimed], now: datetime
+) -> list[Claimed]:
+    """The claimed messages still to send: those whose recipient is on the org's
+    suppression list (with a reason that holds for the campaign's purpose, as in
+    `campaigns/recipients.address_or_skip`) end `skipped`, "suppressed: <reason>".
+
+    One UPDATE … RETURNING per batch, probing the unique (org, channel, address) index
+    once per message. Only when it skips any: attempts go back down (none was used), the
+    broadcasts' skipped_count grows and recipients_count shrinks by them, and their
+    reserved credit is released (one entry per org). Run in the claim's transaction.
+    """
+    if not claimed:
+        return []
+    listed = SUPPRESSIONS.alias("listed")
+    campaign = CAMPAIGNS.alias("campaign")
+    match = (
+        (listed.c.org_id == M.org_id)
+        & (listed.c.channel == M.channel)
+        & (listed.c.address == M.recipient)
+        & or_(
+            listed.c.reason.not_in(sorted(MARKETING_ONLY)),
+            exists().where(campaign.c.id == M.campaign_id, campaign.c.purpose == "marketing"),
+        )
+    )
+    reason = select(listed.c.reason).where(match).limit(1).scalar_subquery()
+    rows = await session.execute(
+        update(MESSAGES)
+        .where(M.id.in_([c.id for c in claimed]), M.status == "sending", exists().where(match))
+        .values(
+            status="skipped",
+            reason=literal("suppressed: ") + reason,
+            finished_at=now,
+            lease_until=None,
+            attempts=M.attempts - 1,
+        )
+        .returning(M.id)
+    )
+    skipped = set(rows.scalars())
+    if not skipped:
+        return list(claimed)
+    deltas: dict[int, dict[str, int]] = {}
+    refunds: dict[int, int] = {}
+    for c in claimed:
+        if c.id not in skipped:
+            continue
+        if c.broadcast_id is not None:
+            counters = deltas.setdefault(
+                c.broadcast_id, {"skipped_count": 0, "recipients_count": 0}
+            )
+            counters["skipped_count"] += 1
+            counters["recipients_count"] -= 1
+        if c.cost > 0:
+            refunds[c.org_id] = refunds.get(c.org_id, 0) + c.cost
+    await add_to_counters(session, deltas=deltas)
+    for org_id, amount in sorted(refunds.items()):
+        await credits.release(
+            session, org_id=org_id, amount=amount, reference=None, note="suppressed messages"
+        )
+    return [c for c in claimed if c.id not in skipped]
 
 
 async def record(

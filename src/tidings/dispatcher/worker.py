@@ -161,6 +161,9 @@ class Dispatcher:
             claimed = await queries.claim(
                 session, now=now, lease_until=lease_until, limit=self.config.batch_size
             )
+            # Checked again at the last moment: an address suppressed since the message
+            # was made (a bounce, a complaint, a STOP mid-broadcast) is skipped, not sent.
+            claimed = await queries.skip_suppressed(session, claimed=claimed, now=now)
             await session.commit()
         if claimed:
             outcomes, links = await self._send(claimed)

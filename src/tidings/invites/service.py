@@ -35,6 +35,7 @@ from tidings.links.service import INVITE_POSITION, click_url
 from tidings.links.tokens import TokenSigner
 from tidings.messages.models import Message
 from tidings.orgs.service import get_org
+from tidings.suppressions import service as suppressions
 
 FIRST_NAME_KEYS = ("first_name", "firstName", "firstname")
 LAST_NAME_KEYS = ("last_name", "lastName", "lastname")
@@ -168,7 +169,15 @@ async def send_link_invite(
     campaign = await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
     contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
     org = await get_org(session, org_id=org_id)
-    address, reason = address_or_skip(campaign, contact, sms_countries=org.sms_countries)
+    suppressed = await suppressions.reasons(
+        session,
+        org_id=org_id,
+        channel=campaign.channel,
+        addresses=[contact.email if campaign.channel == "email" else contact.phone],
+    )
+    address, reason = address_or_skip(
+        campaign, contact, sms_countries=org.sms_countries, suppressed=suppressed
+    )
     parts = text.split(placeholder)
     message = Message(
         org_id=org_id,

@@ -29,6 +29,7 @@ from tidings.idempotency import service as idempotency
 from tidings.messages.models import Message
 from tidings.messages.schemas import MessageOut, SingleSend
 from tidings.orgs.service import get_org
+from tidings.suppressions import service as suppressions
 from tidings.templates.schemas import Channel
 from tidings.templates.service import check_inline, get_template, inline_template
 
@@ -186,7 +187,15 @@ async def send_single(
     assert contact_id is not None
     contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
     org = await get_org(session, org_id=org_id)
-    address, reason = address_or_skip(campaign, contact, sms_countries=org.sms_countries)
+    suppressed = await suppressions.reasons(
+        session,
+        org_id=org_id,
+        channel=campaign.channel,
+        addresses=[contact.email if campaign.channel == "email" else contact.phone],
+    )
+    address, reason = address_or_skip(
+        campaign, contact, sms_countries=org.sms_countries, suppressed=suppressed
+    )
     status = "skipped" if reason else "queued"
     message = Message(
         org_id=org_id,

@@ -1,6 +1,6 @@
 """The skip rule has two forms — `address_or_skip` row by row, and its SQL twin in
-broadcast expansion — and they must agree on every kind of contact, channel, purpose and
-SMS allowlist."""
+broadcast expansion — and they must agree on every kind of contact, channel, purpose,
+SMS allowlist and suppression."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.messages.models import Message
 from tidings.orgs.models import Org
+from tidings.suppressions import service as suppressions
 from tidings.templates import service as templates
 
 ROWS = [
@@ -35,6 +36,14 @@ ROWS = [
     {"email": "gone@example.com", "subscriptions": {"email": "unsubscribed"}},
 ]
 ALLOWLISTS = [None, ["FR"], []]
+SUPPRESSED = [
+    ("email", "us@example.com", "hard_bounce"),
+    ("email", "gone@example.com", "complaint"),
+    ("email", "nobody-has-this@example.com", "manual"),
+    ("sms", "+33612345678", "unsubscribed"),  # marketing only
+    ("sms", "+14155550124", "stop_keyword"),  # also unsubscribed as a contact
+    ("sms", "+80012345678", "hard_bounce"),  # no country: refused by an allowlist first
+]
 
 
 async def _campaign(db: Database, org_id: int, *, channel: str, purpose: str) -> Campaign:
@@ -68,6 +77,12 @@ async def test_expansion_and_address_or_skip_agree(
     async with db.session() as session:
         report = await contacts.upsert_contacts(session, org_id=org.id, rows=ROWS)
     assert report.failed == 0, report.errors
+    async with db.session() as session:
+        for on, address, why in SUPPRESSED:
+            await suppressions.suppress(
+                session, org_id=org.id, channel=on, address=address, reason=why, source="test"
+            )
+        await session.commit()
     campaign = await _campaign(db, org.id, channel=channel, purpose=purpose)
     for n, allowed in enumerate(ALLOWLISTS):
         async with db.session() as session:
@@ -91,8 +106,19 @@ async def test_expansion_and_address_or_skip_agree(
                 )
             )
             expanded = {m.contact_id: (m.recipient, m.status, m.reason) for m in messages}
+            listed = await suppressions.reasons(
+                session,
+                org_id=org.id,
+                channel=channel,
+                addresses=[p.email if channel == "email" else p.phone for p in people],
+            )
         expected = {}
         for person in people:
-            address, reason = address_or_skip(campaign, person, sms_countries=allowed)
+            address, reason = address_or_skip(
+                campaign, person, sms_countries=allowed, suppressed=listed
+            )
             expected[person.id] = (address, "skipped" if reason else "queued", reason)
         assert expanded == expected, allowed
+        if allowed is None:  # the rule did see suppressed addresses
+            reasons = {reason for _, _, reason in expected.values()}
+            assert any(r and r.startswith("suppressed: ") for r in reasons), reasons
