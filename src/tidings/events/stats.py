@@ -11,8 +11,9 @@ human bounce event (an index range on events by broadcast and type). Rates are f
 | bounce | bounced / sent |
 | open, click, complaint, unsubscribe | opened, clicked, … / accepted (sent − bounced) |
 
-`series` counts human events per bucket of `interval` (minute or hour, UTC) by type,
-`sent` and `failed` included: one bucket per period that had any.
+`series` counts human events per bucket of `interval` (minute or hour, UTC) by type:
+one bucket per period that had any. The dispatcher's `sent` and `failed` live on the
+message rows, not in the events table, so they are not in the series.
 """
 
 from __future__ import annotations
