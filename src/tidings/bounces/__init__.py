@@ -1,0 +1,1 @@
+"""Bounces and complaints for SMTP: DSNs (RFC 3464) and ARF reports (RFC 5965)."""
