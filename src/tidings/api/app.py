@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI
 from tidings import __version__
 from tidings.api import health, problems
 from tidings.applications import routes as applications
+from tidings.bounces import routes as bounces
 from tidings.broadcasts import routes as broadcasts
 from tidings.campaigns import routes as campaigns
 from tidings.compat import infobip, invent, octopush, walr
@@ -101,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(links.router)
     app.include_router(suppressions.public)
+    app.include_router(bounces.public)
     app.include_router(api_v1())
     for dialect in (walr, octopush, invent, infobip):
         app.include_router(dialect.router)

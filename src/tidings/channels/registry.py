@@ -35,7 +35,9 @@ SINK = ConnectionSpec(None, "sink", {}, {}, 1, None)
 
 def _options(spec: ConnectionSpec) -> dict[str, Any]:
     merged = {**spec.settings, **spec.credentials}
-    merged.pop("inbound_token", None)  # authenticates what the gateway sends us, not sending
+    # These authenticate or fetch what comes back to us (inbound SMS, bounces), not sending.
+    for name in ("inbound_token", "bounce_token", "bounce_imap", "bounce_imap_password"):
+        merged.pop(name, None)
     for name in ("base_url",):  # validated URLs come back with a trailing slash
         if isinstance(merged.get(name), str):
             merged[name] = merged[name].rstrip("/")

@@ -32,6 +32,17 @@ class _SmsCredentials(_Strict):
     )
 
 
+class BounceImapSettings(_Strict):
+    """The mailbox bounces and complaints arrive in; polled, see docs/bounces.md."""
+
+    host: str = Field(min_length=1, max_length=255)
+    port: int = Field(default=993, ge=1, le=65535)
+    security: Literal["tls", "starttls", "none"] = "tls"
+    username: str = Field(min_length=1, max_length=255)
+    mailbox: str = Field(default="INBOX", min_length=1, max_length=255)
+    validate_certs: bool = True
+
+
 class SmtpSettingsIn(_Strict):
     host: str = Field(min_length=1, max_length=255)
     port: int = Field(default=587, ge=1, le=65535)
@@ -43,11 +54,22 @@ class SmtpSettingsIn(_Strict):
     pushback_seconds: float = Field(
         default=60.0, ge=0, le=3600, description="How long a 421 stops the connection (0: never)"
     )
+    bounce_imap: BounceImapSettings | None = Field(
+        default=None, description="An IMAP mailbox of DSNs and ARF reports to poll"
+    )
 
 
 class SmtpCredentials(_Strict):
     username: str | None = None
     password: str | None = None
+    bounce_token: str | None = Field(
+        default=None,
+        min_length=24,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Secret of the bounce URL /bounces/{connection_id}/{bounce_token}",
+    )
+    bounce_imap_password: str | None = Field(default=None, description="For bounce_imap")
 
 
 class HttpSmsSettingsIn(_Strict):

@@ -1,0 +1,39 @@
+"""`POST /bounces/{connection_id}/{token}`: a DSN or ARF report as a raw RFC 5322 message."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel
+
+from tidings.api.deps import SessionDep, SettingsDep
+from tidings.bounces import service
+
+public = APIRouter(tags=["inbound"])
+
+MAX_BYTES = 10 * 1024 * 1024  # a report may carry the whole original message
+
+
+class BounceOut(BaseModel):
+    reports: list[str]  # per report: bounced, deferred, delivered, complained, duplicate, ignored
+
+
+@public.post(
+    "/bounces/{connection_id}/{token}",
+    summary="A bounce (DSN) or complaint (ARF) report for an SMTP connection, as message/rfc822",
+)
+async def receive_bounce(
+    connection_id: int, token: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> BounceOut:
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BYTES:
+            raise HTTPException(413, "a report of at most 10 MiB")
+    reports = await service.receive(
+        session,
+        connection_id=connection_id,
+        token=token,
+        raw=bytes(raw),
+        soft_bounce_limit=settings.soft_bounce_limit,
+    )
+    return BounceOut(reports=reports)

@@ -1,0 +1,142 @@
+"""Applying bounce and complaint reports to an org: events, suppressions, soft bounces.
+
+    process(raw) ── parse → one NewEvent per report matched to one of the org's messages
+        └─ record_events (idempotent on (org, "dsn"|"arf", sha256(report id, recipient)))
+        └─ for each event that was new:
+             bounced    → suppress(reason="hard_bounce", source="dsn")
+             complained → suppress(reason="complaint", source="arf")
+             deferred   → note_soft_bounce (suppressed at TIDINGS_SOFT_BOUNCE_LIMIT in a row)
+             delivered  → reset_soft_bounces
+
+The address acted on is the message's own recipient (what we sent to), not the report's
+Final-Recipient, which forwarding may have rewritten. A report is ignored when its original
+is not one of the org's messages (a foreign or forged report, or no Message-ID): nothing
+is suppressed on an address alone. Only new events act, so reading the same report again,
+from the webhook or a mailbox, changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.bounces.parse import Report, parse
+from tidings.connections.models import Connection
+from tidings.db.engine import begin_write
+from tidings.errors import NotFound
+from tidings.events.service import NewEvent, record_events
+from tidings.messages.models import Message
+from tidings.suppressions.service import note_soft_bounce, reset_soft_bounces, suppress
+
+
+def external_id(report: Report, recipient: str) -> str:
+    """The idempotency key of one report about one recipient."""
+    key = f"{report.report_id}\n{recipient}\n{report.kind}"
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def authorised_connection(
+    session: AsyncSession, *, connection_id: int, token: str
+) -> Connection:
+    """The email connection whose bounce token this is, else NotFound (an unknown
+    connection and a wrong token look the same)."""
+    connection = await session.get(Connection, connection_id)
+    expected = connection.credentials.get("bounce_token") if connection is not None else None
+    if (
+        connection is None
+        or connection.channel != "email"
+        or not isinstance(expected, str)
+        or not hmac.compare_digest(expected.encode(), token.encode())
+    ):
+        raise NotFound("bounce endpoint", connection_id)
+    return connection
+
+
+async def receive(
+    session: AsyncSession, *, connection_id: int, token: str, raw: bytes, soft_bounce_limit: int
+) -> list[str]:
+    """The webhook: authenticate, then `process` (one transaction)."""
+    connection = await authorised_connection(session, connection_id=connection_id, token=token)
+    org_id = connection.org_id
+    await session.rollback()
+    return await process(session, org_id=org_id, raw=raw, soft_bounce_limit=soft_bounce_limit)
+
+
+async def process(
+    session: AsyncSession, *, org_id: int, raw: bytes, soft_bounce_limit: int
+) -> list[str]:
+    """Apply the reports in one raw message to the org (one transaction). Returns, per
+    report, its kind when it was new, `duplicate` when already applied, or `ignored`."""
+    reports = parse(raw)
+    if not reports:
+        return []
+    await begin_write(session)
+    wanted = {r.original.message_id for r in reports if r.original is not None}
+    rows = (
+        await session.execute(
+            select(Message.id, Message.recipient, Message.broadcast_id, Message.campaign_id)
+            .where(Message.org_id == org_id, Message.channel == "email", Message.id.in_(wanted))
+        )
+    ).all() if wanted else []  # fmt: skip
+    messages = {row.id: row for row in rows}
+    outcomes: list[str] = []
+    for report in reports:
+        row = messages.get(report.original.message_id) if report.original else None
+        if (
+            row is None
+            or report.original is None
+            or row.campaign_id != report.original.campaign_id
+            or not row.recipient
+        ):
+            outcomes.append("ignored")
+            continue
+        source = "arf" if report.kind == "complained" else "dsn"
+        data = {k: v for k, v in (("status", report.status), ("diagnostic", report.diagnostic),
+                                  ("feedback_type", report.feedback_type),
+                                  ("recipient", report.recipient)) if v}  # fmt: skip
+        new = await record_events(
+            session,
+            events=[
+                NewEvent(
+                    org_id=org_id,
+                    type=report.kind,
+                    source=source,
+                    external_id=external_id(report, row.recipient),
+                    message_id=row.id,
+                    broadcast_id=row.broadcast_id,
+                    campaign_id=row.campaign_id,
+                    data=data or None,
+                )
+            ],
+        )
+        if not new:
+            outcomes.append("duplicate")
+            continue
+        address = row.recipient
+        if report.kind in ("bounced", "complained"):
+            await suppress(
+                session,
+                org_id=org_id,
+                channel="email",
+                address=address,
+                reason="hard_bounce" if report.kind == "bounced" else "complaint",
+                source=source,
+                note=(report.diagnostic or report.status or report.feedback_type),
+            )
+        elif report.kind == "deferred":
+            await note_soft_bounce(
+                session,
+                org_id=org_id,
+                channel="email",
+                address=address,
+                limit=soft_bounce_limit,
+                source=source,
+            )
+        else:
+            await reset_soft_bounces(session, org_id=org_id, address=address)
+        outcomes.append(report.kind)
+    await session.commit()
+    return outcomes
