@@ -101,6 +101,16 @@ class Settings(BaseSettings):
         ),
     )
 
+    bounce_poll_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description=(
+            "How often the dispatcher reads the IMAP bounce mailboxes of SMTP connections "
+            "(`bounce_imap`, see docs/bounces.md); 0 turns polling off."
+        ),
+    )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -9,8 +9,10 @@ import httpx
 from sqlalchemy import select
 
 from tests.support.factories import OrgWithKey, make_org
+from tests.support.imap_server import PASSWORD, USER, dovecot_server
 from tests.support.reports import arf, dsn
 from tests.support.sending import audience, broadcast_now, email_campaign
+from tidings.bounces.imap import BouncePoller, poll_once
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher
@@ -130,3 +132,42 @@ async def test_bounces_and_complaints_through_the_webhook(
         "p2@example.com": ("skipped", "suppressed: soft_bounces"),
         "p3@example.com": ("sent", None),
     }
+
+
+async def test_bounce_mailbox_polled_over_imap(client: httpx.AsyncClient, db: Database) -> None:
+    org = await make_org(db)
+    people = await audience(db, org, [{"email": f"p{n}@example.com"} for n in range(3)])
+    first = await broadcast_now(db, org, await email_campaign(db, org), people.list_id)
+    await Dispatcher(db, renderer=Renderer()).drain()
+    ids = await sent_ids(db, first)
+    with dovecot_server() as server:
+        connection_id = await smtp_connection(
+            client,
+            org,
+            settings={"bounce_imap": {"host": "127.0.0.1", "port": server.port,
+                                      "security": "none", "username": USER}},
+            credentials={"bounce_imap_password": PASSWORD},
+        )  # fmt: skip
+        shown = await client.get(f"/v1/orgs/{org.id}/connections/{connection_id}",
+                                 headers=org.bearer)  # fmt: skip
+        assert PASSWORD not in shown.text
+        hard = dsn(message_id=ids["p0@example.com"], recipient="p0@example.com")
+        server.deliver(hard, "dsn")
+        server.deliver(arf(message_id=ids["p1@example.com"], recipient="p1@example.com"), "arf")
+        server.deliver(b"Subject: out of office\r\n\r\nAway.\r\n", "vacation")
+
+        outcomes = await poll_once(db, connection_id=connection_id, soft_bounce_limit=3)
+        assert sorted(outcomes) == ["bounced", "complained"]
+        assert server.seen() == 3  # every message read, reports or not, is marked seen
+        assert await poll_once(db, connection_id=connection_id, soft_bounce_limit=3) == []
+
+        server.deliver(hard, "dsn-again")  # the same report delivered twice: applied once
+        poller = BouncePoller(db, interval=60, soft_bounce_limit=3)
+        await poller.poll_all()
+        assert server.seen() == 4
+    assert await _listed(db, org) == {
+        "p0@example.com": "hard_bounce/dsn",
+        "p1@example.com": "complaint/arf",
+    }
+    got = (await client.get(f"/v1/orgs/{org.id}/broadcasts/{first}", headers=org.bearer)).json()
+    assert (got["failed_count"], got["complained_count"]) == (1, 1)

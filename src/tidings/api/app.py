@@ -24,7 +24,7 @@ from tidings.contacts import routes as contacts
 from tidings.content.render import Renderer
 from tidings.credits import routes as credits
 from tidings.db.engine import Database
-from tidings.dispatcher.run import build_webhook_sender, build_worker
+from tidings.dispatcher.run import build_loops
 from tidings.events import routes as events
 from tidings.invites import routes as invites
 from tidings.keys import routes as keys
@@ -77,11 +77,8 @@ def create_app(settings: Settings) -> FastAPI:
         stop = asyncio.Event()
         workers = []
         if settings.dispatcher:
-            dispatcher = build_worker(settings, app.state.db)
-            sender = build_webhook_sender(settings, app.state.db)
             workers = [
-                asyncio.create_task(dispatcher.run(stop), name="dispatcher"),
-                asyncio.create_task(sender.run(stop), name="webhooks"),
+                asyncio.create_task(loop) for loop in build_loops(settings, app.state.db, stop)
             ]
         try:
             yield

@@ -1,7 +1,9 @@
 """`build_worker(settings)`, the worker's composition root, and its process entry point.
 
-A worker process runs two loops on one database pool: the dispatcher (messages) and the
-webhook sender (`tidings.webhooks.delivery`), each stopping after the batch in hand.
+A worker process runs its loops on one database pool: the dispatcher (messages), the
+webhook sender (`tidings.webhooks.delivery`) and, unless `TIDINGS_BOUNCE_POLL_SECONDS` is
+0, the bounce mailbox poller (`tidings.bounces.imap`), each stopping after the batch in
+hand.
 """
 
 from __future__ import annotations
@@ -9,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Coroutine
 from datetime import timedelta
+from typing import Any
 
+from tidings.bounces.imap import BouncePoller
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
@@ -37,6 +42,19 @@ def build_webhook_sender(settings: Settings, db: Database) -> WebhookSender:
     return WebhookSender(db, config=SenderConfig(allow_private=settings.webhook_allow_private))
 
 
+def build_loops(
+    settings: Settings, db: Database, stop: asyncio.Event
+) -> list[Coroutine[Any, Any, None]]:
+    """Every loop a worker runs, not yet started."""
+    loops = [build_worker(settings, db).run(stop), build_webhook_sender(settings, db).run(stop)]
+    if settings.bounce_poll_seconds > 0:
+        poller = BouncePoller(
+            db, interval=settings.bounce_poll_seconds, soft_bounce_limit=settings.soft_bounce_limit
+        )
+        loops.append(poller.run(stop))
+    return loops
+
+
 async def serve_worker(settings: Settings) -> None:
     """Tick until SIGTERM/SIGINT, then finish the batch in hand and stop."""
     stop = asyncio.Event()
@@ -46,9 +64,7 @@ async def serve_worker(settings: Settings) -> None:
             loop.add_signal_handler(sig, stop.set)
     db = Database(settings)
     try:
-        await asyncio.gather(
-            build_worker(settings, db).run(stop), build_webhook_sender(settings, db).run(stop)
-        )
+        await asyncio.gather(*build_loops(settings, db, stop))
     finally:
         await db.dispose()
 

@@ -1,0 +1,162 @@
+"""Polling an IMAP bounce mailbox (the smtp connection's `bounce_imap` setting).
+
+    poll_once(connection) ── thread: LOGIN, SELECT, UID SEARCH UNSEEN, UID FETCH BODY.PEEK[]
+        └─ each message: service.process (own transaction)
+        └─ thread: UID STORE +FLAGS (\\Seen) for the messages processed
+
+The mailbox holds the state: a message is marked \\Seen only after it was applied, so a
+crash between the two reads it again, and applying a report twice changes nothing. No
+database state is needed. Messages that are not reports are marked \\Seen too.
+`BouncePoller` polls every connection that has `bounce_imap`, every
+`TIDINGS_BOUNCE_POLL_SECONDS`, beside the dispatcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import imaplib
+import logging
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from tidings.bounces import service
+from tidings.connections.models import Connection
+from tidings.db.engine import Database
+
+log = logging.getLogger(__name__)
+
+BATCH = 100  # messages per poll and connection: a huge backlog drains over several polls
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    host: str
+    port: int
+    security: str  # tls, starttls, none
+    username: str
+    password: str
+    mailbox: str = "INBOX"
+    validate_certs: bool = True
+    timeout: float = 30.0
+
+    @classmethod
+    def of(cls, connection: Connection) -> Mailbox | None:
+        config: dict[str, Any] | None = connection.settings.get("bounce_imap")
+        if connection.kind != "smtp" or not config:
+            return None
+        return cls(
+            host=config["host"],
+            port=config.get("port", 993),
+            security=config.get("security", "tls"),
+            username=config["username"],
+            password=connection.credentials.get("bounce_imap_password") or "",
+            mailbox=config.get("mailbox", "INBOX"),
+            validate_certs=config.get("validate_certs", True),
+        )
+
+
+@contextlib.contextmanager
+def _session(box: Mailbox) -> Iterator[imaplib.IMAP4]:
+    context = ssl.create_default_context()
+    if not box.validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    imap: imaplib.IMAP4
+    if box.security == "tls":
+        imap = imaplib.IMAP4_SSL(box.host, box.port, ssl_context=context, timeout=box.timeout)
+    else:
+        imap = imaplib.IMAP4(box.host, box.port, timeout=box.timeout)
+        if box.security == "starttls":
+            imap.starttls(context)
+    try:
+        imap.login(box.username, box.password)
+        status, _ = imap.select(_quoted(box.mailbox))
+        if status != "OK":
+            raise imaplib.IMAP4.error(f"SELECT {box.mailbox}: {status}")
+        yield imap
+    finally:
+        with contextlib.suppress(Exception):
+            imap.logout()
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def fetch_unseen(box: Mailbox, *, limit: int = BATCH) -> list[tuple[bytes, bytes]]:
+    """(uid, raw message) of up to `limit` unseen messages, left unseen (blocking)."""
+    with _session(box) as imap:
+        _, data = imap.uid("SEARCH", "UNSEEN")
+        uids = (data[0] or b"").split()[:limit] if data else []
+        found = []
+        for uid in uids:
+            _, parts = imap.uid("FETCH", uid.decode(), "(BODY.PEEK[])")
+            raw = next((p[1] for p in parts if isinstance(p, tuple)), None)
+            if isinstance(raw, bytes):
+                found.append((uid, raw))
+        return found
+
+
+def mark_seen(box: Mailbox, uids: list[bytes]) -> None:
+    """Flag these messages \\Seen (blocking)."""
+    if not uids:
+        return
+    with _session(box) as imap:
+        imap.uid("STORE", b",".join(uids).decode(), "+FLAGS.SILENT", "(\\Seen)")
+
+
+async def poll_once(db: Database, *, connection_id: int, soft_bounce_limit: int) -> list[str]:
+    """Read the connection's unseen reports, apply them, mark them seen. Returns the
+    outcome of every report read (see `service.process`)."""
+    async with db.session() as session:
+        connection = await session.get(Connection, connection_id)
+        box = Mailbox.of(connection) if connection is not None else None
+        org_id = connection.org_id if connection is not None else 0
+    if box is None:
+        return []
+    messages = await asyncio.to_thread(fetch_unseen, box)
+    outcomes: list[str] = []
+    done = []
+    for uid, raw in messages:
+        async with db.session() as session:
+            outcomes += await service.process(
+                session, org_id=org_id, raw=raw, soft_bounce_limit=soft_bounce_limit
+            )
+        done.append(uid)
+    await asyncio.to_thread(mark_seen, box, done)
+    return outcomes
+
+
+class BouncePoller:
+    """Polls every smtp connection with `bounce_imap` every `interval` seconds until `stop`."""
+
+    def __init__(self, db: Database, *, interval: float, soft_bounce_limit: int) -> None:
+        self.db = db
+        self.interval = interval
+        self.soft_bounce_limit = soft_bounce_limit
+
+    async def poll_all(self) -> None:
+        async with self.db.session() as session:
+            ids = list(
+                await session.scalars(
+                    select(Connection.id).where(Connection.kind == "smtp").order_by(Connection.id)
+                )
+            )
+        for connection_id in ids:
+            try:
+                await poll_once(
+                    self.db, connection_id=connection_id, soft_bounce_limit=self.soft_bounce_limit
+                )
+            except Exception:  # one unreachable mailbox must not stop the others
+                log.exception("bounce mailbox of connection %s", connection_id)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.poll_all()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.interval)
