@@ -88,6 +88,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/orgs/{org_id}/messages/{message_id}"): None,
     ("GET", "/v1/orgs/{org_id}/sink/messages"): None,
     ("GET", "/v1/orgs/{org_id}/events"): None,
+    ("GET", "/v1/orgs/{org_id}/reports/rejected"): None,
     ("GET", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/stats"): None,
     ("GET", "/v1/orgs/{org_id}/campaigns/{campaign_id}/stats"): None,
     ("POST", "/v1/orgs/{org_id}/connections"): {

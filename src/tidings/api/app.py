@@ -34,6 +34,7 @@ from tidings.links.tokens import TokenSigner
 from tidings.lists import routes as lists
 from tidings.messages import routes as messages
 from tidings.orgs import routes as orgs
+from tidings.reports import routes as reports
 from tidings.segments import routes as segments
 from tidings.settings import Settings
 from tidings.suppressions import routes as suppressions
@@ -61,7 +62,7 @@ def api_v1() -> APIRouter:
     modules = (
         orgs, keys, contacts, lists, segments, templates, connections, campaigns, invites,
         broadcasts, messages, events, applications, credits, suppressions,
-        webhooks,
+        webhooks, reports,
     )  # fmt: skip
     for module in modules:
         router.include_router(module.router)
@@ -99,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(links.router)
     app.include_router(suppressions.public)
+    app.include_router(reports.public)
     app.include_router(bounces.public)
     app.include_router(api_v1())
     for dialect in (walr, octopush, invent, infobip):

@@ -28,7 +28,15 @@ class _SmsCredentials(_Strict):
         min_length=24,
         max_length=128,
         pattern=r"^[A-Za-z0-9_-]+$",
-        description="Secret of the inbound SMS URL /inbound/sms/{connection_id}/{inbound_token}",
+        description=(
+            "Secret of the inbound SMS URL /inbound/sms/{connection_id}/{inbound_token} "
+            "and of the report URLs /reports/{connection_id}/kannel|infobip/{inbound_token}"
+        ),
+    )
+    report_secret: str | None = Field(
+        default=None,
+        pattern=r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$",
+        description="Standard Webhooks secret of generic reports to /reports/{connection_id}/json",
     )
 
 
@@ -62,6 +70,11 @@ class SmtpSettingsIn(_Strict):
 class SmtpCredentials(_Strict):
     username: str | None = None
     password: str | None = None
+    report_secret: str | None = Field(
+        default=None,
+        pattern=r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$",
+        description="Standard Webhooks secret of generic reports to /reports/{connection_id}/json",
+    )
     bounce_token: str | None = Field(
         default=None,
         min_length=24,

@@ -38,6 +38,7 @@ class Message(Base):
         Index("ix_messages_broadcast_id_status", "broadcast_id", "status"),
         Index("ix_messages_org_id_id", "org_id", "id"),
         Index("ix_messages_contact_id", "contact_id"),
+        Index("ix_messages_org_id_provider_id", "org_id", "provider_id"),  # reports
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
