@@ -16,9 +16,13 @@ _TEXT_URL = re.compile(r"""https?://[^\s<>"']+[^\s<>"'.,;:!?)\]]""")
 
 
 def rewrite_links(
-    parts: dict[str, str], redirect: Callable[[int], str]
+    parts: dict[str, str], redirect: Callable[[int], str], *, own: str | None = None
 ) -> tuple[dict[str, str], list[str]]:
-    """`parts` with links replaced by `redirect(position)`, and the original URLs by position."""
+    """`parts` with links replaced by `redirect(position)`, and the original URLs by position.
+
+    Links starting with `own` (Tidings' public URL) are already ours, such as an invite
+    link, and stay as they are: wrapping them would add a redirect and count a click twice.
+    """
     originals: list[str] = []
     positions: dict[str, int] = {}
 
@@ -28,14 +32,20 @@ def rewrite_links(
             originals.append(url)
         return positions[url]
 
+    def ours(url: str) -> bool:
+        return own is not None and url.startswith(own)
+
+    def href(m: re.Match[str]) -> str:
+        url = html.unescape(m[3])
+        return m[0] if ours(url) else f"{m[1]}{m[2]}{redirect(position_of(url))}{m[2]}"
+
     out = dict(parts)
     if "html" in out:
-        out["html"] = _HREF.sub(
-            lambda m: f"{m[1]}{m[2]}{redirect(position_of(html.unescape(m[3])))}{m[2]}",
-            out["html"],
-        )
+        out["html"] = _HREF.sub(href, out["html"])
     if "text" in out:
-        out["text"] = _TEXT_URL.sub(lambda m: redirect(position_of(m[0])), out["text"])
+        out["text"] = _TEXT_URL.sub(
+            lambda m: m[0] if ours(m[0]) else redirect(position_of(m[0])), out["text"]
+        )
     return out, originals
 
 

@@ -446,6 +446,7 @@ class Dispatcher:
                 lambda position: click_url(
                     self.signer, self.config.public_url, message.id, position
                 ),
+                own=f"{self.config.public_url.rstrip('/')}/",
             )
             links += [
                 {"message_id": message.id, "position": position, "org_id": message.org_id,
