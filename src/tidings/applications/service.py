@@ -8,7 +8,6 @@ integration's target as `invite_url`), so its invites are counted and listed nat
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.applications.models import Application, Integration
 from tidings.applications.schemas import ApplicationCreate, IntegrationIn
 from tidings.campaigns.models import Campaign
+from tidings.campaigns.service import SMS_SENDER
 from tidings.connections.models import Connection
 from tidings.db.engine import begin_write
 from tidings.db.names import free_name
@@ -25,7 +25,6 @@ from tidings.db.owned import get_owned, owned_page
 from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.templates.models import Template
 
-_SMS_SENDER = re.compile(r"^([A-Za-z0-9 ._-]{1,11}|\+?[0-9]{1,15})$")
 INVITE_TEXT = "{{ vars.parts | join(invite_link) }}"
 
 
@@ -39,7 +38,7 @@ async def _check(
     session: AsyncSession, *, org_id: int, body: ApplicationCreate
 ) -> list[FieldError]:
     errors: list[FieldError] = []
-    if body.sms_sender and not _SMS_SENDER.match(body.sms_sender):
+    if body.sms_sender and not SMS_SENDER.match(body.sms_sender):
         errors.append(FieldError("sms_sender", "up to 11 letters/digits, or up to 15 digits"))
     if body.connection_id is not None:
         channel = await session.scalar(

@@ -18,15 +18,14 @@ from the webhook or a mailbox, changes nothing.
 from __future__ import annotations
 
 import hashlib
-import hmac
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.bounces.parse import Report, parse
 from tidings.connections.models import Connection
+from tidings.connections.service import connection_by_token
 from tidings.db.engine import begin_write
-from tidings.errors import NotFound
 from tidings.events.service import NewEvent, record_events
 from tidings.messages.models import Message
 from tidings.suppressions.service import note_soft_bounce, reset_soft_bounces, suppress
@@ -41,18 +40,15 @@ def external_id(report: Report, recipient: str) -> str:
 async def authorised_connection(
     session: AsyncSession, *, connection_id: int, token: str
 ) -> Connection:
-    """The email connection whose bounce token this is, else NotFound (an unknown
-    connection and a wrong token look the same)."""
-    connection = await session.get(Connection, connection_id)
-    expected = connection.credentials.get("bounce_token") if connection is not None else None
-    if (
-        connection is None
-        or connection.channel != "email"
-        or not isinstance(expected, str)
-        or not hmac.compare_digest(expected.encode(), token.encode())
-    ):
-        raise NotFound("bounce endpoint", connection_id)
-    return connection
+    """The email connection whose `bounce_token` this is, else NotFound."""
+    return await connection_by_token(
+        session,
+        connection_id=connection_id,
+        channel="email",
+        credential="bounce_token",
+        token=token,
+        what="bounce endpoint",
+    )
 
 
 async def receive(

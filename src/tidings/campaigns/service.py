@@ -32,7 +32,7 @@ from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.lists.models import ContactList
 from tidings.templates.models import Template
 
-_SMS_SENDER = re.compile(r"^([A-Za-z0-9 ._-]{1,11}|\+?[0-9]{1,15})$")
+SMS_SENDER = re.compile(r"^([A-Za-z0-9 ._-]{1,11}|\+?[0-9]{1,15})$")
 _HEADER_UNSAFE = re.compile(r"[\r\n\x00]")
 _HTTP_URL = re.compile(r"^https?://\S", re.I)
 
@@ -76,7 +76,7 @@ async def _check(session: AsyncSession, *, org_id: int, body: CampaignCreate) ->
                     errors.append(FieldError(name, str(exc)))
         if body.from_name and _HEADER_UNSAFE.search(body.from_name):
             errors.append(FieldError("from_name", "must not contain CR, LF or NUL"))
-    elif body.sms_sender and not _SMS_SENDER.match(body.sms_sender):
+    elif body.sms_sender and not SMS_SENDER.match(body.sms_sender):
         errors.append(FieldError("sms_sender", "up to 11 letters/digits, or up to 15 digits"))
     if body.language is not None and body.language not in LANGUAGES:
         errors.append(FieldError("language", f"one of {', '.join(sorted(LANGUAGES))}"))

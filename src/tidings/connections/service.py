@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,7 +13,7 @@ from tidings.connections.schemas import ConnectionCreate
 from tidings.db.engine import begin_write
 from tidings.db.names import commit_named, require_free_name
 from tidings.db.owned import get_owned
-from tidings.errors import InvalidInput
+from tidings.errors import InvalidInput, NotFound
 
 
 async def create_connection(
@@ -70,3 +72,30 @@ async def default_connections(session: AsyncSession, *, org_id: int) -> dict[str
         )
     )
     return {channel: ident for channel, ident in rows}  # noqa: C416 — rows, not pairs
+
+
+def token_matches(expected: object, given: str) -> bool:
+    """A URL token of a public per-connection endpoint against the stored credential, in
+    constant time; a missing credential matches nothing."""
+    return isinstance(expected, str) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+async def connection_by_token(
+    session: AsyncSession,
+    *,
+    connection_id: int,
+    channel: str,
+    credential: str,
+    token: str,
+    what: str,
+) -> Connection:
+    """The `channel` connection whose write-only `credential` is `token`, else NotFound
+    naming `what` (an unknown connection and a wrong token look the same)."""
+    connection = await session.get(Connection, connection_id)
+    if (
+        connection is None
+        or connection.channel != channel
+        or not token_matches(connection.credentials.get(credential), token)
+    ):
+        raise NotFound(what, connection_id)
+    return connection

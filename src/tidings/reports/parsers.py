@@ -61,11 +61,6 @@ class Report:
 # --- authentication -------------------------------------------------------------------
 
 
-def token_matches(expected: object, given: str) -> bool:
-    """The URL token of Kannel and Infobip reports against `credentials.inbound_token`."""
-    return isinstance(expected, str) and hmac.compare_digest(expected.encode(), given.encode())
-
-
 def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
     """Twilio's `X-Twilio-Signature`: base64 HMAC-SHA1, keyed with the auth token, of the
     full URL followed by every POST parameter's name and value, sorted by name."""

@@ -37,6 +37,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.connections.models import Connection
+from tidings.connections.service import token_matches
 from tidings.db.base import utcnow
 from tidings.db.engine import begin_write
 from tidings.errors import Forbidden, InvalidInput, NotFound, Unauthorized
@@ -122,7 +123,7 @@ def _authenticate(credentials: Mapping[str, object], incoming: Incoming) -> Exce
     """None when the request is authentic, else the error to answer (its detail names
     the reason stored: unsigned, bad_signature or stale)."""
     if incoming.source in ("kannel", "infobip"):
-        if parsers.token_matches(credentials.get("inbound_token"), incoming.token or ""):
+        if token_matches(credentials.get("inbound_token"), incoming.token or ""):
             return None
         return Forbidden("bad_signature: the URL's token is not this connection's")
     if incoming.source == "twilio":

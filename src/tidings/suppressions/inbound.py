@@ -16,7 +16,6 @@ and the contact subscribed again. Anything else is ignored.
 
 from __future__ import annotations
 
-import hmac
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
@@ -25,10 +24,10 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.connections.models import Connection
+from tidings.connections.service import connection_by_token
 from tidings.contacts.models import Contact
 from tidings.contacts.normalize import normalize_phone
 from tidings.db.engine import begin_write
-from tidings.errors import NotFound
 from tidings.suppressions.models import Suppression
 from tidings.suppressions.service import suppress
 
@@ -70,18 +69,15 @@ def parse(body: Any) -> list[tuple[str, str]]:
 async def authorised_connection(
     session: AsyncSession, *, connection_id: int, token: str
 ) -> Connection:
-    """The SMS connection whose inbound token this is, else NotFound (no difference is
-    shown between an unknown connection and a wrong token)."""
-    connection = await session.get(Connection, connection_id)
-    expected = connection.credentials.get("inbound_token") if connection is not None else None
-    if (
-        connection is None
-        or connection.channel != "sms"
-        or not isinstance(expected, str)
-        or not hmac.compare_digest(expected.encode(), token.encode())
-    ):
-        raise NotFound("inbound endpoint", connection_id)
-    return connection
+    """The sms connection whose `inbound_token` this is, else NotFound."""
+    return await connection_by_token(
+        session,
+        connection_id=connection_id,
+        channel="sms",
+        credential="inbound_token",
+        token=token,
+        what="inbound endpoint",
+    )
 
 
 async def receive(session: AsyncSession, *, connection_id: int, token: str, body: Any) -> list[str]:

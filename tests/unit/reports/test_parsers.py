@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tidings.connections.service import token_matches
 from tidings.reports import parsers
 from tidings.webhooks import signing
 
@@ -38,9 +39,9 @@ def test_standard_signature_accepts_any_listed_v1() -> None:
 
 
 def test_token_matches_only_a_set_equal_token() -> None:
-    assert parsers.token_matches("a" * 24, "a" * 24)
-    assert not parsers.token_matches("a" * 24, "a" * 23 + "b")
-    assert not parsers.token_matches(None, "")
+    assert token_matches("a" * 24, "a" * 24)
+    assert not token_matches("a" * 24, "a" * 23 + "b")
+    assert not token_matches(None, "")
 
 
 @pytest.mark.parametrize(
