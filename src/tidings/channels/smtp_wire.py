@@ -284,6 +284,7 @@ class SmtpConnection:
         self._protocol = protocol
         self.timeout = timeout
         self.extensions: dict[str, str] = {}
+        self._plain: asyncio.BaseTransport | None = None  # the socket under TLS, after STARTTLS
 
     @property
     def is_open(self) -> bool:
@@ -350,6 +351,10 @@ class SmtpConnection:
         protocol.replies.clear()
         if protocol.transport is not None:
             protocol.transport.close()
+        if self._plain is not None:
+            # After STARTTLS the TLS transport closes the socket only once its shutdown
+            # completes; close it now so no socket outlives the session unclosed.
+            self._plain.close()
 
     # --- session set-up -------------------------------------------------------------
 
@@ -399,6 +404,7 @@ class SmtpConnection:
             raise
         if transport is None:  # the connection went during the handshake
             raise protocol.failure or ConnectionLost("connection closed during STARTTLS")
+        self._plain = protocol.transport
         protocol.transport = transport
 
     async def _login(self, username: str, password: str) -> None:
