@@ -4,7 +4,9 @@
     Authorization: App <api key>
     {"bulkId": "tidings-…",
      "messages": [{"destinations": [{"to": "41793026727", "messageId": "42"}],
-                   "from": "Acme", "text": "…"}, …]}
+                   "from": "Acme", "text": "…",
+                   "notifyUrl": "https://tidings.example/reports/7/infobip/<token>",
+                   "notifyContentType": "application/json"}, …]}
 
     200 {"bulkId": "…",
          "messages": [{"to": "41793026727", "messageId": "42",
@@ -17,6 +19,10 @@ requests at a time. We set each destination's `messageId` to our own id and read
 response entry back by it, not by position. A status in the groups REJECTED (5),
 UNDELIVERABLE (2) or EXPIRED (4) is a PermanentSendError; PENDING (1) and DELIVERED (3)
 are Sent with the messageId, which is also what Infobip's delivery reports carry.
+
+With a `notify_url` (the registry builds it from `TIDINGS_PUBLIC_URL` and the connection's
+`inbound_token`), every message asks Infobip to POST its delivery report there as JSON,
+so reports reach Tidings whatever the account's portal setting says.
 
 An HTTP-level failure (see `http_common`) applies to every message of its request. An
 error body {"requestError": {"serviceException": {"messageId": "…", "text": "…"}}} gives
@@ -58,11 +64,13 @@ _FAILED_GROUP_IDS: Final = frozenset({2, 4, 5})
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InfobipSettings:
-    """One Infobip account: its personal base URL and an API key."""
+    """One Infobip account: its personal base URL and an API key. `notify_url` is where
+    Infobip posts delivery reports (None: where the account's portal says)."""
 
     base_url: str
     api_key: str = field(repr=False)
     batch_size: int = 100
+    notify_url: str | None = field(default=None, repr=False)  # holds the inbound token
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -100,7 +108,7 @@ class InfobipChannel(HttpChannel):
         return {
             # Ours, so the request can be found in Infobip's logs; unique per request.
             "bulkId": f"tidings-{uuid4().hex}",
-            "messages": [_message(m) for m in chunk],
+            "messages": [_message(m, notify_url=self.settings.notify_url) for m in chunk],
         }
 
     async def _send_chunk(self, chunk: Sequence[Outgoing]) -> list[Result]:
@@ -122,7 +130,7 @@ class InfobipChannel(HttpChannel):
         return [_result(reported.get(str(m.message_id))) for m in chunk]
 
 
-def _message(message: Outgoing) -> dict[str, Any]:
+def _message(message: Outgoing, *, notify_url: str | None) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "destinations": [
             {"to": message.recipient.removeprefix("+"), "messageId": str(message.message_id)}
@@ -131,6 +139,9 @@ def _message(message: Outgoing) -> dict[str, Any]:
     }
     if message.sender:
         entry["from"] = message.sender
+    if notify_url:
+        entry["notifyUrl"] = notify_url
+        entry["notifyContentType"] = "application/json"
     return entry
 
 

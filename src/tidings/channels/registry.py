@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from tidings.channels.base import Channel
 from tidings.channels.http_sms import HttpSmsChannel, HttpSmsSettings
@@ -33,15 +33,35 @@ class ConnectionSpec:
 SINK = ConnectionSpec(None, "sink", {}, {}, 1, None)
 
 
+_INBOUND: Final = (
+    "inbound_token",
+    "report_secret",
+    "bounce_token",
+    "bounce_imap",
+    "bounce_imap_password",
+)
+"""Settings and credentials that authenticate or fetch what comes back to us (inbound
+SMS, delivery reports, bounces), not sending."""
+
+
 def _options(spec: ConnectionSpec) -> dict[str, Any]:
     merged = {**spec.settings, **spec.credentials}
-    # These authenticate or fetch what comes back to us (inbound SMS, bounces), not sending.
-    for name in ("inbound_token", "bounce_token", "bounce_imap", "bounce_imap_password"):
+    for name in _INBOUND:
         merged.pop(name, None)
     for name in ("base_url",):  # validated URLs come back with a trailing slash
         if isinstance(merged.get(name), str):
             merged[name] = merged[name].rstrip("/")
     return merged
+
+
+def infobip_notify_url(spec: ConnectionSpec, public_url: str) -> str | None:
+    """The connection's own Infobip report URL (see docs/reports.md), which Tidings asks
+    Infobip to post each message's delivery report to; None without an `inbound_token`
+    (a report there could not be authenticated)."""
+    token = spec.credentials.get("inbound_token")
+    if spec.id is None or not isinstance(token, str) or not token:
+        return None
+    return f"{public_url.rstrip('/')}/reports/{spec.id}/infobip/{token}"
 
 
 Builder = Callable[[ConnectionSpec, Database], Channel]
@@ -56,7 +76,10 @@ BUILDERS: dict[str, Builder] = {
         KannelSettings(**_options(spec)), max_concurrency=spec.max_concurrency
     ),
     "infobip": lambda spec, db: InfobipChannel(
-        InfobipSettings(**_options(spec)), max_concurrency=spec.max_concurrency
+        InfobipSettings(
+            **_options(spec), notify_url=infobip_notify_url(spec, db.settings.public_url)
+        ),
+        max_concurrency=spec.max_concurrency,
     ),
     "twilio": lambda spec, db: TwilioChannel(
         TwilioSettings(**_options(spec)), max_concurrency=spec.max_concurrency

@@ -3,12 +3,16 @@ reaching the channel."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import cast
 
+from tidings.channels.base import Outgoing
+from tidings.channels.infobip import InfobipChannel
 from tidings.channels.registry import ConnectionSpec, build_channel
 from tidings.channels.smtp import SmtpChannel, SmtpSettings
 from tidings.connections.kinds import validated
 from tidings.db.engine import Database
+from tidings.settings import Settings
 
 
 def test_smtp_settings_are_stored_with_their_defaults() -> None:
@@ -48,3 +52,44 @@ def test_a_connection_stored_before_pipelining_existed_gets_the_defaults() -> No
     channel = build_channel(spec, cast(Database, None))
     assert isinstance(channel, SmtpChannel)
     assert (channel.settings.pipelining, channel.settings.pushback_seconds) == (True, 60.0)
+
+
+def test_report_secrets_and_tokens_stay_out_of_the_channels() -> None:
+    """What authenticates reports coming back is not a sending option: a connection that
+    has one still builds its channel."""
+    secret = "whsec_" + "a" * 44
+    cases = {
+        "smtp": ("email", {"host": "mx.example"}, {"report_secret": secret}),
+        "kannel": ("sms", {"base_url": "http://kannel.test"},
+                   {"username": "u", "password": "p", "report_secret": secret}),
+        "twilio": ("sms", {"account_sid": "AC" + "0" * 32},
+                   {"auth_token": "t", "report_secret": secret}),
+    }  # fmt: skip
+    for kind, (channel_name, raw_settings, raw_credentials) in cases.items():
+        settings, credentials = validated(kind, channel_name, raw_settings, raw_credentials)
+        spec = ConnectionSpec(1, kind, settings, credentials, 10, None)
+        channel = build_channel(spec, cast(Database, None))  # raised TypeError before
+        assert type(channel).__name__.lower() == f"{kind}channel"
+
+
+def test_infobip_asks_for_reports_at_its_own_report_url() -> None:
+    settings, credentials = validated(
+        "infobip",
+        "sms",
+        {"base_url": "https://xyz.api.infobip.com"},
+        {"api_key": "k", "inbound_token": "t" * 24, "report_secret": "whsec_" + "a" * 44},
+    )
+    db = cast(Database, SimpleNamespace(settings=Settings(public_url="https://tidings.example/")))
+    channel = build_channel(ConnectionSpec(7, "infobip", settings, credentials, 10, None), db)
+    assert isinstance(channel, InfobipChannel)
+    expected = "https://tidings.example/reports/7/infobip/" + "t" * 24
+    assert channel.settings.notify_url == expected
+    outgoing = Outgoing(1, 1, "sms", "Acme", "+41793026727", None, "Hi")
+    (message,) = channel.payload([outgoing])["messages"]
+    assert (message["notifyUrl"], message["notifyContentType"]) == (expected, "application/json")
+
+    del credentials["inbound_token"]
+    channel = build_channel(ConnectionSpec(7, "infobip", settings, credentials, 10, None), db)
+    assert isinstance(channel, InfobipChannel)
+    assert channel.settings.notify_url is None
+    assert "notifyUrl" not in channel.payload([outgoing])["messages"][0]
