@@ -16,7 +16,7 @@ from tidings.links.models import Link
 from tidings.lists.models import ContactList, ListMember
 from tidings.messages.models import Message
 from tidings.orgs.models import Org
-from tidings.reports.models import RejectedReport
+from tidings.reports.models import PendingReport, RejectedReport
 from tidings.segments.models import Segment
 from tidings.suppressions.models import SoftBounce, Suppression
 from tidings.templates.models import Template
@@ -42,6 +42,7 @@ __all__ = [
     "ListMember",
     "Message",
     "Org",
+    "PendingReport",
     "Price",
     "RejectedReport",
     "Segment",

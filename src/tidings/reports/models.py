@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -14,7 +15,10 @@ class RejectedReport(Base):
     known before the report is checked)."""
 
     __tablename__ = "rejected_reports"
-    __table_args__ = (Index("ix_rejected_reports_org_id", "org_id"),)
+    __table_args__ = (
+        Index("ix_rejected_reports_org_id", "org_id"),
+        Index("ix_rejected_reports_created_at", "created_at"),  # retention
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
@@ -23,4 +27,22 @@ class RejectedReport(Base):
     )
     source: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PendingReport(Base):
+    """A report about a provider id no message has yet: the provider answered the send
+    and reported on it before the dispatcher wrote that answer down. Kept until the id
+    appears (then applied) or for `reports.pending.HOLD` (then counted as stale).
+    `report` is the parsed report (`reports.pending.to_json`)."""
+
+    __tablename__ = "pending_reports"
+    __table_args__ = (Index("ix_pending_reports_org_id_provider_id", "org_id", "provider_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16))
+    provider_id: Mapped[str] = mapped_column(String(128))
+    report: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
