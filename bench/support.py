@@ -2,8 +2,9 @@
 
 - **smtp-sink** (`ensure_postfix`, `smtp_sink`, `sink_counters`): Postfix's sink on a free
   loopback port, installed from Debian's `postfix` package when missing.
-- **Data** (`create_contacts`, `email_campaign`, the ~3 KB personalised template): contacts
-  with a few attributes and a phone, made through the product's own upsert.
+- **Data** (`create_contacts`, `email_campaign`; the ~3 KB personalised template and the
+  contacts themselves are in bench/data.py, which the peer's virtualenv reads too): made
+  through the product's own upsert.
 - **Databases** (`fresh_sqlite`, `clone_sqlite`, `new_postgres`, `clone_postgres`): a seed
   database is made once per run and copied for each scenario, so each starts from the same
   state without paying for the contacts again.
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+from bench.data import HTML, SUBJECT, TEXT, contact_rows
 from tests.support import pgdb
 
 from tidings.campaigns import service as campaigns
@@ -52,34 +54,6 @@ WORK = BENCH / ".work"
 SMTP_SINK = "/usr/sbin/smtp-sink"
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 UPSERT_BATCH = 5_000
-
-PLANS = ("free", "starter", "pro", "enterprise")
-CITIES = ("Lyon", "Zürich", "Porto", "Kraków", "Leeds", "Gent", "Turku")
-FIRST_NAMES = ("Ada", "Zoë", "Grace", "José", "Linus", "Margaret", "Søren", "Alan")
-
-# Subject and body merge several fields; the HTML has a link, which click tracking rewrites.
-SUBJECT = "{{ first_name }}, your {{ plan }} plan in {{ city }}: {{ seats }} seats to {{ renews }}"
-PARAGRAPH = (
-    '<p style="font-family: Helvetica, Arial, sans-serif; font-size: 15px; line-height: 1.5;'
-    ' color: #333333; margin: 0 0 16px 0;">Your team at {{ company }} has {{ seats }} seats on'
-    " the {{ plan }} plan. Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do"
-    " eiusmod tempor incididunt ut labore et dolore magna aliqua.</p>\n"
-)
-HTML = (
-    "<!doctype html>\n<html><body>\n<h1>Hello {{ first_name }} {{ last_name }}</h1>\n"
-    + PARAGRAPH * 5
-    + '<p>Account: <a href="https://acme.example/a/{{ contact.email }}">{{ email }}</a>'
-    " · {{ city }} · renews {{ renews }}</p>\n</body></html>\n"
-)
-TEXT = (
-    "Hello {{ first_name }} {{ last_name }},\n\n"
-    + "Your team at {{ company }} has {{ seats }} seats on the {{ plan }} plan. Lorem ipsum"
-    " dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt.\n\n"
-    * 3
-    + "Account: {{ email }} · {{ city }} · renews {{ renews }}\n"
-)
-SMS_TEXT = "{{ first_name }}, your {{ plan }} plan renews {{ renews }}: {{ seats }} seats."
-
 
 # --- Postfix: smtp-sink and smtp-source ------------------------------------------------
 
@@ -313,26 +287,6 @@ def drop_postgres(url: str) -> None:
 
 
 # --- data ------------------------------------------------------------------------------
-
-
-def contact_rows(start: int, stop: int, *, phones: bool = False) -> list[dict[str, Any]]:
-    """Contacts start…stop-1, each with five attributes (and a Swiss mobile number)."""
-    return [
-        {
-            "email": f"user{i}@example.com",
-            **({"phone": f"+4179{i:07d}"} if phones else {}),
-            "first_name": f"{FIRST_NAMES[i % len(FIRST_NAMES)]}{i}",
-            "last_name": f"Last{i}",
-            "attributes": {
-                "plan": PLANS[i % len(PLANS)],
-                "seats": i % 50 + 1,
-                "city": CITIES[i % len(CITIES)],
-                "company": f"Company {i % 997}",
-                "renews": f"2026-{i % 12 + 1:02d}-{i % 28 + 1:02d}",
-            },
-        }
-        for i in range(start, stop)
-    ]
 
 
 async def create_contacts(
