@@ -10,6 +10,14 @@ checks the context is plain data (else TypeError: the caller's bug, not the temp
 then streams `Template.generate` and stops at the first chunk past the output or time
 limit. Whatever goes wrong in the template is a `TemplateError`.
 
+Most campaign templates only substitute values (`{{ first_name }}`,
+`{{ contact.attributes.plan }}`). `compile` spots those from the syntax tree and keeps a
+plan of their pieces; at send time (`strict=False`) such a template is rendered from the
+plan by dictionary lookups in the (plain-data) context, without running template code,
+and exactly as the sandbox would render it. Any value the plan cannot print (a
+container, a method) and any other template (a filter, a tag, a call) goes through the
+sandbox. `render_parts` renders a message's parts with one context check.
+
 What bounds a render (`Limits`), and how:
 - time: the clock is read on every output chunk, every loop iteration, every call and
   every append to a captured body (macro, `{% set %}…{% endset %}`, `{% filter %}`);
@@ -71,7 +79,7 @@ from jinja2.runtime import (
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Cycler, Joiner, Namespace, missing, pass_context, pass_eval_context
 from jinja2.visitor import NodeTransformer
-from markupsafe import Markup, soft_str
+from markupsafe import Markup, escape, soft_str
 
 __all__ = ["Compiled", "Limits", "Renderer", "TemplateError", "UndefinedVariable"]
 
@@ -119,6 +127,9 @@ class Compiled:
     html: bool
     _strict: Template
     _lenient: Template
+    # Pure substitution (literal text and `{{ name }}` / `{{ a.b.c }}`, nothing else):
+    # the pieces, a str for literal text, a tuple of names for a lookup. None otherwise.
+    _plan: tuple[str | tuple[str, ...], ...] | None = None
 
 
 # Captured bodies are appended to again when a macro's result lands in an outer capture.
@@ -545,7 +556,8 @@ class Renderer:
             reason = f"is {len(source)} characters; the limit is {self._limits.max_source_chars}"
             raise TemplateError(field, reason)
         strict, lenient = (self._compile(source, field, self._envs[html, s]) for s in (True, False))
-        return Compiled(field=field, html=html, _strict=strict, _lenient=lenient)
+        plan = _substitution_plan(self._envs[html, False].parse(source))
+        return Compiled(field=field, html=html, _strict=strict, _lenient=lenient, _plan=plan)
 
     def _compile(self, source: str, field: str, env: _Sandbox) -> Template:
         try:
@@ -582,6 +594,23 @@ class Renderer:
         raise UndefinedVariable. Any other failure, or a `Limits` overrun, is TemplateError.
         """
         self.check_context(context)
+        return self._render(template, context, strict=strict)
+
+    def render_parts(
+        self, templates: Mapping[str, Compiled], context: Mapping[str, object], *, strict: bool
+    ) -> dict[str, str]:
+        """`render` of each of `templates` (by part name) with one `context`, checked once."""
+        self.check_context(context)
+        return {
+            part: self._render(template, context, strict=strict)
+            for part, template in templates.items()
+        }
+
+    def _render(self, template: Compiled, context: Mapping[str, object], *, strict: bool) -> str:
+        if not strict and template._plan is not None:
+            text = _substitute(template._plan, context, template.html, self._limits)
+            if text is not None:
+                return text
         limits = self._limits
         budget = _Budget(limits)
         token = _BUDGET.set(budget)
@@ -602,6 +631,76 @@ class Renderer:
             stream.close()
             _BUDGET.reset(token)
         return "".join(parts)
+
+
+# Names Jinja resolves without the context (globals, template internals): never substituted.
+_SPECIAL_NAMES: Final = frozenset({"range", "dict", "cycler", "joiner", "namespace", "self",
+                                   "loop", "super", "varargs", "kwargs", "caller"})  # fmt: skip
+_UNDEFINED: Final = object()
+# The attributes of each plain type, which Jinja looks up before a dict's keys.
+_ATTRIBUTES: Final = {kind: frozenset(dir(kind)) for kind in (*_SCALARS, dict, list, tuple)}
+
+
+def _substitution_plan(tree: nodes.Template) -> tuple[str | tuple[str, ...], ...] | None:
+    """The pieces of a template that only prints literal text, names and attributes of
+    names (`{{ first_name }}`, `{{ contact.attributes.plan }}`); None for anything else
+    (a filter, a test, a call, a tag, a subscript, a constant, an operator…), which
+    always renders through the sandbox."""
+    pieces: list[str | tuple[str, ...]] = []
+    for statement in tree.body:
+        if not isinstance(statement, nodes.Output):
+            return None
+        for node in statement.nodes:
+            if type(node) is nodes.TemplateData:
+                pieces.append(node.data)
+                continue
+            path: list[str] = []
+            while type(node) is nodes.Getattr:
+                path.append(node.attr)
+                node = node.node
+            if type(node) is not nodes.Name or node.name in _SPECIAL_NAMES:
+                return None
+            path.append(node.name)
+            if any(name.startswith("_") for name in path):
+                return None
+            pieces.append(tuple(reversed(path)))
+    return tuple(pieces)
+
+
+def _substitute(
+    plan: tuple[str | tuple[str, ...], ...],
+    context: Mapping[str, object],
+    html: bool,
+    limits: Limits,
+) -> str | None:
+    """A substitution-only template rendered without running template code, exactly as
+    the lenient sandbox renders it: a missing name or attribute prints as "", None as "",
+    str, int, float and bool as `str()` (escaped in HTML). None when a value is anything
+    else (a container, an attribute that is a method…) or the output is over the limit:
+    the caller then renders through the sandbox, which prints it or says why not."""
+    out: list[str] = []
+    for piece in plan:
+        if type(piece) is str:
+            out.append(piece)
+            continue
+        value: Any = context.get(piece[0], _UNDEFINED)
+        for attr in piece[1:]:
+            if value is _UNDEFINED:
+                break  # an attribute of a missing value is missing too
+            attributes = _ATTRIBUTES.get(type(value))
+            if attributes is None or attr in attributes:
+                return None  # a method or an attribute of the value: the sandbox decides
+            # A dict's key; a scalar's or a list's item: missing.
+            value = value.get(attr, _UNDEFINED) if type(value) is dict else _UNDEFINED
+        kind = type(value)
+        if kind is str:
+            out.append(escape(value) if html else value)
+        elif kind is int or kind is float or kind is bool:
+            out.append(str(value))
+        elif value is not None and value is not _UNDEFINED:
+            return None
+    text = "".join(out)
+    return text if len(text) <= limits.max_output_chars else None
 
 
 def _is_plain(context: Mapping[str, object]) -> bool:

@@ -436,10 +436,7 @@ class Dispatcher:
                 links.append(invite)
         if campaign.track_opens:
             context["play_url"] = play_url(self.signer, self.config.public_url, message.id)
-        rendered = {
-            part: self.renderer.render(template, context, strict=False)
-            for part, template in compiled.items()
-        }
+        rendered = self.renderer.render_parts(compiled, context, strict=False)
         if campaign.track_clicks:
             rendered, originals = rewrite_links(
                 rendered,
