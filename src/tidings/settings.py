@@ -100,6 +100,16 @@ class Settings(BaseSettings):
             "suppressed with reason `soft_bounces`."
         ),
     )
+    rejected_report_retention_days: float = Field(
+        default=7.0,
+        gt=0,
+        le=3_650,
+        description=(
+            "How long refused delivery reports (`rejected_reports`: unsigned, badly signed, "
+            "stale, malformed) are kept, and so counted by `GET …/reports/rejected`; older "
+            "ones are deleted by the worker (see docs/reports.md)."
+        ),
+    )
 
     bounce_poll_seconds: float = Field(
         default=300.0,

@@ -240,13 +240,13 @@ async def test_infobip_reports(db: Database, client: httpx.AsyncClient) -> None:
                            (str(ids[4]), "UNDELIVERABLE")])  # fmt: skip
     response = await _send(client, request)
     assert response.status_code == 200, response.text
-    assert response.json() == {"accepted": 3, "stale": 0}
+    assert response.json() == {"accepted": 3, "stale": 0, "pending": 0}
     assert await _states(db, [ids[1], ids[4]]) == {ids[1]: "delivered", ids[4]: "bounced"}
     # ids[0] went through Kannel: its id is no Infobip messageId
     response = await _send(client, _infobip(w, [(str(ids[0]), "DELIVERED")]))
-    assert response.json() == {"accepted": 0, "stale": 1}
+    assert response.json() == {"accepted": 0, "stale": 1, "pending": 0}
     response = await _send(client, _infobip(w, [(str(ids[1] + 10_000), "DELIVERED")]))
-    assert response.json() == {"accepted": 0, "stale": 1}
+    assert response.json() == {"accepted": 0, "stale": 1, "pending": 0}
     assert (
         await client.post(f"/reports/{w.infobip}/infobip/{TOKEN}", content=b"{")
     ).status_code == 422

@@ -1,9 +1,10 @@
 """`build_worker(settings)`, the worker's composition root, and its process entry point.
 
 A worker process runs its loops on one database pool: the dispatcher (messages), the
-webhook sender (`tidings.webhooks.delivery`) and, unless `TIDINGS_BOUNCE_POLL_SECONDS` is
-0, the bounce mailbox poller (`tidings.bounces.imap`), each stopping after the batch in
-hand.
+webhook sender (`tidings.webhooks.delivery`), the delivery reports' housekeeping
+(`tidings.reports.pending`: reports waiting for their provider id, refused reports'
+retention) and, unless `TIDINGS_BOUNCE_POLL_SECONDS` is 0, the bounce mailbox poller
+(`tidings.bounces.imap`), each stopping after the batch in hand.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
 from tidings.links.secret import load_secret
 from tidings.links.tokens import TokenSigner
+from tidings.reports.pending import ReportsKeeper, hold_for
 from tidings.settings import Settings
 from tidings.webhooks.delivery import SenderConfig, WebhookSender
 
@@ -42,11 +44,24 @@ def build_webhook_sender(settings: Settings, db: Database) -> WebhookSender:
     return WebhookSender(db, config=SenderConfig(allow_private=settings.webhook_allow_private))
 
 
+def build_reports_keeper(settings: Settings, db: Database) -> ReportsKeeper:
+    return ReportsKeeper(
+        db,
+        hold=hold_for(timedelta(seconds=settings.dispatcher_lease_seconds)),
+        retention=timedelta(days=settings.rejected_report_retention_days),
+        soft_bounce_limit=settings.soft_bounce_limit,
+    )
+
+
 def build_loops(
     settings: Settings, db: Database, stop: asyncio.Event
 ) -> list[Coroutine[Any, Any, None]]:
     """Every loop a worker runs, not yet started."""
-    loops = [build_worker(settings, db).run(stop), build_webhook_sender(settings, db).run(stop)]
+    loops = [
+        build_worker(settings, db).run(stop),
+        build_webhook_sender(settings, db).run(stop),
+        build_reports_keeper(settings, db).run(stop),
+    ]
     if settings.bounce_poll_seconds > 0:
         poller = BouncePoller(
             db, interval=settings.bounce_poll_seconds, soft_bounce_limit=settings.soft_bounce_limit

@@ -26,7 +26,7 @@ async def _receive(
         incoming=incoming,
         soft_bounce_limit=settings.soft_bounce_limit,
     )
-    return ReportsOut(accepted=outcome.accepted, stale=outcome.stale)
+    return ReportsOut(accepted=outcome.accepted, stale=outcome.stale, pending=outcome.pending)
 
 
 def _urls(request: Request, settings: Settings) -> tuple[str, ...]:

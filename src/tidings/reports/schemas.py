@@ -8,6 +8,7 @@ from pydantic import BaseModel
 class ReportsOut(BaseModel):
     accepted: int
     stale: int
+    pending: int  # about a provider id not recorded yet: applied when it is (reports.md)
 
 
 class RejectedCountOut(BaseModel):

@@ -7,12 +7,23 @@
            ├─ parse (`parsers`) fails → a row, then 422
            └─ one write transaction:
                 find each report's message in the connection's org and channel
+                  none, named by a provider id only, while a message of the org and
+                    channel is being sent → a `pending_reports` row (`pending`)
                   none, or sent longer than WINDOW ago → a `stale` row, not applied
                 record_events (idempotent on (org, source, key)) → timestamps, status,
                   counters; then, for the events that were new:
                     delivered → reset_soft_bounces
                     bounced   → permanent: suppress (hard_bounce); else note_soft_bounce
                     complained → suppress (complaint)
+
+A report can overtake its message's outcome: the provider answered the send and sent its
+report before the dispatcher committed that answer (a batch's outcomes are written
+together, after the whole batch was sent), so the provider id it names is on no message
+yet. Such a report waits in `pending_reports` and `pending.sweep` applies it once the id
+is written, or counts it stale after `pending.HOLD`. It can only be that race while some
+message of the org and channel is `sending`; this is checked before the lookup, so an
+outcome committed in between is found, and with nothing in flight an unknown id is stale
+at once, as before.
 
 Replays are harmless: a report's key is its outcome for the SMS providers
 (`<message id>:<event type>`, one delivery and one failure per message) and the sender's
@@ -31,9 +42,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.connections.models import Connection
@@ -44,7 +55,7 @@ from tidings.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from tidings.events.service import NewEvent, record_events
 from tidings.messages.models import Message
 from tidings.reports import parsers
-from tidings.reports.models import RejectedReport
+from tidings.reports.models import PendingReport, RejectedReport
 from tidings.reports.parsers import Report
 from tidings.suppressions.service import note_soft_bounce, reset_soft_bounces, suppress
 
@@ -75,6 +86,7 @@ class Incoming:
 class Outcome:
     accepted: int  # reports about a known message, recorded (new or a replay)
     stale: int  # about no message of the connection's org, or too old
+    pending: int = 0  # about a provider id not recorded yet, while messages are in flight
 
 
 async def receive(
@@ -182,18 +194,38 @@ async def apply(
     source: str,
     reports: Sequence[Report],
     soft_bounce_limit: int,
+    may_wait: bool = True,
 ) -> Outcome:
     """Record authenticated reports (query helper: the caller has called `begin_write`
-    and commits). Stale ones are counted in `rejected_reports` instead."""
+    and commits). Stale ones are counted in `rejected_reports` instead; with `may_wait`,
+    those that may have overtaken their message's outcome are kept in `pending_reports`
+    (see the module docstring)."""
     now = utcnow()
+    # Before the lookup: an outcome committed after this check is found by it.
+    in_flight = (
+        may_wait
+        and any(_by_provider_only(r) for r in reports)
+        and await _sending(session, org_id=org_id, channel=channel)
+    )
     messages = await _messages(session, org_id=org_id, channel=channel, reports=reports)
     events: list[NewEvent] = []
     effects: dict[tuple[int, str], tuple[Message, Report]] = {}
     stale = 0
+    waiting: list[PendingReport] = []
     for report in reports:
         message = messages.get(("id", report.message_id)) or messages.get(
             ("provider", report.provider_id)
         )
+        if message is None and in_flight and report.provider_id and _by_provider_only(report):
+            if report.type is None:  # an intermediate state: it would record nothing
+                continue
+            waiting.append(
+                PendingReport(
+                    org_id=org_id, connection_id=connection_id, source=source,
+                    provider_id=report.provider_id, report=report_json(report), created_at=now,
+                )
+            )  # fmt: skip
+            continue
         sent = message.sent_at or message.created_at if message is not None else None
         if message is None or sent is None or sent < now - WINDOW:
             stale += 1
@@ -211,12 +243,13 @@ async def apply(
             )
         )  # fmt: skip
         effects[(message.id, report.type)] = (message, report)
-    if stale:
+    if stale or waiting:
         session.add_all(
             RejectedReport(org_id=org_id, connection_id=connection_id, source=source,
                            reason="stale", created_at=now)
             for _ in range(stale)
         )  # fmt: skip
+        session.add_all(waiting)
         await session.flush()
     for event in await record_events(session, events=events):
         assert event.message_id is not None
@@ -225,7 +258,46 @@ async def apply(
             continue
         await _follow(session, org_id=org_id, message=message, report=report,
                       limit=soft_bounce_limit, source=source)  # fmt: skip
-    return Outcome(accepted=len(reports) - stale, stale=stale)
+    return Outcome(accepted=len(reports) - stale - len(waiting), stale=stale, pending=len(waiting))
+
+
+def _by_provider_only(report: Report) -> bool:
+    return report.message_id is None and report.provider_id is not None
+
+
+async def _sending(session: AsyncSession, *, org_id: int, channel: str) -> bool:
+    """Whether a message of the org on `channel` is being sent (claimed, its outcome not
+    written yet); the partial index `ix_messages_leased` holds only those."""
+    in_flight = exists().where(
+        Message.status == "sending", Message.org_id == org_id, Message.channel == channel
+    )
+    return bool(await session.scalar(select(in_flight)))
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """A parsed report as a JSON document (a pending report's `report`)."""
+    return {
+        "type": report.type,
+        "message_id": report.message_id,
+        "provider_id": report.provider_id,
+        "key": report.key,
+        "permanent": report.permanent,
+        "occurred_at": report.occurred_at.isoformat() if report.occurred_at else None,
+        "data": report.data,
+    }
+
+
+def report_from_json(document: Mapping[str, Any]) -> Report:
+    occurred_at = document.get("occurred_at")
+    return Report(
+        document.get("type"),
+        message_id=document.get("message_id"),
+        provider_id=document.get("provider_id"),
+        key=document.get("key"),
+        permanent=bool(document.get("permanent")),
+        occurred_at=datetime.fromisoformat(occurred_at) if occurred_at else None,
+        data=dict(document.get("data") or {}),
+    )
 
 
 async def _follow(
