@@ -1,0 +1,132 @@
+"""Tidings as an operator runs it: `tidings serve` and `tidings worker` processes.
+
+    with Cluster(url, workers=2, embedded=False, name="email-postgres-2") as cluster:
+        cluster.api_url, cluster.processes, cluster.measure()
+
+`embedded=True` is the one-process deployment (SQLite): `tidings serve` with its
+dispatcher. Otherwise `tidings serve --no-dispatcher` answers the API and `workers`
+`tidings worker` processes send. Each process is the real CLI (`python -m tidings`),
+configured by TIDINGS_* variables only: the secret key every process shares, the public
+URL links point at, log level warning (uvicorn's access log off), no bounce polling, no
+migration at start (the seed is migrated). Their output goes to bench/.work/<name>-*.log.
+`measure()` reads each live process's peak RSS (VmHWM) and CPU time from /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+from bench import support
+
+SECRET_KEY = "bench-secret-key-not-for-production-0123456789"  # noqa: S105
+
+
+class Cluster:
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        workers: int = 0,
+        embedded: bool = False,
+        batch: int | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.url = url
+        self.name = name
+        self.workers = workers
+        self.embedded = embedded
+        self.port = support.free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "TIDINGS_DATABASE_URL": url,
+            "TIDINGS_SECRET_KEY": SECRET_KEY,
+            "TIDINGS_PUBLIC_URL": self.api_url,
+            "TIDINGS_AUTO_MIGRATE": "false",
+            "TIDINGS_LOG_LEVEL": "warning",
+            "TIDINGS_BOUNCE_POLL_SECONDS": "0",
+            **({"TIDINGS_DISPATCHER_BATCH_SIZE": str(batch)} if batch else {}),
+            **(extra_env or {}),
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs: dict[str, Path] = {}
+
+    def _start(self, label: str, *arguments: str) -> subprocess.Popen[bytes]:
+        log = support.WORK / f"{self.name}-{label}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tidings", *arguments],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=support.WORK,
+            )
+        self.processes[label] = process
+        self.logs[label] = log
+        return process
+
+    def __enter__(self) -> Cluster:
+        try:
+            dispatcher = "--dispatcher" if self.embedded else "--no-dispatcher"
+            serve = self._start("serve", "serve", "--port", str(self.port), dispatcher)
+            for number in range(1, self.workers + 1):
+                self._start(f"worker{number}", "worker")
+            support.wait_for_port(
+                self.port, process=serve, what="tidings serve", log=self.logs["serve"]
+            )
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for label, process in self.processes.items():
+                if process.poll() is not None:
+                    log = self.logs[label].read_text(errors="replace")[-3000:]
+                    raise SystemExit(f"{self.name}: {label} exited at start:\n{log}")
+            if httpx.get(f"{self.api_url}/readyz", timeout=5).status_code == 200:
+                time.sleep(0.5)  # workers past their imports and first idle tick
+                return
+            time.sleep(0.1)
+        raise SystemExit(f"{self.name}: /readyz never answered 200")
+
+    def check_alive(self) -> None:
+        for label, process in self.processes.items():
+            if process.poll() is not None:
+                log = self.logs[label].read_text(errors="replace")[-3000:]
+                raise SystemExit(f"{self.name}: {label} died (exit {process.returncode}):\n{log}")
+
+    def measure(self) -> dict[str, dict[str, Any]]:
+        """Peak RSS (MB) and CPU seconds of every process, read while they still run."""
+        return {
+            label: {
+                "pid": process.pid,
+                "peak_rss_mb": support.peak_rss_mb(process.pid),
+                "cpu_seconds": round(support.process_cpu_seconds(process.pid), 2),
+            }
+            for label, process in self.processes.items()
+            if process.poll() is None
+        }
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            support.stop_process(process, timeout=30)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
