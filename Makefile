@@ -1,11 +1,12 @@
 # Tidings — every command a developer or CI needs. `make help` lists them.
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+SCALE  ?= 1000000
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format typecheck pytest bench-import bench-upsert bench-quick clean
+.PHONY: help install run test lint format typecheck pytest bench bench-import bench-upsert bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -44,6 +45,9 @@ bench-import: $(STAMP) ## CSV import of 100k and 1M rows: time and peak RSS, SQL
 bench-upsert: $(STAMP) ## bulk upsert latency (500 and 10,000 rows per request), SQLite then PostgreSQL
 	$(BIN)/python bench/upsert_latency.py
 	$(BIN)/python bench/upsert_latency.py --postgres
+
+bench: $(STAMP) ## every scenario at SCALE (default 1000000: tens of minutes); table + bench/results/
+	$(BIN)/python bench/run.py --scale $(SCALE) $(BENCH_ARGS)
 
 bench-quick: $(STAMP) ## 50,000 emails through the dispatcher to smtp-sink (installs postfix if missing)
 	$(BIN)/python bench/quick.py
