@@ -1,5 +1,5 @@
 """The operator's command line: `tidings serve`, `db`, `orgs`, `keys`, `contacts import`,
-`credits`.
+`credits`, `bounces poll`.
 
 Commands work on the database named by `TIDINGS_DATABASE_URL` directly (no API key is
 needed: whoever can run them can read the database anyway). `--json` prints exactly one
@@ -9,8 +9,11 @@ JSON document on stdout for scripts; messages and progress go to stderr.
 from __future__ import annotations
 
 import asyncio
+import imaplib
 import json
+import ssl
 import sys
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -24,6 +27,8 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.bounces import imap
+from tidings.connections.models import Connection
 from tidings.contacts.importer import import_csv
 from tidings.credits import service as credits
 from tidings.credits.schemas import CreditEntryOut, to_credits, to_micro
@@ -47,11 +52,15 @@ orgs_app = typer.Typer(help="Orgs (tenants).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys of an org.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Contacts of an org.", no_args_is_help=True)
 credits_app = typer.Typer(help="An org's credit balance and ledger.", no_args_is_help=True)
+bounces_app = typer.Typer(
+    help="Bounce mailboxes of SMTP connections (docs/bounces.md).", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(credits_app, name="credits")
+app.add_typer(bounces_app, name="bounces")
 
 err = Console(stderr=True)
 out = Console()
@@ -68,13 +77,22 @@ def _settings(ctx: typer.Context) -> Settings:
 def _run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` with a session, the schema brought up to date first; errors exit non-zero."""
 
+    async def in_session(db: Database) -> T:
+        async with db.session() as session:
+            return await work(session)
+
+    return _run_db(settings, in_session)
+
+
+def _run_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """`_run` for work that opens its own sessions (one transaction per item)."""
+
     async def main() -> T:
         if settings.auto_migrate:
             await migrate.upgrade_async(settings.database_url)
         db = Database(settings)
         try:
-            async with db.session() as session:
-                return await work(session)
+            return await work(db)
         finally:
             await db.dispose()
 
@@ -482,3 +500,114 @@ def credits_show(
 
 def main() -> None:
     app()
+
+
+MAILBOX_ERRORS = (imaplib.IMAP4.error, OSError, ssl.SSLError, EOFError)
+"""What reading a mailbox can fail with: the server's refusal, the network, TLS."""
+
+
+@bounces_app.command("poll")
+def bounces_poll(
+    ctx: typer.Context,
+    connection: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--connection", "-c", help="An smtp connection's id (repeatable). Default: all."
+        ),
+    ] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", "-o", help="Only this org's connections (id or login).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Read bounce mailboxes once: apply their DSNs and ARF reports.
+
+    Polls the bounce_imap mailbox of each --connection, or of every smtp
+    connection that has one (of --org), marks what it read as seen, and
+    prints what it found: messages read and, per report, bounced, deferred
+    or complained (applied now), duplicate (applied before) or ignored.
+
+    The worker does this every TIDINGS_BOUNCE_POLL_SECONDS; use it to try
+    a mailbox's settings or to apply what waits now. Exit code 1: a mailbox
+    could not be read (the others are still polled).
+    """
+    settings = _settings(ctx)
+    progress = Progress(
+        TextColumn("polling mailboxes"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+    )
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        org_id = None
+        if org is not None:
+            async with db.session() as session:
+                org_id = await _org_id(session, org)
+        found = await imap.mailbox_connections(db, org_id=org_id)
+        wanted = found if not connection else list(dict.fromkeys(connection))
+        missing = [c for c in wanted if c not in found]
+        if missing:
+            raise InvalidInput.field(
+                "--connection",
+                f"{', '.join(map(str, missing))}: no smtp connection with a bounce_imap "
+                "mailbox" + (f" in org {org}" if org is not None else ""),
+            )
+        results: list[dict[str, Any]] = []
+        task = progress.add_task("poll", total=len(wanted))
+        with progress:
+            for connection_id in wanted:
+                results.append(await _poll_one(db, connection_id, settings.soft_bounce_limit))
+                progress.advance(task)
+        return results
+
+    results = _run_db(settings, work)
+    failed = any(r["error"] for r in results)
+    if as_json:
+        _print_json(results)
+    elif not results:
+        out.print("No smtp connection has a bounce_imap mailbox.")
+    else:
+        table = Table("connection", "org", "mailbox", "read", "reports")
+        for r in results:
+            found = r["error"] and f"[red]error: {r['error']}[/red]"
+            counts = ", ".join(f"{n} {kind}" for kind, n in sorted(r["reports"].items()))
+            table.add_row(
+                f"{r['connection_id']} {r['name']}",
+                str(r["org_id"]),
+                r["mailbox"],
+                "" if r["error"] else str(r["messages"]),
+                found or counts or "none",
+            )
+        out.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+async def _poll_one(db: Database, connection_id: int, soft_bounce_limit: int) -> dict[str, Any]:
+    """One mailbox's poll as printed: what was found, or why it could not be read."""
+    try:
+        polled = await imap.poll(
+            db, connection_id=connection_id, soft_bounce_limit=soft_bounce_limit
+        )
+    except MAILBOX_ERRORS as exc:
+        async with db.session() as session:
+            row = await session.get(Connection, connection_id)
+            assert row is not None
+            box = imap.Mailbox.of(row)
+            assert box is not None
+            reason = str(exc) or type(exc).__name__
+            return {"connection_id": row.id, "org_id": row.org_id, "name": row.name,
+                    "mailbox": box.where,
+                    "messages": 0, "reports": {}, "error": reason}  # fmt: skip
+    assert polled is not None  # chosen among the connections with a mailbox
+    return {
+        "connection_id": polled.connection_id,
+        "org_id": polled.org_id,
+        "name": polled.name,
+        "mailbox": polled.mailbox,
+        "messages": polled.messages,
+        "reports": dict(Counter(polled.outcomes)),
+        "error": None,
+    }

@@ -8,7 +8,7 @@ The mailbox holds the state: a message is marked \\Seen only after it was applie
 crash between the two reads it again, and applying a report twice changes nothing. No
 database state is needed. Messages that are not reports are marked \\Seen too.
 `BouncePoller` polls every connection that has `bounce_imap`, every
-`TIDINGS_BOUNCE_POLL_SECONDS`, beside the dispatcher.
+`TIDINGS_BOUNCE_POLL_SECONDS`, beside the dispatcher; `tidings bounces poll` polls once.
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ class Mailbox:
     mailbox: str = "INBOX"
     validate_certs: bool = True
     timeout: float = 30.0
+
+    @property
+    def where(self) -> str:
+        """username@host:port/mailbox: names the mailbox, never the password."""
+        return f"{self.username}@{self.host}:{self.port}/{self.mailbox}"
 
     @classmethod
     def of(cls, connection: Connection) -> Mailbox | None:
@@ -110,15 +115,37 @@ def mark_seen(box: Mailbox, uids: list[bytes]) -> None:
         imap.uid("STORE", b",".join(uids).decode(), "+FLAGS.SILENT", "(\\Seen)")
 
 
-async def poll_once(db: Database, *, connection_id: int, soft_bounce_limit: int) -> list[str]:
-    """Read the connection's unseen reports, apply them, mark them seen. Returns the
-    outcome of every report read (see `service.process`)."""
+@dataclass(frozen=True, slots=True)
+class Polled:
+    """One poll of one mailbox: how many unseen messages were read (reports or not, all
+    now \\Seen) and the outcome of each report in them (see `service.process`)."""
+
+    connection_id: int
+    org_id: int
+    name: str
+    mailbox: str  # username@host:port/mailbox, no password
+    messages: int
+    outcomes: list[str]
+
+
+async def mailbox_connections(db: Database, *, org_id: int | None = None) -> list[int]:
+    """The ids of the smtp connections that have a `bounce_imap` mailbox (of one org)."""
+    query = select(Connection).where(Connection.kind == "smtp").order_by(Connection.id)
+    if org_id is not None:
+        query = query.where(Connection.org_id == org_id)
+    async with db.session() as session:
+        return [c.id for c in await session.scalars(query) if Mailbox.of(c) is not None]
+
+
+async def poll(db: Database, *, connection_id: int, soft_bounce_limit: int) -> Polled | None:
+    """Read the connection's unseen messages, apply the reports in them, mark them seen;
+    None when the connection has no bounce mailbox. IMAP and network errors propagate."""
     async with db.session() as session:
         connection = await session.get(Connection, connection_id)
         box = Mailbox.of(connection) if connection is not None else None
-        org_id = connection.org_id if connection is not None else 0
-    if box is None:
-        return []
+        if connection is None or box is None:
+            return None
+        org_id, name = connection.org_id, connection.name
     messages = await asyncio.to_thread(fetch_unseen, box)
     outcomes: list[str] = []
     done = []
@@ -129,7 +156,14 @@ async def poll_once(db: Database, *, connection_id: int, soft_bounce_limit: int)
             )
         done.append(uid)
     await asyncio.to_thread(mark_seen, box, done)
-    return outcomes
+    return Polled(connection_id, org_id, name, box.where, len(messages), outcomes)
+
+
+async def poll_once(db: Database, *, connection_id: int, soft_bounce_limit: int) -> list[str]:
+    """Read the connection's unseen reports, apply them, mark them seen. Returns the
+    outcome of every report read (see `service.process`)."""
+    polled = await poll(db, connection_id=connection_id, soft_bounce_limit=soft_bounce_limit)
+    return polled.outcomes if polled is not None else []
 
 
 class BouncePoller:
@@ -141,13 +175,7 @@ class BouncePoller:
         self.soft_bounce_limit = soft_bounce_limit
 
     async def poll_all(self) -> None:
-        async with self.db.session() as session:
-            ids = list(
-                await session.scalars(
-                    select(Connection.id).where(Connection.kind == "smtp").order_by(Connection.id)
-                )
-            )
-        for connection_id in ids:
+        for connection_id in await mailbox_connections(self.db):
             try:
                 await poll_once(
                     self.db, connection_id=connection_id, soft_bounce_limit=self.soft_bounce_limit
