@@ -69,26 +69,32 @@ def api_v1() -> APIRouter:
     return router
 
 
-def create_app(settings: Settings) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = Database(settings)
-        app.state.renderer = Renderer()
-        app.state.signer = TokenSigner(load_secret(settings))
-        stop = asyncio.Event()
-        workers = []
-        if settings.dispatcher:
-            workers = [
-                asyncio.create_task(loop) for loop in build_loops(settings, app.state.db, stop)
-            ]
-        try:
-            yield
-        finally:
-            stop.set()
-            for worker in workers:
-                await worker  # finishes its batch: outcomes recorded, leases released
-            await app.state.db.dispose()
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open what the routes use, from `app.state.settings` as it stands when the app starts.
 
+    Reading the settings from the app's state (not from a closure) lets the test suite build
+    the app once and start it on each test's own database: building the routes costs far
+    more than starting them.
+    """
+    settings: Settings = app.state.settings
+    app.state.db = Database(settings)
+    app.state.renderer = Renderer()
+    app.state.signer = TokenSigner(load_secret(settings))
+    stop = asyncio.Event()
+    workers = []
+    if settings.dispatcher:
+        workers = [asyncio.create_task(loop) for loop in build_loops(settings, app.state.db, stop)]
+    try:
+        yield
+    finally:
+        stop.set()
+        for worker in workers:
+            await worker  # finishes its batch: outcomes recorded, leases released
+        await app.state.db.dispose()
+
+
+def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="Tidings",
         version=__version__,
