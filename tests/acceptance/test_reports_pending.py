@@ -1,14 +1,17 @@
 """A delivery report that overtakes its message's outcome: the provider reports on a
-message while the dispatcher has not yet written the provider id down. The report waits
-(`pending`), and the reports housekeeping applies it once the id is recorded, or counts it
-stale when it never is. Real dispatcher, real gateway on loopback: the gateway posts each
-report to Tidings while the send request is still open, which is exactly that race."""
+message while the dispatcher has not yet written its outcome down (the provider id for
+Infobip and Twilio; the status `sent` for Kannel, whose reports name our id). The report
+waits (`pending`), and the reports housekeeping applies it once the outcome is written,
+or counts it stale when the provider id never appears. Real dispatcher, real gateway on
+loopback: the gateway posts each report to Tidings while the send request is still open,
+which is exactly that race."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -43,6 +46,10 @@ async def _connection(http: httpx.AsyncClient, org: OrgWithKey, kind: str, url: 
     if kind == "infobip":
         settings = {"base_url": url}
         credentials = {"api_key": "ib-key", "inbound_token": TOKEN}
+    elif kind == "kannel":
+        # Kannel fills in %d (the report type); the provider below calls the route itself.
+        settings = {"base_url": url, "dlr_url": "http://x/?message_id={message_id}&type=%d"}
+        credentials = {"username": "u", "password": "p", "inbound_token": TOKEN}
     else:
         settings = {"account_sid": ACCOUNT, "base_url": url, "from_number": "+15005550006"}
         credentials = {"auth_token": AUTH_TOKEN}
@@ -86,6 +93,13 @@ class Provider:
             pending = {"groupId": 1, "groupName": "PENDING", "id": 26, "name": "PENDING_ACCEPTED"}
             entries = [{"to": "4179", "messageId": mid, "status": pending} for mid in ids]
             return Reply(200, {"bulkId": request.json()["bulkId"], "messages": entries})
+        if self.kind == "kannel":
+            dlr = parse_qs(urlsplit(request.param("dlr-url")).query)
+            query = urlencode({"message_id": dlr["message_id"][0], "type": 1})
+            response = await self.http.get(f"/reports/{self.connection_id}/kannel/{TOKEN}?{query}")
+            assert response.status_code == 200, response.text
+            self.answers.append(response.json())
+            return Reply(202, "0: Accepted for delivery")
         form = request.form()
         sid = "SM" + form["To"].lstrip("+").rjust(32, "0")  # one per recipient
         path = f"/reports/{self.connection_id}/twilio"
@@ -108,7 +122,7 @@ async def _pending(db: Database) -> int:
         return int(await session.scalar(select(func.count()).select_from(PendingReport)) or 0)
 
 
-@pytest.mark.parametrize("kind", ["infobip", "twilio"])
+@pytest.mark.parametrize("kind", ["infobip", "twilio", "kannel"])
 async def test_a_report_before_its_provider_id_waits_then_applies(
     kind: str, client: httpx.AsyncClient, db: Database, gateway: Gateway, settings: Settings
 ) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, BigIntPK, utcnow
@@ -31,10 +31,10 @@ class RejectedReport(Base):
 
 
 class PendingReport(Base):
-    """A report about a provider id no message has yet: the provider answered the send
-    and reported on it before the dispatcher wrote that answer down. Kept until the id
-    appears (then applied) or for `reports.pending.HOLD` (then counted as stale).
-    `report` is the parsed report (`reports.pending.to_json`)."""
+    """A report that overtook its message's outcome: it names a provider id that no
+    message has yet (`provider_id`), or a message still being sent (`message_id`). Kept
+    until that outcome is written (then applied) or for `reports.pending.hold_for`
+    (then counted as stale). `report` is the parsed report (`service.report_json`)."""
 
     __tablename__ = "pending_reports"
     __table_args__ = (Index("ix_pending_reports_org_id_provider_id", "org_id", "provider_id"),)
@@ -43,6 +43,8 @@ class PendingReport(Base):
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     source: Mapped[str] = mapped_column(String(16))
-    provider_id: Mapped[str] = mapped_column(String(128))
+    provider_id: Mapped[str | None] = mapped_column(String(128))
+    # No foreign key: a pending row lives minutes, and messages are deleted by the million.
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
     report: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

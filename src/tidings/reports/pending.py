@@ -2,16 +2,17 @@
 message's outcome, and the retention of refused reports.
 
     ReportsKeeper.run, every SWEEP_SECONDS:
-      sweep:  pending_reports whose provider id is now on a message of their org, or
-              older than `hold` (a batch, oldest first; PostgreSQL: SKIP LOCKED)
+      sweep:  pending_reports whose provider id is now on a message of their org, whose
+              message has left queued/sending, or older than `hold` (a batch, oldest
+              first; PostgreSQL: SKIP LOCKED)
                 → service.apply (found: recorded; not found: a `stale` refusal), deleted
               the others are left for the next sweep
       prune:  rejected_reports older than the retention, in batches of PRUNE_BATCH
 
-A report waits only while its provider id may still be written: the dispatcher writes a
-batch's outcomes at most one lease (`TIDINGS_DISPATCHER_LEASE_SECONDS`) after claiming
-it, after which a lost lease is claimed and sent again under a new provider id, so the
-old one never appears. `hold_for(lease)` leaves twice that, and at least HOLD.
+A report waits only while its message's outcome may still be written: the dispatcher
+writes a batch's outcomes at most one lease (`TIDINGS_DISPATCHER_LEASE_SECONDS`) after
+claiming it, after which a lost lease is claimed and sent again (under a new provider id,
+so the old one never appears). `hold_for(lease)` leaves twice that, and at least HOLD.
 """
 
 from __future__ import annotations
@@ -60,15 +61,16 @@ class Swept:
 async def sweep(
     db: Database, *, hold: timedelta, soft_bounce_limit: int, now: datetime | None = None
 ) -> Swept:
-    """One batch, one transaction: apply the pending reports whose provider id is now on
-    a message of their org, and count as stale those older than `hold`. The others are
-    not even read: they wait for the next sweep."""
+    """One batch, one transaction: apply the pending reports whose message's outcome is
+    now written (their provider id is on a message of their org, or their message left
+    `queued`/`sending`), and those older than `hold`: applied if their message is found,
+    else stale. The others are not even read: they wait for the next sweep."""
     now = now or utcnow()
     p, m = PendingReport, Message
-    recorded = exists().where(m.org_id == p.org_id, m.provider_id == p.provider_id)
-    query = (
-        select(p).where(or_(recorded, p.created_at < now - hold)).order_by(p.id).limit(SWEEP_BATCH)
-    )
+    id_recorded = exists().where(m.org_id == p.org_id, m.provider_id == p.provider_id)
+    sent = exists().where(m.id == p.message_id, m.status.not_in(service.UNSENT))
+    ready = or_(id_recorded, sent, p.created_at < now - hold)
+    query = select(p).where(ready).order_by(p.id).limit(SWEEP_BATCH)
     async with db.session() as session:
         await begin_write(session)
         if dialect_name(session) == "postgresql":  # two workers sweep different rows
@@ -84,7 +86,8 @@ async def sweep(
             )
             if channel is None:  # deleted meanwhile; its rows go with it
                 continue
-            # Not waiting any more: found → recorded; not found (so too old) → stale.
+            # Waited enough: found → recorded (a message still unsent after `hold` too);
+            # not found (so too old) → stale.
             outcome = await service.apply(
                 session, org_id=org_id, channel=channel, connection_id=connection_id,
                 source=source, reports=[service.report_from_json(r.report) for r in group],

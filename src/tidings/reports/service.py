@@ -9,6 +9,7 @@
                 find each report's message in the connection's org and channel
                   none, named by a provider id only, while a message of the org and
                     channel is being sent → a `pending_reports` row (`pending`)
+                  one still queued or being sent → a `pending_reports` row (`pending`)
                   none, or sent longer than WINDOW ago → a `stale` row, not applied
                 record_events (idempotent on (org, source, key)) → timestamps, status,
                   counters; then, for the events that were new:
@@ -18,12 +19,14 @@
 
 A report can overtake its message's outcome: the provider answered the send and sent its
 report before the dispatcher committed that answer (a batch's outcomes are written
-together, after the whole batch was sent), so the provider id it names is on no message
-yet. Such a report waits in `pending_reports` and `pending.sweep` applies it once the id
-is written, or counts it stale after `pending.HOLD`. It can only be that race while some
-message of the org and channel is `sending`; this is checked before the lookup, so an
-outcome committed in between is found, and with nothing in flight an unknown id is stale
-at once, as before.
+together, after the whole batch was sent). Applied then, it would be lost: the provider
+id it names is on no message yet, or (found by our id) the message is still `sending`,
+and the outcome written next would set the status back to `sent`. Such a report waits in
+`pending_reports`, and `pending.sweep` applies it once the outcome is written, or after
+`pending.hold_for(lease)` (a provider id never written counts as stale). An unknown
+provider id can only be that race while some message of the org and channel is
+`sending`; this is checked before the lookup, so an outcome committed in between is
+found, and with nothing in flight an unknown id is stale at once.
 
 Replays are harmless: a report's key is its outcome for the SMS providers
 (`<message id>:<event type>`, one delivery and one failure per message) and the sender's
@@ -67,6 +70,8 @@ TOLERANCE: Final = 300
 KINDS: Final = {"kannel": ("kannel",), "infobip": ("infobip",), "twilio": ("twilio",)}
 """Which connection kinds each provider route serves; the generic format serves any."""
 LOOKUP_CHUNK: Final = 500
+UNSENT: Final = ("queued", "sending")
+"""A message in these has no outcome written yet: a report about it waits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,15 +221,18 @@ async def apply(
         message = messages.get(("id", report.message_id)) or messages.get(
             ("provider", report.provider_id)
         )
-        if message is None and in_flight and report.provider_id and _by_provider_only(report):
-            if report.type is None:  # an intermediate state: it would record nothing
-                continue
-            waiting.append(
-                PendingReport(
-                    org_id=org_id, connection_id=connection_id, source=source,
-                    provider_id=report.provider_id, report=report_json(report), created_at=now,
-                )
-            )  # fmt: skip
+        unknown_yet = message is None and in_flight and _by_provider_only(report)
+        unsent = may_wait and message is not None and message.status in UNSENT
+        if unknown_yet or unsent:
+            if report.type is not None:  # else an intermediate state: it records nothing
+                waiting.append(
+                    PendingReport(
+                        org_id=org_id, connection_id=connection_id, source=source,
+                        provider_id=report.provider_id if message is None else None,
+                        message_id=message.id if message is not None else None,
+                        report=report_json(report), created_at=now,
+                    )
+                )  # fmt: skip
             continue
         sent = message.sent_at or message.created_at if message is not None else None
         if message is None or sent is None or sent < now - WINDOW:

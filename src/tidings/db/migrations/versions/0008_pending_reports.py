@@ -33,7 +33,8 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("source", sa.String(16), nullable=False),
-        sa.Column("provider_id", sa.String(128), nullable=False),
+        sa.Column("provider_id", sa.String(128)),
+        sa.Column("message_id", sa.BigInteger()),
         sa.Column("report", JSON, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
