@@ -132,8 +132,9 @@ def smtp_source(
 def ensure_peer_venv() -> Path:
     """bench/.peer-venv with Django, django-post-office and psycopg; its python."""
     python = PEER_VENV / "bin" / "python"
-    check = [str(python), "-c", "import django, post_office, psycopg"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
+    stamp = PEER_VENV / ".installed"
+    wanted = "\n".join(PEER_PACKAGES)
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
     print("making bench/.peer-venv (django-post-office) …", file=sys.stderr, flush=True)
     base = getattr(sys, "_base_executable", sys.executable)
@@ -142,6 +143,7 @@ def ensure_peer_venv() -> Path:
     done = subprocess.run(install, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"could not install the peer: {done.stdout[-1500:]}{done.stderr[-1500:]}")
+    stamp.write_text(wanted)
     return python
 
 

@@ -9,12 +9,13 @@ same setup in a results file of another scale (`--compare`; by default the newes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 MILLION = 1_000_000
 RSS_LIMIT_MB = 300.0
+FAILED = "failed (see below)"
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class Row:
     target: str = ""
     met: bool | None = None  # None: no target
 
+    @property
+    def status(self) -> str:
+        if self.figure == FAILED:
+            return "FAILED"
+        return "" if self.met is None else "met" if self.met else "MISSED"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "scenario": self.scenario,
@@ -33,7 +40,7 @@ class Row:
             "figure": self.figure,
             "value": self.value,
             "target": self.target,
-            "status": "" if self.met is None else "met" if self.met else "MISSED",
+            "status": self.status,
         }
 
 
@@ -84,9 +91,7 @@ def evaluate(
     email_targets = {"sqlite-1": 5_000.0, "postgres-2": 10_000.0}
     for result in results:
         if "error" in result:
-            rows.append(
-                Row(result["scenario"], result["setup"], "error", result["error"], "", False)
-            )
+            rows.append(Row(result["scenario"], result["setup"], FAILED, None))
             continue
         scenario, setup = result["scenario"], result["setup"]
         if scenario in ("smtp-source (ceiling)", "django-post-office"):
@@ -173,18 +178,22 @@ def _flat(results: list[dict[str, Any]], compare: dict[str, Any] | None) -> list
 
 def _cell(value: float | str | None) -> str:
     if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.2f}"
+        return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
     if isinstance(value, int | float):
         return f"{value:,.0f}"
     return "" if value is None else str(value)
 
 
-def table(rows: list[Row], *, title: str, write: Callable[[str], None] = print) -> None:
-    headers = ("scenario", "setup", "figure", "value", "target", "")
-    cells = [
-        (r.scenario, r.setup, r.figure, _cell(r.value), r.target, r.as_dict()["status"])
-        for r in rows
-    ]
+def table(
+    rows: list[Row],
+    *,
+    title: str,
+    errors: Sequence[dict[str, Any]] = (),
+    write: Callable[[str], None] = print,
+) -> None:
+    """The rows under `title`, then each failed scenario's error."""
+    headers = ("scenario", "setup", "figure", "value", "target", "status")
+    cells = [(r.scenario, r.setup, r.figure, _cell(r.value), r.target, r.status) for r in rows]
     widths = [
         max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)
     ]
@@ -201,3 +210,5 @@ def table(rows: list[Row], *, title: str, write: Callable[[str], None] = print) 
     write("  ".join("-" * w for w in widths))
     for values in cells:
         write(line(values))
+    for result in errors:
+        write(f"\n{result['scenario']}, {result['setup']}, failed: {result['error']}")

@@ -275,7 +275,7 @@ def main() -> None:
         f" bytes; load average before {load_before[0]:.2f}"
     )
     print()
-    report.table(rows, title=title)
+    report.table(rows, title=title, errors=[r for r in results if "error" in r])
     print(f"\nresults: {output}")
 
 

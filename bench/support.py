@@ -260,7 +260,13 @@ def clone_sqlite(seed_url: str, name: str) -> str:
 
 def new_postgres() -> str:
     """A throwaway database on 127.0.0.1:5432 (tests/support/pgdb.py)."""
-    return asyncio.run(pgdb.create())
+    try:
+        return asyncio.run(pgdb.create())
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise SystemExit(
+            f"no PostgreSQL server at {pgdb.HOST}:{pgdb.PORT} as {pgdb.USER} ({exc}): start one"
+            " (TIDINGS_TEST_PG_HOST, _PORT, _USER name another), or leave PostgreSQL out"
+        ) from None
 
 
 def clone_postgres(seed_url: str) -> str:
