@@ -16,6 +16,7 @@ from typing import Any
 MILLION = 1_000_000
 RSS_LIMIT_MB = 300.0
 FAILED = "failed (see below)"
+GATEWAY = "SMS gateway capacity"
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def evaluate(
             rows.append(Row(result["scenario"], result["setup"], FAILED, None))
             continue
         scenario, setup = result["scenario"], result["setup"]
-        if scenario in ("smtp-source (ceiling)", "django-post-office"):
+        if scenario in ("smtp-source (ceiling)", "django-post-office", GATEWAY):
             _rate(rows, result, "messages_per_second", "messages/s", None)
         elif scenario == "email end to end":
             _rate(rows, result, "messages_per_second", "messages/s", email_targets.get(setup))

@@ -175,6 +175,9 @@ def main() -> None:
                 check=True,
             )
             document["gateway_capacity"] = json.loads(probe.stdout.strip().splitlines()[-1])
+            results.append(
+                {"scenario": report.GATEWAY, "setup": "probe", **document["gateway_capacity"]}
+            )
             print(
                 f"gateway answers {document['gateway_capacity']['messages_per_second']:,}"
                 " SMS/s (probe)",
