@@ -72,6 +72,10 @@ async def sweep(
     ready = or_(id_recorded, sent, p.created_at < now - hold)
     query = select(p).where(ready).order_by(p.id).limit(SWEEP_BATCH)
     async with db.session() as session:
+        # Read first: an idle sweep every few seconds must not take SQLite's write lock.
+        if await session.scalar(select(query.exists())) is not True:
+            return Swept(applied=0, stale=0)
+        await session.rollback()
         await begin_write(session)
         if dialect_name(session) == "postgresql":  # two workers sweep different rows
             query = query.with_for_update(of=p, skip_locked=True)
@@ -105,19 +109,20 @@ async def prune_rejected(db: Database, *, before: datetime) -> int:
     """Delete refused reports stored before `before`, PRUNE_BATCH per transaction (so a
     flood of forgeries never makes one long delete). Returns how many."""
     pruned = 0
+    oldest = (
+        select(RejectedReport.id)
+        .where(RejectedReport.created_at < before)
+        .order_by(RejectedReport.created_at)
+        .limit(PRUNE_BATCH)
+    )
     while True:
         async with db.session() as session:
-            await begin_write(session)
-            oldest = (
-                select(RejectedReport.id)
-                .where(RejectedReport.created_at < before)
-                .order_by(RejectedReport.created_at)
-                .limit(PRUNE_BATCH)
-            )
-            ids = list(await session.scalars(oldest))
+            ids = list(await session.scalars(oldest))  # read first, as in `sweep`
+            await session.rollback()
             if ids:
+                await begin_write(session)
                 await session.execute(delete(RejectedReport).where(RejectedReport.id.in_(ids)))
-            await session.commit()
+                await session.commit()
         pruned += len(ids)
         if len(ids) < PRUNE_BATCH:
             return pruned
