@@ -27,7 +27,11 @@ import os
 import subprocess
 import sys
 import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +43,7 @@ from bench.seed import Endpoints, Seed, discard, make_seed
 from tidings.settings import Settings
 
 RESULTS = support.BENCH / "results"
+Counter = Callable[[], int]
 SCENARIOS = ("peers", "email", "sms", "fanout", "intake")
 
 
@@ -94,15 +99,20 @@ def engines_needed(args: argparse.Namespace) -> set[str]:
     return needed
 
 
-def attempt(results: list[dict[str, Any]], scenario: str, setup: str, work: Any) -> None:
+def attempt(
+    results: list[dict[str, Any]], scenario: str, setup: str, work: Callable[[], Any]
+) -> None:
     """Run one scenario; a failure becomes an error row and the run goes on."""
     print(f"· {scenario} {setup} …", file=sys.stderr, flush=True)
     started = time.perf_counter()
     try:
         produced = work()
-    except SystemExit as exc:
-        print(f"  failed: {exc}", file=sys.stderr, flush=True)
-        results.append({"scenario": scenario, "setup": setup, "error": str(exc)[:2000]})
+    except (SystemExit, Exception) as exc:  # a long run goes on past one broken scenario
+        error = str(exc) if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, SystemExit):
+            traceback.print_exc()
+        print(f"  failed: {error}", file=sys.stderr, flush=True)
+        results.append({"scenario": scenario, "setup": setup, "error": error[:2000]})
         return
     for result in produced if isinstance(produced, list) else [produced]:
         results.append(result)
@@ -126,143 +136,140 @@ def default_compare(scale: int) -> dict[str, Any] | None:
     return None
 
 
+@contextmanager
+def gateway(port: int) -> Iterator[dict[str, Any]]:
+    """bench/gateway.py on 127.0.0.1:port until the block ends; yields its probed capacity."""
+    log = support.WORK / "bench-gateway.log"
+    script = str(support.BENCH / "gateway.py")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, script, "serve", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        support.wait_for_port(port, process=process, what="gateway", log=log)
+        probe = subprocess.run(
+            [sys.executable, script, "probe", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        capacity: dict[str, Any] = json.loads(probe.stdout.strip().splitlines()[-1])
+        rate = capacity["messages_per_second"]
+        print(f"the gateway answers {rate:,} SMS/s (probe)", file=sys.stderr, flush=True)
+        yield capacity
+    finally:
+        support.stop_process(process)
+
+
+Plan = list[tuple[str, str, Callable[[], Any]]]
+
+
+def plan(
+    args: argparse.Namespace, *, endpoints: Endpoints, seeds: dict[str, Seed], counter: Counter
+) -> Plan:
+    """(scenario, setup, work) for every scenario after the seeds, in order."""
+
+    def end_to_end(channel: str, setup: str) -> dict[str, Any]:
+        email = channel == "email"
+        return e2e.run(
+            seeds[e2e.setup_shape(setup)[0]],
+            setup=setup,
+            channel=channel,
+            counter=counter if email else e2e.gateway_counter(endpoints.gateway_url),
+            batch=args.batch,
+            timeout=args.timeout,
+        )
+
+    steps: Plan = []
+    if "email" in args.only:
+        for setup in split(args.email_setups):
+            steps.append(("email end to end", setup, partial(end_to_end, "email", setup)))
+    if "peers" in args.only:
+        peer = partial(
+            peers.post_office,
+            port=endpoints.sink_port,
+            messages=args.peer_messages,
+            processes=(1, 2),
+            counter=counter,
+        )
+        steps.append(("django-post-office", "1 and 2 processes", peer))
+    if "sms" in args.only:
+        for setup in split(args.sms_setups):
+            steps.append(("sms end to end", setup, partial(end_to_end, "sms", setup)))
+    if "fanout" in args.only:
+        for engine in split(args.fanout_engines):
+            steps.append(("fan-out", engine, partial(fanout.run, seeds[engine], engine=engine)))
+    if "intake" in args.only:
+        for engine in split(args.intake_engines):
+            work = partial(intake.run, seeds[engine], engine=engine, seconds=args.intake_seconds)
+            steps.append(("API intake", engine, work))
+    return steps
+
+
 def main() -> None:
     args = arguments()
     support.WORK.mkdir(exist_ok=True)
     RESULTS.mkdir(exist_ok=True)
     started_at = datetime.now(UTC)
-    load_before = os.getloadavg()
-    sink_path = support.ensure_postfix()
-    sink_port, gateway_port = support.free_port(), support.free_port()
-    sink_log = support.WORK / "bench-smtp-sink.log"
-    gateway_log = support.WORK / "bench-gateway.log"
-    results: list[dict[str, Any]] = []
     document: dict[str, Any] = {
         "started_at": started_at.isoformat(timespec="seconds"),
         "commit": support.commit(),
         "machine": support.machine(),
         "scale": args.scale,
         "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
     }
+    results: list[dict[str, Any]] = []
     seeds: dict[str, Seed] = {}
-    with support.smtp_sink(sink_path, sink_port, sink_log) as sink:
+    sink_path = support.ensure_postfix()
+    sink_port, gateway_port = support.free_port(), support.free_port()
+    sink_log = support.WORK / "bench-smtp-sink.log"
+    counter = e2e.sink_counter(sink_log)
+    with support.smtp_sink(sink_path, sink_port, sink_log) as sink, gateway(gateway_port) as probe:
         document["sink_features"] = support.ehlo_features(sink_port)
-        with gateway_log.open("wb") as out:
-            gateway = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(support.BENCH / "gateway.py"),
-                    "serve",
-                    "--port",
-                    str(gateway_port),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
+        document["gateway_capacity"] = probe
+        results.append({"scenario": report.GATEWAY, "setup": "probe", **probe})
+        document["message_bytes"] = peers.tidings_sample()["message_bytes"]
+        if "peers" in args.only:
+            source = partial(
+                peers.smtp_source,
+                port=sink_port,
+                messages=args.scale,
+                sessions=args.source_sessions,
+                counter=counter,
             )
+            attempt(results, "smtp-source (ceiling)", f"{args.source_sessions} sessions", source)
+        endpoints = Endpoints(
+            sink_port=sink_port,
+            gateway_url=f"http://127.0.0.1:{gateway_port}",
+            pool=args.pool,
+            concurrency=args.concurrency,
+            sms_batch=args.sms_batch,
+        )
         try:
-            support.wait_for_port(gateway_port, process=gateway, what="gateway", log=gateway_log)
-            probe = subprocess.run(
-                [
-                    sys.executable,
-                    str(support.BENCH / "gateway.py"),
-                    "probe",
-                    "--port",
-                    str(gateway_port),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            document["gateway_capacity"] = json.loads(probe.stdout.strip().splitlines()[-1])
-            results.append(
-                {"scenario": report.GATEWAY, "setup": "probe", **document["gateway_capacity"]}
-            )
-            print(
-                f"gateway answers {document['gateway_capacity']['messages_per_second']:,}"
-                " SMS/s (probe)",
-                file=sys.stderr,
-            )
-            sample = peers.tidings_sample()
-            document["message_bytes"] = sample["message_bytes"]
-            counter = e2e.sink_counter(sink_log)
-            endpoints = Endpoints(
-                sink_port=sink_port,
-                gateway_url=f"http://127.0.0.1:{gateway_port}",
-                pool=args.pool,
-                concurrency=args.concurrency,
-                sms_batch=args.sms_batch,
-            )
-            if "peers" in args.only:
-                attempt(
-                    results,
-                    "smtp-source (ceiling)",
-                    f"{args.source_sessions} sessions",
-                    lambda: peers.smtp_source(
-                        port=sink_port,
-                        messages=args.scale,
-                        sessions=args.source_sessions,
-                        counter=counter,
-                    ),
-                )
             for engine in sorted(engines_needed(args), reverse=True):  # SQLite first
                 seeds[engine] = make_seed(engine, scale=args.scale, endpoints=endpoints)
             document["seeds"] = {engine: seed.as_dict() for engine, seed in seeds.items()}
-
-            def end_to_end(channel: str, setup: str) -> dict[str, Any]:
-                engine = e2e.setup_shape(setup)[0]
-                count = (
-                    counter if channel == "email" else e2e.gateway_counter(endpoints.gateway_url)
-                )
-                return e2e.run(
-                    seeds[engine],
-                    setup=setup,
-                    channel=channel,
-                    counter=count,
-                    batch=args.batch,
-                    timeout=args.timeout,
-                )
-
-            if "email" in args.only:
-                for setup in split(args.email_setups):
-                    attempt(
-                        results, "email end to end", setup, lambda s=setup: end_to_end("email", s)
-                    )
-            if "peers" in args.only:
-                attempt(
-                    results,
-                    "django-post-office",
-                    "1 and 2 processes",
-                    lambda: peers.post_office(
-                        port=sink_port,
-                        messages=args.peer_messages,
-                        processes=(1, 2),
-                        counter=counter,
-                    ),
-                )
-            if "sms" in args.only:
-                for setup in split(args.sms_setups):
-                    attempt(results, "sms end to end", setup, lambda s=setup: end_to_end("sms", s))
-            if "fanout" in args.only:
-                for engine in split(args.fanout_engines):
-                    attempt(
-                        results, "fan-out", engine, lambda e=engine: fanout.run(seeds[e], engine=e)
-                    )
-            if "intake" in args.only:
-                for engine in split(args.intake_engines):
-                    attempt(
-                        results,
-                        "API intake",
-                        engine,
-                        lambda e=engine: intake.run(
-                            seeds[e], engine=e, seconds=args.intake_seconds
-                        ),
-                    )
-            document["sink_cpu_seconds"] = round(support.process_cpu_seconds(sink.pid), 2)
+            for scenario, setup, work in plan(
+                args, endpoints=endpoints, seeds=seeds, counter=counter
+            ):
+                attempt(results, scenario, setup, work)
         finally:
-            support.stop_process(gateway)
             for seed in seeds.values():
                 discard(seed.url)
+        document["sink_cpu_seconds"] = round(support.process_cpu_seconds(sink.pid), 2)
+    finish(document, results, args, started_at)
+
+
+def finish(
+    document: dict[str, Any],
+    results: list[dict[str, Any]],
+    args: argparse.Namespace,
+    started_at: datetime,
+) -> None:
+    """Judge the targets, write the JSON, print the table."""
     document["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     document["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     document["results"] = results
@@ -274,8 +281,9 @@ def main() -> None:
     machine = document["machine"]
     title = (
         f"Tidings benchmark, scale {args.scale:,}, commit {document['commit']},"
-        f" {machine['cores']} cores ({machine['cpu_model']}), message {document['message_bytes']:,}"
-        f" bytes; load average before {load_before[0]:.2f}"
+        f" {machine['cores']} cores ({machine['cpu_model']}),"
+        f" message {document['message_bytes']:,} bytes,"
+        f" load average before {document['load_average_before'][0]:.2f}"
     )
     print()
     report.table(rows, title=title, errors=[r for r in results if "error" in r])
