@@ -182,9 +182,25 @@ async def find_campaign(
 
 
 async def ensure_recipient_list(session: AsyncSession, *, org_id: int, campaign_id: int) -> int:
-    """The campaign's recipient list, created (and attached) on first use."""
-    await begin_write(session)
+    """The campaign's recipient list, created (and attached) on first use.
+
+    Concurrent first uses make one list: the campaign row is locked (PostgreSQL; SQLite
+    writers queue) and its list read again before one is made."""
     campaign = await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
+    list_id = campaign.list_id
+    await session.rollback()
+    if list_id is not None:  # every use after the first: a read, no write transaction
+        return list_id
+    await begin_write(session)
+    locked = await session.scalar(
+        select(Campaign)
+        .where(Campaign.org_id == org_id, Campaign.id == campaign_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if locked is None:
+        raise NotFound("campaign", campaign_id)
+    campaign = locked
     if campaign.list_id is not None:
         list_id = campaign.list_id
         await session.rollback()
