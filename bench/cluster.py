@@ -9,12 +9,17 @@ dispatcher. Otherwise `tidings serve --no-dispatcher` answers the API and `worke
 configured by TIDINGS_* variables only: the secret key every process shares, the public
 URL links point at, log level warning (uvicorn's access log off), no bounce polling, no
 migration at start (the seed is migrated). Their output goes to bench/.work/<name>-*.log.
-`measure()` reads each live process's peak RSS (VmHWM) and CPU time from /proc.
+`measure()` reads each live process's peak RSS (VmHWM) and CPU time from /proc. With
+`profile=True`, `start_profiling()` attaches py-spy to every process (100 samples a
+second, non-blocking) and `stop_profiling()` writes one speedscope profile each to
+bench/.work/profiles/ (open them at speedscope.app or with `py-spy`'s viewer).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +30,7 @@ from typing import Any
 import httpx
 from bench import support
 
+PROFILES = support.WORK / "profiles"
 SECRET_KEY = "bench-secret-key-not-for-production-0123456789"  # noqa: S105
 
 
@@ -38,8 +44,12 @@ class Cluster:
         embedded: bool = False,
         batch: int | None = None,
         extra_env: dict[str, str] | None = None,
+        profile: bool = False,
     ) -> None:
         self.url = url
+        self.profile = profile
+        self.profilers: dict[str, subprocess.Popen[bytes]] = {}
+        self.profiles: dict[str, str] = {}
         self.name = name
         self.workers = workers
         self.embedded = embedded
@@ -109,6 +119,34 @@ class Cluster:
                 log = self.logs[label].read_text(errors="replace")[-3000:]
                 raise SystemExit(f"{self.name}: {label} exited ({process.returncode}):\n{log}")
 
+    def start_profiling(self) -> None:
+        """py-spy on every process (when `profile`), until `stop_profiling`."""
+        if not self.profile:
+            return
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not Path(py_spy).exists():
+            raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+        PROFILES.mkdir(exist_ok=True)
+        for label, process in self.processes.items():
+            output = PROFILES / f"{self.name}-{label}.speedscope.json"
+            command = [py_spy, "record", "--pid", str(process.pid), "--rate", "100"]
+            command += ["--nonblocking", "--format", "speedscope", "--output", str(output)]
+            log = (support.WORK / f"{self.name}-{label}.py-spy.log").open("wb")
+            self.profilers[label] = subprocess.Popen(command, stdout=log, stderr=log)
+            self.profiles[label] = str(output)
+
+    def stop_profiling(self) -> dict[str, str]:
+        """Stop py-spy (SIGINT: it writes its profile); the profiles' paths by process."""
+        for profiler in self.profilers.values():
+            profiler.send_signal(signal.SIGINT)
+        for profiler in self.profilers.values():
+            try:
+                profiler.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                profiler.kill()
+        self.profilers.clear()
+        return self.profiles
+
     def measure(self) -> dict[str, dict[str, Any]]:
         """Peak RSS (MB) and CPU seconds of every process, read while they still run."""
         return {
@@ -122,6 +160,7 @@ class Cluster:
         }
 
     def stop(self) -> None:
+        self.stop_profiling()
         for process in self.processes.values():
             support.stop_process(process, timeout=30)
 

@@ -88,6 +88,7 @@ def run(
     counter: Callable[[], int],
     batch: int | None,
     timeout: float,
+    profile: bool = False,
 ) -> dict[str, Any]:
     """One end-to-end run; SystemExit when a message is missing or not `sent`."""
     engine, workers, embedded = setup_shape(setup)
@@ -98,7 +99,10 @@ def run(
     campaign_id = seed.email_campaign_id if channel == "email" else seed.sms_campaign_id
     expected = seed.scale
     try:
-        with Cluster(url, name=name, workers=workers, embedded=embedded, batch=batch) as cluster:
+        cluster = Cluster(
+            url, name=name, workers=workers, embedded=embedded, batch=batch, profile=profile
+        )
+        with cluster:
             client = httpx.Client(
                 base_url=cluster.api_url,
                 headers={"Authorization": f"Bearer {seed.api_key}"},
@@ -106,6 +110,7 @@ def run(
             )
             before = counter()
             load = os.getloadavg()[0]
+            cluster.start_profiling()
             started = time.perf_counter()
             created = client.post(
                 f"/v1/orgs/{seed.org_id}/broadcasts",
@@ -140,6 +145,7 @@ def run(
                     )
                 time.sleep(COUNT_EVERY)
             processes = cluster.measure()
+            profiles = cluster.stop_profiling()
             received = counter() - before
     except BaseException:
         discard(url)
@@ -163,4 +169,5 @@ def run(
         "processes": processes,
         "max_peak_rss_mb": max(p["peak_rss_mb"] for p in processes.values()),
         "load_average_before": round(load, 2),
+        **({"profiles": profiles} if profiles else {}),
     }

@@ -102,15 +102,23 @@ async def _load(
 
 
 def run(
-    seed: Seed, *, engine: str, seconds: float, concurrency: int = 8, size: int = 500
+    seed: Seed,
+    *,
+    engine: str,
+    seconds: float,
+    concurrency: int = 8,
+    size: int = 500,
+    profile: bool = False,
 ) -> dict[str, Any]:
     url = clone(seed, f"intake-{engine}")
     try:
-        with Cluster(url, name=f"intake-{engine}", embedded=False) as cluster:
+        with Cluster(url, name=f"intake-{engine}", profile=profile) as cluster:
+            cluster.start_profiling()
             result, _ = support.run_loop(
                 _load(cluster.api_url, seed, seconds=seconds, concurrency=concurrency, size=size)
             )
             processes = cluster.measure()
+            profiles = cluster.stop_profiling()
     finally:
         discard(url)
     if result["errors"]:
@@ -123,4 +131,5 @@ def run(
         **result,
         "processes": processes,
         "max_peak_rss_mb": max(p["peak_rss_mb"] for p in processes.values()),
+        **({"profiles": profiles} if profiles else {}),
     }

@@ -71,6 +71,7 @@ def arguments() -> argparse.Namespace:
         help="TIDINGS_DISPATCHER_BATCH_SIZE",
     )
     add("--timeout", type=float, default=3600.0, help="give up on one end-to-end run after")
+    add("--profile", action="store_true", help="py-spy on every Tidings process (e2e, intake)")
     add("--output", type=Path, help="the JSON file (default: bench/results/<time>-<scale>.json)")
     add("--compare", type=Path, help="results at another scale, for 'memory flat'")
     args = parser.parse_args()
@@ -180,6 +181,7 @@ def plan(
             counter=counter if email else e2e.gateway_counter(endpoints.gateway_url),
             batch=args.batch,
             timeout=args.timeout,
+            profile=args.profile,
         )
 
     steps: Plan = []
@@ -203,7 +205,13 @@ def plan(
             steps.append(("fan-out", engine, partial(fanout.run, seeds[engine], engine=engine)))
     if "intake" in args.only:
         for engine in split(args.intake_engines):
-            work = partial(intake.run, seeds[engine], engine=engine, seconds=args.intake_seconds)
+            work = partial(
+                intake.run,
+                seeds[engine],
+                engine=engine,
+                seconds=args.intake_seconds,
+                profile=args.profile,
+            )
             steps.append(("API intake", engine, work))
     return steps
 
