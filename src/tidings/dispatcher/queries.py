@@ -10,13 +10,39 @@ time (BEGIN IMMEDIATE), so the same UPDATE … RETURNING is already exclusive.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, exists, func, literal, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    case,
+    column,
+    exists,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.expression import UnaryExpression
+from sqlalchemy.types import TypeEngine
 
 from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.status import BroadcastStatus
@@ -24,9 +50,13 @@ from tidings.campaigns.models import Campaign
 from tidings.campaigns.recipients import MARKETING_ONLY
 from tidings.credits import service as credits
 from tidings.db.dialect import dialect_name, insert_ignoring_conflicts
+from tidings.events.models import Event
 from tidings.links.models import Link
 from tidings.messages.models import Message
 from tidings.suppressions.models import Suppression
+from tidings.webhooks import service as webhooks
+from tidings.webhooks.models import WebhookEndpoint
+from tidings.webhooks.schemas import ALL as WEBHOOK_ALL
 
 UNFINISHED = ("queued", "sending", "held")
 # Core tables: the hot path runs no ORM machinery (no identity map, no unit of work).
@@ -36,6 +66,10 @@ M = MESSAGES.c
 B = BROADCASTS.c
 CAMPAIGNS = cast(Table, Campaign.__table__)
 SUPPRESSIONS = cast(Table, Suppression.__table__)
+EVENTS = cast(Table, Event.__table__)
+E = EVENTS.c
+OUTCOME_SOURCE = "dispatcher"
+"""The source of the `sent` and `failed` events the dispatcher records."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,46 +209,38 @@ async def record(
     Only messages this worker still holds — status `sending` with the very lease it
     claimed them with — are written and counted: a worker that was too slow, whose
     rows another worker reclaimed, changes nothing and counts nothing twice. Side
-    effects: those messages leave `sending`; sent_count / failed_count grow by one
-    UPDATE per broadcast, never one per message; the batch's tracked links are stored
-    (the originals `/l/{token}` redirects to); failed messages among `charged` (the
-    claimed ones that had a cost) give their reservation back, one ledger entry per org
-    and batch. Returns how many messages were written.
+    effects: those messages leave `sending`; the final ones (sent, failed) get a `sent`
+    or `failed` event each (source "dispatcher", external id "<type>:<message id>", so
+    never twice); sent_count / failed_count grow by one UPDATE per broadcast, never one
+    per message; webhook endpoints subscribed to `sent` or `failed` get a delivery of
+    each; the batch's tracked links are stored (the originals `/l/{token}`
+    redirects to); failed messages among `charged` (the claimed ones that had a cost) give
+    their reservation back, one ledger entry per org and batch. Returns how many messages
+    were written.
+
+    The final outcomes, however many, are one UPDATE … FROM a JSON array of rows
+    (PostgreSQL `jsonb_to_recordset`, SQLite `json_each`) and one INSERT … SELECT of
+    their events: a fixed number of statements per batch, none per message.
     """
-    ids = [o.message_id for o in outcomes]
-    held = select(M.id).where(M.id.in_(ids), M.status == "sending", M.lease_until == lease_until)
-    if dialect_name(session) == "postgresql":
-        held = held.with_for_update()
-    owned = set((await session.execute(held)).scalars())
-    finals = [o for o in outcomes if o.retry_at is None and o.message_id in owned]
-    retries = [o for o in outcomes if o.retry_at is not None and o.message_id in owned]
-    deferrals = [o for o in retries if o.deferred]
-    retries = [o for o in retries if not o.deferred]
+    finals = [o for o in outcomes if o.retry_at is None]
+    requeued = [o for o in outcomes if o.retry_at is not None]
+    written: dict[int, tuple[int | None, str, int]] = {}  # id → (broadcast, status, org)
     if finals:
-        await session.execute(
-            update(MESSAGES)
-            .where(M.id == bindparam("mid"), M.status == "sending")
-            .values(
-                status=bindparam("st"),
-                reason=bindparam("why"),
-                provider_id=bindparam("pid"),
-                segments=bindparam("seg"),
-                sent_at=bindparam("sent"),
-                finished_at=now,
-                lease_until=None,
-            ),
-            [
-                {
-                    "mid": o.message_id,
-                    "st": o.status,
-                    "why": o.reason,
-                    "pid": o.provider_id,
-                    "seg": o.segments,
-                    "sent": now if o.status == "sent" else None,
-                }
-                for o in finals
-            ],
+        written = await _write_finals(session, finals=finals, lease_until=lease_until, now=now)
+        await _add_outcome_events(session, message_ids=sorted(written), now=now)
+        await _notify_outcome_events(session, written=written)
+    owned: set[int] = set()
+    if requeued:
+        held = select(M.id).where(
+            M.id.in_([o.message_id for o in requeued]),
+            M.status == "sending",
+            M.lease_until == lease_until,
         )
+        if dialect_name(session) == "postgresql":
+            held = held.with_for_update()
+        owned = set((await session.execute(held)).scalars())
+    retries = [o for o in requeued if o.message_id in owned and not o.deferred]
+    deferrals = [o for o in requeued if o.message_id in owned and o.deferred]
     if retries:
         await session.execute(
             update(MESSAGES)
@@ -235,23 +261,160 @@ async def record(
                     attempts=M.attempts - 1),
             [{"mid": o.message_id, "due": o.retry_at} for o in deferrals],
         )  # fmt: skip
-    await add_to_counters(session, deltas=_count_by_broadcast(finals))
+    await add_to_counters(session, deltas=_count_by_broadcast(written.values()))
     if charged:  # all prices zero: no message is charged, and none of this runs
-        await _release_failed(session, finals=finals, charged=charged)
+        await _release_failed(session, written=written, charged=charged)
     if links:  # a message sent twice (a reclaimed lease) stores its links once
         await session.execute(insert_ignoring_conflicts(session, Link), list(links))
-    return len(owned)
+    return len(written) + len(owned)
+
+
+async def _write_finals(
+    session: AsyncSession, *, finals: Sequence[Outcome], lease_until: datetime, now: datetime
+) -> dict[int, tuple[int | None, str, int]]:
+    """Side effect: the messages of `finals` still held under `lease_until` end `sent` or
+    `failed` (reason, provider id, segments; sent_at for the sent; finished_at; no lease).
+    One statement; returns the written ones: id → (broadcast id, status, org id)."""
+    rows = [
+        {"mid": o.message_id, "st": o.status, "why": o.reason, "pid": o.provider_id,
+         "seg": o.segments}
+        for o in finals
+    ]  # fmt: skip
+    v = _json_rows(session, rows)
+    stamp = literal(now, M.finished_at.type)
+    status: ColumnElement[str] = M.status
+    if dialect_name(session) == "sqlite":
+        # `+status`: else SQLite drives the join from the partial index of leased rows
+        # and reads the whole JSON array once per row (quadratic); this way it reads
+        # the array once and finds each message by its rowid.
+        status = UnaryExpression(M.status, operator=operators.custom_op("+"), type_=String())
+    result = await session.execute(
+        update(MESSAGES)
+        .where(M.id == v["mid"], status == "sending", M.lease_until == lease_until)
+        .values(
+            status=v["st"],
+            reason=v["why"],
+            provider_id=v["pid"],
+            segments=v["seg"],
+            sent_at=case((v["st"] == "sent", stamp), else_=null()),
+            finished_at=stamp,
+            lease_until=None,
+        )
+        .returning(M.id, M.broadcast_id, M.status, M.org_id)
+    )
+    return {row.id: (row.broadcast_id, row.status, row.org_id) for row in result}
+
+
+def _json_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The columns of `rows` (one JSON parameter) as a table to UPDATE … FROM, by name:
+    mid (bigint), st, why, pid (text), seg (int). The one dialect difference of `record`."""
+    payload = json.dumps(rows, separators=(",", ":"))
+    if dialect_name(session) == "postgresql":
+        table = (
+            func.jsonb_to_recordset(sql_cast(literal(payload), JSONB))
+            .table_valued(
+                column("mid", BigInteger), column("st", String), column("why", String),
+                column("pid", String), column("seg", Integer),
+            )
+            .render_derived(name="v", with_types=True)
+        )  # fmt: skip
+        return {name: table.c[name] for name in ("mid", "st", "why", "pid", "seg")}
+    each = func.json_each(literal(payload)).table_valued("value", name="v")
+    types: dict[str, TypeEngine[Any]] = {
+        "mid": Integer(),
+        "st": String(),
+        "why": String(),
+        "pid": String(),
+        "seg": Integer(),
+    }
+    return {
+        name: type_coerce(func.json_extract(each.c.value, f"$.{name}"), kind)
+        for name, kind in types.items()
+    }
+
+
+async def _add_outcome_events(
+    session: AsyncSession, *, message_ids: Sequence[int], now: datetime
+) -> None:
+    """Side effect: one `sent` or `failed` event per message of `message_ids` (just
+    written), from its row: type = status, source "dispatcher", external id
+    "<status>:<id>", a failure's reason in data. One INSERT … SELECT; a message that
+    already has its event (it cannot, but for a replay) keeps the one it has."""
+    if not message_ids:
+        return
+    failed_data = (
+        func.jsonb_build_object("reason", M.reason)
+        if dialect_name(session) == "postgresql"
+        else func.json_object("reason", M.reason)
+    )
+    stamp = literal(now, E.occurred_at.type)
+    rows = select(
+        M.org_id,
+        M.id,
+        M.broadcast_id,
+        M.campaign_id,
+        M.status,
+        literal(OUTCOME_SOURCE),
+        M.status + literal(":") + sql_cast(M.id, String),
+        false(),
+        case((M.status == "failed", type_coerce(failed_data, E.data.type)), else_=null()),
+        stamp,
+        stamp,
+    ).where(_id_in(session, message_ids), M.status.in_(("sent", "failed")))
+    await session.execute(
+        insert_ignoring_conflicts(session, EVENTS).from_select(
+            ["org_id", "message_id", "broadcast_id", "campaign_id", "type", "source",
+             "external_id", "is_bot", "data", "occurred_at", "created_at"],
+            rows,
+        )
+    )  # fmt: skip
+
+
+async def _notify_outcome_events(
+    session: AsyncSession, *, written: Mapping[int, tuple[int | None, str, int]]
+) -> None:
+    """Side effect: webhook deliveries of the batch's `sent` / `failed` events, for the
+    endpoints subscribed to them. Without such an endpoint in the batch's orgs (one small
+    SELECT says so) the events are not even read back."""
+    orgs = {org_id for _, _, org_id in written.values()}
+    kinds = {status for _, status, _ in written.values()}
+    subscribed = await session.scalars(
+        select(WebhookEndpoint.event_types).where(
+            WebhookEndpoint.org_id.in_(orgs), WebhookEndpoint.enabled.is_(True)
+        )
+    )
+    if not any(set(types or ()) & (kinds | {WEBHOOK_ALL}) for types in subscribed):
+        return
+    events = await session.scalars(
+        select(Event).where(
+            Event.source == OUTCOME_SOURCE,
+            Event.message_id.in_(sorted(written)),
+            Event.type.in_(sorted(kinds)),
+        )
+    )
+    await webhooks.enqueue_deliveries(session, events=list(events))
+
+
+def _id_in(session: AsyncSession, ids: Sequence[int]) -> ColumnElement[bool]:
+    """messages.id is one of `ids`: one array parameter on PostgreSQL, an IN list on
+    SQLite."""
+    if dialect_name(session) == "postgresql":
+        return M.id == any_(bindparam("ids", list(ids), type_=ARRAY(BigInteger)))
+    return M.id.in_(ids)
 
 
 async def _release_failed(
-    session: AsyncSession, *, finals: Iterable[Outcome], charged: Mapping[int, Claimed]
+    session: AsyncSession,
+    *,
+    written: Mapping[int, tuple[int | None, str, int]],
+    charged: Mapping[int, Claimed],
 ) -> None:
     """Side effect: each org's balance grows by its failed messages' cost (one UPDATE
     and one ledger entry per org; a batch usually holds one org)."""
     refunds: dict[int, int] = {}
-    for o in finals:
-        message = charged.get(o.message_id)
-        if o.status == "failed" and message is not None and message.cost > 0:
+    for message_id, (_, status, _) in written.items():
+        message = charged.get(message_id)
+        if status == "failed" and message is not None and message.cost > 0:
             refunds[message.org_id] = refunds.get(message.org_id, 0) + message.cost
     for org_id, amount in sorted(refunds.items()):
         await credits.release(
@@ -259,13 +422,15 @@ async def _release_failed(
         )
 
 
-def _count_by_broadcast(outcomes: Iterable[Outcome]) -> dict[int, dict[str, int]]:
+def _count_by_broadcast(
+    written: Iterable[tuple[int | None, str, int]],
+) -> dict[int, dict[str, int]]:
     deltas: dict[int, dict[str, int]] = {}
-    for o in outcomes:
-        if o.broadcast_id is None:
+    for broadcast_id, status, _ in written:
+        if broadcast_id is None:
             continue
-        counters = deltas.setdefault(o.broadcast_id, {"sent_count": 0, "failed_count": 0})
-        counters["sent_count" if o.status == "sent" else "failed_count"] += 1
+        counters = deltas.setdefault(broadcast_id, {"sent_count": 0, "failed_count": 0})
+        counters["sent_count" if status == "sent" else "failed_count"] += 1
     return deltas
 
 

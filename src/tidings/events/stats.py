@@ -12,8 +12,8 @@ human bounce event (an index range on events by broadcast and type). Rates are f
 | open, click, complaint, unsubscribe | opened, clicked, … / accepted (sent − bounced) |
 
 `series` counts human events per bucket of `interval` (minute or hour, UTC) by type:
-one bucket per period that had any. The dispatcher's `sent` and `failed` live on the
-message rows, not in the events table, so they are not in the series.
+one bucket per period that had any, the dispatcher's `sent` and `failed` events included
+(the `sent` and `failed` counters come from the broadcast rows, not from these events).
 """
 
 from __future__ import annotations

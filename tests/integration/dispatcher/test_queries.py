@@ -131,3 +131,76 @@ async def test_resume_keeps_a_backoff_that_is_still_running(db: Database) -> Non
     claimed = await _claim(db, at=now, lease=now + timedelta(minutes=5), limit=10)
     assert len(claimed) == 1  # the other one, due now
     assert first not in {m.id for m in claimed}  # still waiting out its backoff
+
+
+async def test_final_outcomes_are_events_once_and_counted_once(db: Database) -> None:
+    from tidings.events.models import Event
+
+    broadcast_id = await _queued_broadcast(db, 4)
+    now = utcnow()
+    lease = now + timedelta(minutes=5)
+    claimed = sorted(await _claim(db, at=now, lease=lease, limit=4), key=lambda m: m.id)
+    outcomes = [
+        Outcome(claimed[0].id, broadcast_id, "sent", provider_id="q1"),
+        Outcome(claimed[1].id, broadcast_id, "sent", provider_id="q2"),
+        Outcome(claimed[2].id, broadcast_id, "failed", "550 no such user"),
+        Outcome(claimed[3].id, broadcast_id, "queued", "451 later", retry_at=lease),
+    ]
+    for _ in range(2):  # the second time, nothing is held under that lease any more
+        async with db.session() as session:
+            await begin_write(session)
+            written = await queries.record(session, outcomes=outcomes, lease_until=lease, now=now)
+            await session.commit()
+        assert written == (4 if _ == 0 else 0)
+    async with db.session() as session:
+        events = list(await session.scalars(select(Event).order_by(Event.message_id)))
+        broadcast = await session.get(Broadcast, broadcast_id)
+    assert [(e.message_id, e.type, e.data) for e in events] == [
+        (claimed[0].id, "sent", None),
+        (claimed[1].id, "sent", None),
+        (claimed[2].id, "failed", {"reason": "550 no such user"}),
+    ]  # the retry is no event: the message is not finished
+    first = events[0]
+    assert (first.source, first.external_id, first.is_bot) == (
+        "dispatcher",
+        f"sent:{claimed[0].id}",
+        False,
+    )
+    assert first.broadcast_id == broadcast_id
+    assert first.campaign_id is not None
+    assert first.occurred_at == now
+    assert broadcast is not None
+    assert (broadcast.sent_count, broadcast.failed_count) == (2, 1)
+
+
+async def test_endpoints_subscribed_to_sent_get_a_delivery_of_each(db: Database) -> None:
+    from tidings.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+    broadcast_id = await _queued_broadcast(db, 2)
+    async with db.session() as session:
+        org_id = await session.scalar(select(Message.org_id).limit(1))
+        assert org_id is not None
+        for types in (["sent"], ["opened"]):
+            session.add(
+                WebhookEndpoint(org_id=org_id, url="https://hooks.example/x", secret="s",
+                                event_types=types)
+            )  # fmt: skip
+        await session.commit()
+    now = utcnow()
+    lease = now + timedelta(minutes=5)
+    claimed = await _claim(db, at=now, lease=lease, limit=2)
+    async with db.session() as session:
+        await begin_write(session)
+        await queries.record(
+            session,
+            outcomes=[Outcome(m.id, broadcast_id, "sent", provider_id="q") for m in claimed],
+            lease_until=lease,
+            now=now,
+        )
+        await session.commit()
+    async with db.session() as session:
+        deliveries = list(await session.scalars(select(WebhookDelivery)))
+    assert sorted(d.payload["data"]["message_id"] for d in deliveries) == sorted(
+        m.id for m in claimed
+    )
+    assert {d.event_type for d in deliveries} == {"sent"}
