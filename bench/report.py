@@ -213,3 +213,74 @@ def table(
         write(line(values))
     for result in errors:
         write(f"\n{result['scenario']}, {result['setup']}, failed: {result['error']}")
+
+
+def markdown(targets: list[dict[str, Any]]) -> str:
+    """A results file's `targets` as a Markdown table (for docs/performance.md)."""
+    lines = ["| scenario | setup | figure | value | target | status |", "|---|---|---|---|---|---|"]
+    for t in targets:
+        value = _cell(t["value"])
+        lines.append(
+            f"| {t['scenario']} | {t['setup']} | {t['figure']} | {value} | {t['target']} "
+            f"| {t['status']} |"
+        )
+    return "\n".join(lines)
+
+
+def growth(documents: list[dict[str, Any]]) -> str:
+    """How the main figures move with the scale, one column per results file."""
+    documents = sorted(documents, key=lambda d: d["scale"])
+    figures: dict[tuple[str, str, str], dict[int, Any]] = {}
+    for document in documents:
+        for result in document["results"]:
+            if "error" in result:
+                continue
+            for key, name in (
+                ("messages_per_second", "messages/s"),
+                ("recipients_per_second", "recipients/s"),
+                ("p99_ms", "p99 ms"),
+                ("seconds", "seconds"),
+                ("max_peak_rss_mb", "peak RSS MB (largest process)"),
+            ):
+                if key in result:
+                    cell = (result["scenario"], result["setup"], name)
+                    figures.setdefault(cell, {})[document["scale"]] = result[key]
+        for engine, seed in document.get("seeds", {}).items():
+            cell = ("seed", engine, "seconds to create")
+            figures.setdefault(cell, {})[document["scale"]] = seed["seconds"]
+    scales = [d["scale"] for d in documents]
+    lines = [
+        "| scenario | setup | figure | " + " | ".join(f"{s:,}" for s in scales) + " |",
+        "|---|---|---|" + "---|" * len(scales),
+    ]
+    for (scenario, setup, name), by_scale in figures.items():
+        values = " | ".join(_cell(by_scale.get(s)) for s in scales)
+        lines.append(f"| {scenario} | {setup} | {name} | {values} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """python bench/report.py RESULTS.json [MORE.json …]: Markdown for docs/performance.md
+    (one file: its table; several, of different scales: the growth table too)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    if len(sys.argv) < 2:
+        raise SystemExit(main.__doc__)
+    documents = [json.loads(Path(name).read_text()) for name in sys.argv[1:]]
+    last = documents[-1]
+    machine = last["machine"]
+    print(
+        f"scale {last['scale']:,}, commit {last['commit']}, {machine['cores']} cores"
+        f" ({machine['cpu_model']}), message {last.get('message_bytes', 0):,} bytes,"
+        f" {last['started_at']}\n"
+    )
+    print(markdown(last["targets"]))
+    if len(documents) > 1:
+        print()
+        print(growth(documents))
+
+
+if __name__ == "__main__":
+    main()
