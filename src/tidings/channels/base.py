@@ -24,9 +24,15 @@ class SendError(Exception):
 
 
 class TransientSendError(SendError):
-    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+    """`attempted=False`: the message was never handed to the provider (the batch was
+    stopped by push-back before it was its turn), so its attempt does not count."""
+
+    def __init__(
+        self, reason: str, *, retry_after: float | None = None, attempted: bool = True
+    ) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.attempted = attempted
 
 
 class PermanentSendError(SendError):

@@ -30,8 +30,9 @@ Breakage (disconnect, reset, timeout, refused connection, DNS, TLS) is transient
 answer to AUTH is permanent: no message can go with those credentials, so all that no
 logged-in connection took fail with "authentication failed". A 421 (the server is
 closing the connection, RFC 5321 §3.8) is push-back: that message, and every message of
-the batch not yet started, come back transient with `retry_after = pushback_seconds`, so
-the dispatcher stops the whole connection cluster-wide for that long. A 421 while
+the batch not yet started, come back transient with `retry_after = pushback_seconds`
+(those not started marked `attempted=False`: their attempt does not count), so the
+dispatcher stops the whole connection cluster-wide for that long. A 421 while
 connecting stops only that worker, as any connect failure does (a server may refuse
 connections past a per-client limit and serve the others). `send` never raises; every
 problem becomes a result.
@@ -158,6 +159,13 @@ class SmtpChannel:
         self._closed = False
         self._tls: ssl.SSLContext | None = None  # made on first use: it reads the CA store
         self._helo_name = settings.helo_name
+
+    @property
+    def parallelism(self) -> int:
+        """How many messages are in flight at once at most, whatever the batch: one per
+        pooled connection. The dispatcher asks the connection's concurrency limit for
+        this many and hands over a whole batch, which the pool streams."""
+        return self.settings.pool_size
 
     async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
         """One result per message of `batch`, in order; never raises (but for cancellation)."""
@@ -383,7 +391,9 @@ class SmtpChannel:
         error = self._transient(reason, reply)
         if error.retry_after is not None and run.pushback is None:
             run.pushback = TransientSendError(
-                f"not sent: the server pushed back ({reason})", retry_after=error.retry_after
+                f"not sent: the server pushed back ({reason})",
+                retry_after=error.retry_after,
+                attempted=False,
             )
         return error
 

@@ -228,11 +228,16 @@ class Dispatcher:
                 for (message, outgoing), result in zip(group, sunk, strict=True)
             ]
         # Concurrency caps how many sends are in flight at once (slots held while this
-        # group is sent, `width` at a time); the rate caps how many go now at all.
+        # group is sent); the rate caps how many go now at all. A channel that says how
+        # many sends it runs at once (`parallelism`: an SMTP pool's connections) asks for
+        # no more slots than that, and when it has them all gets the whole grant in one
+        # call, which it streams (pipelined SMTP). Otherwise the grant goes `slots.count`
+        # messages at a time.
+        parallelism: int | None = getattr(channel, "parallelism", None)
         hold = self.config.lease.total_seconds()
         slots = await self.limiter.acquire(
             spec.id,
-            want=min(len(group), spec.max_concurrency),
+            want=min(len(group), spec.max_concurrency, parallelism or len(group)),
             per_second=None,
             max_concurrency=spec.max_concurrency,
             hold_seconds=hold,
@@ -250,20 +255,23 @@ class Dispatcher:
                     hold_seconds=hold,
                 )
                 now_sending = group[: grant.count]
-                for start in range(0, len(now_sending), slots.count):
-                    chunk = now_sending[start : start + slots.count]
+                whole = parallelism is not None and parallelism <= slots.count
+                width = max(len(now_sending), 1) if whole else slots.count
+                for start in range(0, len(now_sending), width):
+                    chunk = now_sending[start : start + width]
                     sent = await self._deliver(channel, [o for _, o in chunk])
                     results.extend(sent)
                     if _pushback(sent) is not None:
                         break  # the provider said to hold off: what is left waits too
         finally:
             await self.limiter.release(slots)
-        now_sending = now_sending[: len(results)]
-        later = group[len(now_sending) :]
-        outcomes = [
-            self._outcome(message, result, segments=outgoing.segments)
-            for (message, outgoing), result in zip(now_sending, results, strict=True)
-        ]
+        later = group[len(results) :]
+        outcomes: list[Outcome] = []
+        for (message, outgoing), result in zip(now_sending, results, strict=False):
+            if isinstance(result, TransientSendError) and not result.attempted:
+                later.append((message, outgoing))  # never handed over: no attempt used
+            else:
+                outcomes.append(self._outcome(message, result, segments=outgoing.segments))
         pushback = _pushback(results)
         if pushback is not None:
             await self.limiter.penalise(spec.id, seconds=pushback)
