@@ -8,11 +8,11 @@ dispatcher. Otherwise `tidings serve --no-dispatcher` answers the API and `worke
 `tidings worker` processes send. Each process is the real CLI (`python -m tidings`),
 configured by TIDINGS_* variables only: the secret key every process shares, the public
 URL links point at, log level warning (uvicorn's access log off), no bounce polling, no
-migration at start (the seed is migrated). Their output goes to bench/.work/<name>-*.log.
+migration at start (the seed is migrated). Their output goes to <work dir>/<name>-*.log.
 `measure()` reads each live process's peak RSS (VmHWM) and CPU time from /proc. With
 `profile=True`, `start_profiling()` attaches py-spy to every process (100 samples a
 second, non-blocking) and `stop_profiling()` writes one speedscope profile each to
-bench/.work/profiles/ (open them at speedscope.app or with `py-spy`'s viewer).
+<work dir>/profiles/ (open them at speedscope.app or with `py-spy`'s viewer).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from typing import Any
 import httpx
 from bench import support
 
-PROFILES = support.WORK / "profiles"
 SECRET_KEY = "bench-secret-key-not-for-production-0123456789"  # noqa: S105
 
 
@@ -126,9 +125,10 @@ class Cluster:
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         if not Path(py_spy).exists():
             raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
-        PROFILES.mkdir(exist_ok=True)
+        profiles = support.WORK / "profiles"
+        profiles.mkdir(exist_ok=True)
         for label, process in self.processes.items():
-            output = PROFILES / f"{self.name}-{label}.speedscope.json"
+            output = profiles / f"{self.name}-{label}.speedscope.json"
             command = [py_spy, "record", "--pid", str(process.pid), "--rate", "100"]
             command += ["--nonblocking", "--format", "speedscope", "--output", str(output)]
             log = (support.WORK / f"{self.name}-{label}.py-spy.log").open("wb")

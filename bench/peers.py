@@ -38,7 +38,6 @@ from tidings.settings import Settings
 PEER_VENV = support.BENCH / ".peer-venv"
 PEER_PACKAGES = ("Django==5.2.19", "django-post-office==3.12.0", "psycopg[binary]==3.3.9")
 PEER_SCRIPT = support.BENCH / "peer_post_office.py"
-SAMPLE = support.WORK / "sample.eml"
 
 
 async def _sample() -> bytes:
@@ -80,14 +79,20 @@ async def _sample() -> bytes:
 
 
 def tidings_sample() -> dict[str, Any]:
-    """One message as Tidings sends it; written to bench/.work/sample.eml for smtp-source."""
+    """One message as Tidings sends it; written to sample.eml for smtp-source."""
     content, _ = support.run_loop(_sample())
+    support.fresh_sqlite("sample.db")  # removes it
     row = contact_rows(0, 1)[0]
     if row["first_name"].encode() not in content or b"/l/" not in content:
         raise SystemExit("sample: the message lacks its personalisation or a tracked link")
     # smtp-source -F ends each line with CRLF itself.
-    SAMPLE.write_bytes(content.replace(b"\r\n", b"\n"))
-    return {"message_bytes": len(content), "file": str(SAMPLE)}
+    sample().write_bytes(content.replace(b"\r\n", b"\n"))
+    return {"message_bytes": len(content), "file": str(sample())}
+
+
+def sample() -> Path:
+    """The file of `tidings_sample`'s message (in this run's work directory)."""
+    return support.WORK / "sample.eml"
 
 
 def smtp_source(
@@ -102,7 +107,7 @@ def smtp_source(
         "-m",
         str(messages),
         "-F",
-        str(SAMPLE),
+        str(sample()),
         "-f",
         "news@acme.example",
         "-t",

@@ -16,7 +16,8 @@ then runs, each on a fresh copy of the seed:
 
 A scenario that fails is reported as an error and the others still run. The table goes
 to stdout (progress to stderr), every figure to bench/results/<UTC time>-<scale>.json with
-the machine, the commit and the scale. docs/performance.md explains each number.
+the machine, the commit and the scale; logs, the sample message and profiles to
+bench/.work/<UTC time>-<scale>-<pid>/. docs/performance.md explains each number.
 """
 
 from __future__ import annotations
@@ -218,9 +219,11 @@ def plan(
 
 def main() -> None:
     args = arguments()
-    support.WORK.mkdir(exist_ok=True)
     RESULTS.mkdir(exist_ok=True)
     started_at = datetime.now(UTC)
+    # A work directory of its own, so that runs started side by side do not share files.
+    support.WORK = support.WORK / f"{started_at:%Y%m%dT%H%M%SZ}-{args.scale}-{os.getpid()}"
+    support.WORK.mkdir(parents=True)
     document: dict[str, Any] = {
         "started_at": started_at.isoformat(timespec="seconds"),
         "commit": support.commit(),
@@ -228,6 +231,7 @@ def main() -> None:
         "scale": args.scale,
         "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        "work_dir": str(support.WORK),
     }
     results: list[dict[str, Any]] = []
     seeds: dict[str, Seed] = {}
@@ -268,6 +272,8 @@ def main() -> None:
             for seed in seeds.values():
                 discard(seed.url)
         document["sink_cpu_seconds"] = round(support.process_cpu_seconds(sink.pid), 2)
+    document["sink_counters"] = support.sink_counters(sink_log)
+    sink_log.unlink()  # a line per message: 150 MB at a million, and nothing else in it
     finish(document, results, args, started_at)
 
 
