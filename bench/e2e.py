@@ -110,6 +110,7 @@ def run(
             )
             before = counter()
             load = os.getloadavg()[0]
+            idle = cluster.measure()
             cluster.start_profiling()
             started = time.perf_counter()
             created = client.post(
@@ -146,6 +147,10 @@ def run(
                 time.sleep(COUNT_EVERY)
             processes = cluster.measure()
             profiles = cluster.stop_profiling()
+            for label, process in processes.items():
+                process["cpu_seconds_run"] = round(
+                    process["cpu_seconds"] - idle[label]["cpu_seconds"], 2
+                )
             received = counter() - before
     except BaseException:
         discard(url)
@@ -168,6 +173,9 @@ def run(
         "db_seconds_created_to_completed": checked["db_seconds"],
         "processes": processes,
         "max_peak_rss_mb": max(p["peak_rss_mb"] for p in processes.values()),
+        "cpu_us_per_message": round(
+            sum(p["cpu_seconds_run"] for p in processes.values()) / expected * 1e6
+        ),
         "load_average_before": round(load, 2),
         **({"profiles": profiles} if profiles else {}),
     }

@@ -122,6 +122,10 @@ def evaluate(
         elif scenario == "sms end to end":
             _rate(rows, result, "messages_per_second", "messages/s", 20_000.0)
             rows.append(Row(scenario, setup, "wall seconds", result["seconds"]))
+            if "cpu_us_per_message" in result:
+                rows.append(
+                    Row(scenario, setup, "CPU µs per message", result["cpu_us_per_message"])
+                )
             _memory(rows, result)
         elif scenario == "fan-out":
             limit = (10.0 if setup == "postgres" else 20.0) * scale / MILLION
