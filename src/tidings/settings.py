@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         ),
     )
     dispatcher_batch_size: int = Field(
-        default=500,
+        default=2_000,
         ge=1,
         le=10_000,
         description=(
