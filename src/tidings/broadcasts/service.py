@@ -144,7 +144,9 @@ async def _hold_messages(
         )
         if reason:
             skipped[contact.id] = reason
-    await session.execute(insert(MESSAGES), messages)
+    # RETURNING makes SQLAlchemy send multi-row INSERTs ("insertmanyvalues", up to 1,000
+    # rows each) instead of one execution per row, which asyncpg's executemany is.
+    await session.execute(insert(MESSAGES).returning(MESSAGES.c.id), messages)
     return skipped
 
 

@@ -162,8 +162,10 @@ async def add_to_list(
     """Query helper (no commit): the org's contacts join its list; members stay members.
     The caller has checked that the list and the contacts are the org's."""
     now = utcnow()
+    # RETURNING: multi-row INSERTs rather than one execution per member (see
+    # broadcasts/service.py::_hold_messages); the rows it returns are not needed.
     await session.execute(
-        insert_ignoring_conflicts(session, ListMember),
+        insert_ignoring_conflicts(session, ListMember).returning(ListMember.contact_id),
         [
             {"list_id": list_id, "contact_id": c, "org_id": org_id, "created_at": now}
             for c in dict.fromkeys(contact_ids)
