@@ -17,6 +17,7 @@ MILLION = 1_000_000
 RSS_LIMIT_MB = 300.0
 FAILED = "failed (see below)"
 GATEWAY = "SMS gateway capacity"
+FANOUT_RULES = "fan-out (skip rules)"
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,10 @@ def evaluate(
                         ratio >= minimum if minimum else None,
                     )
                 )
+            if "cpu_us_per_message" in result:
+                rows.append(
+                    Row(scenario, setup, "CPU µs per message", result["cpu_us_per_message"])
+                )
             _memory(rows, result)
         elif scenario == "sms end to end":
             _rate(rows, result, "messages_per_second", "messages/s", 20_000.0)
@@ -127,7 +132,7 @@ def evaluate(
                     Row(scenario, setup, "CPU µs per message", result["cpu_us_per_message"])
                 )
             _memory(rows, result)
-        elif scenario == "fan-out":
+        elif scenario in ("fan-out", FANOUT_RULES):
             limit = (10.0 if setup == "postgres" else 20.0) * scale / MILLION
             scaled = "" if scale == MILLION else " (scaled)"
             rows.append(

@@ -12,6 +12,7 @@ then runs, each on a fresh copy of the seed:
             in smtp-sink: sqlite-1, postgres-1, postgres-2            (bench/e2e.py)
     sms     the same through Infobip to the local gateway: postgres-2 (bench/e2e.py)
     fanout  expanding a segment of every contact: sqlite, postgres   (bench/fanout.py)
+    fanout-rules  the same on contacts of which some are skipped (bench/fanout_rules.py)
     intake  seed 000 invites, 500 recipients, 8 at a time, 60 s      (bench/intake.py)
 
 A scenario that fails is reported as an error and the others still run. The table goes
@@ -45,7 +46,7 @@ from tidings.settings import Settings
 
 RESULTS = support.BENCH / "results"
 Counter = Callable[[], int]
-SCENARIOS = ("peers", "email", "sms", "fanout", "intake")
+SCENARIOS = ("peers", "email", "sms", "fanout", "fanout-rules", "intake")
 
 
 def arguments() -> argparse.Namespace:
@@ -204,6 +205,9 @@ def plan(
     if "fanout" in args.only:
         for engine in split(args.fanout_engines):
             steps.append(("fan-out", engine, partial(fanout.run, seeds[engine], engine=engine)))
+    if "fanout-rules" in args.only:
+        for engine in split(args.fanout_engines):
+            steps.append((report.FANOUT_RULES, engine, partial(fanout_rules, args.scale, engine)))
     if "intake" in args.only:
         for engine in split(args.intake_engines):
             work = partial(
@@ -215,6 +219,14 @@ def plan(
             )
             steps.append(("API intake", engine, work))
     return steps
+
+
+def fanout_rules(scale: int, engine: str) -> dict[str, Any]:
+    """bench/fanout_rules.py: its own contacts (made by SQL), every skip rule in play."""
+    from bench import fanout_rules as rules
+
+    result = rules.run(contacts=scale, postgres=engine == "postgres")
+    return {**result, "scenario": report.FANOUT_RULES, "setup": engine}
 
 
 def main() -> None:
