@@ -57,7 +57,7 @@ async def _load(
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=60) as client:
         # One request before the clock: the server's first-request costs, and the campaign's
-        # recipient list, made on first use (concurrent first requests race to make it).
+        # recipient list, made on first use: the 60 s measure the steady state.
         warm = await client.post(
             INVITE_PATH, content=body(seed.invite_campaign, -1, size), headers=headers
         )
