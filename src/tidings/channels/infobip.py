@@ -96,6 +96,12 @@ class InfobipChannel(HttpChannel):
         }
         self._secrets = (settings.api_key,)
 
+    @property
+    def messages_per_request(self) -> int:
+        """How many messages one request carries at most. The dispatcher counts a request,
+        not a message, against the connection's `max_concurrency`, as `send` does."""
+        return self.settings.batch_size
+
     async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
         """One Result per message, in order; failures are results, never raised."""
         size = self.settings.batch_size

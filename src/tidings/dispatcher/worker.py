@@ -49,7 +49,7 @@ from tidings.content.tracking import add_open_pixel, rewrite_links
 from tidings.db.base import utcnow
 from tidings.db.engine import Database, begin_write
 from tidings.dispatcher import queries
-from tidings.dispatcher.limits import ConnectionLimiter
+from tidings.dispatcher.limits import ConnectionLimiter, Grant
 from tidings.dispatcher.queries import Claimed, Outcome
 from tidings.dispatcher.retry import RetryPolicy
 from tidings.links.service import (
@@ -232,12 +232,15 @@ class Dispatcher:
         # many sends it runs at once (`parallelism`: an SMTP pool's connections) asks for
         # no more slots than that, and when it has them all gets the whole grant in one
         # call, which it streams (pipelined SMTP). Otherwise the grant goes `slots.count`
-        # messages at a time.
+        # sends at a time. A channel that carries many messages in one request
+        # (`messages_per_request`: Infobip's batch_size) counts a request as one send.
         parallelism: int | None = getattr(channel, "parallelism", None)
+        per_send: int = getattr(channel, "messages_per_request", 1)
+        sends = -(-len(group) // per_send)
         hold = self.config.lease.total_seconds()
         slots = await self.limiter.acquire(
             spec.id,
-            want=min(len(group), spec.max_concurrency, parallelism or len(group)),
+            want=min(sends, spec.max_concurrency, parallelism or sends),
             per_second=None,
             max_concurrency=spec.max_concurrency,
             hold_seconds=hold,
@@ -246,7 +249,10 @@ class Dispatcher:
         now_sending: list[tuple[Claimed, Outgoing]] = []
         results: list[Result] = []
         try:
-            if slots.count:
+            if slots.count and spec.max_per_second is None:
+                # No rate to take from: the slots' grant already saw any push-back block.
+                grant = Grant(spec.id, len(group), 0.0)
+            elif slots.count:
                 grant = await self.limiter.acquire(
                     spec.id,
                     want=len(group),
@@ -254,9 +260,10 @@ class Dispatcher:
                     max_concurrency=None,
                     hold_seconds=hold,
                 )
+            if slots.count:
                 now_sending = group[: grant.count]
                 whole = parallelism is not None and parallelism <= slots.count
-                width = max(len(now_sending), 1) if whole else slots.count
+                width = max(len(now_sending), 1) if whole else slots.count * per_send
                 for start in range(0, len(now_sending), width):
                     chunk = now_sending[start : start + width]
                     sent = await self._deliver(channel, [o for _, o in chunk])
