@@ -1,13 +1,19 @@
 """The dispatcher: start due broadcasts, claim due messages, render, send, record.
 
-    tick():  due broadcasts ──start_due──▶ expanded, SENDING
-             expired leases ──reap──▶ queued again
-             claim(batch) ──▶ render each (sandboxed) ──▶ channel.send(batch)
-                          ──▶ record(outcomes) in one transaction ──▶ finish broadcasts
+    tick() = _prepare() then _complete():
+    _prepare():  due broadcasts ──start_due──▶ expanded, SENDING
+                 expired leases ──reap──▶ queued again
+                 claim(batch) ──▶ render each (sandboxed)
+    _complete(): channel.send(batch) ──▶ record(outcomes) in one transaction
+                 ──▶ finish broadcasts
 
-Claims commit at once (the lease protects the rows); outcomes are written a batch at a
-time; a worker that dies mid-batch leaves leased rows that `reap` queues again, so a
-message is lost never and sent twice at most when it was in flight.
+`run()` overlaps the two: batch N+1 is claimed and rendered while batch N is sent and
+recorded (rendering looks at the event loop every `RENDER_SLICE` messages, so batch N's
+connections keep going), so the process renders while the provider works instead of
+waiting for it. Claims commit at once (the lease protects the rows); outcomes are written
+a batch at a time; a worker that dies mid-batch leaves leased rows that `reap` queues
+again, so a message is lost never and sent twice at most when it was in flight (two
+batches, when it dies with one on the wire and the next rendered).
 """
 
 from __future__ import annotations
@@ -20,10 +26,10 @@ import random
 import secrets
 import socket
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import or_, select
 
@@ -63,9 +69,13 @@ from tidings.links.tokens import TokenSigner
 from tidings.templates.models import Template
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 # Compiled templates kept between batches. Single sends with inline content make one
 # template per distinct content, so past this many the cache keeps only the batch's own.
 TEMPLATE_CACHE = 1_000
+# Messages rendered between two looks at the event loop, so that the batch being sent
+# meanwhile (`run` overlaps two) keeps its connections busy.
+RENDER_SLICE = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +85,28 @@ class DispatcherConfig:
     idle_sleep: float = 0.5
     public_url: str = "http://127.0.0.1:8000"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(slots=True)
+class _Rendered:
+    """A batch ready for its connections: failures found while rendering, the links to
+    store, and the messages by connection (None: the sink)."""
+
+    outcomes: list[Outcome]
+    links: list[dict[str, Any]]
+    by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]]
+    specs: dict[int | None, ConnectionSpec]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one round found: `found` counts broadcasts started, leases reaped and
+    messages claimed; `rendered` is None when nothing was claimed."""
+
+    found: int
+    lease_until: datetime
+    claimed: list[Claimed]
+    rendered: _Rendered | None
 
 
 @dataclass(slots=True)
@@ -123,15 +155,32 @@ class Dispatcher:
             await channel.close()
 
     async def _run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                busy = await self.tick()
-            except Exception:
-                log.exception("dispatcher tick failed; retrying")
-                busy = 0
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.config.idle_sleep)
+        # Two batches overlap: while one is on the wire and being recorded, the next is
+        # claimed and rendered, so this process renders while the provider works.
+        sending: asyncio.Task[int | None] | None = None
+        try:
+            while not stop.is_set():
+                batch = await self._guarded(self._prepare(), "claiming a batch")
+                busy = (await sending or 0) if sending is not None else 0
+                sending = None
+                if batch is not None and batch.claimed:
+                    sending = asyncio.create_task(self._guarded(self._complete(batch), "sending"))
+                    continue
+                if batch is not None:
+                    busy += await self._guarded(self._complete(batch), "sending") or 0
+                if not busy:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=self.config.idle_sleep)
+        finally:
+            if sending is not None:  # the batch in hand is sent and recorded
+                await sending
+
+    async def _guarded(self, step: Awaitable[_T], what: str) -> _T | None:
+        try:
+            return await step
+        except Exception:
+            log.exception("dispatcher failed %s; retrying", what)
+            return None
 
     async def drain(self, max_ticks: int = 10_000, *, horizon: float = 5.0) -> None:
         """Tick until nothing is left to do now or within `horizon` seconds (deferred by a
@@ -152,6 +201,10 @@ class Dispatcher:
 
     async def tick(self) -> int:
         """One round; returns how much work it found (0 = idle)."""
+        return await self._complete(await self._prepare())
+
+    async def _prepare(self) -> _Batch:
+        """Start due broadcasts, queue expired leases again, claim and render a batch."""
         now = self.clock()
         started = await self._start_due_broadcasts(now)
         lease_until = now + self.config.lease
@@ -165,24 +218,30 @@ class Dispatcher:
             # was made (a bounce, a complaint, a STOP mid-broadcast) is skipped, not sent.
             claimed = await queries.skip_suppressed(session, claimed=claimed, now=now)
             await session.commit()
-        if claimed:
-            outcomes, links = await self._send(claimed)
+        rendered = await self._render_batch(claimed) if claimed else None
+        return _Batch(started + reaped + len(claimed), lease_until, claimed, rendered)
+
+    async def _complete(self, batch: _Batch) -> int:
+        """Send a prepared batch, record its outcomes, finish broadcasts; returns the work
+        done (0 = idle)."""
+        if batch.rendered is not None:
+            outcomes, links = await self._send(batch.rendered)
             async with self.db.session() as session:
                 await begin_write(session)
                 await queries.record(
                     session,
                     outcomes=outcomes,
-                    lease_until=lease_until,
+                    lease_until=batch.lease_until,
                     now=self.clock(),
                     links=links,
-                    charged={c.id: c for c in claimed if c.cost},
+                    charged={c.id: c for c in batch.claimed if c.cost},
                 )
                 await session.commit()
         async with self.db.session() as session:
             await begin_write(session)
             finished = await queries.finish_broadcasts(session, now=self.clock())
             await session.commit()
-        return started + reaped + len(claimed) + finished
+        return batch.found + finished
 
     async def _start_due_broadcasts(self, now: datetime) -> int:
         async with self.db.session() as session:
@@ -193,13 +252,17 @@ class Dispatcher:
                 started += await start_due(session, broadcast_id=broadcast_id, now=now)
         return started
 
-    async def _send(self, claimed: Sequence[Claimed]) -> tuple[list[Outcome], list[dict[str, Any]]]:
+    async def _render_batch(self, claimed: Sequence[Claimed]) -> _Rendered:
+        """Each message rendered and routed to its connection; a message that cannot be
+        rendered has its outcome (failed) at once."""
         campaigns, templates, contacts = await self._load(claimed)
         routes = await self._connections(campaigns.values())
         outcomes: list[Outcome] = []
         links: list[dict[str, Any]] = []
         by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]] = defaultdict(list)
-        for message in claimed:
+        for n, message in enumerate(claimed, 1):
+            if n % RENDER_SLICE == 0:
+                await asyncio.sleep(0)  # let the batch on the wire read replies, send more
             try:
                 outgoing, message_links = self._render(message, campaigns, templates, contacts)
             except (TemplateError, mime.HeaderInjection, PermanentSendError) as exc:
@@ -212,9 +275,14 @@ class Dispatcher:
             route = SINK if message.is_test else routes[campaign_id]  # test keys: sink only
             by_channel[route.id].append((message, outgoing))
         specs = {None: SINK} | {spec.id: spec for spec in routes.values()}
-        for connection_id, group in by_channel.items():
-            outcomes.extend(await self._send_group(specs[connection_id], group))
-        return outcomes, links
+        return _Rendered(outcomes, links, by_channel, specs)
+
+    async def _send(self, rendered: _Rendered) -> tuple[list[Outcome], list[dict[str, Any]]]:
+        """Every outcome of a rendered batch, and the links to store."""
+        outcomes = list(rendered.outcomes)
+        for connection_id, group in rendered.by_channel.items():
+            outcomes.extend(await self._send_group(rendered.specs[connection_id], group))
+        return outcomes, rendered.links
 
     async def _send_group(
         self, spec: ConnectionSpec, group: list[tuple[Claimed, Outgoing]]
