@@ -30,7 +30,7 @@ from tidings.db.engine import begin_write
 from tidings.db.owned import get_owned
 from tidings.errors import FieldError
 from tidings.lists.models import ListMember
-from tidings.lists.service import require_lists
+from tidings.lists.service import MEMBERS, require_lists
 from tidings.messages.models import Message
 from tidings.orgs.service import get_org
 
@@ -256,7 +256,7 @@ async def upsert_contacts(
                 ]
                 # RETURNING: multi-row INSERTs, not one execution per row (asyncpg).
                 await session.execute(
-                    insert_ignoring_conflicts(session, ListMember).returning(ListMember.contact_id),
+                    insert_ignoring_conflicts(session, MEMBERS).returning(MEMBERS.c.contact_id),
                     members,
                 )
             await session.commit()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.contacts.models import Contact
@@ -16,6 +17,8 @@ from tidings.db.names import commit_named, require_free_name
 from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.lists.models import ContactList, ListMember
 from tidings.lists.schemas import ListChanges
+
+MEMBERS = cast(Table, ListMember.__table__)  # Core inserts: no ORM bulk machinery per row
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +168,7 @@ async def add_to_list(
     # RETURNING: multi-row INSERTs rather than one execution per member (see
     # broadcasts/service.py::_hold_messages); the rows it returns are not needed.
     await session.execute(
-        insert_ignoring_conflicts(session, ListMember).returning(ListMember.contact_id),
+        insert_ignoring_conflicts(session, MEMBERS).returning(MEMBERS.c.contact_id),
         [
             {"list_id": list_id, "contact_id": c, "org_id": org_id, "created_at": now}
             for c in dict.fromkeys(contact_ids)
