@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, Final
 from uuid import uuid4
 
@@ -93,6 +94,7 @@ class InfobipChannel(HttpChannel):
         self._headers = {
             "Authorization": f"App {settings.api_key}",
             "Accept": "application/json",
+            "Content-Type": "application/json",
         }
         self._secrets = (settings.api_key,)
 
@@ -109,18 +111,39 @@ class InfobipChannel(HttpChannel):
         per_chunk = await each_limited(chunks, self._send_chunk, limit=self._limit)
         return [result for results in per_chunk for result in results]
 
-    def payload(self, chunk: Sequence[Outgoing]) -> dict[str, Any]:
-        """The request body for one chunk."""
-        return {
-            # Ours, so the request can be found in Infobip's logs; unique per request.
-            "bulkId": f"tidings-{uuid4().hex}",
-            "messages": [_message(m, notify_url=self.settings.notify_url) for m in chunk],
-        }
+    def payload(self, chunk: Sequence[Outgoing]) -> bytes:
+        """The request body for one chunk, as JSON.
+
+        Written piece by piece rather than through `json.dumps` of a dict per message,
+        which took most of a send's CPU: every string that comes from outside (the
+        number, the text, the sender, the report URL) still goes through the json
+        module's own escaping, so the document is the same.
+        """
+        tails: dict[str | None, str] = {}  # by sender: a batch usually has one
+        notify = self.settings.notify_url
+        report = (
+            f',"notifyUrl":{_quote(notify)},"notifyContentType":"application/json"'
+            if notify
+            else ""
+        )
+        parts = []
+        for message in chunk:
+            tail = tails.get(message.sender)
+            if tail is None:
+                tail = f',"from":{_quote(message.sender)}' if message.sender else ""
+                tail = tails[message.sender] = tail + report
+            parts.append(
+                f'{{"destinations":[{{"to":{_quote(message.recipient.removeprefix("+"))},'
+                f'"messageId":"{int(message.message_id)}"}}],'
+                f'"text":{_quote(sms_text(message))}{tail}}}'
+            )
+        # bulkId is ours, so the request can be found in Infobip's logs; unique per request.
+        return f'{{"bulkId":"tidings-{uuid4().hex}","messages":[{",".join(parts)}]}}'.encode()
 
     async def _send_chunk(self, chunk: Sequence[Outgoing]) -> list[Result]:
         try:
             response = await self.client.post(
-                self._url, json=self.payload(chunk), headers=self._headers
+                self._url, content=self.payload(chunk), headers=self._headers
             )
         except REQUEST_ERRORS as exc:
             return [transport_error(exc, secrets=self._secrets)] * len(chunk)
@@ -136,21 +159,6 @@ class InfobipChannel(HttpChannel):
         return [_result(reported.get(str(m.message_id))) for m in chunk]
 
 
-def _message(message: Outgoing, *, notify_url: str | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "destinations": [
-            {"to": message.recipient.removeprefix("+"), "messageId": str(message.message_id)}
-        ],
-        "text": sms_text(message),
-    }
-    if message.sender:
-        entry["from"] = message.sender
-    if notify_url:
-        entry["notifyUrl"] = notify_url
-        entry["notifyContentType"] = "application/json"
-    return entry
-
-
 def _result(entry: dict[str, Any] | None) -> Result:
     if entry is None:
         # Infobip took the request but said nothing of this message; sending it again
@@ -164,7 +172,7 @@ def _result(entry: dict[str, Any] | None) -> Result:
         description = status.get("description")
         reason = f"Infobip {group}: {name}"
         return PermanentSendError(f"{reason} ({description})" if description else reason)
-    return Sent(str(entry["messageId"]))
+    return Sent(entry["messageId"])  # a str: only such entries are read
 
 
 def _service_exception(document: Any) -> str | None:

@@ -47,6 +47,7 @@ GSM7_PART: Final = 153
 UCS2_SINGLE: Final = 70
 UCS2_PART: Final = 67
 _LAST_BMP: Final = 0xFFFF
+_LAST_BMP_CHAR: Final = chr(_LAST_BMP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,25 +78,30 @@ def shape(text: str) -> SmsShape:
     spaces are not GSM characters and make the text UCS-2) and no normalisation (a
     decomposed "é" is "e" plus a combining accent, which is not GSM either).
     """
+    # Counted with str methods (C loops) rather than a Python loop over the characters:
+    # the dispatcher shapes every SMS it sends. Only a text that needs parts and holds a
+    # two-unit character is walked character by character, in `_parts`.
     encoding: Encoding
     if is_gsm7(text):
         encoding, single, part = "GSM-7", GSM7_SINGLE, GSM7_PART
-        costs = [2 if char in _EXTENSION else 1 for char in text]
+        doubled = 0 if _EXTENSION.isdisjoint(text) else sum(map(text.count, _EXTENSION))
     else:
         encoding, single, part = "UCS-2", UCS2_SINGLE, UCS2_PART
-        costs = [2 if ord(char) > _LAST_BMP else 1 for char in text]
-    units = sum(costs)
+        doubled = 0 if max(text) <= _LAST_BMP_CHAR else sum(ord(c) > _LAST_BMP for c in text)
+    units = len(text) + doubled
     if units <= single:
         return SmsShape(encoding=encoding, units=units, segments=1, per_segment=single)
-    return SmsShape(
-        encoding=encoding, units=units, segments=_parts(costs, units, part), per_segment=part
-    )
+    if not doubled:
+        segments = -(-units // part)
+    elif encoding == "GSM-7":
+        segments = _parts([2 if char in _EXTENSION else 1 for char in text], units, part)
+    else:
+        segments = _parts([2 if ord(char) > _LAST_BMP else 1 for char in text], units, part)
+    return SmsShape(encoding=encoding, units=units, segments=segments, per_segment=part)
 
 
 def _parts(costs: Sequence[int], units: int, per_part: int) -> int:
     """Parts needed to carry characters of these unit costs, never splitting one."""
-    if units == len(costs):
-        return -(-units // per_part)
     parts, used = 1, 0
     for cost in costs:
         if used + cost > per_part:

@@ -700,6 +700,24 @@ async def test_infobip_request_shape(gateway: Gateway, opened: list[AnyChannel])
     }
 
 
+async def test_infobip_body_carries_any_text_and_sender_exactly(
+    gateway: Gateway, opened: list[AnyChannel]
+) -> None:
+    gateway.plan = infobip_ok
+    channel = infobip_channel(gateway.url, batch_size=100)
+    opened.append(channel)
+    texts = ['Say "hi" \\ back', "line\nbreak\ttab\u0001", "Zoë 😀 €5 — ok", ""]
+    batch = [sms(i, text=text, sender='Ac"me\\') for i, text in enumerate(texts, 1)]
+
+    results = await channel.send(batch)
+
+    assert list(results) == [Sent(str(i)) for i in range(1, len(texts) + 1)]
+    (request,) = gateway.requests
+    sent = request.json()["messages"]
+    assert [m["text"] for m in sent] == texts
+    assert {m["from"] for m in sent} == {'Ac"me\\'}
+
+
 async def test_infobip_chunks_a_batch_and_maps_statuses_by_message_id(
     gateway: Gateway, opened: list[AnyChannel]
 ) -> None:

@@ -3,6 +3,7 @@ reaching the channel."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import cast
 
@@ -85,11 +86,11 @@ def test_infobip_asks_for_reports_at_its_own_report_url() -> None:
     expected = "https://tidings.example/reports/7/infobip/" + "t" * 24
     assert channel.settings.notify_url == expected
     outgoing = Outgoing(1, 1, "sms", "Acme", "+41793026727", None, "Hi")
-    (message,) = channel.payload([outgoing])["messages"]
+    (message,) = json.loads(channel.payload([outgoing]))["messages"]
     assert (message["notifyUrl"], message["notifyContentType"]) == (expected, "application/json")
 
     del credentials["inbound_token"]
     channel = build_channel(ConnectionSpec(7, "infobip", settings, credentials, 10, None), db)
     assert isinstance(channel, InfobipChannel)
     assert channel.settings.notify_url is None
-    assert "notifyUrl" not in channel.payload([outgoing])["messages"][0]
+    assert "notifyUrl" not in json.loads(channel.payload([outgoing]))["messages"][0]
