@@ -267,6 +267,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _MINUTE = timedelta(minutes=1)
 
 
+@lru_cache(maxsize=8)  # a batch of messages shares one date
 def _format_date(date: datetime) -> str:
     """RFC 5322 §3.3 date-time, as `email.utils.format_datetime` writes it but in half the
     time, and independent of the locale (unlike strftime's %a and %b)."""

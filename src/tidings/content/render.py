@@ -48,7 +48,7 @@ from functools import partial
 from types import BuiltinMethodType, MethodType, TracebackType
 from typing import Any, Final, cast
 
-from jinja2 import Template, nodes
+from jinja2 import Template, meta, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.filters import (
@@ -79,7 +79,7 @@ from jinja2.runtime import (
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Cycler, Joiner, Namespace, missing, pass_context, pass_eval_context
 from jinja2.visitor import NodeTransformer
-from markupsafe import Markup, escape, soft_str
+from markupsafe import Markup, soft_str
 
 __all__ = ["Compiled", "Limits", "Renderer", "TemplateError", "UndefinedVariable"]
 
@@ -119,6 +119,10 @@ class Limits:
                 raise ValueError(f"Limits.{name} must be positive")
 
 
+# A substitution-only template: leading text, then (name, attribute path, text after).
+_Plan = tuple[str, tuple[tuple[str, tuple[str, ...], str], ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class Compiled:
     """A template part compiled for both modes; opaque outside this module."""
@@ -127,9 +131,11 @@ class Compiled:
     html: bool
     _strict: Template
     _lenient: Template
+    # The context names the template reads (Jinja's undeclared variables).
+    names: frozenset[str] = frozenset()
     # Pure substitution (literal text and `{{ name }}` / `{{ a.b.c }}`, nothing else):
     # the pieces, a str for literal text, a tuple of names for a lookup. None otherwise.
-    _plan: tuple[str | tuple[str, ...], ...] | None = None
+    _plan: _Plan | None = None
 
 
 # Captured bodies are appended to again when a macro's result lands in an outer capture.
@@ -556,8 +562,15 @@ class Renderer:
             reason = f"is {len(source)} characters; the limit is {self._limits.max_source_chars}"
             raise TemplateError(field, reason)
         strict, lenient = (self._compile(source, field, self._envs[html, s]) for s in (True, False))
-        plan = _substitution_plan(self._envs[html, False].parse(source))
-        return Compiled(field=field, html=html, _strict=strict, _lenient=lenient, _plan=plan)
+        tree = self._envs[html, False].parse(source)
+        return Compiled(
+            field=field,
+            html=html,
+            _strict=strict,
+            _lenient=lenient,
+            names=frozenset(meta.find_undeclared_variables(tree)),
+            _plan=_substitution_plan(tree),
+        )
 
     def _compile(self, source: str, field: str, env: _Sandbox) -> Template:
         try:
@@ -641,18 +654,24 @@ _UNDEFINED: Final = object()
 _ATTRIBUTES: Final = {kind: frozenset(dir(kind)) for kind in (*_SCALARS, dict, list, tuple)}
 
 
-def _substitution_plan(tree: nodes.Template) -> tuple[str | tuple[str, ...], ...] | None:
+def _substitution_plan(tree: nodes.Template) -> _Plan | None:
     """The pieces of a template that only prints literal text, names and attributes of
     names (`{{ first_name }}`, `{{ contact.attributes.plan }}`); None for anything else
     (a filter, a test, a call, a tag, a subscript, a constant, an operator…), which
-    always renders through the sandbox."""
-    pieces: list[str | tuple[str, ...]] = []
+    always renders through the sandbox. The plan is the leading text, then per value
+    printed: its name, its attribute path, and the text that follows it."""
+    head = ""
+    steps: list[tuple[str, tuple[str, ...], str]] = []
     for statement in tree.body:
         if not isinstance(statement, nodes.Output):
             return None
         for node in statement.nodes:
             if type(node) is nodes.TemplateData:
-                pieces.append(node.data)
+                if steps:
+                    name, attrs, after = steps[-1]
+                    steps[-1] = (name, attrs, after + node.data)
+                else:
+                    head += node.data
                 continue
             path: list[str] = []
             while type(node) is nodes.Getattr:
@@ -660,31 +679,37 @@ def _substitution_plan(tree: nodes.Template) -> tuple[str | tuple[str, ...], ...
                 node = node.node
             if type(node) is not nodes.Name or node.name in _SPECIAL_NAMES:
                 return None
-            path.append(node.name)
-            if any(name.startswith("_") for name in path):
+            if node.name.startswith("_") or any(name.startswith("_") for name in path):
                 return None
-            pieces.append(tuple(reversed(path)))
-    return tuple(pieces)
+            steps.append((node.name, tuple(reversed(path)), ""))
+    return head, tuple(steps)
+
+
+def _escape_html(text: str) -> str:
+    """As markupsafe's `escape`, as a plain str (no Markup object made)."""
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("'", "&#39;")
+        .replace('"', "&#34;")
+    )
 
 
 def _substitute(
-    plan: tuple[str | tuple[str, ...], ...],
-    context: Mapping[str, object],
-    html: bool,
-    limits: Limits,
+    plan: _Plan, context: Mapping[str, object], html: bool, limits: Limits
 ) -> str | None:
     """A substitution-only template rendered without running template code, exactly as
     the lenient sandbox renders it: a missing name or attribute prints as "", None as "",
     str, int, float and bool as `str()` (escaped in HTML). None when a value is anything
     else (a container, an attribute that is a method…) or the output is over the limit:
     the caller then renders through the sandbox, which prints it or says why not."""
-    out: list[str] = []
-    for piece in plan:
-        if type(piece) is str:
-            out.append(piece)
-            continue
-        value: Any = context.get(piece[0], _UNDEFINED)
-        for attr in piece[1:]:
+    head, steps = plan
+    out = [head]
+    get = context.get
+    for name, attrs, after in steps:
+        value: Any = get(name, _UNDEFINED)
+        for attr in attrs:
             if value is _UNDEFINED:
                 break  # an attribute of a missing value is missing too
             attributes = _ATTRIBUTES.get(type(value))
@@ -694,11 +719,12 @@ def _substitute(
             value = value.get(attr, _UNDEFINED) if type(value) is dict else _UNDEFINED
         kind = type(value)
         if kind is str:
-            out.append(escape(value) if html else value)
+            out.append(_escape_html(value) if html else value)
         elif kind is int or kind is float or kind is bool:
             out.append(str(value))
         elif value is not None and value is not _UNDEFINED:
             return None
+        out.append(after)
     text = "".join(out)
     return text if len(text) <= limits.max_output_chars else None
 

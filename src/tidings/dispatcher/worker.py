@@ -113,6 +113,7 @@ class _Batch:
 class _CompiledTemplate:
     updated_at: datetime
     parts: dict[str, Compiled]
+    names: frozenset[str] = frozenset()  # what its parts read from the context
 
 
 class Dispatcher:
@@ -260,11 +261,14 @@ class Dispatcher:
         outcomes: list[Outcome] = []
         links: list[dict[str, Any]] = []
         by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]] = defaultdict(list)
+        date = self.clock()  # one Date header per batch: formatted once
         for n, message in enumerate(claimed, 1):
             if n % RENDER_SLICE == 0:
                 await asyncio.sleep(0)  # let the batch on the wire read replies, send more
             try:
-                outgoing, message_links = self._render(message, campaigns, templates, contacts)
+                outgoing, message_links = self._render(
+                    message, campaigns, templates, contacts, date=date
+                )
             except (TemplateError, mime.HeaderInjection, PermanentSendError) as exc:
                 reason = getattr(exc, "reason", None) or str(exc)
                 outcomes.append(Outcome(message.id, message.broadcast_id, "failed", reason))
@@ -476,7 +480,8 @@ class Dispatcher:
             source = getattr(template, part)
             if source is not None:
                 parts[part] = self.renderer.compile(source, field=part, html=html)
-        return _CompiledTemplate(updated_at=template.updated_at, parts=parts)
+        names = frozenset().union(*(compiled.names for compiled in parts.values()))
+        return _CompiledTemplate(updated_at=template.updated_at, parts=parts, names=names)
 
     def _invite(
         self, message: Claimed, campaign: Campaign, context: dict[str, Any]
@@ -501,12 +506,16 @@ class Dispatcher:
         campaigns: dict[int, Campaign],
         templates: dict[int, _CompiledTemplate],
         contacts: dict[int, dict[str, Any]],
+        *,
+        date: datetime,
     ) -> tuple[Outgoing, list[dict[str, Any]]]:
-        """The message to hand to the channel, and the links to store for it."""
+        """The message to hand to the channel (email: dated `date`), and the links to
+        store for it."""
         if message.recipient is None or message.campaign_id not in campaigns:
             raise PermanentSendError("nothing to send: no recipient or campaign")
         campaign = campaigns[message.campaign_id]
-        compiled = templates[campaign.template_id].parts
+        template = templates[campaign.template_id]
+        compiled = template.parts
         contact = contacts.get(message.contact_id) if message.contact_id is not None else None
         context = render_context(contact, message.variables)
         links: list[dict[str, Any]] = []
@@ -517,7 +526,7 @@ class Dispatcher:
                     self.signer, self.config.public_url, message.id, INVITE_POSITION
                 )
                 links.append(invite)
-        if campaign.track_opens:
+        if campaign.track_opens and "play_url" in template.names:  # a token costs µs
             context["play_url"] = play_url(self.signer, self.config.public_url, message.id)
         rendered = self.renderer.render_parts(compiled, context, strict=False)
         if campaign.track_clicks:
@@ -569,7 +578,7 @@ class Dispatcher:
             text=rendered.get("text"),
             html=rendered.get("html"),
             message_id=f"{message.id}.{campaign.id}@{sender.email.rpartition('@')[2] or 'tidings'}",
-            date=self.clock(),
+            date=date,
             reply_to=mime.Address(campaign.reply_to) if campaign.reply_to else None,
             headers=headers,
         )
