@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, BigIntPK, utcnow
@@ -37,12 +37,15 @@ class Event(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
-    broadcast_id: Mapped[int | None] = mapped_column(
-        ForeignKey("broadcasts.id", ondelete="CASCADE")
-    )
-    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    # No foreign keys on these four (migration 0011), as on messages (0010): PostgreSQL
+    # checks each with a trigger per inserted row, and the dispatcher writes one `sent`
+    # or `failed` event per message it finishes. Events are written from rows read in
+    # the same transaction, and nothing deletes messages, orgs, broadcasts or campaigns
+    # that have them.
+    org_id: Mapped[int] = mapped_column(BigIntPK)
+    message_id: Mapped[int | None] = mapped_column(BigIntPK)
+    broadcast_id: Mapped[int | None] = mapped_column(BigIntPK)
+    campaign_id: Mapped[int | None] = mapped_column(BigIntPK)
     type: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(32))
     external_id: Mapped[str | None] = mapped_column(String(200))
