@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import imaplib
 import json
+import os
 import ssl
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -40,6 +41,9 @@ from tidings.keys.schemas import KeyKind, Scope
 from tidings.orgs import service as orgs
 from tidings.orgs.models import Org
 from tidings.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -145,6 +149,10 @@ def serve(
         bool | None,
         typer.Option(help="Send from this process too [TIDINGS_DISPATCHER, default on]."),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, help="API processes on one port (PostgreSQL only; each sends too)."),
+    ] = 1,
 ) -> None:
     """Serve the API and /docs, migrating the database first (unless TIDINGS_AUTO_MIGRATE=false)."""
     import uvicorn
@@ -154,12 +162,35 @@ def serve(
     settings = _settings(ctx)
     if dispatcher is not None:
         settings = settings.model_copy(update={"dispatcher": dispatcher})
+    if workers > 1 and not settings.database_url.startswith("postgresql"):
+        err.print("[red]error:[/red] --workers above 1 needs PostgreSQL (SQLite has one writer)")
+        raise typer.Exit(2)
     host, port = host or settings.host, port or settings.port
     if bootstrap:
         _bootstrap(settings, base_url=f"http://{host}:{port}")
     elif settings.auto_migrate:
         migrate.upgrade(settings.database_url)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+        return
+    # uvicorn starts each worker from an import string: they read the same TIDINGS_*
+    # variables, with --dispatcher/--no-dispatcher passed on through the environment.
+    os.environ["TIDINGS_DISPATCHER"] = "true" if settings.dispatcher else "false"
+    uvicorn.run(
+        "tidings.cli:app_from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """The API app of one `serve --workers` process, from TIDINGS_* variables."""
+    from tidings.api.app import create_app
+
+    return create_app(Settings())
 
 
 def _bootstrap(settings: Settings, *, base_url: str) -> None:

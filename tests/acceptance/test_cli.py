@@ -140,3 +140,13 @@ def test_json_output_stays_clean_with_sql_echo(monkeypatch: pytest.MonkeyPatch) 
     created = _json("orgs", "create", "echoed")
     assert isinstance(created, dict)
     assert created["login"] == "echoed"
+
+
+def test_serve_refuses_several_workers_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDINGS_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'one.db'}")
+    result = runner.invoke(app, ["serve", "--workers", "2"])
+    assert result.exit_code == 2
+    assert "--workers above 1 needs PostgreSQL" in result.output
+    assert not (tmp_path / "one.db").exists()  # refused before migrating anything
