@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.types import TypeEngine
@@ -161,7 +162,11 @@ async def skip_suppressed(
     reason = select(listed.c.reason).where(match).limit(1).scalar_subquery()
     rows = await session.execute(
         update(MESSAGES)
-        .where(M.id.in_([c.id for c in claimed]), M.status == "sending", exists().where(match))
+        .where(
+            ids_in(session, M.id, [c.id for c in claimed]),
+            M.status == "sending",
+            exists().where(match),
+        )
         .values(
             status="skipped",
             reason=literal("suppressed: ") + reason,
@@ -360,7 +365,7 @@ async def _add_outcome_events(
         case((M.status == "failed", type_coerce(failed_data, E.data.type)), else_=null()),
         stamp,
         stamp,
-    ).where(_id_in(session, message_ids), M.status.in_(("sent", "failed")))
+    ).where(ids_in(session, M.id, message_ids), M.status.in_(("sent", "failed")))
     await session.execute(
         insert_ignoring_conflicts(session, EVENTS).from_select(
             ["org_id", "message_id", "broadcast_id", "campaign_id", "type", "source",
@@ -395,12 +400,15 @@ async def _notify_outcome_events(
     await webhooks.enqueue_deliveries(session, events=list(events))
 
 
-def _id_in(session: AsyncSession, ids: Sequence[int]) -> ColumnElement[bool]:
-    """messages.id is one of `ids`: one array parameter on PostgreSQL, an IN list on
-    SQLite."""
+def ids_in(
+    session: AsyncSession, column: ColumnElement[int] | QueryableAttribute[int], ids: Sequence[int]
+) -> ColumnElement[bool]:
+    """`column` is one of `ids`: on PostgreSQL one array parameter (`= ANY($1)`), so a
+    batch's thousands of ids are one value to send and plan, not one parameter each; an
+    IN list on SQLite."""
     if dialect_name(session) == "postgresql":
-        return M.id == any_(bindparam("ids", list(ids), type_=ARRAY(BigInteger)))
-    return M.id.in_(ids)
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
+    return column.in_(ids)
 
 
 async def _release_failed(

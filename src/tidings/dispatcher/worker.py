@@ -466,7 +466,7 @@ class Dispatcher:
             rows = await session.execute(
                 select(
                     Contact.id, Contact.attributes, *(getattr(Contact, f) for f in FIELDS)
-                ).where(Contact.id.in_(contact_ids))
+                ).where(queries.ids_in(session, Contact.id, sorted(contact_ids)))
             )
             contacts = {
                 row.id: {"attributes": row.attributes, **{f: getattr(row, f) for f in FIELDS}}
