@@ -4,24 +4,35 @@ SQLite is the embedded default: WAL journal, foreign keys on, a busy timeout, an
 transactions opened with `BEGIN IMMEDIATE` so two writers queue instead of failing when a
 read lock cannot be upgraded. A service marks its transaction as a write with
 `begin_write(session)` before its first statement; on PostgreSQL that is a no-op.
+
+SQLite has one writer at a time, and its busy handler makes a waiting writer poll with
+growing sleeps (up to 100 ms): with several writers waiting (concurrent API requests and
+the dispatcher in one `tidings serve`), the lock sits idle between holders and some wait
+far longer than others (seconds at p99 under an 8-way invite load). So within a process,
+writers also queue on an `asyncio.Lock` per engine, taken in `begin_write` and released
+when the session's transaction ends: first come, first served, handed over at once.
+SQLite's own lock still orders this process against others (the CLI, a second server).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, SessionTransaction
 
 from tidings.settings import Settings, sqlite_path
 
@@ -39,6 +50,9 @@ millisecond. Planning every execution with its real parameters costs well under 
 millisecond per statement.
 """
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_WRITE_LOCK_KEY = "tidings_write_lock"
+# Per SQLite engine: this process's queue of writers (see the module's docstring).
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -69,6 +83,8 @@ def prepare_sqlite_path(database_url: str) -> None:
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
+    _WRITE_LOCKS[engine.sync_engine] = asyncio.Lock()
+
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let the "begin" hook below emit BEGIN itself, so it can choose IMMEDIATE.
@@ -94,7 +110,30 @@ async def begin_write(session: AsyncSession) -> None:
     """
     if session.in_transaction():
         raise RuntimeError("begin_write() inside an open transaction: commit or roll back first")
-    await session.connection(execution_options={_BEGIN_OPTION: "IMMEDIATE"})
+    lock = _WRITE_LOCKS.get(session.sync_session.get_bind())  # type: ignore[arg-type]
+    if lock is not None:
+        try:
+            await asyncio.wait_for(lock.acquire(), SQLITE_BUSY_TIMEOUT_MS / 1000)
+        except TimeoutError:
+            raise TimeoutError("database is locked: no write turn in time") from None
+        session.sync_session.info[_WRITE_LOCK_KEY] = lock
+    try:
+        await session.connection(execution_options={_BEGIN_OPTION: "IMMEDIATE"})
+    except BaseException:
+        _release_write_lock(session.sync_session)
+        raise
+
+
+def _release_write_lock(session: Session, transaction: SessionTransaction | None = None) -> None:
+    """End of a session's outermost transaction: its SQLite write turn, if it had one."""
+    if transaction is not None and transaction.parent is not None:
+        return
+    lock: asyncio.Lock | None = session.info.pop(_WRITE_LOCK_KEY, None)
+    if lock is not None:
+        lock.release()
+
+
+event.listen(Session, "after_transaction_end", _release_write_lock)
 
 
 class Database:
