@@ -184,6 +184,7 @@ class _Protocol(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self.paused = False  # the socket takes no more for now
         self._drain_waiter: asyncio.Future[None] | None = None
+        self.lost = asyncio.Event()  # the socket is closed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport, though not always a subclass of asyncio's (uvloop's).
@@ -226,6 +227,7 @@ class _Protocol(asyncio.Protocol):
         if self.failure is None:
             reason = f": {exc}" if exc is not None and str(exc) else ""
             self.failure = ConnectionLost(f"connection closed by the server{reason}")
+        self.lost.set()
         self._wake()
         self._resume()
 
@@ -284,7 +286,7 @@ class SmtpConnection:
         self._protocol = protocol
         self.timeout = timeout
         self.extensions: dict[str, str] = {}
-        self._plain: asyncio.BaseTransport | None = None  # the socket under TLS, after STARTTLS
+        self._plain: asyncio.Transport | None = None  # the socket under TLS, after STARTTLS
 
     @property
     def is_open(self) -> bool:
@@ -341,6 +343,7 @@ class SmtpConnection:
             pass  # closing anyway
         finally:
             self.close()
+            await self.wait_closed()
 
     def close(self) -> None:
         """Close at once. Replies that arrived but were not read are dropped: they belong
@@ -355,6 +358,16 @@ class SmtpConnection:
             # After STARTTLS the TLS transport closes the socket only once its shutdown
             # completes; close it now so no socket outlives the session unclosed.
             self._plain.close()
+
+    async def wait_closed(self, seconds: float = 1.0) -> None:
+        """Until the socket is closed (`close` only starts it; a TLS transport first waits
+        for the peer's close_notify), aborting it after `seconds`."""
+        try:
+            await asyncio.wait_for(self._protocol.lost.wait(), seconds)
+        except TimeoutError:
+            for transport in (self._protocol.transport, self._plain):
+                if transport is not None:
+                    transport.abort()
 
     # --- session set-up -------------------------------------------------------------
 
@@ -488,6 +501,12 @@ async def open_connection(
             await connection._greet(helo_name)
         if username is not None:
             await connection._login(username, password or "")
+    except Exception:
+        # Closed for good before the error goes up, so no transport outlives the session
+        # (an event loop closing first would find it open).
+        connection.close()
+        await connection.wait_closed()
+        raise
     except BaseException:
         connection.close()
         raise
