@@ -25,11 +25,9 @@ CPU time (read from /proc: the server runs on this machine) and this process's p
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -37,26 +35,24 @@ from typing import Any
 
 from sqlalchemy import text
 
-HERE = Path(__file__).parent
-WORK = HERE / ".work"
-sys.path.insert(0, str(HERE.parent))  # for tests.support.pgdb (throwaway PostgreSQL databases)
+sys.path.insert(0, str(Path(__file__).parent.parent))  # for bench.support, tests.support
 
-from tests.support import pgdb  # noqa: E402
+from bench import support
 
-from tidings.broadcasts import service as broadcasts  # noqa: E402
-from tidings.broadcasts.schemas import BroadcastCreate  # noqa: E402
-from tidings.campaigns import service as campaigns  # noqa: E402
-from tidings.campaigns.schemas import CampaignCreate  # noqa: E402
-from tidings.content.render import Renderer  # noqa: E402
-from tidings.db import migrate  # noqa: E402
-from tidings.db.base import utcnow  # noqa: E402
-from tidings.db.engine import Database  # noqa: E402
-from tidings.dispatcher import queries  # noqa: E402
-from tidings.lists.service import create_list  # noqa: E402
-from tidings.orgs.service import create_org  # noqa: E402
-from tidings.segments import service as segments  # noqa: E402
-from tidings.settings import Settings  # noqa: E402
-from tidings.templates import service as templates  # noqa: E402
+from tidings.broadcasts import service as broadcasts
+from tidings.broadcasts.schemas import BroadcastCreate
+from tidings.campaigns import service as campaigns
+from tidings.campaigns.schemas import CampaignCreate
+from tidings.content.render import Renderer
+from tidings.db import migrate
+from tidings.db.base import utcnow
+from tidings.db.engine import Database
+from tidings.dispatcher import queries
+from tidings.lists.service import create_list
+from tidings.orgs.service import create_org
+from tidings.segments import service as segments
+from tidings.settings import Settings
+from tidings.templates import service as templates
 
 PLANS = ("free", "starter", "pro", "enterprise")
 
@@ -108,29 +104,14 @@ def expected(n: int, *, channel: str, purpose: str) -> dict[str, int]:
     return {"skipped": skipped, "queued": n - skipped}
 
 
-def fresh_sqlite(name: str) -> str:
-    path = WORK / name
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return f"sqlite+aiosqlite:///{path}"
-
-
-def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def process_cpu(pid: int | None) -> float | None:
     """User + system CPU seconds of a process on this machine, None when unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except (OSError, TypeError):
+    if pid is None:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    try:
+        return support.process_cpu_seconds(pid)
+    except OSError:
+        return None
 
 
 async def prepare(
@@ -215,19 +196,19 @@ async def _bench(
             db, contacts=contacts, audience=audience, channel=channel, purpose=purpose
         )
         set_up = time.perf_counter() - set_up
-        rss_before = peak_rss_mb()
+        rss_before = support.peak_rss_mb()
         async with db.session() as session:
             backend = None
             if db.engine.dialect.name == "postgresql":
                 backend = int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)
                 await session.rollback()
             server_cpu = process_cpu(backend)
-            cpu = cpu_seconds()
+            cpu = support.cpu_seconds()
             started = time.perf_counter()
             if not await broadcasts.start_due(session, broadcast_id=broadcast_id, now=utcnow()):
                 raise SystemExit("start_due did not start the broadcast")
             seconds = time.perf_counter() - started
-            cpu = cpu_seconds() - cpu
+            cpu = support.cpu_seconds() - cpu
             server_cpu_after = process_cpu(backend)
         async with db.session() as session:
             broadcast = await broadcasts.get_broadcast(
@@ -260,7 +241,7 @@ async def _bench(
         "queued": statuses.get("queued", 0),
         "skipped": statuses.get("skipped", 0),
         "peak_rss_mb_before": rss_before,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": support.peak_rss_mb(),
     }
 
 
@@ -273,20 +254,15 @@ def run(
     purpose: str = "marketing",
 ) -> dict[str, Any]:
     """Expand one broadcast of `contacts` contacts on a fresh database; the result dict."""
-    WORK.mkdir(exist_ok=True)
     load_before = os.getloadavg()[0]  # other work on the machine skews the figures
-    url = asyncio.run(pgdb.create()) if postgres else fresh_sqlite("fanout-rules.db")
+    url = support.fresh_database("fanout-rules.db", postgres=postgres)
     try:
         migrate.upgrade(url)
         result = asyncio.run(
             _bench(url, contacts=contacts, audience=audience, channel=channel, purpose=purpose)
         )
     finally:
-        if postgres:
-            asyncio.run(pgdb.drop(url))
-        else:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{url.split('///', 1)[1]}{suffix}").unlink(missing_ok=True)
+        support.discard_database(url)
     return {
         "scenario": "fan-out (skip rules)",
         "engine": "postgresql" if postgres else "sqlite",
@@ -300,19 +276,11 @@ def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = support.standalone_parser(__doc__)
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--audience", choices=("segment", "list", "all"), default="segment")
     parser.add_argument("--channel", choices=("email", "sms"), default="email")
     parser.add_argument("--purpose", choices=("marketing", "transactional"), default="marketing")
-    parser.add_argument(
-        "--postgres",
-        action="store_true",
-        help="a throwaway PostgreSQL database on 127.0.0.1:5432 (default: SQLite)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args()
     if args.contacts < 1:
         parser.error("--contacts must be positive")

@@ -196,8 +196,4 @@ def clone(seed: Seed, name: str) -> str:
 
 
 def discard(url: str) -> None:
-    if url.startswith("sqlite"):
-        for suffix in ("", "-wal", "-shm"):
-            support.Path(f"{support.sqlite_file(url)}{suffix}").unlink(missing_ok=True)
-    else:
-        support.drop_postgres(url)
+    support.discard_database(url)

@@ -15,6 +15,7 @@ Imported by bench/quick.py and bench/run.py, which put the repository root on sy
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import platform
@@ -203,23 +204,17 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _git(*arguments: str) -> str:
+    return subprocess.run(
+        ["git", *arguments], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def commit() -> str:
     """The checked-out commit, with `+dirty` when the tree has uncommitted changes."""
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        head = _git("rev-parse", "--short=12", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
@@ -290,6 +285,37 @@ def clone_postgres(seed_url: str) -> str:
 
 def drop_postgres(url: str) -> None:
     asyncio.run(pgdb.drop(url))
+
+
+def fresh_database(name: str, *, postgres: bool) -> str:
+    """An empty database for a standalone script: a throwaway PostgreSQL database, or
+    `name` under bench/.work."""
+    WORK.mkdir(exist_ok=True)
+    return new_postgres() if postgres else fresh_sqlite(name)
+
+
+def discard_database(url: str) -> None:
+    """Drop a throwaway PostgreSQL database, or delete a SQLite file and its -wal, -shm."""
+    if url.startswith("sqlite"):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{sqlite_file(url)}{suffix}").unlink(missing_ok=True)
+    else:
+        drop_postgres(url)
+
+
+def standalone_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The arguments every standalone script (fanout_rules.py, intake_walr.py) takes:
+    --postgres and --json; the script adds its own."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="a throwaway PostgreSQL database on 127.0.0.1:5432 (default: SQLite)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    return parser
 
 
 # --- data ------------------------------------------------------------------------------
