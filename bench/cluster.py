@@ -40,6 +40,7 @@ class Cluster:
         *,
         name: str,
         workers: int = 0,
+        api_workers: int = 1,
         embedded: bool = False,
         batch: int | None = None,
         extra_env: dict[str, str] | None = None,
@@ -51,6 +52,7 @@ class Cluster:
         self.profiles: dict[str, str] = {}
         self.name = name
         self.workers = workers
+        self.api_workers = api_workers
         self.embedded = embedded
         self.port = support.free_port()
         self.api_url = f"http://127.0.0.1:{self.port}"
@@ -85,7 +87,8 @@ class Cluster:
     def __enter__(self) -> Cluster:
         try:
             dispatcher = "--dispatcher" if self.embedded else "--no-dispatcher"
-            serve = self._start("serve", "serve", "--port", str(self.port), dispatcher)
+            several = ("--workers", str(self.api_workers)) if self.api_workers > 1 else ()
+            serve = self._start("serve", "serve", "--port", str(self.port), dispatcher, *several)
             for number in range(1, self.workers + 1):
                 self._start(f"worker{number}", "worker")
             support.wait_for_port(
@@ -148,15 +151,24 @@ class Cluster:
         return self.profiles
 
     def measure(self) -> dict[str, dict[str, Any]]:
-        """Peak RSS (MB) and CPU seconds of every process, read while they still run."""
-        return {
-            label: {
-                "pid": process.pid,
-                "peak_rss_mb": support.peak_rss_mb(process.pid),
-                "cpu_seconds": round(support.process_cpu_seconds(process.pid), 2),
-            }
+        """Peak RSS (MB) and CPU seconds of every process, read while they still run; with
+        api_workers > 1, each of `tidings serve`'s worker processes too ("serve-<pid>")."""
+        running = {
+            label: process.pid
             for label, process in self.processes.items()
             if process.poll() is None
+        }
+        if self.api_workers > 1 and "serve" in running:
+            children = Path(f"/proc/{running['serve']}/task/{running['serve']}/children")
+            if children.exists():
+                running |= {f"serve-{pid}": int(pid) for pid in children.read_text().split()}
+        return {
+            label: {
+                "pid": pid,
+                "peak_rss_mb": support.peak_rss_mb(pid),
+                "cpu_seconds": round(support.process_cpu_seconds(pid), 2),
+            }
+            for label, pid in running.items()
         }
 
     def stop(self) -> None:

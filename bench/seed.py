@@ -106,7 +106,8 @@ async def _sms_campaign(db: Database, *, org_id: int, endpoints: Endpoints) -> i
     return campaign.id
 
 
-async def _invite_campaign(db: Database, *, org_id: int) -> None:
+async def invite_campaign(db: Database, *, org_id: int) -> None:
+    """The seed 000 campaign the API intake posts to (INVITE_PATH, INVITE_CAMPAIGN)."""
     async with db.session() as session:
         template = await templates.create_template(
             session,
@@ -160,7 +161,7 @@ async def _fill(url: str, *, scale: int, endpoints: Endpoints) -> dict[str, Any]
                 description="every contact: seats are 1 to 50",
                 filter={"field": "attributes.seats", "op": "gte", "value": 1},
             )
-        await _invite_campaign(db, org_id=org_id)
+        await invite_campaign(db, org_id=org_id)
     finally:
         await db.dispose()
     return {
