@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from tests.support import pgdb
+from tests.support.gateway import Gateway
 from tidings.api.app import create_app
 from tidings.db import migrate
 from tidings.db.engine import Database
@@ -152,3 +153,12 @@ def cli_env(settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch) -
     """Point the CLI (which reads TIDINGS_* itself) at the test's database."""
     monkeypatch.setenv("TIDINGS_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("TIDINGS_AUTO_MIGRATE", "false")
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[Gateway]:
+    """A fresh HTTP gateway on loopback (tests/support/gateway.py) for the test's requests."""
+    server = Gateway()
+    await server.start()
+    yield server
+    await server.stop()

@@ -4,11 +4,9 @@ message and the broadcast's counters."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 
 from tests.acceptance.test_sms_broadcast import RECIPIENTS, _drain, _messages, _sms_broadcast
 from tests.acceptance.test_sms_broadcast import infobip as infobip_plan
@@ -18,14 +16,6 @@ from tidings.db.engine import Database
 from tidings.settings import Settings
 
 TOKEN = "infobip-report-token-0123456789"
-
-
-@pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
-    server = Gateway()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_each_message_asks_for_its_report_at_the_connections_report_url(

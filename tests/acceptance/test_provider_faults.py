@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import socket
 from collections import Counter, defaultdict, deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -104,14 +104,6 @@ def relay() -> Iterator[tuple[Relay, int]]:
         yield handler, port
     finally:
         controller.stop()
-
-
-@pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
-    server = Gateway()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def _post(http: httpx.AsyncClient, path: str, headers: dict[str, str], body: Any) -> Any:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
-import pytest
 
 from tests.acceptance.test_provider_faults import (
     Clock,
@@ -25,14 +23,6 @@ from tests.support.gateway import Gateway, Recorded
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
-
-
-@pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
-    server = Gateway()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_the_provider_never_sees_more_than_the_rate(

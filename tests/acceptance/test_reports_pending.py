@@ -8,7 +8,6 @@ which is exactly that race."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -31,14 +30,6 @@ TOKEN = "pending-report-token-0123456789"
 AUTH_TOKEN = "twilio-auth-token-for-races"
 ACCOUNT = "AC" + "1" * 32
 SENT = RECIPIENTS  # every contact with a phone (one more has none: skipped)
-
-
-@pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
-    server = Gateway()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def _connection(http: httpx.AsyncClient, org: OrgWithKey, kind: str, url: str) -> int:

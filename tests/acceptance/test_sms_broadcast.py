@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.support.factories import OrgWithKey, make_org, upsert
 from tests.support.gateway import Gateway, Recorded, Reply
@@ -25,14 +23,6 @@ TOKEN = "gw-acceptance-token"
 DISPATCH_BATCH = 10
 INFOBIP_BATCH = 4
 TEXT = "Hi {{ first_name }}, your code is {{ code }}."
-
-
-@pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
-    server = Gateway()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def _post(http: httpx.AsyncClient, path: str, headers: dict[str, str], body: Any) -> Any:

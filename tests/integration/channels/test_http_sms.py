@@ -40,14 +40,6 @@ AnyChannel = HttpSmsChannel | KannelChannel | InfobipChannel | TwilioChannel
 
 
 @pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
-    server = Gateway()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def opened(gateway: Gateway) -> AsyncIterator[list[AnyChannel]]:
     """Channels to close after the test (before the gateway stops: it depends on it)."""
     channels: list[AnyChannel] = []

@@ -4,7 +4,7 @@ backoff on an injected clock, refusals at send time (rebinding, redirects)."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 import httpcore
@@ -35,14 +35,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
-    server = Gateway()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def _endpoint(
