@@ -11,7 +11,7 @@ from sqlalchemy import select
 from tests.support.factories import OrgWithKey, make_org
 from tests.support.imap_server import PASSWORD, USER, dovecot_server
 from tests.support.reports import arf, dsn
-from tests.support.sending import audience, broadcast_now, email_campaign
+from tests.support.sending import broadcast_now, email_campaign, emailed
 from tidings.bounces.imap import BouncePoller, poll_once
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
@@ -39,17 +39,6 @@ async def smtp_connection(
     return int(response.json()["id"])
 
 
-async def sent_ids(db: Database, broadcast_id: int) -> dict[str, str]:
-    """recipient → the Message-ID (without brackets) it was sent with."""
-    async with db.session() as session:
-        rows = await session.execute(
-            select(Message.id, Message.campaign_id, Message.recipient).where(
-                Message.broadcast_id == broadcast_id
-            )
-        )
-        return {r.recipient: f"{r.id}.{r.campaign_id}@acme.example" for r in rows}
-
-
 async def _state(db: Database, broadcast_id: int) -> dict[str, tuple[str, str | None]]:
     async with db.session() as session:
         rows = await session.execute(
@@ -72,10 +61,8 @@ async def test_bounces_and_complaints_through_the_webhook(
 ) -> None:
     org = await make_org(db)
     other = await make_org(db, "Other")
-    people = await audience(db, org, [{"email": f"p{n}@example.com"} for n in range(4)])
-    first = await broadcast_now(db, org, await email_campaign(db, org), people.list_id)
-    await Dispatcher(db, renderer=Renderer()).drain()
-    ids = await sent_ids(db, first)
+    sent = await emailed(db, org, 4)
+    people, first, ids = sent.people, sent.broadcast_id, sent.message_ids
     connection_id = await smtp_connection(client, org)
     url = f"/bounces/{connection_id}/{TOKEN}"
 
@@ -136,10 +123,8 @@ async def test_bounces_and_complaints_through_the_webhook(
 
 async def test_bounce_mailbox_polled_over_imap(client: httpx.AsyncClient, db: Database) -> None:
     org = await make_org(db)
-    people = await audience(db, org, [{"email": f"p{n}@example.com"} for n in range(3)])
-    first = await broadcast_now(db, org, await email_campaign(db, org), people.list_id)
-    await Dispatcher(db, renderer=Renderer()).drain()
-    ids = await sent_ids(db, first)
+    sent = await emailed(db, org, 3)
+    first, ids = sent.broadcast_id, sent.message_ids
     with dovecot_server() as server:
         connection_id = await smtp_connection(
             client,

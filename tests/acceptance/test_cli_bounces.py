@@ -12,15 +12,12 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.acceptance.test_bounces import sent_ids
 from tests.support.factories import OrgWithKey, make_org
 from tests.support.imap_server import PASSWORD, USER, dovecot_server
 from tests.support.reports import arf, dsn
-from tests.support.sending import audience, broadcast_now, email_campaign
+from tests.support.sending import emailed
 from tidings.cli import app
-from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher
 
 runner = CliRunner()
 
@@ -56,10 +53,8 @@ async def test_bounces_poll_reads_each_mailbox_once_and_prints_what_it_found(
     client: httpx.AsyncClient, db: Database
 ) -> None:
     org = await make_org(db)
-    people = await audience(db, org, [{"email": f"p{n}@example.com"} for n in range(3)])
-    broadcast = await broadcast_now(db, org, await email_campaign(db, org), people.list_id)
-    await Dispatcher(db, renderer=Renderer()).drain()
-    ids = await sent_ids(db, broadcast)
+    sent = await emailed(db, org, 3)
+    broadcast, ids = sent.broadcast_id, sent.message_ids
     with dovecot_server() as server:
         polled = await smtp_connection(client, org, "relay", port=server.port)
         plain = await smtp_connection(client, org, "plain")  # no mailbox: not polled

@@ -20,10 +20,8 @@ import httpx
 from sqlalchemy import select, update
 
 from tests.support.factories import OrgWithKey, make_org
-from tests.support.sending import audience, broadcast_now
+from tests.support.sending import audience, broadcast_now, campaign
 from tidings.broadcasts.models import Broadcast
-from tidings.campaigns import service as campaigns
-from tidings.campaigns.schemas import CampaignCreate
 from tidings.connections import service as connections
 from tidings.connections.schemas import ConnectionCreate
 from tidings.content.render import Renderer
@@ -33,7 +31,6 @@ from tidings.dispatcher.worker import Dispatcher
 from tidings.messages.models import Message
 from tidings.settings import Settings
 from tidings.suppressions.models import SoftBounce, Suppression
-from tidings.templates import service as templates
 
 TOKEN = "report-token-0123456789abcdef"
 AUTH_TOKEN = "twilio-auth-token-secret"
@@ -55,27 +52,9 @@ async def _world(db: Database, n: int, *, name: str = "Acme") -> World:
     """An org whose SMS broadcast of `n` went out through the sink, and one connection of
     each reporting kind."""
     org = await make_org(db, name)
-    async with db.session() as session:
-        template = await templates.create_template(
-            session,
-            org_id=org.id,
-            renderer=Renderer(),
-            name="t",
-            channel="sms",
-            subject=None,
-            html=None,
-            text="Hi",
-        )
-    async with db.session() as session:
-        campaign = await campaigns.create_campaign(
-            session,
-            org_id=org.id,
-            body=CampaignCreate.model_validate(
-                {"name": "c", "channel": "sms", "template_id": template.id, "sms_sender": "Acme"}
-            ),
-        )
+    campaign_id = await campaign(db, org, channel="sms", text="Hi", name="c", sms_sender="Acme")
     target = await audience(db, org, [{"phone": f"+4179302{i:04d}"} for i in range(n)])
-    broadcast_id = await broadcast_now(db, org, campaign.id, target.list_id)
+    broadcast_id = await broadcast_now(db, org, campaign_id, target.list_id)
     await Dispatcher(db, renderer=Renderer()).drain()
     ids = []
     kinds: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {

@@ -8,43 +8,32 @@ import asyncio
 from sqlalchemy import func, select
 
 from tests.support.factories import make_org
+from tests.support.sending import campaign
 from tidings.campaigns import service as campaigns
-from tidings.campaigns.schemas import CampaignCreate
-from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.invites import service as invites
 from tidings.lists.models import ContactList, ListMember
-from tidings.templates import service as templates
 
 
 async def test_concurrent_first_invites_make_one_recipient_list(db: Database) -> None:
     org = await make_org(db)
-    async with db.session() as session:
-        template = await templates.create_template(
-            session,
-            org_id=org.id,
-            renderer=Renderer(),
-            name="nps",
-            channel="email",
-            subject="s",
-            html=None,
-            text="{{ invite_link }}",
-        )
-    async with db.session() as session:
-        campaign = await campaigns.create_campaign(
-            session,
-            org_id=org.id,
-            body=CampaignCreate(
-                name="NPS", channel="email", template_id=template.id, from_email="a@example.com"
-            ),
-        )
+    campaign_id = await campaign(
+        db,
+        org,
+        channel="email",
+        subject="s",
+        text="{{ invite_link }}",
+        template_name="nps",
+        name="NPS",
+        from_email="a@example.com",
+    )
 
     async def invite(n: int) -> int:
         async with db.session() as session:
             batch = await invites.send_invites(
                 session,
                 org_id=org.id,
-                campaign_id=campaign.id,
+                campaign_id=campaign_id,
                 recipients=[{"email": f"p{n}-{i}@example.com"} for i in range(3)],
                 send_at=None,
             )
@@ -54,7 +43,7 @@ async def test_concurrent_first_invites_make_one_recipient_list(db: Database) ->
     async with db.session() as session:
         names = list(await session.scalars(select(ContactList.name)))
         members = await session.scalar(select(func.count()).select_from(ListMember))
-        stored = await campaigns.get_campaign(session, org_id=org.id, campaign_id=campaign.id)
+        stored = await campaigns.get_campaign(session, org_id=org.id, campaign_id=campaign_id)
         (only,) = await session.scalars(select(ContactList.id))
     assert names == ["NPS recipients"]
     assert stored.list_id == only
