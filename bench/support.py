@@ -7,10 +7,12 @@
   through the product's own upsert.
 - **Databases** (`fresh_sqlite`, `clone_sqlite`, `new_postgres`, `clone_postgres`): a seed
   database is made once per run and copied for each scenario, so each starts from the same
-  state without paying for the contacts again.
+  state without paying for the contacts again; the standalone scripts make one fresh
+  database instead (`fresh_database`, `discard_database`, `standalone_parser`).
 - **Measuring** (`peak_rss_mb`, `process_cpu_seconds`, `machine`, `commit`): from /proc.
 
-Imported by bench/quick.py and bench/run.py, which put the repository root on sys.path.
+Imported by bench/quick.py, bench/run.py and the standalone bench/fanout_rules.py and
+bench/intake_walr.py, which put the repository root on sys.path.
 """
 
 from __future__ import annotations
