@@ -5,11 +5,11 @@ On PostgreSQL a foreign key is checked by a trigger per inserted row. With four 
 (org, message, broadcast, campaign) the one `INSERT … SELECT` of a batch's 2,000 events
 took 329 ms, against 51 ms with the triggers off (bench/quick.py --postgres, 30,000
 messages, wall time of the statement on the shared 2-core machine): about 140 µs more
-per message sent, where 10,000 messages/s on two cores leaves 200 µs for everything. Events are written from rows read in the same
-transaction (the messages just finished, the message a report or a tracking token
-names), and since 0010 messages keep no keys either, so nothing deletes orgs,
-broadcasts, campaigns or messages that have events: the keys guarded nothing the code
-does not.
+per message sent, where 10,000 messages/s on two cores leaves 200 µs for everything.
+Events are written from rows read in the same transaction (the messages just finished,
+the message a report or a tracking token names), and since 0010 messages keep no keys
+either, so nothing deletes orgs, broadcasts, campaigns or messages that have events: the
+keys guarded nothing the code does not.
 
 Revision ID: 0011
 Revises: 0010
