@@ -229,18 +229,9 @@ def _walk_through(base: str, api: httpx.Client, people: httpx.Client) -> None:
         "unsubscribed_count": 1,
     }
     seed_002 = _ok(api.get(f"/compat/invent/orgs/1/broadcasts/{broadcast['id']}"))
+    renamed = {"clicked_count": "click_count"}  # seed 002's name
     assert {name: seed_002[name] for name in seed_002 if name.endswith("_count")} == {
-        "contacts_count": 4,
-        "recipients_count": 4,
-        "skipped_count": 0,
-        "sent_count": 4,
-        "failed_count": 1,
-        "delivered_count": 1,
-        "opened_count": 2,
-        "click_count": 1,
-        "played_count": 0,
-        "complained_count": 0,
-        "unsubscribed_count": 1,
+        renamed.get(name, name): value for name, value in counters.items()
     }
     stats = _ok(api.get(f"/v1/orgs/1/broadcasts/{broadcast['id']}/stats"))
     assert stats["counters"]["bounced"] == 1
