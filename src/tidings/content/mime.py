@@ -21,6 +21,7 @@ cached, so `build` spends its time on the personalised parts only.
 from __future__ import annotations
 
 import binascii
+import itertools
 import re
 import secrets
 from dataclasses import dataclass
@@ -313,8 +314,18 @@ def _quoted_printable(text: str) -> bytes:
 def _new_boundary() -> str:
     # Quoted-printable output only has "=" before two hex digits or a line break, so a
     # boundary holding "=_" can never occur in a body; the random part keeps it unique
-    # when this message is nested inside another built by us.
-    return "=_" + secrets.token_hex(12)
+    # when this message is nested inside another built by us. The randomness is drawn
+    # once per process, and a counter tells its messages apart: a getrandom() system
+    # call per message was 14 µs of the dispatcher's ~215 (py-spy, bench sqlite-1).
+    return f"{_boundary_prefix()}{next(_BOUNDARIES):x}"
+
+
+@lru_cache(maxsize=1)
+def _boundary_prefix() -> str:
+    return f"=_{secrets.token_hex(8)}."
+
+
+_BOUNDARIES = itertools.count()
 
 
 # --- the message -------------------------------------------------------------------------
