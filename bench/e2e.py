@@ -65,13 +65,12 @@ async def _verify(url: str, broadcast_id: int, expected: int) -> dict[str, Any]:
             first_last = (broadcast.created_at, broadcast.completed_at)
     finally:
         await db.dispose()
-    problems = []
-    if broadcast.status != "SENT":
-        problems.append(f"broadcast {broadcast.status}, not SENT")
-    if statuses != {"sent": expected}:
-        problems.append(f"messages by status {statuses}, expected {{'sent': {expected}}}")
-    if broadcast.sent_count != expected:
-        problems.append(f"sent_count {broadcast.sent_count}, expected {expected}")
+    problems = support.sent_problems(
+        status=broadcast.status,
+        sent_count=broadcast.sent_count,
+        statuses=statuses,
+        expected=expected,
+    )
     created, completed = first_last
     return {
         "problems": problems,

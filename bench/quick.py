@@ -122,13 +122,12 @@ async def check(
         last_recorded = await session.scalar(
             select(func.max(Message.finished_at)).where(Message.broadcast_id == broadcast.id)
         )
-    problems = []
-    if broadcast.status != "SENT":
-        problems.append(f"broadcast is {broadcast.status}, not SENT")
-    if statuses != {"sent": messages}:
-        problems.append(f"messages by status {statuses}, expected {{'sent': {messages}}}")
-    if broadcast.sent_count != messages:
-        problems.append(f"sent_count {broadcast.sent_count}, expected {messages}")
+    problems = support.sent_problems(
+        status=broadcast.status,
+        sent_count=broadcast.sent_count,
+        statuses=statuses,
+        expected=messages,
+    )
     if problems:
         raise SystemExit(f"after {wall:.1f} s: " + "; ".join(problems))
     assert last_recorded is not None

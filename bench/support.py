@@ -289,6 +289,21 @@ def drop_postgres(url: str) -> None:
     asyncio.run(pgdb.drop(url))
 
 
+def sent_problems(
+    *, status: str, sent_count: int, statuses: dict[str, int], expected: int
+) -> list[str]:
+    """What is wrong with a broadcast that should have sent `expected` messages: [] when
+    it is SENT, every message `sent` and its counter right."""
+    problems = []
+    if status != "SENT":
+        problems.append(f"broadcast is {status}, not SENT")
+    if statuses != {"sent": expected}:
+        problems.append(f"messages by status {statuses}, expected {{'sent': {expected}}}")
+    if sent_count != expected:
+        problems.append(f"sent_count {sent_count}, expected {expected}")
+    return problems
+
+
 def fresh_database(name: str, *, postgres: bool) -> str:
     """An empty database for a standalone script: a throwaway PostgreSQL database, or
     `name` under bench/.work."""
