@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import BigInteger, String, Table, case, insert, literal, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
 
 from tidings.broadcasts.expand import expand
 from tidings.broadcasts.models import Broadcast
@@ -22,10 +23,11 @@ from tidings.campaigns.models import Campaign
 from tidings.campaigns.recipients import address_or_skip
 from tidings.campaigns.service import get_campaign
 from tidings.contacts.models import Contact
-from tidings.contacts.normalize import MAX_ATTRIBUTES_BYTES, attributes_size
+from tidings.contacts.normalize import MAX_ATTRIBUTES_BYTES, too_large
 from tidings.contacts.service import upsert_contacts
 from tidings.credits.service import charge_messages, release_messages
-from tidings.db.base import utcnow
+from tidings.db.base import JSONDoc, utcnow
+from tidings.db.dialect import json_rows, rows_by_keys
 from tidings.db.engine import begin_write
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import Conflict, FieldError, InsufficientCredit, InvalidInput, NotFound
@@ -37,6 +39,7 @@ from tidings.suppressions import service as suppressions
 
 S = BroadcastStatus
 MESSAGES = cast(Table, Message.__table__)
+CONTACTS = cast(Table, Contact.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +67,7 @@ async def _explicit_recipients(
     variables: list[dict[str, Any] | None] = []
     for index, row in enumerate(rows):
         extra = row.pop("variables", None) if isinstance(row, dict) else None
-        if extra is not None and (
-            not isinstance(extra, dict) or attributes_size(extra) > MAX_ATTRIBUTES_BYTES
-        ):
+        if extra is not None and (not isinstance(extra, dict) or too_large(extra)):
             reason = f"an object of at most {MAX_ATTRIBUTES_BYTES} bytes as JSON"
             rejected.append(FieldError(f"recipients[{index}].variables", reason, index))
             row = None  # reported here; the upsert below skips it with its own error
@@ -101,53 +102,65 @@ async def _hold_messages(
     if not recipients:
         return {}
     org = await get_org(session, org_id=broadcast.org_id)
-    rows = await session.execute(
-        select(
-            Contact.id,
-            Contact.email,
-            Contact.phone,
-            Contact.phone_country,
-            Contact.email_status,
-            Contact.sms_status,
-        ).where(Contact.org_id == broadcast.org_id, Contact.id.in_(list(recipients)))
+    found = await session.execute(
+        rows_by_keys(
+            session,
+            table=CONTACTS,
+            org_id=broadcast.org_id,
+            column=CONTACTS.c.id,
+            keys=list(recipients),
+            columns=("id", "email", "phone", "phone_country", "email_status", "sms_status"),
+        )
     )
-    contacts = rows.all()
+    contacts = found.all()
     suppressed = await suppressions.reasons(
         session,
         org_id=broadcast.org_id,
         channel=campaign.channel,
         addresses=(c.email if campaign.channel == "email" else c.phone for c in contacts),
     )
-    messages = []
+    rows: list[dict[str, Any]] = []
     skipped: dict[int, str] = {}
     for contact in contacts:
         address, reason = address_or_skip(
             campaign, contact, sms_countries=org.sms_countries, suppressed=suppressed
         )
-        messages.append(
+        rows.append(
             {
-                "org_id": broadcast.org_id,
-                "broadcast_id": broadcast.id,
-                "campaign_id": campaign.id,
                 "contact_id": contact.id,
-                "channel": campaign.channel,
                 "recipient": address,
                 "variables": recipients[contact.id],
                 "status": "skipped" if reason else "held",
-                "is_test": broadcast.is_test,
                 "reason": reason,
-                "attempts": 0,
-                "due_at": broadcast.scheduled_at or now,
-                "created_at": now,
-                "finished_at": now if reason else None,
             }
         )
         if reason:
             skipped[contact.id] = reason
-    # RETURNING makes SQLAlchemy send multi-row INSERTs ("insertmanyvalues", up to 1,000
-    # rows each) instead of one execution per row, which asyncpg's executemany is.
-    await session.execute(insert(MESSAGES).returning(MESSAGES.c.id), messages)
+    v = json_rows(session, rows, _HELD)
+    m, stamp = MESSAGES.c, literal(now, MESSAGES.c.created_at.type)
+    constants = {
+        "org_id": literal(broadcast.org_id, m.org_id.type),
+        "broadcast_id": literal(broadcast.id, m.broadcast_id.type),
+        "campaign_id": literal(campaign.id, m.campaign_id.type),
+        "channel": literal(campaign.channel, m.channel.type),
+        "is_test": literal(broadcast.is_test, m.is_test.type),
+        "attempts": literal(0, m.attempts.type),
+        "due_at": literal(broadcast.scheduled_at or now, m.due_at.type),
+        "created_at": stamp,
+        "finished_at": case((v["status"] == "skipped", stamp), else_=null()),
+    }
+    held = select(*v.values(), *constants.values())
+    await session.execute(insert(MESSAGES).from_select([*v, *constants], held))
     return skipped
+
+
+_HELD: dict[str, TypeEngine[Any]] = {
+    "contact_id": BigInteger(),
+    "recipient": String(),
+    "variables": JSONDoc,
+    "status": String(),
+    "reason": String(),
+}  # a held message's own columns; the rest are the broadcast's
 
 
 async def _require_segments(session: AsyncSession, *, org_id: int, segment_ids: list[int]) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, BigIntPK, utcnow
@@ -24,7 +24,9 @@ class Contact(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     # No index of its own: the unique (org_id, email) index leads with org_id.
-    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    # No foreign key (migration 0012): concurrent imports and invites all share-locked the
+    # one org row through it on PostgreSQL. Nothing deletes orgs.
+    org_id: Mapped[int] = mapped_column(BigIntPK)
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(16))
     # Derived from `phone` wherever it is written: its ISO 3166 alpha-2 region, null for a

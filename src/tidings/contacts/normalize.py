@@ -128,6 +128,31 @@ def attributes_size(attributes: dict[str, Any]) -> int:
     return len(json.dumps(attributes, separators=(",", ":"), ensure_ascii=False).encode())
 
 
+def too_large(attributes: dict[str, Any], limit: int = MAX_ATTRIBUTES_BYTES) -> bool:
+    """`attributes_size(attributes) > limit`, without encoding the common small object.
+
+    In compact UTF-8 JSON a character takes at most 6 bytes (`\\u001f`), a number at most
+    24 (`-1.7976931348623157e+308`; an int of 64 bits 20), true/false/null at most 5;
+    with quotes, colon and comma that bounds a flat object's size. Only an object whose
+    bound passes `limit`, or that nests, or holds a bigger int, is encoded to be sure.
+    """
+    bound = 2
+    for name, value in attributes.items():
+        kind = type(value)
+        if kind is str:
+            bound += 6 * len(value) + 2
+        elif kind is bool or value is None:
+            bound += 5
+        elif kind is float or (kind is int and -(2**63) <= value < 2**63):
+            bound += 24
+        else:
+            bound = limit + 1  # nested, or a big int: encode it
+        bound += 6 * len(name) + 4 if type(name) is str else limit + 1
+        if bound > limit:
+            break
+    return bound > limit and attributes_size(attributes) > limit
+
+
 def _check_attributes(attributes: dict[str, Any]) -> list[FieldError]:
     errors = [
         FieldError(
@@ -136,7 +161,7 @@ def _check_attributes(attributes: dict[str, Any]) -> list[FieldError]:
         for name in attributes
         if not ATTRIBUTE_NAME.match(name)
     ]
-    if attributes_size(attributes) > MAX_ATTRIBUTES_BYTES:
+    if too_large(attributes):
         errors.append(FieldError("attributes", f"larger than {MAX_ATTRIBUTES_BYTES} bytes as JSON"))
     return errors
 

@@ -2,7 +2,7 @@
 
 Upsert flow, one transaction per batch: validate every row (pure) → merge rows of the
 batch that name the same person → look the batch's emails and phones up in chunks →
-one multi-row INSERT for new contacts, one executemany UPDATE for known ones → list
+one INSERT … SELECT from a JSON array for new contacts, one executemany UPDATE for known ones → list
 memberships. A bad row is reported and skipped; it never costs its neighbours.
 """
 
@@ -10,27 +10,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import String, Table, delete, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
 
 from tidings.channels.models import SinkMessage
 from tidings.contacts.models import Contact
 from tidings.contacts.normalize import (
     MAX_ATTRIBUTES_BYTES,
     ContactFields,
-    attributes_size,
+    too_large,
     validate_row,
 )
-from tidings.db.base import utcnow
-from tidings.db.dialect import insert_ignoring_conflicts, rows_by_keys
+from tidings.db.base import JSONDoc, utcnow
+from tidings.db.dialect import json_rows, rows_by_keys
 from tidings.db.engine import begin_write
 from tidings.db.owned import get_owned
 from tidings.errors import FieldError
 from tidings.lists.models import ListMember
-from tidings.lists.service import MEMBERS, require_lists
+from tidings.lists.service import add_to_list, require_lists
 from tidings.messages.models import Message
 from tidings.orgs.service import get_org
 
@@ -172,7 +174,7 @@ async def _write_batch(
         current = by_email or by_phone
         attributes = _merge_patch(current["attributes"] if current else None, f.attributes)
         # A new contact's attributes are the row's (checked) without its nulls: no larger.
-        if current is not None and attributes_size(attributes) > MAX_ATTRIBUTES_BYTES:
+        if current is not None and too_large(attributes):
             reason = f"would store more than {MAX_ATTRIBUTES_BYTES} bytes of attributes"
             errors.extend(FieldError("attributes", reason, i) for i in slot.indexes)
             continue
@@ -183,13 +185,10 @@ async def _write_batch(
             inserts.append(
                 {
                     **row,
-                    "org_id": org_id,
                     "email": f.email,
                     "phone": f.phone,
                     "phone_country": f.phone_country,
                     "attributes": attributes,
-                    "created_at": now,
-                    "updated_at": now,
                 }
             )
             insert_slots.append(slot)
@@ -208,13 +207,35 @@ async def _write_batch(
         )
         slot.contact_id, slot.status = current["id"], "updated"
 
-    if inserts:  # Core, not the ORM's bulk insert: the same SQL, less Python per row
-        stmt = insert(CONTACTS).returning(CONTACTS.c.id, sort_by_parameter_order=True)
-        ids = (await session.execute(stmt, inserts)).scalars().all()
-        for slot, contact_id in zip(insert_slots, ids, strict=True):
-            slot.contact_id, slot.status = contact_id, "created"
+    if inserts:
+        created = await _insert_contacts(session, org_id=org_id, rows=inserts, now=now)
+        for slot in insert_slots:
+            slot.contact_id, slot.status = created[slot.fields.email, slot.fields.phone], "created"
     if updates:
         await session.execute(update(Contact), updates)
+
+
+_NEW_CONTACT: dict[str, TypeEngine[Any]] = {
+    **{name: String() for name in (*_COLUMNS, "email", "phone", "phone_country")},
+    "attributes": JSONDoc,
+}
+
+
+async def _insert_contacts(
+    session: AsyncSession, *, org_id: int, rows: list[dict[str, Any]], now: datetime
+) -> dict[tuple[str | None, str | None], int]:
+    """Side effect: the org's new contacts, `rows` (the keys of `_NEW_CONTACT`), in one
+    INSERT … SELECT from a JSON parameter. Their ids by (email, phone), which are unique
+    within a batch and the org."""
+    v = json_rows(session, rows, _NEW_CONTACT)
+    stamp = literal(now, CONTACTS.c.created_at.type)
+    values = select(*v.values(), literal(org_id, CONTACTS.c.org_id.type), stamp, stamp)
+    stmt = (
+        insert(CONTACTS)
+        .from_select([*v, "org_id", "created_at", "updated_at"], values)
+        .returning(CONTACTS.c.id, CONTACTS.c.email, CONTACTS.c.phone)
+    )
+    return {(row.email, row.phone): row.id for row in await session.execute(stmt)}
 
 
 async def upsert_contacts(
@@ -243,21 +264,12 @@ async def upsert_contacts(
             await require_lists(session, org_id=org_id, list_ids=list_ids)
             await _write_batch(session, org_id=org_id, slots=slots, errors=errors)
             stored = [s for s in slots if s.contact_id is not None]
-            if list_ids and stored:
-                members = [
-                    {
-                        "list_id": lid,
-                        "contact_id": s.contact_id,
-                        "org_id": org_id,
-                        "created_at": utcnow(),
-                    }
-                    for lid in list_ids
-                    for s in stored
-                ]
-                # RETURNING: multi-row INSERTs, not one execution per row (asyncpg).
-                await session.execute(
-                    insert_ignoring_conflicts(session, MEMBERS).returning(MEMBERS.c.contact_id),
-                    members,
+            for list_id in list_ids if stored else ():
+                await add_to_list(
+                    session,
+                    org_id=org_id,
+                    list_id=list_id,
+                    contact_ids=[s.contact_id for s in stored if s.contact_id is not None],
                 )
             await session.commit()
             break

@@ -10,7 +10,6 @@ time (BEGIN IMMEDIATE), so the same UPDATE … RETURNING is already exclusive.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,10 +22,8 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    any_,
     bindparam,
     case,
-    column,
     exists,
     false,
     func,
@@ -38,9 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.types import TypeEngine
@@ -50,7 +45,7 @@ from tidings.broadcasts.status import BroadcastStatus
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.recipients import MARKETING_ONLY
 from tidings.credits import service as credits
-from tidings.db.dialect import dialect_name, insert_ignoring_conflicts
+from tidings.db.dialect import dialect_name, ids_in, insert_ignoring_conflicts, json_rows
 from tidings.events.models import Event
 from tidings.links.models import Link
 from tidings.messages.models import Message
@@ -274,6 +269,11 @@ async def record(
     return len(written) + len(owned)
 
 
+_FINAL_COLUMNS: dict[str, TypeEngine[Any]] = {
+    "mid": BigInteger(), "st": String(), "why": String(), "pid": String(), "seg": Integer()
+}  # fmt: skip
+
+
 async def _write_finals(
     session: AsyncSession, *, finals: Sequence[Outcome], lease_until: datetime, now: datetime
 ) -> dict[int, tuple[int | None, str, int]]:
@@ -285,7 +285,7 @@ async def _write_finals(
          "seg": o.segments}
         for o in finals
     ]  # fmt: skip
-    v = _json_rows(session, rows)
+    v = json_rows(session, rows, _FINAL_COLUMNS)
     stamp = literal(now, M.finished_at.type)
     status: ColumnElement[str] = M.status
     if dialect_name(session) == "sqlite":
@@ -308,34 +308,6 @@ async def _write_finals(
         .returning(M.id, M.broadcast_id, M.status, M.org_id)
     )
     return {row.id: (row.broadcast_id, row.status, row.org_id) for row in result}
-
-
-def _json_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The columns of `rows` (one JSON parameter) as a table to UPDATE … FROM, by name:
-    mid (bigint), st, why, pid (text), seg (int). The one dialect difference of `record`."""
-    payload = json.dumps(rows, separators=(",", ":"))
-    if dialect_name(session) == "postgresql":
-        table = (
-            func.jsonb_to_recordset(sql_cast(literal(payload), JSONB))
-            .table_valued(
-                column("mid", BigInteger), column("st", String), column("why", String),
-                column("pid", String), column("seg", Integer),
-            )
-            .render_derived(name="v", with_types=True)
-        )  # fmt: skip
-        return {name: table.c[name] for name in ("mid", "st", "why", "pid", "seg")}
-    each = func.json_each(literal(payload)).table_valued("value", name="v")
-    types: dict[str, TypeEngine[Any]] = {
-        "mid": Integer(),
-        "st": String(),
-        "why": String(),
-        "pid": String(),
-        "seg": Integer(),
-    }
-    return {
-        name: type_coerce(func.json_extract(each.c.value, f"$.{name}"), kind)
-        for name, kind in types.items()
-    }
 
 
 async def _add_outcome_events(
@@ -398,17 +370,6 @@ async def _notify_outcome_events(
         )
     )
     await webhooks.enqueue_deliveries(session, events=list(events))
-
-
-def ids_in(
-    session: AsyncSession, column: ColumnElement[int] | QueryableAttribute[int], ids: Sequence[int]
-) -> ColumnElement[bool]:
-    """`column` is one of `ids`: on PostgreSQL one array parameter (`= ANY($1)`), so a
-    batch's thousands of ids are one value to send and plan, not one parameter each; an
-    IN list on SQLite."""
-    if dialect_name(session) == "postgresql":
-        return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
-    return column.in_(ids)
 
 
 async def _release_failed(

@@ -25,12 +25,13 @@ class ContactList(Base):
 class ListMember(Base):
     __tablename__ = "list_members"
 
-    list_id: Mapped[int] = mapped_column(
-        ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True
-    )
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    # No foreign keys (migration 0012): every concurrent invite request adds members to
+    # the same list, and PostgreSQL's per-row key checks share-locked that one list row
+    # (and the org's) from all of them at once. Members are written for contacts the
+    # same request upserted, to a list it read; deleting a list deletes its members;
+    # contacts are never deleted (erasure drops the memberships).
+    list_id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, index=True)
     # Every query names the list too, so the primary key serves; org_id is the tenancy guard.
-    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    org_id: Mapped[int] = mapped_column(BigIntPK)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

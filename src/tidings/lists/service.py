@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import BigInteger, Table, delete, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.contacts.models import Contact
 from tidings.db.base import utcnow
-from tidings.db.dialect import insert_ignoring_conflicts
+from tidings.db.dialect import insert_ignoring_conflicts, json_rows
 from tidings.db.engine import begin_write
 from tidings.db.names import commit_named, require_free_name
 from tidings.errors import FieldError, InvalidInput, NotFound
@@ -164,15 +164,19 @@ async def add_to_list(
 ) -> None:
     """Query helper (no commit): the org's contacts join its list; members stay members.
     The caller has checked that the list and the contacts are the org's."""
-    now = utcnow()
-    # RETURNING: multi-row INSERTs rather than one execution per member (see
-    # broadcasts/service.py::_hold_messages); the rows it returns are not needed.
+    if not contact_ids:
+        return
+    v = json_rows(session, [{"c": c} for c in dict.fromkeys(contact_ids)], {"c": BigInteger()})
+    members = select(
+        literal(list_id, MEMBERS.c.list_id.type),
+        v["c"],
+        literal(org_id, MEMBERS.c.org_id.type),
+        literal(utcnow(), MEMBERS.c.created_at.type),
+    ).where(v["c"].is_not(None))  # SQLite: INSERT … SELECT … ON CONFLICT needs a WHERE
     await session.execute(
-        insert_ignoring_conflicts(session, MEMBERS).returning(MEMBERS.c.contact_id),
-        [
-            {"list_id": list_id, "contact_id": c, "org_id": org_id, "created_at": now}
-            for c in dict.fromkeys(contact_ids)
-        ],
+        insert_ignoring_conflicts(session, MEMBERS).from_select(
+            ["list_id", "contact_id", "org_id", "created_at"], members
+        )
     )
 
 

@@ -10,8 +10,10 @@ from tidings.contacts.normalize import (
     MAX_ATTRIBUTES_BYTES,
     ContactFields,
     _plain_email,
+    attributes_size,
     normalize_email,
     normalize_phone,
+    too_large,
     validate_row,
 )
 from tidings.errors import FieldError
@@ -176,6 +178,33 @@ def test_validate_row_rejects_attributes_over_the_limit() -> None:
     assert isinstance(result, list)
     assert [e.field for e in result] == ["attributes"]
     assert str(MAX_ATTRIBUTES_BYTES) in result[0].reason
+
+
+def _random_value(rng: random.Random) -> object:
+    alphabet = "aZ09 _\"\\\n\x00\x1féß€😀"
+    return rng.choice(
+        [
+            lambda: "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40))),
+            lambda: rng.randrange(-(2**70), 2**70),
+            lambda: rng.randrange(-1000, 1000),
+            lambda: rng.uniform(-1e308, 1e308),
+            lambda: rng.choice([True, False, None, float("inf"), float("nan"), -0.0]),
+            lambda: {"nested": [1, "two", None]},
+        ]
+    )()
+
+
+def test_too_large_agrees_with_the_encoded_size() -> None:
+    """The bound that spares encoding never changes the answer: 3,000 random objects of
+    every kind of value (escapes, astral characters, big ints, floats, nesting), each
+    against limits just under, at and just over its real size, and the default limit."""
+    rng = random.Random(7)
+    for _ in range(3_000):
+        names = ["".join(rng.choice("ab_é") for _ in range(rng.randrange(1, 8))) for _ in range(8)]
+        attributes = {name: _random_value(rng) for name in names[: rng.randrange(0, 9)]}
+        size = attributes_size(attributes)
+        for limit in (size - 1, size, size + 1, size * 7, MAX_ATTRIBUTES_BYTES):
+            assert too_large(attributes, limit) == (size > limit), (attributes, limit)
 
 
 def test_validate_row_rejects_attributes_that_are_not_an_object() -> None:
