@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Select,
     Table,
@@ -44,15 +43,18 @@ def insert_ignoring_conflicts(session: AsyncSession, table: type[Base] | Table) 
     return sqlite.insert(table).on_conflict_do_nothing()
 
 
-def ids_in(
-    session: AsyncSession, column: ColumnElement[int] | QueryableAttribute[int], ids: Sequence[int]
+def one_of(
+    session: AsyncSession,
+    column: ColumnElement[Any] | QueryableAttribute[Any],
+    values: Sequence[Any],
 ) -> ColumnElement[bool]:
-    """`column` is one of `ids`: on PostgreSQL one array parameter (`= ANY($1)`), so a
-    batch's thousands of ids are one value to send and plan, not one parameter each; an
+    """`column` is one of `values` (ids, addresses): on PostgreSQL one array parameter
+    (`= ANY($1)`), so a batch's thousands of values are one value to send and plan, and
+    one statement to cache, not one parameter each, rendered anew for every length; an
     IN list on SQLite."""
     if dialect_name(session) == "postgresql":
-        return column == any_(bindparam(None, list(ids), type_=postgresql.ARRAY(BigInteger)))
-    return column.in_(ids)
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
 
 
 def json_rows(

@@ -45,7 +45,7 @@ from tidings.broadcasts.status import BroadcastStatus
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.recipients import MARKETING_ONLY
 from tidings.credits import service as credits
-from tidings.db.dialect import dialect_name, ids_in, insert_ignoring_conflicts, json_rows
+from tidings.db.dialect import dialect_name, insert_ignoring_conflicts, json_rows, one_of
 from tidings.events.models import Event
 from tidings.links.models import Link
 from tidings.messages.models import Message
@@ -158,7 +158,7 @@ async def skip_suppressed(
     rows = await session.execute(
         update(MESSAGES)
         .where(
-            ids_in(session, M.id, [c.id for c in claimed]),
+            one_of(session, M.id, [c.id for c in claimed]),
             M.status == "sending",
             exists().where(match),
         )
@@ -337,7 +337,7 @@ async def _add_outcome_events(
         case((M.status == "failed", type_coerce(failed_data, E.data.type)), else_=null()),
         stamp,
         stamp,
-    ).where(ids_in(session, M.id, message_ids), M.status.in_(("sent", "failed")))
+    ).where(one_of(session, M.id, message_ids), M.status.in_(("sent", "failed")))
     await session.execute(
         insert_ignoring_conflicts(session, EVENTS).from_select(
             ["org_id", "message_id", "broadcast_id", "campaign_id", "type", "source",

@@ -53,7 +53,7 @@ from tidings.content.footer import with_unsubscribe_line
 from tidings.content.render import Compiled, Renderer, TemplateError
 from tidings.content.tracking import add_open_pixel, rewrite_links
 from tidings.db.base import utcnow
-from tidings.db.dialect import ids_in
+from tidings.db.dialect import one_of
 from tidings.db.engine import Database, begin_write
 from tidings.dispatcher import queries
 from tidings.dispatcher.limits import ConnectionLimiter, Grant
@@ -467,7 +467,7 @@ class Dispatcher:
             rows = await session.execute(
                 select(
                     Contact.id, Contact.attributes, *(getattr(Contact, f) for f in FIELDS)
-                ).where(ids_in(session, Contact.id, sorted(contact_ids)))
+                ).where(one_of(session, Contact.id, sorted(contact_ids)))
             )
             contacts = {
                 row.id: {"attributes": row.attributes, **{f: getattr(row, f) for f in FIELDS}}

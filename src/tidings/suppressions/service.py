@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.campaigns.recipients import MARKETING_ONLY
 from tidings.contacts.normalize import normalize_email, normalize_phone
 from tidings.db.base import utcnow
-from tidings.db.dialect import insert_ignoring_conflicts
+from tidings.db.dialect import insert_ignoring_conflicts, one_of
 from tidings.db.engine import begin_write
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import FieldError, InvalidInput, NotFound
@@ -126,7 +126,7 @@ async def reasons(
             select(S.address, S.reason).where(
                 S.org_id == org_id,
                 S.channel == channel,
-                S.address.in_(wanted[start : start + LOOKUP_CHUNK]),
+                one_of(session, S.address, wanted[start : start + LOOKUP_CHUNK]),
             )
         )
         found.update({address: reason for address, reason in rows})  # noqa: C416 — rows, not pairs
