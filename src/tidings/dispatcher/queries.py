@@ -219,8 +219,9 @@ async def record(
     were written.
 
     The final outcomes, however many, are one UPDATE … FROM a JSON array of rows
-    (PostgreSQL `jsonb_to_recordset`, SQLite `json_each`) and one INSERT … SELECT of
-    their events: a fixed number of statements per batch, none per message.
+    (PostgreSQL `jsonb_to_recordset`, SQLite `json_each`), one INSERT … SELECT of
+    their events and one of their links (from a JSON array too): a fixed number of
+    statements per batch, none per message.
     """
     finals = [o for o in outcomes if o.retry_at is None]
     requeued = [o for o in outcomes if o.retry_at is not None]
@@ -265,10 +266,22 @@ async def record(
     if charged:  # all prices zero: no message is charged, and none of this runs
         await _release_failed(session, written=written, charged=charged)
     if links:  # a message sent twice (a reclaimed lease) stores its links once
-        await session.execute(insert_ignoring_conflicts(session, Link), list(links))
+        v = json_rows(session, links, _LINK_COLUMNS)
+        await session.execute(
+            insert_ignoring_conflicts(session, Link).from_select(
+                list(v), select(*v.values()).where(v["message_id"].is_not(None))
+            )  # SQLite: an INSERT … SELECT with ON CONFLICT needs a WHERE
+        )
     return len(written) + len(owned)
 
 
+_LINK_COLUMNS: dict[str, TypeEngine[Any]] = {
+    "message_id": BigInteger(),
+    "position": Integer(),
+    "org_id": BigInteger(),
+    "url": String(),
+    "clicks": Integer(),
+}  # fmt: skip; the keys of the links the worker gives `record`: one INSERT … SELECT
 _FINAL_COLUMNS: dict[str, TypeEngine[Any]] = {
     "mid": BigInteger(), "st": String(), "why": String(), "pid": String(), "seg": Integer()
 }  # fmt: skip
