@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -41,9 +41,6 @@ from tidings.keys.schemas import KeyKind, Scope
 from tidings.orgs import service as orgs
 from tidings.orgs.models import Org
 from tidings.settings import Settings
-
-if TYPE_CHECKING:
-    from fastapi import FastAPI
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -173,24 +170,33 @@ def serve(
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
         return
-    # uvicorn starts each worker from an import string: they read the same TIDINGS_*
-    # variables, with --dispatcher/--no-dispatcher passed on through the environment.
+    # The processes read the same TIDINGS_* variables, with --dispatcher/--no-dispatcher
+    # passed on through the environment.
     os.environ["TIDINGS_DISPATCHER"] = "true" if settings.dispatcher else "false"
-    uvicorn.run(
-        "tidings.cli:app_from_environment",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level=settings.log_level,
-    )
+    from tidings.api.processes import supervise
+
+    try:
+        code = supervise(host=host, port=port, workers=workers)
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot listen on {host}:{port}: {exc.strerror or exc}")
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
 
 
-def app_from_environment() -> FastAPI:
-    """The API app of one `serve --workers` process, from TIDINGS_* variables."""
+@app.command("serve-process", hidden=True)
+def serve_process(
+    ctx: typer.Context, fd: Annotated[int, typer.Option(help="Its listening socket.")]
+) -> None:
+    """One of `serve --workers N`'s processes: the API on the socket its parent made."""
+    import socket
+
+    import uvicorn
+
     from tidings.api.app import create_app
 
-    return create_app(Settings())
+    settings = _settings(ctx)
+    config = uvicorn.Config(create_app(settings), log_level=settings.log_level)
+    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
 
 
 def _bootstrap(settings: Settings, *, base_url: str) -> None:

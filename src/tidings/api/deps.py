@@ -67,7 +67,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 async def get_session(db: DatabaseDep) -> AsyncIterator[AsyncSession]:
-    async with db.session() as session:
+    async with db.request_session() as session:
         yield session
 
 

@@ -181,7 +181,7 @@ def test_validate_row_rejects_attributes_over_the_limit() -> None:
 
 
 def _random_value(rng: random.Random) -> object:
-    alphabet = "aZ09 _\"\\\n\x00\x1féß€😀"
+    alphabet = 'aZ09 _"\\\n\x00\x1féß€😀'
     return rng.choice(
         [
             lambda: "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40))),

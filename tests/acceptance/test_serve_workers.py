@@ -1,0 +1,147 @@
+"""`tidings serve --workers N` as an operator runs it: a real process tree on PostgreSQL.
+
+Each API process has its own SO_REUSEPORT socket (tidings/api/processes.py), so a burst of
+keep-alive connections is spread over the processes instead of landing in whichever
+accepted first; a signal stops them all; one process dying stops the set.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tidings.settings import Settings
+
+pytestmark = [
+    pytest.mark.usefixtures("db"),  # the test's database, migrated
+    pytest.mark.parametrize("database_url", ["postgresql"], indirect=True),  # SQLite: exit 2
+]
+
+WORKERS = 2
+CONNECTIONS = 16  # all on one of two processes by chance: 2 × 2⁻¹⁶
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def _established(pid: int, port: int) -> int:
+    """How many TCP connections to `port` the process `pid` holds (from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01" and fields[9] in inodes:
+                count += 1
+    return count
+
+
+@pytest.fixture
+def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "TIDINGS_DATABASE_URL": settings.database_url,
+        "TIDINGS_AUTO_MIGRATE": "false",
+        "TIDINGS_SECRET_KEY": "workers-secret-key-of-at-least-32-characters",
+    }
+    log = tmp_path / "serve.log"
+    with log.open("w") as output:
+        command = ["serve", "--workers", str(WORKERS), "--no-dispatcher", "--port", str(port)]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tidings", *command],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("Application startup complete") < WORKERS:
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        yield server, port
+    finally:
+        for child in _children(server.pid) if server.poll() is None else []:
+            os.kill(child, signal.SIGKILL)
+        server.kill()
+        server.wait(timeout=30)
+
+
+def test_a_burst_of_connections_is_spread_over_the_processes(
+    served: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    """All connected before any is served, as a client pool opens them: with one shared
+    socket the process that wakes first accepts the whole backlog (uvicorn's --workers)."""
+    server, port = served
+    children = _children(server.pid)
+    assert len(children) == WORKERS
+    connections = [
+        socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(CONNECTIONS)
+    ]
+    try:
+        for connection in connections:  # answered: a process has accepted each one
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        for connection in connections:
+            assert connection.recv(4096).startswith(b"HTTP/1.1 200")
+        held = {child: _established(child, port) for child in children}
+        assert sum(held.values()) == CONNECTIONS, held
+        assert all(count > 0 for count in held.values()), held
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+def test_sigterm_stops_every_process(served: tuple[subprocess.Popen[bytes], int]) -> None:
+    server, _ = served
+    children = _children(server.pid)
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=30) == 0
+    deadline = time.monotonic() + 10
+    while any(_alive(child) for child in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(child) for child in children)
+
+
+def test_one_process_dying_stops_the_set_with_status_1(
+    served: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    server, port = served
+    first, *others = _children(server.pid)
+    os.kill(first, signal.SIGKILL)
+    assert server.wait(timeout=30) == 1
+    assert not any(_alive(child) for child in others)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
