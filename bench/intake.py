@@ -1,6 +1,7 @@
 """API intake: seed 000 invite requests of 500 recipients, 8 at a time, for 60 s.
 
-Against `tidings serve --no-dispatcher` (uvicorn, one process) on a fresh copy of the seed
+Against `tidings serve --no-dispatcher` (one process; with PostgreSQL, `make bench` runs
+`--workers 2`: two API processes, each with its own socket) on a fresh copy of the seed
 database: 8 clients, each sending `POST /compat/walr/projects/p-1/surveys/s-1/invites`
 with 500 new recipients (`email`, `first_name`, `store`, `plan` variables; never seen
 before, so every one is a contact created, a list membership and a queued invite) as
@@ -119,13 +120,16 @@ def run(
     *,
     engine: str,
     seconds: float,
+    api_processes: int = 1,
     concurrency: int = 8,
     size: int = 500,
     profile: bool = False,
 ) -> dict[str, Any]:
     url = clone(seed, f"intake-{engine}")
     try:
-        with Cluster(url, name=f"intake-{engine}", profile=profile) as cluster:
+        with Cluster(
+            url, name=f"intake-{engine}", api_workers=api_processes, profile=profile
+        ) as cluster:
             cluster.start_profiling()
             result, _ = support.run_loop(
                 load(
@@ -145,7 +149,8 @@ def run(
         raise SystemExit(f"intake-{engine}: failed requests {result['errors']}")
     return {
         "scenario": "API intake",
-        "setup": engine,
+        "setup": f"{engine}-{api_processes}",
+        "api_processes": api_processes,
         "concurrency": concurrency,
         "recipients_per_request": size,
         **result,

@@ -13,7 +13,8 @@ then runs, each on a fresh copy of the seed:
     sms     the same through Infobip to the local gateway: postgres-2 (bench/e2e.py)
     fanout  expanding a segment of every contact: sqlite, postgres   (bench/fanout.py)
     fanout-rules  the same on contacts of which some are skipped (bench/fanout_rules.py)
-    intake  seed 000 invites, 500 recipients, 8 at a time, 60 s      (bench/intake.py)
+    intake  seed 000 invites, 500 recipients, 8 at a time, 60 s: sqlite-1 and postgres-2
+            (`tidings serve --workers 2`)                               (bench/intake.py)
 
 A scenario that fails is reported as an error and the others still run. The table goes
 to stdout (progress to stderr), every figure to bench/results/<UTC time>-<scale>.json with
@@ -59,7 +60,11 @@ def arguments() -> argparse.Namespace:
     add("--email-setups", default="sqlite-1,postgres-1,postgres-2")
     add("--sms-setups", default="postgres-2")
     add("--fanout-engines", default="sqlite,postgres")
-    add("--intake-engines", default="sqlite,postgres")
+    add(
+        "--intake-setups",
+        default="sqlite-1,postgres-2",
+        help="<engine>-<API processes> (`tidings serve --workers`; SQLite: 1)",
+    )
     add("--intake-seconds", type=float, default=60.0)
     add("--peer-messages", type=int, help="django-post-office's N (default: scale, ≤ 100,000)")
     add("--source-sessions", type=int, default=8, help="smtp-source -s")
@@ -98,7 +103,7 @@ def engines_needed(args: argparse.Namespace) -> set[str]:
     if "fanout" in args.only:
         needed |= set(split(args.fanout_engines))
     if "intake" in args.only:
-        needed |= set(split(args.intake_engines))
+        needed |= {e2e.setup_shape(s)[0] for s in split(args.intake_setups)}
     return needed
 
 
@@ -209,15 +214,17 @@ def plan(
         for engine in split(args.fanout_engines):
             steps.append((report.FANOUT_RULES, engine, partial(fanout_rules, args.scale, engine)))
     if "intake" in args.only:
-        for engine in split(args.intake_engines):
+        for setup in split(args.intake_setups):
+            engine, workers, _ = e2e.setup_shape(setup)
             work = partial(
                 intake.run,
                 seeds[engine],
                 engine=engine,
+                api_processes=max(workers, 1),
                 seconds=args.intake_seconds,
                 profile=args.profile,
             )
-            steps.append(("API intake", engine, work))
+            steps.append(("API intake", setup, work))
     return steps
 
 
