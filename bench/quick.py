@@ -51,6 +51,7 @@ from tidings.dispatcher import queries
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
 from tidings.messages.models import Message
 from tidings.orgs.service import create_org
+from tidings.runtime import tune_gc
 from tidings.settings import Settings
 
 POLL_SECONDS = 0.1
@@ -83,6 +84,7 @@ async def dispatch(
     """Create the broadcast and run one dispatcher until the broadcast is final;
     returns its id and the wall time from its creation."""
     dispatcher = Dispatcher(db, renderer=Renderer(), config=DispatcherConfig(batch_size=batch))
+    tune_gc(db.settings.gc_threshold)  # as `tidings worker` does before it sends
     started = time.perf_counter()
     async with db.session() as session:
         created = await broadcasts.create_broadcast(

@@ -40,6 +40,7 @@ from tidings.keys import service as keys
 from tidings.keys.schemas import KeyKind, Scope
 from tidings.orgs import service as orgs
 from tidings.orgs.models import Org
+from tidings.runtime import tune_gc
 from tidings.settings import Settings
 
 T = TypeVar("T")
@@ -168,7 +169,9 @@ def serve(
     elif settings.auto_migrate:
         migrate.upgrade(settings.database_url)
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+        api = create_app(settings)
+        tune_gc(settings.gc_threshold)
+        uvicorn.run(api, host=host, port=port, log_level=settings.log_level)
         return
     # The processes read the same TIDINGS_* variables, with --dispatcher/--no-dispatcher
     # passed on through the environment.
@@ -196,6 +199,7 @@ def serve_process(
 
     settings = _settings(ctx)
     config = uvicorn.Config(create_app(settings), log_level=settings.log_level)
+    tune_gc(settings.gc_threshold)
     uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
 
 
@@ -235,6 +239,7 @@ def worker(ctx: typer.Context) -> None:
     if settings.auto_migrate:
         migrate.upgrade(settings.database_url)
     err.print("worker started; Ctrl-C to stop")
+    tune_gc(settings.gc_threshold)
     run_worker(settings)
 
 
