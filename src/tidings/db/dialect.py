@@ -25,7 +25,9 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.sql import operators
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.schema import Column
 from sqlalchemy.types import TypeEngine
 
@@ -109,11 +111,18 @@ def rows_by_keys(
     164 ms per 500 keys at 584,000 contacts, against 0.8 ms here; asyncpg's cached generic
     plans keep such a plan even after the statistics are right). `LIMIT 1` (the key is
     unique in the org) keeps the planner from flattening the lateral subquery into such a
-    join. SQLite plans the IN list as index lookups itself.
+    join. SQLite: an IN list, the org compared on each row found.
     """
     chosen = [table.c[name] for name in columns] if columns else [table]
     if dialect_name(session) != "postgresql":
-        return select(*chosen).where(table.c.org_id == org_id, column.in_(keys))
+        org: ColumnElement[Any] = table.c.org_id
+        if column.primary_key:
+            # `+org_id`: for ids SQLite would otherwise choose an (org_id, …) index for the
+            # org's equality and test the ids row by row (measured: 94 ms per 500 ids at
+            # 1,000,000 contacts, against 0.8 ms); this way it looks each id up and checks
+            # the org. An (org_id, address) key needs the org's equality to use its index.
+            org = UnaryExpression(org, operator=operators.custom_op("+"))
+        return select(*chosen).where(org == org_id, column.in_(keys))
     wanted = (
         func.unnest(bindparam("keys", list(keys), type_=postgresql.ARRAY(column.type)))
         .table_valued("key")

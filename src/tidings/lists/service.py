@@ -11,13 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.contacts.models import Contact
 from tidings.db.base import utcnow
-from tidings.db.dialect import insert_ignoring_conflicts, json_rows
+from tidings.db.dialect import insert_ignoring_conflicts, json_rows, rows_by_keys
 from tidings.db.engine import begin_write
 from tidings.db.names import commit_named, require_free_name
 from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.lists.models import ContactList, ListMember
 from tidings.lists.schemas import ListChanges
 
+CONTACTS = cast(Table, Contact.__table__)
 MEMBERS = cast(Table, ListMember.__table__)  # Core inserts: no ORM bulk machinery per row
 
 
@@ -138,13 +139,15 @@ async def add_members(
     await begin_write(session)
     await _get(session, org_id=org_id, list_id=list_id)
     wanted = list(dict.fromkeys(contact_ids))
-    found = set(
-        await session.scalars(
-            select(Contact.id).where(
-                Contact.org_id == org_id, Contact.id.in_(wanted), Contact.erased_at.is_(None)
-            )
-        )
+    live = rows_by_keys(
+        session,
+        table=CONTACTS,
+        org_id=org_id,
+        column=CONTACTS.c.id,
+        keys=wanted,
+        columns=("id", "erased_at"),
     )
+    found = {row.id for row in await session.execute(live) if row.erased_at is None}
     missing = [
         FieldError(f"contact_ids[{i}]", f"contact {cid} does not exist", i)
         for i, cid in enumerate(contact_ids)
