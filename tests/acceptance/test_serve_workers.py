@@ -145,3 +145,22 @@ def test_one_process_dying_stops_the_set_with_status_1(
     assert not any(_alive(child) for child in others)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_a_taken_port_is_one_clear_error_before_any_process_starts(settings: Settings) -> None:
+    with socket.socket() as taken:  # no SO_REUSEPORT: nobody may share it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "TIDINGS_DATABASE_URL": settings.database_url,
+               "TIDINGS_AUTO_MIGRATE": "false"}  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "tidings", "serve", "--workers", "2", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr + result.stdout

@@ -53,33 +53,39 @@ def supervise(*, host: str, port: int, workers: int) -> int:
     """Run `workers` API processes on host:port until a signal stops them (0) or one of
     them ends unasked (1). The processes read the same TIDINGS_* environment. OSError,
     before any process starts, when the port cannot be listened on."""
-    sockets = []
+    sockets: list[socket.socket] = []
     try:
-        sockets = [listening_socket(host, port) for _ in range(workers)]
-        children = [
-            # Their own session: a terminal's Ctrl-C reaches the parent only, which passes
-            # one SIGTERM on (a second signal makes uvicorn drop requests in flight).
-            subprocess.Popen(  # noqa: S603 — this interpreter, fixed arguments
-                [sys.executable, "-m", "tidings", "serve-process", "--fd", str(sock.fileno())],
-                pass_fds=[sock.fileno()],
-                start_new_session=True,
-            )
-            for sock in sockets
-        ]
-    finally:
+        for _ in range(workers):
+            sockets.append(listening_socket(host, port))
+    except OSError:
         for sock in sockets:
-            sock.close()  # each process holds its own now
+            sock.close()
+        raise
+    children: list[subprocess.Popen[bytes]] = []
     asked = False
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         nonlocal asked
         asked = True
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+        _stop(children)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        try:
+            for sock in sockets:
+                # Their own session: a terminal's Ctrl-C reaches the parent only, which
+                # passes one SIGTERM on (a second makes uvicorn drop requests in flight).
+                command = [sys.executable, "-m", "tidings", "serve-process"]
+                children.append(
+                    subprocess.Popen(  # noqa: S603 — this interpreter, fixed arguments
+                        [*command, "--fd", str(sock.fileno())],
+                        pass_fds=[sock.fileno()],
+                        start_new_session=True,
+                    )
+                )
+        finally:
+            for sock in sockets:
+                sock.close()  # each process holds its own now
         while not asked and all(child.poll() is None for child in children):
             time.sleep(0.2)
         if not asked:
@@ -89,15 +95,22 @@ def supervise(*, host: str, port: int, workers: int) -> int:
                 ended.pid,
                 ended.returncode,
             )
-            stop(signal.SIGTERM, None)
-            asked = False
-        for child in children:
-            try:
-                child.wait(timeout=STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
     finally:
+        _stop(children, wait=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0 if asked else 1
+
+
+def _stop(children: list[subprocess.Popen[bytes]], *, wait: bool = False) -> None:
+    """SIGTERM to those still running; with `wait`, each gets STOP_GRACE_SECONDS to end,
+    then SIGKILL."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children if wait else ():
+        try:
+            child.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
