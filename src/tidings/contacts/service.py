@@ -2,8 +2,8 @@
 
 Upsert flow, one transaction per batch: validate every row (pure) → merge rows of the
 batch that name the same person → look the batch's emails and phones up in chunks →
-one INSERT … SELECT from a JSON array for new contacts, one executemany UPDATE for known ones → list
-memberships. A bad row is reported and skipped; it never costs its neighbours.
+one INSERT … SELECT from a JSON array for new contacts, one executemany UPDATE for known
+ones → list memberships. A bad row is reported and skipped; it never costs its neighbours.
 """
 
 from __future__ import annotations
