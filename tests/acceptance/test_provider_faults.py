@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SmtpServer  # noqa: N811 (the library names its class SMTP)
 from aiosmtpd.smtp import Envelope, Session
 
+from tests.support.controller import AbortingController
 from tests.support.factories import OrgWithKey, make_org, upsert
 from tests.support.gateway import Gateway, Recorded, Reply
 from tidings.content.render import Renderer
@@ -98,7 +98,7 @@ def _free_port() -> int:
 def relay() -> Iterator[tuple[Relay, int]]:
     handler = Relay()
     port = _free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller = AbortingController(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         yield handler, port

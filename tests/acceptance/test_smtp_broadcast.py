@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SmtpServer  # noqa: N811 (the library names its class SMTP)
 from aiosmtpd.smtp import Envelope, Session
 
+from tests.support.controller import AbortingController
 from tests.support.factories import make_org, upsert
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
@@ -43,7 +43,7 @@ def _free_port() -> int:
 def smtp_server() -> Iterator[tuple[Recorder, int]]:
     recorder = Recorder()
     port = _free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller = AbortingController(recorder, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         yield recorder, port

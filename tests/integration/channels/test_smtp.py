@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from tests.support.controller import AbortingController
 from tidings.channels.base import (
     Outgoing,
     PermanentSendError,
@@ -72,7 +72,7 @@ class Recorder:
         self.quits: list[Peer] = []
         self.logins: list[tuple[str, bytes]] = []
         self.connections: dict[Peer, SMTP] = {}
-        self.controller: Controller | None = None
+        self.controller: AbortingController | None = None
         self.pipelining = False
 
     async def _fault(self, server: SMTP, command: str) -> str | None:
@@ -232,44 +232,16 @@ def _assert_sent(handler: Recorder, batch: Sequence[Outgoing], results: Sequence
 # --- fixtures ----------------------------------------------------------------------------
 
 
-class _Controller(Controller):
-    """aiosmtpd's Controller, whose `stop` first aborts the sessions still open and lets
-    their sockets close: a TLS session still closing (awaiting the peer's close_notify)
-    when the server's loop stops would leave its socket to the garbage collector, which
-    warns about it in whichever test runs then."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sessions: list[Any] = []
-
-    def factory(self) -> Any:
-        session = super().factory()
-        self.sessions.append(session)
-        return session
-
-    def stop(self, no_assert: bool = False) -> None:
-        async def abort() -> None:
-            for session in self.sessions:
-                if session.transport is not None:
-                    session.transport.abort()
-            for _ in range(3):  # connection_lost, which closes the socket, runs soon after
-                await asyncio.sleep(0)
-
-        if self.loop.is_running():
-            asyncio.run_coroutine_threadsafe(abort(), self.loop).result(timeout=5)
-        super().stop(no_assert)
-
-
 @pytest.fixture(params=[True, False], ids=["pipelining", "no-pipelining"])
 def serve(request: pytest.FixtureRequest) -> Iterator[Callable[..., int]]:
     """Start an aiosmtpd server around a handler, with extra keywords for aiosmtpd's
     SMTP (or `ssl_context` for implicit TLS); returns its port. Stopped at teardown.
     Every test runs twice: with a server that offers PIPELINING and one that does not."""
-    controllers: list[Controller] = []
+    controllers: list[AbortingController] = []
 
     def start(handler: Recorder, **options: Any) -> int:
         handler.pipelining = request.param
-        controller = _Controller(
+        controller = AbortingController(
             handler, hostname=HOST, port=_free_port(), server_hostname="mx.test", **options
         )
         controller.start()
