@@ -18,7 +18,6 @@ second, non-blocking) and `stop_profiling()` writes one speedscope profile each 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -125,14 +124,12 @@ class Cluster:
         """py-spy on every process (when `profile`), until `stop_profiling`."""
         if not self.profile:
             return
-        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        if not Path(py_spy).exists():
-            raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+        py_spy = support.ensure_py_spy()
         profiles = support.WORK / "profiles"
         profiles.mkdir(exist_ok=True)
-        for label, process in self.processes.items():
+        for label, pid in self.running().items():
             output = profiles / f"{self.name}-{label}.speedscope.json"
-            command = [py_spy, "record", "--pid", str(process.pid), "--rate", "100"]
+            command = [py_spy, "record", "--pid", str(pid), "--rate", "100"]
             command += ["--nonblocking", "--format", "speedscope", "--output", str(output)]
             log = (support.WORK / f"{self.name}-{label}.py-spy.log").open("wb")
             self.profilers[label] = subprocess.Popen(command, stdout=log, stderr=log)
@@ -150,9 +147,9 @@ class Cluster:
         self.profilers.clear()
         return self.profiles
 
-    def measure(self) -> dict[str, dict[str, Any]]:
-        """Peak RSS (MB) and CPU seconds of every process, read while they still run; with
-        api_workers > 1, each of `tidings serve`'s worker processes too ("serve-<pid>")."""
+    def running(self) -> dict[str, int]:
+        """The pids of the processes still running, by label; with api_workers > 1, each
+        of `tidings serve`'s API processes too ("serve-<pid>")."""
         running = {
             label: process.pid
             for label, process in self.processes.items()
@@ -162,13 +159,18 @@ class Cluster:
             children = Path(f"/proc/{running['serve']}/task/{running['serve']}/children")
             if children.exists():
                 running |= {f"serve-{pid}": int(pid) for pid in children.read_text().split()}
+        return running
+
+    def measure(self) -> dict[str, dict[str, Any]]:
+        """Peak RSS (MB) and CPU seconds of every process (`running`), read while they
+        still run."""
         return {
             label: {
                 "pid": pid,
                 "peak_rss_mb": support.peak_rss_mb(pid),
                 "cpu_seconds": round(support.process_cpu_seconds(pid), 2),
             }
-            for label, pid in running.items()
+            for label, pid in self.running().items()
         }
 
     def stop(self) -> None:

@@ -58,6 +58,22 @@ SMTP_SINK = "/usr/sbin/smtp-sink"
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 UPSERT_BATCH = 5_000
 
+# --- py-spy, for --profile ------------------------------------------------------------
+
+
+def ensure_py_spy() -> str:
+    """The path of py-spy, installed into this interpreter's environment (the project's
+    .venv under `make bench`) from PyPI when missing: a tool of the benchmark, not a
+    dependency of Tidings."""
+    here = Path(sys.executable).parent / "py-spy"
+    found = shutil.which("py-spy") or (str(here) if here.exists() else None)
+    if found is None:
+        print("installing py-spy for --profile …", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "py-spy"], check=True)
+        found = str(here)
+    return found
+
+
 # --- Postfix: smtp-sink and smtp-source ------------------------------------------------
 
 
