@@ -109,7 +109,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--size", type=int, default=500, help="recipients per request")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="API processes (tidings serve --workers)"
+    )
     args = parser.parse_args()
     result = run(
         seconds=args.seconds,

@@ -45,6 +45,15 @@ def insert_ignoring_conflicts(session: AsyncSession, table: type[Base] | Table) 
     return sqlite.insert(table).on_conflict_do_nothing()
 
 
+def insert_selected_ignoring_conflicts(
+    session: AsyncSession, table: type[Base] | Table, names: Sequence[str], rows: Select[Any]
+) -> Insert:
+    """`INSERT INTO table (names) SELECT … ON CONFLICT DO NOTHING` for the session's
+    dialect. The SELECT always gets a WHERE (`WHERE 1 = 1` when it has none): without
+    one, SQLite reads `ON CONFLICT` as the SELECT's join constraint, a syntax error."""
+    return insert_ignoring_conflicts(session, table).from_select(list(names), rows.where(true()))
+
+
 def one_of(
     session: AsyncSession,
     column: ColumnElement[Any] | QueryableAttribute[Any],

@@ -45,7 +45,12 @@ from tidings.broadcasts.status import BroadcastStatus
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.recipients import MARKETING_ONLY
 from tidings.credits import service as credits
-from tidings.db.dialect import dialect_name, insert_ignoring_conflicts, json_rows, one_of
+from tidings.db.dialect import (
+    dialect_name,
+    insert_selected_ignoring_conflicts,
+    json_rows,
+    one_of,
+)
 from tidings.events.models import Event
 from tidings.links.models import Link
 from tidings.messages.models import Message
@@ -267,11 +272,8 @@ async def record(
         await _release_failed(session, written=written, charged=charged)
     if links:  # a message sent twice (a reclaimed lease) stores its links once
         v = json_rows(session, links, _LINK_COLUMNS)
-        await session.execute(
-            insert_ignoring_conflicts(session, Link).from_select(
-                list(v), select(*v.values()).where(v["message_id"].is_not(None))
-            )  # SQLite: an INSERT … SELECT with ON CONFLICT needs a WHERE
-        )
+        stored = insert_selected_ignoring_conflicts(session, Link, list(v), select(*v.values()))
+        await session.execute(stored)
     return len(written) + len(owned)
 
 
@@ -352,7 +354,9 @@ async def _add_outcome_events(
         stamp,
     ).where(one_of(session, M.id, message_ids), M.status.in_(("sent", "failed")))
     await session.execute(
-        insert_ignoring_conflicts(session, EVENTS).from_select(
+        insert_selected_ignoring_conflicts(
+            session,
+            EVENTS,
             ["org_id", "message_id", "broadcast_id", "campaign_id", "type", "source",
              "external_id", "is_bot", "data", "occurred_at", "created_at"],
             rows,

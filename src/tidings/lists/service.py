@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.contacts.models import Contact
 from tidings.db.base import utcnow
-from tidings.db.dialect import insert_ignoring_conflicts, json_rows, rows_by_keys
+from tidings.db.dialect import insert_selected_ignoring_conflicts, json_rows, rows_by_keys
 from tidings.db.engine import begin_write
 from tidings.db.names import commit_named, require_free_name
 from tidings.errors import FieldError, InvalidInput, NotFound
@@ -175,12 +175,9 @@ async def add_to_list(
         v["c"],
         literal(org_id, MEMBERS.c.org_id.type),
         literal(utcnow(), MEMBERS.c.created_at.type),
-    ).where(v["c"].is_not(None))  # SQLite: INSERT … SELECT … ON CONFLICT needs a WHERE
-    await session.execute(
-        insert_ignoring_conflicts(session, MEMBERS).from_select(
-            ["list_id", "contact_id", "org_id", "created_at"], members
-        )
     )
+    names = ["list_id", "contact_id", "org_id", "created_at"]
+    await session.execute(insert_selected_ignoring_conflicts(session, MEMBERS, names, members))
 
 
 async def remove_members(
