@@ -76,11 +76,14 @@ def _settings(ctx: typer.Context) -> Settings:
     return settings
 
 
-def _run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` with a session, the schema brought up to date first; errors exit non-zero."""
+def _run(
+    settings: Settings, work: Callable[[AsyncSession], Awaitable[T]], *, write: bool = False
+) -> T:
+    """Run `work` in one transaction (a write one: committed when it returns), the schema
+    brought up to date first; errors exit non-zero."""
 
     async def in_session(db: Database) -> T:
-        async with db.session() as session:
+        async with db.transaction(write=write) as session:
             return await work(session)
 
     return _run_db(settings, in_session)
@@ -320,7 +323,7 @@ def keys_create(
             session, org_id=org_id, name=name, kind=kind, scopes=scope or list(Scope)
         )
 
-    issued = _run(_settings(ctx), work)
+    issued = _run(_settings(ctx), work, write=True)
     if as_json:
         _print_json(
             {
@@ -388,7 +391,7 @@ def keys_revoke(
         org_id = await _org_id(session, org)
         return await keys.revoke_key(session, org_id=org_id, key_id=key_id)
 
-    key = _run(_settings(ctx), work)
+    key = _run(_settings(ctx), work, write=True)
     if as_json:
         _print_json({"key_id": key.id, "revoked_at": key.revoked_at.isoformat()})
         return

@@ -79,7 +79,7 @@ async def test_another_orgs_path_is_403_and_leaks_nothing(
 
 async def test_a_missing_scope_is_403_naming_it(client: httpx.AsyncClient, db: Database) -> None:
     org = await make_org(db)
-    async with db.session() as session:
+    async with db.transaction() as session:
         reader = await create_key(session, org_id=org.id, name="reader", scopes=[Scope.READ])
     headers = {"Authorization": f"Bearer {reader.secret}"}
     assert (await client.get(f"/v1/orgs/{org.id}/contacts", headers=headers)).status_code == 200

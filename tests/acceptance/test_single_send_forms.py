@@ -323,7 +323,7 @@ async def test_a_test_key_s_inline_sms_reaches_the_sink_only(
     client: httpx.AsyncClient, db: Database, gateway: Gateway
 ) -> None:
     org = await make_org(db)
-    async with db.session() as session:
+    async with db.transaction() as session:
         test_key = await create_key(session, org_id=org.id, name="ci", kind=KeyKind.TEST)
     connection = await client.post(
         f"/v1/orgs/{org.id}/connections",

@@ -160,7 +160,7 @@ async def test_a_test_keys_broadcast_reaches_the_sink_not_the_relay(
 
     recorder, port = smtp_server
     org = await make_org(db)
-    async with db.session() as session:
+    async with db.transaction() as session:
         test_key = await create_key(session, org_id=org.id, name="ci", kind=KeyKind.TEST)
     base, live = f"/v1/orgs/{org.id}", org.bearer
     as_test = {"Authorization": f"Bearer {test_key.secret}"}

@@ -20,10 +20,10 @@ from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.db.engine import Database
+from tidings.db.engine import Database, transaction
 from tidings.errors import Unauthorized
 from tidings.keys.schemas import Scope
-from tidings.keys.service import Principal, authenticate
+from tidings.keys.service import Principal, authenticate, record_use
 from tidings.settings import Settings
 
 
@@ -66,12 +66,36 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def get_session(db: DatabaseDep) -> AsyncIterator[AsyncSession]:
+_STALE_KEY = "tidings_stale_key"  # request.state: a key whose use is still to be recorded
+
+
+async def get_session(request: Request, db: DatabaseDep) -> AsyncIterator[AsyncSession]:
+    """The request's session for reading; a key's use not recorded by a write transaction
+    (a read route) is recorded in one of its own at the end."""
     async with db.request_session() as session:
+        yield session
+        key_id = getattr(request.state, _STALE_KEY, None)
+        if key_id is not None:
+            setattr(request.state, _STALE_KEY, None)
+            await session.rollback()
+            async with transaction(session):
+                await record_use(session, key_id=key_id)
+
+
+async def get_write_session(request: Request, db: DatabaseDep) -> AsyncIterator[AsyncSession]:
+    """The request's one write transaction: committed when the route returns (before the
+    answer is sent), rolled back when it raises. The key's use is recorded in it."""
+    async with db.request_session() as session, transaction(session):
+        key_id = getattr(request.state, _STALE_KEY, None)
+        if key_id is not None:
+            setattr(request.state, _STALE_KEY, None)
+            await record_use(session, key_id=key_id)
         yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+WriteSessionDep = Annotated[AsyncSession, Depends(get_write_session, scope="function")]
+"""For routes that write: declare it after the key, so the key's use is recorded in it."""
 
 
 def credentials_from(headers: Mapping[str, str]) -> tuple[str, str | None] | None:
@@ -109,7 +133,10 @@ async def get_principal(
         raise Unauthorized("credentials required: Bearer key, api-login + api-key, or Basic")
     secret, login = found
     async with db.session() as session:
-        return await authenticate(session, secret=secret, login=login)
+        principal = await authenticate(session, secret=secret, login=login)
+    if principal.stale_use:
+        setattr(request.state, _STALE_KEY, principal.key_id)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -2,8 +2,10 @@
 
 SQLite is the embedded default: WAL journal, foreign keys on, a busy timeout, and write
 transactions opened with `BEGIN IMMEDIATE` so two writers queue instead of failing when a
-read lock cannot be upgraded. A service marks its transaction as a write with
-`begin_write(session)` before its first statement; on PostgreSQL that is a no-op.
+read lock cannot be upgraded. The entry point of a use case opens its transaction with
+`transaction(session)` (or `Database.transaction()`), which marks a write one with
+`begin_write(session)` before its first statement (on PostgreSQL that is a no-op) and
+commits it; services only run statements in it.
 
 SQLite has one writer at a time, and its busy handler makes a waiting writer poll with
 growing sleeps (up to 100 ms): with several writers waiting (concurrent API requests and
@@ -136,6 +138,25 @@ def _release_write_lock(session: Session, transaction: SessionTransaction | None
 event.listen(Session, "after_transaction_end", _release_write_lock)
 
 
+@asynccontextmanager
+async def transaction(session: AsyncSession, *, write: bool = True) -> AsyncIterator[AsyncSession]:
+    """One use case's transaction on `session`, owned by the entry point that opens it (a
+    route's dependency, a CLI command, a dispatcher step): a write one (`begin_write`)
+    is committed when the block ends normally; a read one is rolled back; either is rolled
+    back when the block raises. Services run inside it and never commit or roll back."""
+    if write:
+        await begin_write(session)
+    try:
+        yield session
+    except BaseException:
+        await session.rollback()
+        raise
+    if write:
+        await session.commit()
+    else:
+        await session.rollback()
+
+
 class Database:
     """The engine and session factory of one process."""
 
@@ -151,6 +172,13 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
+            yield session
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction (see `transaction`): the unit of work of a CLI
+        command, a worker step or a test."""
+        async with self.session() as session, transaction(session, write=write):
             yield session
 
     @asynccontextmanager

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.keys import service
 from tidings.keys.models import ApiKey
 from tidings.keys.schemas import ApiKeyCreate, ApiKeyIssued, ApiKeyOut
@@ -26,7 +26,7 @@ async def list_keys(org_id: int, key: ReadKey, session: SessionDep) -> list[ApiK
 
 @router.post("", status_code=201, summary="Issue a key; its secret is in this response only")
 async def create_key(
-    org_id: int, body: ApiKeyCreate, key: ManageKey, session: SessionDep
+    org_id: int, body: ApiKeyCreate, key: ManageKey, session: WriteSessionDep
 ) -> ApiKeyIssued:
     issued = await service.create_key(
         session, org_id=key.org_id, name=body.name, kind=body.kind, scopes=body.scopes, issuer=key
@@ -35,5 +35,7 @@ async def create_key(
 
 
 @router.delete("/{key_id}", summary="Revoke a key (it stops working at once)")
-async def revoke_key(org_id: int, key_id: int, key: ManageKey, session: SessionDep) -> ApiKeyOut:
+async def revoke_key(
+    org_id: int, key_id: int, key: ManageKey, session: WriteSessionDep
+) -> ApiKeyOut:
     return _out(await service.revoke_key(session, org_id=key.org_id, key_id=key_id))

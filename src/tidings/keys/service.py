@@ -10,7 +10,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.base import utcnow
-from tidings.db.engine import begin_write
 from tidings.errors import Forbidden, NotFound, Unauthorized
 from tidings.keys import secrets
 from tidings.keys.models import ApiKey
@@ -30,6 +29,7 @@ class Principal:
     org_login: str
     kind: KeyKind
     scopes: frozenset[Scope]
+    stale_use: bool = False  # last_used_at is due to be written (`record_use`)
 
     def require(self, *, org_id: int, scope: Scope) -> None:
         if org_id != self.org_id:
@@ -79,11 +79,10 @@ async def create_key(
             raise Forbidden("a key cannot grant scopes it does not hold")
         if issuer.kind is KeyKind.TEST and kind is KeyKind.LIVE:
             raise Forbidden("a test key cannot create live keys")
-    await begin_write(session)
     if await session.get(Org, org_id) is None:
         raise NotFound("org", org_id)
     issued = add_key(session, org_id=org_id, name=name, kind=kind, scopes=scopes)
-    await session.commit()
+    await session.flush()
     return issued
 
 
@@ -94,13 +93,12 @@ async def list_keys(session: AsyncSession, *, org_id: int) -> list[ApiKey]:
 
 async def revoke_key(session: AsyncSession, *, org_id: int, key_id: int) -> ApiKey:
     """Revoke a key (idempotent: revoking twice keeps the first time)."""
-    await begin_write(session)
     key = await session.scalar(select(ApiKey).where(ApiKey.org_id == org_id, ApiKey.id == key_id))
     if key is None:
         raise NotFound("API key", key_id)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
-    await session.commit()
+        await session.flush()
     return key
 
 
@@ -108,7 +106,9 @@ async def authenticate(session: AsyncSession, *, secret: str, login: str | None)
     """Resolve a presented secret (and, for login + key styles, the org login) to a Principal.
 
     Raises Unauthorized for anything that is not a live, unrevoked key of that login's org,
-    without saying which part was wrong.
+    without saying which part was wrong. Read only: a principal whose `last_used_at` is
+    older than `LAST_USED_RESOLUTION` says so (`stale_use`), and the caller records the
+    use with `record_use` in its write transaction.
     """
     if not secrets.looks_like_key(secret):
         raise Unauthorized("invalid credentials")
@@ -127,18 +127,19 @@ async def authenticate(session: AsyncSession, *, secret: str, login: str | None)
             .where(ApiKey.secret_hash == secrets.digest(secret))
         )
     ).first()
-    await session.rollback()  # end the read, so a write below starts as a write
     if row is None or row.revoked_at is not None or login not in (None, row.login):
         raise Unauthorized("invalid credentials")
-    now = utcnow()
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        await begin_write(session)
-        await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
-        await session.commit()
+    last = row.last_used_at
     return Principal(
         key_id=row.id,
         org_id=row.org_id,
         org_login=row.login,
         kind=KeyKind(row.kind),
         scopes=frozenset(parse_scopes(row.scopes)),
+        stale_use=last is None or utcnow() - last >= LAST_USED_RESOLUTION,
     )
+
+
+async def record_use(session: AsyncSession, *, key_id: int) -> None:
+    """Side effect: the key's `last_used_at` is now (in the caller's write transaction)."""
+    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
