@@ -141,9 +141,10 @@ event.listen(Session, "after_transaction_end", _release_write_lock)
 @asynccontextmanager
 async def transaction(session: AsyncSession, *, write: bool = True) -> AsyncIterator[AsyncSession]:
     """One use case's transaction on `session`, owned by the entry point that opens it (a
-    route's dependency, a CLI command, a dispatcher step): a write one (`begin_write`)
-    is committed when the block ends normally; a read one is rolled back; either is rolled
-    back when the block raises. Services run inside it and never commit or roll back."""
+    route's dependency, a CLI command, a dispatcher step), committed when the block ends
+    normally and rolled back when it raises. `write` opens it with `begin_write`. (A read
+    one is committed too: a rollback would expire the objects it loaded.) Services run
+    inside it and never commit or roll back."""
     if write:
         await begin_write(session)
     try:
@@ -151,10 +152,7 @@ async def transaction(session: AsyncSession, *, write: bool = True) -> AsyncIter
     except BaseException:
         await session.rollback()
         raise
-    if write:
-        await session.commit()
-    else:
-        await session.rollback()
+    await session.commit()
 
 
 class Database:
