@@ -26,7 +26,7 @@ from tidings.settings import Settings
 async def _expand(url: str, seed: Seed) -> dict[str, Any]:
     db = Database(Settings(database_url=url, auto_migrate=False))
     try:
-        async with db.session() as session:
+        async with db.transaction() as session:
             created = await broadcasts.create_broadcast(
                 session,
                 org_id=seed.org_id,
@@ -38,7 +38,7 @@ async def _expand(url: str, seed: Seed) -> dict[str, Any]:
             )
         broadcast_id = created.broadcast.id
         started = time.perf_counter()
-        async with db.session() as session:
+        async with db.transaction() as session:
             begun = await broadcasts.start_due(session, broadcast_id=broadcast_id, now=utcnow())
         seconds = time.perf_counter() - started
         async with db.session() as session:

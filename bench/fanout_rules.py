@@ -158,7 +158,7 @@ async def prepare(
             html=None,
             text="Hi {{ first_name }}",
         )
-    async with db.session() as session:
+    async with db.transaction() as session:
         campaign = await campaigns.create_campaign(
             session,
             org_id=org_id,
@@ -177,7 +177,7 @@ async def prepare(
         "list": {"list_ids": [list_id]},
         "segment": {"segment_ids": [segment.segment.id]},
     }
-    async with db.session() as session:
+    async with db.transaction() as session:
         created = await broadcasts.create_broadcast(
             session,
             org_id=org_id,
@@ -197,7 +197,7 @@ async def _bench(
         )
         set_up = time.perf_counter() - set_up
         rss_before = support.peak_rss_mb()
-        async with db.session() as session:
+        async with db.transaction() as session:
             backend = None
             if db.engine.dialect.name == "postgresql":
                 backend = int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)

@@ -58,7 +58,7 @@ async def _sample() -> bytes:
         campaign_id, _ = await support.email_campaign(
             db, org_id=org_id, port=server.port, pool=1, tracking=True, name="bench email"
         )
-        async with db.session() as session:
+        async with db.transaction() as session:
             created = await broadcasts.create_broadcast(
                 session,
                 org_id=org_id,

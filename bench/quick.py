@@ -86,7 +86,7 @@ async def dispatch(
     dispatcher = Dispatcher(db, renderer=Renderer(), config=DispatcherConfig(batch_size=batch))
     tune_gc(db.settings.gc_threshold)  # as `tidings worker` does before it sends
     started = time.perf_counter()
-    async with db.session() as session:
+    async with db.transaction() as session:
         created = await broadcasts.create_broadcast(
             session,
             org_id=org_id,

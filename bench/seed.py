@@ -91,7 +91,7 @@ async def _sms_campaign(db: Database, *, org_id: int, endpoints: Endpoints) -> i
                 credentials={"api_key": "bench"},
             ),
         )
-    async with db.session() as session:
+    async with db.transaction() as session:
         campaign = await campaigns.create_campaign(
             session,
             org_id=org_id,
@@ -119,7 +119,7 @@ async def invite_campaign(db: Database, *, org_id: int) -> None:
             html=None,
             text="Hi {{ first_name }}, tell us about {{ store }}: {{ invite_link }}",
         )
-    async with db.session() as session:
+    async with db.transaction() as session:
         await campaigns.create_campaign(
             session,
             org_id=org_id,

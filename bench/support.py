@@ -421,7 +421,7 @@ async def email_campaign(
                 },
             ),
         )
-    async with db.session() as session:
+    async with db.transaction() as session:
         campaign = await campaigns.create_campaign(
             session,
             org_id=org_id,

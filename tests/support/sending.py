@@ -55,7 +55,7 @@ async def campaign(
             html=html,
             text=text,
         )
-    async with db.session() as session:
+    async with db.transaction() as session:
         made = await campaigns.create_campaign(
             session,
             org_id=org.id,
@@ -97,7 +97,7 @@ async def audience(db: Database, org: OrgWithKey, rows: list[dict[str, Any]]) ->
 
 
 async def broadcast_now(db: Database, org: OrgWithKey, campaign_id: int, list_id: int) -> int:
-    async with db.session() as session:
+    async with db.transaction() as session:
         created = await broadcasts.create_broadcast(
             session,
             org_id=org.id,

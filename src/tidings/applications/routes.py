@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.applications import service
 from tidings.applications.schemas import (
@@ -32,7 +32,7 @@ def _out(item: WithIntegrations) -> ApplicationOut:
 
 @router.post("", status_code=201, summary="Create an application and its integrations")
 async def create_application(
-    org_id: int, body: ApplicationCreate, key: ManageKey, session: SessionDep
+    org_id: int, body: ApplicationCreate, key: ManageKey, session: WriteSessionDep
 ) -> ApplicationOut:
     return _out(await service.create_application(session, org_id=key.org_id, body=body))
 
@@ -64,7 +64,7 @@ async def get_application(
     summary="Add an integration, or change where an existing one (by type) leads",
 )
 async def put_integration(
-    org_id: int, application_id: int, body: IntegrationIn, key: ManageKey, session: SessionDep
+    org_id: int, application_id: int, body: IntegrationIn, key: ManageKey, session: WriteSessionDep
 ) -> IntegrationOut:
     integration = await service.put_integration(
         session, org_id=key.org_id, application_id=application_id, body=body
@@ -74,7 +74,7 @@ async def put_integration(
 
 @router.delete("/{application_id}", status_code=204, summary="Delete an application")
 async def delete_application(
-    org_id: int, application_id: int, key: ManageKey, session: SessionDep
+    org_id: int, application_id: int, key: ManageKey, session: WriteSessionDep
 ) -> Response:
     await service.delete_application(session, org_id=key.org_id, application_id=application_id)
     return Response(status_code=204)

@@ -19,7 +19,6 @@ from tidings.applications.schemas import ApplicationCreate, IntegrationIn
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.service import SMS_SENDER
 from tidings.connections.models import Connection
-from tidings.db.engine import begin_write
 from tidings.db.names import free_name
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import FieldError, InvalidInput, NotFound
@@ -61,7 +60,6 @@ async def _check(
 async def create_application(
     session: AsyncSession, *, org_id: int, body: ApplicationCreate
 ) -> WithIntegrations:
-    await begin_write(session)
     errors = await _check(session, org_id=org_id, body=body)
     taken = await session.scalar(
         select(Application.id).where(Application.org_id == org_id, Application.key == body.key)
@@ -86,14 +84,12 @@ async def create_application(
         connection_id=body.connection_id,
         template_id=template.id,
     )
-    session.add(application)
-    await session.flush()
-    integrations = [await _integration(session, application, i) for i in body.integrations]
     try:
-        await session.commit()
+        async with session.begin_nested():
+            session.add(application)
     except IntegrityError:  # a concurrent create with the same key
-        await session.rollback()
         raise InvalidInput.field("key", f"an application with key {body.key!r} exists") from None
+    integrations = [await _integration(session, application, i) for i in body.integrations]
     return WithIntegrations(application, integrations)
 
 
@@ -165,7 +161,6 @@ async def put_integration(
     session: AsyncSession, *, org_id: int, application_id: int, body: IntegrationIn
 ) -> Integration:
     """Create the application's integration of `body.type`, or change where it leads."""
-    await begin_write(session)
     application = await get_owned(
         session, Application, org_id=org_id, ident=application_id, what="application"
     )
@@ -181,17 +176,16 @@ async def put_integration(
         campaign = await session.get(Campaign, integration.campaign_id)
         assert campaign is not None  # the foreign key
         campaign.invite_url = integration.target_url
-    await session.commit()
+        await session.flush()
     return integration
 
 
 async def delete_application(session: AsyncSession, *, org_id: int, application_id: int) -> None:
-    await begin_write(session)
     application = await get_owned(
         session, Application, org_id=org_id, ident=application_id, what="application"
     )
     await session.delete(application)
-    await session.commit()
+    await session.flush()
 
 
 async def find_integration(

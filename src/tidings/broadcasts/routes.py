@@ -4,7 +4,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
 
-from tidings.api.deps import ReadKey, SendKey, SessionDep
+from tidings.api.deps import ReadKey, SendKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.broadcasts import service
 from tidings.broadcasts.models import COUNTERS, Broadcast
@@ -42,7 +42,7 @@ def broadcast_out(b: Broadcast) -> BroadcastOut:
 
 @router.post("", status_code=201, summary="Create a broadcast: now, at scheduled_at, or as a draft")
 async def create_broadcast(
-    org_id: int, body: BroadcastCreate, key: SendKey, session: SessionDep
+    org_id: int, body: BroadcastCreate, key: SendKey, session: WriteSessionDep
 ) -> BroadcastCreated:
     created = await service.create_broadcast(
         session, org_id=key.org_id, body=body, is_test=key.kind is KeyKind.TEST
@@ -81,7 +81,7 @@ Action = Callable[..., Awaitable[Broadcast]]
 
 def _action(action: Action, path: str, summary: str) -> None:
     async def endpoint(
-        org_id: int, broadcast_id: int, key: SendKey, session: SessionDep
+        org_id: int, broadcast_id: int, key: SendKey, session: WriteSessionDep
     ) -> BroadcastOut:
         return broadcast_out(await action(session, org_id=key.org_id, broadcast_id=broadcast_id))
 

@@ -1,5 +1,7 @@
 """Broadcasts: create, read, pause, resume, cancel; and `start_due`, which the dispatcher
-calls to expand a due broadcast and set it SENDING in one transaction.
+calls to expand a due broadcast and set it SENDING. Their messages are the outbox's
+(`tidings.outbox`: created by `outbox.create`, moved by `outbox.moves`). Query helpers in
+the caller's transaction: none of these commits.
 
 "Send now" is a broadcast scheduled for now: the dispatcher expands it on its next tick
 (about a second), so creating a broadcast of a million recipients answers at once.
@@ -9,37 +11,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import BigInteger, String, Table, case, insert, literal, null, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import TypeEngine
 
-from tidings.broadcasts.expand import expand
 from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.broadcasts.status import BroadcastStatus, transition
-from tidings.campaigns.models import Campaign
-from tidings.campaigns.recipients import address_or_skip
 from tidings.campaigns.service import get_campaign
-from tidings.contacts.models import Contact
 from tidings.contacts.normalize import MAX_ATTRIBUTES_BYTES, too_large
 from tidings.contacts.service import upsert_contacts
 from tidings.credits.service import charge_messages, release_messages
-from tidings.db.base import JSONDoc, utcnow
-from tidings.db.dialect import json_rows, rows_by_keys
-from tidings.db.engine import begin_write
+from tidings.db.base import utcnow
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import Conflict, FieldError, InsufficientCredit, InvalidInput, NotFound
 from tidings.lists.service import add_to_list, require_lists
-from tidings.messages.models import Message
 from tidings.orgs.service import get_org
+from tidings.outbox import create as outbox
+from tidings.outbox.audience import audience_condition
+from tidings.outbox.moves import move, of_broadcast
+from tidings.outbox.status import MessageStatus
 from tidings.segments.models import Segment
-from tidings.suppressions import service as suppressions
 
 S = BroadcastStatus
-MESSAGES = cast(Table, Message.__table__)
-CONTACTS = cast(Table, Contact.__table__)
+MS = MessageStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +57,7 @@ class _Accepted:
 async def _explicit_recipients(
     session: AsyncSession, *, org_id: int, rows: list[Any]
 ) -> tuple[_Accepted, list[FieldError]]:
-    """Upsert the rows (their own transaction); the contacts accepted, and the rejects."""
+    """Upsert the rows; the contacts accepted, and the rejects."""
     rejected: list[FieldError] = []
     contact_rows: list[Any] = []
     variables: list[dict[str, Any] | None] = []
@@ -87,80 +83,6 @@ async def _explicit_recipients(
             accepted.variables[outcome.contact_id] = variables[outcome.index] or None
             accepted.index[outcome.contact_id] = outcome.index
     return accepted, sorted(rejected, key=lambda e: e.index or 0)
-
-
-async def _hold_messages(
-    session: AsyncSession,
-    *,
-    broadcast: Broadcast,
-    campaign: Campaign,
-    recipients: dict[int, dict[str, Any] | None],
-    now: datetime,
-) -> dict[int, str]:
-    """Messages for explicit recipients, `held` until the broadcast starts (or skipped);
-    the skip reasons by contact id."""
-    if not recipients:
-        return {}
-    org = await get_org(session, org_id=broadcast.org_id)
-    found = await session.execute(
-        rows_by_keys(
-            session,
-            table=CONTACTS,
-            org_id=broadcast.org_id,
-            column=CONTACTS.c.id,
-            keys=list(recipients),
-            columns=("id", "email", "phone", "phone_country", "email_status", "sms_status"),
-        )
-    )
-    contacts = found.all()
-    suppressed = await suppressions.reasons(
-        session,
-        org_id=broadcast.org_id,
-        channel=campaign.channel,
-        addresses=(c.email if campaign.channel == "email" else c.phone for c in contacts),
-    )
-    rows: list[dict[str, Any]] = []
-    skipped: dict[int, str] = {}
-    for contact in contacts:
-        address, reason = address_or_skip(
-            campaign, contact, sms_countries=org.sms_countries, suppressed=suppressed
-        )
-        rows.append(
-            {
-                "contact_id": contact.id,
-                "recipient": address,
-                "variables": recipients[contact.id],
-                "status": "skipped" if reason else "held",
-                "reason": reason,
-            }
-        )
-        if reason:
-            skipped[contact.id] = reason
-    v = json_rows(session, rows, _HELD)
-    m, stamp = MESSAGES.c, literal(now, MESSAGES.c.created_at.type)
-    constants = {
-        "org_id": literal(broadcast.org_id, m.org_id.type),
-        "broadcast_id": literal(broadcast.id, m.broadcast_id.type),
-        "campaign_id": literal(campaign.id, m.campaign_id.type),
-        "channel": literal(campaign.channel, m.channel.type),
-        "is_test": literal(broadcast.is_test, m.is_test.type),
-        "attempts": literal(0, m.attempts.type),
-        "due_at": literal(broadcast.scheduled_at or now, m.due_at.type),
-        "created_at": stamp,
-        "finished_at": case((v["status"] == "skipped", stamp), else_=null()),
-    }
-    held = select(*v.values(), *constants.values())
-    await session.execute(insert(MESSAGES).from_select([*v, *constants], held))
-    return skipped
-
-
-_HELD: dict[str, TypeEngine[Any]] = {
-    "contact_id": BigInteger(),
-    "recipient": String(),
-    "variables": JSONDoc,
-    "status": String(),
-    "reason": String(),
-}  # a held message's own columns; the rest are the broadcast's
 
 
 async def _require_segments(session: AsyncSession, *, org_id: int, segment_ids: list[int]) -> None:
@@ -190,11 +112,11 @@ async def create_broadcast(
     now: datetime | None = None,
     remember_in: int | None = None,
 ) -> Created:
-    """`remember_in`: a list the explicit recipients join (a campaign's recipient list)."""
+    """`remember_in`: a list the explicit recipients join (a campaign's recipient list).
+    Query helper: the caller owns the (write) transaction."""
     now = now or utcnow()
     # A 404 for an unknown campaign before any contact is upserted for it.
-    await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
-    await session.rollback()
+    campaign = await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
     recipients = _Accepted({}, {})
     rejected: list[FieldError] = []
     if body.recipients:
@@ -203,8 +125,6 @@ async def create_broadcast(
             org_id=org_id,
             rows=[dict(r) if isinstance(r, dict) else r for r in body.recipients],
         )
-    await begin_write(session)
-    campaign = await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
     await require_lists(session, org_id=org_id, list_ids=body.list_ids)
     await _require_segments(session, org_id=org_id, segment_ids=body.segment_ids)
     broadcast = Broadcast(
@@ -223,22 +143,28 @@ async def create_broadcast(
     )
     session.add(broadcast)
     await session.flush()
-    skips = await _hold_messages(
-        session, broadcast=broadcast, campaign=campaign, recipients=recipients.variables, now=now
-    )
-    if recipients.variables:  # reserved now: the send is accepted (402 queues nothing)
+    skips: dict[int, str] = {}
+    if recipients.variables:
+        org = await get_org(session, org_id=org_id)
+        skips = await outbox.hold(
+            session,
+            batch=outbox.Batch(org_id, broadcast.id, campaign, is_test, now),
+            recipients=recipients.variables,
+            sms_countries=org.sms_countries,
+            due_at=broadcast.scheduled_at,
+        )
+        # Reserved now: the send is accepted (402 queues nothing).
         await charge_messages(
             session,
             org_id=org_id,
             channel=campaign.channel,
-            where=MESSAGES.c.broadcast_id == broadcast.id,
+            where=of_broadcast(broadcast.id, MS.HELD),
             reference=f"broadcast:{broadcast.id}",
         )
-    if remember_in is not None and recipients.variables:
-        await add_to_list(
-            session, org_id=org_id, list_id=remember_in, contact_ids=list(recipients.variables)
-        )
-    await session.commit()
+        if remember_in is not None:
+            await add_to_list(
+                session, org_id=org_id, list_id=remember_in, contact_ids=list(recipients.variables)
+            )
     skipped = [
         FieldError(f"recipients[{i}]", reason, i)
         for contact_id, reason in skips.items()
@@ -258,32 +184,15 @@ async def list_broadcasts(
     return list(await session.scalars(page))
 
 
-async def _move_messages(
-    session: AsyncSession, *, broadcast_id: int, source: str, target: str, now: datetime
-) -> None:
-    # A resumed message keeps its due_at: one past is due now anyway, and one ahead is a
-    # backoff or a provider's Retry-After that resuming must not cut short.
-    values: dict[str, object] = {"status": target}
-    if target == "cancelled":
-        values.update(finished_at=now, reason="broadcast cancelled")
-    await session.execute(
-        update(MESSAGES)
-        .where(MESSAGES.c.broadcast_id == broadcast_id, MESSAGES.c.status == source)
-        .values(**values)
-    )
-
-
 async def send_draft(session: AsyncSession, *, org_id: int, broadcast_id: int) -> Broadcast:
     """DRAFT → SCHEDULED for now (its own scheduled_at if that is still ahead)."""
     now = utcnow()
-    await begin_write(session)
     broadcast = await get_broadcast(session, org_id=org_id, broadcast_id=broadcast_id)
     if broadcast.campaign_id is None:
         raise Conflict("attach a template (a campaign) to this draft before sending it")
     broadcast.status = transition(S(broadcast.status), S.SCHEDULED)
     if broadcast.scheduled_at is None or broadcast.scheduled_at < now:
         broadcast.scheduled_at = now
-    await session.commit()
     return broadcast
 
 
@@ -323,7 +232,6 @@ async def create_for_audience(
     if not (segment_ids or send_to_all):
         raise InvalidInput.field("segment_ids", "choose an audience: segment_ids or send_to_all")
     now = now or utcnow()
-    await begin_write(session)
     await _require_segments(session, org_id=org_id, segment_ids=segment_ids)
     broadcast = Broadcast(
         org_id=org_id,
@@ -338,7 +246,7 @@ async def create_for_audience(
         await _attachable(session, org_id=org_id, campaign_id=campaign_id)
         _schedule(broadcast, campaign_id=campaign_id, now=now)
     session.add(broadcast)
-    await session.commit()
+    await session.flush()
     return broadcast
 
 
@@ -356,79 +264,82 @@ async def attach_campaign(
     another campaign is a Conflict: what is sent is fixed once the draft is left.
     """
     now = now or utcnow()
-    await begin_write(session)
     broadcast = await get_broadcast(session, org_id=org_id, broadcast_id=broadcast_id)
     if broadcast.status != S.DRAFT:
         if broadcast.campaign_id == campaign_id:
-            await session.commit()  # nothing changed; commit keeps `broadcast` loaded
-            return broadcast
+            return broadcast  # nothing changed
         raise Conflict(f"a {broadcast.status} broadcast's campaign cannot be changed")
     await _attachable(session, org_id=org_id, campaign_id=campaign_id)
     _schedule(broadcast, campaign_id=campaign_id, now=now)
-    await session.commit()
     return broadcast
 
 
 async def pause(session: AsyncSession, *, org_id: int, broadcast_id: int) -> Broadcast:
     """Queued messages are held; those already with a worker finish normally."""
     now = utcnow()
-    await begin_write(session)
     broadcast = await get_broadcast(session, org_id=org_id, broadcast_id=broadcast_id)
     broadcast.status = transition(S(broadcast.status), S.PAUSED)
-    await _move_messages(
-        session, broadcast_id=broadcast.id, source="queued", target="held", now=now
-    )
-    await session.commit()
+    await move(session, broadcast_id=broadcast.id, source=MS.QUEUED, target=MS.HELD, now=now)
     return broadcast
 
 
 async def resume(session: AsyncSession, *, org_id: int, broadcast_id: int) -> Broadcast:
     """Back to SENDING if it had started (held messages queued again), else SCHEDULED."""
     now = utcnow()
-    await begin_write(session)
     broadcast = await get_broadcast(session, org_id=org_id, broadcast_id=broadcast_id)
     target = S.SENDING if broadcast.started_at is not None else S.SCHEDULED
     broadcast.status = transition(S(broadcast.status), target)
     if target is S.SENDING:  # before the start, explicit recipients wait for start_due
-        await _move_messages(
-            session, broadcast_id=broadcast.id, source="held", target="queued", now=now
-        )
-    await session.commit()
+        await move(session, broadcast_id=broadcast.id, source=MS.HELD, target=MS.QUEUED, now=now)
     return broadcast
 
 
 async def cancel(session: AsyncSession, *, org_id: int, broadcast_id: int) -> Broadcast:
     """Queued and held messages become cancelled; those with a worker finish normally."""
     now = utcnow()
-    await begin_write(session)
     broadcast = await get_broadcast(session, org_id=org_id, broadcast_id=broadcast_id)
     broadcast.status = transition(S(broadcast.status), S.CANCELLED)
     broadcast.completed_at = now
     await release_messages(
         session,
         org_id=org_id,
-        where=(MESSAGES.c.broadcast_id == broadcast.id) & MESSAGES.c.status.in_(["queued", "held"]),
+        where=of_broadcast(broadcast.id, MS.QUEUED, MS.HELD),
         reference=f"broadcast:{broadcast.id}",
         note="broadcast cancelled",
     )
-    for source in ("queued", "held"):
-        await _move_messages(
-            session, broadcast_id=broadcast.id, source=source, target="cancelled", now=now
+    for source in (MS.QUEUED, MS.HELD):
+        await move(
+            session,
+            broadcast_id=broadcast.id,
+            source=source,
+            target=MS.CANCELLED,
+            now=now,
+            reason="broadcast cancelled",
         )
-    await session.commit()
     return broadcast
 
 
+async def due_broadcasts(session: AsyncSession, *, now: datetime, limit: int = 10) -> list[int]:
+    """Scheduled broadcasts whose time has come, oldest first (read only)."""
+    rows = await session.scalars(
+        select(Broadcast.id)
+        .where(Broadcast.status == S.SCHEDULED, Broadcast.scheduled_at <= now)
+        .order_by(Broadcast.scheduled_at)
+        .limit(limit)
+    )
+    return list(rows)
+
+
 async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) -> bool:
-    """Expand a due SCHEDULED broadcast, reserve its cost and set it SENDING, in one
-    transaction.
+    """Expand a due SCHEDULED broadcast, reserve its cost and set it SENDING (a
+    dispatcher step: the caller's write transaction holds it all).
 
     False when it is no longer due (paused, cancelled, or started by another worker
-    meanwhile): the status is read again inside the write transaction. When the org's
-    credit cannot cover the expanded messages, nothing is queued: the broadcast becomes
-    FAILED ("insufficient credit") and its held explicit recipients are cancelled.
+    meanwhile): the status is read again, the row locked, inside the transaction. When the
+    org's credit cannot cover the expanded messages, the expansion is undone (a savepoint)
+    and nothing is queued: the broadcast becomes FAILED ("insufficient credit") and its held
+    explicit recipients are cancelled.
     """
-    await begin_write(session)
     broadcast = await session.get(Broadcast, broadcast_id, with_for_update=True)
     if (
         broadcast is None
@@ -436,63 +347,62 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
         or (broadcast.scheduled_at is not None and broadcast.scheduled_at > now)
         or broadcast.campaign_id is None  # never SCHEDULED without one; kept out regardless
     ):
-        await session.rollback()
         return False
     campaign = await get_campaign(
         session, org_id=broadcast.org_id, campaign_id=broadcast.campaign_id
     )
     org = await get_org(session, org_id=broadcast.org_id)
-    counts = await expand(
-        session,
-        broadcast=broadcast,
-        campaign=campaign,
-        sms_countries=org.sms_countries,
-        now=now,
+    audience = await audience_condition(
+        session, org_id=broadcast.org_id, audience=broadcast.audience
     )
-    try:  # before the held ones are queued: those were reserved when the broadcast was made
-        await charge_messages(
-            session,
-            org_id=broadcast.org_id,
-            channel=campaign.channel,
-            where=(MESSAGES.c.broadcast_id == broadcast.id) & (MESSAGES.c.status == "queued"),
-            reference=f"broadcast:{broadcast.id}",
-        )
+    try:
+        async with session.begin_nested():
+            counts = await outbox.expand(
+                session,
+                batch=outbox.Batch(
+                    broadcast.org_id, broadcast.id, campaign, broadcast.is_test, now
+                ),
+                audience=audience,
+                sms_countries=org.sms_countries,
+            )
+            # Before the held ones are queued: those were reserved when it was made.
+            await charge_messages(
+                session,
+                org_id=broadcast.org_id,
+                channel=campaign.channel,
+                where=of_broadcast(broadcast.id, MS.QUEUED),
+                reference=f"broadcast:{broadcast.id}",
+            )
     except InsufficientCredit:
-        await session.rollback()
-        return await _fail_for_credit(session, broadcast_id=broadcast_id, now=now)
-    await _move_messages(  # explicit recipients, held since the broadcast was created
-        session, broadcast_id=broadcast.id, source="held", target="queued", now=now
-    )
+        await _fail_for_credit(session, broadcast=broadcast, now=now)
+        return True
+    # Explicit recipients, held since the broadcast was created.
+    await move(session, broadcast_id=broadcast.id, source=MS.HELD, target=MS.QUEUED, now=now)
     broadcast.status = transition(S.SCHEDULED, S.SENDING)
     broadcast.started_at = now
     broadcast.contacts_count = counts.contacts
     broadcast.recipients_count = counts.recipients
     broadcast.skipped_count = counts.skipped
-    await session.commit()
     return True
 
 
-async def _fail_for_credit(session: AsyncSession, *, broadcast_id: int, now: datetime) -> bool:
+async def _fail_for_credit(session: AsyncSession, *, broadcast: Broadcast, now: datetime) -> None:
     """SCHEDULED → FAILED, its held messages cancelled and their reservation released."""
-    await begin_write(session)
-    broadcast = await session.get(Broadcast, broadcast_id, with_for_update=True)
-    if broadcast is None or broadcast.status != S.SCHEDULED:
-        await session.rollback()
-        return False
     broadcast.status = transition(S.SCHEDULED, S.FAILED)
     broadcast.error_message = "insufficient credit"
     broadcast.completed_at = now
     await release_messages(
         session,
         org_id=broadcast.org_id,
-        where=(MESSAGES.c.broadcast_id == broadcast.id) & (MESSAGES.c.status == "held"),
+        where=of_broadcast(broadcast.id, MS.HELD),
         reference=f"broadcast:{broadcast.id}",
         note="broadcast failed: insufficient credit",
     )
-    await session.execute(
-        update(MESSAGES)
-        .where(MESSAGES.c.broadcast_id == broadcast.id, MESSAGES.c.status == "held")
-        .values(status="cancelled", reason="insufficient credit", finished_at=now)
+    await move(
+        session,
+        broadcast_id=broadcast.id,
+        source=MS.HELD,
+        target=MS.CANCELLED,
+        now=now,
+        reason="insufficient credit",
     )
-    await session.commit()
-    return True

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.campaigns import service
 from tidings.campaigns.schemas import CampaignCreate, CampaignOut
@@ -12,7 +12,7 @@ router = APIRouter(prefix="/orgs/{org_id}/campaigns", tags=["campaigns"])
 
 @router.post("", status_code=201, summary="Create a campaign")
 async def create_campaign(
-    org_id: int, body: CampaignCreate, key: ManageKey, session: SessionDep
+    org_id: int, body: CampaignCreate, key: ManageKey, session: WriteSessionDep
 ) -> CampaignOut:
     campaign = await service.create_campaign(session, org_id=key.org_id, body=body)
     return CampaignOut.model_validate(campaign)

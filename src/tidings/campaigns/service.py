@@ -19,7 +19,6 @@ from tidings.connections.models import Connection
 from tidings.contacts.normalize import normalize_email
 from tidings.content.footer import LANGUAGES
 from tidings.content.render import Renderer, TemplateError
-from tidings.db.engine import begin_write
 from tidings.db.names import (
     commit_named,
     digest_name,
@@ -104,7 +103,6 @@ def _check_invite_url(url: str) -> list[FieldError]:
 
 
 async def create_campaign(session: AsyncSession, *, org_id: int, body: CampaignCreate) -> Campaign:
-    await begin_write(session)
     errors = await _check(session, org_id=org_id, body=body)
     if errors:
         raise InvalidInput(errors)
@@ -182,16 +180,14 @@ async def find_campaign(
 
 
 async def ensure_recipient_list(session: AsyncSession, *, org_id: int, campaign_id: int) -> int:
-    """The campaign's recipient list, created (and attached) on first use.
+    """The campaign's recipient list, created (and attached) on first use (query helper:
+    the caller's write transaction).
 
     Concurrent first uses make one list: the campaign row is locked (PostgreSQL; SQLite
     writers queue) and its list read again before one is made."""
     campaign = await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
-    list_id = campaign.list_id
-    await session.rollback()
-    if list_id is not None:  # every use after the first: a read, no write transaction
-        return list_id
-    await begin_write(session)
+    if campaign.list_id is not None:
+        return campaign.list_id
     locked = await session.scalar(
         select(Campaign)
         .where(Campaign.org_id == org_id, Campaign.id == campaign_id)
@@ -200,15 +196,12 @@ async def ensure_recipient_list(session: AsyncSession, *, org_id: int, campaign_
     )
     if locked is None:
         raise NotFound("campaign", campaign_id)
-    campaign = locked
-    if campaign.list_id is not None:
-        list_id = campaign.list_id
-        await session.rollback()
-        return list_id
-    name = await free_name(session, ContactList, org_id=org_id, base=f"{campaign.name} recipients")
+    if locked.list_id is not None:
+        return locked.list_id
+    name = await free_name(session, ContactList, org_id=org_id, base=f"{locked.name} recipients")
     recipients = ContactList(org_id=org_id, name=name)
     session.add(recipients)
     await session.flush()
-    campaign.list_id = list_id = recipients.id
-    await session.commit()
-    return list_id
+    locked.list_id = recipients.id
+    await session.flush()
+    return recipients.id

@@ -21,7 +21,7 @@ from fastapi import Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tidings.api.deps import PrincipalDep, SessionDep, SettingsDep
+from tidings.api.deps import PrincipalDep, SessionDep, SettingsDep, WriteSessionDep
 from tidings.applications.service import find_integration
 from tidings.compat.routing import Failure, dialect_router, require_scope
 from tidings.errors import InvalidInput, NotFound
@@ -123,7 +123,7 @@ async def send_invite(
     integrationType: str,  # noqa: N803
     body: InviteRequest,
     principal: PrincipalDep,
-    session: SessionDep,
+    session: WriteSessionDep,
     signer: SignerDep,
     settings: SettingsDep,
 ) -> InviteSent:

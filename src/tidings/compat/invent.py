@@ -24,7 +24,7 @@ from fastapi import Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from tidings.api.deps import PrincipalDep, SessionDep
+from tidings.api.deps import PrincipalDep, SessionDep, WriteSessionDep
 from tidings.api.pagination import MAX_ID, CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.broadcasts import details, service
 from tidings.broadcasts.models import COUNTERS
@@ -278,7 +278,7 @@ def _broadcast_id(text: str) -> int:
     responses=_RESPONSES,
 )
 async def create_broadcast(
-    org_id: str, body: BroadcastCreate, principal: PrincipalDep, session: SessionDep
+    org_id: str, body: BroadcastCreate, principal: PrincipalDep, session: WriteSessionDep
 ) -> Broadcast:
     org = _org(principal, org_id, Scope.SEND)
     broadcast = await service.create_for_audience(
@@ -340,7 +340,7 @@ async def attach_template(
     id: str,
     body: TemplatesAttach,
     principal: PrincipalDep,
-    session: SessionDep,
+    session: WriteSessionDep,
 ) -> Broadcast:
     org = _org(principal, org_id, Scope.SEND)
     campaign_id = body.campaign()

@@ -11,7 +11,7 @@ POST /email/campaign/send
 Lenient, as the document asks: the body is parsed here, not by pydantic, so that a value
 of the wrong type is cast, prohibited characters are stripped, documented defaults apply
 and what cannot be fixed is ignored; every such rule is a row of docs/compat.md. The send
-itself is `tidings.campaigns.adhoc`: one campaign (and template) per ticket, one broadcast.
+itself is `tidings.broadcasts.adhoc`: one campaign (and template) per ticket, one broadcast.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from tidings.api.deps import PrincipalDep, SessionDep
-from tidings.campaigns.adhoc import AdhocEmail, send_adhoc_email
+from tidings.api.deps import PrincipalDep, WriteSessionDep
+from tidings.broadcasts.adhoc import AdhocEmail, send_adhoc_email
 from tidings.campaigns.schemas import Purpose
 from tidings.compat.routing import Failure, dialect_router, require_scope
 from tidings.contacts.normalize import normalize_email
@@ -233,7 +233,7 @@ async def _json(request: Request) -> object:
     },
 )
 async def send_campaign(
-    request: Request, principal: PrincipalDep, session: SessionDep, renderer: RendererDep
+    request: Request, principal: PrincipalDep, session: WriteSessionDep, renderer: RendererDep
 ) -> TicketOut:
     require_scope(principal, Scope.SEND)
     ticket = "email_" + secrets.token_hex(7)

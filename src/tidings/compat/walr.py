@@ -19,7 +19,7 @@ from fastapi import Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tidings.api.deps import PrincipalDep, SessionDep
+from tidings.api.deps import PrincipalDep, WriteSessionDep
 from tidings.campaigns.service import find_campaign
 from tidings.compat.routing import Failure, dialect_router, require_scope
 from tidings.invites import service
@@ -101,7 +101,7 @@ async def send_invites(
     surveyId: str,  # noqa: N803
     body: InviteRequest,
     principal: PrincipalDep,
-    session: SessionDep,
+    session: WriteSessionDep,
 ) -> InviteAccepted:
     require_scope(principal, Scope.SEND)
     campaign = await find_campaign(

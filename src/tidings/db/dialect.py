@@ -145,6 +145,34 @@ def rows_by_keys(
     return select(match).select_from(wanted).join(match, true())
 
 
+def for_update(
+    session: AsyncSession, query: Select[Any], *, skip_locked: bool = False
+) -> Select[Any]:
+    """PostgreSQL: `FOR UPDATE` (`SKIP LOCKED`: rows another transaction holds are passed
+    over, so concurrent workers take disjoint rows). SQLite: unchanged — a write
+    transaction (`begin_write`, BEGIN IMMEDIATE) is already the only writer."""
+    if dialect_name(session) == "postgresql":
+        return query.with_for_update(skip_locked=skip_locked)
+    return query
+
+
+def not_by_index(session: AsyncSession, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`column`, kept from driving SQLite's choice of index (`+column`); unchanged on
+    PostgreSQL. For a join whose other side should be read once, not once per row of a
+    small partial index."""
+    if dialect_name(session) == "sqlite":
+        return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+    return column
+
+
+def json_object(session: AsyncSession, *pairs: Any) -> ColumnElement[Any]:
+    """A JSON object built in SQL from key, value, key, value… (`jsonb_build_object` /
+    `json_object`)."""
+    if dialect_name(session) == "postgresql":
+        return func.jsonb_build_object(*pairs)
+    return func.json_object(*pairs)
+
+
 def json_kind(column: Any, key: str, dialect: str) -> ColumnElement[str]:
     """The JSON type name of the value at `key`; NULL when the key is absent.
 

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import or_, select
 
-from tidings.broadcasts.service import start_due
+from tidings.broadcasts.service import due_broadcasts, start_due
 from tidings.campaigns.models import Campaign
 from tidings.channels.base import (
     Channel,
@@ -67,6 +67,7 @@ from tidings.links.service import (
     unsubscribe_url,
 )
 from tidings.links.tokens import TokenSigner
+from tidings.outbox.status import MessageStatus
 from tidings.templates.models import Template
 
 log = logging.getLogger(__name__)
@@ -247,10 +248,10 @@ class Dispatcher:
 
     async def _start_due_broadcasts(self, now: datetime) -> int:
         async with self.db.session() as session:
-            due = await queries.due_broadcasts(session, now=now)
+            due = await due_broadcasts(session, now=now)
         started = 0
-        for broadcast_id in due:
-            async with self.db.session() as session:
+        for broadcast_id in due:  # one transaction each
+            async with self.db.transaction() as session:
                 started += await start_due(session, broadcast_id=broadcast_id, now=now)
         return started
 
@@ -272,7 +273,9 @@ class Dispatcher:
                 )
             except (TemplateError, mime.HeaderInjection, PermanentSendError) as exc:
                 reason = getattr(exc, "reason", None) or str(exc)
-                outcomes.append(Outcome(message.id, message.broadcast_id, "failed", reason))
+                outcomes.append(
+                    Outcome(message.id, message.broadcast_id, MessageStatus.FAILED, reason)
+                )
                 continue
             links.extend(message_links)
             campaign_id = message.campaign_id
@@ -363,7 +366,7 @@ class Dispatcher:
             Outcome(
                 message.id,
                 message.broadcast_id,
-                "queued",
+                MessageStatus.QUEUED,
                 retry_at=now + timedelta(seconds=wait + k * step),
                 deferred=True,
             )
@@ -419,7 +422,7 @@ class Dispatcher:
             return Outcome(
                 message.id,
                 message.broadcast_id,
-                "sent",
+                MessageStatus.SENT,
                 provider_id=result.provider_id,
                 segments=segments,
             )
@@ -431,9 +434,13 @@ class Dispatcher:
             )
             retry_at = self.clock() + timedelta(seconds=delay)
             return Outcome(
-                message.id, message.broadcast_id, "queued", result.reason, retry_at=retry_at
+                message.id,
+                message.broadcast_id,
+                MessageStatus.QUEUED,
+                result.reason,
+                retry_at=retry_at,
             )
-        return Outcome(message.id, message.broadcast_id, "failed", result.reason)
+        return Outcome(message.id, message.broadcast_id, MessageStatus.FAILED, result.reason)
 
     async def _load(
         self, claimed: Iterable[Claimed]

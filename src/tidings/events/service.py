@@ -32,10 +32,10 @@ from typing import Any, Final, cast
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.broadcasts.counters import add_to_counters
 from tidings.db.base import utcnow
 from tidings.db.dialect import dialect_name, insert_ignoring_conflicts
 from tidings.db.owned import owned_page
-from tidings.dispatcher.queries import add_to_counters
 from tidings.events.bots import bot_reason
 from tidings.events.models import Event
 from tidings.messages.models import Message

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tidings.api.deps import SendKey, SessionDep
+from tidings.api.deps import SendKey, WriteSessionDep
 from tidings.invites import service
 from tidings.invites.schemas import InviteBatchOut, InviteCreate, SkippedRecipient
 from tidings.keys.schemas import KeyKind
@@ -28,7 +28,7 @@ def batch_out(batch: service.InviteBatch) -> InviteBatchOut:
     summary="Invite recipients: each gets the campaign's message with their own invite link",
 )
 async def send_invites(
-    org_id: int, campaign_id: int, body: InviteCreate, key: SendKey, session: SessionDep
+    org_id: int, campaign_id: int, body: InviteCreate, key: SendKey, session: WriteSessionDep
 ) -> InviteBatchOut:
     batch = await service.send_invites(
         session,

@@ -23,19 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.broadcasts.service import create_broadcast
 from tidings.campaigns.models import Campaign
-from tidings.campaigns.recipients import address_or_skip
 from tidings.campaigns.service import ensure_recipient_list, get_campaign
 from tidings.contacts.service import get_contact, upsert_contacts
 from tidings.content import sms
 from tidings.credits.service import charge_messages
 from tidings.db.base import utcnow
-from tidings.db.engine import begin_write
 from tidings.errors import FieldError, InvalidInput
 from tidings.links.service import INVITE_POSITION, click_url
 from tidings.links.tokens import TokenSigner
 from tidings.messages.models import Message
 from tidings.orgs.service import get_org
-from tidings.suppressions import service as suppressions
+from tidings.outbox import create as outbox
+from tidings.outbox.status import MessageStatus
 
 FIRST_NAME_KEYS = ("first_name", "firstName", "firstname")
 LAST_NAME_KEYS = ("last_name", "lastName", "lastname")
@@ -86,10 +85,11 @@ async def send_invites(
     is_test: bool = False,
     now: datetime | None = None,
 ) -> InviteBatch:
+    """Invite `recipients` under the campaign (query helper: the caller's one write
+    transaction holds the contacts, the recipient list and the broadcast)."""
     now = now or utcnow()
     campaign = await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
     channel, name = campaign.channel, _batch_name(campaign, now)
-    await session.rollback()  # read only; each step below owns its transaction
     rows: list[dict[str, Any]] = []
     positions: list[int] = []  # rows[i] is recipients[positions[i]]
     skipped: list[FieldError] = []
@@ -158,47 +158,28 @@ async def send_link_invite(
     is_test: bool = False,
 ) -> LinkInvite:
     """One SMS under an integration's campaign, every `placeholder` in `text` replaced by
-    the recipient's invite link (to the campaign's `invite_url`, the integration's target)."""
+    the recipient's invite link (to the campaign's `invite_url`, the integration's target).
+    Query helper: the caller owns the write transaction."""
     report = await upsert_contacts(session, org_id=org_id, rows=[{"phone": international(to)}])
     if report.errors:
         raise InvalidInput([FieldError("to", e.reason) for e in report.errors])
     contact_id = report.outcomes[0].contact_id
     assert contact_id is not None
-    now = utcnow()
-    await begin_write(session)
     campaign = await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
     contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
     org = await get_org(session, org_id=org_id)
-    suppressed = await suppressions.reasons(
-        session,
-        org_id=org_id,
-        channel=campaign.channel,
-        addresses=[contact.email if campaign.channel == "email" else contact.phone],
-    )
-    address, reason = address_or_skip(
-        campaign, contact, sms_countries=org.sms_countries, suppressed=suppressed
-    )
     parts = text.split(placeholder)
-    message = Message(
-        org_id=org_id,
-        campaign_id=campaign.id,
-        contact_id=contact.id,
-        channel="sms",
-        recipient=address,
+    message = await outbox.add_one(
+        session,
+        batch=outbox.Batch(org_id, None, campaign, is_test, utcnow()),
+        contact=contact,
         variables={"parts": parts},  # INVITE_TEXT joins them around the link
-        status="skipped" if reason else "queued",
-        is_test=is_test,
-        reason=reason,
-        attempts=0,
-        due_at=now,
-        created_at=now,
-        finished_at=now if reason else None,
+        sms_countries=org.sms_countries,
     )
-    session.add(message)
-    await session.flush()
     link = click_url(signer, public_url, message.id, INVITE_POSITION)
     segments = sms.shape(link.join(parts)).segments
-    if not reason:  # rendered already, so reserved for its real segments (402: not queued)
+    if message.status == MessageStatus.QUEUED:
+        # Rendered already, so reserved for its real segments (402: not queued).
         await charge_messages(
             session,
             org_id=org_id,
@@ -207,5 +188,4 @@ async def send_link_invite(
             reference=f"message:{message.id}",
             segments=segments,
         )
-    await session.commit()
     return LinkInvite(message, segments)

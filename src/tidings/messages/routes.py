@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from tidings.api.deps import ReadKey, SendKey, SessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.problems import PROBLEM_JSON, problem_body
+from tidings.db.engine import transaction
 from tidings.errors import TidingsError
 from tidings.idempotency import service as idempotency
 from tidings.keys.schemas import KeyKind
@@ -86,19 +87,24 @@ async def send_message(
     renderer: RendererDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
+    # Without a key, one transaction. With one: the claim is its own short transaction,
+    # so that a concurrent retry sees it in flight (409); the send stores the answer in
+    # its transaction; a refused send stores its problem, an unexpected error frees the key.
     if idempotency_key is None:
-        message = await service.send_single(
-            session,
-            org_id=key.org_id,
-            body=body,
-            renderer=renderer,
-            is_test=key.kind is KeyKind.TEST,
-        )
+        async with transaction(session):
+            message = await service.send_single(
+                session,
+                org_id=key.org_id,
+                body=body,
+                renderer=renderer,
+                is_test=key.kind is KeyKind.TEST,
+            )
         return JSONResponse(MessageOut.model_validate(message).model_dump(mode="json"), 201)
     fingerprint = idempotency.request_hash("POST", request.url.path, await request.body())
-    outcome = await idempotency.begin(
-        session, org_id=key.org_id, key=idempotency_key, fingerprint=fingerprint
-    )
+    async with transaction(session):
+        outcome = await idempotency.begin(
+            session, org_id=key.org_id, key=idempotency_key, fingerprint=fingerprint
+        )
     if isinstance(outcome, idempotency.Replay):
         return JSONResponse(
             outcome.body,
@@ -107,21 +113,24 @@ async def send_message(
             media_type=PROBLEM_JSON if outcome.status_code >= 400 else None,
         )
     try:
-        message = await service.send_single(
-            session,
-            org_id=key.org_id,
-            body=body,
-            renderer=renderer,
-            claim=outcome,
-            is_test=key.kind is KeyKind.TEST,
-        )
+        async with transaction(session):
+            message = await service.send_single(
+                session,
+                org_id=key.org_id,
+                body=body,
+                renderer=renderer,
+                claim=outcome,
+                is_test=key.kind is KeyKind.TEST,
+            )
     except TidingsError as exc:
-        await session.rollback()
         answer = problem_body(request, exc)
-        await idempotency.finish_alone(session, claim=outcome, status_code=exc.status, body=answer)
+        async with transaction(session):
+            await idempotency.finish_alone(
+                session, claim=outcome, status_code=exc.status, body=answer
+            )
         raise
     except BaseException:
-        await session.rollback()
-        await idempotency.release(session, claim=outcome)
+        async with transaction(session):
+            await idempotency.release(session, claim=outcome)
         raise
     return JSONResponse(MessageOut.model_validate(message).model_dump(mode="json"), 201)

@@ -14,7 +14,6 @@ import json
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.campaigns.models import Campaign
-from tidings.campaigns.recipients import address_or_skip
 from tidings.campaigns.schemas import Purpose
 from tidings.campaigns.service import get_campaign, single_send_campaign
 from tidings.channels.models import SinkMessage
@@ -22,14 +21,14 @@ from tidings.contacts.service import get_contact, upsert_contacts
 from tidings.content.render import Renderer
 from tidings.credits.service import charge_messages
 from tidings.db.base import utcnow
-from tidings.db.engine import begin_write
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import FieldError, InvalidInput
 from tidings.idempotency import service as idempotency
 from tidings.messages.models import Message
 from tidings.messages.schemas import MessageOut, SingleSend
 from tidings.orgs.service import get_org
-from tidings.suppressions import service as suppressions
+from tidings.outbox import create as outbox
+from tidings.outbox.status import MessageStatus
 from tidings.templates.schemas import Channel
 from tidings.templates.service import check_inline, get_template, inline_template
 
@@ -169,9 +168,10 @@ async def send_single(
     claim: idempotency.Claim | None = None,
     is_test: bool = False,
 ) -> Message:
-    """Queue one message; with an idempotency `claim`, its answer is stored in the same
-    transaction as the message, so a retry replays it or, after a crash, sends once.
-    Its cost is reserved in that transaction too: InsufficientCredit (402) queues nothing."""
+    """Queue one message (query helper: the caller's write transaction); with an
+    idempotency `claim`, its answer is stored in that transaction too, so a retry replays
+    it or, after a crash, sends once. Its cost is reserved in it as well: InsufficientCredit
+    (402) queues nothing."""
     now = utcnow()
     check_source(body, renderer=renderer)
     contact_id = body.contact_id
@@ -182,39 +182,19 @@ async def send_single(
         contact_id = report.outcomes[0].contact_id
     if len(json.dumps(body.variables, ensure_ascii=False).encode()) > MAX_VARIABLES_BYTES:
         raise InvalidInput.field("variables", f"larger than {MAX_VARIABLES_BYTES} bytes as JSON")
-    await begin_write(session)
     campaign = await _campaign_for(session, org_id=org_id, body=body)
     assert contact_id is not None
     contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
     org = await get_org(session, org_id=org_id)
-    suppressed = await suppressions.reasons(
+    message = await outbox.add_one(
         session,
-        org_id=org_id,
-        channel=campaign.channel,
-        addresses=[contact.email if campaign.channel == "email" else contact.phone],
+        batch=outbox.Batch(org_id, None, campaign, is_test, now),
+        contact=contact,
+        variables=body.variables,
+        sms_countries=org.sms_countries,
+        send_at=body.send_at,
     )
-    address, reason = address_or_skip(
-        campaign, contact, sms_countries=org.sms_countries, suppressed=suppressed
-    )
-    status = "skipped" if reason else "queued"
-    message = Message(
-        org_id=org_id,
-        campaign_id=campaign.id,
-        contact_id=contact.id,
-        channel=campaign.channel,
-        recipient=address,
-        variables=body.variables or None,
-        status=status,
-        is_test=is_test,
-        reason=reason,
-        attempts=0,
-        due_at=body.send_at or now,
-        created_at=now,
-        finished_at=now if status == "skipped" else None,
-    )
-    session.add(message)
-    await session.flush()
-    if status == "queued" and await charge_messages(
+    if message.status == MessageStatus.QUEUED and await charge_messages(
         session,
         org_id=org_id,
         channel=campaign.channel,
@@ -225,5 +205,4 @@ async def send_single(
     if claim is not None:
         answer = MessageOut.model_validate(message).model_dump(mode="json")
         await idempotency.finish(session, claim=claim, status_code=201, body=answer)
-    await session.commit()
     return message

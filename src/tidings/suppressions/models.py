@@ -7,6 +7,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, BigIntPK, utcnow
 
+MARKETING_ONLY = frozenset({"unsubscribed"})
+"""Suppression reasons that stop marketing only; every other reason stops every purpose
+(a bounced address does not exist; a complaint or a STOP is a refusal). The outbox's skip
+rule (`tidings.outbox.rules`) reads it in Python and in SQL."""
+
 
 class Suppression(Base):
     """An address the org must not send to on a channel: `reason` says why (hard_bounce,

@@ -27,7 +27,6 @@ from pydantic import ValidationError
 from sqlalchemy import Table, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.campaigns.recipients import MARKETING_ONLY
 from tidings.contacts.normalize import normalize_email, normalize_phone
 from tidings.db.base import utcnow
 from tidings.db.dialect import insert_ignoring_conflicts, one_of
@@ -35,7 +34,7 @@ from tidings.db.engine import begin_write
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.orgs.service import get_org
-from tidings.suppressions.models import SoftBounce, Suppression
+from tidings.suppressions.models import MARKETING_ONLY, SoftBounce, Suppression
 from tidings.suppressions.schemas import SuppressionIn
 
 REASONS = ("hard_bounce", "complaint", "unsubscribed", "stop_keyword", "soft_bounces", "manual")

@@ -576,7 +576,7 @@ async def test_insufficient_credit_answers_104_and_leaves_no_campaign(
     async def refuse(*args: Any, **kwargs: Any) -> Any:
         raise InsufficientCredit(needed=2_000_000, balance=1_000_000)
 
-    monkeypatch.setattr("tidings.campaigns.adhoc.create_broadcast", refuse)
+    monkeypatch.setattr("tidings.broadcasts.adhoc.create_broadcast", refuse)
     org = await make_org(db)
     body = {**EXAMPLE, "template_name": None, "text": "Hello"}
     response = await client.post(PATH, headers=org.header_pair, json=body)
@@ -592,7 +592,7 @@ async def test_an_unexpected_failure_answers_999(
     async def fail(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("tidings.campaigns.adhoc.create_broadcast", fail)
+    monkeypatch.setattr("tidings.broadcasts.adhoc.create_broadcast", fail)
     org = await make_org(db)
     await _template(client, org)
     response = await client.post(PATH, headers=org.header_pair, json=EXAMPLE)

@@ -108,7 +108,7 @@ async def test_a_broadcast_reserves_its_queued_messages_and_failures_come_back(
     rows = [contact(1), contact(2), contact(3), {"phone": "+41791234567"}]  # no email: skipped
     people = await audience(db, org, rows)
     broadcast_id = await broadcast_now(db, org, campaign_id, people.list_id)
-    async with db.session() as session:
+    async with db.transaction() as session:
         assert await broadcasts.start_due(session, broadcast_id=broadcast_id, now=utcnow())
     costs = await _messages(db, broadcast_id)
     assert costs == {"queued": [C, C, C], "skipped": [0]}  # skipped cost nothing
@@ -152,7 +152,7 @@ async def test_a_broadcast_the_balance_cannot_cover_fails_at_start(db: Database)
     campaign_id = await email_campaign(db, org)
     people = await audience(db, org, [contact(i) for i in range(3)])
     broadcast_id = await broadcast_now(db, org, campaign_id, people.list_id)
-    async with db.session() as session:
+    async with db.transaction() as session:
         assert await broadcasts.start_due(session, broadcast_id=broadcast_id, now=utcnow())
     async with db.session() as session:
         broadcast = await session.get(Broadcast, broadcast_id)
@@ -169,9 +169,9 @@ async def test_cancelling_gives_back_what_was_not_sent(db: Database) -> None:
     campaign_id = await email_campaign(db, org)
     people = await audience(db, org, [contact(i) for i in range(3)])
     broadcast_id = await broadcast_now(db, org, campaign_id, people.list_id)
-    async with db.session() as session:
+    async with db.transaction() as session:
         assert await broadcasts.start_due(session, broadcast_id=broadcast_id, now=utcnow())
     assert await _balance(db, org) == 2 * C
-    async with db.session() as session:
+    async with db.transaction() as session:
         await broadcasts.cancel(session, org_id=org.id, broadcast_id=broadcast_id)
     assert await _balance(db, org) == await _ledger_sum(db, org) == 5 * C

@@ -23,7 +23,7 @@ async def _queued_broadcast(db: Database, recipients: int) -> int:
     campaign_id = await email_campaign(db, org)
     target = await audience(db, org, [{"email": f"q{i}@example.com"} for i in range(recipients)])
     broadcast_id = await broadcast_now(db, org, campaign_id, target.list_id)
-    async with db.session() as session:
+    async with db.transaction() as session:
         assert await start_due(session, broadcast_id=broadcast_id, now=utcnow())
     return broadcast_id
 
@@ -123,9 +123,9 @@ async def test_resume_keeps_a_backoff_that_is_still_running(db: Database) -> Non
         await session.commit()
         org_id = await session.scalar(select(Message.org_id).limit(1))
     assert org_id is not None
-    async with db.session() as session:
+    async with db.transaction() as session:
         await broadcasts.pause(session, org_id=org_id, broadcast_id=broadcast_id)
-    async with db.session() as session:
+    async with db.transaction() as session:
         await broadcasts.resume(session, org_id=org_id, broadcast_id=broadcast_id)
     now = utcnow()
     claimed = await _claim(db, at=now, lease=now + timedelta(minutes=5), limit=10)

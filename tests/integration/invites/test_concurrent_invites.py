@@ -29,7 +29,7 @@ async def test_concurrent_first_invites_make_one_recipient_list(db: Database) ->
     )
 
     async def invite(n: int) -> int:
-        async with db.session() as session:
+        async with db.transaction() as session:
             batch = await invites.send_invites(
                 session,
                 org_id=org.id,

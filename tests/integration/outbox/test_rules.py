@@ -1,20 +1,21 @@
-"""The skip rule has two forms — `address_or_skip` row by row, and its SQL twin in
-broadcast expansion — and they must agree on every kind of contact, channel, purpose,
-SMS allowlist and suppression."""
+"""Each rule of the outbox has two forms — Python row by row, and its SQL twin — and they
+must agree: the skip rule (`address_or_skip` and broadcast expansion) on every kind of
+contact, channel, purpose, SMS allowlist and suppression; which suppressions stop which
+purpose (also the last look before sending); and the due time."""
 
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import literal, select, update
 
 from tests.support.factories import make_org
 from tidings.broadcasts import service as broadcasts
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.campaigns import service as campaigns
 from tidings.campaigns.models import Campaign
-from tidings.campaigns.recipients import address_or_skip
 from tidings.campaigns.schemas import CampaignCreate
 from tidings.contacts import service as contacts
 from tidings.contacts.models import Contact
@@ -23,6 +24,13 @@ from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.messages.models import Message
 from tidings.orgs.models import Org
+from tidings.outbox.rules import (
+    address_or_skip,
+    due_time,
+    due_time_sql,
+    suppression_applies,
+    suppression_applies_sql,
+)
 from tidings.suppressions import service as suppressions
 from tidings.templates import service as templates
 
@@ -60,7 +68,7 @@ async def _campaign(db: Database, org_id: int, *, channel: str, purpose: str) ->
         )
     body = {"name": f"{channel}-{purpose}", "channel": channel, "template_id": template.id}
     body |= {"purpose": purpose, "from_email": "a@example.com" if channel == "email" else None}
-    async with db.session() as session:
+    async with db.transaction() as session:
         return await campaigns.create_campaign(
             session, org_id=org_id, body=CampaignCreate.model_validate(body)
         )
@@ -88,13 +96,13 @@ async def test_expansion_and_address_or_skip_agree(
         async with db.session() as session:
             await session.execute(update(Org).where(Org.id == org.id).values(sms_countries=allowed))
             await session.commit()
-        async with db.session() as session:
+        async with db.transaction() as session:
             created = await broadcasts.create_broadcast(
                 session,
                 org_id=org.id,
                 body=BroadcastCreate(name=f"b{n}", campaign_id=campaign.id, send_to_all=True),
             )
-        async with db.session() as session:
+        async with db.transaction() as session:
             assert await broadcasts.start_due(
                 session, broadcast_id=created.broadcast.id, now=utcnow()
             )
@@ -122,3 +130,32 @@ async def test_expansion_and_address_or_skip_agree(
         if allowed is None:  # the rule did see suppressed addresses
             reasons = {reason for _, _, reason in expected.values()}
             assert any(r and r.startswith("suppressed: ") for r in reasons), reasons
+
+
+@pytest.mark.parametrize("purpose", ["marketing", "transactional"])
+async def test_which_suppressions_stop_which_purpose_agree(db: Database, purpose: str) -> None:
+    reasons = sorted(suppressions.REASONS)
+    async with db.session() as session:
+        known = await session.execute(
+            select(
+                *(
+                    suppression_applies_sql(literal(r), marketing=purpose == "marketing")
+                    for r in reasons
+                )
+            )
+        )
+        per_row = await session.execute(
+            select(*(suppression_applies_sql(literal(r), marketing=literal(purpose == "marketing"))
+                     for r in reasons))
+        )  # fmt: skip
+    expected = tuple(suppression_applies(r, purpose=purpose) for r in reasons)
+    assert tuple(bool(v) for v in known.one()) == expected
+    assert tuple(bool(v) for v in per_row.one()) == expected
+
+
+async def test_due_time_agrees(db: Database) -> None:
+    now = utcnow().replace(microsecond=0)
+    for requested in (None, now - timedelta(hours=1), now + timedelta(days=3)):
+        async with db.session() as session:
+            in_sql = await session.scalar(select(due_time_sql(requested, now=now)))
+        assert in_sql == due_time(requested, now=now)

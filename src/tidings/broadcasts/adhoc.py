@@ -7,8 +7,8 @@ sends (seed 001's `POST /email/campaign/send`), on the same engine as everything
                 they join the list `list_name` (found by name, or created)
             ──▶ the ticket: contacts to be sent to, their cost, the org's balance left
 
-If the broadcast cannot be created (not enough credit), the campaign and template made
-for it are removed again, so a refused request leaves no half-made campaign behind.
+All in the caller's one write transaction: a refused request (not enough credit, a bad
+recipient list) leaves no half-made campaign or template behind.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.broadcasts.service import create_broadcast
-from tidings.campaigns.models import Campaign
 from tidings.campaigns.schemas import CampaignCreate, Purpose
 from tidings.campaigns.service import create_campaign
 from tidings.connections.models import Connection
@@ -30,7 +29,6 @@ from tidings.content.literal import html_to_text, literal_source
 from tidings.content.render import Renderer
 from tidings.credits.models import CreditBalance
 from tidings.db.base import utcnow
-from tidings.db.engine import begin_write
 from tidings.errors import InvalidInput, NotFound
 from tidings.lists.models import ContactList
 from tidings.lists.service import create_list
@@ -87,12 +85,11 @@ async def send_adhoc_email(
     now = now or utcnow()
     if not request.recipients:
         raise InvalidInput.field("recipients", "no contact with a valid email")
-    template_id, made = await _content(
+    template_id = await _content(
         session, org_id=org_id, renderer=renderer, request=request, ticket=ticket
     )
     connection_id = await _connection_for(session, org_id=org_id, service=request.email_service)
     list_id = await _list_named(session, org_id=org_id, name=request.list_name)
-    await session.rollback()  # read only so far
     campaign = await create_campaign(
         session,
         org_id=org_id,
@@ -108,25 +105,19 @@ async def send_adhoc_email(
             language=request.language,
         ),
     )
-    campaign_id = campaign.id
-    try:
-        created = await create_broadcast(
-            session,
-            org_id=org_id,
-            body=BroadcastCreate(
-                name=ticket,
-                campaign_id=campaign_id,
-                recipients=request.recipients,
-                scheduled_at=request.send_at if request.send_at and request.send_at > now else None,
-            ),
-            is_test=is_test,
-            now=now,
-            remember_in=list_id,
-        )
-    except Exception:
-        await session.rollback()
-        await _forget(session, campaign_id=campaign_id, template_id=made)
-        raise
+    created = await create_broadcast(
+        session,
+        org_id=org_id,
+        body=BroadcastCreate(
+            name=ticket,
+            campaign_id=campaign.id,
+            recipients=request.recipients,
+            scheduled_at=request.send_at if request.send_at and request.send_at > now else None,
+        ),
+        is_test=is_test,
+        now=now,
+        remember_in=list_id,
+    )
     broadcast_id = created.broadcast.id
     contacts = int(created.broadcast.audience.get("recipients", 0)) - len(created.skipped)
     cost = await session.scalar(
@@ -137,14 +128,13 @@ async def send_adhoc_email(
     balance = await session.scalar(
         select(CreditBalance.balance).where(CreditBalance.org_id == org_id)
     )
-    await session.rollback()
     return AdhocSent(broadcast_id, max(contacts, 0), int(cost or 0), int(balance or 0))
 
 
 async def _content(
     session: AsyncSession, *, org_id: int, renderer: Renderer, request: AdhocEmail, ticket: str
-) -> tuple[int, int | None]:
-    """The template to send, and its id again if it was made for this request."""
+) -> int:
+    """The template to send: the org's, or one made of the literal text for this request."""
     subject = literal_source(request.subject) if request.subject else None
     if request.template_name:
         named = await session.scalar(
@@ -157,7 +147,7 @@ async def _content(
         if named is None:
             raise NotFound("email template", repr(request.template_name))
         if subject is None:
-            return named.id, None
+            return named.id
         html, text = named.html, named.text  # the request's subject, the template's body
     elif request.text:
         source = literal_source(request.text)
@@ -168,7 +158,6 @@ async def _content(
             text = None
     else:
         raise InvalidInput.field("text", "give template_name or text")
-    await session.rollback()
     made = await create_template(
         session,
         org_id=org_id,
@@ -179,7 +168,7 @@ async def _content(
         html=html,
         text=text,
     )
-    return made.id, made.id
+    return made.id
 
 
 async def _connection_for(session: AsyncSession, *, org_id: int, service: str | None) -> int | None:
@@ -204,19 +193,11 @@ async def _list_named(session: AsyncSession, *, org_id: int, name: str | None) -
     found = await session.scalar(query)
     if found is not None:
         return int(found)
-    await session.rollback()
     try:
-        return (await create_list(session, org_id=org_id, name=name, description=None)).list.id
+        async with session.begin_nested():
+            return (await create_list(session, org_id=org_id, name=name, description=None)).list.id
     except InvalidInput:  # created meanwhile by a concurrent request
         found = await session.scalar(query)
         if found is None:
             raise
         return int(found)
-
-
-async def _forget(session: AsyncSession, *, campaign_id: int, template_id: int | None) -> None:
-    await begin_write(session)
-    await session.execute(delete(Campaign).where(Campaign.id == campaign_id))
-    if template_id is not None:
-        await session.execute(delete(Template).where(Template.id == template_id))
-    await session.commit()

@@ -1,0 +1,41 @@
+"""Which contacts a broadcast reaches: the SQL condition its expansion selects them by."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Table, false, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.contacts.models import Contact
+from tidings.lists.models import ListMember
+from tidings.segments import filters
+from tidings.segments.models import Segment
+from tidings.segments.service import audience as segment_audience
+
+C = cast(Table, Contact.__table__).c
+
+
+async def audience_condition(
+    session: AsyncSession, *, org_id: int, audience: dict[str, Any]
+) -> ColumnElement[bool]:
+    """Live (not erased) contacts of the org in any of the audience's lists or segments,
+    or all of them (read only: the segments' filters are loaded)."""
+    live = (C.org_id == org_id) & C.erased_at.is_(None)
+    if audience.get("send_to_all"):
+        return live
+    parts: list[ColumnElement[bool]] = []
+    list_ids = audience.get("list_ids") or []
+    if list_ids:
+        members = select(ListMember.contact_id).where(
+            ListMember.org_id == org_id, ListMember.list_id.in_(list_ids)
+        )
+        parts.append(C.id.in_(members))
+    segment_ids = audience.get("segment_ids") or []
+    if segment_ids:
+        saved = await session.scalars(
+            select(Segment.filter).where(Segment.org_id == org_id, Segment.id.in_(segment_ids))
+        )
+        for raw in saved:
+            parts.append(segment_audience(session, org_id=org_id, node=filters.parse(raw)))
+    return live & or_(false(), *parts)

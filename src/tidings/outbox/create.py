@@ -1,0 +1,258 @@
+"""Every message row is created here: a broadcast's audience expanded set-based, a
+broadcast's explicit recipients held until it starts, and one message at a time (single
+sends, link invites). Each applies the skip rule and the due-time rule of `outbox.rules`
+— in SQL for the expansion, in Python for the others — and creates the row QUEUED, HELD
+or SKIPPED with its reason. Query helpers: the caller owns the transaction.
+
+    expand(broadcast)   INSERT INTO messages … SELECT … FROM contacts LEFT JOIN suppressions
+                        one statement, no contact loaded into Python; the unique
+                        (broadcast_id, contact_id) key gives a contact reached by two
+                        lists or segments one message
+    hold(recipients)    INSERT … SELECT from one JSON array of rows (HELD or SKIPPED)
+    add_one(contact)    one ORM row (QUEUED or SKIPPED), flushed for its id
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    String,
+    Table,
+    case,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
+
+from tidings.campaigns.models import Campaign
+from tidings.contacts.models import Contact
+from tidings.db.base import JSONDoc, UTCDateTime
+from tidings.db.dialect import json_rows, rows_by_keys
+from tidings.messages.models import Message
+from tidings.outbox.rules import (
+    address_or_skip,
+    due_time,
+    due_time_sql,
+    skip_reason_sql,
+    suppression_match,
+)
+from tidings.outbox.status import MessageStatus
+from tidings.suppressions import service as suppressions
+from tidings.suppressions.models import Suppression
+
+MESSAGES = cast(Table, Message.__table__)
+CONTACTS = cast(Table, Contact.__table__)
+SUPPRESSIONS = cast(Table, Suppression.__table__)
+S = MessageStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What the messages of one send share: its org, broadcast (None: a single send),
+    campaign, whether a test key sent it, and when it was accepted."""
+
+    org_id: int
+    broadcast_id: int | None
+    campaign: Campaign
+    is_test: bool
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    contacts: int
+    recipients: int
+    skipped: int
+
+
+async def expand(
+    session: AsyncSession,
+    *,
+    batch: Batch,
+    audience: ColumnElement[bool],
+    sms_countries: Collection[str] | None,
+) -> Expansion:
+    """Insert a message for every contact matching `audience` (`outbox.audience`), QUEUED
+    and due now, or SKIPPED with its reason; returns the broadcast's counts by status."""
+    campaign = batch.campaign
+    listed = SUPPRESSIONS.alias("listed")
+    address, reason = skip_reason_sql(
+        CONTACTS,
+        listed,
+        channel=campaign.channel,
+        purpose=campaign.purpose,
+        sms_countries=sms_countries,
+    )
+    on_list = suppression_match(
+        listed,
+        org_id=batch.org_id,
+        channel=campaign.channel,
+        address=address,
+        marketing=campaign.purpose == "marketing",
+    )
+    stamp = literal(batch.now, type_=UTCDateTime())
+    status = case((reason.is_(None), literal(S.QUEUED.value)), else_=literal(S.SKIPPED.value))
+    rows = (
+        select(
+            literal(batch.org_id),
+            literal(batch.broadcast_id),
+            literal(campaign.id),
+            CONTACTS.c.id,
+            literal(campaign.channel),
+            address,
+            status,
+            literal(batch.is_test),
+            reason,
+            literal(0),
+            due_time_sql(None, now=batch.now),
+            stamp,
+            case((reason.is_(None), null()), else_=stamp),
+        )
+        .select_from(CONTACTS.outerjoin(listed, on_list))
+        .where(audience)
+    )
+    columns = ["org_id", "broadcast_id", "campaign_id", "contact_id", "channel", "recipient",
+               "status", "is_test", "reason", "attempts", "due_at", "created_at",
+               "finished_at"]  # fmt: skip
+    await session.execute(insert(MESSAGES).from_select(columns, rows))
+    assert batch.broadcast_id is not None
+    counts = await count_by_status(session, broadcast_id=batch.broadcast_id)
+    skipped = counts.get(S.SKIPPED, 0)
+    total = sum(counts.values())
+    return Expansion(contacts=total, recipients=total - skipped, skipped=skipped)
+
+
+async def count_by_status(session: AsyncSession, *, broadcast_id: int) -> dict[str, int]:
+    """Messages of a broadcast per status (read only)."""
+    m = MESSAGES.c
+    rows = await session.execute(
+        select(m.status, func.count()).where(m.broadcast_id == broadcast_id).group_by(m.status)
+    )
+    return {status: int(n) for status, n in rows}
+
+
+async def hold(
+    session: AsyncSession,
+    *,
+    batch: Batch,
+    recipients: Mapping[int, dict[str, Any] | None],
+    sms_countries: Collection[str] | None,
+    due_at: datetime | None,
+) -> dict[int, str]:
+    """A HELD message for each of the broadcast's explicit recipients (contact id → its
+    message's variables), due at `due_at` once the broadcast starts, or SKIPPED; returns
+    the skip reasons by contact id."""
+    if not recipients:
+        return {}
+    campaign = batch.campaign
+    found = await session.execute(
+        rows_by_keys(
+            session,
+            table=CONTACTS,
+            org_id=batch.org_id,
+            column=CONTACTS.c.id,
+            keys=list(recipients),
+            columns=("id", "email", "phone", "phone_country", "email_status", "sms_status"),
+        )
+    )
+    contacts = found.all()
+    suppressed = await suppressions.reasons(
+        session,
+        org_id=batch.org_id,
+        channel=campaign.channel,
+        addresses=(c.email if campaign.channel == "email" else c.phone for c in contacts),
+    )
+    rows: list[dict[str, Any]] = []
+    skipped: dict[int, str] = {}
+    for contact in contacts:
+        address, reason = address_or_skip(
+            campaign, contact, sms_countries=sms_countries, suppressed=suppressed
+        )
+        rows.append(
+            {
+                "contact_id": contact.id,
+                "recipient": address,
+                "variables": recipients[contact.id],
+                "status": S.SKIPPED.value if reason else S.HELD.value,
+                "reason": reason,
+            }
+        )
+        if reason:
+            skipped[contact.id] = reason
+    v = json_rows(session, rows, _HELD)
+    m, stamp = MESSAGES.c, literal(batch.now, MESSAGES.c.created_at.type)
+    constants = {
+        "org_id": literal(batch.org_id, m.org_id.type),
+        "broadcast_id": literal(batch.broadcast_id, m.broadcast_id.type),
+        "campaign_id": literal(campaign.id, m.campaign_id.type),
+        "channel": literal(campaign.channel, m.channel.type),
+        "is_test": literal(batch.is_test, m.is_test.type),
+        "attempts": literal(0, m.attempts.type),
+        "due_at": literal(due_time(due_at, now=batch.now), m.due_at.type),
+        "created_at": stamp,
+        "finished_at": case((v["status"] == S.SKIPPED.value, stamp), else_=null()),
+    }
+    held = select(*v.values(), *constants.values())
+    await session.execute(insert(MESSAGES).from_select([*v, *constants], held))
+    return skipped
+
+
+_HELD: dict[str, TypeEngine[Any]] = {
+    "contact_id": BigInteger(),
+    "recipient": String(),
+    "variables": JSONDoc,
+    "status": String(),
+    "reason": String(),
+}  # a held message's own columns; the rest are the broadcast's
+
+
+async def add_one(
+    session: AsyncSession,
+    *,
+    batch: Batch,
+    contact: Contact,
+    variables: dict[str, Any] | None,
+    sms_countries: Collection[str] | None,
+    send_at: datetime | None = None,
+) -> Message:
+    """One message to `contact`, QUEUED (due at `send_at`, else now) or SKIPPED with its
+    reason; flushed, so it has its id."""
+    campaign = batch.campaign
+    suppressed = await suppressions.reasons(
+        session,
+        org_id=batch.org_id,
+        channel=campaign.channel,
+        addresses=[contact.email if campaign.channel == "email" else contact.phone],
+    )
+    address, reason = address_or_skip(
+        campaign, contact, sms_countries=sms_countries, suppressed=suppressed
+    )
+    message = Message(
+        org_id=batch.org_id,
+        broadcast_id=batch.broadcast_id,
+        campaign_id=campaign.id,
+        contact_id=contact.id,
+        channel=campaign.channel,
+        recipient=address,
+        variables=variables or None,
+        status=S.SKIPPED if reason else S.QUEUED,
+        is_test=batch.is_test,
+        reason=reason,
+        attempts=0,
+        due_at=due_time(send_at, now=batch.now),
+        created_at=batch.now,
+        finished_at=batch.now if reason else None,
+    )
+    session.add(message)
+    await session.flush()
+    return message

@@ -1,0 +1,160 @@
+"""What came of claimed messages, written back to their rows in a fixed number of
+statements per batch, none per message.
+
+Only messages the worker still holds — SENDING with the very lease it claimed them with —
+are written: a worker that was too slow, whose rows another worker reclaimed, changes
+nothing and so counts nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    case,
+    literal,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
+
+from tidings.db.dialect import for_update, json_rows, not_by_index
+from tidings.messages.models import Message
+from tidings.outbox.status import MessageStatus
+
+MESSAGES = cast(Table, Message.__table__)
+M = MESSAGES.c
+S = MessageStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one claimed message: SENT or FAILED, or QUEUED again at `retry_at`."""
+
+    message_id: int
+    broadcast_id: int | None
+    status: MessageStatus
+    reason: str | None = None
+    provider_id: str | None = None
+    segments: int | None = None
+    retry_at: datetime | None = None
+    deferred: bool = False  # not tried (the connection's limits): the attempt is given back
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A message whose final outcome was written."""
+
+    message_id: int
+    broadcast_id: int | None
+    status: MessageStatus
+    org_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    finals: list[Written]
+    requeued: int
+
+
+async def record(
+    session: AsyncSession, *, outcomes: Sequence[Outcome], lease_until: datetime, now: datetime
+) -> Recorded:
+    """Side effects, on the messages still held under `lease_until`: the final ones end
+    SENT or FAILED (reason, provider id, segments; sent_at for the sent; finished_at; no
+    lease), in one UPDATE … FROM a JSON array of rows; retries go back to QUEUED at their
+    `retry_at` with the reason; deferrals too, with their attempt given back. Returns the
+    final ones written and how many were queued again."""
+    finals = [o for o in outcomes if o.retry_at is None]
+    requeued = [o for o in outcomes if o.retry_at is not None]
+    written = await _write_finals(session, finals=finals, lease_until=lease_until, now=now)
+    owned: set[int] = set()
+    if requeued:
+        held = select(M.id).where(
+            M.id.in_([o.message_id for o in requeued]),
+            M.status == S.SENDING,
+            M.lease_until == lease_until,
+        )
+        owned = set((await session.execute(for_update(session, held))).scalars())
+    retries = [o for o in requeued if o.message_id in owned and not o.deferred]
+    deferrals = [o for o in requeued if o.message_id in owned and o.deferred]
+    if retries:
+        await session.execute(
+            update(MESSAGES)
+            .where(M.id == bindparam("mid"), M.status == S.SENDING)
+            .values(
+                status=S.QUEUED,
+                due_at=bindparam("due"),
+                reason=bindparam("why"),
+                lease_until=None,
+            ),
+            [{"mid": o.message_id, "due": o.retry_at, "why": o.reason} for o in retries],
+        )
+    if deferrals:
+        await session.execute(
+            update(MESSAGES)
+            .where(M.id == bindparam("mid"), M.status == S.SENDING)
+            .values(status=S.QUEUED, due_at=bindparam("due"), lease_until=None,
+                    attempts=M.attempts - 1),
+            [{"mid": o.message_id, "due": o.retry_at} for o in deferrals],
+        )  # fmt: skip
+    return Recorded(written, len(owned))
+
+
+_FINAL_COLUMNS: dict[str, TypeEngine[Any]] = {
+    "mid": BigInteger(), "st": String(), "why": String(), "pid": String(), "seg": Integer()
+}  # fmt: skip
+
+
+async def _write_finals(
+    session: AsyncSession, *, finals: Sequence[Outcome], lease_until: datetime, now: datetime
+) -> list[Written]:
+    if not finals:
+        return []
+    rows = [
+        {"mid": o.message_id, "st": S(o.status).value, "why": o.reason, "pid": o.provider_id,
+         "seg": o.segments}
+        for o in finals
+    ]  # fmt: skip
+    v = json_rows(session, rows, _FINAL_COLUMNS)
+    stamp = literal(now, M.finished_at.type)
+    # Else SQLite drives the join from the partial index of leased rows and reads the
+    # whole JSON array once per row (quadratic); this way it reads the array once and
+    # finds each message by its rowid.
+    status = not_by_index(session, M.status)
+    result = await session.execute(
+        update(MESSAGES)
+        .where(M.id == v["mid"], status == S.SENDING, M.lease_until == lease_until)
+        .values(
+            status=v["st"],
+            reason=v["why"],
+            provider_id=v["pid"],
+            segments=v["seg"],
+            sent_at=case((v["st"] == S.SENT.value, stamp), else_=null()),
+            finished_at=stamp,
+            lease_until=None,
+        )
+        .returning(M.id, M.broadcast_id, M.status, M.org_id)
+    )
+    return [Written(row.id, row.broadcast_id, S(row.status), row.org_id) for row in result]
+
+
+def counter_deltas(written: Iterable[Written]) -> dict[int, dict[str, int]]:
+    """How the broadcasts' sent_count and failed_count move for these outcomes."""
+    deltas: dict[int, dict[str, int]] = {}
+    for w in written:
+        if w.broadcast_id is None:
+            continue
+        counters = deltas.setdefault(w.broadcast_id, {"sent_count": 0, "failed_count": 0})
+        counters["sent_count" if w.status is S.SENT else "failed_count"] += 1
+    return deltas

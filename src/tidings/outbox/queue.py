@@ -1,0 +1,139 @@
+"""The outbox as a queue: claim due messages, give expired leases back, skip what became
+suppressed, and say when the next message is due. Every statement of the sending hot path
+that leases rows, each with its side effects; `outbox.outcomes` writes what came of them.
+
+The messages table is the queue: a row moves QUEUED → SENDING (claimed, leased) → SENT |
+FAILED, or back to QUEUED with a later `due_at` for a retry (`outbox.status`). PostgreSQL
+takes the claimed rows with SKIP LOCKED so any number of workers claim disjoint batches;
+SQLite has one writer at a time, so the same UPDATE … RETURNING is already exclusive
+(`db.dialect.for_update`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, exists, func, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.campaigns.models import Campaign
+from tidings.db.dialect import for_update, one_of
+from tidings.messages.models import Message
+from tidings.outbox.rules import SUPPRESSED_PREFIX, suppression_match
+from tidings.outbox.status import MessageStatus
+from tidings.suppressions.models import Suppression
+
+# Core tables: the hot path runs no ORM machinery (no identity map, no unit of work).
+MESSAGES = cast(Table, Message.__table__)
+M = MESSAGES.c
+CAMPAIGNS = cast(Table, Campaign.__table__)
+SUPPRESSIONS = cast(Table, Suppression.__table__)
+S = MessageStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A leased message, with what sending it needs from its own row."""
+
+    id: int
+    org_id: int
+    broadcast_id: int | None
+    campaign_id: int | None
+    contact_id: int | None
+    channel: str
+    recipient: str | None
+    variables: dict[str, Any] | None
+    attempts: int
+    is_test: bool = False
+    cost: int = 0  # micro-credits reserved: given back if it fails
+
+
+async def claim(
+    session: AsyncSession, *, now: datetime, lease_until: datetime, limit: int
+) -> list[Claimed]:
+    """Lease up to `limit` due messages, oldest first. Side effects: QUEUED → SENDING,
+    lease_until set, attempts + 1. Caller commits at once; the lease protects the rows."""
+    due = for_update(
+        session,
+        select(M.id).where(M.status == S.QUEUED, M.due_at <= now).order_by(M.due_at).limit(limit),
+        skip_locked=True,
+    )
+    statement = (
+        update(MESSAGES)
+        .where(M.id.in_(due.scalar_subquery()))
+        .values(status=S.SENDING, lease_until=lease_until, attempts=M.attempts + 1)
+        .returning(
+            M.id,
+            M.org_id,
+            M.broadcast_id,
+            M.campaign_id,
+            M.contact_id,
+            M.channel,
+            M.recipient,
+            M.variables,
+            M.attempts,
+            M.is_test,
+            M.cost,
+        )
+    )
+    rows = await session.execute(statement)
+    return [Claimed(*row) for row in rows]
+
+
+async def skip_suppressed(
+    session: AsyncSession, *, claimed: Sequence[Claimed], now: datetime
+) -> list[Claimed]:
+    """Side effect: the claimed messages whose recipient is now on the org's suppression
+    list (with a reason that holds for the campaign's purpose: `outbox.rules`) end
+    SKIPPED, "suppressed: <reason>", with their attempt given back. One UPDATE … RETURNING
+    per batch, probing the unique (org, channel, address) index once per message. Returns
+    the skipped ones (the caller moves their broadcasts' counters and credit)."""
+    if not claimed:
+        return []
+    listed = SUPPRESSIONS.alias("listed")
+    campaign = CAMPAIGNS.alias("campaign")
+    marketing = exists().where(campaign.c.id == M.campaign_id, campaign.c.purpose == "marketing")
+    match = suppression_match(
+        listed, org_id=M.org_id, channel=M.channel, address=M.recipient, marketing=marketing
+    )
+    reason = select(listed.c.reason).where(match).limit(1).scalar_subquery()
+    rows = await session.execute(
+        update(MESSAGES)
+        .where(
+            one_of(session, M.id, [c.id for c in claimed]),
+            M.status == S.SENDING,
+            exists().where(match),
+        )
+        .values(
+            status=S.SKIPPED,
+            reason=literal(SUPPRESSED_PREFIX) + reason,
+            finished_at=now,
+            lease_until=None,
+            attempts=M.attempts - 1,
+        )
+        .returning(M.id)
+    )
+    skipped = set(rows.scalars())
+    return [c for c in claimed if c.id in skipped]
+
+
+async def reap(session: AsyncSession, *, now: datetime) -> int:
+    """Side effect: messages whose lease ran out (a worker died mid-batch) are QUEUED
+    again, due now. Returns how many. At most the in-flight batch is sent twice."""
+    result = await session.execute(
+        update(MESSAGES)
+        .where(M.status == S.SENDING, M.lease_until < now)
+        .values(status=S.QUEUED, due_at=now, lease_until=None),
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    """When the next queued message is due (read only)."""
+    value: datetime | None = await session.scalar(
+        select(func.min(M.due_at)).where(M.status == S.QUEUED)
+    )
+    return value

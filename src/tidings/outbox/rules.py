@@ -1,0 +1,158 @@
+"""Who a message goes to, why it is skipped, and when it is due: each rule written once in
+Python (row by row: single sends, invites, explicit recipients) and once in SQL (set-based
+broadcast expansion, and the last look before sending), side by side. Change both
+together: tests/integration/outbox/test_rules.py runs both over the same rows on both
+databases and checks that they agree.
+
+Skip reasons, first reason first:
+    "no email address" / "no phone number"   the contact has no address for the channel
+    "country not allowed"                     an SMS to a country outside the org's
+                                              allowlist (a number of no country is in none)
+    "suppressed: <reason>"                    the address is on the org's suppression list
+                                              for the channel with a reason that holds for
+                                              the campaign's purpose (`MARKETING_ONLY`)
+    "unsubscribed"                            unsubscribed from the channel, on a marketing
+                                              campaign (transactional mail still goes)
+
+Due time: when the send asked for (a single send's `send_at`, a scheduled broadcast's
+time), else at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import ColumnElement, FromClause, and_, case, false, func, literal, null, or_, true
+
+from tidings.db.base import UTCDateTime
+from tidings.suppressions.models import MARKETING_ONLY
+
+SUPPRESSED_PREFIX = "suppressed: "
+
+
+class Sender(Protocol):
+    """What the rules read of a campaign."""
+
+    channel: str
+    purpose: str
+
+
+class Recipient(Protocol):
+    """What the rules read of a contact."""
+
+    email: str | None
+    phone: str | None
+    phone_country: str | None
+    email_status: str
+    sms_status: str
+
+
+# ── Python ───────────────────────────────────────────────────────────────────────────
+
+
+def suppression_applies(reason: str, *, purpose: str) -> bool:
+    """Whether a suppression for `reason` stops a message of this campaign purpose."""
+    return purpose == "marketing" or reason not in MARKETING_ONLY
+
+
+def address_or_skip(
+    campaign: Sender,
+    contact: Recipient,
+    *,
+    sms_countries: Collection[str] | None,
+    suppressed: Mapping[str, str],
+) -> tuple[str | None, str | None]:
+    """(address for the campaign's channel, skip reason or None).
+
+    `sms_countries`: the org's allowlist (None = every country); `suppressed`: address →
+    reason of the org's suppressions on the channel (`suppressions.service.reasons`).
+    """
+    is_email = campaign.channel == "email"
+    address = contact.email if is_email else contact.phone
+    if address is None:
+        return None, "no email address" if is_email else "no phone number"
+    if not is_email and sms_countries is not None and contact.phone_country not in sms_countries:
+        return address, "country not allowed"
+    listed = suppressed.get(address)
+    if listed is not None and suppression_applies(listed, purpose=campaign.purpose):
+        return address, SUPPRESSED_PREFIX + listed
+    status = contact.email_status if is_email else contact.sms_status
+    if campaign.purpose == "marketing" and status == "unsubscribed":
+        return address, "unsubscribed"
+    return address, None
+
+
+def due_time(requested: datetime | None, *, now: datetime) -> datetime:
+    """When a new message becomes due."""
+    return requested if requested is not None else now
+
+
+# ── SQL ──────────────────────────────────────────────────────────────────────────────
+
+
+def suppression_applies_sql(
+    reason: ColumnElement[Any], *, marketing: bool | ColumnElement[bool]
+) -> ColumnElement[bool]:
+    """`suppression_applies` for a reason column; `marketing` is the purpose, known (bool)
+    or read per row (a boolean expression)."""
+    broad = reason.not_in(sorted(MARKETING_ONLY))
+    if isinstance(marketing, bool):
+        return true() if marketing else broad
+    return or_(broad, marketing)
+
+
+def suppression_match(
+    listed: FromClause,
+    *,
+    org_id: Any,
+    channel: Any,
+    address: ColumnElement[Any],
+    marketing: bool | ColumnElement[bool],
+) -> ColumnElement[bool]:
+    """A row of `listed` (the suppressions table, aliased) that stops this message: the
+    org's, on the channel, for the address, with a reason that holds for the purpose. One
+    probe of the unique (org, channel, address) index."""
+    return and_(
+        listed.c.org_id == org_id,
+        listed.c.channel == channel,
+        listed.c.address == address,
+        suppression_applies_sql(listed.c.reason, marketing=marketing),
+    )
+
+
+def skip_reason_sql(
+    contacts: FromClause,
+    listed: FromClause,
+    *,
+    channel: str,
+    purpose: str,
+    sms_countries: Collection[str] | None,
+) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """(address, skip reason or NULL) of each row of `contacts`, LEFT JOINed to `listed`
+    on `suppression_match` (at most one row per contact): `address_or_skip` in SQL."""
+    c = contacts.c
+    is_email = channel == "email"
+    address = c.email if is_email else c.phone
+    # NOT IN is NULL for a NULL country: a number of no country is spelled out as refused.
+    refused = (
+        false()
+        if is_email or sms_countries is None
+        else or_(c.phone_country.is_(None), c.phone_country.not_in(sorted(sms_countries)))
+    )
+    subscription = c.email_status if is_email else c.sms_status
+    unsubscribed = (subscription == "unsubscribed") if purpose == "marketing" else false()
+    reason = case(
+        (address.is_(None), literal("no email address" if is_email else "no phone number")),
+        (refused, literal("country not allowed")),
+        (listed.c.id.is_not(None), literal(SUPPRESSED_PREFIX) + listed.c.reason),
+        (unsubscribed, literal("unsubscribed")),
+        else_=null(),
+    )
+    return address, reason
+
+
+def due_time_sql(requested: datetime | None, *, now: datetime) -> ColumnElement[datetime]:
+    """`due_time` as a column of a set-based insert."""
+    return func.coalesce(literal(requested, type_=UTCDateTime()), literal(now, type_=UTCDateTime()))
