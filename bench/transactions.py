@@ -28,27 +28,36 @@ from sqlalchemy import event, text
 
 sys.path.insert(0, str(Path(__file__).parent.parent))  # for tests.support
 
-from tests.support import pgdb  # noqa: E402
-from tidings.api.app import create_app  # noqa: E402
-from tidings.db import migrate  # noqa: E402
-from tidings.settings import Settings  # noqa: E402
+from tests.support import pgdb
+
+from tidings.app import create_app
+from tidings.db import migrate
+from tidings.settings import Settings
 
 PATH = "/compat/walr/projects/p-1/surveys/s-1/invites"
 
 
-async def measure(url: str, recipients: int, statements: bool) -> dict[str, Any]:
+def prepare(url: str) -> dict[str, Any]:
+    """The database migrated and an org made by the CLI; the org's id and key."""
+    migrate.upgrade(url)
     env = {**os.environ, "TIDINGS_DATABASE_URL": url, "TIDINGS_AUTO_MIGRATE": "false"}
-    made = subprocess.run(  # noqa: S603
+    made = subprocess.run(
         [sys.executable, "-m", "tidings", "orgs", "create", "Bench", "--json"],
         env=env, check=True, capture_output=True, text=True,
     )  # fmt: skip
-    org = json.loads(made.stdout)
+    org: dict[str, Any] = json.loads(made.stdout)
+    return org
+
+
+async def measure(
+    url: str, org: dict[str, Any], recipients: int, statements: bool
+) -> dict[str, Any]:
     base, h = f"/v1/orgs/{org['org_id']}", {"Authorization": f"Bearer {org['api_key']}"}
     settings = Settings(
         database_url=url,
         auto_migrate=False,
         dispatcher=False,
-        secret_key="bench-transactions-secret-key-of-32-chars",
+        secret_key="bench-transactions-secret-key-of-32-chars",  # noqa: S106
     )
     app = create_app(settings)
     counts: list[list[str]] = []
@@ -110,13 +119,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         if not args.postgres:
             url = f"sqlite+aiosqlite:///{work}/tidings.db"
-            migrate.upgrade(url)
-            print(json.dumps(asyncio.run(measure(url, args.recipients, args.statements))))
+            org = prepare(url)
+            print(json.dumps(asyncio.run(measure(url, org, args.recipients, args.statements))))
             return
         url = asyncio.run(pgdb.create())
         try:
-            migrate.upgrade(url)
-            print(json.dumps(asyncio.run(measure(url, args.recipients, args.statements))))
+            org = prepare(url)
+            print(json.dumps(asyncio.run(measure(url, org, args.recipients, args.statements))))
         finally:
             asyncio.run(pgdb.drop(url))
 

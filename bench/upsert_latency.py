@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE.parent))  # for tests.support.pgdb
 
 from tests.support import pgdb  # noqa: E402
 
-from tidings.api.app import create_app  # noqa: E402
+from tidings.app import create_app  # noqa: E402
 from tidings.db import migrate  # noqa: E402
 from tidings.orgs.service import create_org  # noqa: E402
 from tidings.settings import Settings  # noqa: E402

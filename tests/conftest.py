@@ -21,10 +21,10 @@ from sqlalchemy.engine import make_url
 
 from tests.support import pgdb
 from tests.support.gateway import Gateway
-from tidings.api.app import create_app
+from tidings.app import create_app
 from tidings.db import migrate
 from tidings.db.engine import Database
-from tidings.db.models import Base
+from tidings.schema import Base
 from tidings.settings import Settings
 
 PG_ENV = "TIDINGS_TEST_DATABASE_URL"

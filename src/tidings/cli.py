@@ -158,7 +158,7 @@ def serve(
     """Serve the API and /docs, migrating the database first (unless TIDINGS_AUTO_MIGRATE=false)."""
     import uvicorn
 
-    from tidings.api.app import create_app
+    from tidings.app import create_app
 
     settings = _settings(ctx)
     if dispatcher is not None:
@@ -198,7 +198,7 @@ def serve_process(
 
     import uvicorn
 
-    from tidings.api.app import create_app
+    from tidings.app import create_app
 
     settings = _settings(ctx)
     config = uvicorn.Config(create_app(settings), log_level=settings.log_level)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tidings.api.app import create_app
+from tidings.app import create_app
 from tidings.cli import app
 from tidings.settings import Settings
 

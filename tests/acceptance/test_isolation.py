@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from tests.support.factories import OrgWithKey, make_org
-from tidings.api.app import create_app
+from tidings.app import create_app
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher

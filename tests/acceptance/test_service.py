@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from tidings.api.app import create_app
+from tidings.app import create_app
 from tidings.db import migrate
 from tidings.db.engine import Database
 from tidings.settings import Settings

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.conftest import PG_ENV
 from tests.support import pgdb
 from tidings.db import migrate
-from tidings.db.models import Base
+from tidings.schema import Base
 
 
 def test_there_is_exactly_one_head() -> None:

@@ -30,6 +30,7 @@ from tidings.keys.schemas import KeyKind, Scope
 from tidings.links.routes import SignerDep
 from tidings.messages.models import Message
 from tidings.messages.service import get_message
+from tidings.outbox.status import MessageStatus
 
 _ERRORS: Final = {
     400: ("BAD_REQUEST", "Bad request"),
@@ -58,7 +59,7 @@ class Status(BaseModel):
     description: str
 
 
-# Tidings' message status → Infobip's (group id, group name, id, name, description).
+# Infobip's statuses by their name here: (group id, group name, id, name, description).
 _STATUS: Final[dict[str, Status]] = {
     "accepted": Status(groupId=1, groupName="PENDING", id=7, name="PENDING_ENROUTE",
                        description="Message sent to next instance"),
@@ -74,11 +75,12 @@ _STATUS: Final[dict[str, Status]] = {
 
 
 def status_of(message: Message) -> Status:
-    """Queued, sending, held and sent are PENDING; delivered, failed (UNDELIVERABLE),
-    expired, and skipped or cancelled (REJECTED) are final."""
-    if message.status in ("delivered", "failed", "expired"):
-        return _STATUS[message.status]
-    if message.status in ("skipped", "cancelled"):
+    """Queued, sending, held and sent are PENDING; delivered, failed (UNDELIVERABLE), and
+    skipped or cancelled (REJECTED) are final."""
+    status = MessageStatus(message.status)
+    if status in (MessageStatus.DELIVERED, MessageStatus.FAILED):
+        return _STATUS[status.value]
+    if status in (MessageStatus.SKIPPED, MessageStatus.CANCELLED):
         return _STATUS["rejected"]
     return _STATUS["accepted"]
 

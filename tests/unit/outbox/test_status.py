@@ -46,11 +46,11 @@ def test_final_statuses_have_no_way_out() -> None:
 
 
 def test_groups() -> None:
-    assert CREATED == {S.QUEUED, S.HELD, S.SKIPPED}
-    assert UNFINISHED == {S.QUEUED, S.HELD, S.SENDING}
-    assert UNSENT == {S.QUEUED, S.SENDING}
-    assert RESERVED == {S.QUEUED, S.HELD}
-    assert HANDED_OVER == {S.SENT, S.DELIVERED, S.BOUNCED, S.COMPLAINED}
+    assert {S.QUEUED, S.HELD, S.SKIPPED} == CREATED
+    assert {S.QUEUED, S.HELD, S.SENDING} == UNFINISHED
+    assert {S.QUEUED, S.SENDING} == UNSENT
+    assert {S.QUEUED, S.HELD} == RESERVED
+    assert {S.SENT, S.DELIVERED, S.BOUNCED, S.COMPLAINED} == HANDED_OVER
     # Every message can reach an end from where it is created.
     ends = {s for s in MessageStatus if not any(can_move(s, t) for t in MessageStatus)}
     reachable, frontier = set(CREATED), set(CREATED)

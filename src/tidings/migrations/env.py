@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tidings.db.models import Base
+from tidings.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

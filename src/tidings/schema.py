@@ -1,4 +1,7 @@
-"""Every table, imported in one place so `Base.metadata` is complete (Alembic, tests)."""
+"""Every table, imported in one place so `Base.metadata` is complete (Alembic, tests).
+
+It sits above every domain package (it imports them all), beside the composition root;
+nothing in a domain package imports it."""
 
 from tidings.applications.models import Application, Integration
 from tidings.broadcasts.models import Broadcast
