@@ -24,9 +24,10 @@ run: $(STAMP) ## migrate ./var/tidings.db, create a first org on first start, se
 
 test: lint typecheck pytest ## everything CI checks: lint, types, the whole test suite
 
-lint: $(STAMP) ## ruff check and ruff format --check
+lint: $(STAMP) ## ruff check, ruff format --check, and the import contracts (pyproject.toml)
 	$(BIN)/ruff check --no-cache src tests bench
 	$(BIN)/ruff format --no-cache --check src tests bench
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests bench
