@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 
 from tidings import __version__
 from tidings.api import health, problems
+from tidings.api.deps import KeyStore
 from tidings.applications import routes as applications
 from tidings.bounces import routes as bounces
 from tidings.broadcasts import routes as broadcasts
@@ -28,6 +29,7 @@ from tidings.dispatcher.run import build_loops
 from tidings.events import routes as events
 from tidings.invites import routes as invites
 from tidings.keys import routes as keys
+from tidings.keys import service as key_store
 from tidings.links import routes as links
 from tidings.links.secret import load_secret
 from tidings.links.tokens import TokenSigner
@@ -102,6 +104,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    keys_for_api: KeyStore = key_store  # mypy checks the module against the protocol
+    app.state.keys = keys_for_api  # what api.deps authenticates with
     problems.install(app)
     app.include_router(health.router)
     app.include_router(links.router)

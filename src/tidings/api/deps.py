@@ -14,17 +14,35 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.api.principal import Principal, Scope
 from tidings.db.engine import Database, transaction
 from tidings.errors import Unauthorized
-from tidings.keys.schemas import Scope
-from tidings.keys.service import Principal, authenticate, record_use
 from tidings.settings import Settings
+
+
+class KeyStore(Protocol):
+    """What the API needs of the keys domain, wired by the composition root
+    (`tidings.app`: the `tidings.keys.service` module)."""
+
+    async def authenticate(
+        self, session: AsyncSession, *, secret: str, login: str | None
+    ) -> Principal: ...
+
+    async def record_use(self, session: AsyncSession, *, key_id: int) -> None: ...
+
+
+def get_keys(request: Request) -> KeyStore:
+    keys: KeyStore = request.app.state.keys
+    return keys
+
+
+KeysDep = Annotated[KeyStore, Depends(get_keys)]
 
 
 class _DocumentedBearer(HTTPBearer):
@@ -69,7 +87,9 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 _STALE_KEY = "tidings_stale_key"  # request.state: a key whose use is still to be recorded
 
 
-async def get_session(request: Request, db: DatabaseDep) -> AsyncIterator[AsyncSession]:
+async def get_session(
+    request: Request, db: DatabaseDep, keys: KeysDep
+) -> AsyncIterator[AsyncSession]:
     """The request's session for reading; a key's use not recorded by a write transaction
     (a read route) is recorded in one of its own at the end."""
     async with db.request_session() as session:
@@ -79,17 +99,19 @@ async def get_session(request: Request, db: DatabaseDep) -> AsyncIterator[AsyncS
             setattr(request.state, _STALE_KEY, None)
             await session.rollback()
             async with transaction(session):
-                await record_use(session, key_id=key_id)
+                await keys.record_use(session, key_id=key_id)
 
 
-async def get_write_session(request: Request, db: DatabaseDep) -> AsyncIterator[AsyncSession]:
+async def get_write_session(
+    request: Request, db: DatabaseDep, keys: KeysDep
+) -> AsyncIterator[AsyncSession]:
     """The request's one write transaction: committed when the route returns (before the
     answer is sent), rolled back when it raises. The key's use is recorded in it."""
     async with db.request_session() as session, transaction(session):
         key_id = getattr(request.state, _STALE_KEY, None)
         if key_id is not None:
             setattr(request.state, _STALE_KEY, None)
-            await record_use(session, key_id=key_id)
+            await keys.record_use(session, key_id=key_id)
         yield session
 
 
@@ -123,6 +145,7 @@ def credentials_from(headers: Mapping[str, str]) -> tuple[str, str | None] | Non
 async def get_principal(
     request: Request,
     db: DatabaseDep,
+    keys: KeysDep,
     _b: Annotated[Any, Depends(_bearer)],
     _s: Annotated[Any, Depends(_basic)],
     _k: Annotated[Any, Depends(_api_key)],
@@ -133,7 +156,7 @@ async def get_principal(
         raise Unauthorized("credentials required: Bearer key, api-login + api-key, or Basic")
     secret, login = found
     async with db.session() as session:
-        principal = await authenticate(session, secret=secret, login=login)
+        principal = await keys.authenticate(session, secret=secret, login=login)
     if principal.stale_use:
         setattr(request.state, _STALE_KEY, principal.key_id)
     return principal

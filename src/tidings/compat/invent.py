@@ -26,13 +26,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from tidings.api.deps import PrincipalDep, SessionDep, WriteSessionDep
 from tidings.api.pagination import MAX_ID, CursorQuery, LimitQuery, Page, decode_cursor, paged
+from tidings.api.principal import Principal
 from tidings.broadcasts import details, service
 from tidings.broadcasts.models import COUNTERS
 from tidings.campaigns.models import Campaign
 from tidings.compat.routing import Failure, dialect_router
 from tidings.errors import InvalidInput, NotFound
 from tidings.keys.schemas import KeyKind, Scope
-from tidings.keys.service import Principal
 
 _CODES: Final = {
     400: "BAD_REQUEST",

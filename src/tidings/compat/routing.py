@@ -24,10 +24,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from tidings.api.principal import Principal
 from tidings.api.problems import field_path
 from tidings.errors import FieldError, TidingsError
 from tidings.keys.schemas import Scope
-from tidings.keys.service import Principal
 
 log = logging.getLogger(__name__)
 

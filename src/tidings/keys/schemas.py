@@ -1,28 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class Scope(StrEnum):
-    """What a key may do. `read`: every GET. `send`: send messages, broadcasts and invites.
-    `manage`: change the org's data and configuration (contacts, lists, segments, keys)."""
-
-    SEND = "send"
-    READ = "read"
-    MANAGE = "manage"
-
-
-ALL_SCOPES = frozenset(Scope)
-
-
-class KeyKind(StrEnum):
-    """`live` sends for real; `test` runs the whole pipeline but hands nothing to a provider."""
-
-    LIVE = "live"
-    TEST = "test"
+from tidings.api.principal import ALL_SCOPES as ALL_SCOPES
+from tidings.api.principal import KeyKind as KeyKind
+from tidings.api.principal import Scope as Scope
 
 
 class ApiKeyCreate(BaseModel):

@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.api.principal import Principal as Principal
 from tidings.db.base import utcnow
 from tidings.errors import Forbidden, NotFound, Unauthorized
 from tidings.keys import secrets
@@ -18,24 +19,6 @@ from tidings.orgs.models import Org
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 """`last_used_at` is written at most this often per key, so requests do not all write."""
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: the key, its org and what it may do."""
-
-    key_id: int
-    org_id: int
-    org_login: str
-    kind: KeyKind
-    scopes: frozenset[Scope]
-    stale_use: bool = False  # last_used_at is due to be written (`record_use`)
-
-    def require(self, *, org_id: int, scope: Scope) -> None:
-        if org_id != self.org_id:
-            raise Forbidden("this key belongs to another org")
-        if scope not in self.scopes:
-            raise Forbidden(f"this key lacks the `{scope}` scope")
 
 
 @dataclass(frozen=True, slots=True)

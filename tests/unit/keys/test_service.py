@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from tidings.api.principal import Principal
 from tidings.errors import Forbidden
 from tidings.keys.schemas import KeyKind, Scope
-from tidings.keys.service import Principal
 
 
 def principal(*scopes: Scope, org_id: int = 1) -> Principal:
