@@ -44,7 +44,7 @@ async def campaign(
 ) -> int:
     """A template and a campaign sending it; `fields` are the campaign's own (name,
     from_email, sms_sender, purpose …)."""
-    async with db.session() as session:
+    async with db.transaction() as session:
         template = await templates.create_template(
             session,
             org_id=org.id,

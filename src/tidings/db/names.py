@@ -50,11 +50,14 @@ async def unique_name(session: AsyncSession, *, name: str, what: str) -> AsyncIt
 
 
 async def commit_named(session: AsyncSession, *, name: str, what: str) -> None:
-    """Commit; a unique-name violation from a concurrent writer becomes InvalidInput."""
+    """Flush; a unique-name violation from a concurrent writer becomes InvalidInput.
+
+    Named when it committed; it no longer does (the entry point commits). Without a
+    savepoint the error ends the caller's transaction on PostgreSQL: prefer `unique_name`.
+    """
     try:
-        await session.commit()
+        await session.flush()
     except IntegrityError:
-        await session.rollback()
         raise InvalidInput.field("name", f"a {what} named {name!r} exists") from None
 
 
