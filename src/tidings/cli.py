@@ -117,10 +117,9 @@ def _print_json(data: Any) -> None:
 
 
 async def _org_id(session: AsyncSession, ref: str) -> int:
-    """The id of the org named by id or login; ends the read so a write may follow."""
+    """The id of the org named by id or login (read in the command's transaction)."""
     condition = Org.id == int(ref) if ref.isdigit() else Org.login == ref
     org_id = await session.scalar(select(Org.id).where(condition))
-    await session.rollback()
     if org_id is None:
         raise InvalidInput.field("--org", f"no org with id or login {ref!r}")
     return org_id
@@ -210,10 +209,9 @@ def _bootstrap(settings: Settings, *, base_url: str) -> None:
     async def work(session: AsyncSession) -> orgs.NewOrg | None:
         if await orgs.count_orgs(session):
             return None
-        await session.rollback()
         return await orgs.create_org(session, name="Default", login="default")
 
-    created = _run(settings, work)
+    created = _run(settings, work, write=True)
     if created is None:
         return
     org, secret = created.org, created.key.secret
@@ -271,7 +269,7 @@ def orgs_create(
     async def work(session: AsyncSession) -> orgs.NewOrg:
         return await orgs.create_org(session, name=name, login=login, phone_region=phone_region)
 
-    created = _run(_settings(ctx), work)
+    created = _run(_settings(ctx), work, write=True)
     if as_json:
         _print_json(
             {

@@ -68,7 +68,7 @@ async def _world(db: Database, n: int, *, name: str = "Acme") -> World:
     }
     made = {}
     for kind, (settings, credentials) in kinds.items():
-        async with db.session() as session:
+        async with db.transaction() as session:
             connection = await connections.create_connection(
                 session,
                 org_id=org.id,

@@ -35,7 +35,7 @@ class OrgWithKey:
 async def make_org(
     db: Database, name: str = "Acme", *, phone_region: str | None = None
 ) -> OrgWithKey:
-    async with db.session() as session:
+    async with db.transaction() as session:
         created = await orgs.create_org(session, name=name, phone_region=phone_region)
     return OrgWithKey(created.org.id, created.org.login, created.key.secret)
 

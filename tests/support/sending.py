@@ -44,7 +44,7 @@ async def campaign(
 ) -> int:
     """A template and a campaign sending it; `fields` are the campaign's own (name,
     from_email, sms_sender, purpose …)."""
-    async with db.session() as session:
+    async with db.transaction() as session:
         template = await templates.create_template(
             session,
             org_id=org.id,
@@ -85,7 +85,7 @@ async def email_campaign(
 
 
 async def audience(db: Database, org: OrgWithKey, rows: list[dict[str, Any]]) -> Audience:
-    async with db.session() as session:
+    async with db.transaction() as session:
         made = await lists.create_list(session, org_id=org.id, name="audience", description=None)
     async with db.session() as session:
         report = await contacts.upsert_contacts(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.connections import service
 from tidings.connections.models import Connection
 from tidings.connections.schemas import ConnectionCreate, ConnectionOut
@@ -29,7 +29,7 @@ def connection_out(c: Connection) -> ConnectionOut:
 
 @router.post("", status_code=201, summary="Add a provider connection (credentials write-only)")
 async def create_connection(
-    org_id: int, body: ConnectionCreate, key: ManageKey, session: SessionDep
+    org_id: int, body: ConnectionCreate, key: ManageKey, session: WriteSessionDep
 ) -> ConnectionOut:
     return connection_out(await service.create_connection(session, org_id=key.org_id, body=body))
 

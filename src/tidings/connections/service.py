@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.connections.kinds import validated
 from tidings.connections.models import Connection
 from tidings.connections.schemas import ConnectionCreate
-from tidings.db.engine import begin_write
-from tidings.db.names import commit_named, require_free_name
+from tidings.db.names import require_free_name, unique_name
 from tidings.db.owned import get_owned
 from tidings.errors import InvalidInput, NotFound
 
@@ -20,22 +19,9 @@ async def create_connection(
     session: AsyncSession, *, org_id: int, body: ConnectionCreate
 ) -> Connection:
     settings, credentials = validated(body.kind, body.channel, body.settings, body.credentials)
-    await begin_write(session)
     await require_free_name(session, Connection, org_id=org_id, name=body.name, what="connection")
-    if body.is_default:
-        await session.execute(
-            update(Connection)
-            .where(Connection.org_id == org_id, Connection.channel == body.channel)
-            .values(is_default=False)
-        )
-    if body.email_service is not None:
-        if body.channel != "email":
-            raise InvalidInput.field("email_service", "for email connections only")
-        await session.execute(
-            update(Connection)
-            .where(Connection.org_id == org_id, Connection.email_service == body.email_service)
-            .values(email_service=None)
-        )
+    if body.email_service is not None and body.channel != "email":
+        raise InvalidInput.field("email_service", "for email connections only")
     connection = Connection(
         org_id=org_id,
         name=body.name,
@@ -48,8 +34,22 @@ async def create_connection(
         is_default=body.is_default,
         email_service=body.email_service,
     )
-    session.add(connection)
-    await commit_named(session, name=body.name, what="connection")
+    # The other connections give up the default and the service in the savepoint too, so
+    # a name taken meanwhile leaves them as they were.
+    async with unique_name(session, name=body.name, what="connection"):
+        if body.is_default:
+            await session.execute(
+                update(Connection)
+                .where(Connection.org_id == org_id, Connection.channel == body.channel)
+                .values(is_default=False)
+            )
+        if body.email_service is not None:
+            await session.execute(
+                update(Connection)
+                .where(Connection.org_id == org_id, Connection.email_service == body.email_service)
+                .values(email_service=None)
+            )
+        session.add(connection)
     return connection
 
 

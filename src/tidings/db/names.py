@@ -1,16 +1,20 @@
 """Names unique within an org (lists, segments; later templates, campaigns).
 
 The check before writing gives a clear error; the unique (org_id, name) constraint stays
-the authority, and `commit_named` turns the loser of a concurrent race into the same
-clear error instead of a 500. Rows Tidings keeps one of per distinct content are named
-after its digest (`digest_name`) and found or added in one step (`find_or_add_named`).
+the authority, and `unique_name` turns the loser of a concurrent race into the same clear
+error instead of a 500. It writes in a savepoint, so the caller's transaction goes on
+after the error (on PostgreSQL a failed statement otherwise aborts the whole transaction):
+a caller may catch it and read the winner's row. Rows Tidings keeps one of per distinct
+content are named after its digest (`digest_name`) and found or added in one step
+(`find_or_add_named`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import select
@@ -32,12 +36,28 @@ async def require_free_name(
         raise InvalidInput.field("name", f"a {what} named {name!r} exists (id {taken})")
 
 
-async def commit_named(session: AsyncSession, *, name: str, what: str) -> None:
-    """Commit; a unique-name violation from a concurrent writer becomes InvalidInput."""
+@asynccontextmanager
+async def unique_name(session: AsyncSession, *, name: str, what: str) -> AsyncIterator[None]:
+    """The writes of a named row, made in the block, flushed in a savepoint at its end: a
+    unique-name violation from a concurrent writer becomes InvalidInput, and only the
+    savepoint is rolled back. Make every change of the row inside the block: what is
+    pending when it opens is flushed before the savepoint."""
     try:
-        await session.commit()
+        async with session.begin_nested():
+            yield
     except IntegrityError:
-        await session.rollback()
+        raise InvalidInput.field("name", f"a {what} named {name!r} exists") from None
+
+
+async def commit_named(session: AsyncSession, *, name: str, what: str) -> None:
+    """Flush; a unique-name violation from a concurrent writer becomes InvalidInput.
+
+    Named when it committed; it no longer does (the entry point commits). Without a
+    savepoint the error ends the caller's transaction on PostgreSQL: prefer `unique_name`.
+    """
+    try:
+        await session.flush()
+    except IntegrityError:
         raise InvalidInput.field("name", f"a {what} named {name!r} exists") from None
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
 from tidings.lists import service
@@ -33,7 +33,7 @@ def _out(item: CountedList) -> ListOut:
 
 @router.post("", status_code=201, summary="Create a list")
 async def create_list(
-    org_id: int, body: ListCreate, key: ManageKey, session: SessionDep
+    org_id: int, body: ListCreate, key: ManageKey, session: WriteSessionDep
 ) -> ListOut:
     item = await service.create_list(
         session, org_id=key.org_id, name=body.name, description=body.description
@@ -62,7 +62,7 @@ async def get_list(org_id: int, list_id: int, key: ReadKey, session: SessionDep)
 
 @router.patch("/{list_id}", summary="Rename or describe a list")
 async def update_list(
-    org_id: int, list_id: int, body: ListUpdate, key: ManageKey, session: SessionDep
+    org_id: int, list_id: int, body: ListUpdate, key: ManageKey, session: WriteSessionDep
 ) -> ListOut:
     changes = changes_of(body, ListChanges)
     item = await service.update_list(session, org_id=key.org_id, list_id=list_id, changes=changes)
@@ -70,14 +70,16 @@ async def update_list(
 
 
 @router.delete("/{list_id}", status_code=204, summary="Delete a list (its contacts stay)")
-async def delete_list(org_id: int, list_id: int, key: ManageKey, session: SessionDep) -> Response:
+async def delete_list(
+    org_id: int, list_id: int, key: ManageKey, session: WriteSessionDep
+) -> Response:
     await service.delete_list(session, org_id=key.org_id, list_id=list_id)
     return Response(status_code=204)
 
 
 @router.post("/{list_id}/members", summary="Add contacts to a list")
 async def add_members(
-    org_id: int, list_id: int, body: MembersChange, key: ManageKey, session: SessionDep
+    org_id: int, list_id: int, body: MembersChange, key: ManageKey, session: WriteSessionDep
 ) -> MembersChanged:
     changed = await service.add_members(
         session, org_id=key.org_id, list_id=list_id, contact_ids=body.contact_ids
@@ -87,7 +89,7 @@ async def add_members(
 
 @router.post("/{list_id}/members/remove", summary="Remove contacts from a list")
 async def remove_members(
-    org_id: int, list_id: int, body: MembersChange, key: ManageKey, session: SessionDep
+    org_id: int, list_id: int, body: MembersChange, key: ManageKey, session: WriteSessionDep
 ) -> MembersChanged:
     changed = await service.remove_members(
         session, org_id=key.org_id, list_id=list_id, contact_ids=body.contact_ids

@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.contacts.models import Contact
 from tidings.db.base import utcnow
 from tidings.db.dialect import insert_selected_ignoring_conflicts, json_rows, rows_by_keys
-from tidings.db.engine import begin_write
-from tidings.db.names import commit_named, require_free_name
+from tidings.db.names import require_free_name, unique_name
 from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.lists.models import ContactList, ListMember
 from tidings.lists.schemas import ListChanges
@@ -49,11 +48,10 @@ async def require_lists(session: AsyncSession, *, org_id: int, list_ids: Sequenc
 async def create_list(
     session: AsyncSession, *, org_id: int, name: str, description: str | None
 ) -> CountedList:
-    await begin_write(session)
     await require_free_name(session, ContactList, org_id=org_id, name=name, what="list")
     item = ContactList(org_id=org_id, name=name, description=description)
-    session.add(item)
-    await commit_named(session, name=name, what="list")
+    async with unique_name(session, name=name, what="list"):
+        session.add(item)
     return CountedList(item, 0)
 
 
@@ -105,7 +103,6 @@ async def list_lists(
 async def update_list(
     session: AsyncSession, *, org_id: int, list_id: int, changes: ListChanges
 ) -> CountedList:
-    await begin_write(session)
     item = await _get(session, org_id=org_id, list_id=list_id)
     if "name" in changes:
         await require_free_name(
@@ -116,27 +113,26 @@ async def update_list(
             what="list",
             except_id=list_id,
         )
-        item.name = changes["name"]
-    if "description" in changes:
-        item.description = changes["description"]
-    await commit_named(session, name=item.name, what="list")
+    async with unique_name(session, name=changes.get("name", item.name), what="list"):
+        if "name" in changes:
+            item.name = changes["name"]
+        if "description" in changes:
+            item.description = changes["description"]
     return CountedList(item, await _count(session, org_id=org_id, list_id=list_id))
 
 
 async def delete_list(session: AsyncSession, *, org_id: int, list_id: int) -> None:
     """Delete a list and its memberships; the contacts stay."""
-    await begin_write(session)
     item = await _get(session, org_id=org_id, list_id=list_id)
     await session.execute(delete(ListMember).where(ListMember.list_id == item.id))
     await session.delete(item)
-    await session.commit()
+    await session.flush()
 
 
 async def add_members(
     session: AsyncSession, *, org_id: int, list_id: int, contact_ids: Sequence[int]
 ) -> int:
     """Add contacts to a list; ids that are not live contacts of the org are InvalidInput."""
-    await begin_write(session)
     await _get(session, org_id=org_id, list_id=list_id)
     wanted = list(dict.fromkeys(contact_ids))
     live = rows_by_keys(
@@ -158,14 +154,13 @@ async def add_members(
     before = await _count(session, org_id=org_id, list_id=list_id)
     await add_to_list(session, org_id=org_id, list_id=list_id, contact_ids=wanted)
     after = await _count(session, org_id=org_id, list_id=list_id)
-    await session.commit()
     return after - before
 
 
 async def add_to_list(
     session: AsyncSession, *, org_id: int, list_id: int, contact_ids: Sequence[int]
 ) -> None:
-    """Query helper (no commit): the org's contacts join its list; members stay members.
+    """Query helper: the org's contacts join its list; members stay members.
     The caller has checked that the list and the contacts are the org's."""
     if not contact_ids:
         return
@@ -183,7 +178,6 @@ async def add_to_list(
 async def remove_members(
     session: AsyncSession, *, org_id: int, list_id: int, contact_ids: Sequence[int]
 ) -> int:
-    await begin_write(session)
     await _get(session, org_id=org_id, list_id=list_id)
     result = await session.execute(
         delete(ListMember).where(
@@ -192,5 +186,4 @@ async def remove_members(
             ListMember.contact_id.in_(list(contact_ids)),
         )
     )
-    await session.commit()
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -9,7 +9,6 @@ import phonenumbers
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.db.engine import begin_write
 from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.keys.schemas import KeyKind, Scope
 from tidings.keys.service import IssuedKey, add_key
@@ -75,14 +74,13 @@ async def create_org(
             "login", "lower-case letters, digits, '.', '_' or '-', at most 64, not all digits"
         )
     phone_region = check_region(phone_region)
-    await begin_write(session)
     if await session.scalar(select(Org.id).where(Org.login == login)) is not None:
         raise InvalidInput.field("login", f"{login!r} is taken")
     org = Org(name=name, login=login, phone_region=phone_region)
     session.add(org)
     await session.flush()
     key = add_key(session, org_id=org.id, name="first key", kind=KeyKind.LIVE, scopes=Scope)
-    await session.commit()
+    await session.flush()
     return NewOrg(org=org, key=key)
 
 
@@ -94,7 +92,6 @@ async def get_org(session: AsyncSession, *, org_id: int) -> Org:
 
 
 async def update_org(session: AsyncSession, *, org_id: int, changes: OrgChanges) -> Org:
-    await begin_write(session)
     org = await get_org(session, org_id=org_id)
     if "name" in changes:
         org.name = changes["name"]
@@ -102,7 +99,7 @@ async def update_org(session: AsyncSession, *, org_id: int, changes: OrgChanges)
         org.phone_region = check_region(changes["phone_region"])
     if "sms_countries" in changes:
         org.sms_countries = check_countries(changes["sms_countries"])
-    await session.commit()
+    await session.flush()
     return org
 
 

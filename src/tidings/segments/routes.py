@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
 from tidings.contacts.schemas import ContactOut
@@ -35,7 +35,7 @@ def _out(item: CountedSegment) -> SegmentOut:
 
 @router.post("", status_code=201, summary="Save a segment")
 async def create_segment(
-    org_id: int, body: SegmentCreate, key: ManageKey, session: SessionDep
+    org_id: int, body: SegmentCreate, key: ManageKey, session: WriteSessionDep
 ) -> SegmentOut:
     item = await service.create_segment(
         session, org_id=key.org_id, name=body.name, description=body.description, filter=body.filter
@@ -101,7 +101,7 @@ async def segment_contacts(
 
 @router.patch("/{segment_id}", summary="Change a segment")
 async def update_segment(
-    org_id: int, segment_id: int, body: SegmentUpdate, key: ManageKey, session: SessionDep
+    org_id: int, segment_id: int, body: SegmentUpdate, key: ManageKey, session: WriteSessionDep
 ) -> SegmentOut:
     changes = changes_of(body, SegmentChanges)
     item = await service.update_segment(
@@ -112,7 +112,7 @@ async def update_segment(
 
 @router.delete("/{segment_id}", status_code=204, summary="Delete a segment")
 async def delete_segment(
-    org_id: int, segment_id: int, key: ManageKey, session: SessionDep
+    org_id: int, segment_id: int, key: ManageKey, session: WriteSessionDep
 ) -> Response:
     await service.delete_segment(session, org_id=key.org_id, segment_id=segment_id)
     return Response(status_code=204)

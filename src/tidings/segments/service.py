@@ -11,8 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.contacts.models import Contact
 from tidings.db.dialect import dialect_name
-from tidings.db.engine import begin_write
-from tidings.db.names import commit_named, require_free_name
+from tidings.db.names import require_free_name, unique_name
 from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.lists.models import ContactList
 from tidings.segments import filters
@@ -87,12 +86,11 @@ async def create_segment(
     description: str | None,
     filter: dict[str, Any],
 ) -> CountedSegment:
-    await begin_write(session)
     await _checked(session, org_id=org_id, raw=filter)
     await require_free_name(session, Segment, org_id=org_id, name=name, what="segment")
     segment = Segment(org_id=org_id, name=name, description=description, filter=filter)
-    session.add(segment)
-    await commit_named(session, name=name, what="segment")
+    async with unique_name(session, name=name, what="segment"):
+        session.add(segment)
     return await _counted(session, segment)
 
 
@@ -103,7 +101,6 @@ async def update_segment(
     segment_id: int,
     changes: SegmentChanges,
 ) -> CountedSegment:
-    await begin_write(session)
     segment = await _get(session, org_id=org_id, segment_id=segment_id)
     if "name" in changes:
         await require_free_name(
@@ -114,13 +111,15 @@ async def update_segment(
             what="segment",
             except_id=segment_id,
         )
-        segment.name = changes["name"]
-    if "description" in changes:
-        segment.description = changes["description"]
     if "filter" in changes:
         await _checked(session, org_id=org_id, raw=changes["filter"])
-        segment.filter = changes["filter"]
-    await commit_named(session, name=segment.name, what="segment")
+    async with unique_name(session, name=changes.get("name", segment.name), what="segment"):
+        if "name" in changes:
+            segment.name = changes["name"]
+        if "description" in changes:
+            segment.description = changes["description"]
+        if "filter" in changes:
+            segment.filter = changes["filter"]
     return await _counted(session, segment)
 
 
@@ -149,9 +148,8 @@ async def counted_segments(
 
 
 async def delete_segment(session: AsyncSession, *, org_id: int, segment_id: int) -> None:
-    await begin_write(session)
     await session.delete(await _get(session, org_id=org_id, segment_id=segment_id))
-    await session.commit()
+    await session.flush()
 
 
 async def segment_contacts(

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
 from tidings.content.render import Renderer
@@ -31,7 +31,11 @@ RendererDep = Annotated[Renderer, Depends(get_renderer)]
 
 @router.post("", status_code=201, summary="Create a template (compiled now: errors name the part)")
 async def create_template(
-    org_id: int, body: TemplateCreate, key: ManageKey, session: SessionDep, renderer: RendererDep
+    org_id: int,
+    body: TemplateCreate,
+    key: ManageKey,
+    session: WriteSessionDep,
+    renderer: RendererDep,
 ) -> TemplateOut:
     template = await service.create_template(
         session, org_id=key.org_id, renderer=renderer, **body.model_dump()
@@ -67,7 +71,7 @@ async def update_template(
     template_id: int,
     body: TemplateUpdate,
     key: ManageKey,
-    session: SessionDep,
+    session: WriteSessionDep,
     renderer: RendererDep,
 ) -> TemplateOut:
     template = await service.update_template(

@@ -17,8 +17,7 @@ from tidings.contacts.service import get_contact
 from tidings.content import sms
 from tidings.content.context import render_context
 from tidings.content.render import Renderer, TemplateError
-from tidings.db.engine import begin_write
-from tidings.db.names import commit_named, digest_name, find_or_add_named, require_free_name
+from tidings.db.names import digest_name, find_or_add_named, require_free_name, unique_name
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import Conflict, FieldError, InvalidInput
 from tidings.templates.models import Template
@@ -65,10 +64,9 @@ async def create_template(
         org_id=org_id, name=name, channel=channel, subject=subject, html=html, text=text
     )
     check_compiles(renderer, template)
-    await begin_write(session)
     await require_free_name(session, Template, org_id=org_id, name=name, what="template")
-    session.add(template)
-    await commit_named(session, name=name, what="template")
+    async with unique_name(session, name=name, what="template"):
+        session.add(template)
     return template
 
 
@@ -91,7 +89,6 @@ async def update_template(
     renderer: Renderer,
     changes: TemplateChanges,
 ) -> Template:
-    await begin_write(session)
     template = await get_template(session, org_id=org_id, template_id=template_id)
     if template.is_inline:
         raise Conflict(f"template {template_id} is the inline content of single sends")
@@ -104,12 +101,13 @@ async def update_template(
             what="template",
             except_id=template_id,
         )
-        template.name = changes["name"]
-    for part in ("subject", "html", "text"):
-        if part in changes:
-            setattr(template, part, changes[part])
-    check_compiles(renderer, template)
-    await commit_named(session, name=template.name, what="template")
+    async with unique_name(session, name=changes.get("name", template.name), what="template"):
+        if "name" in changes:
+            template.name = changes["name"]
+        for part in ("subject", "html", "text"):
+            if part in changes:
+                setattr(template, part, changes[part])
+        check_compiles(renderer, template)
     return template
 
 

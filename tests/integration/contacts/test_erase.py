@@ -13,7 +13,7 @@ from tidings.lists.models import ListMember
 
 async def test_erase_empties_personal_data_and_keeps_the_row(db: Database) -> None:
     org = await make_org(db)
-    async with db.session() as session:
+    async with db.transaction() as session:
         panel = await lists.create_list(session, org_id=org.id, name="panel", description=None)
     async with db.session() as session:
         report = await service.upsert_contacts(

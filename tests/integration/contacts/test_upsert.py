@@ -138,7 +138,7 @@ async def test_unknown_list_is_refused_naming_it(db: Database) -> None:
 
 async def test_stored_rows_join_the_given_lists(db: Database) -> None:
     org = await make_org(db)
-    async with db.session() as session:
+    async with db.transaction() as session:
         made = await lists.create_list(session, org_id=org.id, name="panel", description=None)
     await _upsert(db, org.id, [contact(1), contact(2), {"email": "bad"}], list_ids=[made.list.id])
     await _upsert(db, org.id, [contact(2), contact(3)], list_ids=[made.list.id])

@@ -9,7 +9,7 @@ from tidings.lists import service
 
 
 async def _create(db: Database, org_id: int, name: str) -> object:
-    async with db.session() as session:
+    async with db.transaction() as session:
         return await service.create_list(session, org_id=org_id, name=name, description=None)
 
 

@@ -55,7 +55,7 @@ SUPPRESSED = [
 
 
 async def _campaign(db: Database, org_id: int, *, channel: str, purpose: str) -> Campaign:
-    async with db.session() as session:
+    async with db.transaction() as session:
         template = await templates.create_template(
             session,
             org_id=org_id,

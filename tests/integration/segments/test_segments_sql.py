@@ -114,10 +114,10 @@ async def _seed(db: Database) -> tuple[int, int]:
     async with db.session() as session:
         report = await contacts.upsert_contacts(session, org_id=org.id, rows=PEOPLE)
     assert report.failed == 0
-    async with db.session() as session:
+    async with db.transaction() as session:
         panel = await lists.create_list(session, org_id=org.id, name="panel", description=None)
     ids = [o.contact_id for o in report.outcomes]
-    async with db.session() as session:
+    async with db.transaction() as session:
         await lists.add_members(
             session, org_id=org.id, list_id=panel.list.id, contact_ids=[ids[1], ids[3]]
         )
@@ -137,7 +137,7 @@ async def test_filter_matches_exactly(
     db: Database, filter_: dict[str, Any], expected: set[str]
 ) -> None:
     org_id, _ = await _seed(db)
-    async with db.session() as session:
+    async with db.transaction() as session:
         saved = await service.create_segment(
             session, org_id=org_id, name="s", description=None, filter=filter_
         )
@@ -147,7 +147,7 @@ async def test_filter_matches_exactly(
 
 async def test_list_membership_and_erased_contacts(db: Database) -> None:
     org_id, list_id = await _seed(db)
-    async with db.session() as session:
+    async with db.transaction() as session:
         saved = await service.create_segment(
             session, org_id=org_id, name="panel", description=None, filter={"in_list": list_id}
         )
@@ -170,7 +170,7 @@ async def test_list_membership_and_erased_contacts(db: Database) -> None:
 async def test_a_list_of_another_org_is_refused(db: Database) -> None:
     _, list_id = await _seed(db)
     other = await make_org(db, "Other")
-    async with db.session() as session:
+    async with db.transaction() as session:
         with pytest.raises(InvalidInput) as caught:
             await service.create_segment(
                 session, org_id=other.id, name="x", description=None, filter={"in_list": list_id}
