@@ -48,8 +48,8 @@ from tidings.db import migrate
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.dispatcher import queries
+from tidings.keys.service import create_org
 from tidings.lists.service import create_list
-from tidings.orgs.service import create_org
 from tidings.segments import service as segments
 from tidings.settings import Settings
 from tidings.templates import service as templates

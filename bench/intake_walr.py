@@ -42,7 +42,7 @@ from bench.cluster import Cluster
 
 from tidings.db import migrate
 from tidings.db.engine import Database
-from tidings.orgs.service import create_org
+from tidings.keys.service import create_org
 from tidings.settings import Settings
 
 

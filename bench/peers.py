@@ -32,7 +32,7 @@ from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.db import migrate
 from tidings.db.engine import Database
 from tidings.dispatcher.run import build_worker
-from tidings.orgs.service import create_org
+from tidings.keys.service import create_org
 from tidings.settings import Settings
 
 PEER_VENV = support.BENCH / ".peer-venv"

@@ -49,8 +49,8 @@ from tidings.db import migrate
 from tidings.db.engine import Database
 from tidings.dispatcher import queries
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.keys.service import create_org
 from tidings.messages.models import Message
-from tidings.orgs.service import create_org
 from tidings.runtime import tune_gc
 from tidings.settings import Settings
 

@@ -29,7 +29,7 @@ from tidings.connections.schemas import ConnectionCreate
 from tidings.content.render import Renderer
 from tidings.db import migrate
 from tidings.db.engine import Database
-from tidings.orgs.service import create_org
+from tidings.keys.service import create_org
 from tidings.segments import service as segments
 from tidings.settings import Settings
 from tidings.templates import service as templates

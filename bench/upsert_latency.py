@@ -26,7 +26,7 @@ from tests.support import pgdb  # noqa: E402
 
 from tidings.app import create_app  # noqa: E402
 from tidings.db import migrate  # noqa: E402
-from tidings.orgs.service import create_org  # noqa: E402
+from tidings.keys.service import create_org  # noqa: E402
 from tidings.settings import Settings  # noqa: E402
 
 

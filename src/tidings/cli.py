@@ -206,10 +206,10 @@ def serve_process(
 
 
 def _bootstrap(settings: Settings, *, base_url: str) -> None:
-    async def work(session: AsyncSession) -> orgs.NewOrg | None:
+    async def work(session: AsyncSession) -> keys.NewOrg | None:
         if await orgs.count_orgs(session):
             return None
-        return await orgs.create_org(session, name="Default", login="default")
+        return await keys.create_org(session, name="Default", login="default")
 
     created = _run(settings, work, write=True)
     if created is None:
@@ -266,8 +266,8 @@ def orgs_create(
 ) -> None:
     """Create an org and its first API key (every scope), printed once."""
 
-    async def work(session: AsyncSession) -> orgs.NewOrg:
-        return await orgs.create_org(session, name=name, login=login, phone_region=phone_region)
+    async def work(session: AsyncSession) -> keys.NewOrg:
+        return await keys.create_org(session, name=name, login=login, phone_region=phone_region)
 
     created = _run(_settings(ctx), work, write=True)
     if as_json:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from tidings.db.engine import Database
-from tidings.orgs import service as orgs
+from tidings.keys import service as keys
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ async def make_org(
     db: Database, name: str = "Acme", *, phone_region: str | None = None
 ) -> OrgWithKey:
     async with db.transaction() as session:
-        created = await orgs.create_org(session, name=name, phone_region=phone_region)
+        created = await keys.create_org(session, name=name, phone_region=phone_region)
     return OrgWithKey(created.org.id, created.org.login, created.key.secret)
 
 

@@ -16,6 +16,7 @@ from tidings.keys import secrets
 from tidings.keys.models import ApiKey
 from tidings.keys.schemas import KeyKind, Scope
 from tidings.orgs.models import Org
+from tidings.orgs.service import add_org
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 """`last_used_at` is written at most this often per key, so requests do not all write."""
@@ -45,6 +46,22 @@ def add_key(
     )
     session.add(key)
     return IssuedKey(key=key, secret=secret)
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrg:
+    org: Org
+    key: IssuedKey
+
+
+async def create_org(
+    session: AsyncSession, *, name: str, login: str | None = None, phone_region: str | None = None
+) -> NewOrg:
+    """Create an org and its first key (live, every scope). The key's secret is shown once."""
+    org = await add_org(session, name=name, login=login, phone_region=phone_region)
+    key = add_key(session, org_id=org.id, name="first key", kind=KeyKind.LIVE, scopes=Scope)
+    await session.flush()
+    return NewOrg(org=org, key=key)
 
 
 async def create_key(

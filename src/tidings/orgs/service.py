@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import phonenumbers
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.errors import FieldError, InvalidInput, NotFound
-from tidings.keys.schemas import KeyKind, Scope
-from tidings.keys.service import IssuedKey, add_key
 from tidings.orgs.models import Org
 from tidings.orgs.schemas import OrgChanges
 
 # Never all digits: `--org 12` must mean the org with id 12, not a login.
 _LOGIN = re.compile(r"^(?![0-9]+$)[a-z0-9][a-z0-9._-]{0,63}$")
-
-
-@dataclass(frozen=True, slots=True)
-class NewOrg:
-    org: Org
-    key: IssuedKey
 
 
 def login_from_name(name: str) -> str:
@@ -61,10 +52,11 @@ def check_countries(codes: list[str] | None, *, field: str = "sms_countries") ->
     return sorted(set(upper))
 
 
-async def create_org(
+async def add_org(
     session: AsyncSession, *, name: str, login: str | None = None, phone_region: str | None = None
-) -> NewOrg:
-    """Create an org and its first key (live, every scope). The key's secret is shown once."""
+) -> Org:
+    """Create an org (flushed: it has its id). `keys.service.create_org` gives it its first
+    key."""
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidInput.field("name", "must be 1 to 200 characters")
@@ -79,9 +71,7 @@ async def create_org(
     org = Org(name=name, login=login, phone_region=phone_region)
     session.add(org)
     await session.flush()
-    key = add_key(session, org_id=org.id, name="first key", kind=KeyKind.LIVE, scopes=Scope)
-    await session.flush()
-    return NewOrg(org=org, key=key)
+    return org
 
 
 async def get_org(session: AsyncSession, *, org_id: int) -> Org:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.contacts.models import Contact
 from tidings.db.dialect import dialect_name, rows_by_keys
 from tidings.db.engine import Database
-from tidings.orgs.service import create_org
+from tidings.keys.service import create_org
 
 CONTACTS = cast(Table, Contact.__table__)
 
