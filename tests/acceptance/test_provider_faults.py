@@ -28,19 +28,10 @@ from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.dispatcher.retry import RetryPolicy
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.testing import Clock
 
 RECIPIENTS = 5
 POLICY = RetryPolicy()  # the default: 30 s ± 20 % after a first failure
-
-
-class Clock:
-    """The dispatcher's `clock`; `now` moves only when the test moves it."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def _clock() -> Clock:

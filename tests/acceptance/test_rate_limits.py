@@ -11,7 +11,6 @@ from datetime import timedelta
 import httpx
 
 from tests.acceptance.test_provider_faults import (
-    Clock,
     _broadcast,
     _clock,
     _infobip_ok,
@@ -23,6 +22,7 @@ from tests.support.gateway import Gateway, Recorded
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.testing import Clock
 
 
 async def test_the_provider_never_sees_more_than_the_rate(
