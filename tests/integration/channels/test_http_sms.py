@@ -1,7 +1,7 @@
 """The HTTP SMS channels against a real HTTP/1.1 gateway on loopback.
 
-Each test gets its own `Gateway` (tests/support/gateway.py), which records every request
-and answers per the test's `plan`.
+Each test gets its own `Gateway` (`tidings.testing`), which records every request and
+answers per the test's `plan`.
 
 The first half runs the same checks against all four providers (status classification,
 connection reuse, refused connections, secrets); the second half checks each provider's
@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.gateway import Gateway, Plan, Recorded, Reply
 from tidings.channels.base import (
     Outgoing,
     PermanentSendError,
@@ -35,6 +34,16 @@ from tidings.channels.http_sms import HttpSmsChannel, HttpSmsSettings
 from tidings.channels.infobip import InfobipChannel, InfobipSettings
 from tidings.channels.kannel import KannelChannel, KannelSettings
 from tidings.channels.twilio import TwilioChannel, TwilioSettings
+from tidings.testing import (
+    Gateway,
+    Plan,
+    Recorded,
+    Reply,
+    http_sms_ok,
+    infobip_ok,
+    kannel_ok,
+    twilio_ok,
+)
 
 AnyChannel = HttpSmsChannel | KannelChannel | InfobipChannel | TwilioChannel
 
@@ -144,47 +153,6 @@ def twilio_channel(
     }
     settings = TwilioSettings(**(options | overrides))
     return TwilioChannel(settings, client=client, max_concurrency=max_concurrency)
-
-
-def http_sms_ok(request: Recorded) -> Reply:
-    return Reply(200, {"messages": [{"id": f"gw-{request.json()['ref']}"}]})
-
-
-def kannel_ok(request: Recorded) -> Reply:
-    return Reply(202, "0: Accepted for delivery")
-
-
-PENDING = {
-    "groupId": 1,
-    "groupName": "PENDING",
-    "id": 26,
-    "name": "PENDING_ACCEPTED",
-    "description": "Message sent to next instance",
-}
-REJECTED = {
-    "groupId": 5,
-    "groupName": "REJECTED",
-    "id": 51,
-    "name": "MISSING_TO",
-    "description": "Missing destination.",
-}
-
-
-def infobip_ok(request: Recorded, *, rejected: frozenset[str] = frozenset()) -> Reply:
-    """Every message PENDING (those in `rejected` REJECTED), listed in reverse order."""
-    entries = []
-    for message in request.json()["messages"]:
-        (destination,) = message["destinations"]
-        message_id = destination["messageId"]
-        status = REJECTED if message_id in rejected else PENDING
-        entries.append({"to": destination["to"], "messageId": message_id, "status": status})
-    # Reversed: results must be matched by messageId, not by position.
-    return Reply(200, {"bulkId": request.json()["bulkId"], "messages": entries[::-1]})
-
-
-def twilio_ok(request: Recorded) -> Reply:
-    sid = f"SM{request.form()['To'][-4:]}{request.connection}"
-    return Reply(201, {"sid": sid, "status": "queued"})
 
 
 @dataclass(frozen=True)

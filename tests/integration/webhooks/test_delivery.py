@@ -12,12 +12,11 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.factories import make_org
-from tests.support.gateway import Gateway, Reply
 from tests.unit.webhooks.test_signing import verify
 from tidings.db.engine import Database
 from tidings.events.models import Event
 from tidings.net.ssrf import UnsafeURL, guarded_client
-from tidings.testing import Clock
+from tidings.testing import Clock, Gateway, Reply
 from tidings.webhooks import service
 from tidings.webhooks.delivery import SenderConfig, WebhookSender
 from tidings.webhooks.models import WebhookDelivery, WebhookEndpoint
