@@ -20,12 +20,12 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from tests.support import pgdb
-from tests.support.gateway import Gateway
 from tidings.app import create_app
 from tidings.db import migrate
 from tidings.db.engine import Database
 from tidings.schema import Base
 from tidings.settings import Settings
+from tidings.testing import Gateway
 
 PG_ENV = "TIDINGS_TEST_DATABASE_URL"
 
@@ -157,7 +157,7 @@ def cli_env(settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.fixture
 async def gateway() -> AsyncIterator[Gateway]:
-    """A fresh HTTP gateway on loopback (tests/support/gateway.py) for the test's requests."""
+    """A fresh HTTP gateway on loopback (`tidings.testing.Gateway`) for the test's requests."""
     server = Gateway()
     await server.start()
     yield server

@@ -13,6 +13,7 @@ from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher
+from tidings.testing import Clock
 
 
 async def _sink(client: httpx.AsyncClient, org_id: int, headers: dict[str, str]) -> list[Any]:
@@ -79,7 +80,7 @@ async def test_a_scheduled_one_waits_for_its_time_even_paused_and_resumed(
     await Dispatcher(db, renderer=Renderer()).drain()
     assert await _sink(client, org.id, org.bearer) == []  # nothing before its time
 
-    future = Dispatcher(db, renderer=Renderer(), clock=lambda: utcnow() + timedelta(hours=3))
+    future = Dispatcher(db, renderer=Renderer(), clock=Clock(utcnow() + timedelta(hours=3)))
     await future.drain()
     sent = await _sink(client, org.id, org.bearer)
     assert [m["recipient"] for m in sent] == ["ann@example.com"]

@@ -11,9 +11,9 @@ import httpx
 from tests.acceptance.test_sms_broadcast import RECIPIENTS, _drain, _messages, _sms_broadcast
 from tests.acceptance.test_sms_broadcast import infobip as infobip_plan
 from tests.support.factories import make_org
-from tests.support.gateway import Gateway
 from tidings.db.engine import Database
 from tidings.settings import Settings
+from tidings.testing import Gateway
 
 TOKEN = "infobip-report-token-0123456789"
 

@@ -22,25 +22,15 @@ from aiosmtpd.smtp import Envelope, Session
 
 from tests.support.controller import AbortingController
 from tests.support.factories import OrgWithKey, make_org, upsert
-from tests.support.gateway import Gateway, Recorded, Reply
 from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.dispatcher.retry import RetryPolicy
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.testing import Clock, Gateway, Recorded, Reply, infobip_ok
 
 RECIPIENTS = 5
 POLICY = RetryPolicy()  # the default: 30 s ± 20 % after a first failure
-
-
-class Clock:
-    """The dispatcher's `clock`; `now` moves only when the test moves it."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def _clock() -> Clock:
@@ -305,13 +295,6 @@ def _message_ids(request: Recorded) -> set[str]:
     return {d["messageId"] for m in request.json()["messages"] for d in m["destinations"]}
 
 
-def _infobip_ok(request: Recorded) -> Reply:
-    """Every message of the request PENDING, under the messageId it was given."""
-    pending = {"groupId": 1, "groupName": "PENDING", "id": 26, "name": "PENDING_ACCEPTED"}
-    entries = [{"messageId": i, "status": pending} for i in sorted(_message_ids(request))]
-    return Reply(200, {"bulkId": request.json()["bulkId"], "messages": entries})
-
-
 async def test_a_429_waits_for_retry_after_rather_than_the_shorter_backoff(
     client: httpx.AsyncClient, db: Database, gateway: Gateway
 ) -> None:
@@ -320,7 +303,7 @@ async def test_a_429_waits_for_retry_after_rather_than_the_shorter_backoff(
     def plan(request: Recorded) -> Reply:
         if len(gateway.requests) == 1:
             return Reply(429, throttled, {"Retry-After": "120"})
-        return _infobip_ok(request)
+        return infobip_ok(request)
 
     gateway.plan = plan
     org = await make_org(db)

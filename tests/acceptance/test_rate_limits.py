@@ -11,18 +11,16 @@ from datetime import timedelta
 import httpx
 
 from tests.acceptance.test_provider_faults import (
-    Clock,
     _broadcast,
     _clock,
-    _infobip_ok,
     _message_ids,
     _messages,
 )
 from tests.support.factories import make_org
-from tests.support.gateway import Gateway, Recorded
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.testing import Clock, Gateway, Recorded, infobip_ok
 
 
 async def test_the_provider_never_sees_more_than_the_rate(
@@ -34,7 +32,7 @@ async def test_the_provider_never_sees_more_than_the_rate(
 
     def plan(request: Recorded) -> object:
         seen_at.extend([clock.now.timestamp()] * len(_message_ids(request)))
-        return _infobip_ok(request)
+        return infobip_ok(request)
 
     gateway.plan = plan  # type: ignore[assignment]
     org = await make_org(db)
@@ -84,7 +82,7 @@ async def test_a_batching_channel_counts_a_request_as_one_send(
 ) -> None:
     """Infobip carries up to batch_size messages per request, so max_concurrency 1 means
     one request at a time, not one message: the whole batch goes in one request."""
-    gateway.plan = _infobip_ok
+    gateway.plan = infobip_ok
     org = await make_org(db)
     connection = _infobip(gateway, batch_size=100, max_concurrency=1)
     broadcast_id = await _broadcast(client, org, channel="sms", connection=connection)
@@ -113,7 +111,7 @@ async def test_batching_workers_together_keep_max_concurrency_requests_in_flight
         most = max(most, in_flight)
         await asyncio.sleep(0.05)  # long enough for the other worker to ask meanwhile
         in_flight -= 1
-        return _infobip_ok(request)
+        return infobip_ok(request)
 
     gateway.plan = plan  # type: ignore[assignment]
     org = await make_org(db)

@@ -19,12 +19,12 @@ from sqlalchemy import func, select
 from tests.acceptance.test_reports import twilio_signature
 from tests.acceptance.test_sms_broadcast import RECIPIENTS, _drain, _messages, _sms_broadcast
 from tests.support.factories import OrgWithKey, make_org
-from tests.support.gateway import Gateway, Recorded, Reply
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.reports.models import PendingReport
 from tidings.reports.pending import HOLD, ReportsKeeper, sweep
 from tidings.settings import Settings
+from tidings.testing import Gateway, Recorded, Reply
 
 TOKEN = "pending-report-token-0123456789"
 AUTH_TOKEN = "twilio-auth-token-for-races"

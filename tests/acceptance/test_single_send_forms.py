@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.support.factories import OrgWithKey, make_org
-from tests.support.gateway import Gateway, Reply
 from tidings.campaigns.models import Campaign
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
@@ -24,6 +23,7 @@ from tidings.keys.schemas import KeyKind
 from tidings.keys.service import create_key
 from tidings.messages.models import Message
 from tidings.templates.models import Template
+from tidings.testing import Gateway, Reply
 
 ADA = {"email": "ada@example.com", "first_name": "Ada"}
 INLINE_EMAIL: dict[str, Any] = {

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 
 from tests.support.factories import OrgWithKey, make_org, upsert
-from tests.support.gateway import Gateway, Recorded, Reply
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.testing import Gateway, Recorded, Reply
 
 RECIPIENTS = 23
 SENDER = "AcmeShop"

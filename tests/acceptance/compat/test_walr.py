@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from tests.support.factories import OrgWithKey, make_org
 from tidings.db.engine import Database
+from tidings.keys.models import ApiKey
 from tidings.settings import Settings
 
 Drain = Callable[[], Awaitable[None]]
@@ -218,3 +220,34 @@ async def test_errors_answer_in_the_documented_shape(
     _error_shape(malformed, 400)
     bad_time = await client.post(PATH, headers=org.bearer, json={**good, "sendTimeUtc": "soon"})
     _error_shape(bad_time, 400)
+
+
+async def test_an_invite_is_at_most_two_transactions(
+    client: httpx.AsyncClient, db: Database, settings: Settings, apps: Any
+) -> None:
+    """Authentication reads in one; the invite (contacts, the campaign's recipient list on
+    first use, the broadcast, the key's use) writes in the other."""
+    org = await make_org(db)
+    await _campaign(client, org)
+    engine = apps.for_settings(settings).state.db.engine.sync_engine
+    begun: list[int] = []
+
+    def count(_connection: object) -> None:
+        begun.append(1)
+
+    for n, first_use in enumerate((True, False)):
+        if first_use:  # the key's use is due to be recorded, the recipient list to be made
+            async with db.transaction() as session:
+                await session.execute(sa.update(ApiKey).values(last_used_at=None))
+        body = {"campaignId": "nps-email", "recipients": [
+            {"variables": {"email": f"t{n}-{i}@example.com", "store": "Leeds"}} for i in range(3)
+        ]}  # fmt: skip
+        begun.clear()
+        sa.event.listen(engine, "begin", count)
+        try:
+            response = await client.post(PATH, headers=org.bearer, json=body)
+        finally:
+            sa.event.remove(engine, "begin", count)
+        assert response.status_code == 202, response.text
+        assert response.json()["accepted"] == 3
+        assert len(begun) <= 2, (first_use, len(begun))

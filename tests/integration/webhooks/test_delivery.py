@@ -5,36 +5,24 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import httpcore
 import pytest
 from sqlalchemy import select
 
 from tests.support.factories import make_org
-from tests.support.gateway import Gateway, Reply
 from tests.unit.webhooks.test_signing import verify
-from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.events.models import Event
 from tidings.net.ssrf import UnsafeURL, guarded_client
+from tidings.testing import Clock, Gateway, Reply
 from tidings.webhooks import service
 from tidings.webhooks.delivery import SenderConfig, WebhookSender
 from tidings.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tidings.webhooks.schemas import WebhookCreate
 
 PUBLIC = "93.184.216.34"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 async def _endpoint(
