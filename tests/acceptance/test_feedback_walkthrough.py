@@ -64,7 +64,8 @@ def served(settings: Settings, db: Database, tmp_path: Path) -> Iterator[tuple[s
         )
     try:
         deadline = time.monotonic() + 60
-        while "Application startup complete" not in (printed := log.read_text()):
+        # uvicorn says "startup complete" before it listens; "running on" once it does.
+        while "Uvicorn running on" not in (printed := log.read_text()):
             assert server.poll() is None, printed
             assert time.monotonic() < deadline, printed
             time.sleep(0.1)
