@@ -498,7 +498,7 @@ def credits_top_up(
             await credits.top_up(session, org_id=org_id, amount=micro, note=note)
         )
 
-    entry = _run(_settings(ctx), work)
+    entry = _run(_settings(ctx), work, write=True)
     if as_json:
         _print_json(entry.model_dump(mode="json"))
         return
