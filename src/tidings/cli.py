@@ -434,19 +434,21 @@ def contacts_import(
     )
     task = progress.add_task("import", total=total)
 
-    async def work(session: AsyncSession) -> Any:
-        org_id = await _org_id(session, org)
-        with file.open("rb") as handle, progress:
-            return await import_csv(
-                session,
-                org_id=org_id,
-                source=handle,
-                list_ids=list_id or [],
-                batch_size=settings.import_batch_size,
-                on_batch=lambda n: progress.advance(task, n),
-            )
+    async def work(db: Database) -> Any:
+        async with db.transaction(write=False) as session:
+            org_id = await _org_id(session, org)
+        async with db.session() as session:  # the importer opens a transaction per batch
+            with file.open("rb") as handle, progress:
+                return await import_csv(
+                    session,
+                    org_id=org_id,
+                    source=handle,
+                    list_ids=list_id or [],
+                    batch_size=settings.import_batch_size,
+                    on_batch=lambda n: progress.advance(task, n),
+                )
 
-    report = _run(settings, work)
+    report = _run_db(settings, work)
     summary = {
         "rows": report.rows,
         "created": report.created,
@@ -496,7 +498,7 @@ def credits_top_up(
             await credits.top_up(session, org_id=org_id, amount=micro, note=note)
         )
 
-    entry = _run(_settings(ctx), work)
+    entry = _run(_settings(ctx), work, write=True)
     if as_json:
         _print_json(entry.model_dump(mode="json"))
         return

@@ -79,7 +79,7 @@ async def test_in_flight_is_409_and_an_abandoned_key_is_taken_over(
     path = f"/v1/orgs/{org.id}/messages"
     body = _body(campaign_id)
     fingerprint = idempotency.request_hash("POST", path, json.dumps(body).encode())
-    async with db.session() as session:  # another request holds the key, still working
+    async with db.transaction() as session:  # another request holds the key, still working
         await idempotency.begin(session, org_id=org.id, key="k", fingerprint=fingerprint)
     headers = {**org.bearer, "Idempotency-Key": "k"}
     busy = await client.post(path, json=body, headers=headers)

@@ -87,7 +87,7 @@ async def email_campaign(
 async def audience(db: Database, org: OrgWithKey, rows: list[dict[str, Any]]) -> Audience:
     async with db.transaction() as session:
         made = await lists.create_list(session, org_id=org.id, name="audience", description=None)
-    async with db.session() as session:
+    async with db.transaction() as session:
         report = await contacts.upsert_contacts(
             session, org_id=org.id, rows=rows, list_ids=[made.list.id]
         )

@@ -120,6 +120,15 @@ WriteSessionDep = Annotated[AsyncSession, Depends(get_write_session, scope="func
 """For routes that write: declare it after the key, so the key's use is recorded in it."""
 
 
+async def get_body(request: Request) -> bytes:
+    return await request.body()
+
+
+BodyDep = Annotated[bytes, Depends(get_body)]
+"""The whole request body, for routes that read it raw: declared before WriteSessionDep,
+it is read before the write transaction opens, so a slow sender holds none."""
+
+
 def credentials_from(headers: Mapping[str, str]) -> tuple[str, str | None] | None:
     """(secret, login or None) from whichever supported style the request uses."""
     authorization = headers.get("authorization", "")

@@ -88,12 +88,18 @@ def field_path(loc: Sequence[str | int]) -> tuple[str, int | None]:
     return text or "body", index
 
 
-async def _tidings_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, TidingsError)
+def error_response(request: Request, exc: TidingsError) -> JSONResponse:
+    """The answer to a domain error, for a route that answers one without raising it (its
+    write transaction then commits what the refusal recorded)."""
     headers = {"WWW-Authenticate": AUTH_CHALLENGE} if isinstance(exc, Unauthorized) else None
     return JSONResponse(
         problem_body(request, exc), status_code=exc.status, media_type=PROBLEM_JSON, headers=headers
     )
+
+
+async def _tidings_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TidingsError)
+    return error_response(request, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -150,7 +150,7 @@ async def poll(db: Database, *, connection_id: int, soft_bounce_limit: int) -> P
     outcomes: list[str] = []
     done = []
     for uid, raw in messages:
-        async with db.session() as session:
+        async with db.transaction() as session:
             outcomes += await service.process(
                 session, org_id=org_id, raw=raw, soft_bounce_limit=soft_bounce_limit
             )

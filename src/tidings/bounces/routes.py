@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel
 
-from tidings.api.deps import SessionDep, SettingsDep
+from tidings.api.deps import SettingsDep, WriteSessionDep
 from tidings.bounces import service
 
 public = APIRouter(tags=["inbound"])
 
 MAX_BYTES = 10 * 1024 * 1024  # a report may carry the whole original message
+
+
+async def _report(request: Request) -> bytes:
+    """The report, read whole (at most MAX_BYTES) before the write transaction opens: a
+    slow sender holds none."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BYTES:
+            raise HTTPException(413, "a report of at most 10 MiB")
+    return bytes(raw)
+
+
+RawReport = Annotated[bytes, Depends(_report)]
 
 
 class BounceOut(BaseModel):
@@ -22,18 +38,17 @@ class BounceOut(BaseModel):
     summary="A bounce (DSN) or complaint (ARF) report for an SMTP connection, as message/rfc822",
 )
 async def receive_bounce(
-    connection_id: int, token: str, request: Request, session: SessionDep, settings: SettingsDep
+    connection_id: int,
+    token: str,
+    raw: RawReport,
+    session: WriteSessionDep,
+    settings: SettingsDep,
 ) -> BounceOut:
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BYTES:
-            raise HTTPException(413, "a report of at most 10 MiB")
     reports = await service.receive(
         session,
         connection_id=connection_id,
         token=token,
-        raw=bytes(raw),
+        raw=raw,
         soft_bounce_limit=settings.soft_bounce_limit,
     )
     return BounceOut(reports=reports)

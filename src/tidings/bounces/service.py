@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.bounces.parse import Report, parse
 from tidings.connections.models import Connection
 from tidings.connections.service import connection_by_token
-from tidings.db.engine import begin_write
 from tidings.events.service import NewEvent, record_events
 from tidings.messages.models import Message
 from tidings.suppressions.service import note_soft_bounce, reset_soft_bounces, suppress
@@ -54,22 +53,22 @@ async def authorised_connection(
 async def receive(
     session: AsyncSession, *, connection_id: int, token: str, raw: bytes, soft_bounce_limit: int
 ) -> list[str]:
-    """The webhook: authenticate, then `process` (one transaction)."""
+    """The webhook: authenticate, then `process` (in the caller's write transaction)."""
     connection = await authorised_connection(session, connection_id=connection_id, token=token)
-    org_id = connection.org_id
-    await session.rollback()
-    return await process(session, org_id=org_id, raw=raw, soft_bounce_limit=soft_bounce_limit)
+    return await process(
+        session, org_id=connection.org_id, raw=raw, soft_bounce_limit=soft_bounce_limit
+    )
 
 
 async def process(
     session: AsyncSession, *, org_id: int, raw: bytes, soft_bounce_limit: int
 ) -> list[str]:
-    """Apply the reports in one raw message to the org (one transaction). Returns, per
-    report, its kind when it was new, `duplicate` when already applied, or `ignored`."""
+    """Apply the reports in one raw message to the org (in the caller's write transaction).
+    Returns, per report, its kind when it was new, `duplicate` when already applied, or
+    `ignored`."""
     reports = parse(raw)
     if not reports:
         return []
-    await begin_write(session)
     wanted = {r.original.message_id for r in reports if r.original is not None}
     rows = (
         await session.execute(
@@ -134,5 +133,4 @@ async def process(
         else:
             await reset_soft_bounces(session, org_id=org_id, address=address)
         outcomes.append(report.kind)
-    await session.commit()
     return outcomes

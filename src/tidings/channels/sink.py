@@ -15,7 +15,7 @@ from sqlalchemy import Table, insert
 from tidings.channels.base import Outgoing, Result, Sent
 from tidings.channels.models import SinkMessage
 from tidings.db.base import utcnow
-from tidings.db.engine import Database, begin_write
+from tidings.db.engine import Database
 
 SINK = cast(Table, SinkMessage.__table__)
 
@@ -41,15 +41,15 @@ class SinkChannel:
             }
             for m in batch
         ]
-        async with self.db.session() as session:
-            await begin_write(session)
+        # Recording the copies is the sink's delivery: a transaction of its own, as a
+        # provider's call is outside the dispatcher's transactions.
+        async with self.db.transaction() as session:
             ids = (
                 await session.execute(
                     insert(SINK).returning(SINK.c.id, sort_by_parameter_order=True), rows
                 )
             ).scalars()
             results: list[Result] = [Sent(f"sink-{sink_id}") for sink_id in ids]
-            await session.commit()
         return results
 
     async def close(self) -> None:

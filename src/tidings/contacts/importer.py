@@ -1,6 +1,7 @@
 """Streaming CSV import: rows are read, validated and upserted a batch at a time, so memory
-stays flat whatever the file's size. Each batch is its own transaction: an import that
-stops half-way keeps the batches before.
+stays flat whatever the file's size. The importer drives the batches as a worker loop
+drives its steps: it opens each batch's write transaction itself, so an import that stops
+half-way keeps the batches before, and reading the file never holds a write transaction.
 
 Columns: `email`, `phone`, `first_name`, `last_name`, `locale`, `timezone`,
 `email_status`, `sms_status` (subscribed | unsubscribed); any other column is an attribute
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.contacts.normalize import ATTRIBUTE_NAME
 from tidings.contacts.service import upsert_contacts
+from tidings.db.engine import transaction
 from tidings.errors import FieldError, InvalidInput
 
 COLUMNS = frozenset({"email", "phone", "first_name", "last_name", "locale", "timezone"})
@@ -149,7 +151,8 @@ async def import_csv(
     on_batch: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import CSV bytes (an iterable of lines, read lazily, e.g. a binary file) into the
-    org's contacts.
+    org's contacts, one write transaction per batch on `session`, which must have none
+    open (see the module docstring).
 
     Errors name the 0-based data row index (the header is not a row). `on_batch` is called
     with the number of rows each batch held, for progress bars.
@@ -169,9 +172,10 @@ async def import_csv(
     batch: list[dict[str, Any]] = []
 
     async def flush() -> None:
-        result = await upsert_contacts(
-            session, org_id=org_id, rows=batch, list_ids=list_ids or [], first_index=report.rows
-        )
+        async with transaction(session):
+            result = await upsert_contacts(
+                session, org_id=org_id, rows=batch, list_ids=list_ids or [], first_index=report.rows
+            )
         report.rows += len(batch)
         report.created += result.created
         report.updated += result.updated

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.contacts import importer, service
 from tidings.contacts.schemas import (
@@ -25,7 +25,7 @@ _CSV_EXAMPLE = "email,first_name,plan\nada@example.com,Ada,pro\n"
 
 @router.post("", summary="Create or update up to 10,000 contacts (bad rows are reported)")
 async def upsert_contacts(
-    org_id: int, body: ContactUpsert, key: ManageKey, session: SessionDep
+    org_id: int, body: ContactUpsert, key: ManageKey, session: WriteSessionDep
 ) -> UpsertReportOut:
     report = await service.upsert_contacts(
         session, org_id=key.org_id, rows=body.contacts, list_ids=body.list_ids
@@ -55,7 +55,7 @@ async def import_contacts(
     org_id: int,
     request: Request,
     key: ManageKey,
-    session: SessionDep,
+    session: SessionDep,  # no transaction: the importer opens one per batch
     list_id: Annotated[list[int], Query(description="Lists every imported contact joins.")] = [],  # noqa: B006
 ) -> ImportReportOut:
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
@@ -116,7 +116,7 @@ async def get_contact(
 
 @router.post("/{contact_id}/erase", summary="Erase a contact's personal data (GDPR)")
 async def erase_contact(
-    org_id: int, contact_id: int, key: ManageKey, session: SessionDep
+    org_id: int, contact_id: int, key: ManageKey, session: WriteSessionDep
 ) -> ContactOut:
     return ContactOut.of(
         await service.erase_contact(session, org_id=key.org_id, contact_id=contact_id)

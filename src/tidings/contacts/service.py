@@ -1,9 +1,11 @@
 """Contacts: set-based bulk upsert, read, list and erase.
 
-Upsert flow, one transaction per batch: validate every row (pure) → merge rows of the
-batch that name the same person → look the batch's emails and phones up in chunks →
-one INSERT … SELECT from a JSON array for new contacts, one executemany UPDATE for known
-ones → list memberships. A bad row is reported and skipped; it never costs its neighbours.
+Upsert flow, in the caller's transaction (one per batch): validate every row (pure) →
+merge rows of the batch that name the same person → look the batch's emails and phones up
+in chunks → one INSERT … SELECT from a JSON array for new contacts, one executemany UPDATE
+for known ones → list memberships, all in a savepoint that is retried when a concurrent
+writer created one of these contacts first. A bad row is reported and skipped; it never
+costs its neighbours.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from tidings.contacts.normalize import (
 )
 from tidings.db.base import JSONDoc, utcnow
 from tidings.db.dialect import json_rows, rows_by_keys
-from tidings.db.engine import begin_write
 from tidings.db.owned import get_owned
 from tidings.errors import FieldError
 from tidings.lists.models import ListMember
@@ -246,36 +247,30 @@ async def upsert_contacts(
     list_ids: Sequence[int] = (),
     first_index: int = 0,
 ) -> UpsertReport:
-    """Create or update contacts keyed by email and/or phone, in one transaction.
+    """Create or update contacts keyed by email and/or phone, in the caller's transaction.
 
     Rows that fail validation, or whose email and phone belong to two different contacts,
     are reported by index (`first_index` + position) and field; the others are stored and
     join every list in `list_ids`. Rows of the batch naming the same person are merged,
-    later rows winning.
+    later rows winning. The writes are made in a savepoint: when a concurrent writer
+    created one of these contacts first (a unique violation), only the savepoint is rolled
+    back and the batch is looked up and written again, up to UPSERT_ATTEMPTS times.
     """
     org = await get_org(session, org_id=org_id)
     region = org.phone_region
-    await session.rollback()
+    await require_lists(session, org_id=org_id, list_ids=list_ids)
     for attempt in range(1, UPSERT_ATTEMPTS + 1):
         errors: list[FieldError] = []
         slots, failed = _group_rows(rows, region=region, first_index=first_index, errors=errors)
-        await begin_write(session)
         try:
-            await require_lists(session, org_id=org_id, list_ids=list_ids)
-            await _write_batch(session, org_id=org_id, slots=slots, errors=errors)
-            stored = [s for s in slots if s.contact_id is not None]
-            for list_id in list_ids if stored else ():
-                await add_to_list(
-                    session,
-                    org_id=org_id,
-                    list_id=list_id,
-                    contact_ids=[s.contact_id for s in stored if s.contact_id is not None],
-                )
-            await session.commit()
+            async with session.begin_nested():
+                await _write_batch(session, org_id=org_id, slots=slots, errors=errors)
+                stored = [s.contact_id for s in slots if s.contact_id is not None]
+                for list_id in list_ids if stored else ():
+                    await add_to_list(session, org_id=org_id, list_id=list_id, contact_ids=stored)
             break
         except IntegrityError:
-            # A concurrent request created one of these contacts first: look again.
-            await session.rollback()
+            # A concurrent writer created one of these contacts first: look again.
             if attempt == UPSERT_ATTEMPTS:
                 raise
     report = UpsertReport(errors=sorted(errors, key=lambda e: e.index or 0))
@@ -327,7 +322,6 @@ async def erase_contact(session: AsyncSession, *, org_id: int, contact_id: int) 
     variables are emptied, and what the sink recorded of them (address, subject, content)
     too; statuses, timestamps and counts stay. Idempotent.
     """
-    await begin_write(session)
     contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
     if contact.erased_at is None:
         contact.email = contact.phone = contact.phone_country = None
@@ -354,5 +348,5 @@ async def erase_contact(session: AsyncSession, *, org_id: int, contact_id: int) 
             .where(Message.org_id == org_id, Message.contact_id == contact_id)
             .values(recipient=None, variables=None)
         )
-    await session.commit()
+        await session.flush()
     return contact

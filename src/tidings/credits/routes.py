@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tidings.api.deps import ManageKey, ReadKey, SessionDep
+from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, decode_cursor, paged
 from tidings.credits import service
 from tidings.credits.schemas import (
@@ -36,7 +36,9 @@ async def get_credits(
 
 
 @router.post("/credits/top-ups", status_code=201, summary="Add credit to the org")
-async def top_up(org_id: int, body: TopUpIn, key: ManageKey, session: SessionDep) -> CreditEntryOut:
+async def top_up(
+    org_id: int, body: TopUpIn, key: ManageKey, session: WriteSessionDep
+) -> CreditEntryOut:
     entry = await service.top_up(
         session, org_id=key.org_id, amount=to_micro(body.amount), note=body.note
     )
@@ -50,7 +52,9 @@ async def get_prices(org_id: int, key: ReadKey, session: SessionDep) -> PricesOu
 
 
 @router.put("/prices", summary="Replace the price table")
-async def put_prices(org_id: int, body: PricesIn, key: ManageKey, session: SessionDep) -> PricesOut:
+async def put_prices(
+    org_id: int, body: PricesIn, key: ManageKey, session: WriteSessionDep
+) -> PricesOut:
     rows = [service.PriceRow(p.channel, p.country, to_micro(p.amount)) for p in body.prices]
     prices = await service.set_prices(session, org_id=key.org_id, prices=rows)
     return PricesOut(prices=[PriceOut.of(p) for p in prices])

@@ -28,7 +28,6 @@ from tidings.contacts.models import Contact
 from tidings.credits.models import CreditBalance, CreditEntry, Price
 from tidings.db.base import utcnow
 from tidings.db.dialect import insert_ignoring_conflicts
-from tidings.db.engine import begin_write
 from tidings.errors import FieldError, InsufficientCredit, InvalidInput
 from tidings.messages.models import Message
 
@@ -90,7 +89,7 @@ def is_free(table: Mapping[str, int]) -> bool:
 async def set_prices(
     session: AsyncSession, *, org_id: int, prices: Sequence[PriceRow]
 ) -> list[Price]:
-    """Replace the org's whole price table (one transaction). An empty list: all free."""
+    """Replace the org's whole price table. An empty list: all free."""
     errors: list[FieldError] = []
     seen: set[tuple[str, str]] = set()
     for i, p in enumerate(prices):
@@ -106,7 +105,6 @@ async def set_prices(
     if errors:
         raise InvalidInput(errors)
     now = utcnow()
-    await begin_write(session)
     await session.execute(delete(Price).where(Price.org_id == org_id))
     if prices:
         await session.execute(
@@ -123,7 +121,6 @@ async def set_prices(
                 for p in prices
             ],
         )
-    await session.commit()
     return await list_prices(session, org_id=org_id)
 
 
@@ -271,12 +268,10 @@ async def release(
 async def top_up(
     session: AsyncSession, *, org_id: int, amount: int, note: str | None = None
 ) -> CreditEntry:
-    """Add credit to the org (its own transaction); the new ledger entry."""
+    """Add credit to the org; the new ledger entry."""
     if amount <= 0:
         raise InvalidInput.field("amount", "greater than 0")
-    await begin_write(session)
     await credit(session, org_id=org_id, amount=amount, kind="top-up", note=note)
-    await session.commit()
     entry = await session.scalar(
         select(CreditEntry)
         .where(CreditEntry.org_id == org_id, CreditEntry.kind == "top-up")

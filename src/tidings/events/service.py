@@ -110,8 +110,8 @@ class Hit:
 async def record_events(session: AsyncSession, *, events: Sequence[NewEvent]) -> list[Event]:
     """Store `events`, derive message timestamps, statuses and broadcast counters from
     the new ones (see the module docstring), and queue their outbound webhook deliveries.
-    A query helper: the caller has called `begin_write` and commits. Returns the events
-    that were new (detached rows, with their ids)."""
+    A query helper, in the caller's write transaction. Returns the events that were new
+    (detached rows, with their ids)."""
     if not events:
         return []
     now = utcnow()
@@ -203,8 +203,8 @@ async def track(
 ) -> bool:
     """Record an open, click or play of a message from a tracking hit, flagging bots.
 
-    A query helper (the caller has called `begin_write` and commits). One human and one
-    bot event are kept per message, kind and `key` (a link's position for clicks):
+    A query helper, in the caller's write transaction. One human and one bot event are
+    kept per message, kind and `key` (a link's position for clicks):
     reopening or clicking again is not a new event, so the table grows with recipients,
     not with hits. False when there is no such message."""
     message = (

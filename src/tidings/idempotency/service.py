@@ -4,11 +4,14 @@
     same key, different body → 422
     same key, still running  → 409
 
-`begin` records the key (its own short transaction). The operation then calls `finish`
-inside its own transaction, so the answer is stored exactly when the work commits. A key
+The entry point runs `begin` in a short write transaction of its own, committed before
+the work's, so that concurrent requests see the claim while the work runs. The work calls
+`finish` in its transaction, so the answer is stored exactly when the work commits. A key
 left unfinished therefore means the work never committed (a crash): after
-IN_FLIGHT_GRACE a retry takes the key over and runs the operation — safely, once.
-Keys are kept KEEP_FOR, then forgotten.
+IN_FLIGHT_GRACE a retry takes the key over and runs the operation — safely, once. When
+the work fails, the entry point rolls its transaction back and, in another one, stores
+the error answer (`finish_alone`) or forgets the key (`release`). No function here
+commits. Keys are kept KEEP_FOR, then forgotten.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.base import utcnow
-from tidings.db.engine import begin_write
 from tidings.errors import Conflict, InvalidInput
 from tidings.idempotency.models import IdempotencyKey
 
@@ -60,10 +62,12 @@ def request_hash(method: str, path: str, body: bytes) -> str:
 async def begin(
     session: AsyncSession, *, org_id: int, key: str, fingerprint: str
 ) -> Claim | Replay:
+    """Claim the key for this request, or say how it was answered before (Replay);
+    InvalidInput for another body, Conflict while another request holds it. Run it in a
+    write transaction of its own (see the module docstring)."""
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise InvalidInput.field("Idempotency-Key", f"1 to {MAX_KEY_LENGTH} printable characters")
     now = utcnow()
-    await begin_write(session)
     await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < now - KEEP_FOR))
     existing = await session.scalar(
         select(IdempotencyKey).where(IdempotencyKey.org_id == org_id, IdempotencyKey.key == key)
@@ -72,34 +76,28 @@ async def begin(
         row = IdempotencyKey(org_id=org_id, key=key, request_hash=fingerprint, created_at=now)
         session.add(row)
         try:
-            await session.commit()
+            await session.flush()
         except IntegrityError:  # a concurrent request with the same key got there first
-            await session.rollback()
             raise Conflict("a request with this Idempotency-Key is in progress") from None
         return Claim(row.id)
     if existing.request_hash != fingerprint:
-        await session.rollback()
         raise InvalidInput.field(
             "Idempotency-Key", "already used with a different request body or path"
         )
     if existing.finished_at is not None and existing.status_code is not None:
-        replay = Replay(existing.status_code, existing.response or {})
-        await session.rollback()
-        return replay
+        return Replay(existing.status_code, existing.response or {})
     if existing.created_at > now - IN_FLIGHT_GRACE:
-        await session.rollback()
         raise Conflict("a request with this Idempotency-Key is in progress")
     # Unfinished long ago: the work never committed (see the module docstring). Take over.
     existing.created_at = now
-    claim = Claim(existing.id)
-    await session.commit()
-    return claim
+    await session.flush()
+    return Claim(existing.id)
 
 
 async def finish(
     session: AsyncSession, *, claim: Claim, status_code: int, body: dict[str, Any]
 ) -> None:
-    """Store the answer, in the caller's transaction (query helper: does not commit)."""
+    """Store the answer, in the work's transaction (query helper)."""
     await session.execute(
         update(IdempotencyKey)
         .where(IdempotencyKey.id == claim.id)
@@ -110,14 +108,12 @@ async def finish(
 async def finish_alone(
     session: AsyncSession, *, claim: Claim, status_code: int, body: dict[str, Any]
 ) -> None:
-    """Store an error answer (the work did not happen), in a transaction of its own."""
-    await begin_write(session)
+    """Store an error answer: the work did not happen, its transaction was rolled back, and
+    the caller runs this in a write transaction of its own."""
     await finish(session, claim=claim, status_code=status_code, body=body)
-    await session.commit()
 
 
 async def release(session: AsyncSession, *, claim: Claim) -> None:
-    """Forget the key after an unexpected failure, so that a retry can run."""
-    await begin_write(session)
+    """Forget the key after an unexpected failure, so that a retry can run (the caller
+    runs this in a write transaction of its own, after the work's was rolled back)."""
     await session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == claim.id))
-    await session.commit()

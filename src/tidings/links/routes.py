@@ -20,7 +20,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from tidings.api.deps import SessionDep
+from tidings.api.deps import WriteSessionDep
 from tidings.events.service import Hit
 from tidings.links import service
 from tidings.links.tokens import TokenSigner
@@ -80,7 +80,7 @@ async def unsubscribe_page(token: str, signer: SignerDep) -> HTMLResponse:
 
 
 @router.post("/u/{token}", summary="Unsubscribe (page button, or RFC 8058 one-click)")
-async def unsubscribe(token: str, signer: SignerDep, session: SessionDep) -> HTMLResponse:
+async def unsubscribe(token: str, signer: SignerDep, session: WriteSessionDep) -> HTMLResponse:
     message_id = service.message_of(signer, token)
     if message_id is None:
         return _not_found()
@@ -93,7 +93,7 @@ async def unsubscribe(token: str, signer: SignerDep, session: SessionDep) -> HTM
 @router.get("/l/{token}", summary="Follow a link from a message (redirects to the stored URL)")
 @router.head("/l/{token}", summary="Probe a link (recorded as a bot's click)")
 async def follow_link(
-    token: str, request: Request, signer: SignerDep, session: SessionDep
+    token: str, request: Request, signer: SignerDep, session: WriteSessionDep
 ) -> Response:
     found = service.link_of(signer, token)
     if found is None:
@@ -107,7 +107,7 @@ async def follow_link(
 @router.get("/o/{token}", summary="Open pixel (1×1 GIF, never cached)")
 @router.head("/o/{token}", summary="Probe the open pixel (recorded as a bot's open)")
 async def open_pixel(
-    token: str, request: Request, signer: SignerDep, session: SessionDep
+    token: str, request: Request, signer: SignerDep, session: WriteSessionDep
 ) -> Response:
     message_id = service.tracked_message(signer, service.OPEN, token)
     if message_id is None or not await service.record_hit(
@@ -119,7 +119,9 @@ async def open_pixel(
 
 @router.get("/p/{token}", status_code=204, summary="Record a play (media, landing page)")
 @router.post("/p/{token}", status_code=204, summary="Record a play (media, landing page)")
-async def played(token: str, request: Request, signer: SignerDep, session: SessionDep) -> Response:
+async def played(
+    token: str, request: Request, signer: SignerDep, session: WriteSessionDep
+) -> Response:
     message_id = service.tracked_message(signer, service.PLAY, token)
     if message_id is None or not await service.record_hit(
         session, message_id=message_id, kind="played", hit=_hit(request)

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.contacts.models import Contact
 from tidings.db.base import utcnow
-from tidings.db.engine import begin_write
 from tidings.events.service import Hit, NewEvent, record_events, track
 from tidings.links.models import Link
 from tidings.links.tokens import TokenSigner
@@ -38,7 +37,6 @@ async def unsubscribe(session: AsyncSession, *, message_id: int) -> bool | None:
     way an `unsubscribed` event is recorded once per message, which moves the
     broadcast's unsubscribed_count once however often the link is posted.
     """
-    await begin_write(session)
     message = (
         await session.execute(
             select(
@@ -51,12 +49,10 @@ async def unsubscribe(session: AsyncSession, *, message_id: int) -> bool | None:
         )
     ).first()
     if message is None:
-        await session.rollback()
         return None
     contact = await session.get(Contact, message.contact_id) if message.contact_id else None
     status = "email_status" if message.channel == "email" else "sms_status"
     if contact is None:
-        await session.rollback()
         return False
     done: bool = getattr(contact, status) != "unsubscribed"
     setattr(contact, status, "unsubscribed")
@@ -74,7 +70,7 @@ async def unsubscribe(session: AsyncSession, *, message_id: int) -> bool | None:
             )
         ],
     )
-    await session.commit()
+    await session.flush()
     return done
 
 
@@ -101,10 +97,8 @@ async def follow(session: AsyncSession, *, message_id: int, position: int, hit: 
     message and link (flagged when a bot's, see `tidings.events.bots`), whose first human
     one per message moves the broadcast's clicked_count by one.
     """
-    await begin_write(session)
     link = await session.get(Link, (message_id, position))
     if link is None:
-        await session.rollback()
         return None
     link.clicks += 1
     if link.first_clicked_at is None:
@@ -118,7 +112,7 @@ async def follow(session: AsyncSession, *, message_id: int, position: int, hit: 
         key=str(position),
         data={"position": position},
     )
-    await session.commit()
+    await session.flush()
     return url
 
 
@@ -144,7 +138,4 @@ def tracked_message(signer: TokenSigner, purpose: str, token: str) -> int | None
 
 async def record_hit(session: AsyncSession, *, message_id: int, kind: str, hit: Hit) -> bool:
     """Record an open or play of the message (flagging bots); False for no such message."""
-    await begin_write(session)
-    found = await track(session, message_id=message_id, kind=kind, hit=hit)
-    await session.commit()
-    return found
+    return await track(session, message_id=message_id, kind=kind, hit=hit)

@@ -30,7 +30,7 @@ from sqlalchemy import delete, exists, or_, select
 from tidings.connections.models import Connection
 from tidings.db.base import utcnow
 from tidings.db.dialect import dialect_name
-from tidings.db.engine import Database, begin_write
+from tidings.db.engine import Database
 from tidings.messages.models import Message
 from tidings.reports import service
 from tidings.reports.models import PendingReport, RejectedReport
@@ -71,12 +71,11 @@ async def sweep(
     sent = exists().where(m.id == p.message_id, m.status.not_in(service.UNSENT))
     ready = or_(id_recorded, sent, p.created_at < now - hold)
     query = select(p).where(ready).order_by(p.id).limit(SWEEP_BATCH)
-    async with db.session() as session:
-        # Read first: an idle sweep every few seconds must not take SQLite's write lock.
+    # Read first: an idle sweep every few seconds must not take SQLite's write lock.
+    async with db.transaction(write=False) as session:
         if await session.scalar(select(query.exists())) is not True:
             return Swept(applied=0, stale=0)
-        await session.rollback()
-        await begin_write(session)
+    async with db.transaction() as session:
         if dialect_name(session) == "postgresql":  # two workers sweep different rows
             query = query.with_for_update(of=p, skip_locked=True)
         rows = list(await session.scalars(query))
@@ -101,7 +100,6 @@ async def sweep(
             stale += outcome.stale
         if rows:
             await session.execute(delete(p).where(p.id.in_([row.id for row in rows])))
-        await session.commit()
     return Swept(applied=applied, stale=stale)
 
 
@@ -116,13 +114,11 @@ async def prune_rejected(db: Database, *, before: datetime) -> int:
         .limit(PRUNE_BATCH)
     )
     while True:
-        async with db.session() as session:
+        async with db.transaction(write=False) as session:
             ids = list(await session.scalars(oldest))  # read first, as in `sweep`
-            await session.rollback()
-            if ids:
-                await begin_write(session)
+        if ids:
+            async with db.transaction() as session:
                 await session.execute(delete(RejectedReport).where(RejectedReport.id.in_(ids)))
-                await session.commit()
         pruned += len(ids)
         if len(ids) < PRUNE_BATCH:
             return pruned

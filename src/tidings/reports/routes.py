@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.api.deps import ReadKey, SessionDep
+from tidings.api.deps import BodyDep, ReadKey, SessionDep, WriteSessionDep
+from tidings.api.problems import error_response
 from tidings.reports import service
 from tidings.reports.schemas import RejectedCountOut, RejectedReportsOut, ReportsOut
 from tidings.settings import Settings
@@ -17,8 +19,8 @@ public = APIRouter(prefix="/reports/{connection_id}", tags=["delivery reports"])
 
 
 async def _receive(
-    request: Request, session: SessionDep, connection_id: int, incoming: service.Incoming
-) -> ReportsOut:
+    request: Request, session: AsyncSession, connection_id: int, incoming: service.Incoming
+) -> ReportsOut | Response:
     settings: Settings = request.app.state.settings
     outcome = await service.receive(
         session,
@@ -26,6 +28,9 @@ async def _receive(
         incoming=incoming,
         soft_bounce_limit=settings.soft_bounce_limit,
     )
+    if isinstance(outcome, service.Refused):
+        # Answered, not raised: the request's transaction commits the refusal's count.
+        return error_response(request, outcome.error)
     return ReportsOut(accepted=outcome.accepted, stale=outcome.stale, pending=outcome.pending)
 
 
@@ -36,25 +41,34 @@ def _urls(request: Request, settings: Settings) -> tuple[str, ...]:
     return (settings.public_url.rstrip("/") + tail, str(request.url))
 
 
-@public.get("/kannel/{token}", summary="Kannel DLR (Kannel GETs the dlr-url)")
+@public.get(
+    "/kannel/{token}", summary="Kannel DLR (Kannel GETs the dlr-url)", response_model=ReportsOut
+)
 async def kannel(
-    connection_id: int, token: str, request: Request, session: SessionDep
-) -> ReportsOut:
+    connection_id: int, token: str, request: Request, session: WriteSessionDep
+) -> ReportsOut | Response:
     incoming = service.Incoming(source="kannel", params=dict(request.query_params), token=token)
     return await _receive(request, session, connection_id, incoming)
 
 
-@public.post("/infobip/{token}", summary="Infobip delivery reports (JSON results[])")
+@public.post(
+    "/infobip/{token}",
+    summary="Infobip delivery reports (JSON results[])",
+    response_model=ReportsOut,
+)
 async def infobip(
-    connection_id: int, token: str, request: Request, session: SessionDep
-) -> ReportsOut:
-    incoming = service.Incoming(source="infobip", body=await request.body(), token=token)
+    connection_id: int, token: str, request: Request, body: BodyDep, session: WriteSessionDep
+) -> ReportsOut | Response:
+    incoming = service.Incoming(source="infobip", body=body, token=token)
     return await _receive(request, session, connection_id, incoming)
 
 
-@public.post("/twilio", summary="Twilio status callback (X-Twilio-Signature)")
-async def twilio(connection_id: int, request: Request, session: SessionDep) -> ReportsOut:
-    body = await request.body()
+@public.post(
+    "/twilio", summary="Twilio status callback (X-Twilio-Signature)", response_model=ReportsOut
+)
+async def twilio(
+    connection_id: int, request: Request, body: BodyDep, session: WriteSessionDep
+) -> ReportsOut | Response:
     try:
         form = dict(parse_qsl(body.decode(), keep_blank_values=True))
     except UnicodeDecodeError:
@@ -69,11 +83,15 @@ async def twilio(connection_id: int, request: Request, session: SessionDep) -> R
     return await _receive(request, session, connection_id, incoming)
 
 
-@public.post("/json", summary="Generic reports, signed as Standard Webhooks")
-async def generic(connection_id: int, request: Request, session: SessionDep) -> ReportsOut:
+@public.post(
+    "/json", summary="Generic reports, signed as Standard Webhooks", response_model=ReportsOut
+)
+async def generic(
+    connection_id: int, request: Request, body: BodyDep, session: WriteSessionDep
+) -> ReportsOut | Response:
     incoming = service.Incoming(
         source="json",
-        body=await request.body(),
+        body=body,
         headers={k.lower(): v for k, v in request.headers.items()},
     )
     return await _receive(request, session, connection_id, incoming)

@@ -3,9 +3,10 @@
     POST/GET /reports/{connection_id}/{provider}[/{token}]
       └─ receive: the connection (404 if none of that kind)
            ├─ authenticate (token, X-Twilio-Signature or Standard Webhooks signature)
-           │    fails → a `rejected_reports` row, committed, then 401 / 403
-           ├─ parse (`parsers`) fails → a row, then 422
-           └─ one write transaction:
+           │    fails → a `rejected_reports` row, then 401 / 403 (`Refused`: the route
+           │            answers it, so that its write transaction commits the row)
+           ├─ parse (`parsers`) fails → a row, then 422 (`Refused` too)
+           └─ in the route's write transaction:
                 find each report's message in the connection's org and channel
                   none, named by a provider id only, while a message of the org and
                     channel is being sent → a `pending_reports` row (`pending`)
@@ -53,8 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.connections.models import Connection
 from tidings.connections.service import token_matches
 from tidings.db.base import utcnow
-from tidings.db.engine import begin_write
-from tidings.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from tidings.errors import Forbidden, InvalidInput, NotFound, TidingsError, Unauthorized
 from tidings.events.service import NewEvent, record_events
 from tidings.messages.models import Message
 from tidings.reports import parsers
@@ -94,11 +94,19 @@ class Outcome:
     pending: int = 0  # about a provider id not recorded yet, while messages are in flight
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A refused report request, counted in `rejected_reports`: the caller commits that
+    row and answers `error` (raising it would roll the row back)."""
+
+    error: TidingsError
+
+
 async def receive(
     session: AsyncSession, *, connection_id: int, incoming: Incoming, soft_bounce_limit: int
-) -> Outcome:
-    """Authenticate, parse and apply one report request (see the module docstring). A
-    refused request is counted in its own committed transaction, then raised."""
+) -> Outcome | Refused:
+    """Authenticate, parse and apply one report request (see the module docstring), in the
+    caller's write transaction. NotFound (nothing recorded) for an unknown endpoint."""
     connection = await session.get(Connection, connection_id)
     kinds = KINDS.get(incoming.source)
     if connection is None or (kinds is not None and connection.kind not in kinds):
@@ -111,19 +119,16 @@ async def receive(
             reports = _parse(incoming)
         except parsers.Malformed as exc:
             refusal = InvalidInput.field("body", str(exc))
-    await session.rollback()
     if refusal is not None:
-        await begin_write(session)
         session.add(
             RejectedReport(
                 org_id=org_id, connection_id=connection_id, source=incoming.source,
                 reason=_reason(refusal), created_at=utcnow(),
             )
         )  # fmt: skip
-        await session.commit()
-        raise refusal
-    await begin_write(session)
-    outcome = await apply(
+        await session.flush()
+        return Refused(refusal)
+    return await apply(
         session,
         org_id=org_id,
         channel=channel,
@@ -132,11 +137,9 @@ async def receive(
         reports=reports,
         soft_bounce_limit=soft_bounce_limit,
     )
-    await session.commit()
-    return outcome
 
 
-def _authenticate(credentials: Mapping[str, object], incoming: Incoming) -> Exception | None:
+def _authenticate(credentials: Mapping[str, object], incoming: Incoming) -> TidingsError | None:
     """None when the request is authentic, else the error to answer (its detail names
     the reason stored: unsigned, bad_signature or stale)."""
     if incoming.source in ("kannel", "infobip"):
@@ -184,7 +187,7 @@ def _parse(incoming: Incoming) -> list[Report]:
     return parsers.generic(incoming.body)
 
 
-def _reason(error: Exception) -> str:
+def _reason(error: TidingsError) -> str:
     if isinstance(error, InvalidInput):
         return "malformed"
     return str(error).split(":", 1)[0]
@@ -201,8 +204,8 @@ async def apply(
     soft_bounce_limit: int,
     may_wait: bool = True,
 ) -> Outcome:
-    """Record authenticated reports (query helper: the caller has called `begin_write`
-    and commits). Stale ones are counted in `rejected_reports` instead; with `may_wait`,
+    """Record authenticated reports (query helper, in the caller's write transaction).
+    Stale ones are counted in `rejected_reports` instead; with `may_wait`,
     those that may have overtaken their message's outcome are kept in `pending_reports`
     (see the module docstring)."""
     now = utcnow()

@@ -27,7 +27,6 @@ from tidings.connections.models import Connection
 from tidings.connections.service import connection_by_token
 from tidings.contacts.models import Contact
 from tidings.contacts.normalize import normalize_phone
-from tidings.db.engine import begin_write
 from tidings.suppressions.models import Suppression
 from tidings.suppressions.service import suppress
 
@@ -81,12 +80,10 @@ async def authorised_connection(
 
 
 async def receive(session: AsyncSession, *, connection_id: int, token: str, body: Any) -> list[str]:
-    """Apply the keywords of an inbound request (one transaction); the action taken per
-    message: `unsubscribed`, `resubscribed` or `ignored`."""
+    """Apply the keywords of an inbound request (in the caller's write transaction); the
+    action taken per message: `unsubscribed`, `resubscribed` or `ignored`."""
     connection = await authorised_connection(session, connection_id=connection_id, token=token)
     org_id = connection.org_id
-    await session.rollback()
-    await begin_write(session)
     actions = []
     for sender, text in parse(body):
         word = keyword(text)
@@ -121,5 +118,4 @@ async def receive(session: AsyncSession, *, connection_id: int, token: str, body
             )
             await session.execute(update(Contact).where(contact).values(sms_status="subscribed"))
             actions.append("resubscribed")
-    await session.commit()
     return actions

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from tidings.api.deps import DatabaseDep, ManageKey, ReadKey, SessionDep
+from tidings.api.deps import BodyDep, DatabaseDep, ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.suppressions import inbound, service
 from tidings.suppressions.schemas import (
@@ -59,7 +59,7 @@ async def list_suppressions(
 
 @router.post("", summary="Suppress up to 1,000 addresses (bad rows are reported by index)")
 async def add_suppressions(
-    org_id: int, body: SuppressionAdd, key: ManageKey, session: SessionDep
+    org_id: int, body: SuppressionAdd, key: ManageKey, session: WriteSessionDep
 ) -> AddReportOut:
     report = await service.add(session, org_id=key.org_id, rows=body.suppressions)
     return AddReportOut(
@@ -75,7 +75,7 @@ async def add_suppressions(
 async def remove_address(
     org_id: int,
     key: ManageKey,
-    session: SessionDep,
+    session: WriteSessionDep,
     channel: Annotated[Channel, Query()],
     address: Annotated[str, Query(min_length=1, max_length=320)],
 ) -> Response:
@@ -121,7 +121,7 @@ async def get_suppression(
 
 @router.delete("/{suppression_id}", status_code=204, summary="Remove a suppression")
 async def remove_suppression(
-    org_id: int, suppression_id: int, key: ManageKey, session: SessionDep
+    org_id: int, suppression_id: int, key: ManageKey, session: WriteSessionDep
 ) -> Response:
     await service.remove(session, org_id=key.org_id, suppression_id=suppression_id)
     return Response(status_code=204)
@@ -133,9 +133,8 @@ async def remove_suppression(
     response_model=None,
 )
 async def inbound_sms(
-    connection_id: int, token: str, request: Request, session: SessionDep
+    connection_id: int, token: str, request: Request, raw: BodyDep, session: WriteSessionDep
 ) -> InboundOut | Response:
-    raw = await request.body()
     form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
     body: Any
     try:

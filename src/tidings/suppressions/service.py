@@ -11,9 +11,10 @@ explicit recipients and single sends (`campaigns/recipients.address_or_skip`, fe
 `reasons`), and once more per claimed batch just before sending
 (`dispatcher/queries.skip_suppressed`).
 
-Service functions (`add`, `remove…`, `list_suppressions`, `export_rows`) own their
-transaction; `suppress`, `reasons`, `note_soft_bounce` and `reset_soft_bounces` are query
-helpers for other services (delivery reports, bounces, inbound SMS) and never commit.
+Service functions (`add`, `remove…`, `list_suppressions`, `export_rows`) are the use
+cases of the routes; `suppress`, `reasons`, `note_soft_bounce` and `reset_soft_bounces`
+are query helpers for other services (delivery reports, bounces, inbound SMS). All run in
+their caller's transaction and never commit.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.contacts.normalize import normalize_email, normalize_phone
 from tidings.db.base import utcnow
 from tidings.db.dialect import insert_ignoring_conflicts, one_of
-from tidings.db.engine import begin_write
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.orgs.service import get_org
@@ -58,7 +58,7 @@ def normalize(channel: str, raw: str, *, region: str | None) -> str:
     raise ValueError("channel: email or sms")
 
 
-# --- query helpers (no commit) --------------------------------------------------------
+# --- query helpers --------------------------------------------------------------------
 
 
 async def suppress(
@@ -188,7 +188,7 @@ async def reset_soft_bounces(session: AsyncSession, *, org_id: int, address: str
     )
 
 
-# --- use cases (own their transaction) ------------------------------------------------
+# --- use cases ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,11 +227,10 @@ def _validate(
 
 
 async def add(session: AsyncSession, *, org_id: int, rows: Sequence[Any]) -> AddReport:
-    """Add a batch of suppressions in one transaction; bad rows are reported by index and
-    the good ones stored. Adding a listed address again changes nothing (see `suppress`)."""
+    """Add a batch of suppressions; bad rows are reported by index and the good ones
+    stored. Adding a listed address again changes nothing (see `suppress`)."""
     org = await get_org(session, org_id=org_id)
     region = org.phone_region
-    await session.rollback()
     valid: dict[int, dict[str, Any]] = {}
     errors: list[FieldError] = []
     for index, raw in enumerate(rows):
@@ -239,7 +238,6 @@ async def add(session: AsyncSession, *, org_id: int, rows: Sequence[Any]) -> Add
         errors += row_errors
         if values is not None:
             valid[index] = values
-    await begin_write(session)
     keys = {(v["channel"], v["address"]) for v in valid.values()}
     before = await _ids(session, org_id=org_id, keys=keys)
     unique: dict[tuple[str, str], dict[str, Any]] = {}
@@ -247,7 +245,6 @@ async def add(session: AsyncSession, *, org_id: int, rows: Sequence[Any]) -> Add
         unique[(values["channel"], values["address"])] = values  # the last row wins
     await _write(session, org_id=org_id, rows=list(unique.values()), now=utcnow())
     after = await _ids(session, org_id=org_id, keys=keys - set(before))
-    await session.commit()
     ids = before | after
     outcomes = []
     for index in range(len(rows)):
@@ -293,13 +290,11 @@ async def get_suppression(
 
 async def remove(session: AsyncSession, *, org_id: int, suppression_id: int) -> None:
     """Take one suppression off the list (NotFound if the org has no such row)."""
-    await begin_write(session)
     result = await session.execute(
         delete(SUPPRESSIONS).where(S.org_id == org_id, S.id == suppression_id)
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         raise NotFound("suppression", suppression_id)
-    await session.commit()
 
 
 async def remove_address(session: AsyncSession, *, org_id: int, channel: str, address: str) -> None:
@@ -309,8 +304,6 @@ async def remove_address(session: AsyncSession, *, org_id: int, channel: str, ad
         normalised = normalize(channel, address, region=org.phone_region)
     except ValueError as exc:
         raise InvalidInput.field("address", str(exc)) from None
-    await session.rollback()
-    await begin_write(session)
     result = await session.execute(
         delete(SUPPRESSIONS).where(
             S.org_id == org_id, S.channel == channel, S.address == normalised
@@ -318,7 +311,6 @@ async def remove_address(session: AsyncSession, *, org_id: int, channel: str, ad
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         raise NotFound("suppression", f"{channel}:{normalised}")
-    await session.commit()
 
 
 async def list_suppressions(

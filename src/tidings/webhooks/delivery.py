@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 import httpx
 
 from tidings.db.base import utcnow
-from tidings.db.engine import Database, begin_write
+from tidings.db.engine import Database
 from tidings.net.ssrf import UnsafeURL, guarded_client, parse
 from tidings.webhooks import queries, signing
 from tidings.webhooks.queries import Attempted, Claimed
@@ -118,19 +118,15 @@ class WebhookSender:
         now = self.clock()
         # The lease outlasts the attempt, so a live worker's rows are never claimed twice.
         lease_until = now + timedelta(seconds=self.config.timeout * 3 + 30)
-        async with self.db.session() as session:
-            await begin_write(session)
+        async with self.db.transaction() as session:
             claimed = await queries.claim(
                 session, now=now, lease_until=lease_until, limit=self.config.batch_size
             )
-            await session.commit()
         if not claimed:
             return 0
         outcomes = await asyncio.gather(*(self._attempt(item) for item in claimed))
-        async with self.db.session() as session:
-            await begin_write(session)
+        async with self.db.transaction() as session:
             await queries.record(session, outcomes=outcomes)
-            await session.commit()
         return len(outcomes)
 
     async def _attempt(self, item: Claimed) -> Attempted:

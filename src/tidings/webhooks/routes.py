@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
 
-from tidings.api.deps import ManageKey, ReadKey, SessionDep, SettingsDep
+from fastapi import APIRouter, Depends, Response
+
+from tidings.api.deps import ManageKey, ReadKey, SessionDep, SettingsDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
 from tidings.webhooks import service, signing
@@ -48,13 +50,30 @@ def _delivery_out(d: WebhookDelivery) -> DeliveryOut:
     )
 
 
+# The URL is checked by a dependency declared after the key and before the write session:
+# the check resolves the host, and must not hold the write transaction (see the service).
+
+
+async def _checked_create(body: WebhookCreate, settings: SettingsDep) -> WebhookCreate:
+    await service.checked_url(body.url, allow_private=settings.webhook_allow_private)
+    return body
+
+
+async def _checked_update(body: WebhookUpdate, settings: SettingsDep) -> WebhookUpdate:
+    if body.url is not None:
+        await service.checked_url(body.url, allow_private=settings.webhook_allow_private)
+    return body
+
+
+CheckedCreate = Annotated[WebhookCreate, Depends(_checked_create)]
+CheckedUpdate = Annotated[WebhookUpdate, Depends(_checked_update)]
+
+
 @router.post("", status_code=201, summary="Subscribe a URL to event types (secret shown once)")
 async def create_webhook(
-    org_id: int, body: WebhookCreate, key: ManageKey, session: SessionDep, settings: SettingsDep
+    org_id: int, key: ManageKey, body: CheckedCreate, session: WriteSessionDep
 ) -> WebhookCreated:
-    endpoint = await service.create_endpoint(
-        session, org_id=key.org_id, body=body, allow_private=settings.webhook_allow_private
-    )
+    endpoint = await service.create_endpoint(session, org_id=key.org_id, body=body)
     return WebhookCreated(**_out(endpoint).model_dump(), secret=endpoint.secret)
 
 
@@ -81,26 +100,20 @@ async def get_webhook(
 
 @router.patch("/{webhook_id}", summary="Change a webhook's URL (checked again), types or state")
 async def update_webhook(
-    org_id: int,
-    webhook_id: int,
-    body: WebhookUpdate,
-    key: ManageKey,
-    session: SessionDep,
-    settings: SettingsDep,
+    org_id: int, webhook_id: int, key: ManageKey, body: CheckedUpdate, session: WriteSessionDep
 ) -> WebhookOut:
     endpoint = await service.update_endpoint(
         session,
         org_id=key.org_id,
         endpoint_id=webhook_id,
         changes=changes_of(body, WebhookChanges),
-        allow_private=settings.webhook_allow_private,
     )
     return _out(endpoint)
 
 
 @router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook and its deliveries")
 async def delete_webhook(
-    org_id: int, webhook_id: int, key: ManageKey, session: SessionDep
+    org_id: int, webhook_id: int, key: ManageKey, session: WriteSessionDep
 ) -> Response:
     await service.delete_endpoint(session, org_id=key.org_id, endpoint_id=webhook_id)
     return Response(status_code=204)
@@ -127,7 +140,7 @@ async def list_deliveries(
 
 @router.post("/{webhook_id}/test", status_code=202, summary="Queue a `test` delivery")
 async def test_webhook(
-    org_id: int, webhook_id: int, key: ManageKey, session: SessionDep
+    org_id: int, webhook_id: int, key: ManageKey, session: WriteSessionDep
 ) -> DeliveryOut:
     delivery = await service.send_test(session, org_id=key.org_id, endpoint_id=webhook_id)
     return _delivery_out(delivery)

@@ -1,8 +1,10 @@
 """Webhook endpoints of an org, their deliveries, and queuing deliveries for events.
 
-A URL is checked (`tidings.net.ssrf.check_url`) before the write transaction opens, when
-an endpoint is created and when its URL changes; the delivery loop checks it again at
-every connection (`tidings.webhooks.delivery`).
+A URL is checked (`checked_url`, with `tidings.net.ssrf.check_url`) when an endpoint is
+created and when its URL changes, by the entry point before it opens the write
+transaction: the check resolves the host, and a tenant's slow DNS must not hold the
+transaction (on SQLite, the process's write turn). The delivery loop checks the URL again
+at every connection (`tidings.webhooks.delivery`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.base import utcnow
-from tidings.db.engine import begin_write
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import InvalidInput
 from tidings.events.models import Event
@@ -28,7 +29,11 @@ from tidings.webhooks.schemas import ALL, WebhookChanges, WebhookCreate
 TEST_EVENT = "test"
 
 
-async def _checked(url: str, *, allow_private: bool, resolver: Resolver | None) -> str:
+async def checked_url(
+    url: str, *, allow_private: bool = False, resolver: Resolver | None = None
+) -> str:
+    """`url` if an endpoint may be saved with it, else InvalidInput on `url` (see the
+    module docstring: run it before the write transaction)."""
     try:
         await check_url(url, allow_private=allow_private, resolver=resolver)
     except UnsafeURL as exc:
@@ -37,25 +42,19 @@ async def _checked(url: str, *, allow_private: bool, resolver: Resolver | None) 
 
 
 async def create_endpoint(
-    session: AsyncSession,
-    *,
-    org_id: int,
-    body: WebhookCreate,
-    allow_private: bool = False,
-    resolver: Resolver | None = None,
+    session: AsyncSession, *, org_id: int, body: WebhookCreate
 ) -> WebhookEndpoint:
-    """A new endpoint with a fresh secret (the caller shows it once)."""
-    url = await _checked(body.url, allow_private=allow_private, resolver=resolver)
-    await begin_write(session)
+    """A new endpoint with a fresh secret (the caller shows it once); the caller has
+    checked `body.url` with `checked_url`."""
     endpoint = WebhookEndpoint(
         org_id=org_id,
-        url=url,
+        url=body.url,
         event_types=body.event_types,
         secret=signing.generate_secret(),
         enabled=body.enabled,
     )
     session.add(endpoint)
-    await session.commit()
+    await session.flush()
     return endpoint
 
 
@@ -78,12 +77,8 @@ async def update_endpoint(
     org_id: int,
     endpoint_id: int,
     changes: WebhookChanges,
-    allow_private: bool = False,
-    resolver: Resolver | None = None,
 ) -> WebhookEndpoint:
-    if "url" in changes:
-        await _checked(changes["url"], allow_private=allow_private, resolver=resolver)
-    await begin_write(session)
+    """Change an endpoint; the caller has checked a new `url` with `checked_url`."""
     endpoint = await get_endpoint(session, org_id=org_id, endpoint_id=endpoint_id)
     if "url" in changes:
         endpoint.url = changes["url"]
@@ -91,16 +86,15 @@ async def update_endpoint(
         endpoint.event_types = changes["event_types"]
     if "enabled" in changes:
         endpoint.enabled = changes["enabled"]
-    await session.commit()
+    await session.flush()
     return endpoint
 
 
 async def delete_endpoint(session: AsyncSession, *, org_id: int, endpoint_id: int) -> None:
     """Delete an endpoint and its deliveries, pending ones included."""
-    await begin_write(session)
     endpoint = await get_endpoint(session, org_id=org_id, endpoint_id=endpoint_id)
     await session.delete(endpoint)
-    await session.commit()
+    await session.flush()
 
 
 async def list_deliveries(
@@ -116,7 +110,6 @@ async def send_test(
     session: AsyncSession, *, org_id: int, endpoint_id: int, now: datetime | None = None
 ) -> WebhookDelivery:
     """Queue a `test` delivery to the endpoint (enabled or not: it is sent once enabled)."""
-    await begin_write(session)
     endpoint = await get_endpoint(session, org_id=org_id, endpoint_id=endpoint_id)
     at = now or utcnow()
     delivery = WebhookDelivery(
@@ -129,7 +122,7 @@ async def send_test(
         created_at=at,
     )
     session.add(delivery)
-    await session.commit()
+    await session.flush()
     return delivery
 
 

@@ -15,7 +15,7 @@ async def test_erase_empties_personal_data_and_keeps_the_row(db: Database) -> No
     org = await make_org(db)
     async with db.transaction() as session:
         panel = await lists.create_list(session, org_id=org.id, name="panel", description=None)
-    async with db.session() as session:
+    async with db.transaction() as session:
         report = await service.upsert_contacts(
             session,
             org_id=org.id,
@@ -35,9 +35,9 @@ async def test_erase_empties_personal_data_and_keeps_the_row(db: Database) -> No
     contact_id = report.outcomes[0].contact_id
     assert contact_id is not None
 
-    async with db.session() as session:
+    async with db.transaction() as session:
         erased = await service.erase_contact(session, org_id=org.id, contact_id=contact_id)
-    async with db.session() as session:
+    async with db.transaction() as session:
         again = await service.erase_contact(session, org_id=org.id, contact_id=contact_id)
         stored = await service.get_contact(session, org_id=org.id, contact_id=contact_id)
         members = list(await session.scalars(select(ListMember.contact_id)))
@@ -58,7 +58,7 @@ async def test_erase_empties_personal_data_and_keeps_the_row(db: Database) -> No
     assert members == []
 
     # The address is free again: a new sign-up is a new contact, not the erased one.
-    async with db.session() as session:
+    async with db.transaction() as session:
         fresh = await service.upsert_contacts(
             session, org_id=org.id, rows=[{"email": "ada@example.com"}]
         )
@@ -69,13 +69,13 @@ async def test_erase_empties_personal_data_and_keeps_the_row(db: Database) -> No
 async def test_erasing_another_orgs_contact_is_not_found(db: Database) -> None:
     a = await make_org(db, "A")
     b = await make_org(db, "B")
-    async with db.session() as session:
+    async with db.transaction() as session:
         report = await service.upsert_contacts(
             session, org_id=a.id, rows=[{"email": "x@example.com"}]
         )
     contact_id = report.outcomes[0].contact_id
     assert contact_id is not None
-    async with db.session() as session:
+    async with db.transaction() as session:
         with pytest.raises(NotFound):
             await service.erase_contact(session, org_id=b.id, contact_id=contact_id)
     async with db.session() as session:
@@ -99,7 +99,7 @@ async def test_erase_keeps_only_non_personal_message_history(db: Database) -> No
     await Dispatcher(db, renderer=Renderer()).drain()
     ada = target.contact_ids[0]
 
-    async with db.session() as session:
+    async with db.transaction() as session:
         await service.erase_contact(session, org_id=org.id, contact_id=ada)
     async with db.session() as session:
         messages = {m.contact_id: m for m in await session.scalars(select(Message))}

@@ -15,7 +15,7 @@ from tidings.lists import service as lists
 
 
 async def _upsert(db: Database, org_id: int, rows: list[Any], **kw: Any) -> service.UpsertReport:
-    async with db.session() as session:
+    async with db.transaction() as session:
         return await service.upsert_contacts(session, org_id=org_id, rows=rows, **kw)
 
 

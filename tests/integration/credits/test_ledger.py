@@ -38,12 +38,12 @@ async def _ledger_sum(db: Database, org: OrgWithKey) -> int:
 
 
 async def _top_up(db: Database, org: OrgWithKey, amount: int) -> None:
-    async with db.session() as session:
+    async with db.transaction() as session:
         await credits.top_up(session, org_id=org.id, amount=amount, note="test")
 
 
 async def _email_price(db: Database, org: OrgWithKey, amount: int) -> None:
-    async with db.session() as session:
+    async with db.transaction() as session:
         await credits.set_prices(
             session, org_id=org.id, prices=[credits.PriceRow("email", "*", amount)]
         )

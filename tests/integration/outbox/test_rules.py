@@ -82,7 +82,7 @@ async def test_expansion_and_address_or_skip_agree(
     db: Database, channel: str, purpose: str
 ) -> None:
     org = await make_org(db)
-    async with db.session() as session:
+    async with db.transaction() as session:
         report = await contacts.upsert_contacts(session, org_id=org.id, rows=ROWS)
     assert report.failed == 0, report.errors
     async with db.session() as session:

@@ -111,7 +111,7 @@ CASES: list[tuple[str, dict[str, Any], set[str]]] = [
 
 async def _seed(db: Database) -> tuple[int, int]:
     org = await make_org(db)
-    async with db.session() as session:
+    async with db.transaction() as session:
         report = await contacts.upsert_contacts(session, org_id=org.id, rows=PEOPLE)
     assert report.failed == 0
     async with db.transaction() as session:
@@ -162,7 +162,7 @@ async def test_list_membership_and_erased_contacts(db: Database) -> None:
         [bob] = await contacts.list_contacts(
             session, org_id=org_id, after_id=None, limit=1, email="bob@example.com"
         )
-    async with db.session() as session:
+    async with db.transaction() as session:
         await contacts.erase_contact(session, org_id=org_id, contact_id=bob.id)
     assert await _names(db, org_id, saved.segment.id) == {"Dee"}
 

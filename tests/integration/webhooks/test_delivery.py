@@ -28,12 +28,10 @@ PUBLIC = "93.184.216.34"
 async def _endpoint(
     db: Database, org_id: int, url: str, types: list[str], **check: object
 ) -> WebhookEndpoint:
-    async with db.session() as session:
+    await service.checked_url(url, **check)  # type: ignore[arg-type]
+    async with db.transaction() as session:
         return await service.create_endpoint(
-            session,
-            org_id=org_id,
-            body=WebhookCreate(url=url, event_types=types),
-            **check,  # type: ignore[arg-type]
+            session, org_id=org_id, body=WebhookCreate(url=url, event_types=types)
         )
 
 
@@ -73,7 +71,7 @@ async def test_enqueue_one_delivery_per_subscribed_endpoint(db: Database) -> Non
     everything = await _endpoint(db, a.id, "https://a.example/2", ["*"], **check)
     off = await _endpoint(db, a.id, "https://a.example/3", ["*"], **check)
     await _endpoint(db, b.id, "https://b.example/1", ["*"], **check)
-    async with db.session() as session:
+    async with db.transaction() as session:
         await service.update_endpoint(
             session, org_id=a.id, endpoint_id=off.id, changes={"enabled": False}
         )
