@@ -21,7 +21,7 @@ from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.api.principal import Principal, Scope
-from tidings.db.engine import Database, transaction
+from tidings.db.engine import Database, begin_write, transaction
 from tidings.errors import Unauthorized
 from tidings.settings import Settings
 
@@ -85,6 +85,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 _STALE_KEY = "tidings_stale_key"  # request.state: a key whose use is still to be recorded
+_FAILED = "tidings_failed"  # request.state: the route answered a failure it caught
 
 
 async def get_session(
@@ -106,13 +107,29 @@ async def get_write_session(
     request: Request, db: DatabaseDep, keys: KeysDep
 ) -> AsyncIterator[AsyncSession]:
     """The request's one write transaction: committed when the route returns (before the
-    answer is sent), rolled back when it raises. The key's use is recorded in it."""
-    async with db.request_session() as session, transaction(session):
-        key_id = getattr(request.state, _STALE_KEY, None)
-        if key_id is not None:
-            setattr(request.state, _STALE_KEY, None)
-            await keys.record_use(session, key_id=key_id)
-        yield session
+    answer is sent), rolled back when it raises or answers a failure it caught itself
+    (`answered_failure`: the dialects shape their own errors). The key's use is recorded
+    in it."""
+    async with db.request_session() as session:
+        await begin_write(session)
+        try:
+            key_id = getattr(request.state, _STALE_KEY, None)
+            if key_id is not None:
+                setattr(request.state, _STALE_KEY, None)
+                await keys.record_use(session, key_id=key_id)
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        if getattr(request.state, _FAILED, False):
+            await session.rollback()
+        else:
+            await session.commit()
+
+
+def answered_failure(request: Request) -> None:
+    """The route turned an error into its answer: its write transaction is rolled back."""
+    setattr(request.state, _FAILED, True)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

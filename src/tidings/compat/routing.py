@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from tidings.api.deps import answered_failure
 from tidings.api.principal import Principal
 from tidings.api.problems import field_path
 from tidings.errors import FieldError, TidingsError
@@ -76,6 +77,7 @@ def dialect_router(shape: ErrorShape, *, prefix: str, tag: str) -> APIRouter:
                 try:
                     return await handler(request)
                 except Exception as exc:
+                    answered_failure(request)  # its write transaction is rolled back
                     failure = failure_of(exc)
                     if failure.status >= 500:
                         log.exception("%s %s failed", request.method, request.url.path)
