@@ -107,8 +107,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 async def begin_write(session: AsyncSession) -> None:
     """Open the session's transaction as a write (SQLite: `BEGIN IMMEDIATE`).
 
-    Call it first in a service function that writes, before any statement: an already
-    open transaction cannot become a write one, so that is a programming error here.
+    Call it first, before any statement (`transaction()` does, for the entry point that
+    opens a write transaction): an already open transaction cannot become a write one, so
+    that is a programming error here.
     """
     if session.in_transaction():
         raise RuntimeError("begin_write() inside an open transaction: commit or roll back first")
