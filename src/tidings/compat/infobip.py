@@ -136,7 +136,6 @@ async def send_invite(
         session, org_id=principal.org_id, key=applicationKey, type_=integrationType
     )
     campaign_id = integration.campaign_id
-    await session.rollback()  # read only
     sent = await service.send_link_invite(
         session,
         org_id=principal.org_id,
