@@ -50,7 +50,7 @@ from tidings.db.engine import Database
 from tidings.dispatcher import queries
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
 from tidings.keys.service import create_org
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 from tidings.runtime import tune_gc
 from tidings.settings import Settings
 

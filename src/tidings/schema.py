@@ -17,8 +17,8 @@ from tidings.idempotency.models import IdempotencyKey
 from tidings.keys.models import ApiKey
 from tidings.links.models import Link
 from tidings.lists.models import ContactList, ListMember
-from tidings.messages.models import Message
 from tidings.orgs.models import Org
+from tidings.outbox.models import Message
 from tidings.reports.models import PendingReport, RejectedReport
 from tidings.segments.models import Segment
 from tidings.suppressions.models import SoftBounce, Suppression

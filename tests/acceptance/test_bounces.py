@@ -16,7 +16,7 @@ from tidings.bounces.imap import BouncePoller, poll_once
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 from tidings.suppressions import service as suppressions
 
 TOKEN = "bounce-token-0123456789abcdef"

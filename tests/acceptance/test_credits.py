@@ -16,7 +16,7 @@ from tests.support.sending import email_campaign
 from tidings.cli import app
 from tidings.credits.models import CreditEntry
 from tidings.db.engine import Database
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 
 runner = CliRunner()
 

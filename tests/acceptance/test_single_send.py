@@ -17,7 +17,7 @@ from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher
 from tidings.idempotency import service as idempotency
 from tidings.idempotency.models import IdempotencyKey
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 
 
 async def _messages(db: Database) -> int:

@@ -21,7 +21,7 @@ from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher
 from tidings.keys.schemas import KeyKind
 from tidings.keys.service import create_key
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 from tidings.templates.models import Template
 from tidings.testing import Gateway, Reply
 

@@ -16,7 +16,7 @@ from tidings.contacts.models import Contact
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 from tidings.suppressions import service as suppressions
 
 TOKEN = "inbound-token-0123456789abcdef"

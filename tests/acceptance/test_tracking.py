@@ -19,7 +19,7 @@ from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
 from tidings.links.secret import load_secret
 from tidings.links.tokens import TokenSigner
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 from tidings.settings import Settings
 
 PUBLIC = "http://tidings.test"

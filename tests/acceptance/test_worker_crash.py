@@ -21,7 +21,7 @@ from tests.support.sending import audience, broadcast_now, email_campaign
 from tidings.broadcasts.models import Broadcast
 from tidings.channels.models import SinkMessage
 from tidings.db.engine import Database
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 from tidings.settings import Settings
 
 RECIPIENTS = 3_000

@@ -17,7 +17,7 @@ from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher
 from tidings.lists import service as lists
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 from tidings.templates import service as templates
 
 SUBJECT = "Hello {{ first_name }}, your {{ plan | default('free') }} plan"

@@ -26,7 +26,7 @@ from tidings.bounces.parse import Report, parse
 from tidings.connections.models import Connection
 from tidings.connections.service import connection_by_token
 from tidings.events.service import NewEvent, record_events
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 from tidings.suppressions.service import note_soft_bounce, reset_soft_bounces, suppress
 
 

@@ -32,7 +32,7 @@ from tidings.db.base import utcnow
 from tidings.errors import InvalidInput, NotFound
 from tidings.lists.models import ContactList
 from tidings.lists.service import create_list
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 from tidings.templates.models import Template
 from tidings.templates.service import create_template
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.status import BroadcastStatus, transition
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 from tidings.outbox.status import UNFINISHED
 
 BROADCASTS = cast(Table, Broadcast.__table__)

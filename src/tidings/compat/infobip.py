@@ -28,8 +28,8 @@ from tidings.errors import InvalidInput, NotFound
 from tidings.invites import service
 from tidings.keys.schemas import KeyKind, Scope
 from tidings.links.routes import SignerDep
-from tidings.messages.models import Message
 from tidings.messages.service import get_message
+from tidings.outbox.models import Message
 from tidings.outbox.status import MessageStatus
 
 _ERRORS: Final = {

@@ -34,8 +34,8 @@ from tidings.db.owned import get_owned
 from tidings.errors import FieldError
 from tidings.lists.models import ListMember
 from tidings.lists.service import add_to_list, require_lists
-from tidings.messages.models import Message
 from tidings.orgs.service import get_org
+from tidings.outbox.models import Message
 
 CONTACTS = cast(Table, Contact.__table__)
 LOOKUP_CHUNK = 500

@@ -29,12 +29,12 @@ from tidings.credits.models import CreditBalance, CreditEntry, Price
 from tidings.db.base import utcnow
 from tidings.db.dialect import insert_ignoring_conflicts
 from tidings.errors import FieldError, InsufficientCredit, InvalidInput
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
+from tidings.outbox.status import RESERVED
 
 MICRO = 1_000_000  # micro-credits per credit
 ANY_COUNTRY = "*"
 CHANNELS = ("email", "sms")
-CHARGED = ("queued", "held")  # statuses whose cost stays reserved until they end
 BALANCES = cast(Table, CreditBalance.__table__)
 ENTRIES = cast(Table, CreditEntry.__table__)
 MESSAGES = cast(Table, Message.__table__)
@@ -316,7 +316,7 @@ async def charge_messages(
     price = price_expression(table, _destination_country()) if channel == "sms" else None
     count = literal(segments) if segments is not None else func.coalesce(m.segments, 1)
     cost: Any = price * count if price is not None else literal(price_of(table))
-    condition = (m.org_id == org_id) & m.status.in_(CHARGED) & where
+    condition = (m.org_id == org_id) & m.status.in_(sorted(RESERVED)) & where
     await session.execute(update(MESSAGES).where(condition).values(cost=cost))
     total = int(
         await session.scalar(select(func.coalesce(func.sum(m.cost), 0)).where(condition)) or 0

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.dialect import insert_selected_ignoring_conflicts, json_object, one_of
 from tidings.events.models import Event
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 from tidings.outbox.outcomes import Written
 from tidings.outbox.status import MessageStatus
 from tidings.webhooks import service as webhooks

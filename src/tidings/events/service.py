@@ -38,7 +38,8 @@ from tidings.db.dialect import dialect_name, insert_ignoring_conflicts
 from tidings.db.owned import owned_page
 from tidings.events.bots import bot_reason
 from tidings.events.models import Event
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
+from tidings.outbox.status import MessageStatus, sources
 from tidings.webhooks import service as webhooks
 
 EVENTS = cast(Table, Event.__table__)
@@ -74,11 +75,12 @@ A bounce moves `failed_count` (and leaves `sent_count` as it was: the message wa
 handed over), unless the dispatcher had already failed that message."""
 
 STATUS_AFTER: Final = {
-    "delivered": ("delivered", ("sent",)),
-    "bounced": ("bounced", ("sent", "delivered")),
-    "complained": ("complained", ("sent", "delivered")),
+    "delivered": MessageStatus.DELIVERED,
+    "bounced": MessageStatus.BOUNCED,
+    "complained": MessageStatus.COMPLAINED,
 }
-"""Event type → (the status it moves a message to, the statuses it may move it from)."""
+"""Event type → the status it moves a message to (from the statuses the message
+transition table allows: `outbox.status.sources`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +143,7 @@ async def record_events(session: AsyncSession, *, events: Sequence[NewEvent]) ->
     for kind in sorted(human):
         set_now = await _set_first(session, kind=kind, message_ids=sorted(human[kind]))
         for _message_id, broadcast_id, status in set_now:
-            if broadcast_id is None or (kind == "bounced" and status == "failed"):
+            if broadcast_id is None or (kind == "bounced" and status == MessageStatus.FAILED):
                 continue
             counters = deltas.setdefault(broadcast_id, {})
             counters[COUNTERS[kind]] = counters.get(COUNTERS[kind], 0) + 1
@@ -186,7 +188,8 @@ async def _set_first(
 
 async def _move_status(session: AsyncSession, *, kind: str, message_ids: list[int]) -> None:
     """Side effect: these messages move up to the kind's status, never down."""
-    status, below = STATUS_AFTER[kind]
+    status = STATUS_AFTER[kind]
+    below = sorted(sources(status))
     await session.execute(
         update(MESSAGES).where(M.id.in_(message_ids), M.status.in_(below)).values(status=status)
     )

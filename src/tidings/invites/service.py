@@ -31,9 +31,9 @@ from tidings.db.base import utcnow
 from tidings.errors import FieldError, InvalidInput
 from tidings.links.service import INVITE_POSITION, click_url
 from tidings.links.tokens import TokenSigner
-from tidings.messages.models import Message
 from tidings.orgs.service import get_org
 from tidings.outbox import create as outbox
+from tidings.outbox.models import Message
 from tidings.outbox.status import MessageStatus
 
 FIRST_NAME_KEYS = ("first_name", "firstName", "firstname")

@@ -15,7 +15,7 @@ from tidings.db.base import utcnow
 from tidings.events.service import Hit, NewEvent, record_events, track
 from tidings.links.models import Link
 from tidings.links.tokens import TokenSigner
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 
 UNSUBSCRIBE = "unsubscribe"
 

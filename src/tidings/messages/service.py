@@ -24,10 +24,10 @@ from tidings.db.base import utcnow
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import FieldError, InvalidInput
 from tidings.idempotency import service as idempotency
-from tidings.messages.models import Message
 from tidings.messages.schemas import MessageOut, SingleSend
 from tidings.orgs.service import get_org
 from tidings.outbox import create as outbox
+from tidings.outbox.models import Message
 from tidings.outbox.status import MessageStatus
 from tidings.templates.schemas import Channel
 from tidings.templates.service import check_inline, get_template, inline_template

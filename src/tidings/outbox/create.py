@@ -38,7 +38,7 @@ from tidings.campaigns.models import Campaign
 from tidings.contacts.models import Contact
 from tidings.db.base import JSONDoc, UTCDateTime
 from tidings.db.dialect import json_rows, rows_by_keys
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 from tidings.outbox.rules import (
     address_or_skip,
     due_time,

@@ -9,7 +9,7 @@ from typing import cast
 from sqlalchemy import ColumnElement, Table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 from tidings.outbox.status import TRANSITIONS, MessageStatus, transition
 
 MESSAGES = cast(Table, Message.__table__)

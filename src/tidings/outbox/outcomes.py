@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
 from tidings.db.dialect import for_update, json_rows, not_by_index
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 from tidings.outbox.status import MessageStatus
 
 MESSAGES = cast(Table, Message.__table__)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.campaigns.models import Campaign
 from tidings.db.dialect import for_update, one_of
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 from tidings.outbox.rules import SUPPRESSED_PREFIX, suppression_match
 from tidings.outbox.status import MessageStatus
 from tidings.suppressions.models import Suppression

@@ -31,7 +31,8 @@ from tidings.connections.models import Connection
 from tidings.db.base import utcnow
 from tidings.db.dialect import dialect_name
 from tidings.db.engine import Database
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
+from tidings.outbox.status import UNSENT
 from tidings.reports import service
 from tidings.reports.models import PendingReport, RejectedReport
 
@@ -68,7 +69,7 @@ async def sweep(
     now = now or utcnow()
     p, m = PendingReport, Message
     id_recorded = exists().where(m.org_id == p.org_id, m.provider_id == p.provider_id)
-    sent = exists().where(m.id == p.message_id, m.status.not_in(service.UNSENT))
+    sent = exists().where(m.id == p.message_id, m.status.not_in(sorted(UNSENT)))
     ready = or_(id_recorded, sent, p.created_at < now - hold)
     query = select(p).where(ready).order_by(p.id).limit(SWEEP_BATCH)
     # Read first: an idle sweep every few seconds must not take SQLite's write lock.

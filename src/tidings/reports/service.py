@@ -56,7 +56,8 @@ from tidings.connections.service import token_matches
 from tidings.db.base import utcnow
 from tidings.errors import Forbidden, InvalidInput, NotFound, TidingsError, Unauthorized
 from tidings.events.service import NewEvent, record_events
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
+from tidings.outbox.status import UNSENT, MessageStatus
 from tidings.reports import parsers
 from tidings.reports.models import PendingReport, RejectedReport
 from tidings.reports.parsers import Report
@@ -70,7 +71,6 @@ TOLERANCE: Final = 300
 KINDS: Final = {"kannel": ("kannel",), "infobip": ("infobip",), "twilio": ("twilio",)}
 """Which connection kinds each provider route serves; the generic format serves any."""
 LOOKUP_CHUNK: Final = 500
-UNSENT: Final = ("queued", "sending")
 """A message in these has no outcome written yet: a report about it waits."""
 
 
@@ -280,7 +280,9 @@ async def _sending(session: AsyncSession, *, org_id: int, channel: str) -> bool:
     """Whether a message of the org on `channel` is being sent (claimed, its outcome not
     written yet); the partial index `ix_messages_leased` holds only those."""
     in_flight = exists().where(
-        Message.status == "sending", Message.org_id == org_id, Message.channel == channel
+        Message.status == MessageStatus.SENDING,
+        Message.org_id == org_id,
+        Message.channel == channel,
     )
     return bool(await session.scalar(select(in_flight)))
 

@@ -172,7 +172,7 @@ async def test_the_cost_and_balance_are_read_from_the_ledger(
         from sqlalchemy import func, select
 
         from tidings.credits.models import CreditBalance
-        from tidings.messages.models import Message
+        from tidings.outbox.models import Message
 
         cost = await session.scalar(
             select(func.coalesce(func.sum(Message.cost), 0)).where(Message.org_id == org.id)

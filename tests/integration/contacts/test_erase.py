@@ -88,7 +88,7 @@ async def test_erase_keeps_only_non_personal_message_history(db: Database) -> No
     from tidings.channels.models import SinkMessage
     from tidings.content.render import Renderer
     from tidings.dispatcher.worker import Dispatcher
-    from tidings.messages.models import Message
+    from tidings.outbox.models import Message
 
     org = await make_org(db)
     campaign_id = await email_campaign(db, org)

@@ -17,7 +17,7 @@ from tidings.db.base import utcnow
 from tidings.db.engine import Database, begin_write
 from tidings.dispatcher import queries
 from tidings.errors import InsufficientCredit
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 
 C = credits.MICRO
 

@@ -15,7 +15,7 @@ from tidings.db.base import utcnow
 from tidings.db.engine import Database, begin_write
 from tidings.dispatcher import queries
 from tidings.dispatcher.queries import Claimed, Outcome
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 
 
 async def _queued_broadcast(db: Database, recipients: int) -> int:

@@ -14,7 +14,7 @@ from tidings.channels.models import SinkMessage
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 
 
 async def test_every_recipient_gets_one_personalised_message(db: Database) -> None:

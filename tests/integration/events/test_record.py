@@ -17,7 +17,7 @@ from tidings.db.engine import Database, begin_write
 from tidings.dispatcher.worker import Dispatcher
 from tidings.events.models import Event
 from tidings.events.service import NewEvent, record_events
-from tidings.messages.models import Message
+from tidings.outbox.models import Message
 
 
 async def _sent_broadcast(db: Database, n: int) -> tuple[int, int, list[int]]:

@@ -22,8 +22,8 @@ from tidings.contacts.models import Contact
 from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
-from tidings.messages.models import Message
 from tidings.orgs.models import Org
+from tidings.outbox.models import Message
 from tidings.outbox.rules import (
     address_or_skip,
     due_time,

@@ -7,6 +7,7 @@ from sqlalchemy import BigInteger, Index, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, BigIntPK, utcnow
+from tidings.outbox.status import MessageStatus
 
 
 class Message(Base):
@@ -26,14 +27,14 @@ class Message(Base):
         Index(
             "ix_messages_due",
             "due_at",
-            postgresql_where=text("status = 'queued'"),
-            sqlite_where=text("status = 'queued'"),
+            postgresql_where=text(f"status = '{MessageStatus.QUEUED}'"),
+            sqlite_where=text(f"status = '{MessageStatus.QUEUED}'"),
         ),
         Index(
             "ix_messages_leased",
             "lease_until",
-            postgresql_where=text("status = 'sending'"),
-            sqlite_where=text("status = 'sending'"),
+            postgresql_where=text(f"status = '{MessageStatus.SENDING}'"),
+            sqlite_where=text(f"status = '{MessageStatus.SENDING}'"),
         ),
         Index("ix_messages_broadcast_id_status", "broadcast_id", "status"),
         Index("ix_messages_org_id_id", "org_id", "id"),
