@@ -21,6 +21,7 @@ from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.api.principal import Principal, Scope
+from tidings.content.render import Renderer
 from tidings.db.engine import Database, begin_write, transaction
 from tidings.errors import Unauthorized
 from tidings.settings import Settings
@@ -82,6 +83,14 @@ def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_renderer(request: Request) -> Renderer:
+    renderer: Renderer = request.app.state.renderer
+    return renderer
+
+
+RendererDep = Annotated[Renderer, Depends(get_renderer)]
 
 
 _STALE_KEY = "tidings_stale_key"  # request.state: a key whose use is still to be recorded

@@ -27,7 +27,7 @@ from tidings.compat.routing import Failure, dialect_router, require_scope
 from tidings.errors import InvalidInput, NotFound
 from tidings.invites import service
 from tidings.keys.schemas import KeyKind, Scope
-from tidings.links.routes import SignerDep
+from tidings.links.deps import SignerDep
 from tidings.messages.service import get_message
 from tidings.outbox.models import Message
 from tidings.outbox.status import MessageStatus

@@ -27,7 +27,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from tidings.api.deps import PrincipalDep, WriteSessionDep
+from tidings.api.deps import PrincipalDep, RendererDep, WriteSessionDep
 from tidings.broadcasts.adhoc import AdhocEmail, send_adhoc_email
 from tidings.campaigns.schemas import Purpose
 from tidings.compat.routing import Failure, dialect_router, require_scope
@@ -35,7 +35,6 @@ from tidings.contacts.normalize import normalize_email
 from tidings.content.footer import language_of
 from tidings.errors import InvalidInput
 from tidings.keys.schemas import KeyKind, Scope
-from tidings.templates.routes import RendererDep
 
 MAX_RECIPIENTS: Final = 10_000
 PARAMS: Final = ("param1", "param2", "param3", "param4", "param5")

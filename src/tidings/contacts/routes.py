@@ -17,6 +17,7 @@ from tidings.contacts.schemas import (
     UpsertReportOut,
 )
 from tidings.errors import InvalidInput
+from tidings.privacy import service as privacy
 
 router = APIRouter(prefix="/orgs/{org_id}/contacts", tags=["contacts"])
 
@@ -119,5 +120,5 @@ async def erase_contact(
     org_id: int, contact_id: int, key: ManageKey, session: WriteSessionDep
 ) -> ContactOut:
     return ContactOut.of(
-        await service.erase_contact(session, org_id=key.org_id, contact_id=contact_id)
+        await privacy.erase_contact(session, org_id=key.org_id, contact_id=contact_id)
     )

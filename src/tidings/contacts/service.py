@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import String, Table, delete, insert, literal, select, update
+from sqlalchemy import String, Table, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
-from tidings.channels.models import SinkMessage
 from tidings.contacts.models import Contact
 from tidings.contacts.normalize import (
     MAX_ATTRIBUTES_BYTES,
@@ -31,11 +30,10 @@ from tidings.contacts.normalize import (
 from tidings.db.base import JSONDoc, utcnow
 from tidings.db.dialect import json_rows, rows_by_keys
 from tidings.db.owned import get_owned
-from tidings.errors import FieldError
+from tidings.errors import FieldError, InvalidInput
 from tidings.lists.models import ListMember
-from tidings.lists.service import add_to_list, require_lists
+from tidings.lists.service import add_members, add_to_list, get_list, require_lists
 from tidings.orgs.service import get_org
-from tidings.outbox.models import Message
 
 CONTACTS = cast(Table, Contact.__table__)
 LOOKUP_CHUNK = 500
@@ -313,40 +311,27 @@ async def list_contacts(
     return list(await session.scalars(query.order_by(Contact.id).limit(limit)))
 
 
-async def erase_contact(session: AsyncSession, *, org_id: int, contact_id: int) -> Contact:
-    """Erase a contact's personal data (GDPR art. 17), keeping a row without it.
-
-    Email, phone, names, attributes, locale and time zone are emptied, list memberships
-    removed, and the contact is marked unsubscribed so that nothing is sent to the row.
-    Its message history keeps only non-personal fields: each message's address and
-    variables are emptied, and what the sink recorded of them (address, subject, content)
-    too; statuses, timestamps and counts stay. Idempotent.
-    """
-    contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
-    if contact.erased_at is None:
-        contact.email = contact.phone = contact.phone_country = None
-        contact.first_name = contact.last_name = None
-        contact.locale = contact.timezone = None
-        contact.attributes = {}
-        contact.email_status = contact.sms_status = "unsubscribed"
-        contact.erased_at = utcnow()
-        await session.execute(
-            delete(ListMember).where(
-                ListMember.org_id == org_id, ListMember.contact_id == contact_id
-            )
-        )
-        messages = select(Message.id).where(
-            Message.org_id == org_id, Message.contact_id == contact_id
-        )
-        await session.execute(
-            update(SinkMessage)
-            .where(SinkMessage.org_id == org_id, SinkMessage.message_id.in_(messages))
-            .values(recipient=None, subject=None, content=None)
-        )
-        await session.execute(
-            update(Message)
-            .where(Message.org_id == org_id, Message.contact_id == contact_id)
-            .values(recipient=None, variables=None)
-        )
-        await session.flush()
-    return contact
+async def join_list(
+    session: AsyncSession, *, org_id: int, list_id: int, contact_ids: Sequence[int]
+) -> int:
+    """Add contacts to the org's list; ids that are not live contacts of the org are
+    InvalidInput, by index. Returns how many joined (members stay members)."""
+    await get_list(session, org_id=org_id, list_id=list_id)  # NotFound first
+    wanted = list(dict.fromkeys(contact_ids))
+    live = rows_by_keys(
+        session,
+        table=CONTACTS,
+        org_id=org_id,
+        column=CONTACTS.c.id,
+        keys=wanted,
+        columns=("id", "erased_at"),
+    )
+    found = {row.id for row in await session.execute(live) if row.erased_at is None}
+    missing = [
+        FieldError(f"contact_ids[{i}]", f"contact {cid} does not exist", i)
+        for i, cid in enumerate(contact_ids)
+        if cid not in found
+    ]
+    if missing:
+        raise InvalidInput(missing)
+    return await add_members(session, org_id=org_id, list_id=list_id, contact_ids=wanted)

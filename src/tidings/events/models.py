@@ -7,19 +7,7 @@ from sqlalchemy import Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, BigIntPK, utcnow
-
-EVENT_TYPES = (
-    "sent",
-    "delivered",
-    "failed",
-    "bounced",
-    "deferred",
-    "opened",
-    "clicked",
-    "played",
-    "complained",
-    "unsubscribed",
-)
+from tidings.event_types import EVENT_TYPES as EVENT_TYPES
 
 
 class Event(Base):

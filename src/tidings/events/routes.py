@@ -6,8 +6,8 @@ from fastapi import APIRouter, Query
 
 from tidings.api.deps import ReadKey, SessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
+from tidings.event_types import EVENT_TYPES
 from tidings.events import service, stats
-from tidings.events.models import EVENT_TYPES
 from tidings.events.schemas import BroadcastStatsOut, CampaignStatsOut, EventOut
 
 router = APIRouter(prefix="/orgs/{org_id}", tags=["events"])

@@ -15,15 +15,14 @@ flagged, not counted (the rule: `tidings.events.bots`).
 from __future__ import annotations
 
 from html import escape
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tidings.api.deps import WriteSessionDep
 from tidings.events.service import Hit
 from tidings.links import service
-from tidings.links.tokens import TokenSigner
+from tidings.links.deps import SignerDep
 
 router = APIRouter(tags=["links"], include_in_schema=True)
 
@@ -31,14 +30,6 @@ _PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title><body style="font-family:sans-serif;max-width:32em;margin:4em auto">
 <h1>{title}</h1><p>{text}</p>{form}</body></html>"""
-
-
-def get_signer(request: Request) -> TokenSigner:
-    signer: TokenSigner = request.app.state.signer
-    return signer
-
-
-SignerDep = Annotated[TokenSigner, Depends(get_signer)]
 
 
 def _hit(request: Request) -> Hit:

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Response
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
+from tidings.contacts import service as contacts
 from tidings.lists import service
 from tidings.lists.schemas import (
     ListChanges,
@@ -81,7 +82,7 @@ async def delete_list(
 async def add_members(
     org_id: int, list_id: int, body: MembersChange, key: ManageKey, session: WriteSessionDep
 ) -> MembersChanged:
-    changed = await service.add_members(
+    changed = await contacts.join_list(
         session, org_id=key.org_id, list_id=list_id, contact_ids=body.contact_ids
     )
     return MembersChanged(changed=changed)

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from tidings.api.deps import ReadKey, SendKey, SessionDep
+from tidings.api.deps import ReadKey, RendererDep, SendKey, SessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.problems import PROBLEM_JSON, problem_body
 from tidings.db.engine import transaction
@@ -14,7 +14,6 @@ from tidings.idempotency import service as idempotency
 from tidings.keys.schemas import KeyKind
 from tidings.messages import service
 from tidings.messages.schemas import MessageOut, SingleSend, SinkMessageOut
-from tidings.templates.routes import RendererDep
 
 router = APIRouter(prefix="/orgs/{org_id}", tags=["messages"])
 

@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends, Request
-
-from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
+from tidings.api.deps import ManageKey, ReadKey, RendererDep, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
-from tidings.content.render import Renderer
 from tidings.templates import service
 from tidings.templates.schemas import (
     PreviewOut,
@@ -19,14 +16,6 @@ from tidings.templates.schemas import (
 )
 
 router = APIRouter(prefix="/orgs/{org_id}/templates", tags=["templates"])
-
-
-def get_renderer(request: Request) -> Renderer:
-    renderer: Renderer = request.app.state.renderer
-    return renderer
-
-
-RendererDep = Annotated[Renderer, Depends(get_renderer)]
 
 
 @router.post("", status_code=201, summary="Create a template (compiled now: errors name the part)")

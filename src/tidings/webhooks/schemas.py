@@ -6,7 +6,7 @@ from typing import Any, TypedDict
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tidings.api.patch import refuse_null
-from tidings.events.models import EVENT_TYPES
+from tidings.event_types import EVENT_TYPES
 
 ALL = "*"
 _EXAMPLE: dict[str, Any] = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.db.base import utcnow
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import InvalidInput
-from tidings.events.models import Event
 from tidings.net.ssrf import Resolver, UnsafeURL, check_url
 from tidings.webhooks import signing
 from tidings.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -126,7 +125,22 @@ async def send_test(
     return delivery
 
 
-def event_payload(event: Event) -> dict[str, Any]:
+class Deliverable(Protocol):
+    """What a delivery needs of an event (a stored `tidings.events.models.Event`)."""
+
+    id: int
+    org_id: int
+    type: str
+    source: str
+    message_id: int | None
+    broadcast_id: int | None
+    campaign_id: int | None
+    is_bot: bool
+    data: dict[str, Any] | None
+    occurred_at: datetime
+
+
+def event_payload(event: Deliverable) -> dict[str, Any]:
     """The JSON body of an event's deliveries (docs/webhooks.md shows it)."""
     occurred = event.occurred_at or utcnow()
     return {
@@ -144,7 +158,7 @@ def event_payload(event: Event) -> dict[str, Any]:
     }
 
 
-async def enqueue_deliveries(session: AsyncSession, *, events: Sequence[Event]) -> int:
+async def enqueue_deliveries(session: AsyncSession, *, events: Sequence[Deliverable]) -> int:
     """Query helper (no commit): one pending delivery per event × enabled endpoint of the
     event's org subscribed to its type (or to "*"). The events must have their ids (be
     flushed). One SELECT of the orgs' endpoints, one multi-row INSERT; returns the count."""

@@ -11,6 +11,7 @@ from tidings.contacts import service as contacts
 from tidings.db.engine import Database
 from tidings.errors import InvalidInput
 from tidings.lists import service as lists
+from tidings.privacy import service as privacy
 from tidings.segments import service
 
 PEOPLE: list[dict[str, Any]] = [
@@ -163,7 +164,7 @@ async def test_list_membership_and_erased_contacts(db: Database) -> None:
             session, org_id=org_id, after_id=None, limit=1, email="bob@example.com"
         )
     async with db.transaction() as session:
-        await contacts.erase_contact(session, org_id=org_id, contact_id=bob.id)
+        await privacy.erase_contact(session, org_id=org_id, contact_id=bob.id)
     assert await _names(db, org_id, saved.segment.id) == {"Dee"}
 
 
