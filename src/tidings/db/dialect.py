@@ -146,14 +146,23 @@ def rows_by_keys(
 
 
 def for_update(
-    session: AsyncSession, query: Select[Any], *, skip_locked: bool = False
+    session: AsyncSession, query: Select[Any], *, skip_locked: bool = False, of: Any = None
 ) -> Select[Any]:
-    """PostgreSQL: `FOR UPDATE` (`SKIP LOCKED`: rows another transaction holds are passed
-    over, so concurrent workers take disjoint rows). SQLite: unchanged — a write
+    """PostgreSQL: `FOR UPDATE [OF of]` (`SKIP LOCKED`: rows another transaction holds are
+    passed over, so concurrent workers take disjoint rows). SQLite: unchanged — a write
     transaction (`begin_write`, BEGIN IMMEDIATE) is already the only writer."""
     if dialect_name(session) == "postgresql":
-        return query.with_for_update(skip_locked=skip_locked)
+        return query.with_for_update(skip_locked=skip_locked, of=of)
     return query
+
+
+async def lock_rows(session: AsyncSession, query: Select[Any]) -> list[Any]:
+    """PostgreSQL: lock the rows `query` selects until the transaction ends (`SELECT …
+    FOR UPDATE`) and return its first column. SQLite: nothing to lock — a write
+    transaction is already the only writer — so nothing is run, and [] is returned."""
+    if dialect_name(session) != "postgresql":
+        return []
+    return list((await session.execute(query.with_for_update())).scalars())
 
 
 def not_by_index(session: AsyncSession, column: ColumnElement[Any]) -> ColumnElement[Any]:

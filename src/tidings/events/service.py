@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.broadcasts.counters import add_to_counters
 from tidings.db.base import utcnow
-from tidings.db.dialect import dialect_name, insert_ignoring_conflicts
+from tidings.db.dialect import insert_ignoring_conflicts, lock_rows
 from tidings.db.owned import owned_page
 from tidings.events.bots import bot_reason
 from tidings.events.models import Event
@@ -159,10 +159,8 @@ async def _lock_messages(session: AsyncSession, message_ids: list[int]) -> None:
     same messages then queue here, whole, instead of each locking some of them (by
     event key, then by message for each kind) and deadlocking. SQLite: one writer at a
     time already."""
-    if message_ids and dialect_name(session) == "postgresql":
-        await session.execute(
-            select(M.id).where(M.id.in_(message_ids)).order_by(M.id).with_for_update()
-        )
+    if message_ids:
+        await lock_rows(session, select(M.id).where(M.id.in_(message_ids)).order_by(M.id))
 
 
 async def _set_first(

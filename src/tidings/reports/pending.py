@@ -29,7 +29,7 @@ from sqlalchemy import delete, exists, or_, select
 
 from tidings.connections.models import Connection
 from tidings.db.base import utcnow
-from tidings.db.dialect import dialect_name
+from tidings.db.dialect import for_update
 from tidings.db.engine import Database
 from tidings.outbox.models import Message
 from tidings.outbox.status import UNSENT
@@ -77,8 +77,7 @@ async def sweep(
         if await session.scalar(select(query.exists())) is not True:
             return Swept(applied=0, stale=0)
     async with db.transaction() as session:
-        if dialect_name(session) == "postgresql":  # two workers sweep different rows
-            query = query.with_for_update(of=p, skip_locked=True)
+        query = for_update(session, query, of=p, skip_locked=True)  # workers sweep apart
         rows = list(await session.scalars(query))
         groups: dict[tuple[int, int, str], list[PendingReport]] = defaultdict(list)
         for row in rows:

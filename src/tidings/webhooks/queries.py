@@ -17,7 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.db.dialect import dialect_name
+from tidings.db.dialect import for_update
 from tidings.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 DELIVERIES = cast(Table, WebhookDelivery.__table__)
@@ -63,8 +63,7 @@ async def claim(
         .order_by(D.next_attempt_at)
         .limit(limit)
     )
-    if dialect_name(session) == "postgresql":
-        due = due.with_for_update(of=DELIVERIES, skip_locked=True)
+    due = for_update(session, due, of=DELIVERIES, skip_locked=True)
     claimed = await session.execute(
         update(DELIVERIES)
         .where(D.id.in_(due.scalar_subquery()))
