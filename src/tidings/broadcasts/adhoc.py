@@ -193,9 +193,8 @@ async def _list_named(session: AsyncSession, *, org_id: int, name: str | None) -
     found = await session.scalar(query)
     if found is not None:
         return int(found)
-    try:
-        async with session.begin_nested():
-            return (await create_list(session, org_id=org_id, name=name, description=None)).list.id
+    try:  # a name taken meanwhile rolls back create_list's own savepoint only
+        return (await create_list(session, org_id=org_id, name=name, description=None)).list.id
     except InvalidInput:  # created meanwhile by a concurrent request
         found = await session.scalar(query)
         if found is None:

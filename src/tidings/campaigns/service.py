@@ -20,11 +20,11 @@ from tidings.contacts.normalize import normalize_email
 from tidings.content.footer import LANGUAGES
 from tidings.content.render import Renderer, TemplateError
 from tidings.db.names import (
-    commit_named,
     digest_name,
     find_or_add_named,
     free_name,
     require_free_name,
+    unique_name,
 )
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import FieldError, InvalidInput, NotFound
@@ -108,8 +108,8 @@ async def create_campaign(session: AsyncSession, *, org_id: int, body: CampaignC
         raise InvalidInput(errors)
     await require_free_name(session, Campaign, org_id=org_id, name=body.name, what="campaign")
     campaign = Campaign(org_id=org_id, **body.model_dump())
-    session.add(campaign)
-    await commit_named(session, name=body.name, what="campaign")
+    async with unique_name(session, name=body.name, what="campaign"):
+        session.add(campaign)
     return campaign
 
 

@@ -49,18 +49,6 @@ async def unique_name(session: AsyncSession, *, name: str, what: str) -> AsyncIt
         raise InvalidInput.field("name", f"a {what} named {name!r} exists") from None
 
 
-async def commit_named(session: AsyncSession, *, name: str, what: str) -> None:
-    """Flush; a unique-name violation from a concurrent writer becomes InvalidInput.
-
-    Named when it committed; it no longer does (the entry point commits). Without a
-    savepoint the error ends the caller's transaction on PostgreSQL: prefer `unique_name`.
-    """
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise InvalidInput.field("name", f"a {what} named {name!r} exists") from None
-
-
 async def free_name(session: AsyncSession, model: Any, *, org_id: int, base: str) -> str:
     """`base`, or `base (2)`, `base (3)`…: the first name no row of `model` in the org has
     (for rows Tidings names itself, such as a campaign's recipient list)."""
