@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     Table,
     any_,
@@ -36,6 +37,32 @@ from tidings.db.base import Base
 
 def dialect_name(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
+
+
+def locks_rows(session: AsyncSession) -> bool:
+    """Whether a transaction must lock a row (`SELECT … FOR UPDATE`) to see every write
+    committed before it: on PostgreSQL yes, a statement's snapshot is taken when it
+    begins; on SQLite no, a write transaction is the only writer (BEGIN IMMEDIATE) and
+    sees all the ones before it."""
+    return dialect_name(session) == "postgresql"
+
+
+def whole_part(session: AsyncSession, value: ColumnElement[Any]) -> ColumnElement[int]:
+    """The whole part of a non-negative float, as an integer: PostgreSQL rounds a float
+    cast to integer, so it is floored first; SQLite truncates (and may lack floor())."""
+    if dialect_name(session) == "postgresql":
+        return func.floor(value).cast(Integer)
+    return value.cast(Integer)
+
+
+def least(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The smaller of two values, as a CASE: PostgreSQL spells it LEAST, SQLite min()."""
+    return case((a <= b, a), else_=b)
+
+
+def greatest(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The larger of two values, as a CASE: PostgreSQL spells it GREATEST, SQLite max()."""
+    return case((a >= b, a), else_=b)
 
 
 def insert_ignoring_conflicts(session: AsyncSession, table: type[Base] | Table) -> Insert:
