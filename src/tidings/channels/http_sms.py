@@ -70,6 +70,10 @@ class HttpSmsChannel(HttpChannel):
     said it accepted the message, and sending it again would send it twice.
     """
 
+    # Capabilities (see `Channel`): one request per message, `max_concurrency` at a time.
+    parallelism: int | None = None
+    messages_per_request: int = 1
+
     def __init__(
         self,
         settings: HttpSmsSettings,

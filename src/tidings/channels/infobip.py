@@ -81,6 +81,8 @@ class InfobipSettings:
 class InfobipChannel(HttpChannel):
     """Sends a batch in requests of up to `batch_size` messages."""
 
+    parallelism: int | None = None  # requests go `max_concurrency` at a time
+
     def __init__(
         self,
         settings: InfobipSettings,
@@ -100,8 +102,8 @@ class InfobipChannel(HttpChannel):
 
     @property
     def messages_per_request(self) -> int:
-        """How many messages one request carries at most. The dispatcher counts a request,
-        not a message, against the connection's `max_concurrency`, as `send` does."""
+        """`batch_size`: the dispatcher counts a request, not a message, against the
+        connection's `max_concurrency`, as `send` does (see `Channel`)."""
         return self.settings.batch_size
 
     async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:

@@ -21,6 +21,13 @@ SINK = cast(Table, SinkMessage.__table__)
 
 
 class SinkChannel:
+    """Every org's default connection: one INSERT per batch, whatever its size."""
+
+    # Capabilities (see `Channel`): none to state; the sink has no limits, so the
+    # dispatcher hands it each group whole and never reads them.
+    parallelism: int | None = None
+    messages_per_request: int = 1
+
     def __init__(self, db: Database) -> None:
         self.db = db
 

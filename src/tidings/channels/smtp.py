@@ -160,11 +160,13 @@ class SmtpChannel:
         self._tls: ssl.SSLContext | None = None  # made on first use: it reads the CA store
         self._helo_name = settings.helo_name
 
+    messages_per_request: int = 1  # a transaction per message (see `Channel`)
+
     @property
     def parallelism(self) -> int:
-        """How many messages are in flight at once at most, whatever the batch: one per
-        pooled connection. The dispatcher asks the connection's concurrency limit for
-        this many and hands over a whole batch, which the pool streams."""
+        """`pool_size`: one message in flight per pooled connection, whatever the batch.
+        The dispatcher asks the connection's concurrency limit for this many and hands
+        over a whole batch, which the pool streams (see `Channel`)."""
         return self.settings.pool_size
 
     async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:

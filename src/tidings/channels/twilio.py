@@ -59,6 +59,10 @@ class TwilioSettings:
 class TwilioChannel(HttpChannel):
     """Sends each message as its own request, up to `max_concurrency` at a time."""
 
+    # Capabilities (see `Channel`): one request per message, `max_concurrency` at a time.
+    parallelism: int | None = None
+    messages_per_request: int = 1
+
     def __init__(
         self,
         settings: TwilioSettings,

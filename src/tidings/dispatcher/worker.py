@@ -307,8 +307,8 @@ class Dispatcher:
         # call, which it streams (pipelined SMTP). Otherwise the grant goes `slots.count`
         # sends at a time. A channel that carries many messages in one request
         # (`messages_per_request`: Infobip's batch_size) counts a request as one send.
-        parallelism: int | None = getattr(channel, "parallelism", None)
-        per_send: int = getattr(channel, "messages_per_request", 1)
+        parallelism = channel.parallelism
+        per_send = channel.messages_per_request
         sends = -(-len(group) // per_send)
         hold = self.config.lease.total_seconds()
         slots = await self.limiter.acquire(
