@@ -26,8 +26,8 @@ from tests.support.gateway import Gateway, Recorded, Reply
 from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
+from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.dispatcher.retry import RetryPolicy
-from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
 
 RECIPIENTS = 5
 POLICY = RetryPolicy()  # the default: 30 s ± 20 % after a first failure

@@ -22,7 +22,7 @@ from tests.support.factories import make_org
 from tests.support.gateway import Gateway, Recorded
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 
 
 async def test_the_provider_never_sees_more_than_the_rate(

@@ -19,7 +19,7 @@ from tests.support.gateway import Gateway, Reply
 from tidings.campaigns.models import Campaign
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher
+from tidings.dispatcher.loop import Dispatcher
 from tidings.keys.schemas import KeyKind
 from tidings.keys.service import create_key
 from tidings.messages.models import Message

@@ -14,7 +14,7 @@ from tests.support.factories import OrgWithKey, make_org, upsert
 from tests.support.gateway import Gateway, Recorded, Reply
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 
 RECIPIENTS = 23
 SENDER = "AcmeShop"

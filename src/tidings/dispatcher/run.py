@@ -19,7 +19,7 @@ from typing import Any
 from tidings.bounces.imap import BouncePoller
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.links.secret import load_secret
 from tidings.links.tokens import TokenSigner
 from tidings.reports.pending import ReportsKeeper, hold_for
