@@ -58,10 +58,10 @@ async def call_provider(
             sent += 1
         elif not isinstance(result, TransientSendError) or result.attempted:
             failed += 1
+    where = "the sink" if spec.id is None else f"connection {spec.id} ({spec.kind})"
     log.info(
-        "provider call: connection %s (%s), %d messages: %d sent, %d failed, %d unsent in %.3f s",
-        spec.id,
-        spec.kind,
+        "provider call: %s, %d messages: %d sent, %d failed, %d unsent in %.3f s",
+        where,
         len(batch),
         sent,
         failed,
@@ -74,10 +74,9 @@ async def call_provider(
                 not isinstance(result, TransientSendError) or result.attempted
             ):
                 log.warning(
-                    "message %d not sent on connection %s (%s), %s: %s",
+                    "message %d not sent on %s, %s: %s",
                     message.message_id,
-                    spec.id,
-                    spec.kind,
+                    where,
                     "transient" if isinstance(result, TransientSendError) else "permanent",
                     result.reason,
                 )

@@ -209,11 +209,11 @@ class Dispatcher:
             await session.commit()
         if (batch.found or finished) and log.isEnabledFor(logging.DEBUG):
             log.debug(
-                "batch: %d found, %d claimed (%s), %d broadcasts finished; "
-                "prepared in %.3f s, sent and recorded in %.3f s",
-                batch.found,
+                "batch: %d claimed (%s); %d broadcasts started or leases reaped, "
+                "%d broadcasts finished; prepared in %.3f s, sent and recorded in %.3f s",
                 len(batch.claimed),
                 _tally(outcomes),
+                batch.found - len(batch.claimed),
                 finished,
                 batch.seconds,
                 time.perf_counter() - started_at,
