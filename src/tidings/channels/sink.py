@@ -14,6 +14,7 @@ from sqlalchemy import Table, insert
 
 from tidings.channels.base import Outgoing, Result, Sent
 from tidings.channels.models import SinkMessage
+from tidings.channels.provider import NoSettings, Provider, SmsCredentials
 from tidings.db.base import utcnow
 from tidings.db.engine import Database, begin_write
 
@@ -61,3 +62,14 @@ class SinkChannel:
 
     async def close(self) -> None:
         return None
+
+
+# ── the connection kind (see channels/provider.py) ──────────────────────────────────
+
+PROVIDER = Provider(
+    kind="sink",
+    channels=frozenset({"email", "sms"}),
+    settings=NoSettings,
+    credentials=SmsCredentials,  # an SMS sink may take inbound SMS and reports too
+    build=lambda spec, db: SinkChannel(db),
+)
