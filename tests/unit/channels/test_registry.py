@@ -99,7 +99,7 @@ def test_infobip_asks_for_reports_at_its_own_report_url() -> None:
 
 def test_each_kind_is_declared_by_its_own_channel_module() -> None:
     """docs/providers.md: a provider is `channels/<kind>.py` ending with its PROVIDER."""
-    assert list(PROVIDERS) == ["sink", "smtp", "http_sms", "kannel", "infobip", "twilio"]
+    assert {"sink", "smtp"} <= set(PROVIDERS)
     for kind, provider in PROVIDERS.items():
         assert importlib.import_module(f"tidings.channels.{kind}").PROVIDER is provider
         assert provider.channels <= {"email", "sms"}
