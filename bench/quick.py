@@ -48,7 +48,7 @@ from tidings.content.render import Renderer
 from tidings.db import migrate
 from tidings.db.engine import Database
 from tidings.dispatcher import queries
-from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.keys.service import create_org
 from tidings.outbox.models import Message
 from tidings.runtime import tune_gc

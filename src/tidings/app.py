@@ -1,12 +1,16 @@
 """The composition root of the HTTP service: `create_app(settings)` wires everything.
 
 Importing this module does no work; the database engine is created when the app starts
-(lifespan) and disposed of when it stops.
+(lifespan) and disposed of when it stops. With `TIDINGS_DISPATCHER` the app runs the
+worker's loops too (`dispatcher/run.py`); should one of them die, the loops stop, and so
+does the server when its runner gave the app a way to stop it (`app.state.stop_serving`,
+set by `tidings serve`), which then exits with status 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,7 +29,7 @@ from tidings.contacts import routes as contacts
 from tidings.content.render import Renderer
 from tidings.credits import routes as credits
 from tidings.db.engine import Database
-from tidings.dispatcher.run import build_loops
+from tidings.dispatcher.run import LoopDied, build_loops, run_loops
 from tidings.events import routes as events
 from tidings.invites import routes as invites
 from tidings.keys import routes as keys
@@ -84,16 +88,30 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.renderer = Renderer()
     app.state.signer = TokenSigner(load_secret(settings))
     stop = asyncio.Event()
-    workers = []
+    worker: asyncio.Task[None] | None = None
     if settings.dispatcher:
-        workers = [asyncio.create_task(loop) for loop in build_loops(settings, app.state.db, stop)]
+        loops = build_loops(settings, app.state.db, stop)
+        worker = asyncio.create_task(run_loops(loops, stop), name="worker")
+        worker.add_done_callback(lambda task: _worker_ended(app, task))
     try:
         yield
     finally:
         stop.set()
-        for worker in workers:
-            await worker  # finishes its batch: outcomes recorded, leases released
+        if worker is not None:
+            with contextlib.suppress(LoopDied):  # logged when it happened
+                await worker  # finishes its batch: outcomes recorded, leases released
         await app.state.db.dispose()
+
+
+def _worker_ended(app: FastAPI, worker: asyncio.Task[None]) -> None:
+    """A worker whose loop died stops the server too, when the server said how: an API
+    that sends nothing must not look healthy."""
+    if worker.cancelled() or not isinstance(worker.exception(), LoopDied):
+        return
+    app.state.worker_died = True
+    stop_serving = getattr(app.state, "stop_serving", None)
+    if stop_serving is not None:
+        stop_serving()
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -9,16 +9,18 @@ JSON document on stdout for scripts; messages and progress go to stderr.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import imaplib
 import json
 import os
+import socket
 import ssl
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -42,6 +44,10 @@ from tidings.orgs import service as orgs
 from tidings.orgs.models import Org
 from tidings.runtime import tune_gc
 from tidings.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -173,7 +179,12 @@ def serve(
     if workers == 1:
         api = create_app(settings)
         tune_gc(settings.gc_threshold)
-        uvicorn.run(api, host=host, port=port, log_level=settings.log_level)
+        server = uvicorn.Server(
+            uvicorn.Config(api, host=host, port=port, log_level=settings.log_level)
+        )
+        _serve(api, server)
+        if not server.started:  # as uvicorn.run has it: the app or the socket failed
+            raise typer.Exit(3)
         return
     # The processes read the same TIDINGS_* variables, with --dispatcher/--no-dispatcher
     # passed on through the environment.
@@ -193,16 +204,27 @@ def serve_process(
     ctx: typer.Context, fd: Annotated[int, typer.Option(help="Its listening socket.")]
 ) -> None:
     """One of `serve --workers N`'s processes: the API on the socket its parent made."""
-    import socket
-
     import uvicorn
 
     from tidings.app import create_app
 
     settings = _settings(ctx)
-    config = uvicorn.Config(create_app(settings), log_level=settings.log_level)
+    api = create_app(settings)
     tune_gc(settings.gc_threshold)
-    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
+    server = uvicorn.Server(uvicorn.Config(api, log_level=settings.log_level))
+    _serve(api, server, sockets=[socket.socket(fileno=fd)])
+
+
+def _serve(
+    api: FastAPI, server: uvicorn.Server, sockets: list[socket.socket] | None = None
+) -> None:
+    """Run `server` on `api` until a signal stops it, or a worker loop of the app dies:
+    then the server stops too, and the command exits with status 1 (see api/app.py)."""
+    api.state.stop_serving = lambda: setattr(server, "should_exit", True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=sockets)
+    if getattr(api.state, "worker_died", False):
+        raise typer.Exit(1)
 
 
 def _bootstrap(settings: Settings, *, base_url: str) -> None:
@@ -241,7 +263,9 @@ def worker(ctx: typer.Context) -> None:
         migrate.upgrade(settings.database_url)
     err.print("worker started; Ctrl-C to stop")
     tune_gc(settings.gc_threshold)
-    run_worker(settings)
+    code = run_worker(settings)
+    if code:
+        raise typer.Exit(code)
 
 
 @db_app.command("upgrade")

@@ -15,7 +15,7 @@ from tests.support.sending import broadcast_now, email_campaign, emailed
 from tidings.bounces.imap import BouncePoller, poll_once
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher
+from tidings.dispatcher.loop import Dispatcher
 from tidings.outbox.models import Message
 from tidings.suppressions import service as suppressions
 

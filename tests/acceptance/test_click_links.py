@@ -14,7 +14,7 @@ from tests.support.factories import make_org, upsert
 from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.links.secret import load_secret
 from tidings.links.tokens import TokenSigner
 from tidings.outbox.models import Message

@@ -12,7 +12,7 @@ from tests.support.sending import email_campaign
 from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher
+from tidings.dispatcher.loop import Dispatcher
 from tidings.testing import Clock
 
 

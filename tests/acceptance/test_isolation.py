@@ -16,7 +16,7 @@ from tests.support.factories import OrgWithKey, make_org
 from tidings.app import create_app
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher
+from tidings.dispatcher.loop import Dispatcher
 from tidings.settings import Settings
 
 A_EMAIL = "alice.secret@alpha.example"

@@ -25,8 +25,8 @@ from tests.support.factories import OrgWithKey, make_org, upsert
 from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
+from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.dispatcher.retry import RetryPolicy
-from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
 from tidings.testing import Clock, Gateway, Recorded, Reply, infobip_ok
 
 RECIPIENTS = 5

@@ -19,7 +19,7 @@ from tests.acceptance.test_provider_faults import (
 from tests.support.factories import make_org
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.testing import Clock, Gateway, Recorded, infobip_ok
 
 

@@ -27,7 +27,7 @@ from tidings.connections.schemas import ConnectionCreate
 from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher
+from tidings.dispatcher.loop import Dispatcher
 from tidings.outbox.models import Message
 from tidings.settings import Settings
 from tidings.suppressions.models import SoftBounce, Suppression

@@ -14,7 +14,7 @@ from tests.support.sending import email_campaign
 from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher
+from tidings.dispatcher.loop import Dispatcher
 from tidings.idempotency import service as idempotency
 from tidings.idempotency.models import IdempotencyKey
 from tidings.outbox.models import Message

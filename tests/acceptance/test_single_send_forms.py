@@ -18,7 +18,7 @@ from tests.support.factories import OrgWithKey, make_org
 from tidings.campaigns.models import Campaign
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher
+from tidings.dispatcher.loop import Dispatcher
 from tidings.keys.schemas import KeyKind
 from tidings.keys.service import create_key
 from tidings.outbox.models import Message

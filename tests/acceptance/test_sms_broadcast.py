@@ -13,7 +13,7 @@ import httpx
 from tests.support.factories import OrgWithKey, make_org, upsert
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.testing import Gateway, Recorded, Reply
 
 RECIPIENTS = 23

@@ -11,7 +11,7 @@ import httpx
 from tests.support.factories import OrgWithKey, make_org, upsert
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher
+from tidings.dispatcher.loop import Dispatcher
 
 FR = "+33612345678"
 BE = "+32470123456"

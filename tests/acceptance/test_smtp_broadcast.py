@@ -18,7 +18,7 @@ from tests.support.controller import AbortingController
 from tests.support.factories import make_org, upsert
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 
 RECIPIENTS = 2_000
 

@@ -15,7 +15,7 @@ from tests.support.sending import audience, broadcast_now, email_campaign
 from tidings.contacts.models import Contact
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.outbox.models import Message
 from tidings.suppressions import service as suppressions
 

@@ -12,7 +12,7 @@ from tests.support.factories import OrgWithKey, make_org
 from tests.support.sending import audience, broadcast_now, email_campaign
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.links.secret import load_secret
 from tidings.links.tokens import TokenSigner
 from tidings.settings import Settings

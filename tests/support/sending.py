@@ -15,7 +15,7 @@ from tidings.campaigns.schemas import CampaignCreate
 from tidings.contacts import service as contacts
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher
+from tidings.dispatcher.loop import Dispatcher
 from tidings.lists import service as lists
 from tidings.outbox.models import Message
 from tidings.templates import service as templates

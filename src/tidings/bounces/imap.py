@@ -18,6 +18,7 @@ import contextlib
 import imaplib
 import logging
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -185,6 +186,12 @@ class BouncePoller:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.poll_all()
+            started = time.perf_counter()
+            try:
+                await self.poll_all()
+            except Exception:  # listing the mailboxes: a database hiccup must not end the loop
+                log.exception("bounce mailboxes")
+            else:
+                log.debug("bounce mailboxes polled in %.3f s", time.perf_counter() - started)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)

@@ -17,7 +17,7 @@ One `Report` per recipient block of a DSN, one per ARF. The kind:
 no report: `parse` never raises on bad input.
 
 Matching to what we sent: our Message-IDs are `<message id>.<campaign id>@domain`
-(`dispatcher/worker.py`), read back by `our_message`. A report whose original carries no
+(`dispatcher/renderer.py`), read back by `our_message`. A report whose original carries no
 such id is returned with `message_id=None`; the service ignores it rather than guess by
 address, so a forged or misdirected report cannot suppress anybody.
 """

@@ -62,7 +62,28 @@ Result = Sent | SendError
 
 
 class Channel(Protocol):
-    """A provider connection. `send` answers one Result per message, in order."""
+    """A provider connection: the whole interface the dispatcher needs of a provider, and
+    all it knows of one (listmonk's `Messenger`). `send` answers one Result per message,
+    in order; the two capabilities tell the dispatcher how to fit a batch to the
+    connection's cluster-wide limits. Every channel states both.
+    """
+
+    @property
+    def parallelism(self) -> int | None:
+        """How many sends the channel runs at once at most, whatever the batch (an SMTP
+        pool's connections), or None when it has no such number of its own. With a
+        number, the dispatcher asks the connection's `max_concurrency` for no more slots
+        than that and, holding that many, hands the whole grant over in one `send` for
+        the channel to stream; without, it hands over as many sends at a time as it
+        holds slots."""
+        ...
+
+    @property
+    def messages_per_request(self) -> int:
+        """How many messages one send (one provider request) carries at most: 1 for a
+        provider called once per message, Infobip's `batch_size` for one that takes many.
+        The dispatcher counts a send, not a message, against `max_concurrency`."""
+        ...
 
     async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]: ...
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import httpx
+from pydantic import Field, HttpUrl
 
 from tidings.channels.base import Outgoing, PermanentSendError, Result, Sent
 from tidings.channels.http_common import (
@@ -38,6 +39,7 @@ from tidings.channels.http_common import (
     status_error,
     transport_error,
 )
+from tidings.channels.provider import Provider, Schema, SmsCredentials, options
 
 _PLACEHOLDER: Final = re.compile(r"\{(to|to_digits|text|sender|message_id)\}")
 # Headers that describe the exchange rather than authorise it; every other header value
@@ -69,6 +71,10 @@ class HttpSmsChannel(HttpChannel):
     that has no usable id there is a PermanentSendError rather than a retry: the gateway
     said it accepted the message, and sending it again would send it twice.
     """
+
+    # Capabilities (see `Channel`): one request per message, `max_concurrency` at a time.
+    parallelism: int | None = None
+    messages_per_request: int = 1
 
     def __init__(
         self,
@@ -167,3 +173,30 @@ def _literal_secrets(template: Any, key: str = "") -> Iterator[str]:
     elif isinstance(template, list):
         for item in template:
             yield from _literal_secrets(item, key)
+
+
+# ── the connection kind (see channels/provider.py) ──────────────────────────────────
+
+
+class HttpSmsSettingsIn(Schema):
+    url: HttpUrl
+    method: Literal["POST", "PUT"] = "POST"
+    body: dict[str, Any] = Field(
+        description="JSON body; strings may hold {to}, {to_digits}, {text}, {sender}, {message_id}"
+    )
+    id_path: str | None = Field(default=None, description="Dotted path of the provider's id")
+
+
+class HttpSmsCredentials(SmsCredentials):
+    headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization")
+
+
+PROVIDER = Provider(
+    kind="http_sms",
+    channels=frozenset({"sms"}),
+    settings=HttpSmsSettingsIn,
+    credentials=HttpSmsCredentials,
+    build=lambda spec, db: HttpSmsChannel(
+        HttpSmsSettings(**options(spec)), max_concurrency=spec.max_concurrency
+    ),
+)

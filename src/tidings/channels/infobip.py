@@ -42,6 +42,7 @@ from typing import Any, Final
 from uuid import uuid4
 
 import httpx
+from pydantic import Field, HttpUrl
 
 from tidings.channels.base import Outgoing, PermanentSendError, Result, Sent
 from tidings.channels.http_common import (
@@ -54,6 +55,8 @@ from tidings.channels.http_common import (
     status_error,
     transport_error,
 )
+from tidings.channels.provider import ConnectionSpec, Provider, Schema, SmsCredentials, options
+from tidings.db.engine import Database
 
 PATH: Final = "/sms/2/text/advanced"
 # Status groups (Infobip "Response status and error codes"). At submission a message is
@@ -81,6 +84,8 @@ class InfobipSettings:
 class InfobipChannel(HttpChannel):
     """Sends a batch in requests of up to `batch_size` messages."""
 
+    parallelism: int | None = None  # requests go `max_concurrency` at a time
+
     def __init__(
         self,
         settings: InfobipSettings,
@@ -100,8 +105,8 @@ class InfobipChannel(HttpChannel):
 
     @property
     def messages_per_request(self) -> int:
-        """How many messages one request carries at most. The dispatcher counts a request,
-        not a message, against the connection's `max_concurrency`, as `send` does."""
+        """`batch_size`: the dispatcher counts a request, not a message, against the
+        connection's `max_concurrency`, as `send` does (see `Channel`)."""
         return self.settings.batch_size
 
     async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
@@ -181,3 +186,39 @@ def _service_exception(document: Any) -> str | None:
         return None
     parts = [str(exception[k]) for k in ("messageId", "text") if exception.get(k)]
     return ": ".join(parts) or None
+
+
+# ── the connection kind (see channels/provider.py) ──────────────────────────────────
+
+
+class InfobipSettingsIn(Schema):
+    base_url: HttpUrl
+    batch_size: int = Field(default=100, ge=1, le=1000)
+
+
+class InfobipCredentials(SmsCredentials):
+    api_key: str = Field(min_length=1)
+
+
+def notify_url(spec: ConnectionSpec, public_url: str) -> str | None:
+    """The connection's own Infobip report URL (see docs/reports.md), which Tidings asks
+    Infobip to post each message's delivery report to; None without an `inbound_token`
+    (a report there could not be authenticated)."""
+    token = spec.credentials.get("inbound_token")
+    if spec.id is None or not isinstance(token, str) or not token:
+        return None
+    return f"{public_url.rstrip('/')}/reports/{spec.id}/infobip/{token}"
+
+
+def _build(spec: ConnectionSpec, db: Database) -> InfobipChannel:
+    settings = InfobipSettings(**options(spec), notify_url=notify_url(spec, db.settings.public_url))
+    return InfobipChannel(settings, max_concurrency=spec.max_concurrency)
+
+
+PROVIDER = Provider(
+    kind="infobip",
+    channels=frozenset({"sms"}),
+    settings=InfobipSettingsIn,
+    credentials=InfobipCredentials,
+    build=_build,
+)

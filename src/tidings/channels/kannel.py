@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
 import httpx
+from pydantic import Field, HttpUrl
 
 from tidings.channels.base import Outgoing, Result, Sent
 from tidings.channels.http_common import (
@@ -34,6 +35,7 @@ from tidings.channels.http_common import (
     status_error,
     transport_error,
 )
+from tidings.channels.provider import Provider, Schema, SmsCredentials, options
 from tidings.content.sms import is_gsm7
 
 CODING_GSM7 = "0"
@@ -58,6 +60,10 @@ class KannelSettings:
 
 class KannelChannel(HttpChannel):
     """Sends each message as its own request, up to `max_concurrency` at a time."""
+
+    # Capabilities (see `Channel`): one request per message, `max_concurrency` at a time.
+    parallelism: int | None = None
+    messages_per_request: int = 1
 
     def __init__(
         self,
@@ -110,3 +116,27 @@ class KannelChannel(HttpChannel):
         if error is not None:
             return error
         return Sent(f"kannel-{message.message_id}")
+
+
+# ── the connection kind (see channels/provider.py) ──────────────────────────────────
+
+
+class KannelSettingsIn(Schema):
+    base_url: HttpUrl
+    dlr_url: str | None = Field(default=None, description="{message_id} is substituted")
+
+
+class KannelCredentials(SmsCredentials):
+    username: str
+    password: str
+
+
+PROVIDER = Provider(
+    kind="kannel",
+    channels=frozenset({"sms"}),
+    settings=KannelSettingsIn,
+    credentials=KannelCredentials,
+    build=lambda spec, db: KannelChannel(
+        KannelSettings(**options(spec)), max_concurrency=spec.max_concurrency
+    ),
+)

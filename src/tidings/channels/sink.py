@@ -14,6 +14,7 @@ from sqlalchemy import Table, insert
 
 from tidings.channels.base import Outgoing, Result, Sent
 from tidings.channels.models import SinkMessage
+from tidings.channels.provider import NoSettings, Provider, SmsCredentials
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
 
@@ -21,6 +22,13 @@ SINK = cast(Table, SinkMessage.__table__)
 
 
 class SinkChannel:
+    """Every org's default connection: one INSERT per batch, whatever its size."""
+
+    # Capabilities (see `Channel`): none to state; the sink has no limits, so the
+    # dispatcher hands it each group whole and never reads them.
+    parallelism: int | None = None
+    messages_per_request: int = 1
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -54,3 +62,14 @@ class SinkChannel:
 
     async def close(self) -> None:
         return None
+
+
+# ── the connection kind (see channels/provider.py) ──────────────────────────────────
+
+PROVIDER = Provider(
+    kind="sink",
+    channels=frozenset({"email", "sms"}),
+    settings=NoSettings,
+    credentials=SmsCredentials,  # an SMS sink may take inbound SMS and reports too
+    build=lambda spec, db: SinkChannel(db),
+)

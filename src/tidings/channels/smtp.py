@@ -50,6 +50,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, NamedTuple
 
+from pydantic import Field
+
 from tidings.channels.base import (
     Outgoing,
     PermanentSendError,
@@ -58,6 +60,7 @@ from tidings.channels.base import (
     Sent,
     TransientSendError,
 )
+from tidings.channels.provider import Provider, Schema, options
 from tidings.channels.smtp_wire import (
     AuthRefused,
     BadAddress,
@@ -73,7 +76,7 @@ from tidings.channels.smtp_wire import (
     rcpt_command,
 )
 
-__all__ = ["SmtpChannel", "SmtpSettings"]
+__all__ = ["PROVIDER", "SmtpChannel", "SmtpSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +163,13 @@ class SmtpChannel:
         self._tls: ssl.SSLContext | None = None  # made on first use: it reads the CA store
         self._helo_name = settings.helo_name
 
+    messages_per_request: int = 1  # a transaction per message (see `Channel`)
+
     @property
     def parallelism(self) -> int:
-        """How many messages are in flight at once at most, whatever the batch: one per
-        pooled connection. The dispatcher asks the connection's concurrency limit for
-        this many and hands over a whole batch, which the pool streams."""
+        """`pool_size`: one message in flight per pooled connection, whatever the batch.
+        The dispatcher asks the connection's concurrency limit for this many and hands
+        over a whole batch, which the pool streams (see `Channel`)."""
         return self.settings.pool_size
 
     async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
@@ -468,3 +473,60 @@ def _provider_id(reply: str, content: bytes) -> str:
     if found:
         return found.group(1).decode("ascii", "replace")
     return reply
+
+
+# ── the connection kind (see channels/provider.py) ──────────────────────────────────
+
+
+class BounceImapSettings(Schema):
+    """The mailbox bounces and complaints arrive in; polled, see docs/bounces.md."""
+
+    host: str = Field(min_length=1, max_length=255)
+    port: int = Field(default=993, ge=1, le=65535)
+    security: Literal["tls", "starttls", "none"] = "tls"
+    username: str = Field(min_length=1, max_length=255)
+    mailbox: str = Field(default="INBOX", min_length=1, max_length=255)
+    validate_certs: bool = True
+
+
+class SmtpSettingsIn(Schema):
+    host: str = Field(min_length=1, max_length=255)
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    pool_size: int = Field(default=4, ge=1, le=64)
+    timeout: float = Field(default=30.0, gt=0, le=300)
+    validate_certs: bool = True
+    pipelining: bool = Field(default=True, description="RFC 2920, where the server offers it")
+    pushback_seconds: float = Field(
+        default=60.0, ge=0, le=3600, description="How long a 421 stops the connection (0: never)"
+    )
+    bounce_imap: BounceImapSettings | None = Field(
+        default=None, description="An IMAP mailbox of DSNs and ARF reports to poll"
+    )
+
+
+class SmtpCredentials(Schema):
+    username: str | None = None
+    password: str | None = None
+    report_secret: str | None = Field(
+        default=None,
+        pattern=r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$",
+        description="Standard Webhooks secret of generic reports to /reports/{connection_id}/json",
+    )
+    bounce_token: str | None = Field(
+        default=None,
+        min_length=24,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Secret of the bounce URL /bounces/{connection_id}/{bounce_token}",
+    )
+    bounce_imap_password: str | None = Field(default=None, description="For bounce_imap")
+
+
+PROVIDER = Provider(
+    kind="smtp",
+    channels=frozenset({"email"}),
+    settings=SmtpSettingsIn,
+    credentials=SmtpCredentials,
+    build=lambda spec, db: SmtpChannel(SmtpSettings(**options(spec))),
+)

@@ -28,6 +28,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
+from pydantic import Field, HttpUrl
 
 from tidings.channels.base import Outgoing, PermanentSendError, Result, Sent
 from tidings.channels.http_common import (
@@ -39,6 +40,7 @@ from tidings.channels.http_common import (
     status_error,
     transport_error,
 )
+from tidings.channels.provider import Provider, Schema, SmsCredentials, options
 
 DEFAULT_BASE_URL: Final = "https://api.twilio.com"
 _FAILED: Final = frozenset({"failed", "undelivered"})
@@ -58,6 +60,10 @@ class TwilioSettings:
 
 class TwilioChannel(HttpChannel):
     """Sends each message as its own request, up to `max_concurrency` at a time."""
+
+    # Capabilities (see `Channel`): one request per message, `max_concurrency` at a time.
+    parallelism: int | None = None
+    messages_per_request: int = 1
 
     def __init__(
         self,
@@ -131,3 +137,29 @@ def _twilio_error(document: Any) -> str | None:
         return None
     message = document.get("message") or "no message"
     return f"Twilio error {document['code']}: {message}"
+
+
+# ── the connection kind (see channels/provider.py) ──────────────────────────────────
+
+
+class TwilioSettingsIn(Schema):
+    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
+    base_url: HttpUrl = HttpUrl("https://api.twilio.com")
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    status_callback: str | None = None
+
+
+class TwilioCredentials(SmsCredentials):
+    auth_token: str = Field(min_length=1)
+
+
+PROVIDER = Provider(
+    kind="twilio",
+    channels=frozenset({"sms"}),
+    settings=TwilioSettingsIn,
+    credentials=TwilioCredentials,
+    build=lambda spec, db: TwilioChannel(
+        TwilioSettings(**options(spec)), max_concurrency=spec.max_concurrency
+    ),
+)

@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tidings.connections.kinds import kinds_text
+
 _EXAMPLE: dict[str, Any] = {
     "name": "Office relay",
     "channel": "email",
@@ -22,7 +24,7 @@ class ConnectionCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=255)
     channel: str = Field(pattern=r"^(email|sms)$")
-    kind: str = Field(description="sink, smtp, http_sms, kannel, infobip or twilio")
+    kind: str = Field(description=kinds_text())
     settings: dict[str, Any] = Field(default_factory=dict)
     credentials: dict[str, Any] = Field(
         default_factory=dict, description="Write-only: stored and used, never returned."

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     Table,
     any_,
@@ -36,6 +37,32 @@ from tidings.db.base import Base
 
 def dialect_name(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
+
+
+def locks_rows(session: AsyncSession) -> bool:
+    """Whether a transaction must lock a row (`SELECT … FOR UPDATE`) to see every write
+    committed before it: on PostgreSQL yes, a statement's snapshot is taken when it
+    begins; on SQLite no, a write transaction is the only writer (BEGIN IMMEDIATE) and
+    sees all the ones before it."""
+    return dialect_name(session) == "postgresql"
+
+
+def whole_part(session: AsyncSession, value: ColumnElement[Any]) -> ColumnElement[int]:
+    """The whole part of a non-negative float, as an integer: PostgreSQL rounds a float
+    cast to integer, so it is floored first; SQLite truncates (and may lack floor())."""
+    if dialect_name(session) == "postgresql":
+        return func.floor(value).cast(Integer)
+    return value.cast(Integer)
+
+
+def least(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The smaller of two values, as a CASE: PostgreSQL spells it LEAST, SQLite min()."""
+    return case((a <= b, a), else_=b)
+
+
+def greatest(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The larger of two values, as a CASE: PostgreSQL spells it GREATEST, SQLite max()."""
+    return case((a >= b, a), else_=b)
 
 
 def insert_ignoring_conflicts(session: AsyncSession, table: type[Base] | Table) -> Insert:
@@ -148,19 +175,18 @@ def rows_by_keys(
 def for_update(
     session: AsyncSession, query: Select[Any], *, skip_locked: bool = False, of: Any = None
 ) -> Select[Any]:
-    """PostgreSQL: `FOR UPDATE [OF of]` (`SKIP LOCKED`: rows another transaction holds are
-    passed over, so concurrent workers take disjoint rows). SQLite: unchanged — a write
-    transaction (`begin_write`, BEGIN IMMEDIATE) is already the only writer."""
-    if dialect_name(session) == "postgresql":
+    """`query … FOR UPDATE [OF of] [SKIP LOCKED]` where rows need locking (`locks_rows`):
+    SKIP LOCKED passes over rows another transaction holds, so concurrent workers take
+    disjoint rows. On SQLite, `query` unchanged."""
+    if locks_rows(session):
         return query.with_for_update(skip_locked=skip_locked, of=of)
     return query
 
 
 async def lock_rows(session: AsyncSession, query: Select[Any]) -> list[Any]:
-    """PostgreSQL: lock the rows `query` selects until the transaction ends (`SELECT …
-    FOR UPDATE`) and return its first column. SQLite: nothing to lock — a write
-    transaction is already the only writer — so nothing is run, and [] is returned."""
-    if dialect_name(session) != "postgresql":
+    """Lock the rows `query` selects until the transaction ends, where rows need locking
+    (`locks_rows`), and return its first column; on SQLite nothing is run ([])."""
+    if not locks_rows(session):
         return []
     return list((await session.execute(query.with_for_update())).scalars())
 

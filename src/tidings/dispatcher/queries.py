@@ -19,8 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
 from tidings.broadcasts.counters import add_to_counters, finish_broadcasts
-from tidings.broadcasts.models import Broadcast
-from tidings.broadcasts.status import BroadcastStatus
 from tidings.credits import service as credits
 from tidings.db.dialect import insert_selected_ignoring_conflicts, json_rows
 from tidings.events.outcomes import add_outcome_events, notify_outcome_events
@@ -35,7 +33,6 @@ __all__ = [
     "Claimed",
     "Outcome",
     "claim",
-    "due_broadcasts",
     "finish_broadcasts",
     "next_due",
     "reap",
@@ -124,14 +121,3 @@ async def _refund(session: AsyncSession, refunds: Mapping[int, int], *, note: st
     entry per org; a batch usually holds one org)."""
     for org_id, amount in sorted(refunds.items()):
         await credits.release(session, org_id=org_id, amount=amount, reference=None, note=note)
-
-
-async def due_broadcasts(session: AsyncSession, *, now: datetime, limit: int = 10) -> list[int]:
-    """Scheduled broadcasts whose time has come (read only)."""
-    rows = await session.scalars(
-        select(Broadcast.id)
-        .where(Broadcast.status == BroadcastStatus.SCHEDULED, Broadcast.scheduled_at <= now)
-        .order_by(Broadcast.scheduled_at)
-        .limit(limit)
-    )
-    return list(rows)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -153,9 +154,13 @@ class ReportsKeeper:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            started = time.perf_counter()
             try:
                 await self.tick()
             except Exception:  # a database hiccup must not end the loop
                 log.exception("delivery report housekeeping")
+            else:
+                seconds = time.perf_counter() - started
+                log.debug("delivery report housekeeping done in %.3f s", seconds)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)

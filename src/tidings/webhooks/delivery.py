@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -89,11 +90,15 @@ class WebhookSender:
     async def run(self, stop: asyncio.Event) -> None:
         try:
             while not stop.is_set():
+                started = time.perf_counter()
                 try:
                     busy = await self.tick()
                 except Exception:
                     log.exception("webhook delivery tick failed; retrying")
                     busy = 0
+                if busy:
+                    seconds = time.perf_counter() - started
+                    log.debug("webhook deliveries: %d attempted in %.3f s", busy, seconds)
                 if not busy:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=self.config.idle_sleep)

@@ -8,7 +8,7 @@ import pytest
 
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.links.secret import load_secret
 from tidings.links.tokens import TokenSigner
 from tidings.settings import Settings

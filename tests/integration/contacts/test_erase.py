@@ -88,7 +88,7 @@ async def test_erase_keeps_only_non_personal_message_history(db: Database) -> No
     from tests.support.sending import audience, broadcast_now, email_campaign
     from tidings.channels.models import SinkMessage
     from tidings.content.render import Renderer
-    from tidings.dispatcher.worker import Dispatcher
+    from tidings.dispatcher.loop import Dispatcher
     from tidings.outbox.models import Message
 
     org = await make_org(db)

@@ -13,7 +13,7 @@ from tidings.broadcasts.models import Broadcast
 from tidings.channels.models import SinkMessage
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
-from tidings.dispatcher.worker import Dispatcher, DispatcherConfig
+from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.outbox.models import Message
 
 

@@ -14,7 +14,7 @@ from tidings.broadcasts.models import Broadcast
 from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database, begin_write
-from tidings.dispatcher.worker import Dispatcher
+from tidings.dispatcher.loop import Dispatcher
 from tidings.events.models import Event
 from tidings.events.service import NewEvent, record_events
 from tidings.outbox.models import Message

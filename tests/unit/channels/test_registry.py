@@ -3,13 +3,14 @@ reaching the channel."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from types import SimpleNamespace
 from typing import cast
 
 from tidings.channels.base import Outgoing
 from tidings.channels.infobip import InfobipChannel
-from tidings.channels.registry import ConnectionSpec, build_channel
+from tidings.channels.registry import PROVIDERS, ConnectionSpec, build_channel
 from tidings.channels.smtp import SmtpChannel, SmtpSettings
 from tidings.connections.kinds import validated
 from tidings.db.engine import Database
@@ -94,3 +95,11 @@ def test_infobip_asks_for_reports_at_its_own_report_url() -> None:
     assert isinstance(channel, InfobipChannel)
     assert channel.settings.notify_url is None
     assert "notifyUrl" not in json.loads(channel.payload([outgoing]))["messages"][0]
+
+
+def test_each_kind_is_declared_by_its_own_channel_module() -> None:
+    """docs/providers.md: a provider is `channels/<kind>.py` ending with its PROVIDER."""
+    assert {"sink", "smtp"} <= set(PROVIDERS)
+    for kind, provider in PROVIDERS.items():
+        assert importlib.import_module(f"tidings.channels.{kind}").PROVIDER is provider
+        assert provider.channels <= {"email", "sms"}

@@ -1,0 +1,105 @@
+"""What a provider module declares, so that adding a provider is one channel file.
+
+Each channel module (`channels/<kind>.py`) ends with its `PROVIDER`: the connection kind,
+the channels it sends (email, sms), the schemas of a connection's settings (readable
+back through the API) and credentials (write-only), and how to build its channel from a
+stored connection. `channels/registry.py` lists the modules; `connections/kinds.py`
+validates a connection against its kind's schemas; the dispatcher builds channels
+through the registry. See docs/providers.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tidings.channels.base import Channel
+from tidings.db.engine import Database
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSpec:
+    """What building a channel needs from a `connections` row (None id: the built-in sink)."""
+
+    id: int | None
+    kind: str
+    settings: dict[str, Any]
+    credentials: dict[str, Any]
+    max_concurrency: int
+    updated_at: datetime | None
+    max_per_second: float | None = None
+
+
+class Schema(BaseModel):
+    """A connection's settings or credentials as stored: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoSettings(Schema):
+    pass
+
+
+class SmsCredentials(Schema):
+    """What every SMS connection may hold to authenticate what comes back to it."""
+
+    inbound_token: str | None = Field(
+        default=None,
+        min_length=24,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description=(
+            "Secret of the inbound SMS URL /inbound/sms/{connection_id}/{inbound_token} "
+            "and of the report URLs /reports/{connection_id}/kannel|infobip/{inbound_token}"
+        ),
+    )
+    report_secret: str | None = Field(
+        default=None,
+        pattern=r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$",
+        description="Standard Webhooks secret of generic reports to /reports/{connection_id}/json",
+    )
+
+
+Builder = Callable[[ConnectionSpec, Database], Channel]
+"""A live channel from a stored connection (the database: for the sink, and for
+settings such as the public URL)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """One connection kind: `settings` and `credentials` validate what a connection
+    stores (`connections/kinds.py`); `build` makes its channel (`options` gives the two
+    merged, without what only authenticates inbound traffic)."""
+
+    kind: str
+    channels: frozenset[str]
+    settings: type[Schema]
+    credentials: type[Schema]
+    build: Builder
+
+
+INBOUND: Final = (
+    "inbound_token",
+    "report_secret",
+    "bounce_token",
+    "bounce_imap",
+    "bounce_imap_password",
+)
+"""Settings and credentials that authenticate or fetch what comes back to us (inbound
+SMS, delivery reports, bounces), not sending."""
+
+
+def options(spec: ConnectionSpec) -> dict[str, Any]:
+    """A connection's settings and credentials merged, as keyword arguments of its
+    channel's settings: without the inbound ones, URLs without their trailing slash."""
+    merged = {**spec.settings, **spec.credentials}
+    for name in INBOUND:
+        merged.pop(name, None)
+    for name in ("base_url",):  # validated URLs come back with a trailing slash
+        if isinstance(merged.get(name), str):
+            merged[name] = merged[name].rstrip("/")
+    return merged

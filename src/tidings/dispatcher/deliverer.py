@@ -1,0 +1,258 @@
+"""Sending a rendered batch through its connections, within their cluster-wide limits.
+
+    send(rendered) ──▶ per connection: the live channel (rebuilt when the row changed)
+        sink ─────────▶ call_provider(whole group)
+        a connection ─▶ acquire slots (max_concurrency) ──▶ acquire a rate grant
+                        ──▶ call_provider(chunks) … until done or the provider pushes back
+                        ──▶ release the slots ──▶ penalise on push-back
+                        ──▶ the rest deferred, spread at the rate, no attempt used
+    ──▶ one Outcome per message: sent, queued again (retry policy), or failed
+
+`call_provider` is the one place a channel is called: it times the call, logs one line
+per call (and one per failed message, without content), and turns a SendError raised
+for the whole batch into one result per message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+
+from tidings.channels.base import Channel, Outgoing, Result, SendError, Sent, TransientSendError
+from tidings.channels.registry import ConnectionSpec, build_channel
+from tidings.db.engine import Database
+from tidings.dispatcher.limits import ConnectionLimiter, Grant
+from tidings.dispatcher.renderer import Rendered
+from tidings.dispatcher.retry import RetryPolicy
+from tidings.outbox.outcomes import Outcome
+from tidings.outbox.queue import Claimed
+from tidings.outbox.status import MessageStatus
+
+log = logging.getLogger(__name__)
+
+Group = list[tuple[Claimed, Outgoing]]
+"""The messages of a batch that go through one connection, in claim order."""
+
+
+async def call_provider(
+    channel: Channel, batch: Sequence[Outgoing], *, spec: ConnectionSpec
+) -> Sequence[Result]:
+    """`channel.send(batch)`, timed and logged: one result per message, in order.
+
+    Logs at INFO one line per call (connection, kind, messages, sent, failed, unsent,
+    seconds) and at WARNING one line per failed message (its id and reason: never the
+    recipient, the content or a credential). A message a push-back kept from being
+    handed over (`attempted=False`) is unsent, not failed. A SendError raised for the
+    whole batch becomes that error for each message.
+    """
+    started = time.perf_counter()
+    try:
+        results = await channel.send(batch)
+    except SendError as exc:  # the whole batch failed the same way
+        results = [exc] * len(batch)
+    seconds = time.perf_counter() - started
+    sent = failed = 0
+    for result in results:
+        if isinstance(result, Sent):
+            sent += 1
+        elif not isinstance(result, TransientSendError) or result.attempted:
+            failed += 1
+    where = "the sink" if spec.id is None else f"connection {spec.id} ({spec.kind})"
+    log.info(
+        "provider call: %s, %d messages: %d sent, %d failed, %d unsent in %.3f s",
+        where,
+        len(batch),
+        sent,
+        failed,
+        len(results) - sent - failed,
+        seconds,
+    )
+    if failed:
+        for message, result in zip(batch, results, strict=False):
+            if isinstance(result, SendError) and (
+                not isinstance(result, TransientSendError) or result.attempted
+            ):
+                log.warning(
+                    "message %d not sent on %s, %s: %s",
+                    message.message_id,
+                    where,
+                    "transient" if isinstance(result, TransientSendError) else "permanent",
+                    result.reason,
+                )
+    return results
+
+
+class Deliverer:
+    """Sends rendered batches for one worker; keeps each connection's channel open
+    between batches. `hold_seconds` is how long a grant holds its concurrency slots at
+    most (the lease: a dead worker's slots free themselves with it)."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        limiter: ConnectionLimiter,
+        retry: RetryPolicy,
+        hold_seconds: float,
+        clock: Callable[[], datetime],
+        rng: random.Random,
+    ) -> None:
+        self.db = db
+        self.limiter = limiter
+        self.retry = retry
+        self.hold_seconds = hold_seconds
+        self.clock = clock
+        self.rng = rng
+        self._channels: dict[int | None, tuple[datetime | None, Channel]] = {}
+
+    async def send(self, rendered: Rendered) -> list[Outcome]:
+        """Every outcome of a rendered batch: those found while rendering, then each
+        connection's."""
+        outcomes = list(rendered.outcomes)
+        for connection_id, group in rendered.by_channel.items():
+            outcomes.extend(await self.send_group(rendered.specs[connection_id], group))
+        return outcomes
+
+    async def close(self) -> None:
+        """Close every provider connection this worker opened."""
+        channels, self._channels = self._channels, {}
+        for _, channel in channels.values():
+            await channel.close()
+
+    async def send_group(self, spec: ConnectionSpec, group: Group) -> list[Outcome]:
+        """Send what the connection's cluster-wide limits allow now; defer the rest."""
+        channel = await self._channel(spec)
+        if spec.id is None:  # the sink has no limits
+            sunk = await call_provider(channel, [outgoing for _, outgoing in group], spec=spec)
+            return [
+                self._outcome(message, result, segments=outgoing.segments)
+                for (message, outgoing), result in zip(group, sunk, strict=True)
+            ]
+        results, retry_after = await self._send_limited(channel, spec, group)
+        later = group[len(results) :]
+        outcomes: list[Outcome] = []
+        for (message, outgoing), result in zip(group, results, strict=False):
+            if isinstance(result, TransientSendError) and not result.attempted:
+                later.append((message, outgoing))  # never handed over: no attempt used
+            else:
+                outcomes.append(self._outcome(message, result, segments=outgoing.segments))
+        pushback = _pushback(results)
+        if pushback is not None:
+            await self.limiter.penalise(spec.id, seconds=pushback)
+        # Spread the rest over the time the rate allows, so they do not all return at once.
+        step = 1 / spec.max_per_second if spec.max_per_second else 0.0
+        wait = max(retry_after, pushback or 0.0)
+        now = self.clock()
+        outcomes.extend(
+            Outcome(
+                message.id,
+                message.broadcast_id,
+                MessageStatus.QUEUED,
+                retry_at=now + timedelta(seconds=wait + k * step),
+                deferred=True,
+            )
+            for k, (message, _) in enumerate(later)
+        )
+        return outcomes
+
+    async def _send_limited(
+        self, channel: Channel, spec: ConnectionSpec, group: Group
+    ) -> tuple[list[Result], float]:
+        """The results of the first messages of `group`, as many as the limits let go now
+        (fewer when the provider pushed back), and the seconds until more could go.
+
+        Concurrency caps how many sends are in flight at once (slots held while they are
+        sent); the rate caps how many go now at all. A channel with a `parallelism` (an
+        SMTP pool's connections) asks for no more slots than that, and when it has them
+        all gets the whole grant in one call, which it streams (pipelined SMTP).
+        Otherwise the grant goes `slots.count` sends at a time. A channel that carries
+        many messages in one request (`messages_per_request`: Infobip's batch_size)
+        counts a request as one send.
+        """
+        assert spec.id is not None
+        parallelism = channel.parallelism
+        per_send = channel.messages_per_request
+        sends = -(-len(group) // per_send)
+        slots = await self.limiter.acquire(
+            spec.id,
+            want=min(sends, spec.max_concurrency, parallelism or sends),
+            per_second=None,
+            max_concurrency=spec.max_concurrency,
+            hold_seconds=self.hold_seconds,
+        )
+        grant = slots
+        results: list[Result] = []
+        try:
+            if slots.count and spec.max_per_second is None:
+                # No rate to take from: the slots' grant already saw any push-back block.
+                grant = Grant(spec.id, len(group), 0.0)
+            elif slots.count:
+                grant = await self.limiter.acquire(
+                    spec.id,
+                    want=len(group),
+                    per_second=spec.max_per_second,
+                    max_concurrency=None,
+                    hold_seconds=self.hold_seconds,
+                )
+            if slots.count:
+                now_sending = [outgoing for _, outgoing in group[: grant.count]]
+                whole = parallelism is not None and parallelism <= slots.count
+                width = max(len(now_sending), 1) if whole else slots.count * per_send
+                for start in range(0, len(now_sending), width):
+                    sent = await call_provider(
+                        channel, now_sending[start : start + width], spec=spec
+                    )
+                    results.extend(sent)
+                    if _pushback(sent) is not None:
+                        break  # the provider said to hold off: what is left waits too
+        finally:
+            await self.limiter.release(slots)
+        return results, grant.retry_after
+
+    async def _channel(self, spec: ConnectionSpec) -> Channel:
+        """The live channel for a connection, rebuilt when the connection was changed."""
+        cached = self._channels.get(spec.id)
+        if cached is not None and cached[0] == spec.updated_at:
+            return cached[1]
+        if cached is not None:
+            await cached[1].close()
+        channel = build_channel(spec, self.db)
+        self._channels[spec.id] = (spec.updated_at, channel)
+        return channel
+
+    def _outcome(self, message: Claimed, result: Result, *, segments: int | None) -> Outcome:
+        """Sent; a transient failure queued again after the retry policy's backoff (or
+        the provider's Retry-After) until it gives up; otherwise failed."""
+        if isinstance(result, Sent):
+            return Outcome(
+                message.id,
+                message.broadcast_id,
+                MessageStatus.SENT,
+                provider_id=result.provider_id,
+                segments=segments,
+            )
+        if isinstance(result, TransientSendError) and not self.retry.gives_up(message.attempts):
+            delay = self.retry.delay(message.attempts, retry_after=result.retry_after, rng=self.rng)
+            retry_at = self.clock() + timedelta(seconds=delay)
+            return Outcome(
+                message.id,
+                message.broadcast_id,
+                MessageStatus.QUEUED,
+                result.reason,
+                retry_at=retry_at,
+            )
+        return Outcome(message.id, message.broadcast_id, MessageStatus.FAILED, result.reason)
+
+
+def _pushback(results: Iterable[Result]) -> float | None:
+    """The longest a provider asked to hold off in `results` (HTTP Retry-After, SMTP 421);
+    None when none did."""
+    waits = [
+        r.retry_after
+        for r in results
+        if isinstance(r, TransientSendError) and r.retry_after is not None
+    ]
+    return max(waits, default=None)

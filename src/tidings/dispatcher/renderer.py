@@ -1,0 +1,295 @@
+"""From a claimed batch to messages ready for their connections.
+
+    render_batch(claimed) ──▶ load campaigns, templates (compiled, cached), contacts,
+                              and each campaign's connection (`dispatcher/loading.py`)
+                          ──▶ per message: context ──▶ invite link, play URL
+                              ──▶ render (sandboxed) ──▶ click tracking, open pixel
+                              ──▶ SMS text, or email MIME with the unsubscribe headers
+                          ──▶ Rendered: messages grouped by connection, links to store,
+                              and an outcome (failed) for each that could not be rendered
+
+Compiled templates are kept between batches and compiled again when a template changes
+(its `updated_at`); rendering looks at the event loop every `RENDER_SLICE` messages, so
+the batch on the wire meanwhile (the loop overlaps two) keeps its connections busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tidings.campaigns.models import Campaign
+from tidings.channels.base import Outgoing, PermanentSendError
+from tidings.channels.registry import SINK, ConnectionSpec
+from tidings.content import mime, sms
+from tidings.content.context import render_context
+from tidings.content.footer import with_unsubscribe_line
+from tidings.content.render import Compiled, Renderer, TemplateError
+from tidings.content.tracking import add_open_pixel, rewrite_links
+from tidings.db.engine import Database
+from tidings.dispatcher import loading
+from tidings.links.service import INVITE_POSITION, click_url, open_url, play_url, unsubscribe_url
+from tidings.links.tokens import TokenSigner
+from tidings.outbox.outcomes import Outcome
+from tidings.outbox.queue import Claimed
+from tidings.outbox.status import MessageStatus
+from tidings.templates.models import Template
+
+# Compiled templates kept between batches. Single sends with inline content make one
+# template per distinct content, so past this many the cache keeps only the batch's own.
+TEMPLATE_CACHE = 1_000
+# Messages rendered between two looks at the event loop, so that the batch being sent
+# meanwhile (`run` overlaps two) keeps its connections busy.
+RENDER_SLICE = 64
+
+Link = dict[str, Any]
+"""A link row to store: message_id, position, org_id, url, clicks."""
+
+
+@dataclass(slots=True)
+class Rendered:
+    """A batch ready for its connections: failures found while rendering, the links to
+    store, and the messages by connection (None: the sink)."""
+
+    outcomes: list[Outcome]
+    links: list[Link]
+    by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]]
+    specs: dict[int | None, ConnectionSpec]
+
+
+@dataclass(slots=True)
+class _CompiledTemplate:
+    updated_at: datetime
+    parts: dict[str, Compiled]
+    names: frozenset[str] = frozenset()  # what its parts read from the context
+
+
+class MessageRenderer:
+    """Renders claimed messages for one worker, keeping compiled templates between
+    batches. `public_url` and `signer` make the links (click, open, play, unsubscribe,
+    invite) the messages carry."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        renderer: Renderer,
+        signer: TokenSigner,
+        public_url: str,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.db = db
+        self.renderer = renderer
+        self.signer = signer
+        self.public_url = public_url
+        self.clock = clock
+        self._templates: dict[int, _CompiledTemplate] = {}
+        self._invite_urls: dict[tuple[int, datetime], Compiled] = {}  # by campaign version
+
+    async def render_batch(self, claimed: Sequence[Claimed]) -> Rendered:
+        """Each message rendered and routed to its connection; a message that cannot be
+        rendered has its outcome (failed) at once."""
+        campaigns, templates, contacts = await self._load(claimed)
+        routes: dict[int, ConnectionSpec] = {}
+        if campaigns:
+            async with self.db.session() as session:
+                routes = await loading.connection_routes(session, campaigns.values())
+        outcomes: list[Outcome] = []
+        links: list[Link] = []
+        by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]] = defaultdict(list)
+        date = self.clock()  # one Date header per batch: formatted once
+        for n, message in enumerate(claimed, 1):
+            if n % RENDER_SLICE == 0:
+                await asyncio.sleep(0)  # let the batch on the wire read replies, send more
+            try:
+                outgoing, message_links = self.render(
+                    message, campaigns, templates, contacts, date=date
+                )
+            except (TemplateError, mime.HeaderInjection, PermanentSendError) as exc:
+                reason = getattr(exc, "reason", None) or str(exc)
+                outcomes.append(
+                    Outcome(message.id, message.broadcast_id, MessageStatus.FAILED, reason)
+                )
+                continue
+            links.extend(message_links)
+            campaign_id = message.campaign_id
+            assert campaign_id is not None  # render refuses a message without a campaign
+            route = SINK if message.is_test else routes[campaign_id]  # test keys: sink only
+            by_channel[route.id].append((message, outgoing))
+        specs = {None: SINK} | {spec.id: spec for spec in routes.values()}
+        return Rendered(outcomes, links, by_channel, specs)
+
+    def render(
+        self,
+        message: Claimed,
+        campaigns: dict[int, Campaign],
+        templates: dict[int, _CompiledTemplate],
+        contacts: dict[int, dict[str, Any]],
+        *,
+        date: datetime,
+    ) -> tuple[Outgoing, list[Link]]:
+        """The message to hand to the channel (email: dated `date`), and the links to
+        store for it."""
+        if message.recipient is None or message.campaign_id not in campaigns:
+            raise PermanentSendError("nothing to send: no recipient or campaign")
+        campaign = campaigns[message.campaign_id]
+        template = templates[campaign.template_id]
+        contact = contacts.get(message.contact_id) if message.contact_id is not None else None
+        context = render_context(contact, message.variables)
+        links = self._personal_links(message, campaign, template, context)
+        rendered = self.renderer.render_parts(template.parts, context, strict=False)
+        if campaign.track_clicks or campaign.track_opens:
+            rendered = self._tracked(message, campaign, rendered, links)
+        if message.channel == "sms":
+            text = rendered.get("text", "")
+            return Outgoing(
+                message_id=message.id,
+                org_id=message.org_id,
+                channel="sms",
+                sender=campaign.sms_sender,
+                recipient=message.recipient,
+                subject=None,
+                content=text,
+                segments=sms.shape(text).segments,
+            ), links
+        return self._email(message, campaign, contact, rendered, date=date), links
+
+    def _personal_links(
+        self,
+        message: Claimed,
+        campaign: Campaign,
+        template: _CompiledTemplate,
+        context: dict[str, Any],
+    ) -> list[Link]:
+        """Side effect: `invite_link` and `play_url` put in `context` when the campaign
+        has them. Returns the invite's link row to store (none without one)."""
+        links: list[Link] = []
+        if campaign.invite_url is not None:
+            invite = self._invite(message, campaign, context)
+            if invite is not None:
+                context["invite_link"] = click_url(
+                    self.signer, self.public_url, message.id, INVITE_POSITION
+                )
+                links.append(invite)
+        if campaign.track_opens and "play_url" in template.names:  # a token costs µs
+            context["play_url"] = play_url(self.signer, self.public_url, message.id)
+        return links
+
+    def _tracked(
+        self, message: Claimed, campaign: Campaign, rendered: dict[str, str], links: list[Link]
+    ) -> dict[str, str]:
+        """The rendered parts with links rewritten to `/l/{token}` (their originals added
+        to `links`) and the open pixel added, as the campaign tracks clicks and opens."""
+        if campaign.track_clicks:
+            rendered, originals = rewrite_links(
+                rendered,
+                lambda position: click_url(self.signer, self.public_url, message.id, position),
+                own=f"{self.public_url.rstrip('/')}/",
+            )
+            links += [
+                {"message_id": message.id, "position": position, "org_id": message.org_id,
+                 "url": url, "clicks": 0}
+                for position, url in enumerate(originals)
+            ]  # fmt: skip
+        if campaign.track_opens and "html" in rendered:
+            rendered["html"] = add_open_pixel(
+                rendered["html"], open_url(self.signer, self.public_url, message.id)
+            )
+        return rendered
+
+    def _email(
+        self,
+        message: Claimed,
+        campaign: Campaign,
+        contact: dict[str, Any] | None,
+        rendered: dict[str, str],
+        *,
+        date: datetime,
+    ) -> Outgoing:
+        """The email's MIME, with the unsubscribe headers and line for marketing."""
+        assert message.recipient is not None
+        headers: tuple[tuple[str, str], ...] = ()
+        if campaign.purpose == "marketing":
+            url = unsubscribe_url(self.signer, self.public_url, message.id)
+            headers = (
+                ("List-Unsubscribe", f"<{url}>"),
+                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            )
+            rendered = with_unsubscribe_line(rendered, url, campaign.language)
+        sender = mime.Address(campaign.from_email or "", campaign.from_name)
+        name = " ".join(
+            p for p in ((contact or {}).get("first_name"), (contact or {}).get("last_name")) if p
+        )
+        email = mime.Email(
+            sender=sender,
+            to=mime.Address(message.recipient, name or None),
+            subject=rendered.get("subject", ""),
+            text=rendered.get("text"),
+            html=rendered.get("html"),
+            message_id=f"{message.id}.{campaign.id}@{sender.email.rpartition('@')[2] or 'tidings'}",
+            date=date,
+            reply_to=mime.Address(campaign.reply_to) if campaign.reply_to else None,
+            headers=headers,
+        )
+        return Outgoing(
+            message_id=message.id,
+            org_id=message.org_id,
+            channel="email",
+            sender=sender.email,
+            recipient=message.recipient,
+            subject=email.subject,
+            content=mime.build(email),
+        )
+
+    async def _load(
+        self, claimed: Sequence[Claimed]
+    ) -> tuple[dict[int, Campaign], dict[int, _CompiledTemplate], dict[int, dict[str, Any]]]:
+        """The batch's campaigns, compiled templates (compiling the new and changed ones)
+        and contacts, in one read transaction."""
+        campaign_ids = {m.campaign_id for m in claimed if m.campaign_id is not None}
+        contact_ids = {m.contact_id for m in claimed if m.contact_id is not None}
+        async with self.db.session() as session:
+            campaigns = await loading.campaigns_by_id(session, campaign_ids)
+            versions = await loading.template_versions(
+                session, {c.template_id for c in campaigns.values()}
+            )
+            if len(self._templates) > TEMPLATE_CACHE:
+                self._templates = {t: c for t, c in self._templates.items() if t in versions}
+            stale = [
+                tid
+                for tid, at in versions.items()
+                if tid not in self._templates or self._templates[tid].updated_at != at
+            ]
+            if stale:
+                for template in await loading.templates(session, stale):
+                    self._templates[template.id] = self._compile(template)
+            contacts = await loading.contact_fields(session, contact_ids)
+        return campaigns, self._templates, contacts
+
+    def _compile(self, template: Template) -> _CompiledTemplate:
+        parts = {}
+        for part, html in (("subject", False), ("html", True), ("text", False)):
+            source = getattr(template, part)
+            if source is not None:
+                parts[part] = self.renderer.compile(source, field=part, html=html)
+        names = frozenset().union(*(compiled.names for compiled in parts.values()))
+        return _CompiledTemplate(updated_at=template.updated_at, parts=parts, names=names)
+
+    def _invite(self, message: Claimed, campaign: Campaign, context: dict[str, Any]) -> Link | None:
+        """The stored link behind this message's `{{ invite_link }}`: the campaign's
+        `invite_url` rendered for the recipient; None if that is not an http(s) URL."""
+        assert campaign.invite_url is not None
+        version = (campaign.id, campaign.updated_at)
+        compiled = self._invite_urls.get(version)
+        if compiled is None:
+            compiled = self.renderer.compile(campaign.invite_url, field="invite_url", html=False)
+            self._invite_urls[version] = compiled
+        url = self.renderer.render(compiled, context, strict=False).strip()
+        if not url.lower().startswith(("http://", "https://")):
+            return None
+        return {"message_id": message.id, "position": INVITE_POSITION,
+                "org_id": message.org_id, "url": url, "clicks": 0}  # fmt: skip
