@@ -42,7 +42,7 @@ from tidings.keys import service as keys
 from tidings.keys.schemas import KeyKind, Scope
 from tidings.orgs import service as orgs
 from tidings.orgs.models import Org
-from tidings.runtime import tune_gc
+from tidings.runtime import configure_logging, tune_gc
 from tidings.settings import Settings
 
 if TYPE_CHECKING:
@@ -178,6 +178,7 @@ def serve(
         migrate.upgrade(settings.database_url)
     if workers == 1:
         api = create_app(settings)
+        configure_logging(settings.log_level)
         tune_gc(settings.gc_threshold)
         server = uvicorn.Server(
             uvicorn.Config(api, host=host, port=port, log_level=settings.log_level)
@@ -210,6 +211,7 @@ def serve_process(
 
     settings = _settings(ctx)
     api = create_app(settings)
+    configure_logging(settings.log_level)
     tune_gc(settings.gc_threshold)
     server = uvicorn.Server(uvicorn.Config(api, log_level=settings.log_level))
     _serve(api, server, sockets=[socket.socket(fileno=fd)])
@@ -262,6 +264,7 @@ def worker(ctx: typer.Context) -> None:
     if settings.auto_migrate:
         migrate.upgrade(settings.database_url)
     err.print("worker started; Ctrl-C to stop")
+    configure_logging(settings.log_level)
     tune_gc(settings.gc_threshold)
     code = run_worker(settings)
     if code:

@@ -1,4 +1,8 @@
-"""How a long-running Tidings process (`serve`, its `--workers`, `worker`) tunes Python.
+"""How a long-running Tidings process (`serve`, its `--workers`, `worker`) tunes Python:
+its logging and its garbage collector.
+
+Logging: Tidings' own loggers (`tidings.*`: the dispatcher's provider calls and batches,
+the worker loops) write to stderr at `TIDINGS_LOG_LEVEL`, one line each, beside uvicorn's.
 
 The cyclic garbage collector runs its youngest pass every 700 container allocations by
 default, and now and then a full pass over every object alive. A 500-recipient invite
@@ -15,6 +19,23 @@ for about 21 MB more peak RSS per process. Cycles are still collected, later.
 from __future__ import annotations
 
 import gc
+import logging
+import sys
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """Before serving: the `tidings` loggers write to stderr at `level` (debug, info,
+    warning or error). Idempotent: a second call changes the level only."""
+    logger = logging.getLogger("tidings")
+    logger.setLevel(level.upper())
+    if not any(getattr(h, "tidings", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.tidings = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def tune_gc(threshold: int) -> None:

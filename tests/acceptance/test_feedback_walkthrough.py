@@ -102,7 +102,7 @@ def _signed_report(secret: str, body: bytes) -> dict[str, str]:
 
 
 def test_a_tracked_broadcast_through_serve_shows_its_feedback(
-    served: tuple[str, str],
+    served: tuple[str, str], tmp_path: Path
 ) -> None:
     base, key = served
     with (
@@ -110,6 +110,13 @@ def test_a_tracked_broadcast_through_serve_shows_its_feedback(
         httpx.Client(base_url=base, headers={"User-Agent": BROWSER}, timeout=30) as people,
     ):
         _walk_through(base, api, people)
+    # The process logs each provider call, timed, at TIDINGS_LOG_LEVEL's default (info).
+    logged = (tmp_path / "serve.log").read_text()
+    assert re.search(
+        r"INFO tidings\.dispatcher\.deliverer: provider call: connection 1 \(sink\), "
+        r"\d+ messages: \d+ sent, 0 failed, 0 unsent in \d+\.\d{3} s",
+        logged,
+    ), logged
 
 
 def _walk_through(base: str, api: httpx.Client, people: httpx.Client) -> None:

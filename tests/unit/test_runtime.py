@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Iterator
 
 import pytest
 
-from tidings.runtime import tune_gc
+from tidings.runtime import configure_logging, tune_gc
 
 
 @pytest.fixture(autouse=True)
@@ -29,3 +30,23 @@ def test_zero_keeps_pythons_threshold() -> None:
     before = gc.get_threshold()
     tune_gc(0)
     assert gc.get_threshold() == before
+
+
+def test_tidings_loggers_write_to_stderr_at_the_configured_level(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logger = logging.getLogger("tidings")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    try:
+        configure_logging("warning")
+        configure_logging("info")  # again: the level changes, no second handler
+        assert len(logger.handlers) == len(handlers) + 1
+        logging.getLogger("tidings.dispatcher.deliverer").debug("not shown")
+        logging.getLogger("tidings.dispatcher.deliverer").info("provider call: shown")
+        err = capsys.readouterr().err
+        assert "INFO tidings.dispatcher.deliverer: provider call: shown" in err
+        assert "not shown" not in err
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
