@@ -29,7 +29,7 @@ from bench.seed import Seed, clone, discard
 
 from tidings.broadcasts.models import Broadcast
 from tidings.db.engine import Database
-from tidings.dispatcher import queries
+from tidings.outbox.create import count_by_status
 from tidings.settings import Settings
 
 COUNT_EVERY = 0.02
@@ -60,7 +60,7 @@ async def _verify(url: str, broadcast_id: int, expected: int) -> dict[str, Any]:
     try:
         async with db.session() as session:
             broadcast = await session.get(Broadcast, broadcast_id)
-            statuses = await queries.count_by_status(session, broadcast_id=broadcast_id)
+            statuses = await count_by_status(session, broadcast_id=broadcast_id)
             assert broadcast is not None
             first_last = (broadcast.created_at, broadcast.completed_at)
     finally:

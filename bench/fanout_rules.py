@@ -47,9 +47,9 @@ from tidings.content.render import Renderer
 from tidings.db import migrate
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
-from tidings.dispatcher import queries
 from tidings.keys.service import create_org
 from tidings.lists.service import create_list
+from tidings.outbox.create import count_by_status
 from tidings.segments import service as segments
 from tidings.settings import Settings
 from tidings.templates import service as templates
@@ -120,7 +120,7 @@ async def prepare(
     """Org, contacts, suppressions, list, segment, campaign and a due broadcast;
     returns (org id, broadcast id)."""
     dialect = db.engine.dialect.name
-    async with db.session() as session:
+    async with db.transaction() as session:
         org_id = (await create_org(session, name="fanout")).org.id
     now = utcnow().replace(tzinfo=None)
     statement = _CONTACTS.format(series=_SERIES[dialect], attributes=_JSON[dialect])
@@ -130,7 +130,7 @@ async def prepare(
         )
         await session.execute(text(_SUPPRESSIONS), {"org_id": org_id, "now": now})
         await session.commit()
-    async with db.session() as session:
+    async with db.transaction() as session:
         created_list = await create_list(session, org_id=org_id, name="everyone", description=None)
     list_id = created_list.list.id
     async with db.session() as session:
@@ -139,7 +139,7 @@ async def prepare(
         if dialect == "postgresql":  # as autovacuum would, before any real broadcast
             await session.execute(text("ANALYZE"))
             await session.commit()
-    async with db.session() as session:
+    async with db.transaction() as session:
         segment = await segments.create_segment(
             session,
             org_id=org_id,
@@ -147,7 +147,7 @@ async def prepare(
             description=None,
             filter={"field": "attributes.plan", "op": "in", "value": list(PLANS)},
         )
-    async with db.session() as session:
+    async with db.transaction() as session:
         template = await templates.create_template(
             session,
             org_id=org_id,
@@ -214,7 +214,7 @@ async def _bench(
             broadcast = await broadcasts.get_broadcast(
                 session, org_id=org_id, broadcast_id=broadcast_id
             )
-            statuses = await queries.count_by_status(session, broadcast_id=broadcast_id)
+            statuses = await count_by_status(session, broadcast_id=broadcast_id)
     finally:
         await db.dispose()
     want = expected(contacts, channel=channel, purpose=purpose)

@@ -50,7 +50,7 @@ async def prepare(url: str) -> str:
     """Org and the seed 000 campaign; returns the org's API key."""
     db = Database(Settings(database_url=url, auto_migrate=False))
     try:
-        async with db.session() as session:
+        async with db.transaction() as session:
             created = await create_org(session, name="intake")
         await seed.invite_campaign(db, org_id=created.org.id)
     finally:

@@ -52,7 +52,7 @@ async def _sample() -> bytes:
     )
     db = Database(settings)
     try:
-        async with db.session() as session:
+        async with db.transaction() as session:
             org_id = (await create_org(session, name="sample")).org.id
         await support.create_contacts(db, org_id=org_id, count=1)
         campaign_id, _ = await support.email_campaign(

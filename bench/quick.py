@@ -47,9 +47,9 @@ from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.content.render import Renderer
 from tidings.db import migrate
 from tidings.db.engine import Database
-from tidings.dispatcher import queries
 from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.keys.service import create_org
+from tidings.outbox.create import count_by_status
 from tidings.outbox.models import Message
 from tidings.runtime import tune_gc
 from tidings.settings import Settings
@@ -69,7 +69,7 @@ async def prepare(
 ) -> tuple[int, int, int]:
     """An org with `messages` contacts, a template, an smtp connection and a campaign;
     returns (org id, campaign id, the connection's max_concurrency)."""
-    async with db.session() as session:
+    async with db.transaction() as session:
         org_id = (await create_org(session, name="bench")).org.id
     await support.create_contacts(db, org_id=org_id, count=messages)
     campaign_id, max_concurrency = await support.email_campaign(
@@ -120,7 +120,7 @@ async def check(
         broadcast = await broadcasts.get_broadcast(
             session, org_id=org_id, broadcast_id=broadcast_id
         )
-        statuses = await queries.count_by_status(session, broadcast_id=broadcast.id)
+        statuses = await count_by_status(session, broadcast_id=broadcast.id)
         last_recorded = await session.scalar(
             select(func.max(Message.finished_at)).where(Message.broadcast_id == broadcast.id)
         )

@@ -66,7 +66,7 @@ class Endpoints:
 
 
 async def _sms_campaign(db: Database, *, org_id: int, endpoints: Endpoints) -> int:
-    async with db.session() as session:
+    async with db.transaction() as session:
         template = await templates.create_template(
             session,
             org_id=org_id,
@@ -77,7 +77,7 @@ async def _sms_campaign(db: Database, *, org_id: int, endpoints: Endpoints) -> i
             html=None,
             text=SMS_TEXT,
         )
-    async with db.session() as session:
+    async with db.transaction() as session:
         connection = await connections.create_connection(
             session,
             org_id=org_id,
@@ -108,7 +108,7 @@ async def _sms_campaign(db: Database, *, org_id: int, endpoints: Endpoints) -> i
 
 async def invite_campaign(db: Database, *, org_id: int) -> None:
     """The seed 000 campaign the API intake posts to (INVITE_PATH, INVITE_CAMPAIGN)."""
-    async with db.session() as session:
+    async with db.transaction() as session:
         template = await templates.create_template(
             session,
             org_id=org_id,
@@ -139,7 +139,7 @@ async def invite_campaign(db: Database, *, org_id: int) -> None:
 async def _fill(url: str, *, scale: int, endpoints: Endpoints) -> dict[str, Any]:
     db = Database(Settings(database_url=url, auto_migrate=False))
     try:
-        async with db.session() as session:
+        async with db.transaction() as session:
             created = await create_org(session, name="bench", login="bench")
         org_id = created.org.id
         await support.create_contacts(db, org_id=org_id, count=scale, phones=True, progress=True)
@@ -153,7 +153,7 @@ async def _fill(url: str, *, scale: int, endpoints: Endpoints) -> dict[str, Any]
             name="bench email",
         )
         sms_campaign_id = await _sms_campaign(db, org_id=org_id, endpoints=endpoints)
-        async with db.session() as session:
+        async with db.transaction() as session:
             segment = await segments.create_segment(
                 session,
                 org_id=org_id,

@@ -362,7 +362,7 @@ async def create_contacts(
         raise SystemExit("at most 10,000,000 contacts with phones (+4179 and 7 digits)")
     started = time.perf_counter()
     for start in range(0, count, UPSERT_BATCH):
-        async with db.session() as session:
+        async with db.transaction() as session:
             report = await contacts.upsert_contacts(
                 session,
                 org_id=org_id,
@@ -390,7 +390,7 @@ async def email_campaign(
     """The ~3 KB template, an `smtp` connection to 127.0.0.1:port (security "none",
     `pool` connections, the API's default limits unless `concurrency`) and a campaign;
     returns (campaign id, the connection's max_concurrency)."""
-    async with db.session() as session:
+    async with db.transaction() as session:
         template = await templates.create_template(
             session,
             org_id=org_id,
@@ -402,7 +402,7 @@ async def email_campaign(
             text=TEXT,
         )
     limits = {} if concurrency is None else {"max_concurrency": concurrency}
-    async with db.session() as session:
+    async with db.transaction() as session:
         connection = await connections.create_connection(
             session,
             org_id=org_id,

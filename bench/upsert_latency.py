@@ -33,7 +33,7 @@ from tidings.settings import Settings  # noqa: E402
 async def measure(url: str, repeat: int) -> None:
     app = create_app(Settings(database_url=url, auto_migrate=False))
     async with app.router.lifespan_context(app):
-        async with app.state.db.session() as session:
+        async with app.state.db.transaction() as session:
             created = await create_org(session, name="bench")
         headers = {"Authorization": f"Bearer {created.key.secret}"}
         path = f"/v1/orgs/{created.org.id}/contacts"
