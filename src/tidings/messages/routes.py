@@ -86,31 +86,24 @@ async def send_message(
     renderer: RendererDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
-    # Without a key, one transaction. With one: the claim is its own short transaction,
-    # so that a concurrent retry sees it in flight (409); the send stores the answer in
-    # its transaction; a refused send stores its problem, an unexpected error frees the key.
-    if idempotency_key is None:
+    # With a key, the claim is a short transaction of its own, so that a concurrent retry
+    # sees it in flight (409); the send stores its answer in the send's transaction; a
+    # refused send stores its problem, an unexpected error frees the key.
+    claim: idempotency.Claim | None = None
+    if idempotency_key is not None:
+        fingerprint = idempotency.request_hash("POST", request.url.path, await request.body())
         async with transaction(session):
-            message = await service.send_single(
-                session,
-                org_id=key.org_id,
-                body=body,
-                renderer=renderer,
-                is_test=key.kind is KeyKind.TEST,
+            outcome = await idempotency.begin(
+                session, org_id=key.org_id, key=idempotency_key, fingerprint=fingerprint
             )
-        return JSONResponse(MessageOut.model_validate(message).model_dump(mode="json"), 201)
-    fingerprint = idempotency.request_hash("POST", request.url.path, await request.body())
-    async with transaction(session):
-        outcome = await idempotency.begin(
-            session, org_id=key.org_id, key=idempotency_key, fingerprint=fingerprint
-        )
-    if isinstance(outcome, idempotency.Replay):
-        return JSONResponse(
-            outcome.body,
-            outcome.status_code,
-            headers={"Idempotent-Replayed": "true"},
-            media_type=PROBLEM_JSON if outcome.status_code >= 400 else None,
-        )
+        if isinstance(outcome, idempotency.Replay):
+            return JSONResponse(
+                outcome.body,
+                outcome.status_code,
+                headers={"Idempotent-Replayed": "true"},
+                media_type=PROBLEM_JSON if outcome.status_code >= 400 else None,
+            )
+        claim = outcome
     try:
         async with transaction(session):
             message = await service.send_single(
@@ -118,18 +111,20 @@ async def send_message(
                 org_id=key.org_id,
                 body=body,
                 renderer=renderer,
-                claim=outcome,
+                claim=claim,
                 is_test=key.kind is KeyKind.TEST,
             )
     except TidingsError as exc:
-        answer = problem_body(request, exc)
-        async with transaction(session):
-            await idempotency.finish_alone(
-                session, claim=outcome, status_code=exc.status, body=answer
-            )
+        if claim is not None:
+            answer = problem_body(request, exc)
+            async with transaction(session):
+                await idempotency.finish_alone(
+                    session, claim=claim, status_code=exc.status, body=answer
+                )
         raise
     except BaseException:
-        async with transaction(session):
-            await idempotency.release(session, claim=outcome)
+        if claim is not None:
+            async with transaction(session):
+                await idempotency.release(session, claim=claim)
         raise
     return JSONResponse(MessageOut.model_validate(message).model_dump(mode="json"), 201)
