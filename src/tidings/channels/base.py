@@ -39,6 +39,15 @@ class PermanentSendError(SendError):
     pass
 
 
+REASON_CHARS = 500  # a message's `reason` column
+
+
+def internal_error(exc: BaseException) -> str:
+    """The reason a message gets for an exception nobody expected (a bug, not a
+    provider's answer): `internal error: <type>: <text>`."""
+    return f"internal error: {type(exc).__name__}: {exc}"[:REASON_CHARS]
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """One rendered message. `content` is the full MIME for email, the text for SMS."""

@@ -33,6 +33,11 @@ import idna
 __all__ = ["Address", "Email", "HeaderInjection", "build"]
 
 
+class Undeliverable(ValueError):
+    """An address no message can be built for: a non-ASCII local part (it needs SMTPUTF8,
+    RFC 6531) or a domain that is not a valid IDN. The message fails with this reason."""
+
+
 class HeaderInjection(ValueError):
     """A header input holds CR, LF or NUL, which would end the header or the message early.
 
@@ -203,11 +208,13 @@ def _address_line(prefix: str, name: str | None, addr: str) -> str:
     if not addr.isascii():
         local, _, domain = addr.rpartition("@")
         if not local.isascii():
-            raise ValueError(f"{prefix[:-2]}: non-ASCII local part needs SMTPUTF8: {addr!r}")
+            raise Undeliverable(
+                f"{prefix[:-2]}: non-ASCII local part needs SMTPUTF8 (RFC 6531): {addr!r}"
+            )
         try:
             addr = f"{local}@{_ascii_domain(domain)}"
         except idna.IDNAError as exc:
-            raise ValueError(f"{prefix[:-2]}: domain is not a valid IDN: {domain!r}") from exc
+            raise Undeliverable(f"{prefix[:-2]}: domain is not a valid IDN: {domain!r}") from exc
     if not name:
         return f"{prefix}{addr}\r\n"
     tokens, encoded = _text_tokens(name, prefix, phrase=True)

@@ -21,7 +21,16 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
-from tidings.channels.base import Channel, Outgoing, Result, SendError, Sent, TransientSendError
+from tidings.channels.base import (
+    Channel,
+    Outgoing,
+    Result,
+    SendError,
+    Sent,
+    TransientSendError,
+    internal_error,
+)
+from tidings.channels.provider import Builder
 from tidings.channels.registry import ConnectionSpec, build_channel
 from tidings.db.engine import Database
 from tidings.dispatcher.limits import ConnectionLimiter, Grant
@@ -49,10 +58,7 @@ async def call_provider(
     whole batch becomes that error for each message.
     """
     started = time.perf_counter()
-    try:
-        results = await channel.send(batch)
-    except SendError as exc:  # the whole batch failed the same way
-        results = [exc] * len(batch)
+    results = await _send_each_failing_alone(channel, batch, where=_where(spec))
     seconds = time.perf_counter() - started
     sent = failed = 0
     for result in results:
@@ -60,7 +66,7 @@ async def call_provider(
             sent += 1
         elif not isinstance(result, TransientSendError) or result.attempted:
             failed += 1
-    where = "the sink" if spec.id is None else f"connection {spec.id} ({spec.kind})"
+    where = _where(spec)
     log.info(
         "provider call: %s, %d messages: %d sent, %d failed, %d unsent in %.3f s",
         where,
@@ -85,6 +91,32 @@ async def call_provider(
     return results
 
 
+def _where(spec: ConnectionSpec) -> str:
+    return "the sink" if spec.id is None else f"connection {spec.id} ({spec.kind})"
+
+
+async def _send_each_failing_alone(
+    channel: Channel, batch: Sequence[Outgoing], *, where: str
+) -> Sequence[Result]:
+    """`channel.send(batch)`. A SendError raised for the whole batch is each message's
+    result. Any other exception is a bug, logged with its traceback, and the batch is
+    sent again one message at a time, so that only what raises again fails, alone, with
+    a transient "internal error" (retried until the retry policy gives up). A message
+    handed over before the exception may go twice: at most this batch."""
+    try:
+        return await channel.send(batch)
+    except SendError as exc:  # the whole batch failed the same way
+        return [exc] * len(batch)
+    except Exception as exc:
+        log.exception("provider call on %s raised; sending its %d one by one", where, len(batch))
+        if len(batch) == 1:
+            return [TransientSendError(internal_error(exc))]
+    results: list[Result] = []
+    for outgoing in batch:
+        results.extend(await _send_each_failing_alone(channel, [outgoing], where=where))
+    return results
+
+
 class Deliverer:
     """Sends rendered batches for one worker; keeps each connection's channel open
     between batches. `hold_seconds` is how long a grant holds its concurrency slots at
@@ -99,8 +131,10 @@ class Deliverer:
         hold_seconds: float,
         clock: Callable[[], datetime],
         rng: random.Random,
+        channels: Builder = build_channel,
     ) -> None:
         self.db = db
+        self.build_channel = channels
         self.limiter = limiter
         self.retry = retry
         self.hold_seconds = hold_seconds
@@ -109,9 +143,11 @@ class Deliverer:
         self._channels: dict[int | None, tuple[datetime | None, Channel]] = {}
 
     async def send(self, rendered: Rendered) -> list[Outcome]:
-        """Every outcome of a rendered batch: those found while rendering, then each
-        connection's."""
-        outcomes = list(rendered.outcomes)
+        """Every outcome of a rendered batch: the failures found while rendering, then
+        each connection's."""
+        outcomes = [
+            self._outcome(message, error, segments=None) for message, error in rendered.failures
+        ]
         for connection_id, group in rendered.by_channel.items():
             outcomes.extend(await self.send_group(rendered.specs[connection_id], group))
         return outcomes
@@ -219,7 +255,7 @@ class Deliverer:
             return cached[1]
         if cached is not None:
             await cached[1].close()
-        channel = build_channel(spec, self.db)
+        channel = self.build_channel(spec, self.db)
         self._channels[spec.id] = (spec.updated_at, channel)
         return channel
 

@@ -35,6 +35,8 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from tidings.broadcasts.service import due_broadcasts, start_due
+from tidings.channels.provider import Builder
+from tidings.channels.registry import build_channel
 from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
@@ -86,7 +88,10 @@ class Dispatcher:
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
         signer: TokenSigner | None = None,
+        channels: Builder = build_channel,
     ) -> None:
+        """`channels` builds a connection's live channel (the registry's providers; a test
+        may hand in `tidings.testing.RecordingChannel`)."""
         self.db = db
         self.renderer = renderer
         self.config = config or DispatcherConfig()
@@ -98,11 +103,12 @@ class Dispatcher:
         self.limiter = ConnectionLimiter(db, holder=holder, clock=lambda: self.clock().timestamp())
         self.messages = MessageRenderer(
             db, renderer=renderer, signer=self.signer, public_url=self.config.public_url,
-            clock=clock,
+            clock=clock, max_attempts=self.config.retry.max_attempts,
         )  # fmt: skip
         self.deliverer = Deliverer(
             db, limiter=self.limiter, retry=self.config.retry,
             hold_seconds=self.config.lease.total_seconds(), clock=clock, rng=self.rng,
+            channels=channels,
         )  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -16,6 +16,7 @@ the batch on the wire meanwhile (the loop overlaps two) keeps its connections bu
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,13 @@ from datetime import datetime
 from typing import Any
 
 from tidings.campaigns.models import Campaign
-from tidings.channels.base import Outgoing, PermanentSendError
+from tidings.channels.base import (
+    Outgoing,
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+    internal_error,
+)
 from tidings.channels.registry import SINK, ConnectionSpec
 from tidings.content import mime, sms
 from tidings.content.context import render_context
@@ -34,10 +41,10 @@ from tidings.db.engine import Database
 from tidings.dispatcher import loading
 from tidings.links.service import INVITE_POSITION, click_url, open_url, play_url, unsubscribe_url
 from tidings.links.tokens import TokenSigner
-from tidings.outbox.outcomes import Outcome
 from tidings.outbox.queue import Claimed
-from tidings.outbox.status import MessageStatus
 from tidings.templates.models import Template
+
+log = logging.getLogger(__name__)
 
 # Compiled templates kept between batches. Single sends with inline content make one
 # template per distinct content, so past this many the cache keeps only the batch's own.
@@ -52,10 +59,10 @@ Link = dict[str, Any]
 
 @dataclass(slots=True)
 class Rendered:
-    """A batch ready for its connections: failures found while rendering, the links to
-    store, and the messages by connection (None: the sink)."""
+    """A batch ready for its connections: the messages that failed while rendering (with
+    their error), the links to store, and the messages by connection (None: the sink)."""
 
-    outcomes: list[Outcome]
+    failures: list[tuple[Claimed, SendError]]
     links: list[Link]
     by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]]
     specs: dict[int | None, ConnectionSpec]
@@ -81,8 +88,10 @@ class MessageRenderer:
         signer: TokenSigner,
         public_url: str,
         clock: Callable[[], datetime],
+        max_attempts: int,
     ) -> None:
         self.db = db
+        self.max_attempts = max_attempts
         self.renderer = renderer
         self.signer = signer
         self.public_url = public_url
@@ -91,29 +100,43 @@ class MessageRenderer:
         self._invite_urls: dict[tuple[int, datetime], Compiled] = {}  # by campaign version
 
     async def render_batch(self, claimed: Sequence[Claimed]) -> Rendered:
-        """Each message rendered and routed to its connection; a message that cannot be
-        rendered has its outcome (failed) at once."""
+        """Each message rendered and routed to its connection. A message that cannot be
+        rendered fails alone, with its error as its result (`Rendered.failures`): a
+        permanent one for what no retry mends (a template error, an unsafe header, an
+        address no message can be built for, no outcome after `max_attempts` claims), a
+        transient "internal error" for anything unexpected (logged with its traceback),
+        so that it is retried, then failed, like any other attempt."""
         campaigns, templates, contacts = await self._load(claimed)
         routes: dict[int, ConnectionSpec] = {}
         if campaigns:
             async with self.db.session() as session:
                 routes = await loading.connection_routes(session, campaigns.values())
-        outcomes: list[Outcome] = []
+        failures: list[tuple[Claimed, SendError]] = []
         links: list[Link] = []
         by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]] = defaultdict(list)
         date = self.clock()  # one Date header per batch: formatted once
         for n, message in enumerate(claimed, 1):
             if n % RENDER_SLICE == 0:
                 await asyncio.sleep(0)  # let the batch on the wire read replies, send more
+            if message.attempts > self.max_attempts:  # claimed that often, never recorded
+                failures.append((message, PermanentSendError(
+                    f"no outcome after {self.max_attempts} attempts (each claim ended "
+                    "without one: the worker stopped or stalled)")))  # fmt: skip
+                continue
             try:
                 outgoing, message_links = self.render(
                     message, campaigns, templates, contacts, date=date
                 )
-            except (TemplateError, mime.HeaderInjection, PermanentSendError) as exc:
+            except (TemplateError, mime.HeaderInjection, mime.Undeliverable) as exc:
                 reason = getattr(exc, "reason", None) or str(exc)
-                outcomes.append(
-                    Outcome(message.id, message.broadcast_id, MessageStatus.FAILED, reason)
-                )
+                failures.append((message, PermanentSendError(reason)))
+                continue
+            except PermanentSendError as exc:
+                failures.append((message, exc))
+                continue
+            except Exception as exc:
+                log.exception("message %d could not be rendered", message.id)
+                failures.append((message, TransientSendError(internal_error(exc))))
                 continue
             links.extend(message_links)
             campaign_id = message.campaign_id
@@ -121,7 +144,7 @@ class MessageRenderer:
             route = SINK if message.is_test else routes[campaign_id]  # test keys: sink only
             by_channel[route.id].append((message, outgoing))
         specs = {None: SINK} | {spec.id: spec for spec in routes.values()}
-        return Rendered(outcomes, links, by_channel, specs)
+        return Rendered(failures, links, by_channel, specs)
 
     def render(
         self,
