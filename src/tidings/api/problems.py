@@ -17,11 +17,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tidings.db.availability import RAISED as DATABASE_ERRORS
+from tidings.db.availability import RETRY_AFTER_SECONDS, unavailable
 from tidings.errors import FieldError, InvalidInput, TidingsError, Unauthorized
 
 PROBLEM_JSON = "application/problem+json"
 AUTH_CHALLENGE = 'Bearer realm="tidings", Basic realm="tidings"'
 log = logging.getLogger(__name__)
+
+
+UNAVAILABLE = "unavailable"  # the problem slug of a 503: the database cannot be reached
 
 
 def problem_type(slug: str) -> str:
@@ -128,6 +133,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(request, exc.status_code, str(exc.detail), headers=headers)
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """503 with Retry-After when the database cannot be reached now (not a bug: logged
+    without a traceback); anything else of these types is unexpected."""
+    if not unavailable(exc):
+        return await _unexpected(request, exc)
+    log.warning("%s %s: database unavailable: %r", request.method, request.url.path, exc)
+    return problem(
+        request,
+        503,
+        "the database cannot be reached right now; retry shortly",
+        type_=problem_type(UNAVAILABLE),
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(
@@ -142,4 +162,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(TidingsError, _tidings_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for raised in DATABASE_ERRORS:  # handled here, not re-raised to the server as a crash
+        app.add_exception_handler(raised, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -26,7 +26,8 @@ from starlette.exceptions import HTTPException
 
 from tidings.api.deps import answered_failure
 from tidings.api.principal import Principal
-from tidings.api.problems import field_path
+from tidings.api.problems import UNAVAILABLE, field_path
+from tidings.db.availability import RETRY_AFTER_SECONDS, unavailable
 from tidings.errors import FieldError, TidingsError
 from tidings.keys.schemas import Scope
 
@@ -63,6 +64,8 @@ def failure_of(exc: Exception) -> Failure:
         return Failure(400, "malformed", detail, errors)
     if isinstance(exc, HTTPException):
         return Failure(exc.status_code, "http", str(exc.detail))
+    if unavailable(exc):
+        return Failure(503, UNAVAILABLE, "the database cannot be reached right now; retry shortly")
     return Failure(500, "internal-error", "an unexpected error occurred; it has been logged")
 
 
@@ -79,6 +82,12 @@ def dialect_router(shape: ErrorShape, *, prefix: str, tag: str) -> APIRouter:
                 except Exception as exc:
                     answered_failure(request)  # its write transaction is rolled back
                     failure = failure_of(exc)
+                    if failure.status == 503:
+                        log.warning("%s %s: database unavailable: %r", request.method,
+                                    request.url.path, exc)  # fmt: skip
+                        answer = shape(failure)
+                        answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+                        return answer
                     if failure.status >= 500:
                         log.exception("%s %s failed", request.method, request.url.path)
                     return shape(failure)
