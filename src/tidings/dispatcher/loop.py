@@ -38,6 +38,7 @@ from tidings.broadcasts.service import due_broadcasts, start_due
 from tidings.channels.provider import Builder
 from tidings.channels.registry import build_channel
 from tidings.content.render import Renderer
+from tidings.db.availability import unavailable
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.dispatcher import queries
@@ -52,6 +53,9 @@ from tidings.outbox.status import MessageStatus
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+
+RECORD_RETRY_SECONDS = (0.5, 5.0)
+"""The record step's first wait and longest wait while the database cannot be reached."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +148,17 @@ class Dispatcher:
                 await sending
 
     async def _guarded(self, step: Awaitable[_T], what: str) -> _T | None:
-        # A failed step (the database restarting, a provider's client raising) is logged
-        # and the next round tries again; its messages wait for their lease to run out.
+        # A failed step is logged and the next round tries again; its messages wait for
+        # their lease to run out. The database being unreachable is not a bug: one line,
+        # and a pause, so that an outage is not a hot loop of tracebacks.
         try:
             return await step
-        except Exception:
-            log.exception("dispatcher failed %s; retrying", what)
+        except Exception as exc:
+            if unavailable(exc):
+                log.warning("dispatcher %s: the database is unavailable (%r)", what, exc)
+                await asyncio.sleep(RECORD_RETRY_SECONDS[0])
+            else:
+                log.exception("dispatcher failed %s; retrying", what)
             return None
 
     async def drain(self, max_ticks: int = 10_000, *, horizon: float = 5.0) -> None:
@@ -198,15 +207,7 @@ class Dispatcher:
         outcomes: list[Outcome] = []
         if batch.rendered is not None:
             outcomes = await self.deliverer.send(batch.rendered)
-            async with self.db.transaction() as session:  # the record step
-                await queries.record(
-                    session,
-                    outcomes=outcomes,
-                    lease_until=batch.lease_until,
-                    now=self.clock(),
-                    links=batch.rendered.links,
-                    charged={c.id: c for c in batch.claimed if c.cost},
-                )
+            await self._record(batch, outcomes)
         async with self.db.transaction() as session:  # the finish step
             finished = await queries.finish_broadcasts(session, now=self.clock())
         if (batch.found or finished) and log.isEnabledFor(logging.DEBUG):
@@ -221,6 +222,36 @@ class Dispatcher:
                 time.perf_counter() - started_at,
             )
         return batch.found + finished
+
+    async def _record(self, batch: _Batch, outcomes: list[Outcome]) -> None:
+        """The record step, retried while the database cannot be reached (a restart): the
+        outcomes stay in memory and are written once it is back, so what is known to be
+        sent is not sent again. Given up when the batch's lease has run out meanwhile
+        (another worker may have claimed it again: its rows then change nothing)."""
+        assert batch.rendered is not None
+        deadline = time.monotonic() + self.config.lease.total_seconds()
+        wait = RECORD_RETRY_SECONDS[0]
+        while True:
+            try:
+                async with self.db.transaction() as session:
+                    await queries.record(
+                        session,
+                        outcomes=outcomes,
+                        lease_until=batch.lease_until,
+                        now=self.clock(),
+                        links=batch.rendered.links,
+                        charged={c.id: c for c in batch.claimed if c.cost},
+                    )
+                return
+            except Exception as exc:
+                if not unavailable(exc) or time.monotonic() + wait > deadline:
+                    raise
+                log.warning(
+                    "outcomes of %d messages kept: the database is unavailable (%r); "
+                    "writing them again in %.1f s", len(outcomes), exc, wait,
+                )  # fmt: skip
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, RECORD_RETRY_SECONDS[1])
 
     async def _start_due_broadcasts(self, now: datetime) -> int:
         async with self.db.transaction(write=False) as session:

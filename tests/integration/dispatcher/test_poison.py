@@ -6,8 +6,11 @@ the part the dispatcher's parts own)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import pytest
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support.factories import OrgWithKey, make_org
 from tests.support.sending import audience, broadcast_now, campaign, email_campaign
@@ -17,6 +20,7 @@ from tidings.channels.base import Channel, Outgoing, Result
 from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
+from tidings.dispatcher import loop, queries
 from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.dispatcher.retry import RetryPolicy
 from tidings.outbox.models import Message
@@ -182,3 +186,30 @@ async def test_a_message_claimed_more_than_max_attempts_without_an_outcome_fails
         "no outcome after 3 attempts (each claim ended without one: the worker stopped or stalled)",
     )
     assert all_sent(found, GOOD_ADDRESSES)
+
+
+async def test_outcomes_are_kept_while_the_database_is_away_and_nothing_is_sent_twice(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record step fails as a restarting database makes it fail; the worker keeps the
+    outcomes, writes them once it can, and hands no message over twice."""
+    org = await make_org(db)
+    broadcast, beside = await two_broadcasts(db, org, [])
+    record = queries.record
+    failures = [ConnectionResetError("server closed the connection")] * 2
+
+    async def restarting(session: AsyncSession, **kwargs: Any) -> int:
+        if failures:
+            raise failures.pop()
+        return await record(session, **kwargs)
+
+    monkeypatch.setattr(queries, "record", restarting)
+    monkeypatch.setattr(loop, "RECORD_RETRY_SECONDS", (0.01, 0.02))
+    channel = RecordingChannel()
+    await dispatcher(db, channel).drain()
+    assert failures == []  # both refusals happened
+    handed = [m.message_id for m in channel.messages]
+    assert len(handed) == len(set(handed)) == 60
+    for found in (await outcomes(db, broadcast), await outcomes(db, beside)):
+        assert all_sent(found, GOOD_ADDRESSES)
+        assert found["<broadcast>"] == ("SENT", None)
