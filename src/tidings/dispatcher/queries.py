@@ -30,8 +30,6 @@ from tidings.outbox.queue import Claimed, claim, next_due, reap
 from tidings.outbox.status import MessageStatus
 
 __all__ = [
-    "Claimed",
-    "Outcome",
     "claim",
     "finish_broadcasts",
     "next_due",

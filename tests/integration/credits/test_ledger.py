@@ -18,6 +18,7 @@ from tidings.db.engine import Database, begin_write
 from tidings.dispatcher import queries
 from tidings.errors import InsufficientCredit
 from tidings.outbox.models import Message
+from tidings.outbox.outcomes import Outcome
 
 C = credits.MICRO
 
@@ -122,7 +123,7 @@ async def test_a_broadcast_reserves_its_queued_messages_and_failures_come_back(
         await session.commit()
     assert [c.cost for c in claimed] == [C, C, C]
     outcomes = [
-        queries.Outcome(c.id, c.broadcast_id, "failed" if i == 0 else "sent", "bounced")
+        Outcome(c.id, c.broadcast_id, "failed" if i == 0 else "sent", "bounced")
         for i, c in enumerate(claimed)
     ]
     async with db.session() as session:

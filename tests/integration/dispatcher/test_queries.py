@@ -14,8 +14,9 @@ from tidings.broadcasts.service import start_due
 from tidings.db.base import utcnow
 from tidings.db.engine import Database, begin_write
 from tidings.dispatcher import queries
-from tidings.dispatcher.queries import Claimed, Outcome
 from tidings.outbox.models import Message
+from tidings.outbox.outcomes import Outcome
+from tidings.outbox.queue import Claimed
 
 
 async def _queued_broadcast(db: Database, recipients: int) -> int:
