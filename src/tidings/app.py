@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -63,8 +64,21 @@ object in the key's org.
 """
 
 
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {
+        "description": "The database cannot be reached right now: retry after `Retry-After`",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+    }
+}
+"""What every route may answer while the database is away (`db/availability.py`): in the
+dialect's own shape under /compat, in problem+json under /v1."""
+UNAVAILABLE_PROBLEM: dict[int | str, dict[str, Any]] = {
+    503: UNAVAILABLE[503] | {"content": {"application/problem+json": {}}}
+}
+
+
 def api_v1() -> APIRouter:
-    router = APIRouter(prefix="/v1")
+    router = APIRouter(prefix="/v1", responses=UNAVAILABLE_PROBLEM)
     modules = (
         orgs, keys, contacts, lists, segments, templates, connections, campaigns, invites,
         broadcasts, messages, events, applications, credits, suppressions,
@@ -132,5 +146,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(bounces.public)
     app.include_router(api_v1())
     for dialect in (walr, octopush, invent, infobip):
-        app.include_router(dialect.router)
+        app.include_router(dialect.router, responses=UNAVAILABLE)
     return app
