@@ -7,6 +7,7 @@ reads the environment. `docs/settings.md` is the reference and must follow this 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +54,20 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `tidings serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `tidings serve` binds to.")
     log_level: str = Field(default="info", description="debug, info, warning or error.")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description=(
+            "Tidings' own log lines on stderr: `text`, or `json` (one object per line, with "
+            "the request id and the org, broadcast and message ids where they apply)."
+        ),
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Serves `/metrics` (Prometheus) to `Authorization: Bearer <token>`. Unset: "
+            "`/metrics` answers 404."
+        ),
+    )
     dispatcher: bool = Field(
         default=True,
         description=(

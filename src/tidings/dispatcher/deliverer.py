@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
+from tidings import metrics
 from tidings.channels.base import (
     Channel,
     Outgoing,
@@ -60,22 +61,27 @@ async def call_provider(
     started = time.perf_counter()
     results = await _send_each_failing_alone(channel, batch, where=_where(spec))
     seconds = time.perf_counter() - started
-    sent = failed = 0
+    sent = permanent = transient = 0
     for result in results:
         if isinstance(result, Sent):
             sent += 1
-        elif not isinstance(result, TransientSendError) or result.attempted:
-            failed += 1
+        elif not isinstance(result, TransientSendError):
+            permanent += 1
+        elif result.attempted:
+            transient += 1
+    failed = permanent + transient
+    unsent = len(results) - sent - failed
+    metrics.PROVIDER_CALL_SECONDS.labels(spec.kind).observe(seconds)
+    for name, count in (("sent", sent), ("failed", permanent), ("retried", transient),
+                        ("unsent", unsent)):  # fmt: skip
+        if count:
+            metrics.MESSAGE_RESULTS.labels(spec.kind, name).inc(count)
     where = _where(spec)
     log.info(
         "provider call: %s, %d messages: %d sent, %d failed, %d unsent in %.3f s",
-        where,
-        len(batch),
-        sent,
-        failed,
-        len(results) - sent - failed,
-        seconds,
-    )
+        where, len(batch), sent, failed, unsent, seconds,
+        extra={"connection_id": spec.id, "kind": spec.kind, "seconds": round(seconds, 3)},
+    )  # fmt: skip
     if failed:
         for message, result in zip(batch, results, strict=False):
             if isinstance(result, SendError) and (
@@ -87,7 +93,9 @@ async def call_provider(
                     where,
                     "transient" if isinstance(result, TransientSendError) else "permanent",
                     result.reason,
-                )
+                    extra={"message_id": message.message_id, "org_id": message.org_id,
+                           "connection_id": spec.id},
+                )  # fmt: skip
     return results
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from tidings import metrics
 from tidings.broadcasts.service import due_broadcasts, start_due
 from tidings.channels.provider import Builder
 from tidings.channels.registry import build_channel
@@ -190,6 +191,8 @@ class Dispatcher:
         lease_until = now + self.config.lease
         async with self.db.transaction() as session:  # the claim step
             reaped = await queries.reap(session, now=now)
+            if reaped:
+                metrics.LEASES_REAPED.inc(reaped)
             claimed = await queries.claim(
                 session, now=now, lease_until=lease_until, limit=self.config.batch_size
             )
@@ -246,6 +249,7 @@ class Dispatcher:
             except Exception as exc:
                 if not unavailable(exc) or time.monotonic() + wait > deadline:
                     raise
+                metrics.OUTCOME_WRITE_RETRIES.inc()
                 log.warning(
                     "outcomes of %d messages kept: the database is unavailable (%r); "
                     "writing them again in %.1f s", len(outcomes), exc, wait,

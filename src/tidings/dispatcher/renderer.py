@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tidings import metrics
 from tidings.campaigns.models import Campaign
 from tidings.channels.base import (
     Outgoing,
@@ -39,16 +40,37 @@ from tidings.content.render import Compiled, Renderer, TemplateError
 from tidings.content.tracking import add_open_pixel, rewrite_links
 from tidings.db.engine import Database
 from tidings.dispatcher import loading
+from tidings.dispatcher.templates import CompiledTemplate, TemplateCache
 from tidings.links.service import INVITE_POSITION, click_url, open_url, play_url, unsubscribe_url
 from tidings.links.tokens import TokenSigner
 from tidings.outbox.queue import Claimed
-from tidings.templates.models import Template
 
 log = logging.getLogger(__name__)
+_PERMANENT: dict[type[Exception], str] = {
+    TemplateError: "template", mime.HeaderInjection: "header", mime.Undeliverable: "address",
+    PermanentSendError: "refused",
+}  # fmt: skip
+"""What fails a message at once when rendering it raises it (the metric's label)."""
 
-# Compiled templates kept between batches. Single sends with inline content make one
-# template per distinct content, so past this many the cache keeps only the batch's own.
-TEMPLATE_CACHE = 1_000
+
+def _as_failure(message: Claimed, exc: Exception) -> SendError:
+    """The result of a message that could not be rendered: permanent for what no retry
+    mends (`_PERMANENT`), else a transient "internal error", logged with its traceback."""
+    for cls, kind in _PERMANENT.items():
+        if isinstance(exc, cls):
+            metrics.RENDER_FAILURES.labels(kind).inc()
+            if isinstance(exc, SendError):
+                return exc
+            return PermanentSendError(getattr(exc, "reason", None) or str(exc))
+    metrics.RENDER_FAILURES.labels("internal").inc()
+    log.exception(
+        "message %d could not be rendered", message.id, exc_info=exc,
+        extra={"message_id": message.id, "org_id": message.org_id,
+               "broadcast_id": message.broadcast_id},
+    )  # fmt: skip
+    return TransientSendError(internal_error(exc))
+
+
 # Messages rendered between two looks at the event loop, so that the batch being sent
 # meanwhile (`run` overlaps two) keeps its connections busy.
 RENDER_SLICE = 64
@@ -66,13 +88,6 @@ class Rendered:
     links: list[Link]
     by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]]
     specs: dict[int | None, ConnectionSpec]
-
-
-@dataclass(slots=True)
-class _CompiledTemplate:
-    updated_at: datetime
-    parts: dict[str, Compiled]
-    names: frozenset[str] = frozenset()  # what its parts read from the context
 
 
 class MessageRenderer:
@@ -96,7 +111,7 @@ class MessageRenderer:
         self.signer = signer
         self.public_url = public_url
         self.clock = clock
-        self._templates: dict[int, _CompiledTemplate] = {}
+        self.templates = TemplateCache(renderer)
         self._invite_urls: dict[tuple[int, datetime], Compiled] = {}  # by campaign version
 
     async def render_batch(self, claimed: Sequence[Claimed]) -> Rendered:
@@ -118,25 +133,17 @@ class MessageRenderer:
         for n, message in enumerate(claimed, 1):
             if n % RENDER_SLICE == 0:
                 await asyncio.sleep(0)  # let the batch on the wire read replies, send more
-            if message.attempts > self.max_attempts:  # claimed that often, never recorded
-                failures.append((message, PermanentSendError(
-                    f"no outcome after {self.max_attempts} attempts (each claim ended "
-                    "without one: the worker stopped or stalled)")))  # fmt: skip
-                continue
             try:
+                if message.attempts > self.max_attempts:  # claimed that often, never recorded
+                    raise PermanentSendError(
+                        f"no outcome after {self.max_attempts} attempts (each claim ended "
+                        "without one: the worker stopped or stalled)"
+                    )
                 outgoing, message_links = self.render(
                     message, campaigns, templates, contacts, date=date
                 )
-            except (TemplateError, mime.HeaderInjection, mime.Undeliverable) as exc:
-                reason = getattr(exc, "reason", None) or str(exc)
-                failures.append((message, PermanentSendError(reason)))
-                continue
-            except PermanentSendError as exc:
-                failures.append((message, exc))
-                continue
             except Exception as exc:
-                log.exception("message %d could not be rendered", message.id)
-                failures.append((message, TransientSendError(internal_error(exc))))
+                failures.append((message, _as_failure(message, exc)))
                 continue
             links.extend(message_links)
             campaign_id = message.campaign_id
@@ -150,7 +157,7 @@ class MessageRenderer:
         self,
         message: Claimed,
         campaigns: dict[int, Campaign],
-        templates: dict[int, _CompiledTemplate],
+        templates: dict[int, CompiledTemplate],
         contacts: dict[int, dict[str, Any]],
         *,
         date: datetime,
@@ -185,7 +192,7 @@ class MessageRenderer:
         self,
         message: Claimed,
         campaign: Campaign,
-        template: _CompiledTemplate,
+        template: CompiledTemplate,
         context: dict[str, Any],
     ) -> list[Link]:
         """Side effect: `invite_link` and `play_url` put in `context` when the campaign
@@ -270,37 +277,18 @@ class MessageRenderer:
 
     async def _load(
         self, claimed: Sequence[Claimed]
-    ) -> tuple[dict[int, Campaign], dict[int, _CompiledTemplate], dict[int, dict[str, Any]]]:
+    ) -> tuple[dict[int, Campaign], dict[int, CompiledTemplate], dict[int, dict[str, Any]]]:
         """The batch's campaigns, compiled templates (compiling the new and changed ones)
         and contacts, in one read transaction."""
         campaign_ids = {m.campaign_id for m in claimed if m.campaign_id is not None}
         contact_ids = {m.contact_id for m in claimed if m.contact_id is not None}
         async with self.db.session() as session:
             campaigns = await loading.campaigns_by_id(session, campaign_ids)
-            versions = await loading.template_versions(
+            templates = await self.templates.refresh(
                 session, {c.template_id for c in campaigns.values()}
             )
-            if len(self._templates) > TEMPLATE_CACHE:
-                self._templates = {t: c for t, c in self._templates.items() if t in versions}
-            stale = [
-                tid
-                for tid, at in versions.items()
-                if tid not in self._templates or self._templates[tid].updated_at != at
-            ]
-            if stale:
-                for template in await loading.templates(session, stale):
-                    self._templates[template.id] = self._compile(template)
             contacts = await loading.contact_fields(session, contact_ids)
-        return campaigns, self._templates, contacts
-
-    def _compile(self, template: Template) -> _CompiledTemplate:
-        parts = {}
-        for part, html in (("subject", False), ("html", True), ("text", False)):
-            source = getattr(template, part)
-            if source is not None:
-                parts[part] = self.renderer.compile(source, field=part, html=html)
-        names = frozenset().union(*(compiled.names for compiled in parts.values()))
-        return _CompiledTemplate(updated_at=template.updated_at, parts=parts, names=names)
+        return campaigns, templates, contacts
 
     def _invite(self, message: Claimed, campaign: Campaign, context: dict[str, Any]) -> Link | None:
         """The stored link behind this message's `{{ invite_link }}`: the campaign's

@@ -1,0 +1,71 @@
+"""What a Tidings process counts for Prometheus (`/metrics`, guarded by
+`TIDINGS_METRICS_TOKEN`). Counters move where things happen (the dispatcher, the API);
+the outbox's depth is read from the database when `/metrics` is scraped.
+
+    tidings_provider_call_seconds{kind}            one observation per provider call
+    tidings_message_results_total{kind,result}     each message a provider call returned:
+                                                   sent, failed (permanent), retried
+                                                   (transient), unsent (held back)
+    tidings_render_failures_total{kind}            messages that failed while rendering:
+                                                   template, header, address, internal
+    tidings_leases_reaped_total                    claims freed after their lease ran out
+    tidings_outcome_write_retries_total            record steps retried (database away)
+    tidings_http_request_seconds{method,route,status}  the API, by route template
+    tidings_messages{status,channel}               the outbox's unfinished rows, at scrape
+    tidings_oldest_due_seconds                     how late the oldest due message is
+
+Each process counts its own (with `serve --workers N` a scrape reaches one of them).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+PROVIDER_CALL_SECONDS = Histogram(
+    "tidings_provider_call_seconds",
+    "Seconds per provider call (one call carries a batch, or part of one)",
+    ["kind"],
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+MESSAGE_RESULTS = Counter(
+    "tidings_message_results_total",
+    "Messages a provider call returned, by result",
+    ["kind", "result"],
+    registry=REGISTRY,
+)
+RENDER_FAILURES = Counter(
+    "tidings_render_failures_total",
+    "Messages that failed while being rendered, by kind of failure",
+    ["kind"],
+    registry=REGISTRY,
+)
+LEASES_REAPED = Counter(
+    "tidings_leases_reaped_total",
+    "Claimed messages queued again because their worker's lease ran out",
+    registry=REGISTRY,
+)
+OUTCOME_WRITE_RETRIES = Counter(
+    "tidings_outcome_write_retries_total",
+    "Record steps tried again because the database could not be reached",
+    registry=REGISTRY,
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "tidings_http_request_seconds",
+    "API requests, by route template and status class",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+MESSAGES = Gauge(
+    "tidings_messages",
+    "Unfinished messages in the outbox, by status and channel (read at scrape)",
+    ["status", "channel"],
+    registry=REGISTRY,
+)
+OLDEST_DUE_SECONDS = Gauge(
+    "tidings_oldest_due_seconds",
+    "Seconds since the oldest queued message became due (0 when none is late)",
+    registry=REGISTRY,
+)
