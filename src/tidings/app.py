@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from tidings import __version__
 from tidings.api import health, problems
 from tidings.api.deps import KeyStore
+from tidings.api.observe import Observe
 from tidings.applications import routes as applications
 from tidings.bounces import routes as bounces
 from tidings.broadcasts import routes as broadcasts
@@ -40,6 +41,7 @@ from tidings.links.secret import load_secret
 from tidings.links.tokens import TokenSigner
 from tidings.lists import routes as lists
 from tidings.messages import routes as messages
+from tidings.monitoring import routes as monitoring
 from tidings.orgs import routes as orgs
 from tidings.reports import routes as reports
 from tidings.segments import routes as segments
@@ -77,16 +79,11 @@ UNAVAILABLE_PROBLEM: dict[int | str, dict[str, Any]] = {
 }
 
 
-def api_v1() -> APIRouter:
-    router = APIRouter(prefix="/v1", responses=UNAVAILABLE_PROBLEM)
-    modules = (
-        orgs, keys, contacts, lists, segments, templates, connections, campaigns, invites,
-        broadcasts, messages, events, applications, credits, suppressions,
-        webhooks, reports,
-    )  # fmt: skip
-    for module in modules:
-        router.include_router(module.router)
-    return router
+V1 = (
+    orgs, keys, contacts, lists, segments, templates, connections, campaigns, invites,
+    broadcasts, messages, events, applications, credits, suppressions, webhooks, reports,
+)  # fmt: skip
+"""The packages whose routers make up `/v1`, in the order the API document lists them."""
 
 
 @asynccontextmanager
@@ -139,12 +136,15 @@ def create_app(settings: Settings) -> FastAPI:
     keys_for_api: KeyStore = key_store  # mypy checks the module against the protocol
     app.state.keys = keys_for_api  # what api.deps authenticates with
     problems.install(app)
+    app.add_middleware(Observe)
     app.include_router(health.router)
+    app.include_router(monitoring.router)
     app.include_router(links.router)
     app.include_router(suppressions.public)
     app.include_router(reports.public)
     app.include_router(bounces.public)
-    app.include_router(api_v1())
+    for module in V1:
+        app.include_router(module.router, prefix="/v1", responses=UNAVAILABLE_PROBLEM)
     for dialect in (walr, octopush, invent, infobip):
         app.include_router(dialect.router, responses=UNAVAILABLE)
     return app

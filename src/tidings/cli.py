@@ -178,7 +178,7 @@ def serve(
         migrate.upgrade(settings.database_url)
     if workers == 1:
         api = create_app(settings)
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format)
         tune_gc(settings.gc_threshold)
         server = uvicorn.Server(
             uvicorn.Config(api, host=host, port=port, log_level=settings.log_level)
@@ -211,7 +211,7 @@ def serve_process(
 
     settings = _settings(ctx)
     api = create_app(settings)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     tune_gc(settings.gc_threshold)
     server = uvicorn.Server(uvicorn.Config(api, log_level=settings.log_level))
     _serve(api, server, sockets=[socket.socket(fileno=fd)])
@@ -264,7 +264,7 @@ def worker(ctx: typer.Context) -> None:
     if settings.auto_migrate:
         migrate.upgrade(settings.database_url)
     err.print("worker started; Ctrl-C to stop")
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     tune_gc(settings.gc_threshold)
     code = run_worker(settings)
     if code:

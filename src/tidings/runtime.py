@@ -19,23 +19,55 @@ for about 21 MB more peak RSS per process. Cycles are still collected, later.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+REQUEST_ID: ContextVar[str | None] = ContextVar("tidings_request_id", default=None)
+"""The API request being served, for the log lines written while serving it."""
+FIELDS = ("org_id", "broadcast_id", "message_id", "connection_id", "kind", "seconds")
+"""What a log call may add with `extra=` and a JSON line carries."""
 
 
-def configure_logging(level: str) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the request id, the ids a
+    call gave (`FIELDS`), and the traceback of an exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            line["request_id"] = request_id
+        for name in FIELDS:
+            value = record.__dict__.get(name)
+            if value is not None:
+                line[name] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
     """Before serving: the `tidings` loggers write to stderr at `level` (debug, info,
-    warning or error). Idempotent: a second call changes the level only."""
+    warning or error), as text or JSON lines. Idempotent: a second call changes the level
+    and format only."""
     logger = logging.getLogger("tidings")
     logger.setLevel(level.upper())
-    if not any(getattr(h, "tidings", False) for h in logger.handlers):
+    handler = next((h for h in logger.handlers if getattr(h, "tidings", False)), None)
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
         handler.tidings = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.propagate = False
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT))
 
 
 def tune_gc(threshold: int) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 from collections.abc import Iterator
 
 import pytest
 
-from tidings.runtime import configure_logging, tune_gc
+from tidings.runtime import REQUEST_ID, configure_logging, tune_gc
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +48,34 @@ def test_tidings_loggers_write_to_stderr_at_the_configured_level(
         assert "INFO tidings.dispatcher.deliverer: provider call: shown" in err
         assert "not shown" not in err
     finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def test_json_lines_carry_the_request_id_and_the_ids_a_call_gives(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logger = logging.getLogger("tidings")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    token = REQUEST_ID.set("req-7")
+    try:
+        configure_logging("info", "json")
+        log = logging.getLogger("tidings.dispatcher.deliverer")
+        log.warning("message 9 not sent", extra={"message_id": 9, "org_id": 2, "other": "x"})
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            log.exception("failed")
+        first, second = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+        assert first["level"] == "warning"
+        assert first["logger"] == "tidings.dispatcher.deliverer"
+        assert first["message"] == "message 9 not sent"
+        assert (first["request_id"], first["message_id"], first["org_id"]) == ("req-7", 9, 2)
+        assert "other" not in first  # only the documented fields
+        assert "RuntimeError: boom" in second["exception"]
+    finally:
+        REQUEST_ID.reset(token)
         logger.handlers[:] = handlers
         logger.setLevel(level)
         logger.propagate = propagate

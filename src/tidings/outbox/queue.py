@@ -137,3 +137,22 @@ async def next_due(session: AsyncSession) -> datetime | None:
         select(func.min(M.due_at)).where(M.status == S.QUEUED)
     )
     return value
+
+
+async def unfinished_counts(session: AsyncSession) -> dict[tuple[str, str], int]:
+    """(status, channel) → messages QUEUED or SENDING, read through their partial indexes
+    (read only; for monitoring)."""
+    rows = await session.execute(
+        select(M.status, M.channel, func.count())
+        .where(M.status.in_([S.QUEUED.value, S.SENDING.value]))
+        .group_by(M.status, M.channel)
+    )
+    return {(status, channel): int(n) for status, channel, n in rows}
+
+
+async def oldest_due(session: AsyncSession, *, now: datetime) -> datetime | None:
+    """When the oldest message due by `now` and not yet claimed became due (read only)."""
+    value: datetime | None = await session.scalar(
+        select(func.min(M.due_at)).where(M.status == S.QUEUED, M.due_at <= now)
+    )
+    return value

@@ -1,0 +1,67 @@
+"""/metrics: guarded by TIDINGS_METRICS_TOKEN, in Prometheus' format, showing what the
+dispatcher and the API did; every answer names its request id."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from tests.support.factories import make_org
+from tests.support.sending import audience, broadcast_now, email_campaign
+from tidings.app import create_app
+from tidings.content.render import Renderer
+from tidings.db.engine import Database
+from tidings.dispatcher.loop import Dispatcher
+from tidings.settings import Settings
+
+TOKEN = "metrics-token-for-the-test"
+
+
+@pytest.fixture
+async def watched(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings.model_copy(update={"metrics_token": SecretStr(TOKEN)}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            yield http
+
+
+async def test_metrics_answer_404_while_no_token_is_set(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/metrics")).status_code == 404
+
+
+async def test_metrics_need_the_token(watched: httpx.AsyncClient) -> None:
+    assert (await watched.get("/metrics")).status_code == 401
+    wrong = await watched.get("/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+
+
+async def test_metrics_show_the_sends_the_outbox_and_the_api(
+    watched: httpx.AsyncClient, db: Database
+) -> None:
+    org = await make_org(db)
+    campaign = await email_campaign(db, org)
+    people = await audience(db, org, [{"email": f"m{i}@example.com"} for i in range(3)])
+    await broadcast_now(db, org, campaign, people.list_id)
+    await Dispatcher(db, renderer=Renderer()).drain()
+    answer = await watched.get(
+        f"/v1/orgs/{org.id}/messages", headers={**org.bearer, "X-Request-ID": "req-42"}
+    )
+    assert answer.status_code == 200
+    assert answer.headers["x-request-id"] == "req-42"
+    assert len((await watched.get("/healthz")).headers["x-request-id"]) == 16  # made up
+
+    scraped = await watched.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"].startswith("text/plain")
+    text = scraped.text
+    assert 'tidings_provider_call_seconds_count{kind="sink"}' in text
+    assert 'tidings_message_results_total{kind="sink",result="sent"}' in text
+    assert (
+        'tidings_http_request_seconds_count{method="GET",route="/v1/orgs/{org_id}/messages",'
+        'status="2xx"}' in text
+    )
+    assert "tidings_oldest_due_seconds 0.0" in text
