@@ -42,6 +42,9 @@ from tidings.outbox.queue import Claimed
 from tidings.outbox.status import MessageStatus
 
 log = logging.getLogger(__name__)
+PUSHBACK_CHECK_EVERY = 1000
+"""Messages handed to a channel between two looks at the connection's push-back block:
+a 421 or 429 another worker got stops this worker's batch within this many messages."""
 
 Group = list[tuple[Claimed, Outgoing]]
 """The messages of a batch that go through one connection, in claim order."""
@@ -229,6 +232,7 @@ class Deliverer:
         )
         grant = slots
         results: list[Result] = []
+        held_off = 0.0  # a push-back another worker was told of, found between chunks
         try:
             if slots.count and spec.max_per_second is None:
                 # No rate to take from: the slots' grant already saw any push-back block.
@@ -245,16 +249,23 @@ class Deliverer:
                 now_sending = [outgoing for _, outgoing in group[: grant.count]]
                 whole = parallelism is not None and parallelism <= slots.count
                 width = max(len(now_sending), 1) if whole else slots.count * per_send
+                width = min(width, PUSHBACK_CHECK_EVERY)
+                unchecked = 0  # messages handed over since the last look at the block
                 for start in range(0, len(now_sending), width):
+                    if unchecked >= PUSHBACK_CHECK_EVERY:
+                        unchecked = 0
+                        if held_off := await self.limiter.blocked_for(spec.id):
+                            break  # another worker was told to hold off: this one stops too
                     sent = await call_provider(
                         channel, now_sending[start : start + width], spec=spec
                     )
+                    unchecked += len(sent)
                     results.extend(sent)
                     if _pushback(sent) is not None:
                         break  # the provider said to hold off: what is left waits too
         finally:
             await self.limiter.release(slots)
-        return results, grant.retry_after
+        return results, max(grant.retry_after, held_off)
 
     async def _channel(self, spec: ConnectionSpec) -> Channel:
         """The live channel for a connection, rebuilt when the connection was changed."""

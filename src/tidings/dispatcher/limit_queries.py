@@ -179,6 +179,15 @@ async def purge_expired(session: AsyncSession, *, connection_id: int, now: float
     )
 
 
+async def blocked_until(session: AsyncSession, *, connection_id: int) -> float:
+    """When the connection's push-back block ends, in epoch seconds; 0.0 when it never was
+    blocked (read only: one row by its key)."""
+    value = await session.scalar(
+        select(K.blocked_until_epoch).where(K.connection_id == connection_id)
+    )
+    return float(value or 0.0)
+
+
 async def block(session: AsyncSession, *, connection_id: int, until: float) -> bool:
     """Side effects: no grant before `until` (an earlier block is extended, never
     shortened); the bucket is drained and refills only from then. False when the row does

@@ -46,6 +46,7 @@ from tidings.db.engine import Database, begin_write
 from tidings.dispatcher.limit_queries import (
     Taken,
     block,
+    blocked_until,
     create_bucket,
     hold,
     lock_bucket,
@@ -137,6 +138,14 @@ class ConnectionLimiter:
             await begin_write(session)
             await unhold(session, slot_id=grant.slot_id, holder=self.holder)
             await session.commit()
+
+    async def blocked_for(self, connection_id: int) -> float:
+        """Seconds until a push-back on the connection ends (0.0: none now), read again
+        between the chunks of a batch so that a push-back another worker was told of stops
+        this one's sends too, not only its next batch."""
+        async with self.db.transaction(write=False) as session:
+            until = await blocked_until(session, connection_id=connection_id)
+        return max(0.0, until - self.clock())
 
     async def penalise(self, connection_id: int, *, seconds: float) -> None:
         """The provider pushed back (SMTP 421, HTTP 429 with Retry-After): nobody in the

@@ -17,10 +17,13 @@ from tests.support.sending import audience, broadcast_now, campaign, email_campa
 from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.service import start_due
 from tidings.channels.base import Channel, Outgoing, Result
+from tidings.connections import service as connections
+from tidings.connections.schemas import ConnectionCreate
 from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
-from tidings.dispatcher import loop, queries
+from tidings.dispatcher import deliverer, loop, queries
+from tidings.dispatcher.limits import ConnectionLimiter
 from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.dispatcher.retry import RetryPolicy
 from tidings.outbox.models import Message
@@ -213,3 +216,44 @@ async def test_outcomes_are_kept_while_the_database_is_away_and_nothing_is_sent_
     for found in (await outcomes(db, broadcast), await outcomes(db, beside)):
         assert all_sent(found, GOOD_ADDRESSES)
         assert found["<broadcast>"] == ("SENT", None)
+
+
+async def test_a_pushback_another_worker_got_stops_this_workers_batch_at_once(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13, item 5: a 421 or 429 that another worker was told of stops this worker's
+    sends on the connection within PUSHBACK_CHECK_EVERY messages, its batch in progress
+    included; what it had not handed over waits, its attempt unused."""
+    org = await make_org(db)
+    async with db.transaction() as session:
+        connection = await connections.create_connection(
+            session,
+            org_id=org.id,
+            body=ConnectionCreate(
+                name="one at a time", channel="email", kind="sink", max_concurrency=1,
+                is_default=True,
+            ),
+        )  # fmt: skip
+    await two_broadcasts(db, org, [])
+    monkeypatch.setattr(deliverer, "PUSHBACK_CHECK_EVERY", 5)
+    other_worker = ConnectionLimiter(db, holder="the other worker")
+
+    class ToldToHoldOff(RecordingChannel):
+        """The 7th message's call is when another worker gets the provider's 421."""
+
+        async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
+            results = await super().send(batch)
+            if len(self.messages) == 7:
+                await other_worker.penalise(connection.id, seconds=600)
+            return results
+
+    channel = ToldToHoldOff()
+    await dispatcher(db, channel).tick()
+    assert len(channel.messages) == 10  # looked at the block after 5, then after 10: stop
+    async with db.session() as session:
+        rows = (await session.execute(select(Message.status, Message.attempts))).all()
+    sent = [r for r in rows if r.status == "sent"]
+    waiting = [r for r in rows if r.status == "queued"]
+    assert len(sent) == 10
+    assert len(waiting) == 50
+    assert {r.attempts for r in waiting} == {0}  # not tried: no attempt used
