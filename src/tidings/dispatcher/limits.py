@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.db.engine import Database, begin_write
+from tidings.db.engine import Database
 from tidings.dispatcher.limit_queries import (
     Taken,
     block,
@@ -106,8 +106,7 @@ class ConnectionLimiter:
             raise ValueError("hold_seconds must be positive")
         now = self.clock()
         slot_id = None
-        async with self.db.session() as session:
-            await begin_write(session)
+        async with self.db.transaction() as session:
             taken = await _take_creating(
                 session,
                 connection_id=connection_id,
@@ -126,7 +125,6 @@ class ConnectionLimiter:
                     sends=taken.granted,
                     expires_epoch=now + hold_seconds,
                 )
-            await session.commit()
         wait = retry_after(taken, now=now, per_second=per_second, max_concurrency=max_concurrency)
         return Grant(connection_id, taken.granted, wait, slot_id)
 
@@ -134,10 +132,8 @@ class ConnectionLimiter:
         """Free the grant's concurrency slots (nothing to do when it holds none)."""
         if grant.slot_id is None:
             return
-        async with self.db.session() as session:
-            await begin_write(session)
+        async with self.db.transaction() as session:
             await unhold(session, slot_id=grant.slot_id, holder=self.holder)
-            await session.commit()
 
     async def blocked_for(self, connection_id: int) -> float:
         """Seconds until a push-back on the connection ends (0.0: none now), read again
@@ -153,12 +149,10 @@ class ConnectionLimiter:
         an empty bucket."""
         now = self.clock()
         until = now + seconds
-        async with self.db.session() as session:
-            await begin_write(session)
+        async with self.db.transaction() as session:
             if not await block(session, connection_id=connection_id, until=until):
                 await create_bucket(session, connection_id=connection_id, tokens=0.0, now=now)
                 await block(session, connection_id=connection_id, until=until)
-            await session.commit()
 
 
 def retry_after(
