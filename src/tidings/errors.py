@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 
@@ -54,6 +55,19 @@ class InvalidInput(TidingsError):
     @classmethod
     def field(cls, field: str, reason: str) -> InvalidInput:
         return cls([FieldError(field, reason)])
+
+    @classmethod
+    def unless_known(
+        cls, field: str, what: str, ids: Sequence[int], known: Collection[int]
+    ) -> None:
+        """Raise one naming each of `ids` not in `known`, by its index (`field[i]`)."""
+        missing = [
+            FieldError(f"{field}[{i}]", f"{what} {ident} does not exist", i)
+            for i, ident in enumerate(ids)
+            if ident not in known
+        ]
+        if missing:
+            raise cls(missing)
 
 
 class NotFound(TidingsError):

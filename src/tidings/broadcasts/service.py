@@ -94,13 +94,7 @@ async def _require_segments(session: AsyncSession, *, org_id: int, segment_ids: 
             select(Segment.id).where(Segment.org_id == org_id, Segment.id.in_(segment_ids))
         )
     )
-    missing = [
-        FieldError(f"segment_ids[{i}]", f"segment {sid} does not exist", i)
-        for i, sid in enumerate(segment_ids)
-        if sid not in found
-    ]
-    if missing:
-        raise InvalidInput(missing)
+    InvalidInput.unless_known("segment_ids", "segment", segment_ids, found)
 
 
 async def create_broadcast(

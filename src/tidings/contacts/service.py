@@ -327,11 +327,5 @@ async def join_list(
         columns=("id", "erased_at"),
     )
     found = {row.id for row in await session.execute(live) if row.erased_at is None}
-    missing = [
-        FieldError(f"contact_ids[{i}]", f"contact {cid} does not exist", i)
-        for i, cid in enumerate(contact_ids)
-        if cid not in found
-    ]
-    if missing:
-        raise InvalidInput(missing)
+    InvalidInput.unless_known("contact_ids", "contact", contact_ids, found)
     return await add_members(session, org_id=org_id, list_id=list_id, contact_ids=wanted)
