@@ -40,6 +40,11 @@ class Principal:
     scopes: frozenset[Scope]
     stale_use: bool = False  # last_used_at is due to be written (`record_use`)
 
+    @property
+    def who(self) -> str:
+        """How what this caller made names its maker (a template's version): `key <id>`."""
+        return f"key {self.key_id}"
+
     def require(self, *, org_id: int, scope: Scope) -> None:
         if org_id != self.org_id:
             raise Forbidden("this key belongs to another org")

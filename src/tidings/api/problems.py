@@ -29,6 +29,22 @@ log = logging.getLogger(__name__)
 UNAVAILABLE = "unavailable"  # the problem slug of a 503: the database cannot be reached
 
 
+_ANSWERS = {
+    404: "No such object in the key's org (or it was deleted)",
+    409: "Not in this state: the reason is in `detail` (e.g. a send in flight uses it)",
+    422: "Invalid input: `errors[]` names each field",
+}
+
+
+def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problem answers a route may give besides its success, for its OpenAPI
+    `responses` (401, 403 and 503 are declared for every route)."""
+    return {
+        status: {"description": _ANSWERS[status], "content": {PROBLEM_JSON: {}}}
+        for status in statuses
+    }
+
+
 def problem_type(slug: str) -> str:
     return f"urn:tidings:problem:{slug}"
 

@@ -42,7 +42,9 @@ async def _check(
     if body.connection_id is not None:
         channel = await session.scalar(
             select(Connection.channel).where(
-                Connection.org_id == org_id, Connection.id == body.connection_id
+                Connection.org_id == org_id,
+                Connection.id == body.connection_id,
+                Connection.deleted_at.is_(None),
             )
         )
         if channel is None:

@@ -131,7 +131,11 @@ class Polled:
 
 async def mailbox_connections(db: Database, *, org_id: int | None = None) -> list[int]:
     """The ids of the smtp connections that have a `bounce_imap` mailbox (of one org)."""
-    query = select(Connection).where(Connection.kind == "smtp").order_by(Connection.id)
+    query = (
+        select(Connection)
+        .where(Connection.kind == "smtp", Connection.deleted_at.is_(None))
+        .order_by(Connection.id)
+    )
     if org_id is not None:
         query = query.where(Connection.org_id == org_id)
     async with db.session() as session:

@@ -180,6 +180,7 @@ async def _connection_for(session: AsyncSession, *, org_id: int, service: str | 
             Connection.org_id == org_id,
             Connection.channel == "email",
             Connection.email_service == service,
+            Connection.deleted_at.is_(None),
         )
     )
     return found

@@ -38,6 +38,11 @@ class Broadcast(Base):
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
     # None only for a draft whose template is not attached yet (seed 002).
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    # The campaign as it was when the broadcast was accepted (scheduled); its messages
+    # are made with it, whenever it starts. None while a draft.
+    campaign_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaign_versions.id"), index=True
+    )
     name: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16))
     audience: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -5,6 +5,11 @@ the caller's transaction: none of these commits.
 
 "Send now" is a broadcast scheduled for now: the dispatcher expands it on its next tick
 (about a second), so creating a broadcast of a million recipients answers at once.
+
+What a broadcast sends is frozen when it is accepted — created, or, for a draft, sent or
+given its campaign: `campaign_version_id` (`campaigns.versions.freeze`), which its
+messages are made with whenever it starts, so a later change of the campaign or its
+template never reaches it.
 """
 
 from __future__ import annotations
@@ -13,13 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.broadcasts.status import BroadcastStatus, transition
+from tidings.campaigns.models import Campaign, CampaignVersion
 from tidings.campaigns.service import get_campaign
+from tidings.campaigns.versions import freeze
 from tidings.contacts.normalize import MAX_ATTRIBUTES_BYTES, too_large
 from tidings.contacts.service import upsert_contacts
 from tidings.credits.service import charge_messages, release_messages
@@ -30,6 +37,7 @@ from tidings.lists.service import add_to_list, require_lists
 from tidings.orgs.service import get_org
 from tidings.outbox import create as outbox
 from tidings.outbox.audience import audience_condition
+from tidings.outbox.models import Message
 from tidings.outbox.moves import move, of_broadcast
 from tidings.outbox.status import MessageStatus
 from tidings.segments.models import Segment
@@ -111,6 +119,7 @@ async def create_broadcast(
     now = now or utcnow()
     # A 404 for an unknown campaign before any contact is upserted for it.
     campaign = await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
+    version = await freeze(session, campaign=campaign)  # a draft's is frozen again when sent
     recipients = _Accepted({}, {})
     rejected: list[FieldError] = []
     if body.recipients:
@@ -124,6 +133,7 @@ async def create_broadcast(
     broadcast = Broadcast(
         org_id=org_id,
         campaign_id=body.campaign_id,
+        campaign_version_id=version.id,
         name=body.name,
         status=S.DRAFT if body.draft else S.SCHEDULED,
         audience={
@@ -142,7 +152,7 @@ async def create_broadcast(
         org = await get_org(session, org_id=org_id)
         skips = await outbox.hold(
             session,
-            batch=outbox.Batch(org_id, broadcast.id, campaign, is_test, now),
+            batch=outbox.Batch(org_id, broadcast.id, version, is_test, now),
             recipients=recipients.variables,
             sms_countries=org.sms_countries,
             due_at=broadcast.scheduled_at,
@@ -151,7 +161,7 @@ async def create_broadcast(
         await charge_messages(
             session,
             org_id=org_id,
-            channel=campaign.channel,
+            channel=version.channel,
             where=of_broadcast(broadcast.id, MS.HELD),
             reference=f"broadcast:{broadcast.id}",
         )
@@ -184,24 +194,38 @@ async def send_draft(session: AsyncSession, *, org_id: int, broadcast_id: int) -
     broadcast = await get_broadcast(session, org_id=org_id, broadcast_id=broadcast_id)
     if broadcast.campaign_id is None:
         raise Conflict("attach a template (a campaign) to this draft before sending it")
-    broadcast.status = transition(S(broadcast.status), S.SCHEDULED)
-    if broadcast.scheduled_at is None or broadcast.scheduled_at < now:
-        broadcast.scheduled_at = now
+    if broadcast.status == S.DRAFT:
+        campaign = await session.get(Campaign, broadcast.campaign_id)
+        assert campaign is not None  # campaigns are never removed, only marked deleted
+        await _schedule(session, broadcast, campaign=campaign, now=now)
+    else:
+        broadcast.status = transition(S(broadcast.status), S.SCHEDULED)  # the 409 it gives
     return broadcast
 
 
-def _schedule(broadcast: Broadcast, *, campaign_id: int, now: datetime) -> None:
-    """Attach the campaign; SCHEDULED at the broadcast's own time if still ahead, else now."""
-    broadcast.campaign_id = campaign_id
+async def _schedule(
+    session: AsyncSession, broadcast: Broadcast, *, campaign: Campaign, now: datetime
+) -> None:
+    """Attach the campaign as it is now (frozen: its held messages too) and schedule the
+    broadcast, at its own time if still ahead, else now."""
+    version = await freeze(session, campaign=campaign)
     broadcast.status = transition(S(broadcast.status), S.SCHEDULED)
+    broadcast.campaign_id = campaign.id
+    if broadcast.campaign_version_id != version.id:
+        broadcast.campaign_version_id = version.id
+        await session.execute(
+            update(Message)
+            .where(Message.broadcast_id == broadcast.id, Message.status == MS.HELD)
+            .values(campaign_version_id=version.id)
+        )
     if broadcast.scheduled_at is None or broadcast.scheduled_at < now:
         broadcast.scheduled_at = now
 
 
-async def _attachable(session: AsyncSession, *, org_id: int, campaign_id: int) -> None:
+async def _attachable(session: AsyncSession, *, org_id: int, campaign_id: int) -> Campaign:
     # Named in the body, not the path: an unknown campaign is bad input, not a 404.
     try:
-        await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
+        return await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
     except NotFound as exc:
         raise InvalidInput.field("campaign_id", exc.detail) from None
 
@@ -236,11 +260,11 @@ async def create_for_audience(
         scheduled_at=scheduled_at,
         is_test=is_test,
     )
-    if campaign_id is not None:
-        await _attachable(session, org_id=org_id, campaign_id=campaign_id)
-        _schedule(broadcast, campaign_id=campaign_id, now=now)
     session.add(broadcast)
     await session.flush()
+    if campaign_id is not None:
+        campaign = await _attachable(session, org_id=org_id, campaign_id=campaign_id)
+        await _schedule(session, broadcast, campaign=campaign, now=now)
     return broadcast
 
 
@@ -263,8 +287,8 @@ async def attach_campaign(
         if broadcast.campaign_id == campaign_id:
             return broadcast  # nothing changed
         raise Conflict(f"a {broadcast.status} broadcast's campaign cannot be changed")
-    await _attachable(session, org_id=org_id, campaign_id=campaign_id)
-    _schedule(broadcast, campaign_id=campaign_id, now=now)
+    campaign = await _attachable(session, org_id=org_id, campaign_id=campaign_id)
+    await _schedule(session, broadcast, campaign=campaign, now=now)
     return broadcast
 
 
@@ -342,9 +366,7 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
         or broadcast.campaign_id is None  # never SCHEDULED without one; kept out regardless
     ):
         return False
-    campaign = await get_campaign(
-        session, org_id=broadcast.org_id, campaign_id=broadcast.campaign_id
-    )
+    version = await _frozen(session, broadcast=broadcast)
     org = await get_org(session, org_id=broadcast.org_id)
     audience = await audience_condition(
         session, org_id=broadcast.org_id, audience=broadcast.audience
@@ -353,9 +375,7 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
         async with session.begin_nested():
             counts = await outbox.expand(
                 session,
-                batch=outbox.Batch(
-                    broadcast.org_id, broadcast.id, campaign, broadcast.is_test, now
-                ),
+                batch=outbox.Batch(broadcast.org_id, broadcast.id, version, broadcast.is_test, now),
                 audience=audience,
                 sms_countries=org.sms_countries,
             )
@@ -363,7 +383,7 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
             await charge_messages(
                 session,
                 org_id=broadcast.org_id,
-                channel=campaign.channel,
+                channel=version.channel,
                 where=of_broadcast(broadcast.id, MS.QUEUED),
                 reference=f"broadcast:{broadcast.id}",
             )
@@ -378,6 +398,15 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
     broadcast.recipients_count = counts.recipients
     broadcast.skipped_count = counts.skipped
     return True
+
+
+async def _frozen(session: AsyncSession, *, broadcast: Broadcast) -> CampaignVersion:
+    """The campaign as the broadcast froze it when it was accepted (every SCHEDULED
+    broadcast has one: `_schedule`, and migration 0013 for older ones)."""
+    assert broadcast.campaign_version_id is not None
+    version = await session.get(CampaignVersion, broadcast.campaign_version_id)
+    assert version is not None  # versions are never removed while their campaign is
+    return version
 
 
 async def _fail_for_credit(session: AsyncSession, *, broadcast: Broadcast, now: datetime) -> None:

@@ -5,18 +5,21 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db.base import Base, BigIntPK, utcnow
+from tidings.db.base import Base, BigIntPK, unique_among_live, utcnow
 
 
 class Campaign(Base):
     """What is sent and how: channel, template, sender, purpose, connection, tracking.
     `connection_id` null means the org's default connection for the channel (the
-    built-in sink unless another is marked default)."""
+    built-in sink unless another is marked default).
+
+    A send never reads this row while it runs: it is frozen into a `CampaignVersion` when
+    the send is accepted. Deleting it sets `deleted_at` (hidden, kept as history)."""
 
     __tablename__ = "campaigns"
     __table_args__ = (
-        UniqueConstraint("org_id", "name"),
-        UniqueConstraint("org_id", "external_id"),
+        unique_among_live("campaigns", "org_id", "name"),
+        unique_among_live("campaigns", "org_id", "external_id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -46,3 +49,36 @@ class Campaign(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+
+class CampaignVersion(Base):
+    """A campaign as a send froze it when it was accepted: its template's version, and
+    everything the outbox and the dispatcher read of the campaign, the connection resolved
+    (null: the built-in sink). Immutable; one row per distinct content of a campaign
+    (`digest`), shared by every send that froze the same. Broadcasts and messages point at
+    one (`campaign_version_id`), so editing the campaign or its template never changes a
+    send already accepted."""
+
+    __tablename__ = "campaign_versions"
+    __table_args__ = (UniqueConstraint("campaign_id", "digest"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    template_version_id: Mapped[int] = mapped_column(
+        ForeignKey("template_versions.id", ondelete="CASCADE"), index=True
+    )
+    digest: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(8))
+    purpose: Mapped[str] = mapped_column(String(16))
+    from_name: Mapped[str | None] = mapped_column(String(200))
+    from_email: Mapped[str | None] = mapped_column(String(320))
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    sms_sender: Mapped[str | None] = mapped_column(String(16))
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id"), index=True)
+    track_opens: Mapped[bool]
+    track_clicks: Mapped[bool]
+    invite_url: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

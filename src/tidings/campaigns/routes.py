@@ -4,13 +4,16 @@ from fastapi import APIRouter
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
+from tidings.api.patch import changes_of
+from tidings.api.problems import answers
 from tidings.campaigns import service
-from tidings.campaigns.schemas import CampaignCreate, CampaignOut
+from tidings.campaigns.schemas import CampaignChanges, CampaignCreate, CampaignOut, CampaignUpdate
+from tidings.retirement import service as retirement
 
 router = APIRouter(prefix="/orgs/{org_id}/campaigns", tags=["campaigns"])
 
 
-@router.post("", status_code=201, summary="Create a campaign")
+@router.post("", status_code=201, summary="Create a campaign", responses=answers(422))
 async def create_campaign(
     org_id: int, body: CampaignCreate, key: ManageKey, session: WriteSessionDep
 ) -> CampaignOut:
@@ -32,9 +35,38 @@ async def list_campaigns(
     return paged(rows, limit, CampaignOut.model_validate)
 
 
-@router.get("/{campaign_id}", summary="Read a campaign")
+@router.get("/{campaign_id}", summary="Read a campaign", responses=answers(404))
 async def get_campaign(
     org_id: int, campaign_id: int, key: ReadKey, session: SessionDep
 ) -> CampaignOut:
     campaign = await service.get_campaign(session, org_id=key.org_id, campaign_id=campaign_id)
     return CampaignOut.model_validate(campaign)
+
+
+@router.patch(
+    "/{campaign_id}",
+    summary="Change a campaign (sends already accepted keep it as it was)",
+    responses=answers(404, 409, 422),
+)
+async def update_campaign(
+    org_id: int, campaign_id: int, body: CampaignUpdate, key: ManageKey, session: WriteSessionDep
+) -> CampaignOut:
+    campaign = await service.update_campaign(
+        session,
+        org_id=key.org_id,
+        campaign_id=campaign_id,
+        changes=changes_of(body, CampaignChanges),
+    )
+    return CampaignOut.model_validate(campaign)
+
+
+@router.delete(
+    "/{campaign_id}",
+    status_code=204,
+    summary="Delete a campaign: hidden, kept for the sends that used it",
+    responses=answers(404, 409),
+)
+async def delete_campaign(
+    org_id: int, campaign_id: int, key: ManageKey, session: WriteSessionDep
+) -> None:
+    await retirement.delete_campaign(session, org_id=key.org_id, campaign_id=campaign_id)

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tidings.api.patch import refuse_null
 from tidings.templates.schemas import Channel
 
 
@@ -27,48 +28,118 @@ _EXAMPLE: dict[str, Any] = {
 }
 
 
-class CampaignCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
-
-    name: str = Field(min_length=1, max_length=255)
-    channel: Channel
-    template_id: int
-    purpose: Purpose = Purpose.TRANSACTIONAL
-    from_name: str | None = Field(default=None, max_length=200)
-    from_email: str | None = Field(default=None, max_length=320)
-    reply_to: str | None = Field(default=None, max_length=320)
-    sms_sender: str | None = Field(
-        default=None, max_length=16, description="SMS sender id: up to 11 letters or 15 digits"
-    )
-    connection_id: int | None = Field(
-        default=None, description="Null: the org's default connection for the channel."
-    )
-    list_id: int | None = Field(default=None, description="The campaign's recipient list.")
-    track_opens: bool = False
-    track_clicks: bool = False
-    external_id: str | None = Field(
-        default=None,
+# Each field's shape, once for a new campaign and a change (the rules that need the
+# database or other fields are `campaigns.service`'s).
+Name = Annotated[str, Field(min_length=1, max_length=255)]
+FromName = Annotated[str | None, Field(max_length=200)]
+Address = Annotated[str | None, Field(max_length=320)]
+SmsSender = Annotated[
+    str | None, Field(max_length=16, description="SMS sender id: up to 11 letters or 15 digits")
+]
+ConnectionId = Annotated[
+    int | None, Field(description="Null: the org's default connection for the channel.")
+]
+ListId = Annotated[int | None, Field(description="The campaign's recipient list.")]
+ExternalId = Annotated[
+    str | None,
+    Field(
         max_length=128,
         description="How another system names this campaign (seed 000's campaignId).",
-    )
-    project_ref: str | None = Field(
-        default=None, max_length=128, description="Seed 000: the project it belongs to."
-    )
-    survey_ref: str | None = Field(
-        default=None, max_length=128, description="Seed 000: the survey it belongs to."
-    )
-    invite_url: str | None = Field(
-        default=None,
+    ),
+]
+ProjectRef = Annotated[
+    str | None, Field(max_length=128, description="Seed 000: the project it belongs to.")
+]
+SurveyRef = Annotated[
+    str | None, Field(max_length=128, description="Seed 000: the survey it belongs to.")
+]
+InviteUrl = Annotated[
+    str | None,
+    Field(
         max_length=2048,
         description=(
             "Where each recipient's `{{ invite_link }}` leads; may use template variables, "
             "e.g. https://survey.example/s/{{ survey }}?r={{ contact_ref }}"
         ),
+    ),
+]
+Language = Annotated[
+    str | None,
+    Field(description="Of the unsubscribe line on marketing mail: en, fr, de, es, it, nl, pt."),
+]
+
+
+class CampaignCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
+
+    name: Name
+    channel: Channel
+    template_id: int
+    purpose: Purpose = Purpose.TRANSACTIONAL
+    from_name: FromName = None
+    from_email: Address = None
+    reply_to: Address = None
+    sms_sender: SmsSender = None
+    connection_id: ConnectionId = None
+    list_id: ListId = None
+    track_opens: bool = False
+    track_clicks: bool = False
+    external_id: ExternalId = None
+    project_ref: ProjectRef = None
+    survey_ref: SurveyRef = None
+    invite_url: InviteUrl = None
+    language: Language = None
+
+
+class CampaignUpdate(BaseModel):
+    """What a campaign's creation takes, but its channel. Sends already accepted keep the
+    campaign as it was (docs/sending.md)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"from_email": "surveys@acme.example"}]},
     )
-    language: str | None = Field(
-        default=None,
-        description="Of the unsubscribe line on marketing mail: en, fr, de, es, it, nl, pt.",
-    )
+
+    name: Name | None = None
+    template_id: int | None = None
+    purpose: Purpose | None = None
+    from_name: FromName = None
+    from_email: Address = None
+    reply_to: Address = None
+    sms_sender: SmsSender = None
+    connection_id: ConnectionId = None
+    list_id: ListId = None
+    track_opens: bool | None = None
+    track_clicks: bool | None = None
+    external_id: ExternalId = None
+    project_ref: ProjectRef = None
+    survey_ref: SurveyRef = None
+    invite_url: InviteUrl = None
+    language: Language = None
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> CampaignUpdate:
+        refuse_null(self, "name", "template_id", "purpose", "track_opens", "track_clicks")
+        return self
+
+
+class CampaignChanges(TypedDict, total=False):
+    name: str
+    template_id: int
+    purpose: Purpose
+    from_name: str | None
+    from_email: str | None
+    reply_to: str | None
+    sms_sender: str | None
+    connection_id: int | None
+    list_id: int | None
+    track_opens: bool
+    track_clicks: bool
+    external_id: str | None
+    project_ref: str | None
+    survey_ref: str | None
+    invite_url: str | None
+    language: str | None
 
 
 class CampaignOut(BaseModel):

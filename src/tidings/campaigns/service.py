@@ -4,6 +4,9 @@ A single send that names a template or gives inline content instead of a campaig
 out under a hidden campaign (`single_send_campaign`): one per distinct template, sender,
 purpose and connection in the org, so every message has a campaign and the dispatcher
 has one way to render and route it.
+
+A campaign can be changed and deleted (hidden, kept as history) at any time: the sends
+already accepted froze it (`campaigns.versions`), so they go on as they were.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.campaigns.models import Campaign
-from tidings.campaigns.schemas import CampaignCreate
+from tidings.campaigns.schemas import CampaignChanges, CampaignCreate
 from tidings.connections.models import Connection
 from tidings.contacts.normalize import normalize_email
 from tidings.content.footer import LANGUAGES
 from tidings.content.render import Renderer, TemplateError
+from tidings.db.base import utcnow
 from tidings.db.names import (
     digest_name,
     find_or_add_named,
@@ -27,19 +31,29 @@ from tidings.db.names import (
     unique_name,
 )
 from tidings.db.owned import get_owned, owned_page
-from tidings.errors import FieldError, InvalidInput, NotFound
+from tidings.errors import Conflict, FieldError, InvalidInput, NotFound
 from tidings.lists.models import ContactList
 from tidings.templates.models import Template
 
 SMS_SENDER = re.compile(r"^([A-Za-z0-9 ._-]{1,11}|\+?[0-9]{1,15})$")
 _HEADER_UNSAFE = re.compile(r"[\r\n\x00]")
 _HTTP_URL = re.compile(r"^https?://\S", re.I)
+LIVE = Campaign.deleted_at.is_(None)
 
 
-async def _check(session: AsyncSession, *, org_id: int, body: CampaignCreate) -> list[FieldError]:
+async def _check(
+    session: AsyncSession, *, org_id: int, body: CampaignCreate, campaign_id: int = 0
+) -> list[FieldError]:
+    """Every rule of a campaign's fields that needs more than its own field: what it names
+    exists in the org (and is not deleted), fits its channel, and so on. `campaign_id`:
+    the campaign being changed, which may keep its own `external_id`."""
     errors: list[FieldError] = []
     template = await session.scalar(
-        select(Template).where(Template.org_id == org_id, Template.id == body.template_id)
+        select(Template).where(
+            Template.org_id == org_id,
+            Template.id == body.template_id,
+            Template.deleted_at.is_(None),
+        )
     )
     if template is None:
         errors.append(FieldError("template_id", f"template {body.template_id} does not exist"))
@@ -48,7 +62,9 @@ async def _check(session: AsyncSession, *, org_id: int, body: CampaignCreate) ->
     if body.connection_id is not None:
         connection = await session.scalar(
             select(Connection).where(
-                Connection.org_id == org_id, Connection.id == body.connection_id
+                Connection.org_id == org_id,
+                Connection.id == body.connection_id,
+                Connection.deleted_at.is_(None),
             )
         )
         if connection is None:
@@ -84,7 +100,10 @@ async def _check(session: AsyncSession, *, org_id: int, body: CampaignCreate) ->
     if body.external_id is not None:
         taken = await session.scalar(
             select(Campaign.id).where(
-                Campaign.org_id == org_id, Campaign.external_id == body.external_id
+                Campaign.org_id == org_id,
+                Campaign.external_id == body.external_id,
+                Campaign.id != campaign_id,
+                LIVE,
             )
         )
         if taken is not None:
@@ -106,22 +125,64 @@ async def create_campaign(session: AsyncSession, *, org_id: int, body: CampaignC
     errors = await _check(session, org_id=org_id, body=body)
     if errors:
         raise InvalidInput(errors)
-    await require_free_name(session, Campaign, org_id=org_id, name=body.name, what="campaign")
+    await require_free_name(
+        session, Campaign, org_id=org_id, name=body.name, what="campaign", where=LIVE
+    )
     campaign = Campaign(org_id=org_id, **body.model_dump())
     async with unique_name(session, name=body.name, what="campaign"):
         session.add(campaign)
     return campaign
 
 
+async def update_campaign(
+    session: AsyncSession, *, org_id: int, campaign_id: int, changes: CampaignChanges
+) -> Campaign:
+    """Change the campaign's fields, checked as a new campaign's are (the result as a
+    whole: a new template must fit the channel, an email campaign keeps a sender, …)."""
+    campaign = await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
+    if campaign.is_single_send:
+        raise Conflict(f"campaign {campaign_id} is made by single sends: it cannot be changed")
+    current = {name: getattr(campaign, name) for name in CampaignCreate.model_fields}
+    body = CampaignCreate.model_validate({**current, **changes})
+    errors = await _check(session, org_id=org_id, body=body, campaign_id=campaign_id)
+    if errors:
+        raise InvalidInput(errors)
+    if "name" in changes:
+        await require_free_name(
+            session,
+            Campaign,
+            org_id=org_id,
+            name=body.name,
+            what="campaign",
+            except_id=campaign_id,
+            where=LIVE,
+        )
+    async with unique_name(session, name=body.name, what="campaign"):
+        for name, value in body.model_dump().items():
+            setattr(campaign, name, value)
+    return campaign
+
+
+def mark_deleted(campaign: Campaign) -> None:
+    """Hide the campaign (its name and external id free again), kept as history; the
+    caller has checked nothing in flight uses it (`retirement`)."""
+    if campaign.is_single_send:
+        raise Conflict(f"campaign {campaign.id} is made by single sends: it cannot be deleted")
+    campaign.deleted_at = utcnow()
+
+
 async def get_campaign(session: AsyncSession, *, org_id: int, campaign_id: int) -> Campaign:
-    return await get_owned(session, Campaign, org_id=org_id, ident=campaign_id, what="campaign")
+    """The org's campaign, unless deleted (NotFound)."""
+    return await get_owned(
+        session, Campaign, org_id=org_id, ident=campaign_id, what="campaign", where=LIVE
+    )
 
 
 async def list_campaigns(
     session: AsyncSession, *, org_id: int, after_id: int | None, limit: int
 ) -> list[Campaign]:
     page = owned_page(Campaign, org_id=org_id, after_id=after_id, limit=limit)
-    return list(await session.scalars(page.where(Campaign.is_single_send.is_(False))))
+    return list(await session.scalars(page.where(Campaign.is_single_send.is_(False), LIVE)))
 
 
 async def single_send_campaign(
@@ -170,7 +231,7 @@ async def find_campaign(
 ) -> Campaign:
     """The org's campaign named `reference` (its external id, else its id) that belongs to
     the project and survey; NotFound otherwise, whichever part does not match."""
-    query = select(Campaign).where(Campaign.org_id == org_id)
+    query = select(Campaign).where(Campaign.org_id == org_id, LIVE)
     found = await session.scalar(query.where(Campaign.external_id == reference))
     if found is None and reference.isdigit() and len(reference) < 19:
         found = await session.scalar(query.where(Campaign.id == int(reference)))
@@ -190,7 +251,7 @@ async def ensure_recipient_list(session: AsyncSession, *, org_id: int, campaign_
         return campaign.list_id
     locked = await session.scalar(
         select(Campaign)
-        .where(Campaign.org_id == org_id, Campaign.id == campaign_id)
+        .where(Campaign.org_id == org_id, Campaign.id == campaign_id, LIVE)
         .with_for_update()
         .execution_options(populate_existing=True)
     )

@@ -3,21 +3,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db.base import Base, BigIntPK, utcnow
+from tidings.db.base import Base, BigIntPK, unique_among_live, utcnow
 
 
 class Connection(Base):
     """A provider an org sends through. `settings` is readable configuration; `credentials`
     (passwords, API keys, tokens) is write-only through the API. Limits hold for the whole
-    cluster, every worker together."""
+    cluster, every worker together. Deleting it sets `deleted_at` (hidden, kept as
+    history); `updated_at` moves with every change, so workers build its channel again."""
 
     __tablename__ = "connections"
     __table_args__ = (
-        UniqueConstraint("org_id", "name"),
-        UniqueConstraint("org_id", "email_service"),
+        unique_among_live("connections", "org_id", "name"),
+        unique_among_live("connections", "org_id", "email_service"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -34,3 +35,4 @@ class Connection(Base):
     email_service: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    deleted_at: Mapped[datetime | None]

@@ -3,9 +3,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
+from tidings.api.patch import changes_of
+from tidings.api.problems import answers
 from tidings.connections import service
 from tidings.connections.models import Connection
-from tidings.connections.schemas import ConnectionCreate, ConnectionOut
+from tidings.connections.schemas import (
+    ConnectionChanges,
+    ConnectionCreate,
+    ConnectionOut,
+    ConnectionUpdate,
+)
+from tidings.retirement import service as retirement
 
 router = APIRouter(prefix="/orgs/{org_id}/connections", tags=["connections"])
 
@@ -27,7 +35,12 @@ def connection_out(c: Connection) -> ConnectionOut:
     )
 
 
-@router.post("", status_code=201, summary="Add a provider connection (credentials write-only)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Add a provider connection (credentials write-only)",
+    responses=answers(422),
+)
 async def create_connection(
     org_id: int, body: ConnectionCreate, key: ManageKey, session: WriteSessionDep
 ) -> ConnectionOut:
@@ -39,7 +52,11 @@ async def list_connections(org_id: int, key: ReadKey, session: SessionDep) -> li
     return [connection_out(c) for c in await service.list_connections(session, org_id=key.org_id)]
 
 
-@router.get("/{connection_id}", summary="Read a connection (never its credentials)")
+@router.get(
+    "/{connection_id}",
+    summary="Read a connection (never its credentials)",
+    responses=answers(404),
+)
 async def get_connection(
     org_id: int, connection_id: int, key: ReadKey, session: SessionDep
 ) -> ConnectionOut:
@@ -47,3 +64,36 @@ async def get_connection(
         session, org_id=key.org_id, connection_id=connection_id
     )
     return connection_out(connection)
+
+
+@router.patch(
+    "/{connection_id}",
+    summary="Change a connection; new credentials apply to what is not handed over yet",
+    responses=answers(404, 422),
+)
+async def update_connection(
+    org_id: int,
+    connection_id: int,
+    body: ConnectionUpdate,
+    key: ManageKey,
+    session: WriteSessionDep,
+) -> ConnectionOut:
+    connection = await service.update_connection(
+        session,
+        org_id=key.org_id,
+        connection_id=connection_id,
+        changes=changes_of(body, ConnectionChanges),
+    )
+    return connection_out(connection)
+
+
+@router.delete(
+    "/{connection_id}",
+    status_code=204,
+    summary="Delete a connection: hidden, kept for the sends that used it",
+    responses=answers(404, 409),
+)
+async def delete_connection(
+    org_id: int, connection_id: int, key: ManageKey, session: WriteSessionDep
+) -> None:
+    await retirement.delete_connection(session, org_id=key.org_id, connection_id=connection_id)

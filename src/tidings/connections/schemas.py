@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tidings.api.patch import refuse_null
 from tidings.connections.kinds import kinds_text
 
 _EXAMPLE: dict[str, Any] = {
@@ -19,26 +20,72 @@ _EXAMPLE: dict[str, Any] = {
 }
 
 
-class ConnectionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
-
-    name: str = Field(min_length=1, max_length=255)
-    channel: str = Field(pattern=r"^(email|sms)$")
-    kind: str = Field(description=kinds_text())
-    settings: dict[str, Any] = Field(default_factory=dict)
-    credentials: dict[str, Any] = Field(
-        default_factory=dict, description="Write-only: stored and used, never returned."
-    )
-    max_per_second: float | None = Field(default=None, gt=0, le=100_000)
-    max_concurrency: int = Field(default=10, ge=1, le=1_000)
-    is_default: bool = Field(default=False, description="The org's default for this channel.")
-    email_service: Literal["mailbox", "gateway"] | None = Field(
-        default=None,
+# Each field's shape, once for a new connection and a change.
+Name = Annotated[str, Field(min_length=1, max_length=255)]
+Credentials = Annotated[
+    dict[str, Any], Field(description="Write-only: stored and used, never returned.")
+]
+MaxPerSecond = Annotated[float | None, Field(gt=0, le=100_000)]
+MaxConcurrency = Annotated[int, Field(ge=1, le=1_000)]
+IsDefault = Annotated[bool, Field(description="The org's default for this channel.")]
+EmailService = Annotated[
+    Literal["mailbox", "gateway"] | None,
+    Field(
         description=(
             "Email only: the `emailing_service` of seed 001 (/compat/octopush) this connection "
             "stands for; one connection per org each (marking this one unmarks the other)."
         ),
-    )
+    ),
+]
+
+
+class ConnectionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
+
+    name: Name
+    channel: str = Field(pattern=r"^(email|sms)$")
+    kind: str = Field(description=kinds_text())
+    settings: dict[str, Any] = Field(default_factory=dict)
+    credentials: Credentials = Field(default_factory=dict)
+    max_per_second: MaxPerSecond = None
+    max_concurrency: MaxConcurrency = 10
+    is_default: IsDefault = False
+    email_service: EmailService = None
+
+
+class ConnectionUpdate(BaseModel):
+    """What a connection's creation takes, but its channel and kind. `settings` and
+    `credentials`, when given, replace the whole document (checked against the kind);
+    new credentials apply to every message not handed over yet."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"credentials": {"username": "tidings",
+                                                         "password": "…"}}]},
+    )  # fmt: skip
+
+    name: Name | None = None
+    settings: dict[str, Any] | None = None
+    credentials: Credentials | None = None
+    max_per_second: MaxPerSecond = None
+    max_concurrency: MaxConcurrency | None = None
+    is_default: IsDefault | None = None
+    email_service: EmailService = None
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> ConnectionUpdate:
+        refuse_null(self, "name", "settings", "credentials", "max_concurrency", "is_default")
+        return self
+
+
+class ConnectionChanges(TypedDict, total=False):
+    name: str
+    settings: dict[str, Any]
+    credentials: dict[str, Any]
+    max_per_second: float | None
+    max_concurrency: int
+    is_default: bool
+    email_service: str | None
 
 
 class ConnectionOut(BaseModel):

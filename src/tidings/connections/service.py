@@ -1,4 +1,9 @@
-"""Connections: an org's providers. Credentials are write-only; one default per channel."""
+"""Connections: an org's providers. Credentials are write-only; one default per channel.
+
+A connection can be changed (its credentials replaced: workers build its channel again
+when its `updated_at` moves) and deleted (hidden, kept as history for the sends that used
+it; `retirement` checks that nothing in flight still does).
+"""
 
 from __future__ import annotations
 
@@ -9,19 +14,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.connections.kinds import validated
 from tidings.connections.models import Connection
-from tidings.connections.schemas import ConnectionCreate
+from tidings.connections.schemas import ConnectionChanges, ConnectionCreate
+from tidings.db.base import utcnow
 from tidings.db.names import require_free_name, unique_name
 from tidings.db.owned import get_owned
 from tidings.errors import InvalidInput, NotFound
+
+LIVE = Connection.deleted_at.is_(None)
 
 
 async def create_connection(
     session: AsyncSession, *, org_id: int, body: ConnectionCreate
 ) -> Connection:
     settings, credentials = validated(body.kind, body.channel, body.settings, body.credentials)
-    await require_free_name(session, Connection, org_id=org_id, name=body.name, what="connection")
-    if body.email_service is not None and body.channel != "email":
-        raise InvalidInput.field("email_service", "for email connections only")
+    await require_free_name(
+        session, Connection, org_id=org_id, name=body.name, what="connection", where=LIVE
+    )
+    _check_email_service(body.channel, body.email_service)
     connection = Connection(
         org_id=org_id,
         name=body.name,
@@ -37,30 +46,87 @@ async def create_connection(
     # The other connections give up the default and the service in the savepoint too, so
     # a name taken meanwhile leaves them as they were.
     async with unique_name(session, name=body.name, what="connection"):
-        if body.is_default:
-            await session.execute(
-                update(Connection)
-                .where(Connection.org_id == org_id, Connection.channel == body.channel)
-                .values(is_default=False)
-            )
-        if body.email_service is not None:
-            await session.execute(
-                update(Connection)
-                .where(Connection.org_id == org_id, Connection.email_service == body.email_service)
-                .values(email_service=None)
-            )
+        await _take_over(session, connection)
         session.add(connection)
     return connection
 
 
+async def update_connection(
+    session: AsyncSession, *, org_id: int, connection_id: int, changes: ConnectionChanges
+) -> Connection:
+    """Change what the request set, checked as a new connection's fields are."""
+    connection = await get_connection(session, org_id=org_id, connection_id=connection_id)
+    if "settings" in changes or "credentials" in changes:
+        settings, credentials = validated(
+            connection.kind,
+            connection.channel,
+            changes.get("settings", connection.settings),
+            changes.get("credentials", connection.credentials),
+        )
+        connection.settings, connection.credentials = settings, credentials
+    if "email_service" in changes:
+        _check_email_service(connection.channel, changes["email_service"])
+    name = changes.get("name", connection.name)
+    if "name" in changes:
+        await require_free_name(
+            session,
+            Connection,
+            org_id=org_id,
+            name=name,
+            what="connection",
+            except_id=connection_id,
+            where=LIVE,
+        )
+    async with unique_name(session, name=name, what="connection"):
+        for field, value in changes.items():
+            if field not in ("settings", "credentials"):  # validated together above
+                setattr(connection, field, value)
+        await _take_over(session, connection)
+    return connection
+
+
+def _check_email_service(channel: str, email_service: str | None) -> None:
+    if email_service is not None and channel != "email":
+        raise InvalidInput.field("email_service", "for email connections only")
+
+
+async def _take_over(session: AsyncSession, connection: Connection) -> None:
+    """The org's other connections give up what this one now is: the channel's default,
+    and the seed-001 service."""
+    others = [Connection.org_id == connection.org_id, LIVE]
+    if connection.id is not None:
+        others.append(Connection.id != connection.id)
+    if connection.is_default:
+        await session.execute(
+            update(Connection)
+            .where(*others, Connection.channel == connection.channel)
+            .values(is_default=False)
+        )
+    if connection.email_service is not None:
+        await session.execute(
+            update(Connection)
+            .where(*others, Connection.email_service == connection.email_service)
+            .values(email_service=None)
+        )
+
+
+def mark_deleted(connection: Connection) -> None:
+    """Hide the connection (its name and seed-001 service free again; no longer the
+    default), kept as history; the caller has checked nothing in flight uses it
+    (`retirement`)."""
+    connection.deleted_at = utcnow()
+    connection.is_default = False
+
+
 async def get_connection(session: AsyncSession, *, org_id: int, connection_id: int) -> Connection:
+    """The org's connection, unless deleted (NotFound)."""
     return await get_owned(
-        session, Connection, org_id=org_id, ident=connection_id, what="connection"
+        session, Connection, org_id=org_id, ident=connection_id, what="connection", where=LIVE
     )
 
 
 async def list_connections(session: AsyncSession, *, org_id: int) -> list[Connection]:
-    query = select(Connection).where(Connection.org_id == org_id).order_by(Connection.id)
+    query = select(Connection).where(Connection.org_id == org_id, LIVE).order_by(Connection.id)
     return list(await session.scalars(query))
 
 
@@ -68,7 +134,7 @@ async def default_connections(session: AsyncSession, *, org_id: int) -> dict[str
     """The org's default connection id by channel; a channel absent here uses the sink."""
     rows = await session.execute(
         select(Connection.channel, Connection.id).where(
-            Connection.org_id == org_id, Connection.is_default.is_(True)
+            Connection.org_id == org_id, Connection.is_default.is_(True), LIVE
         )
     )
     return {channel: ident for channel, ident in rows}  # noqa: C416 — rows, not pairs

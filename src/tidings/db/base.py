@@ -14,7 +14,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    TypeDecorator,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
@@ -57,6 +67,22 @@ BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
 JSONDoc = JSON().with_variant(JSONB(), "postgresql")
 """A JSON document: JSONB on PostgreSQL, JSON text on SQLite; both query with `col["k"]`."""
+
+NOT_DELETED = text("deleted_at IS NULL")
+"""Rows deleted softly (templates, campaigns, connections) keep their row as history, with
+`deleted_at` set; their unique names hold among the rows not deleted only."""
+
+
+def unique_among_live(table: str, *columns: str) -> Index:
+    """A unique index on `columns` over the rows not deleted (`NOT_DELETED`), named like
+    the unique constraint it stands for."""
+    return Index(
+        f"uq_{table}_{'_'.join(columns)}",
+        *columns,
+        unique=True,
+        postgresql_where=NOT_DELETED,
+        sqlite_where=NOT_DELETED,
+    )
 
 
 class Base(DeclarativeBase):

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,12 +26,21 @@ from tidings.errors import InvalidInput
 
 
 async def require_free_name(
-    session: AsyncSession, model: Any, *, org_id: int, name: str, what: str, except_id: int = 0
+    session: AsyncSession,
+    model: Any,
+    *,
+    org_id: int,
+    name: str,
+    what: str,
+    except_id: int = 0,
+    where: ColumnElement[bool] | None = None,
 ) -> None:
-    """Raise InvalidInput on `name` if another row of `model` in the org already has it."""
-    taken = await session.scalar(
-        select(model.id).where(model.org_id == org_id, model.name == name, model.id != except_id)
+    """Raise InvalidInput on `name` if another row of `model` in the org (among those that
+    meet `where`: e.g. not deleted) already has it."""
+    query = select(model.id).where(
+        model.org_id == org_id, model.name == name, model.id != except_id
     )
+    taken = await session.scalar(query if where is None else query.where(where))
     if taken is not None:
         raise InvalidInput.field("name", f"a {what} named {name!r} exists (id {taken})")
 

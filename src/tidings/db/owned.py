@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.errors import NotFound
@@ -17,13 +17,19 @@ Row = TypeVar("Row")
 
 
 async def get_owned(
-    session: AsyncSession, model: type[Row], *, org_id: int, ident: int, what: str
+    session: AsyncSession,
+    model: type[Row],
+    *,
+    org_id: int,
+    ident: int,
+    what: str,
+    where: ColumnElement[bool] | None = None,
 ) -> Row:
-    """The org's `model` row with this id, or NotFound naming `what`."""
+    """The org's `model` row with this id (that meets `where`: e.g. not deleted), or
+    NotFound naming `what`."""
     table: Any = model
-    found: Row | None = await session.scalar(
-        select(model).where(table.org_id == org_id, table.id == ident)
-    )
+    query = select(model).where(table.org_id == org_id, table.id == ident)
+    found: Row | None = await session.scalar(query if where is None else query.where(where))
     if found is None:
         raise NotFound(what, ident)
     return found

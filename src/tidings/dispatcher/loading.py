@@ -1,5 +1,6 @@
-"""What the dispatcher reads to render a claimed batch: its campaigns, templates and
-contacts, and the connection each campaign sends through.
+"""What the dispatcher reads to render a claimed batch: the campaign versions its
+messages froze, their template versions, its contacts, and the connections the versions
+send through.
 
 Every statement here is read only, one per kind of row whatever the batch's size. The
 message rows themselves (claim, record, reap, …) are the outbox's (`outbox/queue.py`,
@@ -9,39 +10,31 @@ message rows themselves (claim, record, reap, …) are the outbox's (`outbox/que
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.campaigns.models import Campaign
+from tidings.campaigns.models import CampaignVersion
 from tidings.channels.registry import SINK, ConnectionSpec
 from tidings.connections.models import Connection
 from tidings.contacts.models import Contact
 from tidings.content.context import FIELDS
 from tidings.db.dialect import one_of
-from tidings.templates.models import Template
+from tidings.templates.models import TemplateVersion
 
 
-async def campaigns_by_id(session: AsyncSession, ids: Collection[int]) -> dict[int, Campaign]:
-    """The campaigns of `ids`, by id (read only)."""
-    rows = await session.scalars(select(Campaign).where(Campaign.id.in_(ids)))
-    return {campaign.id: campaign for campaign in rows}
+async def campaign_versions(
+    session: AsyncSession, ids: Collection[int]
+) -> dict[int, CampaignVersion]:
+    """The campaign versions of `ids`, by id (read only; they never change)."""
+    rows = await session.scalars(select(CampaignVersion).where(CampaignVersion.id.in_(ids)))
+    return {version.id: version for version in rows}
 
 
-async def template_versions(session: AsyncSession, ids: Collection[int]) -> dict[int, datetime]:
-    """Each template of `ids` → its `updated_at`, to tell a cached compilation is stale
-    (read only)."""
-    rows = await session.execute(
-        select(Template.id, Template.updated_at).where(Template.id.in_(ids))
-    )
-    return dict(rows.all())
-
-
-async def templates(session: AsyncSession, ids: Collection[int]) -> list[Template]:
-    """The templates of `ids`, whole, to compile (read only)."""
-    return list(await session.scalars(select(Template).where(Template.id.in_(ids))))
+async def template_versions(session: AsyncSession, ids: Collection[int]) -> list[TemplateVersion]:
+    """The template versions of `ids`, whole, to compile (read only; they never change)."""
+    return list(await session.scalars(select(TemplateVersion).where(TemplateVersion.id.in_(ids))))
 
 
 async def contact_fields(session: AsyncSession, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -59,28 +52,22 @@ async def contact_fields(session: AsyncSession, ids: Iterable[int]) -> dict[int,
 
 
 async def connection_routes(
-    session: AsyncSession, campaigns: Iterable[Campaign]
+    session: AsyncSession, versions: Iterable[CampaignVersion]
 ) -> dict[int, ConnectionSpec]:
-    """Each campaign's id → the connection it sends through: its own, else its org's
-    default for the channel, else the built-in sink (read only: one SELECT)."""
-    wanted = list(campaigns)
-    explicit = {c.connection_id for c in wanted if c.connection_id is not None}
-    orgs = {c.org_id for c in wanted}
-    rows = await session.scalars(
-        select(Connection).where(
-            or_(
-                Connection.id.in_(explicit),
-                Connection.org_id.in_(orgs) & Connection.is_default.is_(True),
-            )
-        )
-    )
-    found = {row.id: row for row in rows}
-    defaults = {(c.org_id, c.channel): c for c in found.values() if c.is_default}
+    """Each campaign version's id → the connection it froze, as that connection stands
+    now (its settings and credentials are read each batch, so a change applies to what is
+    not handed over yet); the built-in sink for a version without one (read only: one
+    SELECT, none when every version sends to the sink)."""
+    wanted = list(versions)
+    ids = {v.connection_id for v in wanted if v.connection_id is not None}
+    found: dict[int, Connection] = {}
+    if ids:
+        rows = await session.scalars(select(Connection).where(Connection.id.in_(ids)))
+        found = {row.id: row for row in rows}
     routes: dict[int, ConnectionSpec] = {}
-    for campaign in wanted:
-        row = found.get(campaign.connection_id) if campaign.connection_id else None
-        row = row or defaults.get((campaign.org_id, campaign.channel))
-        routes[campaign.id] = SINK if row is None else connection_spec(row)
+    for version in wanted:
+        row = found.get(version.connection_id) if version.connection_id is not None else None
+        routes[version.id] = SINK if row is None else connection_spec(row)
     return routes
 
 

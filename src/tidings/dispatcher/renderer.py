@@ -1,16 +1,19 @@
 """From a claimed batch to messages ready for their connections.
 
-    render_batch(claimed) ──▶ load campaigns, templates (compiled, cached), contacts,
-                              and each campaign's connection (`dispatcher/loading.py`)
+    render_batch(claimed) ──▶ load the campaign versions its messages froze and their
+                              templates (both immutable: cached, compiled), contacts, and
+                              each version's connection (`dispatcher/loading.py`)
                           ──▶ per message: context ──▶ invite link, play URL
                               ──▶ render (sandboxed) ──▶ click tracking, open pixel
                               ──▶ SMS text, or email MIME with the unsubscribe headers
                           ──▶ Rendered: messages grouped by connection, links to store,
                               and an outcome (failed) for each that could not be rendered
 
-Compiled templates are kept between batches and compiled again when a template changes
-(its `updated_at`); rendering looks at the event loop every `RENDER_SLICE` messages, so
-the batch on the wire meanwhile (the loop overlaps two) keeps its connections busy.
+A message renders the campaign and template versions its send froze when it was accepted
+(`campaigns.versions`): they never change, so a worker keeps them, compiled, between
+batches; only contacts and connections are read per batch. Rendering looks at the event
+loop every `RENDER_SLICE` messages, so the batch on the wire meanwhile (the loop overlaps
+two) keeps its connections busy.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from tidings import metrics
-from tidings.campaigns.models import Campaign
+from tidings.campaigns.models import CampaignVersion
 from tidings.channels.base import (
     Outgoing,
     PermanentSendError,
@@ -74,6 +77,8 @@ def _as_failure(message: Claimed, exc: Exception) -> SendError:
 # Messages rendered between two looks at the event loop, so that the batch being sent
 # meanwhile (`run` overlaps two) keeps its connections busy.
 RENDER_SLICE = 64
+VERSION_CACHE = 1_000
+"""Campaign versions kept between batches; past this many, only the batch's own."""
 
 Link = dict[str, Any]
 """A link row to store: message_id, position, org_id, url, clicks."""
@@ -112,7 +117,8 @@ class MessageRenderer:
         self.public_url = public_url
         self.clock = clock
         self.templates = TemplateCache(renderer)
-        self._invite_urls: dict[tuple[int, datetime], Compiled] = {}  # by campaign version
+        self._versions: dict[int, CampaignVersion] = {}
+        self._invite_urls: dict[int, Compiled] = {}  # by campaign version
 
     async def render_batch(self, claimed: Sequence[Claimed]) -> Rendered:
         """Each message rendered and routed to its connection. A message that cannot be
@@ -121,11 +127,7 @@ class MessageRenderer:
         address no message can be built for, no outcome after `max_attempts` claims), a
         transient "internal error" for anything unexpected (logged with its traceback),
         so that it is retried, then failed, like any other attempt."""
-        campaigns, templates, contacts = await self._load(claimed)
-        routes: dict[int, ConnectionSpec] = {}
-        if campaigns:
-            async with self.db.session() as session:
-                routes = await loading.connection_routes(session, campaigns.values())
+        campaigns, templates, contacts, routes = await self._load(claimed)
         failures: list[tuple[Claimed, SendError]] = []
         links: list[Link] = []
         by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]] = defaultdict(list)
@@ -146,9 +148,9 @@ class MessageRenderer:
                 failures.append((message, _as_failure(message, exc)))
                 continue
             links.extend(message_links)
-            campaign_id = message.campaign_id
-            assert campaign_id is not None  # render refuses a message without a campaign
-            route = SINK if message.is_test else routes[campaign_id]  # test keys: sink only
+            version_id = message.campaign_version_id
+            assert version_id is not None  # render refuses a message without a campaign
+            route = SINK if message.is_test else routes[version_id]  # test keys: sink only
             by_channel[route.id].append((message, outgoing))
         specs = {None: SINK} | {spec.id: spec for spec in routes.values()}
         return Rendered(failures, links, by_channel, specs)
@@ -156,18 +158,18 @@ class MessageRenderer:
     def render(
         self,
         message: Claimed,
-        campaigns: dict[int, Campaign],
+        campaigns: dict[int, CampaignVersion],
         templates: dict[int, CompiledTemplate],
         contacts: dict[int, dict[str, Any]],
         *,
         date: datetime,
     ) -> tuple[Outgoing, list[Link]]:
         """The message to hand to the channel (email: dated `date`), and the links to
-        store for it."""
-        if message.recipient is None or message.campaign_id not in campaigns:
+        store for it. `campaigns`: campaign versions by id."""
+        if message.recipient is None or message.campaign_version_id not in campaigns:
             raise PermanentSendError("nothing to send: no recipient or campaign")
-        campaign = campaigns[message.campaign_id]
-        template = templates[campaign.template_id]
+        campaign = campaigns[message.campaign_version_id]
+        template = templates[campaign.template_version_id]
         contact = contacts.get(message.contact_id) if message.contact_id is not None else None
         context = render_context(contact, message.variables)
         links = self._personal_links(message, campaign, template, context)
@@ -191,7 +193,7 @@ class MessageRenderer:
     def _personal_links(
         self,
         message: Claimed,
-        campaign: Campaign,
+        campaign: CampaignVersion,
         template: CompiledTemplate,
         context: dict[str, Any],
     ) -> list[Link]:
@@ -210,7 +212,11 @@ class MessageRenderer:
         return links
 
     def _tracked(
-        self, message: Claimed, campaign: Campaign, rendered: dict[str, str], links: list[Link]
+        self,
+        message: Claimed,
+        campaign: CampaignVersion,
+        rendered: dict[str, str],
+        links: list[Link],
     ) -> dict[str, str]:
         """The rendered parts with links rewritten to `/l/{token}` (their originals added
         to `links`) and the open pixel added, as the campaign tracks clicks and opens."""
@@ -234,7 +240,7 @@ class MessageRenderer:
     def _email(
         self,
         message: Claimed,
-        campaign: Campaign,
+        campaign: CampaignVersion,
         contact: dict[str, Any] | None,
         rendered: dict[str, str],
         *,
@@ -251,6 +257,7 @@ class MessageRenderer:
             )
             rendered = with_unsubscribe_line(rendered, url, campaign.language)
         sender = mime.Address(campaign.from_email or "", campaign.from_name)
+        domain = sender.email.rpartition("@")[2]
         name = " ".join(
             p for p in ((contact or {}).get("first_name"), (contact or {}).get("last_name")) if p
         )
@@ -260,7 +267,7 @@ class MessageRenderer:
             subject=rendered.get("subject", ""),
             text=rendered.get("text"),
             html=rendered.get("html"),
-            message_id=f"{message.id}.{campaign.id}@{sender.email.rpartition('@')[2] or 'tidings'}",
+            message_id=f"{message.id}.{campaign.campaign_id}@{domain or 'tidings'}",
             date=date,
             reply_to=mime.Address(campaign.reply_to) if campaign.reply_to else None,
             headers=headers,
@@ -277,28 +284,43 @@ class MessageRenderer:
 
     async def _load(
         self, claimed: Sequence[Claimed]
-    ) -> tuple[dict[int, Campaign], dict[int, CompiledTemplate], dict[int, dict[str, Any]]]:
-        """The batch's campaigns, compiled templates (compiling the new and changed ones)
-        and contacts, in one read transaction."""
-        campaign_ids = {m.campaign_id for m in claimed if m.campaign_id is not None}
+    ) -> tuple[
+        dict[int, CampaignVersion],
+        dict[int, CompiledTemplate],
+        dict[int, dict[str, Any]],
+        dict[int, ConnectionSpec],
+    ]:
+        """The batch's campaign versions and compiled templates (loading and compiling
+        the ones not kept yet), its contacts, and each version's connection, in one read
+        transaction."""
+        version_ids = {m.campaign_version_id for m in claimed if m.campaign_version_id}
         contact_ids = {m.contact_id for m in claimed if m.contact_id is not None}
         async with self.db.session() as session:
-            campaigns = await loading.campaigns_by_id(session, campaign_ids)
-            templates = await self.templates.refresh(
-                session, {c.template_id for c in campaigns.values()}
+            missing = version_ids - self._versions.keys()
+            if len(self._versions) + len(missing) > VERSION_CACHE:
+                self._versions = {v: c for v, c in self._versions.items() if v in version_ids}
+            if missing:
+                self._versions.update(await loading.campaign_versions(session, missing))
+            versions = {v: self._versions[v] for v in version_ids if v in self._versions}
+            templates = await self.templates.get(
+                session, {v.template_version_id for v in versions.values()}
             )
             contacts = await loading.contact_fields(session, contact_ids)
-        return campaigns, templates, contacts
+            routes = await loading.connection_routes(session, versions.values())
+        return versions, templates, contacts, routes
 
-    def _invite(self, message: Claimed, campaign: Campaign, context: dict[str, Any]) -> Link | None:
+    def _invite(
+        self, message: Claimed, campaign: CampaignVersion, context: dict[str, Any]
+    ) -> Link | None:
         """The stored link behind this message's `{{ invite_link }}`: the campaign's
         `invite_url` rendered for the recipient; None if that is not an http(s) URL."""
         assert campaign.invite_url is not None
-        version = (campaign.id, campaign.updated_at)
-        compiled = self._invite_urls.get(version)
+        compiled = self._invite_urls.get(campaign.id)
         if compiled is None:
+            if len(self._invite_urls) > VERSION_CACHE:
+                self._invite_urls.clear()
             compiled = self.renderer.compile(campaign.invite_url, field="invite_url", html=False)
-            self._invite_urls[version] = compiled
+            self._invite_urls[campaign.id] = compiled
         url = self.renderer.render(compiled, context, strict=False).strip()
         if not url.lower().startswith(("http://", "https://")):
             return None

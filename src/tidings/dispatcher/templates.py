@@ -1,17 +1,16 @@
-"""Compiled templates kept between batches: a template is compiled once per version (its
-`updated_at`), whatever the number of messages that use it."""
+"""Compiled templates kept between batches: a template version never changes, so it is
+compiled once per worker, whatever the number of messages that use it."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.content.render import Compiled, Renderer
 from tidings.dispatcher import loading
-from tidings.templates.models import Template
+from tidings.templates.models import TemplateVersion
 
 TEMPLATE_CACHE = 1_000
 """Single sends with inline content make one template per distinct content, so past this
@@ -20,41 +19,35 @@ many compiled templates the cache keeps only the batch's own."""
 
 @dataclass(slots=True)
 class CompiledTemplate:
-    updated_at: datetime
     parts: dict[str, Compiled]
     names: frozenset[str] = frozenset()  # what its parts read from the context
 
 
 class TemplateCache:
-    """One worker's compiled templates, by template id."""
+    """One worker's compiled templates, by template version id."""
 
     def __init__(self, renderer: Renderer) -> None:
         self.renderer = renderer
         self._templates: dict[int, CompiledTemplate] = {}
 
-    async def refresh(
-        self, session: AsyncSession, template_ids: Collection[int]
+    async def get(
+        self, session: AsyncSession, version_ids: Collection[int]
     ) -> dict[int, CompiledTemplate]:
-        """The cache with `template_ids` compiled at their current version (read only:
-        their versions are read, and the new or changed ones loaded)."""
-        versions = await loading.template_versions(session, template_ids)
-        if len(self._templates) > TEMPLATE_CACHE:
-            self._templates = {t: c for t, c in self._templates.items() if t in versions}
-        stale = [
-            tid
-            for tid, at in versions.items()
-            if tid not in self._templates or self._templates[tid].updated_at != at
-        ]
-        if stale:
-            for template in await loading.templates(session, stale):
-                self._templates[template.id] = self._compile(template)
+        """The cache with `version_ids` compiled (read only: only the versions not compiled
+        yet are loaded; none in the steady state)."""
+        missing = [v for v in version_ids if v not in self._templates]
+        if len(self._templates) + len(missing) > TEMPLATE_CACHE:
+            self._templates = {v: c for v, c in self._templates.items() if v in version_ids}
+        if missing:
+            for version in await loading.template_versions(session, missing):
+                self._templates[version.id] = self._compile(version)
         return self._templates
 
-    def _compile(self, template: Template) -> CompiledTemplate:
+    def _compile(self, version: TemplateVersion) -> CompiledTemplate:
         parts = {}
         for part, html in (("subject", False), ("html", True), ("text", False)):
-            source = getattr(template, part)
+            source = getattr(version, part)
             if source is not None:
                 parts[part] = self.renderer.compile(source, field=part, html=html)
         names = frozenset().union(*(compiled.names for compiled in parts.values()))
-        return CompiledTemplate(updated_at=template.updated_at, parts=parts, names=names)
+        return CompiledTemplate(parts=parts, names=names)

@@ -24,6 +24,7 @@ from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.broadcasts.service import create_broadcast
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.service import ensure_recipient_list, get_campaign
+from tidings.campaigns.versions import freeze
 from tidings.contacts.service import get_contact, upsert_contacts
 from tidings.content import sms
 from tidings.credits.service import charge_messages
@@ -166,12 +167,13 @@ async def send_link_invite(
     contact_id = report.outcomes[0].contact_id
     assert contact_id is not None
     campaign = await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
+    version = await freeze(session, campaign=campaign)
     contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
     org = await get_org(session, org_id=org_id)
     parts = text.split(placeholder)
     message = await outbox.add_one(
         session,
-        batch=outbox.Batch(org_id, None, campaign, is_test, utcnow()),
+        batch=outbox.Batch(org_id, None, version, is_test, utcnow()),
         contact=contact,
         variables={"parts": parts},  # INVITE_TEXT joins them around the link
         sms_countries=org.sms_countries,

@@ -4,7 +4,8 @@ A single send names what it sends in one of three ways: a campaign; a template; 
 inline content, which is stored as an inline template. Without a campaign the message
 goes out under the hidden campaign for its template, sender and purpose
 (`campaigns.service.single_send_campaign`), so every message is rendered and routed by
-the dispatcher the same way.
+the dispatcher the same way. The message is made with that campaign frozen as it is when
+the send is accepted (`campaigns.versions`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.schemas import Purpose
 from tidings.campaigns.service import get_campaign, single_send_campaign
+from tidings.campaigns.versions import freeze
 from tidings.channels.models import SinkMessage
 from tidings.contacts.service import get_contact, upsert_contacts
 from tidings.content.render import Renderer
@@ -182,13 +184,13 @@ async def send_single(
         contact_id = report.outcomes[0].contact_id
     if len(json.dumps(body.variables, ensure_ascii=False).encode()) > MAX_VARIABLES_BYTES:
         raise InvalidInput.field("variables", f"larger than {MAX_VARIABLES_BYTES} bytes as JSON")
-    campaign = await _campaign_for(session, org_id=org_id, body=body)
+    frozen = await freeze(session, campaign=await _campaign_for(session, org_id=org_id, body=body))
     assert contact_id is not None
     contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
     org = await get_org(session, org_id=org_id)
     message = await outbox.add_one(
         session,
-        batch=outbox.Batch(org_id, None, campaign, is_test, now),
+        batch=outbox.Batch(org_id, None, frozen, is_test, now),
         contact=contact,
         variables=body.variables,
         sms_countries=org.sms_countries,
@@ -197,7 +199,7 @@ async def send_single(
     if message.status == MessageStatus.QUEUED and await charge_messages(
         session,
         org_id=org_id,
-        channel=campaign.channel,
+        channel=frozen.channel,
         where=Message.id == message.id,
         reference=f"message:{message.id}",
     ):

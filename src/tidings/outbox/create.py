@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
-from tidings.campaigns.models import Campaign
+from tidings.campaigns.models import CampaignVersion
 from tidings.contacts.models import Contact
 from tidings.db.base import JSONDoc, UTCDateTime
 from tidings.db.dialect import json_rows, rows_by_keys
@@ -59,11 +59,12 @@ S = MessageStatus
 @dataclass(frozen=True, slots=True)
 class Batch:
     """What the messages of one send share: its org, broadcast (None: a single send),
-    campaign, whether a test key sent it, and when it was accepted."""
+    the campaign as the send froze it (`campaigns.versions.freeze`), whether a test key
+    sent it, and when it was accepted."""
 
     org_id: int
     broadcast_id: int | None
-    campaign: Campaign
+    campaign: CampaignVersion
     is_test: bool
     now: datetime
 
@@ -106,6 +107,7 @@ async def expand(
         select(
             literal(batch.org_id),
             literal(batch.broadcast_id),
+            literal(campaign.campaign_id),
             literal(campaign.id),
             CONTACTS.c.id,
             literal(campaign.channel),
@@ -121,7 +123,8 @@ async def expand(
         .select_from(CONTACTS.outerjoin(listed, on_list))
         .where(audience)
     )
-    columns = ["org_id", "broadcast_id", "campaign_id", "contact_id", "channel", "recipient",
+    columns = ["org_id", "broadcast_id", "campaign_id", "campaign_version_id", "contact_id",
+               "channel", "recipient",
                "status", "is_test", "reason", "attempts", "due_at", "created_at",
                "finished_at"]  # fmt: skip
     await session.execute(insert(MESSAGES).from_select(columns, rows))
@@ -194,7 +197,8 @@ async def hold(
     constants = {
         "org_id": literal(batch.org_id, m.org_id.type),
         "broadcast_id": literal(batch.broadcast_id, m.broadcast_id.type),
-        "campaign_id": literal(campaign.id, m.campaign_id.type),
+        "campaign_id": literal(campaign.campaign_id, m.campaign_id.type),
+        "campaign_version_id": literal(campaign.id, m.campaign_version_id.type),
         "channel": literal(campaign.channel, m.channel.type),
         "is_test": literal(batch.is_test, m.is_test.type),
         "attempts": literal(0, m.attempts.type),
@@ -240,7 +244,8 @@ async def add_one(
     message = Message(
         org_id=batch.org_id,
         broadcast_id=batch.broadcast_id,
-        campaign_id=campaign.id,
+        campaign_id=campaign.campaign_id,
+        campaign_version_id=campaign.id,
         contact_id=contact.id,
         channel=campaign.channel,
         recipient=address,

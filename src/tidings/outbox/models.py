@@ -49,7 +49,7 @@ class Message(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    # No foreign keys on these four (migration 0010): PostgreSQL checks each with a trigger
+    # No foreign keys on these (migration 0010): PostgreSQL checks each with a trigger
     # per inserted row, which made up most of a million-row broadcast expansion. Messages
     # are written from rows read in the same transaction, contacts are never deleted (an
     # erased one keeps its row), and nothing deletes orgs, broadcasts or campaigns that
@@ -57,6 +57,9 @@ class Message(Base):
     org_id: Mapped[int] = mapped_column(BigIntPK)
     broadcast_id: Mapped[int | None] = mapped_column(BigIntPK)
     campaign_id: Mapped[int | None] = mapped_column(BigIntPK)
+    # What is sent: the campaign and template as they were when the send was accepted
+    # (`campaigns.models.CampaignVersion`). No foreign key, like the four above.
+    campaign_version_id: Mapped[int | None] = mapped_column(BigIntPK)
     contact_id: Mapped[int | None] = mapped_column(BigIntPK)
     channel: Mapped[str] = mapped_column(String(8))
     recipient: Mapped[str | None] = mapped_column(String(320))

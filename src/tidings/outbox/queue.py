@@ -19,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import Table, exists, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.campaigns.models import Campaign
+from tidings.campaigns.models import CampaignVersion
 from tidings.db.dialect import for_update, one_of
 from tidings.outbox.models import Message
 from tidings.outbox.rules import SUPPRESSED_PREFIX, suppression_match
@@ -29,7 +29,7 @@ from tidings.suppressions.models import Suppression
 # Core tables: the hot path runs no ORM machinery (no identity map, no unit of work).
 MESSAGES = cast(Table, Message.__table__)
 M = MESSAGES.c
-CAMPAIGNS = cast(Table, Campaign.__table__)
+VERSIONS = cast(Table, CampaignVersion.__table__)
 SUPPRESSIONS = cast(Table, Suppression.__table__)
 S = MessageStatus
 
@@ -42,6 +42,7 @@ class Claimed:
     org_id: int
     broadcast_id: int | None
     campaign_id: int | None
+    campaign_version_id: int | None  # what it sends: the campaign as its send froze it
     contact_id: int | None
     channel: str
     recipient: str | None
@@ -70,6 +71,7 @@ async def claim(
             M.org_id,
             M.broadcast_id,
             M.campaign_id,
+            M.campaign_version_id,
             M.contact_id,
             M.channel,
             M.recipient,
@@ -87,15 +89,17 @@ async def skip_suppressed(
     session: AsyncSession, *, claimed: Sequence[Claimed], now: datetime
 ) -> list[Claimed]:
     """Side effect: the claimed messages whose recipient is now on the org's suppression
-    list (with a reason that holds for the campaign's purpose: `outbox.rules`) end
+    list (with a reason that holds for the frozen campaign's purpose: `outbox.rules`) end
     SKIPPED, "suppressed: <reason>", with their attempt given back. One UPDATE … RETURNING
     per batch, probing the unique (org, channel, address) index once per message. Returns
     the skipped ones (the caller moves their broadcasts' counters and credit)."""
     if not claimed:
         return []
     listed = SUPPRESSIONS.alias("listed")
-    campaign = CAMPAIGNS.alias("campaign")
-    marketing = exists().where(campaign.c.id == M.campaign_id, campaign.c.purpose == "marketing")
+    version = VERSIONS.alias("version")
+    marketing = exists().where(
+        version.c.id == M.campaign_version_id, version.c.purpose == "marketing"
+    )
     match = suppression_match(
         listed, org_id=M.org_id, channel=M.channel, address=M.recipient, marketing=marketing
     )

@@ -5,6 +5,8 @@ from fastapi import APIRouter
 from tidings.api.deps import ManageKey, ReadKey, RendererDep, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
+from tidings.api.problems import answers
+from tidings.retirement import service as retirement
 from tidings.templates import service
 from tidings.templates.schemas import (
     PreviewOut,
@@ -13,12 +15,18 @@ from tidings.templates.schemas import (
     TemplateCreate,
     TemplateOut,
     TemplateUpdate,
+    TemplateVersionOut,
 )
 
 router = APIRouter(prefix="/orgs/{org_id}/templates", tags=["templates"])
 
 
-@router.post("", status_code=201, summary="Create a template (compiled now: errors name the part)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a template, as its version 1 (compiled now: errors name the part)",
+    responses=answers(422),
+)
 async def create_template(
     org_id: int,
     body: TemplateCreate,
@@ -27,7 +35,7 @@ async def create_template(
     renderer: RendererDep,
 ) -> TemplateOut:
     template = await service.create_template(
-        session, org_id=key.org_id, renderer=renderer, **body.model_dump()
+        session, org_id=key.org_id, renderer=renderer, by=key.who, **body.model_dump()
     )
     return TemplateOut.model_validate(template)
 
@@ -46,7 +54,7 @@ async def list_templates(
     return paged(rows, limit, TemplateOut.model_validate)
 
 
-@router.get("/{template_id}", summary="Read a template")
+@router.get("/{template_id}", summary="Read a template", responses=answers(404))
 async def get_template(
     org_id: int, template_id: int, key: ReadKey, session: SessionDep
 ) -> TemplateOut:
@@ -54,7 +62,11 @@ async def get_template(
     return TemplateOut.model_validate(template)
 
 
-@router.patch("/{template_id}", summary="Change a template (compiled again)")
+@router.patch(
+    "/{template_id}",
+    summary="Change a template (compiled again): a change of content is a new version",
+    responses=answers(404, 409, 422),
+)
 async def update_template(
     org_id: int,
     template_id: int,
@@ -69,6 +81,80 @@ async def update_template(
         template_id=template_id,
         renderer=renderer,
         changes=changes_of(body, TemplateChanges),
+        by=key.who,
+    )
+    return TemplateOut.model_validate(template)
+
+
+@router.delete(
+    "/{template_id}",
+    status_code=204,
+    summary="Delete a template: hidden, its versions kept for the sends that used them",
+    responses=answers(404, 409),
+)
+async def delete_template(
+    org_id: int, template_id: int, key: ManageKey, session: WriteSessionDep
+) -> None:
+    await retirement.delete_template(session, org_id=key.org_id, template_id=template_id)
+
+
+@router.get(
+    "/{template_id}/versions",
+    summary="List a template's versions, oldest first (by number)",
+    responses=answers(404),
+)
+async def list_versions(
+    org_id: int,
+    template_id: int,
+    key: ReadKey,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[TemplateVersionOut]:
+    rows = await service.list_versions(
+        session,
+        org_id=key.org_id,
+        template_id=template_id,
+        after_id=decode_cursor(cursor),
+        limit=limit + 1,
+    )
+    return paged(rows, limit, TemplateVersionOut.model_validate)
+
+
+@router.get(
+    "/{template_id}/versions/{number}",
+    summary="Read one version of a template",
+    responses=answers(404),
+)
+async def get_version(
+    org_id: int, template_id: int, number: int, key: ReadKey, session: SessionDep
+) -> TemplateVersionOut:
+    version = await service.get_version(
+        session, org_id=key.org_id, template_id=template_id, number=number
+    )
+    return TemplateVersionOut.model_validate(version)
+
+
+@router.post(
+    "/{template_id}/versions/{number}/restore",
+    summary="Make a version's content current again, as a new version",
+    responses=answers(404, 409, 422),
+)
+async def restore_version(
+    org_id: int,
+    template_id: int,
+    number: int,
+    key: ManageKey,
+    session: WriteSessionDep,
+    renderer: RendererDep,
+) -> TemplateOut:
+    template = await service.restore_version(
+        session,
+        org_id=key.org_id,
+        template_id=template_id,
+        number=number,
+        renderer=renderer,
+        by=key.who,
     )
     return TemplateOut.model_validate(template)
 
@@ -76,6 +162,7 @@ async def update_template(
 @router.post(
     "/{template_id}/preview",
     summary="Render for a contact or variables; an undefined variable is an error here",
+    responses=answers(404, 422),
 )
 async def preview_template(
     org_id: int,

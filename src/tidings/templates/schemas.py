@@ -23,6 +23,24 @@ _EXAMPLE: dict[str, Any] = {
 }
 
 
+def content_problem(
+    channel: str, subject: str | None, html: str | None, text: str | None
+) -> tuple[str, str] | None:
+    """(the part, what is wrong) when the parts do not fit the channel: email needs a
+    subject and html or text; SMS has text only. The one rule for a new template and a
+    changed one."""
+    if channel == Channel.EMAIL:
+        if not subject:
+            return "subject", "an email template needs a subject"
+        if not (html or text):
+            return "html", "an email template needs html or text"
+    elif not text:
+        return "text", "an SMS template needs text"
+    elif subject or html:
+        return ("subject" if subject else "html"), "an SMS template has text only"
+    return None
+
+
 class TemplateCreate(BaseModel):
     """Email: `subject` and at least one of `html` / `text`. SMS: `text`."""
 
@@ -36,16 +54,9 @@ class TemplateCreate(BaseModel):
 
     @model_validator(mode="after")
     def _parts_fit_the_channel(self) -> TemplateCreate:
-        if self.channel is Channel.EMAIL:
-            if not self.subject:
-                raise ValueError("an email template needs a subject")
-            if not (self.html or self.text):
-                raise ValueError("an email template needs html or text")
-        else:
-            if not self.text:
-                raise ValueError("an SMS template needs text")
-            if self.subject or self.html:
-                raise ValueError("an SMS template has text only")
+        problem = content_problem(self.channel, self.subject, self.html, self.text)
+        if problem is not None:
+            raise ValueError(problem[1])
         return self
 
 
@@ -83,8 +94,27 @@ class TemplateOut(BaseModel):
         validation_alias="is_inline",
         description="The inline content of single sends: never listed, never changed.",
     )
+    version: int = Field(description="The number of the current version (1, 2, …).")
     created_at: datetime
     updated_at: datetime
+
+
+class TemplateVersionOut(BaseModel):
+    """One content the template has had: never changed. Sends accepted while it was
+    current render it, whatever the template became since."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    template_id: int
+    number: int
+    channel: Channel
+    subject: str | None
+    html: str | None
+    text: str | None
+    created_at: datetime
+    created_by: str | None = Field(
+        description="Who made it: `key <id>` (an API key), or null (Tidings itself)."
+    )
 
 
 class PreviewRequest(BaseModel):

@@ -1,6 +1,12 @@
 """Templates: stored per org, compiled (sandboxed) on save so errors surface then, and
 previewed strictly — an undefined variable is an error at preview, while at send time
-it renders empty (see docs/templates.md).
+it renders empty (see docs/sending.md).
+
+Every content a template has is a version: creating it makes version 1, and each change
+of its subject, HTML or text (an update, a restore) the next one. Versions never change,
+and a send renders the version current when it was accepted (`campaigns.versions`).
+Deleting a template hides it and keeps its versions (`retirement` checks that nothing in
+flight uses it first).
 
 A single send's inline content is stored as an inline template (`inline_template`): one
 row per distinct content in the org, compiled when the send is made, never listed and
@@ -10,20 +16,26 @@ never changed, so the dispatcher renders it like any other template.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.contacts.service import get_contact
 from tidings.content import sms
 from tidings.content.context import render_context
 from tidings.content.render import Renderer, TemplateError
+from tidings.db.base import utcnow
+from tidings.db.dialect import insert_ignoring_conflicts
 from tidings.db.names import digest_name, find_or_add_named, require_free_name, unique_name
 from tidings.db.owned import get_owned, owned_page
-from tidings.errors import Conflict, FieldError, InvalidInput
-from tidings.templates.models import Template
-from tidings.templates.schemas import TemplateChanges
+from tidings.errors import Conflict, FieldError, InvalidInput, NotFound
+from tidings.templates.models import Template, TemplateVersion
+from tidings.templates.schemas import TemplateChanges, content_problem
 
 PARTS = (("subject", False), ("html", True), ("text", False))
+CONTENT = tuple(part for part, _ in PARTS)
+LIVE = Template.deleted_at.is_(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,26 +71,97 @@ async def create_template(
     subject: str | None,
     html: str | None,
     text: str | None,
+    by: str | None = None,
 ) -> Template:
+    """`by`: who makes it (`key 12`), kept on its version 1."""
     template = Template(
         org_id=org_id, name=name, channel=channel, subject=subject, html=html, text=text
     )
     check_compiles(renderer, template)
-    await require_free_name(session, Template, org_id=org_id, name=name, what="template")
+    await require_free_name(
+        session, Template, org_id=org_id, name=name, what="template", where=LIVE
+    )
     async with unique_name(session, name=name, what="template"):
         session.add(template)
+    session.add(_version(template, by=by))
+    await session.flush()
     return template
 
 
+def _version(template: Template, *, by: str | None) -> TemplateVersion:
+    """The template's current content as its version `template.version` (flushed: the
+    template has its id)."""
+    return TemplateVersion(
+        org_id=template.org_id,
+        template_id=template.id,
+        number=template.version,
+        channel=template.channel,
+        **{part: getattr(template, part) for part in CONTENT},
+        created_by=by,
+    )
+
+
 async def get_template(session: AsyncSession, *, org_id: int, template_id: int) -> Template:
-    return await get_owned(session, Template, org_id=org_id, ident=template_id, what="template")
+    """The org's template, unless deleted (NotFound)."""
+    return await get_owned(
+        session, Template, org_id=org_id, ident=template_id, what="template", where=LIVE
+    )
 
 
 async def list_templates(
     session: AsyncSession, *, org_id: int, after_id: int | None, limit: int
 ) -> list[Template]:
     page = owned_page(Template, org_id=org_id, after_id=after_id, limit=limit)
-    return list(await session.scalars(page.where(Template.is_inline.is_(False))))
+    return list(await session.scalars(page.where(Template.is_inline.is_(False), LIVE)))
+
+
+async def list_versions(
+    session: AsyncSession, *, org_id: int, template_id: int, after_id: int | None, limit: int
+) -> list[TemplateVersion]:
+    """The template's versions, oldest first (by number: their ids grow with it)."""
+    await get_template(session, org_id=org_id, template_id=template_id)
+    page = owned_page(TemplateVersion, org_id=org_id, after_id=after_id, limit=limit)
+    return list(await session.scalars(page.where(TemplateVersion.template_id == template_id)))
+
+
+async def get_version(
+    session: AsyncSession, *, org_id: int, template_id: int, number: int
+) -> TemplateVersion:
+    """Version `number` of the org's template (NotFound for either)."""
+    await get_template(session, org_id=org_id, template_id=template_id)
+    found = await session.scalar(
+        select(TemplateVersion).where(
+            TemplateVersion.org_id == org_id,
+            TemplateVersion.template_id == template_id,
+            TemplateVersion.number == number,
+        )
+    )
+    if found is None:
+        raise NotFound("template version", number)
+    return found
+
+
+async def restore_version(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    template_id: int,
+    number: int,
+    renderer: Renderer,
+    by: str | None = None,
+) -> Template:
+    """The template with version `number`'s content again, as a new version (none when it
+    is the current content already)."""
+    version = await get_version(session, org_id=org_id, template_id=template_id, number=number)
+    changes = TemplateChanges(subject=version.subject, html=version.html, text=version.text)
+    return await update_template(
+        session,
+        org_id=org_id,
+        template_id=template_id,
+        renderer=renderer,
+        changes=changes,
+        by=by,
+    )
 
 
 async def update_template(
@@ -88,7 +171,10 @@ async def update_template(
     template_id: int,
     renderer: Renderer,
     changes: TemplateChanges,
+    by: str | None = None,
 ) -> Template:
+    """Rename and/or change the content; a change of content is a new version (`by`: who
+    makes it). The content must still fit the channel and compile."""
     template = await get_template(session, org_id=org_id, template_id=template_id)
     if template.is_inline:
         raise Conflict(f"template {template_id} is the inline content of single sends")
@@ -100,15 +186,36 @@ async def update_template(
             name=changes["name"],
             what="template",
             except_id=template_id,
+            where=LIVE,
         )
+    content: dict[str, Any] = {part: v for part, v in changes.items() if part in CONTENT}
+    changed = any(getattr(template, part) != value for part, value in content.items())
     async with unique_name(session, name=changes.get("name", template.name), what="template"):
         if "name" in changes:
             template.name = changes["name"]
-        for part in ("subject", "html", "text"):
-            if part in changes:
-                setattr(template, part, changes[part])
+        for part, value in content.items():
+            setattr(template, part, value)
+        check_fits(template)
         check_compiles(renderer, template)
+        if changed:
+            template.version += 1
+            session.add(_version(template, by=by))
     return template
+
+
+def check_fits(template: Template) -> None:
+    """InvalidInput naming the part a change left missing or forbidden for the channel."""
+    problem = content_problem(template.channel, template.subject, template.html, template.text)
+    if problem is not None:
+        raise InvalidInput.field(*problem)
+
+
+def mark_deleted(template: Template) -> None:
+    """Hide the template (its name free again) and keep it and its versions as history;
+    the caller has checked nothing in flight uses it (`retirement`)."""
+    if template.is_inline:
+        raise Conflict(f"template {template.id} is the inline content of single sends")
+    template.deleted_at = utcnow()
 
 
 def check_inline(
@@ -138,6 +245,10 @@ async def inline_template(
     )
     if not template.is_inline:  # a template of the org's own was given this very name
         raise InvalidInput.field("content", f"the org's template {template.id} is named {name!r}")
+    # Its one version, added with it (raced like the template: the first insert wins).
+    first = {**content, "org_id": org_id, "template_id": template.id, "number": 1,
+             "created_at": utcnow()}  # fmt: skip
+    await session.execute(insert_ignoring_conflicts(session, TemplateVersion).values(first))
     return template
 
 
