@@ -66,12 +66,20 @@ BODIES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/orgs/{org_id}/templates/{template_id}"): None,
     ("PATCH", "/v1/orgs/{org_id}/templates/{template_id}"): {"name": "hijacked"},
     ("POST", "/v1/orgs/{org_id}/templates/{template_id}/preview"): {"contact_id": "{contact_id}"},
+    ("DELETE", "/v1/orgs/{org_id}/templates/{template_id}"): None,
+    ("GET", "/v1/orgs/{org_id}/templates/{template_id}/versions"): None,
+    ("GET", "/v1/orgs/{org_id}/templates/{template_id}/versions/{number}"): None,
+    ("POST", "/v1/orgs/{org_id}/templates/{template_id}/versions/{number}/restore"): None,
     ("POST", "/v1/orgs/{org_id}/campaigns"): {
         "name": "c2", "channel": "email", "template_id": "{template_id}",
         "from_email": "x@example.com",
     },
     ("GET", "/v1/orgs/{org_id}/campaigns"): None,
     ("GET", "/v1/orgs/{org_id}/campaigns/{campaign_id}"): None,
+    ("PATCH", "/v1/orgs/{org_id}/campaigns/{campaign_id}"): {
+        "from_email": "thief@evil.example", "template_id": "{template_id}",
+    },
+    ("DELETE", "/v1/orgs/{org_id}/campaigns/{campaign_id}"): None,
     ("POST", "/v1/orgs/{org_id}/broadcasts"): {
         "name": "b2", "campaign_id": "{campaign_id}", "list_ids": ["{list_id}"],
     },
@@ -96,6 +104,10 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("GET", "/v1/orgs/{org_id}/connections"): None,
     ("GET", "/v1/orgs/{org_id}/connections/{connection_id}"): None,
+    ("PATCH", "/v1/orgs/{org_id}/connections/{connection_id}"): {
+        "credentials": {"username": "thief", "password": "x"},
+    },
+    ("DELETE", "/v1/orgs/{org_id}/connections/{connection_id}"): None,
     ("POST", "/v1/orgs/{org_id}/campaigns/{campaign_id}/invites"): {
         "recipients": [{"variables": {"email": A_EMAIL}}],
     },
@@ -240,6 +252,7 @@ async def _seed_a(client: httpx.AsyncClient, db: Database, a: OrgWithKey) -> dic
         "connection_id": connection.json()["id"],
         "campaign_id": campaign.json()["id"],
         "broadcast_id": broadcast.json()["id"],
+        "number": 1,
         "message_id": await _one_message_of(client, db, a, h),
     }
 
@@ -351,3 +364,11 @@ async def test_org_b_cannot_read_or_change_org_a(client: httpx.AsyncClient, db: 
     keys = (await client.get(f"/v1/orgs/{a.id}/keys", headers=h)).json()
     assert [k["revoked_at"] for k in keys] == [None, None]
     assert [k["name"] for k in keys] == ["first key", "a-extra"]
+    template = f"/v1/orgs/{a.id}/templates/{ids_a['template_id']}"
+    assert (await client.get(template, headers=h)).json()["version"] == 1
+    campaign = (
+        await client.get(f"/v1/orgs/{a.id}/campaigns/{ids_a['campaign_id']}", headers=h)
+    ).json()
+    assert campaign["from_email"] == "alpha@alpha.example"
+    connection = f"/v1/orgs/{a.id}/connections/{ids_a['connection_id']}"
+    assert (await client.get(connection, headers=h)).status_code == 200

@@ -23,6 +23,7 @@ from tidings.db.names import free_name
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.templates.models import Template
+from tidings.templates.service import version_of
 
 INVITE_TEXT = "{{ vars.parts | join(invite_link) }}"
 
@@ -78,6 +79,7 @@ async def create_application(
     )
     session.add(template)
     await session.flush()
+    session.add(version_of(template, by=None))  # its one version: never changed
     application = Application(
         org_id=org_id,
         key=body.key,

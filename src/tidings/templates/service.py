@@ -83,12 +83,12 @@ async def create_template(
     )
     async with unique_name(session, name=name, what="template"):
         session.add(template)
-    session.add(_version(template, by=by))
+    session.add(version_of(template, by=by))
     await session.flush()
     return template
 
 
-def _version(template: Template, *, by: str | None) -> TemplateVersion:
+def version_of(template: Template, *, by: str | None) -> TemplateVersion:
     """The template's current content as its version `template.version` (flushed: the
     template has its id)."""
     return TemplateVersion(
@@ -199,7 +199,7 @@ async def update_template(
         check_compiles(renderer, template)
         if changed:
             template.version += 1
-            session.add(_version(template, by=by))
+            session.add(version_of(template, by=by))
     return template
 
 
