@@ -114,3 +114,52 @@ def test_0004_backfills_each_stored_phone_s_country(empty_database: str) -> None
     rows = _sql(empty_database, "SELECT id, phone_country FROM contacts ORDER BY id")
     assert rows == [(1, "FR"), (2, "GG"), (3, None), (4, None)]
     assert _sql(empty_database, "SELECT sms_countries FROM orgs") == [(None,)]
+
+
+def test_0013_freezes_what_is_in_flight_and_nothing_else(empty_database: str) -> None:
+    """Every template gets its version 1, every campaign a version with its connection
+    resolved; broadcasts and messages in flight point at it, finished ones do not."""
+    config = migrate.alembic_config(empty_database)
+    command.upgrade(config, "0012")
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    statements = [
+        "INSERT INTO orgs (id, name, login, created_at, updated_at) VALUES (1, 'A', 'a', :at, :at)",
+        "INSERT INTO connections (id, org_id, name, channel, kind, settings, credentials,"
+        " max_concurrency, is_default, created_at, updated_at)"
+        " VALUES (7, 1, 'relay', 'email', 'sink', '{}', '{}', 10, TRUE, :at, :at)",
+        "INSERT INTO templates (id, org_id, name, channel, subject, text, is_inline,"
+        " created_at, updated_at) VALUES (3, 1, 't', 'email', 'Hi', 'x', FALSE, :at, :at)",
+        "INSERT INTO campaigns (id, org_id, name, channel, template_id, purpose, from_email,"
+        " track_opens, track_clicks, is_single_send, created_at, updated_at) VALUES (5, 1, 'c',"
+        " 'email', 3, 'marketing', 'a@acme.example', FALSE, FALSE, FALSE, :at, :at)",
+        "INSERT INTO broadcasts (id, org_id, campaign_id, name, status, audience, is_test,"
+        " contacts_count, recipients_count, skipped_count, sent_count, failed_count,"
+        " delivered_count, opened_count, clicked_count, played_count, complained_count,"
+        " unsubscribed_count, created_at, updated_at) VALUES"
+        " (1, 1, 5, 'live', 'SENDING', '{}', FALSE, 0,0,0,0,0,0,0,0,0,0,0, :at, :at),"
+        " (2, 1, 5, 'done', 'SENT', '{}', FALSE, 0,0,0,0,0,0,0,0,0,0,0, :at, :at)",
+        "INSERT INTO messages (id, org_id, broadcast_id, campaign_id, channel, status,"
+        " is_test, attempts, due_at, cost, created_at) VALUES"
+        " (1, 1, 1, 5, 'email', 'queued', FALSE, 0, :at, 0, :at),"
+        " (2, 1, 2, 5, 'email', 'sent', FALSE, 1, :at, 0, :at)",
+    ]
+    for statement in statements:
+        _sql(empty_database, statement, [{"at": at}])
+    command.upgrade(config, "0013")
+
+    assert _sql(
+        empty_database, "SELECT template_id, number, subject, text FROM template_versions"
+    ) == [(3, 1, "Hi", "x")]
+    assert _sql(empty_database, "SELECT version FROM templates") == [(1,)]
+    [(version_id, purpose, connection_id)] = _sql(
+        empty_database, "SELECT id, purpose, connection_id FROM campaign_versions"
+    )
+    assert (purpose, connection_id) == ("marketing", 7)  # the org's default, resolved
+    assert _sql(empty_database, "SELECT id, campaign_version_id FROM broadcasts ORDER BY id") == [
+        (1, version_id),
+        (2, None),
+    ]
+    assert _sql(empty_database, "SELECT id, campaign_version_id FROM messages ORDER BY id") == [
+        (1, version_id),
+        (2, None),
+    ]

@@ -178,7 +178,7 @@ def upgrade() -> None:
     op.execute(
         "UPDATE broadcasts SET campaign_version_id = (SELECT v.id FROM campaign_versions v "
         "WHERE v.campaign_id = broadcasts.campaign_id AND v.digest = 'migrated') "
-        "WHERE campaign_id IS NOT NULL AND status IN ('scheduled', 'sending', 'paused')"
+        "WHERE campaign_id IS NOT NULL AND status IN ('SCHEDULED', 'SENDING', 'PAUSED')"
     )
     op.execute(
         "UPDATE messages SET campaign_version_id = (SELECT v.id FROM campaign_versions v "
