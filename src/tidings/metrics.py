@@ -8,6 +8,8 @@ the outbox's depth is read from the database when `/metrics` is scraped.
                                                    (transient), unsent (held back)
     tidings_render_failures_total{kind}            messages that failed while rendering:
                                                    template, header, address, internal
+    tidings_render_budget_refusals_total{kind}   renders stopped by a limit: time, size,
+                                                   memory, loops, output
     tidings_leases_reaped_total                    claims freed after their lease ran out
     tidings_outcome_write_retries_total            record steps retried (database away)
     tidings_http_request_seconds{method,route,status}  the API, by route template
@@ -45,6 +47,13 @@ RENDER_FAILURES = Counter(
 LEASES_REAPED = Counter(
     "tidings_leases_reaped_total",
     "Claimed messages queued again because their worker's lease ran out",
+    registry=REGISTRY,
+)
+RENDER_BUDGET_REFUSALS = Counter(
+    "tidings_render_budget_refusals_total",
+    "Renders stopped by a limit (API previews and messages), by the limit: time, size, "
+    "memory, loops, output",
+    ["kind"],
     registry=REGISTRY,
 )
 OUTCOME_WRITE_RETRIES = Counter(
