@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.content.render import Compiled, Renderer
 from tidings.dispatcher import loading
-from tidings.templates.models import Template
 
 TEMPLATE_CACHE = 1_000
 """Single sends with inline content make one template per distinct content, so past this
@@ -47,14 +47,21 @@ class TemplateCache:
         ]
         if stale:
             for template in await loading.templates(session, stale):
-                self._templates[template.id] = self._compile(template)
+                sources = {part: getattr(template, part) for part in _PARTS}
+                # In a thread: compiling a large template takes seconds, during which the
+                # event loop keeps the batch on the wire going.
+                compiled = await asyncio.to_thread(self._compile, sources, template.updated_at)
+                self._templates[template.id] = compiled
         return self._templates
 
-    def _compile(self, template: Template) -> CompiledTemplate:
+    def _compile(self, sources: dict[str, str | None], updated_at: datetime) -> CompiledTemplate:
         parts = {}
-        for part, html in (("subject", False), ("html", True), ("text", False)):
-            source = getattr(template, part)
+        for part, html in _PARTS.items():
+            source = sources[part]
             if source is not None:
                 parts[part] = self.renderer.compile(source, field=part, html=html)
         names = frozenset().union(*(compiled.names for compiled in parts.values()))
-        return CompiledTemplate(updated_at=template.updated_at, parts=parts, names=names)
+        return CompiledTemplate(updated_at=updated_at, parts=parts, names=names)
+
+
+_PARTS = {"subject": False, "html": True, "text": False}  # each part, and whether it is HTML
