@@ -27,21 +27,21 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 PROVIDER_CALL_SECONDS = Histogram(
     "tidings_provider_call_seconds",
-    "Seconds per provider call (one call carries a batch, or part of one)",
-    ["kind"],
+    "Seconds per provider call (one call carries a batch, or part of one), by connection",
+    ["kind", "connection"],
     registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 MESSAGE_RESULTS = Counter(
     "tidings_message_results_total",
-    "Messages a provider call returned, by result",
-    ["kind", "result"],
+    "Messages a provider call returned, by connection, channel, result and reason class",
+    ["kind", "connection", "channel", "result", "reason"],
     registry=REGISTRY,
 )
 RENDER_FAILURES = Counter(
     "tidings_render_failures_total",
-    "Messages that failed while being rendered, by kind of failure",
-    ["kind"],
+    "Messages that failed while being rendered, by channel and kind of failure",
+    ["channel", "kind"],
     registry=REGISTRY,
 )
 LEASES_REAPED = Counter(

@@ -63,11 +63,11 @@ def _as_failure(message: Claimed, exc: Exception) -> SendError:
     mends (`_PERMANENT`), else a transient "internal error", logged with its traceback."""
     for cls, kind in _PERMANENT.items():
         if isinstance(exc, cls):
-            metrics.RENDER_FAILURES.labels(kind).inc()
+            metrics.RENDER_FAILURES.labels(message.channel, kind).inc()
             if isinstance(exc, SendError):
                 return exc
             return PermanentSendError(getattr(exc, "reason", None) or str(exc))
-    metrics.RENDER_FAILURES.labels("internal").inc()
+    metrics.RENDER_FAILURES.labels(message.channel, "internal").inc()
     log.exception(
         "message %d could not be rendered", message.id, exc_info=exc,
         extra={"message_id": message.id, "org_id": message.org_id,
