@@ -8,6 +8,8 @@ the outbox's depth is read from the database when `/metrics` is scraped.
                                                    (transient), unsent (held back)
     tidings_render_failures_total{kind}            messages that failed while rendering:
                                                    template, header, address, internal
+    tidings_render_budget_refusals_total{kind}   renders stopped by a limit: time, size,
+                                                   memory, loops, output
     tidings_leases_reaped_total                    claims freed after their lease ran out
     tidings_outcome_write_retries_total            record steps retried (database away)
     tidings_http_request_seconds{method,route,status}  the API, by route template
@@ -25,26 +27,33 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 PROVIDER_CALL_SECONDS = Histogram(
     "tidings_provider_call_seconds",
-    "Seconds per provider call (one call carries a batch, or part of one)",
-    ["kind"],
+    "Seconds per provider call (one call carries a batch, or part of one), by connection",
+    ["kind", "connection"],
     registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 MESSAGE_RESULTS = Counter(
     "tidings_message_results_total",
-    "Messages a provider call returned, by result",
-    ["kind", "result"],
+    "Messages a provider call returned, by connection, channel, result and reason class",
+    ["kind", "connection", "channel", "result", "reason"],
     registry=REGISTRY,
 )
 RENDER_FAILURES = Counter(
     "tidings_render_failures_total",
-    "Messages that failed while being rendered, by kind of failure",
-    ["kind"],
+    "Messages that failed while being rendered, by channel and kind of failure",
+    ["channel", "kind"],
     registry=REGISTRY,
 )
 LEASES_REAPED = Counter(
     "tidings_leases_reaped_total",
     "Claimed messages queued again because their worker's lease ran out",
+    registry=REGISTRY,
+)
+RENDER_BUDGET_REFUSALS = Counter(
+    "tidings_render_budget_refusals_total",
+    "Renders stopped by a limit (API previews and messages), by the limit: time, size, "
+    "memory, loops, output",
+    ["kind"],
     registry=REGISTRY,
 )
 OUTCOME_WRITE_RETRIES = Counter(

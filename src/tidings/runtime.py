@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REQUEST_ID: ContextVar[str | None] = ContextVar("tidings_request_id", default=None)
 """The API request being served, for the log lines written while serving it."""
-FIELDS = ("org_id", "broadcast_id", "message_id", "connection_id", "kind", "seconds")
+FIELDS = ("org_id", "broadcast_id", "message_id", "connection_id", "kind", "seconds", "reason")
 """What a log call may add with `extra=` and a JSON line carries."""
 
 

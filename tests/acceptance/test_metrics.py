@@ -3,6 +3,9 @@ dispatcher and the API did; every answer names its request id."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
@@ -12,10 +15,14 @@ from pydantic import SecretStr
 from tests.support.factories import make_org
 from tests.support.sending import audience, broadcast_now, email_campaign
 from tidings.app import create_app
+from tidings.channels.base import PermanentSendError
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.loop import Dispatcher
+from tidings.runtime import JsonFormatter
 from tidings.settings import Settings
+from tidings.testing import RecordingChannel
+from tidings.testing.channel import answers
 
 TOKEN = "metrics-token-for-the-test"
 
@@ -58,10 +65,56 @@ async def test_metrics_show_the_sends_the_outbox_and_the_api(
     assert scraped.status_code == 200
     assert scraped.headers["content-type"].startswith("text/plain")
     text = scraped.text
-    assert 'tidings_provider_call_seconds_count{kind="sink"}' in text
-    assert 'tidings_message_results_total{kind="sink",result="sent"}' in text
+    assert 'tidings_provider_call_seconds_count{connection="sink",kind="sink"}' in text
+    assert (
+        'tidings_message_results_total{channel="email",connection="sink",kind="sink",'
+        'reason="ok",result="sent"}' in text
+    )
     assert (
         'tidings_http_request_seconds_count{method="GET",route="/v1/orgs/{org_id}/messages",'
         'status="2xx"}' in text
     )
     assert "tidings_oldest_due_seconds 0.0" in text
+
+
+async def test_a_provider_failure_shows_in_the_metrics_and_in_a_json_log_line(
+    watched: httpx.AsyncClient, db: Database
+) -> None:
+    org = await make_org(db)
+    campaign = await email_campaign(db, org)
+    people = await audience(db, org, [{"email": f"f{i}@example.com"} for i in range(3)])
+    await broadcast_now(db, org, campaign, people.list_id)
+    refusal = "RCPT TO: 550 5.1.1 <f1@example.com>: no such user"
+    channel = RecordingChannel(answers({"f1@example.com": PermanentSendError(refusal)}))
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("tidings.dispatcher.deliverer")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        await Dispatcher(db, renderer=Renderer(), channels=lambda spec, db: channel).drain()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+    failures = [
+        line
+        for line in map(json.loads, lines.getvalue().splitlines())
+        if line["level"] == "warning"
+    ]
+    assert len(failures) == 1
+    failure = failures[0]
+    assert failure["logger"] == "tidings.dispatcher.deliverer"
+    assert failure["org_id"] == org.id
+    assert isinstance(failure["message_id"], int)
+    assert failure["reason"] == refusal
+    assert "permanent" in failure["message"]
+    scraped = await watched.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    text = scraped.text
+    assert (
+        'tidings_message_results_total{channel="email",connection="sink",kind="sink",'
+        'reason="5xx",result="failed"}' in text
+    )
+    assert "tidings_render_budget_refusals_total" in scraped.text

@@ -72,6 +72,7 @@ from tidings.channels.smtp_wire import (
     SmtpError,
     data_payload,
     mail_command,
+    needs_smtputf8,
     open_connection,
     rcpt_command,
 )
@@ -278,7 +279,7 @@ class SmtpChannel:
                 in_flight = [message.position]
                 following: _Prepared | None = None
                 if await self._open(connection, message, run, pipelined=pipelined):
-                    following = self._take(run) if pipelined else None
+                    following = self._take(run, connection) if pipelined else None
                     if following is None:
                         connection.write(message.payload)
                     else:  # RFC 2920 §3.1: the content, then the next transaction
@@ -298,17 +299,18 @@ class SmtpChannel:
 
     def _next(self, connection: SmtpConnection, run: _Run, *, pipelined: bool) -> _Prepared | None:
         """The next message to send, its MAIL, RCPT and DATA written when pipelined."""
-        message = self._take(run)
+        message = self._take(run, connection)
         if message is not None and pipelined:
             connection.write(message.mail + message.rcpt + _DATA)
         return message
 
-    def _take(self, run: _Run) -> _Prepared | None:
-        """The next message to send, ready for the wire; None when none is left, or a 421
-        stopped the run. Messages that cannot be written get their error on the way."""
+    def _take(self, run: _Run, connection: SmtpConnection) -> _Prepared | None:
+        """The next message to send on `connection`, ready for the wire; None when none is
+        left, or a 421 stopped the run. Messages that cannot be written (on this server)
+        get their error on the way."""
         while run.pending and run.pushback is None:
             index = run.pending.popleft()
-            prepared = _prepare(index, run.batch[index])
+            prepared = _prepare(index, run.batch[index], smtputf8=connection.smtputf8)
             if isinstance(prepared, _Prepared):
                 return prepared
             run.results[index] = prepared
@@ -432,9 +434,17 @@ class SmtpChannel:
             connection.close()
 
 
-def _prepare(index: int, message: Outgoing) -> _Prepared | PermanentSendError:
+def _prepare(index: int, message: Outgoing, *, smtputf8: bool) -> _Prepared | PermanentSendError:
+    """`message` ready for the wire, for a server that offers SMTPUTF8 or not: an address
+    with a non-ASCII local part goes in an SMTPUTF8 transaction, and fails (permanently:
+    the server will not change its mind) where the server offers none."""
     if message.sender is None:
         return PermanentSendError("no sender address for MAIL FROM")
+    utf8 = [a for a in (message.recipient, message.sender) if needs_smtputf8(a)]
+    if utf8 and not smtputf8:
+        return PermanentSendError(
+            f"the server does not offer SMTPUTF8 (RFC 6531), needed for {utf8[0]}"
+        )
     try:
         content = (
             message.content
@@ -444,11 +454,11 @@ def _prepare(index: int, message: Outgoing) -> _Prepared | PermanentSendError:
     except UnicodeEncodeError:
         return PermanentSendError("content is not bytes nor ASCII text")
     try:
-        mail = mail_command(message.sender)
+        mail = mail_command(message.sender, smtputf8=bool(utf8))
     except BadAddress as exc:
         return PermanentSendError(f"MAIL FROM: {exc}")
     try:
-        rcpt = rcpt_command(message.recipient)
+        rcpt = rcpt_command(message.recipient, smtputf8=bool(utf8))
     except BadAddress as exc:
         return PermanentSendError(f"RCPT TO: {exc}")
     return _Prepared(index, mail, rcpt, data_payload(content), content)

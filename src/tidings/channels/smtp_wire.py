@@ -126,30 +126,39 @@ _UNSAFE: Final = re.compile(r"[\r\n\0<>]")
 _LINE_END: Final = re.compile(rb"\r\n|\r|\n")
 
 
-def _envelope(address: str) -> bytes:
-    """`address` as it goes between < and >: ASCII, the domain in IDNA (punycode)."""
+def needs_smtputf8(address: str) -> bool:
+    """An address with a non-ASCII local part: only SMTPUTF8 (RFC 6531) carries it."""
+    return not address.rpartition("@")[0].isascii()
+
+
+def _envelope(address: str, *, smtputf8: bool) -> bytes:
+    """`address` as it goes between < and >: the domain in IDNA (punycode), the local part
+    ASCII, or UTF-8 in an SMTPUTF8 transaction."""
     if _UNSAFE.search(address):
         raise BadAddress(address, "it holds CR, LF, NUL, < or >")
     if address.isascii():
         return address.encode("ascii")
     local, at, domain = address.rpartition("@")
-    if not at or not local.isascii():
+    if not at or not (local.isascii() or smtputf8):
         raise BadAddress(address, "a non-ASCII local part needs SMTPUTF8")
     try:
-        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}".encode("ascii")
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}".encode()
     except idna.IDNAError as exc:
         raise BadAddress(address, f"bad domain ({exc})") from None
 
 
 @lru_cache(maxsize=64)  # a campaign sends from one address
-def mail_command(sender: str) -> bytes:
-    """MAIL FROM for `sender`; BadAddress when it cannot be written."""
-    return b"MAIL FROM:<" + _envelope(sender) + b">\r\n"
+def mail_command(sender: str, *, smtputf8: bool = False) -> bytes:
+    """MAIL FROM for `sender`, with the SMTPUTF8 parameter for a transaction that needs
+    it (RFC 6531 §3.4); BadAddress when it cannot be written."""
+    parameter = b" SMTPUTF8" if smtputf8 else b""
+    return b"MAIL FROM:<" + _envelope(sender, smtputf8=smtputf8) + b">" + parameter + b"\r\n"
 
 
-def rcpt_command(recipient: str) -> bytes:
-    """RCPT TO for `recipient`; BadAddress when it cannot be written."""
-    return b"RCPT TO:<" + _envelope(recipient) + b">\r\n"
+def rcpt_command(recipient: str, *, smtputf8: bool = False) -> bytes:
+    """RCPT TO for `recipient` (in an SMTPUTF8 transaction or not); BadAddress when it
+    cannot be written."""
+    return b"RCPT TO:<" + _envelope(recipient, smtputf8=smtputf8) + b">\r\n"
 
 
 def data_payload(content: bytes) -> bytes:
@@ -298,6 +307,11 @@ class SmtpConnection:
     @property
     def pipelining(self) -> bool:
         return "PIPELINING" in self.extensions
+
+    @property
+    def smtputf8(self) -> bool:
+        """The server takes non-ASCII addresses and UTF-8 headers (RFC 6531)."""
+        return "SMTPUTF8" in self.extensions
 
     def write(self, data: bytes) -> None:
         """Queue `data` for sending (it goes at once when the socket takes it)."""

@@ -11,8 +11,10 @@ send path. The output is what the SMTP client hands to DATA, before dot-stuffing
 
 Guarantees: CRLF line endings only; every line at most 998 octets; header lines folded at
 78 where the content allows (76 for lines that carry encoded-words, RFC 2047 §2); bodies
-in quoted-printable, so body lines are at most 76 octets and 7-bit clean. Any CR, LF or NUL
-in a header input raises `HeaderInjection`; other unusable input raises `ValueError`.
+in quoted-printable, so body lines are at most 76 octets and 7-bit clean; headers 7-bit
+too, except an address with a non-ASCII local part (RFC 6532, UTF-8: for SMTPUTF8 only).
+Any CR, LF or NUL in a header input raises `HeaderInjection`; other unusable input raises
+`ValueError`.
 
 Headers built from values that recur within a campaign (sender, subject, IDN domains) are
 cached, so `build` spends its time on the personalised parts only.
@@ -34,8 +36,8 @@ __all__ = ["Address", "Email", "HeaderInjection", "build"]
 
 
 class Undeliverable(ValueError):
-    """An address no message can be built for: a non-ASCII local part (it needs SMTPUTF8,
-    RFC 6531) or a domain that is not a valid IDN. The message fails with this reason."""
+    """An address no message can be built for: a domain that is not a valid IDN. The
+    message fails with this reason."""
 
 
 class HeaderInjection(ValueError):
@@ -51,8 +53,10 @@ class HeaderInjection(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Address:
-    """A mailbox. `email` is syntax-checked upstream, with an ASCII local part; its domain
-    may be an IDN (written as punycode). `name` is the display name, any Unicode."""
+    """A mailbox. `email` is syntax-checked upstream; its domain may be an IDN (written as
+    punycode); a non-ASCII local part is written in UTF-8 (RFC 6532), which only a server
+    offering SMTPUTF8 (RFC 6531) takes: the SMTP channel checks. `name` is the display
+    name, any Unicode."""
 
     email: str
     name: str | None = None
@@ -207,10 +211,6 @@ def _ascii_domain(domain: str) -> str:
 def _address_line(prefix: str, name: str | None, addr: str) -> str:
     if not addr.isascii():
         local, _, domain = addr.rpartition("@")
-        if not local.isascii():
-            raise Undeliverable(
-                f"{prefix[:-2]}: non-ASCII local part needs SMTPUTF8 (RFC 6531): {addr!r}"
-            )
         try:
             addr = f"{local}@{_ascii_domain(domain)}"
         except idna.IDNAError as exc:
@@ -343,7 +343,8 @@ def build(email: Email) -> bytes:
 
     Raises HeaderInjection if any header input holds CR, LF or NUL; ValueError if neither
     body is set, the date is naive, the message id or an extra header is malformed, or an
-    address has a non-ASCII local part or an invalid IDN domain.
+    address has an invalid IDN domain. An address with a non-ASCII local part is written
+    in UTF-8 (RFC 6532): the headers are then 8-bit, for SMTPUTF8 only.
     """
     _check_injection(email)
     if email.text is None and email.html is None:
@@ -372,7 +373,7 @@ def build(email: Email) -> bytes:
         delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
         return b"".join(
             [
-                "".join(head).encode("ascii"),
+                "".join(head).encode(),  # UTF-8: ASCII but for a non-ASCII local part
                 delimiter[2:],  # the first delimiter needs no line break before it
                 _TEXT_PART,
                 _QP,
@@ -393,4 +394,4 @@ def build(email: Email) -> bytes:
         # The message must end with CRLF; a soft break adds none to the decoded text.
         body += b"=\r\n"
     part = _TEXT_PART if email.text is not None else _HTML_PART
-    return b"".join(["".join(head).encode("ascii"), part, _QP, b"\r\n", body])
+    return b"".join(["".join(head).encode(), part, _QP, b"\r\n", body])

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
@@ -74,11 +76,16 @@ async def call_provider(
             transient += 1
     failed = permanent + transient
     unsent = len(results) - sent - failed
-    metrics.PROVIDER_CALL_SECONDS.labels(spec.kind).observe(seconds)
-    for name, count in (("sent", sent), ("failed", permanent), ("retried", transient),
-                        ("unsent", unsent)):  # fmt: skip
-        if count:
-            metrics.MESSAGE_RESULTS.labels(spec.kind, name).inc(count)
+    connection = "sink" if spec.id is None else str(spec.id)
+    metrics.PROVIDER_CALL_SECONDS.labels(spec.kind, connection).observe(seconds)
+    tally: Counter[tuple[str, str, str]] = Counter(
+        (message.channel, *result_class(result))
+        for message, result in zip(batch, results, strict=False)
+    )
+    for (message_channel, name, reason), count in tally.items():
+        metrics.MESSAGE_RESULTS.labels(spec.kind, connection, message_channel, name, reason).inc(
+            count
+        )
     where = _where(spec)
     log.info(
         "provider call: %s, %d messages: %d sent, %d failed, %d unsent in %.3f s",
@@ -97,9 +104,45 @@ async def call_provider(
                     "transient" if isinstance(result, TransientSendError) else "permanent",
                     result.reason,
                     extra={"message_id": message.message_id, "org_id": message.org_id,
-                           "connection_id": spec.id},
+                           "connection_id": spec.id, "reason": result.reason},
                 )  # fmt: skip
     return results
+
+
+_REPLY_CODE = re.compile(r"(?<![\d.])([45])\d\d(?![\d.])")  # an SMTP or HTTP status: 421, 550, 503…
+_CONNECTION_WORDS = ("connection", "connect", "timed out", "timeout", "unreachable")
+
+
+def result_class(result: Result) -> tuple[str, str]:
+    """A provider's result as two labels of bounded cardinality: the result (sent,
+    failed, retried, unsent) and a class of its reason — never its text, which names
+    addresses and varies without end:
+
+        ok          sent
+        held        not handed over (a push-back stopped the batch first): no attempt used
+        pushback    the provider said to hold off (SMTP 421, HTTP 429 with Retry-After)
+        internal    an unexpected exception (a bug), `internal error: …`
+        connection  the connection failed, closed or timed out
+        4xx / 5xx   the provider refused it with this class of reply code
+        other       anything else
+    """
+    if isinstance(result, Sent):
+        return "sent", "ok"
+    transient = result if isinstance(result, TransientSendError) else None
+    if transient is not None and not transient.attempted:
+        return "unsent", "held"
+    name = "failed" if transient is None else "retried"
+    reason = result.reason
+    if transient is not None and transient.retry_after is not None:
+        return name, "pushback"
+    if reason.startswith("internal error"):
+        return name, "internal"
+    if (code := _REPLY_CODE.search(reason)) is not None:
+        return name, f"{code.group(1)}xx"
+    lowered = reason.lower()
+    if any(word in lowered for word in _CONNECTION_WORDS):
+        return name, "connection"
+    return name, "other"
 
 
 def _where(spec: ConnectionSpec) -> str:

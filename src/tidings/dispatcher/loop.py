@@ -8,7 +8,7 @@
                  ──▶ record(outcomes) in one transaction ──▶ finish broadcasts
 
 `run()` overlaps the two: batch N+1 is claimed and rendered while batch N is sent and
-recorded (rendering looks at the event loop every `RENDER_SLICE` messages, so batch N's
+recorded (rendering runs in a thread, `RENDER_SLICE` messages at a time, so batch N's
 connections keep going), so the process renders while the provider works instead of
 waiting for it. Claims commit at once (the lease protects the rows); outcomes are written
 a batch at a time; a worker that dies mid-batch leaves leased rows that `reap` queues

@@ -11,18 +11,23 @@
 
 A message renders the campaign and template versions its send froze when it was accepted
 (`campaigns.versions`): they never change, so a worker keeps them, compiled, between
-batches; only contacts and connections are read per batch. Rendering looks at the event
-loop every `RENDER_SLICE` messages, so the batch on the wire meanwhile (the loop overlaps
-two) keeps its connections busy.
+batches; only contacts and connections are read per batch. Rendering runs in a thread,
+`RENDER_SLICE` messages at a time, so the event loop keeps the batch on the wire meanwhile
+(the loop overlaps two) going, whatever an org's template costs: a render is bounded
+(`content/budget.py`) but not preemptible. A campaign whose renders went over their budget
+for more than `max_render_seconds` in all fails the rest of its messages in the batch with
+the same reason, unrendered, so that a runaway template costs its batch about twice its
+time limit, not once per message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +44,7 @@ from tidings.channels.registry import SINK, ConnectionSpec
 from tidings.content import mime, sms
 from tidings.content.context import render_context
 from tidings.content.footer import with_unsubscribe_line
-from tidings.content.render import Compiled, Renderer, TemplateError
+from tidings.content.render import Compiled, OverBudget, Renderer, TemplateError
 from tidings.content.tracking import add_open_pixel, rewrite_links
 from tidings.db.engine import Database
 from tidings.dispatcher import loading
@@ -61,11 +66,11 @@ def _as_failure(message: Claimed, exc: Exception) -> SendError:
     mends (`_PERMANENT`), else a transient "internal error", logged with its traceback."""
     for cls, kind in _PERMANENT.items():
         if isinstance(exc, cls):
-            metrics.RENDER_FAILURES.labels(kind).inc()
+            metrics.RENDER_FAILURES.labels(message.channel, kind).inc()
             if isinstance(exc, SendError):
                 return exc
             return PermanentSendError(getattr(exc, "reason", None) or str(exc))
-    metrics.RENDER_FAILURES.labels("internal").inc()
+    metrics.RENDER_FAILURES.labels(message.channel, "internal").inc()
     log.exception(
         "message %d could not be rendered", message.id, exc_info=exc,
         extra={"message_id": message.id, "org_id": message.org_id,
@@ -74,8 +79,7 @@ def _as_failure(message: Claimed, exc: Exception) -> SendError:
     return TransientSendError(internal_error(exc))
 
 
-# Messages rendered between two looks at the event loop, so that the batch being sent
-# meanwhile (`run` overlaps two) keeps its connections busy.
+# Messages rendered per trip to the rendering thread.
 RENDER_SLICE = 64
 VERSION_CACHE = 1_000
 """Campaign versions kept between batches; past this many, only the batch's own."""
@@ -93,6 +97,18 @@ class Rendered:
     links: list[Link]
     by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]]
     specs: dict[int | None, ConnectionSpec]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What rendering a batch reads, and the time each campaign spent on renders over
+    budget (with the last such error)."""
+
+    campaigns: dict[int, CampaignVersion]
+    templates: dict[int, CompiledTemplate]
+    contacts: dict[int, dict[str, Any]]
+    date: datetime  # one Date header per batch: formatted once
+    over_budget: dict[int | None, tuple[float, OverBudget]] = field(default_factory=dict)
 
 
 class MessageRenderer:
@@ -123,37 +139,64 @@ class MessageRenderer:
     async def render_batch(self, claimed: Sequence[Claimed]) -> Rendered:
         """Each message rendered and routed to its connection. A message that cannot be
         rendered fails alone, with its error as its result (`Rendered.failures`): a
-        permanent one for what no retry mends (a template error, an unsafe header, an
-        address no message can be built for, no outcome after `max_attempts` claims), a
-        transient "internal error" for anything unexpected (logged with its traceback),
-        so that it is retried, then failed, like any other attempt."""
+        permanent one for what no retry mends (a template error, a template over its
+        budget, an unsafe header, an address no message can be built for, no outcome
+        after `max_attempts` claims), a transient "internal error" for anything unexpected
+        (logged with its traceback), so that it is retried, then failed, like any other
+        attempt."""
         campaigns, templates, contacts, routes = await self._load(claimed)
         failures: list[tuple[Claimed, SendError]] = []
         links: list[Link] = []
         by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]] = defaultdict(list)
-        date = self.clock()  # one Date header per batch: formatted once
-        for n, message in enumerate(claimed, 1):
-            if n % RENDER_SLICE == 0:
-                await asyncio.sleep(0)  # let the batch on the wire read replies, send more
+        batch = _Batch(campaigns, templates, contacts, date=self.clock())
+        for start in range(0, len(claimed), RENDER_SLICE):
+            part = claimed[start : start + RENDER_SLICE]
+            for message, result in await asyncio.to_thread(self._render_slice, part, batch):
+                if isinstance(result, SendError):
+                    failures.append((message, result))
+                    continue
+                outgoing, message_links = result
+                links.extend(message_links)
+                version_id = message.campaign_version_id
+                assert version_id is not None  # render refuses a message without a campaign
+                route = SINK if message.is_test else routes[version_id]  # test keys: sink only
+                by_channel[route.id].append((message, outgoing))
+        specs = {None: SINK} | {spec.id: spec for spec in routes.values()}
+        return Rendered(failures, links, by_channel, specs)
+
+    def _render_slice(
+        self, messages: Sequence[Claimed], batch: _Batch
+    ) -> list[tuple[Claimed, tuple[Outgoing, list[Link]] | SendError]]:
+        """`render` of each message (in the rendering thread), or the error it failed with."""
+        results: list[tuple[Claimed, tuple[Outgoing, list[Link]] | SendError]] = []
+        for message in messages:
             try:
                 if message.attempts > self.max_attempts:  # claimed that often, never recorded
                     raise PermanentSendError(
                         f"no outcome after {self.max_attempts} attempts (each claim ended "
                         "without one: the worker stopped or stalled)"
                     )
-                outgoing, message_links = self.render(
-                    message, campaigns, templates, contacts, date=date
-                )
+                results.append((message, self._within_budget(message, batch)))
             except Exception as exc:
-                failures.append((message, _as_failure(message, exc)))
-                continue
-            links.extend(message_links)
-            version_id = message.campaign_version_id
-            assert version_id is not None  # render refuses a message without a campaign
-            route = SINK if message.is_test else routes[version_id]  # test keys: sink only
-            by_channel[route.id].append((message, outgoing))
-        specs = {None: SINK} | {spec.id: spec for spec in routes.values()}
-        return Rendered(failures, links, by_channel, specs)
+                results.append((message, _as_failure(message, exc)))
+        return results
+
+    def _within_budget(self, message: Claimed, batch: _Batch) -> tuple[Outgoing, list[Link]]:
+        """`render`, unless the message's campaign already spent its time limit on renders
+        over budget in this batch: then the campaign's last such error, unrendered."""
+        spent = batch.over_budget.get(message.campaign_id)
+        if spent is not None and spent[0] > self.renderer.limits.max_render_seconds:
+            error = spent[1]
+            raise OverBudget(error.field, error.reason, error.kind)
+        started = time.perf_counter()
+        try:
+            return self.render(
+                message, batch.campaigns, batch.templates, batch.contacts, date=batch.date
+            )
+        except OverBudget as exc:
+            seconds = time.perf_counter() - started + (spent[0] if spent else 0.0)
+            batch.over_budget[message.campaign_id] = (seconds, exc)
+            raise
 
     def render(
         self,

@@ -3,6 +3,7 @@ compiled once per worker, whatever the number of messages that use it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -40,7 +41,9 @@ class TemplateCache:
             self._templates = {v: c for v, c in self._templates.items() if v in version_ids}
         if missing:
             for version in await loading.template_versions(session, missing):
-                self._templates[version.id] = self._compile(version)
+                # In a thread: compiling a large template takes seconds, during which the
+                # event loop keeps the batch on the wire going.
+                self._templates[version.id] = await asyncio.to_thread(self._compile, version)
         return self._templates
 
     def _compile(self, version: TemplateVersion) -> CompiledTemplate:

@@ -85,7 +85,7 @@ async def list_sink_messages(
     return list(await session.scalars(query))
 
 
-def check_source(body: SingleSend, *, renderer: Renderer) -> None:
+async def check_source(body: SingleSend, *, renderer: Renderer) -> None:
     """What to send, checked without I/O: exactly one of campaign_id, template_id and
     content; sender fields only without a campaign; inline content that fits its channel
     and compiles. InvalidInput names each field."""
@@ -126,7 +126,7 @@ def check_source(body: SingleSend, *, renderer: Renderer) -> None:
     if errors:
         raise InvalidInput(errors)
     if content is not None and body.channel is not None:
-        check_inline(renderer, channel=body.channel, **content.model_dump())
+        await check_inline(renderer, channel=body.channel, **content.model_dump())
 
 
 async def _campaign_for(session: AsyncSession, *, org_id: int, body: SingleSend) -> Campaign:
@@ -175,7 +175,7 @@ async def send_single(
     it or, after a crash, sends once. Its cost is reserved in it as well: InsufficientCredit
     (402) queues nothing."""
     now = utcnow()
-    check_source(body, renderer=renderer)
+    await check_source(body, renderer=renderer)
     contact_id = body.contact_id
     if body.to is not None:
         report = await upsert_contacts(session, org_id=org_id, rows=[body.to])

@@ -15,6 +15,7 @@ never changed, so the dispatcher renders it like any other template.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,19 +47,30 @@ class Preview:
     sms: sms.SmsShape | None
 
 
-def check_compiles(renderer: Renderer, template: Template, *, prefix: str = "") -> None:
-    """InvalidInput naming each part that does not compile (`prefix` + the part)."""
+async def check_compiles(renderer: Renderer, template: Template, *, prefix: str = "") -> None:
+    """InvalidInput naming each part that does not compile (`prefix` + the part).
+    Compiled in a thread, like a preview is rendered: a template is the org's code, whose
+    cost is bounded but not preemptible (compiling a large one takes seconds), and the
+    event loop serves every other request meanwhile."""
+    sources = {part: getattr(template, part) for part, _ in PARTS}
+    errors = await asyncio.to_thread(_compile_errors, renderer, sources, prefix)
+    if errors:
+        raise InvalidInput(errors)
+
+
+def _compile_errors(
+    renderer: Renderer, sources: dict[str, str | None], prefix: str
+) -> list[FieldError]:
     errors = []
     for part, html in PARTS:
-        source = getattr(template, part)
+        source = sources[part]
         if source is None:
             continue
         try:
             renderer.compile(source, field=part, html=html)
         except TemplateError as exc:
             errors.append(FieldError(prefix + part, exc.reason))
-    if errors:
-        raise InvalidInput(errors)
+    return errors
 
 
 async def create_template(
@@ -77,7 +89,7 @@ async def create_template(
     template = Template(
         org_id=org_id, name=name, channel=channel, subject=subject, html=html, text=text
     )
-    check_compiles(renderer, template)
+    await check_compiles(renderer, template)
     await require_free_name(
         session, Template, org_id=org_id, name=name, what="template", where=LIVE
     )
@@ -196,7 +208,7 @@ async def update_template(
         for part, value in content.items():
             setattr(template, part, value)
         check_fits(template)
-        check_compiles(renderer, template)
+        await check_compiles(renderer, template)
         if changed:
             template.version += 1
             session.add(version_of(template, by=by))
@@ -218,12 +230,12 @@ def mark_deleted(template: Template) -> None:
     template.deleted_at = utcnow()
 
 
-def check_inline(
+async def check_inline(
     renderer: Renderer, *, channel: str, subject: str | None, html: str | None, text: str | None
 ) -> None:
     """InvalidInput on `content.<part>` for each part that does not compile (no I/O)."""
     template = Template(channel=channel, subject=subject, html=html, text=text)
-    check_compiles(renderer, template, prefix="content.")
+    await check_compiles(renderer, template, prefix="content.")
 
 
 async def inline_template(
@@ -276,10 +288,22 @@ async def preview(
             "attributes": found.attributes,
         }
     context = render_context(contact, variables)
+    sources = {part: getattr(template, part) for part, _ in PARTS}
+    # In a thread, as in check_compiles: a render over its budget takes up to its time limit.
+    rendered, errors = await asyncio.to_thread(_render_strictly, renderer, sources, context)
+    if errors:
+        raise InvalidInput(errors)
+    shape = sms.shape(rendered["text"] or "") if template.channel == "sms" else None
+    return Preview(rendered["subject"], rendered["html"], rendered["text"], shape)
+
+
+def _render_strictly(
+    renderer: Renderer, sources: dict[str, str | None], context: dict[str, object]
+) -> tuple[dict[str, str | None], list[FieldError]]:
     rendered: dict[str, str | None] = {}
     errors = []
     for part, html in PARTS:
-        source = getattr(template, part)
+        source = sources[part]
         if source is None:
             rendered[part] = None
             continue
@@ -288,7 +312,4 @@ async def preview(
             rendered[part] = renderer.render(compiled, context, strict=True)
         except TemplateError as exc:
             errors.append(FieldError(part, exc.reason))
-    if errors:
-        raise InvalidInput(errors)
-    shape = sms.shape(rendered["text"] or "") if template.channel == "sms" else None
-    return Preview(rendered["subject"], rendered["html"], rendered["text"], shape)
+    return rendered, errors

@@ -404,7 +404,36 @@ async def test_an_idn_domain_goes_in_the_envelope_as_punycode(
     assert isinstance(results[0], Sent)
     assert server.received[0].rcpt_tos == ("anna@xn--bcher-kva.example",)
     assert isinstance(results[1], PermanentSendError)
-    assert "SMTPUTF8" in results[1].reason
+    assert results[1].reason == (
+        "the server does not offer SMTPUTF8 (RFC 6531), needed for zoë@example.test"
+    )
+    assert len(server.received) == 1
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+async def test_a_non_ascii_local_part_goes_in_an_smtputf8_transaction(
+    serve: Start, channel_for: Make, pipelining: bool
+) -> None:
+    server = await serve(extensions=("PIPELINING", "8BITMIME", "SMTPUTF8"))
+    channel = channel_for(server, pipelining=pipelining)
+    batch = [
+        _message(0, recipient="anna@example.test"),
+        _message(1, recipient="jösé@bücher.example"),
+        _message(2, recipient="ben@example.test"),
+    ]
+
+    results = await channel.send(batch)
+
+    assert all(isinstance(result, Sent) for result in results), results
+    mails = [text for _, text in server.commands if text.startswith("MAIL")]
+    assert mails == [
+        "MAIL FROM:<news@tidings.test>",
+        "MAIL FROM:<news@tidings.test> SMTPUTF8",
+        "MAIL FROM:<news@tidings.test>",
+    ]
+    assert server.by_recipient()["jösé@xn--bcher-kva.example"].rcpt_tos == (
+        "jösé@xn--bcher-kva.example",
+    )
 
 
 # --- greeting, TLS and AUTH ---------------------------------------------------------------

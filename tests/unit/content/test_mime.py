@@ -220,9 +220,17 @@ def test_idn_domains_are_written_as_punycode() -> None:
     assert parse(data)["To"].addresses[0].addr_spec == "ada@xn--mnchen-3ya.example"
 
 
-def test_non_ascii_local_part_is_rejected() -> None:
-    with pytest.raises(ValueError, match=r"^To: non-ASCII local part"):
-        build(make_email(to=Address("zoë@example.com")))
+def test_a_non_ascii_local_part_is_written_in_utf8_for_smtputf8() -> None:
+    data = build(make_email(to=Address("jösé@bücher.example", "José")))
+
+    assert "<jösé@xn--bcher-kva.example>\r\n".encode() in data
+    # Python's parser reads bytes as ASCII; a UTF-8 header is read from text.
+    message = email.message_from_string(data.decode(), policy=email.policy.SMTPUTF8)
+    assert message["To"].addresses[0].addr_spec == "jösé@xn--bcher-kva.example"
+    assert message["To"].addresses[0].display_name == "José"
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert body.isascii()  # only the address is 8-bit
+    assert head.replace("jösé".encode(), b"").isascii()
 
 
 def test_invalid_idn_domain_is_rejected() -> None:
