@@ -9,6 +9,7 @@ the outbox's depth is read from the database when `/metrics` is scraped.
     tidings_render_failures_total{kind}            messages that failed while rendering:
                                                    template, header, address, internal
     tidings_leases_reaped_total                    claims freed after their lease ran out
+    tidings_claims_freed_total                     claims freed from dead workers (heartbeat)
     tidings_outcome_write_retries_total            record steps retried (database away)
     tidings_http_request_seconds{method,route,status}  the API, by route template
     tidings_messages{status,channel}               the outbox's unfinished rows, at scrape
@@ -45,6 +46,11 @@ RENDER_FAILURES = Counter(
 LEASES_REAPED = Counter(
     "tidings_leases_reaped_total",
     "Claimed messages queued again because their worker's lease ran out",
+    registry=REGISTRY,
+)
+CLAIMS_FREED = Counter(
+    "tidings_claims_freed_total",
+    "Claimed messages queued again because their worker stopped heartbeating",
     registry=REGISTRY,
 )
 OUTCOME_WRITE_RETRIES = Counter(
