@@ -113,14 +113,15 @@ class Settings(BaseSettings):
             "and its connection slots. Keep it several heartbeats long."
         ),
     )
-    dispatcher_record_every: int = Field(
-        default=100,
+    dispatcher_record_every: int | None = Field(
+        default=None,
         ge=1,
         le=10_000,
         description=(
             "Outcomes a worker writes at once, at most this many behind what the provider "
             "answered: a killed worker's messages that were answered but not yet written "
-            "are the ones sent twice."
+            "are the ones sent twice. Unset: 100 on PostgreSQL, 1,000 on SQLite (one "
+            "writer at a time: each write takes the API's turn)."
         ),
     )
     dispatcher_record_seconds: float = Field(
@@ -192,6 +193,13 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def record_every(self) -> int:
+        """`dispatcher_record_every`, or the database's default when unset."""
+        if self.dispatcher_record_every is not None:
+            return self.dispatcher_record_every
+        return 1_000 if self.is_sqlite else 100
 
 
 def sqlite_path(database_url: str) -> Path | None:

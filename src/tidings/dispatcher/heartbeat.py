@@ -104,15 +104,22 @@ class Heartbeat:
             except Exception as exc:
                 if not unavailable(exc):
                     raise
-                self._failed = True
-                self._connected_since = None
                 log.warning("worker heartbeat: the database is unavailable (%r)", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)
 
     async def beat(self) -> queries.Freed:
         """One heartbeat (see the module's docstring); returns what it freed of dead
-        workers."""
+        workers. Raises what the database raised (and then waits `dead_after` of good
+        heartbeats before it takes others for dead)."""
+        try:
+            return await self._beat()
+        except Exception:
+            self._failed = True
+            self._connected_since = None
+            raise
+
+    async def _beat(self) -> queries.Freed:
         assert self.worker_id is not None, "join() first"
         now = self.clock()
         freed = queries.Freed([], 0, 0)

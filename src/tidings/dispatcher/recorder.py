@@ -55,7 +55,7 @@ class Recorder:
         self._wake = asyncio.Event()
         self._closing = False
         self._writer: asyncio.Task[None] | None = None
-        self.tally: Counter[str] = Counter()  # every outcome added, by kind
+        self.tally: Counter[str] = Counter()  # the outcomes written, by kind
         self.steps = 0  # writes that went through
 
     async def __aenter__(self) -> Recorder:
@@ -81,7 +81,6 @@ class Recorder:
             self._oldest = time.monotonic()
             self._wake.set()  # the writer starts its clock
         self._pending.extend(outcomes)
-        self.tally.update(_kind(o) for o in outcomes)
         if len(self._pending) >= self.every:
             self._wake.set()
 
@@ -130,6 +129,7 @@ class Recorder:
                 wait = min(wait * 2, RECORD_RETRY_SECONDS[1])
                 continue
             self.steps += 1
+            self.tally.update(_kind(o) for o in step)
             return
 
 

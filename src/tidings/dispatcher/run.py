@@ -64,7 +64,7 @@ def build_worker(settings: Settings, db: Database) -> Dispatcher:
             public_url=settings.public_url,
             heartbeat=settings.worker_heartbeat_seconds,
             dead_after=settings.worker_dead_after_seconds,
-            record_every=settings.dispatcher_record_every,
+            record_every=settings.record_every,
             record_seconds=settings.dispatcher_record_seconds,
         ),
     )
