@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format typecheck pytest bench bench-import bench-upsert bench-quick clean
+.PHONY: help install run test lint format typecheck pytest bench bench-import bench-upsert bench-quick bench-crash bench-restart clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -52,6 +52,12 @@ bench: $(STAMP) ## every scenario at SCALE (default 1000000: tens of minutes); t
 
 bench-quick: $(STAMP) ## 50,000 emails through the dispatcher to smtp-sink (installs postfix if missing)
 	$(BIN)/python bench/quick.py
+
+bench-crash: $(STAMP) ## 100,000 emails by two workers on PostgreSQL, one SIGKILLed every 5 s: time, lost, duplicates
+	$(BIN)/python bench/crash.py --scale 100000 --kill-every 5
+
+bench-restart: $(STAMP) ## 50,000 emails by two workers on a throwaway PostgreSQL restarted 3 times: delay, lost
+	$(BIN)/python bench/restart.py --scale 50000 --restarts 3 --down 1
 
 clean: ## remove the virtualenv, caches and ./var
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -69,9 +69,9 @@ class Cluster:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: dict[str, Path] = {}
 
-    def _start(self, label: str, *arguments: str) -> subprocess.Popen[bytes]:
+    def _start(self, label: str, *arguments: str, append: bool = False) -> subprocess.Popen[bytes]:
         log = support.WORK / f"{self.name}-{label}.log"
-        with log.open("wb") as out:
+        with log.open("ab" if append else "wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "tidings", *arguments],
                 env=self.env,
@@ -113,6 +113,14 @@ class Cluster:
         # 503 when the database is not at this code's head revision: the seed was migrated
         # when the run began, so a migration added to the tree meanwhile shows here.
         raise SystemExit(f"{self.name}: /readyz never answered 200 (last: {answer})")
+
+    def kill_worker(self, label: str) -> None:
+        """SIGKILL the worker `label` ("worker1", …) and start it again at once, as a
+        service manager would; its log goes on in the same file."""
+        process = self.processes[label]
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        self._start(label, "worker", append=True)
 
     def check_alive(self) -> None:
         for label, process in self.processes.items():

@@ -83,7 +83,9 @@ async def dispatch(
 ) -> tuple[int, float]:
     """Create the broadcast and run one dispatcher until the broadcast is final;
     returns its id and the wall time from its creation."""
-    dispatcher = Dispatcher(db, renderer=Renderer(), config=DispatcherConfig(batch_size=batch))
+    # Outcomes written in steps as `tidings worker` writes them on this database.
+    config = DispatcherConfig(batch_size=batch, record_every=db.settings.record_every)
+    dispatcher = Dispatcher(db, renderer=Renderer(), config=config)
     tune_gc(db.settings.gc_threshold)  # as `tidings worker` does before it sends
     started = time.perf_counter()
     async with db.transaction() as session:

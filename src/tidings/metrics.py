@@ -2,15 +2,18 @@
 `TIDINGS_METRICS_TOKEN`). Counters move where things happen (the dispatcher, the API);
 the outbox's depth is read from the database when `/metrics` is scraped.
 
-    tidings_provider_call_seconds{kind}            one observation per provider call
-    tidings_message_results_total{kind,result}     each message a provider call returned:
+    tidings_provider_call_seconds{kind,connection}  one observation per provider call
+    tidings_message_results_total{kind,connection,channel,result,reason}
+                                                   each message a provider call returned:
                                                    sent, failed (permanent), retried
-                                                   (transient), unsent (held back)
-    tidings_render_failures_total{kind}            messages that failed while rendering:
+                                                   (transient), unsent (held back); reason
+                                                   a class (ok, 4xx, 5xx, connection, …)
+    tidings_render_failures_total{channel,kind}    messages that failed while rendering:
                                                    template, header, address, internal
-    tidings_render_budget_refusals_total{kind}   renders stopped by a limit: time, size,
+    tidings_render_budget_refusals_total{kind}     renders stopped by a limit: time, size,
                                                    memory, loops, output
     tidings_leases_reaped_total                    claims freed after their lease ran out
+    tidings_claims_freed_total                     claims freed from dead workers (heartbeat)
     tidings_outcome_write_retries_total            record steps retried (database away)
     tidings_http_request_seconds{method,route,status}  the API, by route template
     tidings_messages{status,channel}               the outbox's unfinished rows, at scrape
@@ -54,6 +57,11 @@ RENDER_BUDGET_REFUSALS = Counter(
     "Renders stopped by a limit (API previews and messages), by the limit: time, size, "
     "memory, loops, output",
     ["kind"],
+    registry=REGISTRY,
+)
+CLAIMS_FREED = Counter(
+    "tidings_claims_freed_total",
+    "Claimed messages queued again because their worker stopped heartbeating",
     registry=REGISTRY,
 )
 OUTCOME_WRITE_RETRIES = Counter(

@@ -12,6 +12,7 @@ from tidings.contacts.models import Contact
 from tidings.credits.models import CreditBalance, CreditEntry, Price
 from tidings.db.base import Base
 from tidings.dispatcher.limit_models import ConnectionBucket, ConnectionSlot
+from tidings.dispatcher.worker_models import Worker
 from tidings.events.models import Event
 from tidings.idempotency.models import IdempotencyKey
 from tidings.keys.models import ApiKey
@@ -55,4 +56,5 @@ __all__ = [
     "Template",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "Worker",
 ]

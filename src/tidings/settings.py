@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/tidings.db"
@@ -90,9 +90,45 @@ class Settings(BaseSettings):
         gt=0,
         le=86_400,
         description=(
-            "How long a claimed batch belongs to its worker. A worker that dies holds its "
-            "batch this long; then any worker sends it again."
+            "The longest a claimed batch belongs to its worker, alive or not: a dead "
+            "worker's batch is freed sooner, once it misses its heartbeats "
+            "(`worker_dead_after_seconds`); a live one that holds a batch this long loses it."
         ),
+    )
+    worker_heartbeat_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description=(
+            "How often a worker says it is alive (its row in `workers`), renews the "
+            "connection slots it holds and looks for dead workers."
+        ),
+    )
+    worker_dead_after_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3_600,
+        description=(
+            "A worker silent this long is dead: any live worker frees its claimed messages "
+            "and its connection slots. Keep it several heartbeats long."
+        ),
+    )
+    dispatcher_record_every: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description=(
+            "Outcomes a worker writes at once, at most this many behind what the provider "
+            "answered: a killed worker's messages that were answered but not yet written "
+            "are the ones sent twice. Unset: 100 on PostgreSQL, 1,000 on SQLite (one "
+            "writer at a time: each write takes the API's turn)."
+        ),
+    )
+    dispatcher_record_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="The longest an outcome waits in memory before it is written.",
     )
     webhook_allow_private: bool = Field(
         default=False,
@@ -145,9 +181,25 @@ class Settings(BaseSettings):
         ),
     )
 
+    @model_validator(mode="after")
+    def _heartbeats_fit(self) -> Settings:
+        if self.worker_dead_after_seconds < 2 * self.worker_heartbeat_seconds:
+            raise ValueError(
+                "worker_dead_after_seconds must be at least twice worker_heartbeat_seconds, "
+                "or a live worker whose heartbeat is a little late is taken for dead"
+            )
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def record_every(self) -> int:
+        """`dispatcher_record_every`, or the database's default when unset."""
+        if self.dispatcher_record_every is not None:
+            return self.dispatcher_record_every
+        return 1_000 if self.is_sqlite else 100
 
 
 def sqlite_path(database_url: str) -> Path | None:

@@ -12,7 +12,7 @@ retries and their backoff, timing, logging, counters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -69,6 +69,10 @@ class Sent:
 
 Result = Sent | SendError
 
+Report = Callable[[int, Result], None]
+"""Told a message's result the moment a channel knows it: its position in the batch, and
+the result (see `Channel.send`)."""
+
 
 class Channel(Protocol):
     """A provider connection: the whole interface the dispatcher needs of a provider, and
@@ -94,6 +98,15 @@ class Channel(Protocol):
         The dispatcher counts a send, not a message, against `max_concurrency`."""
         ...
 
-    async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]: ...
+    async def send(
+        self, batch: Sequence[Outgoing], *, report: Report | None = None
+    ) -> Sequence[Result]:
+        """One result per message of `batch`, in order: the whole truth. A channel that
+        learns results one at a time while the call goes on (an SMTP pool streaming a
+        batch) also tells `report` each as it learns it, so that the dispatcher writes
+        it down then, not when the call returns: what a killed worker sends twice is only
+        what it had not written down. A channel that learns them all at once (one request)
+        may never call it."""
+        ...
 
     async def close(self) -> None: ...

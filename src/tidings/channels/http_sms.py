@@ -28,7 +28,7 @@ from typing import Any, Final, Literal
 import httpx
 from pydantic import Field, HttpUrl
 
-from tidings.channels.base import Outgoing, PermanentSendError, Result, Sent
+from tidings.channels.base import Outgoing, PermanentSendError, Report, Result, Sent
 from tidings.channels.http_common import (
     REQUEST_ERRORS,
     HttpChannel,
@@ -87,7 +87,9 @@ class HttpSmsChannel(HttpChannel):
         self.settings = settings
         self._secrets = tuple(_secrets(settings))
 
-    async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
+    async def send(
+        self, batch: Sequence[Outgoing], *, report: Report | None = None
+    ) -> Sequence[Result]:
         """One Result per message, in order; failures are results, never raised."""
         return await each_limited(batch, self._send_one, limit=self._limit)
 

@@ -44,7 +44,7 @@ from uuid import uuid4
 import httpx
 from pydantic import Field, HttpUrl
 
-from tidings.channels.base import Outgoing, PermanentSendError, Result, Sent
+from tidings.channels.base import Outgoing, PermanentSendError, Report, Result, Sent
 from tidings.channels.http_common import (
     REQUEST_ERRORS,
     HttpChannel,
@@ -109,7 +109,9 @@ class InfobipChannel(HttpChannel):
         connection's `max_concurrency`, as `send` does (see `Channel`)."""
         return self.settings.batch_size
 
-    async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
+    async def send(
+        self, batch: Sequence[Outgoing], *, report: Report | None = None
+    ) -> Sequence[Result]:
         """One Result per message, in order; failures are results, never raised."""
         size = self.settings.batch_size
         chunks = [batch[start : start + size] for start in range(0, len(batch), size)]

@@ -26,7 +26,7 @@ from urllib.parse import quote, quote_plus
 import httpx
 from pydantic import Field, HttpUrl
 
-from tidings.channels.base import Outgoing, Result, Sent
+from tidings.channels.base import Outgoing, Report, Result, Sent
 from tidings.channels.http_common import (
     REQUEST_ERRORS,
     HttpChannel,
@@ -82,7 +82,9 @@ class KannelChannel(HttpChannel):
             quote_plus(settings.password),
         )
 
-    async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
+    async def send(
+        self, batch: Sequence[Outgoing], *, report: Report | None = None
+    ) -> Sequence[Result]:
         """One Result per message, in order; failures are results, never raised."""
         return await each_limited(batch, self._send_one, limit=self._limit)
 

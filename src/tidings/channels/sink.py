@@ -12,7 +12,7 @@ from typing import cast
 
 from sqlalchemy import Table, insert
 
-from tidings.channels.base import Outgoing, Result, Sent
+from tidings.channels.base import Outgoing, Report, Result, Sent
 from tidings.channels.models import SinkMessage
 from tidings.channels.provider import NoSettings, Provider, SmsCredentials
 from tidings.db.base import utcnow
@@ -32,7 +32,9 @@ class SinkChannel:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
+    async def send(
+        self, batch: Sequence[Outgoing], *, report: Report | None = None
+    ) -> Sequence[Result]:
         now = utcnow()
         rows = [
             {

@@ -55,6 +55,7 @@ from pydantic import Field
 from tidings.channels.base import (
     Outgoing,
     PermanentSendError,
+    Report,
     Result,
     SendError,
     Sent,
@@ -142,9 +143,16 @@ class _Run:
     batch: Sequence[Outgoing]
     pending: deque[int]
     results: list[Result | None]
+    report: Report | None = None
     retried: set[int] = field(default_factory=set)
     unreachable: SendError | None = None  # the last connect failure, for what is left
     pushback: TransientSendError | None = None  # after a 421: for what is left; start none
+
+    def settle(self, index: int, result: Result) -> None:
+        """The message at `index` ended with `result`: kept, and reported at once."""
+        self.results[index] = result
+        if self.report is not None:
+            self.report(index, result)
 
 
 class SmtpChannel:
@@ -173,11 +181,14 @@ class SmtpChannel:
         over a whole batch, which the pool streams (see `Channel`)."""
         return self.settings.pool_size
 
-    async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
-        """One result per message of `batch`, in order; never raises (but for cancellation)."""
+    async def send(
+        self, batch: Sequence[Outgoing], *, report: Report | None = None
+    ) -> Sequence[Result]:
+        """One result per message of `batch`, in order, each told to `report` as soon as
+        its reply is read; never raises (but for cancellation)."""
         if self._closed:
             return [TransientSendError("SMTP channel is closed")] * len(batch)
-        run = _Run(batch, deque(range(len(batch))), [None] * len(batch))
+        run = _Run(batch, deque(range(len(batch))), [None] * len(batch), report)
         async with asyncio.TaskGroup() as workers:
             for _ in range(min(self.settings.pool_size, len(batch))):
                 workers.create_task(self._work(run))
@@ -286,7 +297,7 @@ class SmtpChannel:
                         in_flight.append(following.position)
                         connection.write(message.payload + following.mail + following.rcpt + _DATA)
                     result = await self._finish(connection, message, run, last=following is None)
-                    run.results[message.position] = result
+                    run.settle(message.position, result)
                 if following is None and connection.is_open:
                     following = self._next(connection, run, pipelined=pipelined)
                 message = following
@@ -295,7 +306,7 @@ class SmtpChannel:
             connection.close()
             for index in in_flight:
                 if run.results[index] is None:
-                    run.results[index] = TransientSendError(f"unexpected error: {exc!r}")
+                    run.settle(index, TransientSendError(f"unexpected error: {exc!r}"))
 
     def _next(self, connection: SmtpConnection, run: _Run, *, pipelined: bool) -> _Prepared | None:
         """The next message to send, its MAIL, RCPT and DATA written when pipelined."""
@@ -313,7 +324,7 @@ class SmtpChannel:
             prepared = _prepare(index, run.batch[index], smtputf8=connection.smtputf8)
             if isinstance(prepared, _Prepared):
                 return prepared
-            run.results[index] = prepared
+            run.settle(index, prepared)
         return None
 
     async def _open(
@@ -345,7 +356,7 @@ class SmtpChannel:
                     stage = "DATA"
                     replies.append(await connection.command(_DATA))
         except SmtpError as exc:  # disconnect, reset, timeout: the connection is closed
-            run.results[index] = TransientSendError(f"{stage}: connection lost: {_describe(exc)}")
+            run.settle(index, TransientSendError(f"{stage}: connection lost: {_describe(exc)}"))
             return False
         refused = [
             (step, reply)
@@ -357,7 +368,7 @@ class SmtpChannel:
         # The first refusal is the reason (a 503 to DATA after a refused RCPT is only its
         # echo), unless a later reply is a 421: then the server is closing the connection.
         stage, reply = next(((s, r) for s, r in refused if r.code == 421), refused[0])
-        run.results[index] = self._refused(connection, run, stage, reply)
+        run.settle(index, self._refused(connection, run, stage, reply))
         try:
             if connection.is_open and len(replies) == 3 and replies[2].code == 354:
                 # DATA accepted despite the refusal: a lone "." ends it (RFC 2920 §3.1).
@@ -420,7 +431,7 @@ class SmtpChannel:
             run.retried.add(index)
             run.pending.appendleft(index)
         else:
-            run.results[index] = TransientSendError("MAIL FROM: connection lost")
+            run.settle(index, TransientSendError("MAIL FROM: connection lost"))
 
     async def _reset(self, connection: SmtpConnection) -> None:
         """RSET after a refused transaction, or drop the connection if even that fails."""

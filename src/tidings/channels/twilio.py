@@ -30,7 +30,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field, HttpUrl
 
-from tidings.channels.base import Outgoing, PermanentSendError, Result, Sent
+from tidings.channels.base import Outgoing, PermanentSendError, Report, Result, Sent
 from tidings.channels.http_common import (
     REQUEST_ERRORS,
     HttpChannel,
@@ -82,7 +82,9 @@ class TwilioChannel(HttpChannel):
         basic = f"{settings.account_sid}:{settings.auth_token}".encode()
         self._secrets = (settings.auth_token, base64.b64encode(basic).decode("ascii"))
 
-    async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
+    async def send(
+        self, batch: Sequence[Outgoing], *, report: Report | None = None
+    ) -> Sequence[Result]:
         """One Result per message, in order; failures are results, never raised."""
         return await each_limited(batch, self._send_one, limit=self._limit)
 

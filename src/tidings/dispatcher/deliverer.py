@@ -1,12 +1,20 @@
 """Sending a rendered batch through its connections, within their cluster-wide limits.
 
-    send(rendered) ──▶ per connection: the live channel (rebuilt when the row changed)
+    send(rendered, record) ──▶ per connection: the live channel (rebuilt when the row changed)
         sink ─────────▶ call_provider(whole group)
         a connection ─▶ acquire slots (max_concurrency) ──▶ acquire a rate grant
                         ──▶ call_provider(chunks) … until done or the provider pushes back
                         ──▶ release the slots ──▶ penalise on push-back
                         ──▶ the rest deferred, spread at the rate, no attempt used
-    ──▶ one Outcome per message: sent, queued again (retry policy), or failed
+    ──▶ one Outcome per message, handed to `record` the moment it is known (a streaming
+        channel reports each reply as it reads it): sent, queued again (retry policy),
+        or failed
+
+`record` (the batch's `dispatcher/recorder.py`) writes them down in small steps, so a
+worker killed mid-batch sends again only what it had not written down. A group that
+cannot go on (the database unreachable while taking a connection's slots, or a bug)
+ends every message it had not yet handed over: deferred, its attempt given back, when
+the database was away; queued again as an "internal error" attempt otherwise.
 
 `call_provider` is the one place a channel is called: it times the call, logs one line
 per call (and one per failed message, without content), and turns a SendError raised
@@ -27,6 +35,7 @@ from tidings import metrics
 from tidings.channels.base import (
     Channel,
     Outgoing,
+    Report,
     Result,
     SendError,
     Sent,
@@ -35,6 +44,7 @@ from tidings.channels.base import (
 )
 from tidings.channels.provider import Builder
 from tidings.channels.registry import ConnectionSpec, build_channel
+from tidings.db.availability import unavailable
 from tidings.db.engine import Database
 from tidings.dispatcher.limits import ConnectionLimiter, Grant
 from tidings.dispatcher.renderer import Rendered
@@ -53,9 +63,14 @@ Group = list[tuple[Claimed, Outgoing]]
 
 
 async def call_provider(
-    channel: Channel, batch: Sequence[Outgoing], *, spec: ConnectionSpec
+    channel: Channel,
+    batch: Sequence[Outgoing],
+    *,
+    spec: ConnectionSpec,
+    report: Report | None = None,
 ) -> Sequence[Result]:
-    """`channel.send(batch)`, timed and logged: one result per message, in order.
+    """`channel.send(batch, report=report)`, timed and logged: one result per message, in
+    order (`report` hears those the channel tells as it goes).
 
     Logs at INFO one line per call (connection, kind, messages, sent, failed, unsent,
     seconds) and at WARNING one line per failed message (its id and reason: never the
@@ -64,7 +79,7 @@ async def call_provider(
     whole batch becomes that error for each message.
     """
     started = time.perf_counter()
-    results = await _send_each_failing_alone(channel, batch, where=_where(spec))
+    results = await _send_each_failing_alone(channel, batch, where=_where(spec), report=report)
     seconds = time.perf_counter() - started
     sent = permanent = transient = 0
     for result in results:
@@ -150,31 +165,50 @@ def _where(spec: ConnectionSpec) -> str:
 
 
 async def _send_each_failing_alone(
-    channel: Channel, batch: Sequence[Outgoing], *, where: str
+    channel: Channel, batch: Sequence[Outgoing], *, where: str, report: Report | None
 ) -> Sequence[Result]:
-    """`channel.send(batch)`. A SendError raised for the whole batch is each message's
-    result. Any other exception is a bug, logged with its traceback, and the batch is
-    sent again one message at a time, so that only what raises again fails, alone, with
-    a transient "internal error" (retried until the retry policy gives up). A message
-    handed over before the exception may go twice: at most this batch."""
+    """`channel.send(batch)`. A SendError raised for the whole batch is the result of each
+    message the channel had not reported. Any other exception is a bug, logged with its
+    traceback, and the messages it had not reported are sent again one at a time, so that
+    only what raises again fails, alone, with a transient "internal error" (retried until
+    the retry policy gives up). A message handed over before the exception but not
+    reported may go twice: at most this batch."""
+    told: dict[int, Result] = {}
+
+    def tell(position: int, result: Result) -> None:
+        told[position] = result
+        if report is not None:
+            report(position, result)
+
     try:
-        return await channel.send(batch)
+        return await channel.send(batch, report=tell)
     except SendError as exc:  # the whole batch failed the same way
-        return [exc] * len(batch)
+        return [told.get(position, exc) for position in range(len(batch))]
     except Exception as exc:
         log.exception("provider call on %s raised; sending its %d one by one", where, len(batch))
-        if len(batch) == 1:
+        if len(batch) == 1 and not told:
             return [TransientSendError(internal_error(exc))]
     results: list[Result] = []
-    for outgoing in batch:
-        results.extend(await _send_each_failing_alone(channel, [outgoing], where=where))
+    for position, outgoing in enumerate(batch):
+        if position in told:
+            results.append(told[position])
+            continue
+        alone = await _send_each_failing_alone(channel, [outgoing], where=where, report=None)
+        results.extend(alone)
+        if report is not None:
+            report(position, alone[0])
     return results
+
+
+Record = Callable[[Sequence[Outcome]], None]
+"""Where the deliverer puts outcomes the moment it knows them (the batch's recorder)."""
 
 
 class Deliverer:
     """Sends rendered batches for one worker; keeps each connection's channel open
-    between batches. `hold_seconds` is how long a grant holds its concurrency slots at
-    most (the lease: a dead worker's slots free themselves with it)."""
+    between batches. `hold_seconds` is how long a grant holds its concurrency slots
+    unless renewed (the worker's heartbeat renews them: a dead worker's slots free
+    themselves that long after its last heartbeat)."""
 
     def __init__(
         self,
@@ -196,15 +230,15 @@ class Deliverer:
         self.rng = rng
         self._channels: dict[int | None, tuple[datetime | None, Channel]] = {}
 
-    async def send(self, rendered: Rendered) -> list[Outcome]:
-        """Every outcome of a rendered batch: the failures found while rendering, then
-        each connection's."""
-        outcomes = [
-            self._outcome(message, error, segments=None) for message, error in rendered.failures
-        ]
+    async def send(self, rendered: Rendered, record: Record) -> None:
+        """Every outcome of a rendered batch, each to `record` as soon as it is known: the
+        failures found while rendering, then each connection's. Never raises (but for
+        cancellation): every message of the batch gets its outcome."""
+        record(
+            [self._outcome(message, error, segments=None) for message, error in rendered.failures]
+        )
         for connection_id, group in rendered.by_channel.items():
-            outcomes.extend(await self.send_group(rendered.specs[connection_id], group))
-        return outcomes
+            await self.send_group(rendered.specs[connection_id], group, record)
 
     async def close(self) -> None:
         """Close every provider connection this worker opened."""
@@ -212,47 +246,98 @@ class Deliverer:
         for _, channel in channels.values():
             await channel.close()
 
-    async def send_group(self, spec: ConnectionSpec, group: Group) -> list[Outcome]:
-        """Send what the connection's cluster-wide limits allow now; defer the rest."""
-        channel = await self._channel(spec)
-        if spec.id is None:  # the sink has no limits
-            sunk = await call_provider(channel, [outgoing for _, outgoing in group], spec=spec)
-            return [
-                self._outcome(message, result, segments=outgoing.segments)
-                for (message, outgoing), result in zip(group, sunk, strict=True)
-            ]
-        results, retry_after = await self._send_limited(channel, spec, group)
-        later = group[len(results) :]
-        outcomes: list[Outcome] = []
-        for (message, outgoing), result in zip(group, results, strict=False):
-            if isinstance(result, TransientSendError) and not result.attempted:
-                later.append((message, outgoing))  # never handed over: no attempt used
-            else:
-                outcomes.append(self._outcome(message, result, segments=outgoing.segments))
-        pushback = _pushback(results)
-        if pushback is not None:
-            await self.limiter.penalise(spec.id, seconds=pushback)
+    async def send_group(self, spec: ConnectionSpec, group: Group, record: Record) -> None:
+        """Send what the connection's cluster-wide limits allow now; defer the rest. Each
+        outcome goes to `record` once, as soon as it is known."""
+        done: set[int] = set()  # positions in `group` whose outcome was recorded
+
+        def settle(position: int, result: Result) -> None:
+            if position in done or (
+                isinstance(result, TransientSendError) and not result.attempted
+            ):
+                return  # known already, or never handed over: deferred below
+            done.add(position)
+            message, outgoing = group[position]
+            record([self._outcome(message, result, segments=outgoing.segments)])
+
+        wait = 0.0
+        try:
+            channel = await self._channel(spec)
+            if spec.id is None:  # the sink has no limits
+                sunk = await call_provider(
+                    channel, [outgoing for _, outgoing in group], spec=spec, report=settle
+                )
+                for position, result in enumerate(sunk):
+                    settle(position, result)
+                return
+            results, retry_after = await self._send_limited(channel, spec, group, settle)
+            pushback = _pushback(results)
+            if pushback is not None:
+                await self._penalise(spec.id, seconds=pushback)
+            wait = max(retry_after, pushback or 0.0)
+        except Exception as exc:
+            self._abandon(spec, group, done, exc, record)
+            return
         # Spread the rest over the time the rate allows, so they do not all return at once.
         step = 1 / spec.max_per_second if spec.max_per_second else 0.0
-        wait = max(retry_after, pushback or 0.0)
         now = self.clock()
-        outcomes.extend(
-            Outcome(
-                message.id,
-                message.broadcast_id,
-                MessageStatus.QUEUED,
-                retry_at=now + timedelta(seconds=wait + k * step),
-                deferred=True,
-            )
-            for k, (message, _) in enumerate(later)
-        )
-        return outcomes
+        later = [message for position, (message, _) in enumerate(group) if position not in done]
+        record([
+            Outcome(message.id, message.broadcast_id, MessageStatus.QUEUED,
+                    retry_at=now + timedelta(seconds=wait + k * step), deferred=True)
+            for k, message in enumerate(later)
+        ])  # fmt: skip
+
+    def _abandon(
+        self, spec: ConnectionSpec, group: Group, done: set[int], exc: Exception, record: Record
+    ) -> None:
+        """The group's messages without an outcome after `exc` stopped it: deferred, their
+        attempt given back, when the database could not be reached (they were never
+        handed over); otherwise a transient "internal error" attempt (logged), so that a
+        bug fails them after `max_attempts` instead of looping."""
+        left = [(message, outgoing) for p, (message, outgoing) in enumerate(group) if p not in done]
+        if unavailable(exc):
+            log.warning(
+                "%s: %d messages not handed over, the database is unavailable (%r); "
+                "they wait their turn again", _where(spec), len(left), exc,
+            )  # fmt: skip
+            now = self.clock()
+            record([
+                Outcome(message.id, message.broadcast_id, MessageStatus.QUEUED, retry_at=now,
+                        deferred=True)
+                for message, _ in left
+            ])  # fmt: skip
+            return
+        log.exception("sending on %s failed; %d messages queued again", _where(spec), len(left))
+        error = TransientSendError(internal_error(exc))
+        record([self._outcome(message, error, segments=None) for message, _ in left])
+
+    async def _penalise(self, connection_id: int, *, seconds: float) -> None:
+        """Tell the cluster to hold off; when the database cannot hear it, only this
+        worker holds off (its deferrals), and the outcomes are kept all the same."""
+        try:
+            await self.limiter.penalise(connection_id, seconds=seconds)
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            log.warning("push-back on connection %d not shared: %r", connection_id, exc)
+
+    async def _blocked_for(self, connection_id: int) -> float:
+        """The connection's push-back block (0.0 while the database cannot be read: the
+        batch in hand goes on, its outcomes kept)."""
+        try:
+            return await self.limiter.blocked_for(connection_id)
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            return 0.0
 
     async def _send_limited(
-        self, channel: Channel, spec: ConnectionSpec, group: Group
+        self, channel: Channel, spec: ConnectionSpec, group: Group, settle: Report
     ) -> tuple[list[Result], float]:
         """The results of the first messages of `group`, as many as the limits let go now
-        (fewer when the provider pushed back), and the seconds until more could go.
+        (fewer when the provider pushed back), and the seconds until more could go; each
+        result is also told to `settle` (by its position in `group`) as soon as it is known.
 
         Concurrency caps how many sends are in flight at once (slots held while they are
         sent); the rate caps how many go now at all. A channel with a `parallelism` (an
@@ -297,11 +382,16 @@ class Deliverer:
                 for start in range(0, len(now_sending), width):
                     if unchecked >= PUSHBACK_CHECK_EVERY:
                         unchecked = 0
-                        if held_off := await self.limiter.blocked_for(spec.id):
+                        if held_off := await self._blocked_for(spec.id):
                             break  # another worker was told to hold off: this one stops too
                     sent = await call_provider(
-                        channel, now_sending[start : start + width], spec=spec
+                        channel,
+                        now_sending[start : start + width],
+                        spec=spec,
+                        report=_shifted(settle, start),
                     )
+                    for position, result in enumerate(sent, start):
+                        settle(position, result)
                     unchecked += len(sent)
                     results.extend(sent)
                     if _pushback(sent) is not None:
@@ -322,8 +412,17 @@ class Deliverer:
         return channel
 
     def _outcome(self, message: Claimed, result: Result, *, segments: int | None) -> Outcome:
-        """Sent; a transient failure queued again after the retry policy's backoff (or
-        the provider's Retry-After) until it gives up; otherwise failed."""
+        """Sent; never handed over: deferred, its attempt given back; a transient failure
+        queued again after the retry policy's backoff (or the provider's Retry-After)
+        until it gives up; otherwise failed."""
+        if isinstance(result, TransientSendError) and not result.attempted:
+            return Outcome(
+                message.id,
+                message.broadcast_id,
+                MessageStatus.QUEUED,
+                retry_at=self.clock() + timedelta(seconds=result.retry_after or 0.0),
+                deferred=True,
+            )
         if isinstance(result, Sent):
             return Outcome(
                 message.id,
@@ -343,6 +442,15 @@ class Deliverer:
                 retry_at=retry_at,
             )
         return Outcome(message.id, message.broadcast_id, MessageStatus.FAILED, result.reason)
+
+
+def _shifted(report: Report, offset: int) -> Report:
+    """`report` for a chunk that starts at `offset` in its group."""
+
+    def shifted(position: int, result: Result) -> None:
+        report(offset + position, result)
+
+    return shifted
 
 
 def _pushback(results: Iterable[Result]) -> float | None:

@@ -8,6 +8,7 @@ LEAST/GREATEST) the difference is a helper of `db/dialect.py`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -169,6 +170,28 @@ async def unhold(session: AsyncSession, *, slot_id: int, holder: str) -> None:
     """Side effect: the holder's slot row is deleted (already gone when it expired and
     was purged: nothing happens)."""
     await session.execute(delete(SLOTS).where(S.id == slot_id, S.holder == holder))
+
+
+async def renew(
+    session: AsyncSession, *, slot_ids: Sequence[int], holder: str, expires_epoch: float
+) -> None:
+    """Side effect: the holder's slot rows among `slot_ids` (the grants it still holds)
+    expire at `expires_epoch` instead (a live worker's heartbeat); gone ones stay gone."""
+    if slot_ids:
+        await session.execute(
+            update(SLOTS)
+            .where(S.id.in_(list(slot_ids)), S.holder == holder)
+            .values(expires_epoch=expires_epoch)
+        )
+
+
+async def unhold_all(session: AsyncSession, *, holders: Sequence[str]) -> int:
+    """Side effect: every slot row of these holders (dead workers, or one stopping) is
+    deleted, whatever its connection. Returns how many."""
+    if not holders:
+        return 0
+    result = await session.execute(delete(SLOTS).where(S.holder.in_(list(holders))))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def purge_expired(session: AsyncSession, *, connection_id: int, now: float) -> None:

@@ -18,8 +18,10 @@ write transaction:
 
 The rate is a token bucket refilled at `per_second`, holding at most one second of sends
 (at least one token). Concurrency is the sum of unexpired slot rows: a grant holds its
-sends until released or until `hold_seconds` pass, so a dead worker's slots free
-themselves. Rows are created on first use.
+sends until released or until `hold_seconds` pass unless renewed — the worker's heartbeat
+renews the grants it holds (`held`), so a dead worker's slots free themselves within
+`hold_seconds` of its last heartbeat, and a live one keeps them however long its sends
+take. Rows are created on first use.
 
 Why the lock on PostgreSQL: an UPDATE that waits for a row lock re-reads the locked row
 once it gets it, but a subquery on another table (the slots held) still sees the
@@ -36,12 +38,14 @@ back, so a worker whose clock is behind refills nothing instead of refilling twi
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.db.availability import unavailable
 from tidings.db.engine import Database
 from tidings.dispatcher.limit_queries import (
     Taken,
@@ -54,6 +58,8 @@ from tidings.dispatcher.limit_queries import (
     take,
     unhold,
 )
+
+log = logging.getLogger(__name__)
 
 SLOT_RETRY_SECONDS = 0.5
 """How long to wait when only concurrency blocks: slots free when a holder releases,
@@ -81,6 +87,12 @@ class ConnectionLimiter:
         self.db = db
         self.holder = holder  # this worker's unique id, e.g. host:pid:uuid
         self.clock = clock
+        self._held: set[int] = set()  # slot rows of grants not yet released
+
+    @property
+    def held(self) -> list[int]:
+        """The slot rows of the grants this worker holds: what its heartbeat renews."""
+        return sorted(self._held)
 
     async def acquire(
         self,
@@ -125,15 +137,26 @@ class ConnectionLimiter:
                     sends=taken.granted,
                     expires_epoch=now + hold_seconds,
                 )
+        if slot_id is not None:
+            self._held.add(slot_id)
         wait = retry_after(taken, now=now, per_second=per_second, max_concurrency=max_concurrency)
         return Grant(connection_id, taken.granted, wait, slot_id)
 
     async def release(self, grant: Grant) -> None:
-        """Free the grant's concurrency slots (nothing to do when it holds none)."""
+        """Free the grant's concurrency slots (nothing to do when it holds none). While the
+        database cannot be reached the row stays, no longer renewed, and expires by
+        itself: a release never fails the sends it follows."""
         if grant.slot_id is None:
             return
-        async with self.db.transaction() as session:
-            await unhold(session, slot_id=grant.slot_id, holder=self.holder)
+        self._held.discard(grant.slot_id)
+        try:
+            async with self.db.transaction() as session:
+                await unhold(session, slot_id=grant.slot_id, holder=self.holder)
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            log.warning("slot %d of connection %d left to expire: %r", grant.slot_id,
+                        grant.connection_id, exc)  # fmt: skip
 
     async def blocked_for(self, connection_id: int) -> float:
         """Seconds until a push-back on the connection ends (0.0: none now), read again

@@ -1,19 +1,26 @@
 """The dispatcher: start due broadcasts, claim due messages, render, send, record.
 
+    run(stop):   join `workers` ──▶ heartbeat task beside the loop (heartbeat.py)
+                 ──▶ tick until stopped ──▶ leave (what it could not finish goes back)
     tick() = _prepare() then _complete():
     _prepare():  due broadcasts ──start_due──▶ expanded, SENDING
                  expired leases ──reap──▶ queued again
-                 claim(batch) ──▶ skip the suppressed ──▶ render each (renderer.py)
-    _complete(): send through the connections (deliverer.py)
-                 ──▶ record(outcomes) in one transaction ──▶ finish broadcasts
+                 claim(batch) for this worker ──▶ skip the suppressed ──▶ render each
+    _complete(): send through the connections (deliverer.py), each outcome to the
+                 batch's recorder (recorder.py) as it is known ──▶ written in small steps
+                 ──▶ finish broadcasts
 
 `run()` overlaps the two: batch N+1 is claimed and rendered while batch N is sent and
 recorded (rendering runs in a thread, `RENDER_SLICE` messages at a time, so batch N's
 connections keep going), so the process renders while the provider works instead of
-waiting for it. Claims commit at once (the lease protects the rows); outcomes are written
-a batch at a time; a worker that dies mid-batch leaves leased rows that `reap` queues
-again, so a message is lost never and sent twice at most when it was in flight (two
-batches, when it dies with one on the wire and the next rendered).
+waiting for it. Claims commit at once (the worker's heartbeat and the lease protect the
+rows); outcomes are written every `record_every` outcomes or `record_seconds`, whichever
+comes first. A worker that dies mid-batch leaves claimed rows that any live worker queues
+again once its heartbeat is `dead_after` seconds old, so a message is lost never and sent
+twice at most when it was answered by the provider but not yet written down.
+
+Every step survives the database being away (a restart): a failed step is logged in one
+line and tried again after a pause; outcomes are kept and written once it is back.
 
 Each batch's outcome is logged at DEBUG, one line with how long each half took.
 """
@@ -28,8 +35,7 @@ import random
 import secrets
 import socket
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -44,19 +50,17 @@ from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.dispatcher import queries
 from tidings.dispatcher.deliverer import Deliverer
+from tidings.dispatcher.heartbeat import Heartbeat
 from tidings.dispatcher.limits import ConnectionLimiter
-from tidings.dispatcher.renderer import MessageRenderer, Rendered
+from tidings.dispatcher.recorder import RECORD_RETRY_SECONDS, Recorder, Write, tally
+from tidings.dispatcher.renderer import Link, MessageRenderer, Rendered, unrendered
 from tidings.dispatcher.retry import RetryPolicy
 from tidings.links.tokens import TokenSigner
 from tidings.outbox.outcomes import Outcome
 from tidings.outbox.queue import Claimed
-from tidings.outbox.status import MessageStatus
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-
-RECORD_RETRY_SECONDS = (0.5, 5.0)
-"""The record step's first wait and longest wait while the database cannot be reached."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,10 @@ class DispatcherConfig:
     idle_sleep: float = 0.5
     public_url: str = "http://127.0.0.1:8000"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    heartbeat: float = 2.0  # seconds between heartbeats
+    dead_after: float = 10.0  # a worker silent this long is dead
+    record_every: int = 100  # outcomes written at once, at most
+    record_seconds: float = 0.5  # the longest an outcome waits to be written
 
 
 @dataclass(slots=True)
@@ -106,22 +114,45 @@ class Dispatcher:
         self.signer = signer or TokenSigner(secrets.token_bytes(32))
         holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.limiter = ConnectionLimiter(db, holder=holder, clock=lambda: self.clock().timestamp())
+        self.heartbeat = Heartbeat(
+            db, limiter=self.limiter, interval=self.config.heartbeat,
+            dead_after=self.config.dead_after, clock=lambda: self.clock().timestamp(), wall=clock,
+        )  # fmt: skip
         self.messages = MessageRenderer(
             db, renderer=renderer, signer=self.signer, public_url=self.config.public_url,
             clock=clock, max_attempts=self.config.retry.max_attempts,
         )  # fmt: skip
         self.deliverer = Deliverer(
             db, limiter=self.limiter, retry=self.config.retry,
-            hold_seconds=self.config.lease.total_seconds(), clock=clock, rng=self.rng,
+            hold_seconds=self.config.dead_after, clock=clock, rng=self.rng,
             channels=channels,
         )  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick until `stop` is set; sleep briefly when there was nothing to do."""
+        """Join the workers, then tick until `stop` is set, sleeping briefly when there was
+        nothing to do, with the heartbeat beside; then leave. A heartbeat that fails for
+        any other reason than the database being away stops the loop and is raised."""
         try:
-            await self._run(stop)
+            if await self.heartbeat.join(stop):
+                await self._run_beating(stop)
         finally:
             await self.close()
+
+    async def _run_beating(self, stop: asyncio.Event) -> None:
+        halt = asyncio.Event()  # `stop`, or the heartbeat died
+        beating = asyncio.create_task(self.heartbeat.run(halt), name="heartbeat")
+        stopping = asyncio.create_task(stop.wait(), name="stop")
+        for task in (beating, stopping):
+            task.add_done_callback(lambda _: halt.set())
+        try:
+            await self._run(halt)
+        finally:
+            halt.set()
+            stopping.cancel()
+            await asyncio.wait([beating])
+            await self.heartbeat.leave()
+        if beating.exception() is not None:
+            raise RuntimeError("the worker's heartbeat failed") from beating.exception()
 
     async def close(self) -> None:
         """Close every provider connection this worker opened."""
@@ -194,23 +225,38 @@ class Dispatcher:
             if reaped:
                 metrics.LEASES_REAPED.inc(reaped)
             claimed = await queries.claim(
-                session, now=now, lease_until=lease_until, limit=self.config.batch_size
+                session,
+                now=now,
+                lease_until=lease_until,
+                limit=self.config.batch_size,
+                worker_id=self.heartbeat.worker_id,
             )
             # Checked again at the last moment: an address suppressed since the message
             # was made (a bounce, a complaint, a STOP mid-broadcast) is skipped, not sent.
             claimed = await queries.skip_suppressed(session, claimed=claimed, now=now)
-        rendered = await self.messages.render_batch(claimed) if claimed else None
+        rendered = None
+        if claimed:
+            try:
+                rendered = await self.messages.render_batch(claimed)
+            except Exception as exc:  # claimed, so each gets an outcome: the batch fails alike
+                rendered = unrendered(claimed, exc)
         found = started + reaped + len(claimed)
         return _Batch(found, lease_until, claimed, rendered, time.perf_counter() - started_at)
 
     async def _complete(self, batch: _Batch) -> int:
-        """Send a prepared batch, record its outcomes, finish broadcasts; returns the work
-        done (0 = idle)."""
+        """Send a prepared batch, its outcomes written as they come, then finish
+        broadcasts; returns the work done (0 = idle)."""
         started_at = time.perf_counter()
-        outcomes: list[Outcome] = []
+        tallied = "none sent"
         if batch.rendered is not None:
-            outcomes = await self.deliverer.send(batch.rendered)
-            await self._record(batch, outcomes)
+            async with Recorder(
+                self._writer(batch),
+                every=self.config.record_every,
+                seconds=self.config.record_seconds,
+                give_up_after=self.config.lease.total_seconds(),
+            ) as recorder:
+                await self.deliverer.send(batch.rendered, recorder.add)
+            tallied = tally(recorder.tally)
         async with self.db.transaction() as session:  # the finish step
             finished = await queries.finish_broadcasts(session, now=self.clock())
         if (batch.found or finished) and log.isEnabledFor(logging.DEBUG):
@@ -218,7 +264,7 @@ class Dispatcher:
                 "batch: %d claimed (%s); %d broadcasts started or leases reaped, "
                 "%d broadcasts finished; prepared in %.3f s, sent and recorded in %.3f s",
                 len(batch.claimed),
-                _tally(outcomes),
+                tallied,
                 batch.found - len(batch.claimed),
                 finished,
                 batch.seconds,
@@ -226,36 +272,27 @@ class Dispatcher:
             )
         return batch.found + finished
 
-    async def _record(self, batch: _Batch, outcomes: list[Outcome]) -> None:
-        """The record step, retried while the database cannot be reached (a restart): the
-        outcomes stay in memory and are written once it is back, so what is known to be
-        sent is not sent again. Given up when the batch's lease has run out meanwhile
-        (another worker may have claimed it again: its rows then change nothing)."""
+    def _writer(self, batch: _Batch) -> Write:
+        """The record step of `batch`'s outcomes (one transaction each): only rows still
+        held under its lease are written, with their links and their credit."""
         assert batch.rendered is not None
-        deadline = time.monotonic() + self.config.lease.total_seconds()
-        wait = RECORD_RETRY_SECONDS[0]
-        while True:
-            try:
-                async with self.db.transaction() as session:
-                    await queries.record(
-                        session,
-                        outcomes=outcomes,
-                        lease_until=batch.lease_until,
-                        now=self.clock(),
-                        links=batch.rendered.links,
-                        charged={c.id: c for c in batch.claimed if c.cost},
-                    )
-                return
-            except Exception as exc:
-                if not unavailable(exc) or time.monotonic() + wait > deadline:
-                    raise
-                metrics.OUTCOME_WRITE_RETRIES.inc()
-                log.warning(
-                    "outcomes of %d messages kept: the database is unavailable (%r); "
-                    "writing them again in %.1f s", len(outcomes), exc, wait,
-                )  # fmt: skip
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, RECORD_RETRY_SECONDS[1])
+        charged = {c.id: c for c in batch.claimed if c.cost}
+        links: dict[int, list[Link]] = {}
+        for link in batch.rendered.links:
+            links.setdefault(link["message_id"], []).append(link)
+
+        async def write(outcomes: list[Outcome]) -> None:
+            async with self.db.transaction() as session:
+                await queries.record(
+                    session,
+                    outcomes=outcomes,
+                    lease_until=batch.lease_until,
+                    now=self.clock(),
+                    links=[link for o in outcomes for link in links.get(o.message_id, ())],
+                    charged=charged,
+                )
+
+        return write
 
     async def _start_due_broadcasts(self, now: datetime) -> int:
         async with self.db.transaction(write=False) as session:
@@ -265,13 +302,3 @@ class Dispatcher:
             async with self.db.transaction() as session:
                 started += await start_due(session, broadcast_id=broadcast_id, now=now)
         return started
-
-
-def _tally(outcomes: Sequence[Outcome]) -> str:
-    """The outcomes counted by kind, e.g. `3 sent, 1 failed, 2 retried, 5 deferred`."""
-    counts = Counter(
-        "deferred" if o.deferred else "retried" if o.status is MessageStatus.QUEUED else o.status
-        for o in outcomes
-    )
-    order = ("sent", "failed", "retried", "deferred")
-    return ", ".join(f"{counts[kind]} {kind}" for kind in order if counts[kind]) or "none sent"

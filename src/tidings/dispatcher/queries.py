@@ -6,11 +6,15 @@ credit given back, tracked links stored.
     claim step    reap · claim · skip_suppressed (+ counters, credit of the skipped)
     record step   record: outcomes · events · webhooks · counters · credit · links
     finish step   finish_broadcasts (SENDING → SENT through the broadcast table)
+    heartbeat     beat · renew (the worker's slots) · free_dead_workers: their claimed
+                  messages queued again, their slots and rows deleted
+    leaving       free_workers(this one)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +25,8 @@ from sqlalchemy.types import TypeEngine
 from tidings.broadcasts.counters import add_to_counters, finish_broadcasts
 from tidings.credits import service as credits
 from tidings.db.dialect import insert_selected_ignoring_conflicts, json_rows
+from tidings.dispatcher.limit_queries import renew, unhold_all
+from tidings.dispatcher.worker_queries import beat, dead, forget, join
 from tidings.events.outcomes import add_outcome_events, notify_outcome_events
 from tidings.links.models import Link
 from tidings.outbox import queue
@@ -30,13 +36,52 @@ from tidings.outbox.queue import Claimed, claim, next_due, reap
 from tidings.outbox.status import MessageStatus
 
 __all__ = [
+    "beat",
     "claim",
     "finish_broadcasts",
+    "free_dead_workers",
+    "free_workers",
+    "join",
     "next_due",
     "reap",
     "record",
+    "renew",
     "skip_suppressed",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Freed:
+    """What freeing workers gave back: their (id, name), their claimed messages queued
+    again, their connection slots deleted."""
+
+    workers: list[tuple[int, str]]
+    messages: int
+    slots: int
+
+
+async def free_dead_workers(session: AsyncSession, *, silent_since: float, now: datetime) -> Freed:
+    """Side effects, for every worker whose last heartbeat is before `silent_since`: the
+    messages it claimed and holds no outcome for are QUEUED again, due now
+    (`outbox.queue.free_claims`); its connection slots are deleted; its row too. The
+    rows of workers another transaction is freeing are skipped (PostgreSQL)."""
+    found = await dead(session, silent_since=silent_since)
+    return await free_workers(session, workers=found, now=now)
+
+
+async def free_workers(
+    session: AsyncSession, *, workers: Sequence[tuple[int, str]], now: datetime
+) -> Freed:
+    """Side effects: these workers' claimed messages without an outcome are QUEUED again,
+    due now; their connection slots and their rows are deleted (a dead worker's, or one
+    stopping: it frees what it could not finish)."""
+    if not workers:
+        return Freed([], 0, 0)
+    ids = [worker_id for worker_id, _ in workers]
+    messages = await queue.free_claims(session, worker_ids=ids, now=now)
+    slots = await unhold_all(session, holders=[name for _, name in workers])
+    await forget(session, worker_ids=ids)
+    return Freed(list(workers), messages, slots)
 
 
 async def skip_suppressed(

@@ -46,6 +46,7 @@ from tidings.content.context import render_context
 from tidings.content.footer import with_unsubscribe_line
 from tidings.content.render import Compiled, OverBudget, Renderer, TemplateError
 from tidings.content.tracking import add_open_pixel, rewrite_links
+from tidings.db.availability import unavailable
 from tidings.db.engine import Database
 from tidings.dispatcher import loading
 from tidings.dispatcher.templates import CompiledTemplate, TemplateCache
@@ -97,6 +98,24 @@ class Rendered:
     links: list[Link]
     by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]]
     specs: dict[int | None, ConnectionSpec]
+
+
+def unrendered(claimed: Sequence[Claimed], exc: Exception) -> Rendered:
+    """A batch whose rendering as a whole raised `exc` (loading its campaigns, templates or
+    contacts): while the database cannot be reached, every message waits its turn again,
+    its attempt given back (nothing was handed over); anything else is a bug, logged, and
+    costs each message an attempt, so that it fails after `max_attempts`, not loops."""
+    error: SendError
+    if unavailable(exc):
+        log.warning("a batch of %d could not be rendered: the database is unavailable (%r)",
+                    len(claimed), exc)  # fmt: skip
+        error = TransientSendError("not rendered: the database is unavailable", attempted=False)
+    else:
+        log.exception("a batch of %d could not be rendered", len(claimed), exc_info=exc)
+        for message in claimed:
+            metrics.RENDER_FAILURES.labels(message.channel, "internal").inc()
+        error = TransientSendError(internal_error(exc))
+    return Rendered([(message, error) for message in claimed], [], {}, {None: SINK})
 
 
 @dataclass(slots=True)

@@ -62,6 +62,10 @@ def build_worker(settings: Settings, db: Database) -> Dispatcher:
             batch_size=settings.dispatcher_batch_size,
             lease=timedelta(seconds=settings.dispatcher_lease_seconds),
             public_url=settings.public_url,
+            heartbeat=settings.worker_heartbeat_seconds,
+            dead_after=settings.worker_dead_after_seconds,
+            record_every=settings.record_every,
+            record_seconds=settings.dispatcher_record_seconds,
         ),
     )
 

@@ -72,6 +72,9 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
     due_at: Mapped[datetime] = mapped_column(default=utcnow)
     lease_until: Mapped[datetime | None]
+    # The worker that claimed it last (`workers.id`, no foreign key: the hot path); while
+    # SENDING, the claim is freed as soon as that worker is found dead.
+    worker_id: Mapped[int | None] = mapped_column(BigIntPK)
     provider_id: Mapped[str | None] = mapped_column(String(128))
     segments: Mapped[int | None] = mapped_column(SmallInteger)
     cost: Mapped[int] = mapped_column(BigInteger, default=0)  # micro-credits reserved

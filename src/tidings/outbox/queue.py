@@ -53,10 +53,16 @@ class Claimed:
 
 
 async def claim(
-    session: AsyncSession, *, now: datetime, lease_until: datetime, limit: int
+    session: AsyncSession,
+    *,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    worker_id: int | None = None,
 ) -> list[Claimed]:
-    """Lease up to `limit` due messages, oldest first. Side effects: QUEUED → SENDING,
-    lease_until set, attempts + 1. Caller commits at once; the lease protects the rows."""
+    """Lease up to `limit` due messages, oldest first, for `worker_id`. Side effects:
+    QUEUED → SENDING, lease_until and worker_id set, attempts + 1. Caller commits at once;
+    the lease and the worker's heartbeat protect the rows."""
     due = for_update(
         session,
         select(M.id).where(M.status == S.QUEUED, M.due_at <= now).order_by(M.due_at).limit(limit),
@@ -65,7 +71,9 @@ async def claim(
     statement = (
         update(MESSAGES)
         .where(M.id.in_(due.scalar_subquery()))
-        .values(status=S.SENDING, lease_until=lease_until, attempts=M.attempts + 1)
+        .values(
+            status=S.SENDING, lease_until=lease_until, worker_id=worker_id, attempts=M.attempts + 1
+        )
         .returning(
             M.id,
             M.org_id,
@@ -131,6 +139,21 @@ async def reap(session: AsyncSession, *, now: datetime) -> int:
         update(MESSAGES)
         .where(M.status == S.SENDING, M.lease_until < now)
         .values(status=S.QUEUED, due_at=now, lease_until=None),
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def free_claims(session: AsyncSession, *, worker_ids: Sequence[int], now: datetime) -> int:
+    """Side effect: the messages these (dead) workers claimed and hold no outcome for are
+    QUEUED again, due now, their attempt kept (the claim counted one: a message whose
+    workers keep dying fails after `max_attempts`). Returns how many. Read through the
+    partial index of leased rows: only the batches in flight are looked at."""
+    if not worker_ids:
+        return 0
+    result = await session.execute(
+        update(MESSAGES)
+        .where(M.status == S.SENDING, one_of(session, M.worker_id, list(worker_ids)))
+        .values(status=S.QUEUED, due_at=now, lease_until=None, worker_id=None),
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

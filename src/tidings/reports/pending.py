@@ -29,6 +29,7 @@ from typing import Final
 from sqlalchemy import delete, exists, or_, select
 
 from tidings.connections.models import Connection
+from tidings.db.availability import unavailable
 from tidings.db.base import utcnow
 from tidings.db.dialect import for_update
 from tidings.db.engine import Database
@@ -157,8 +158,11 @@ class ReportsKeeper:
             started = time.perf_counter()
             try:
                 await self.tick()
-            except Exception:  # a database hiccup must not end the loop
-                log.exception("delivery report housekeeping")
+            except Exception as exc:  # a database hiccup must not end the loop
+                if unavailable(exc):
+                    log.warning("report housekeeping: the database is unavailable (%r)", exc)
+                else:
+                    log.exception("delivery report housekeeping")
             else:
                 seconds = time.perf_counter() - started
                 log.debug("delivery report housekeeping done in %.3f s", seconds)

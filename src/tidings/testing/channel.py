@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from tidings.channels.base import Channel, Outgoing, Result, Sent
+from tidings.channels.base import Channel, Outgoing, Report, Result, Sent
 
 Rule = Callable[[Outgoing], Result]
 
@@ -72,7 +72,9 @@ class RecordingChannel:
         self.batches: list[list[Outgoing]] = []
         self.closed = False
 
-    async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
+    async def send(
+        self, batch: Sequence[Outgoing], *, report: Report | None = None
+    ) -> Sequence[Result]:
         # Recorded before the rule runs: a batch that fails was still handed over.
         self.batches.append(list(batch))
         self.messages.extend(batch)

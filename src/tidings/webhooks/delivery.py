@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from tidings.db.availability import unavailable
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.net.ssrf import UnsafeURL, guarded_client, parse
@@ -93,8 +94,11 @@ class WebhookSender:
                 started = time.perf_counter()
                 try:
                     busy = await self.tick()
-                except Exception:
-                    log.exception("webhook delivery tick failed; retrying")
+                except Exception as exc:
+                    if unavailable(exc):  # a restart: one line, not a traceback a tick
+                        log.warning("webhook deliveries: the database is unavailable (%r)", exc)
+                    else:
+                        log.exception("webhook delivery tick failed; retrying")
                     busy = 0
                 if busy:
                     seconds = time.perf_counter() - started

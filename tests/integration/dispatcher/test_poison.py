@@ -21,13 +21,13 @@ from tests.support.factories import OrgWithKey, make_org
 from tests.support.sending import audience, broadcast_now, campaign, email_campaign
 from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.service import start_due
-from tidings.channels.base import Channel, Outgoing, Result
+from tidings.channels.base import Channel, Outgoing, Report, Result
 from tidings.connections import service as connections
 from tidings.connections.schemas import ConnectionCreate
 from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
-from tidings.dispatcher import deliverer, loop, queries
+from tidings.dispatcher import deliverer, queries, recorder
 from tidings.dispatcher.limits import ConnectionLimiter
 from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.dispatcher.retry import RetryPolicy
@@ -215,7 +215,9 @@ async def test_a_batch_that_raised_by_chance_is_sent_one_by_one_at_once(db: Data
     calls: list[int] = []
 
     class FlakyOnce(RecordingChannel):
-        async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
+        async def send(
+            self, batch: Sequence[Outgoing], *, report: Report | None = None
+        ) -> Sequence[Result]:
             calls.append(len(batch))
             if len(calls) == 1:
                 raise RuntimeError("first call only")
@@ -270,7 +272,7 @@ async def test_outcomes_are_kept_while_the_database_is_away_and_nothing_is_sent_
         return await record(session, **kwargs)
 
     monkeypatch.setattr(queries, "record", restarting)
-    monkeypatch.setattr(loop, "RECORD_RETRY_SECONDS", (0.01, 0.02))
+    monkeypatch.setattr(recorder, "RECORD_RETRY_SECONDS", (0.01, 0.02))
     channel = RecordingChannel()
     await dispatcher(db, channel).drain()
     assert failures == []  # both refusals happened
@@ -304,7 +306,9 @@ async def test_a_pushback_another_worker_got_stops_this_workers_batch_at_once(
     class ToldToHoldOff(RecordingChannel):
         """The 7th message's call is when another worker gets the provider's 421."""
 
-        async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
+        async def send(
+            self, batch: Sequence[Outgoing], *, report: Report | None = None
+        ) -> Sequence[Result]:
             results = await super().send(batch)
             if len(self.messages) == 7:
                 await other_worker.penalise(connection.id, seconds=600)

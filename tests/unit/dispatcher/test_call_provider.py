@@ -10,6 +10,7 @@ import pytest
 from tidings.channels.base import (
     Outgoing,
     PermanentSendError,
+    Report,
     Result,
     SendError,
     Sent,
@@ -30,7 +31,9 @@ class Scripted:
     def __init__(self, answer: Sequence[Result] | SendError) -> None:
         self.answer = answer
 
-    async def send(self, batch: Sequence[Outgoing]) -> Sequence[Result]:
+    async def send(
+        self, batch: Sequence[Outgoing], *, report: Report | None = None
+    ) -> Sequence[Result]:
         if isinstance(self.answer, SendError):
             raise self.answer
         return self.answer

@@ -1,0 +1,147 @@
+"""A batch's outcomes, written down in small steps while the batch is still being sent.
+
+    async with Recorder(write, every=100, seconds=0.5, give_up_after=lease) as recorder:
+        await deliverer.send(rendered, recorder.add)      # outcomes as they are known
+    # leaving the block writes what is left
+
+One writer task beside the sending: it writes what has come in once `every` outcomes
+wait or the oldest has waited `seconds`, one write at a time (what comes in meanwhile
+goes in the next), so sending never waits for the database. A worker killed mid-batch
+has written down all but the last few outcomes, and only those messages are sent again.
+
+A write the database refuses because it cannot be reached (a restart) is tried again,
+waiting RECORD_RETRY_SECONDS[0] and doubling up to [1], with the outcomes kept in memory
+and what comes in meanwhile joining them, until it goes through or `give_up_after`
+seconds have passed since the recorder opened (the batch's lease: by then another worker
+may have claimed the messages again, and writing changes nothing). What is known to be
+sent is never sent again by this worker. Any other failure is a bug: logged with its
+traceback, and that step's messages are left to their lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+
+from tidings import metrics
+from tidings.db.availability import unavailable
+from tidings.outbox.outcomes import Outcome
+from tidings.outbox.status import MessageStatus
+
+log = logging.getLogger(__name__)
+
+RECORD_RETRY_SECONDS = (0.5, 5.0)
+"""A write's first wait and longest wait while the database cannot be reached."""
+
+Write = Callable[[list[Outcome]], Awaitable[None]]
+"""Writes outcomes in one transaction (the dispatcher's record step)."""
+
+
+class Recorder:
+    """Collects one batch's outcomes (`add`) and writes them in steps (see the module)."""
+
+    def __init__(self, write: Write, *, every: int, seconds: float, give_up_after: float) -> None:
+        self._write = write
+        self.every = every
+        self.seconds = seconds
+        self._deadline = time.monotonic() + give_up_after
+        self._pending: list[Outcome] = []
+        self._oldest = 0.0  # when the oldest pending outcome came in (monotonic)
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._writer: asyncio.Task[None] | None = None
+        self.tally: Counter[str] = Counter()  # the outcomes written, by kind
+        self.steps = 0  # writes that went through
+
+    async def __aenter__(self) -> Recorder:
+        self._writer = asyncio.create_task(self._writing(), name="recorder")
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._closing = True
+        self._wake.set()
+        assert self._writer is not None
+        await self._writer
+
+    def add(self, outcomes: Sequence[Outcome]) -> None:
+        """Outcomes to write down (never blocks: the writer task writes them)."""
+        if not outcomes:
+            return
+        if not self._pending:
+            self._oldest = time.monotonic()
+            self._wake.set()  # the writer starts its clock
+        self._pending.extend(outcomes)
+        if len(self._pending) >= self.every:
+            self._wake.set()
+
+    async def _writing(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            if not self._closing and len(self._pending) < self.every:
+                left = self._oldest + self.seconds - time.monotonic()
+                if left > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=left)
+                    self._wake.clear()
+                    continue
+            await self._write_step()
+
+    async def _write_step(self) -> None:
+        """Write what is pending, trying again while the database cannot be reached."""
+        wait = RECORD_RETRY_SECONDS[0]
+        while True:
+            step, self._pending = self._pending, []
+            try:
+                await self._write(step)
+            except Exception as exc:
+                if not unavailable(exc):
+                    log.exception("writing %d outcomes failed: left to their lease", len(step))
+                    return
+                self._pending = step + self._pending  # kept, and written with what came since
+                if time.monotonic() + wait > self._deadline:
+                    log.error(
+                        "gave up writing %d outcomes: the database has been unavailable for "
+                        "the batch's whole lease (%r)", len(self._pending), exc,
+                    )  # fmt: skip
+                    self._pending = []
+                    return
+                metrics.OUTCOME_WRITE_RETRIES.inc()
+                log.warning(
+                    "outcomes of %d messages kept: the database is unavailable (%r); "
+                    "writing them again in %.1f s", len(self._pending), exc, wait,
+                )  # fmt: skip
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, RECORD_RETRY_SECONDS[1])
+                continue
+            self.steps += 1
+            self.tally.update(_kind(o) for o in step)
+            return
+
+
+def _kind(outcome: Outcome) -> str:
+    if outcome.deferred:
+        return "deferred"
+    if outcome.status is MessageStatus.QUEUED:
+        return "retried"
+    return str(outcome.status)
+
+
+def tally(counts: Counter[str]) -> str:
+    """The outcomes counted by kind, e.g. `3 sent, 1 failed, 2 retried, 5 deferred`."""
+    order = ("sent", "failed", "retried", "deferred")
+    return ", ".join(f"{counts[kind]} {kind}" for kind in order if counts[kind]) or "none sent"
