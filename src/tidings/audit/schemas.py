@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-_EXAMPLE = {
+_EXAMPLE: dict[str, JsonValue] = {
     "id": 42,
     "at": "2026-12-07T18:30:00Z",
     "actor": "key 3",
