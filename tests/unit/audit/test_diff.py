@@ -68,5 +68,6 @@ def test_every_action_names_its_target_kind() -> None:
     assert Action.CONNECTION_UPDATE.target_kind == "connection"
     assert Action.CREDITS_TOP_UP.target_kind == "credits"
     for action in Action:
-        kind, _, verb = action.value.partition(".")
-        assert kind and verb and action.target_kind == kind
+        kind, dot, verb = action.value.partition(".")
+        assert (bool(kind), dot, bool(verb)) == (True, ".", True)
+        assert action.target_kind == kind
