@@ -222,9 +222,9 @@ async def test_nothing_alters_the_log_and_it_takes_a_manage_key(
     before = await _audit(client, org)
     entry = before["data"][0]["id"]
     for method in ("POST", "PUT", "PATCH", "DELETE"):
-        for path in (f"{base}/audit", f"{base}/audit/{entry}"):
+        for path, status in ((f"{base}/audit", 405), (f"{base}/audit/{entry}", 404)):
             response = await client.request(method, path, json={"action": "x"}, headers=h)
-            assert response.status_code in (404, 405), (method, path, response.status_code)
+            assert response.status_code == status, (method, path, response.status_code)
     assert await _audit(client, org) == before
 
     spec = (await client.get("/openapi.json")).json()
