@@ -22,6 +22,7 @@ from tidings.api import health, problems
 from tidings.api.deps import KeyStore
 from tidings.api.observe import Observe
 from tidings.applications import routes as applications
+from tidings.audit import routes as audit
 from tidings.bounces import routes as bounces
 from tidings.broadcasts import routes as broadcasts
 from tidings.campaigns import routes as campaigns
@@ -82,6 +83,7 @@ UNAVAILABLE_PROBLEM: dict[int | str, dict[str, Any]] = {
 V1 = (
     orgs, keys, contacts, lists, segments, templates, connections, campaigns, invites,
     broadcasts, messages, events, applications, credits, suppressions, webhooks, reports,
+    audit,
 )  # fmt: skip
 """The packages whose routers make up `/v1`, in the order the API document lists them."""
 

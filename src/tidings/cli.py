@@ -30,6 +30,9 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.audit import service as audit
+from tidings.audit.actions import Action
+from tidings.audit.diff import diff, view
 from tidings.bounces import imap
 from tidings.connections.models import Connection
 from tidings.contacts.importer import import_csv
@@ -39,9 +42,10 @@ from tidings.db import migrate
 from tidings.db.engine import Database
 from tidings.errors import InvalidInput, TidingsError
 from tidings.keys import service as keys
-from tidings.keys.schemas import KeyKind, Scope
+from tidings.keys.schemas import KeyKind, Scope, audited
 from tidings.orgs import service as orgs
 from tidings.orgs.models import Org
+from tidings.orgs.schemas import OrgOut
 from tidings.runtime import configure_logging, tune_gc
 from tidings.settings import Settings
 
@@ -120,6 +124,27 @@ def _run_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
 
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=str) + "\n")
+
+
+async def _new_org(session: AsyncSession, created: keys.NewOrg) -> None:
+    """Record an org made at the CLI, and its first key, in the command's transaction."""
+    org_id, key = created.org.id, created.key.key
+    await audit.record(
+        session,
+        org_id=org_id,
+        by=audit.CLI,
+        action=Action.ORG_CREATE,
+        target_id=org_id,
+        changes=diff(None, view(OrgOut.model_validate(created.org))),
+    )
+    await audit.record(
+        session,
+        org_id=org_id,
+        by=audit.CLI,
+        action=Action.KEY_CREATE,
+        target_id=key.id,
+        changes=diff(None, audited(key)),
+    )
 
 
 async def _org_id(session: AsyncSession, ref: str) -> int:
@@ -233,7 +258,9 @@ def _bootstrap(settings: Settings, *, base_url: str) -> None:
     async def work(session: AsyncSession) -> keys.NewOrg | None:
         if await orgs.count_orgs(session):
             return None
-        return await keys.create_org(session, name="Default", login="default")
+        created = await keys.create_org(session, name="Default", login="default")
+        await _new_org(session, created)
+        return created
 
     created = _run(settings, work, write=True)
     if created is None:
@@ -294,7 +321,9 @@ def orgs_create(
     """Create an org and its first API key (every scope), printed once."""
 
     async def work(session: AsyncSession) -> keys.NewOrg:
-        return await keys.create_org(session, name=name, login=login, phone_region=phone_region)
+        created = await keys.create_org(session, name=name, login=login, phone_region=phone_region)
+        await _new_org(session, created)
+        return created
 
     created = _run(_settings(ctx), work, write=True)
     if as_json:
@@ -344,9 +373,18 @@ def keys_create(
 
     async def work(session: AsyncSession) -> keys.IssuedKey:
         org_id = await _org_id(session, org)
-        return await keys.create_key(
+        issued = await keys.create_key(
             session, org_id=org_id, name=name, kind=kind, scopes=scope or list(Scope)
         )
+        await audit.record(
+            session,
+            org_id=org_id,
+            by=audit.CLI,
+            action=Action.KEY_CREATE,
+            target_id=issued.key.id,
+            changes=diff(None, audited(issued.key)),
+        )
+        return issued
 
     issued = _run(_settings(ctx), work, write=True)
     if as_json:
@@ -414,7 +452,16 @@ def keys_revoke(
 
     async def work(session: AsyncSession) -> Any:
         org_id = await _org_id(session, org)
-        return await keys.revoke_key(session, org_id=org_id, key_id=key_id)
+        revoked = await keys.revoke_key(session, org_id=org_id, key_id=key_id)
+        await audit.record(
+            session,
+            org_id=org_id,
+            by=audit.CLI,
+            action=Action.KEY_REVOKE,
+            target_id=key_id,
+            changes=diff({}, {"revoked_at": audited(revoked)["revoked_at"]}),
+        )
+        return revoked
 
     key = _run(_settings(ctx), work, write=True)
     if as_json:
@@ -466,7 +513,7 @@ def contacts_import(
             org_id = await _org_id(session, org)
         async with db.session() as session:  # the importer opens a transaction per batch
             with file.open("rb") as handle, progress:
-                return await import_csv(
+                report = await import_csv(
                     session,
                     org_id=org_id,
                     source=handle,
@@ -474,6 +521,17 @@ def contacts_import(
                     batch_size=settings.import_batch_size,
                     on_batch=lambda n: progress.advance(task, n),
                 )
+        async with db.transaction() as session:
+            counts = {"created": report.created, "updated": report.updated}
+            await audit.record(
+                session,
+                org_id=org_id,
+                by=audit.CLI,
+                action=Action.CONTACT_IMPORT,
+                target_id=None,
+                changes=counts | {"failed": report.failed},
+            )
+        return report
 
     report = _run_db(settings, work)
     summary = {
@@ -521,9 +579,18 @@ def credits_top_up(
     async def work(session: AsyncSession) -> CreditEntryOut:
         micro = _credits_amount(amount)
         org_id = await _org_id(session, org)
-        return CreditEntryOut.of(
+        entry = CreditEntryOut.of(
             await credits.top_up(session, org_id=org_id, amount=micro, note=note)
         )
+        await audit.record(
+            session,
+            org_id=org_id,
+            by=audit.CLI,
+            action=Action.CREDITS_TOP_UP,
+            target_id=entry.id,
+            changes=diff(None, view(entry)),
+        )
+        return entry
 
     entry = _run(_settings(ctx), work, write=True)
     if as_json:

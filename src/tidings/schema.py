@@ -4,6 +4,7 @@ It sits above every domain package (it imports them all), beside the composition
 nothing in a domain package imports it."""
 
 from tidings.applications.models import Application, Integration
+from tidings.audit.models import AuditEntry
 from tidings.broadcasts.models import Broadcast
 from tidings.campaigns.models import Campaign
 from tidings.channels.models import SinkMessage
@@ -29,6 +30,7 @@ from tidings.webhooks.models import WebhookDelivery, WebhookEndpoint
 __all__ = [
     "ApiKey",
     "Application",
+    "AuditEntry",
     "Base",
     "Broadcast",
     "Campaign",

@@ -150,3 +150,35 @@ def test_serve_refuses_several_workers_on_sqlite(
     assert result.exit_code == 2
     assert "--workers above 1 needs PostgreSQL" in result.output
     assert not (tmp_path / "one.db").exists()  # refused before migrating anything
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_cli_writes_are_audited_as_cli(settings: Settings, tmp_path: Path) -> None:
+    created = _json("orgs", "create", "acme")
+    assert isinstance(created, dict)
+    issued = _json("keys", "create", "--org", "acme", "--name", "ci")
+    assert isinstance(issued, dict)
+    _json("keys", "revoke", "--org", "acme", str(issued["key_id"]))
+    _json("credits", "top-up", "--org", "acme", "12.5")
+    csv_file = tmp_path / "contacts.csv"
+    csv_file.write_text("email\nu@example.com\nbad\n", encoding="utf-8")
+    _json("contacts", "import", str(csv_file), "--org", "acme")
+
+    path = f"/v1/orgs/{created['org_id']}/audit?limit=100"
+    response = asyncio.run(_get(settings, path, created["api_key"]))
+    entries = response.json()["data"]
+    assert [(e["action"], e["actor"], e["key_id"]) for e in reversed(entries)] == [
+        ("org.create", "cli", None),
+        ("key.create", "cli", None),  # the org's first key
+        ("key.create", "cli", None),
+        ("key.revoke", "cli", None),
+        ("credits.top_up", "cli", None),
+        ("contact.import", "cli", None),
+    ]
+    assert entries[0]["changes"] == {"created": 1, "updated": 0, "failed": 1}
+    assert entries[1]["changes"]["amount"] == {"to": 12.5}
+    assert entries[3]["target_id"] == issued["key_id"]
+    assert entries[3]["changes"]["name"] == {"to": "ci"}
+    assert entries[5]["changes"]["name"] == {"to": "acme"}
+    assert issued["api_key"] not in response.text
+    assert created["api_key"] not in response.text

@@ -139,6 +139,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("DELETE", "/v1/orgs/{org_id}/webhooks/{webhook_id}"): None,
     ("GET", "/v1/orgs/{org_id}/webhooks/{webhook_id}/deliveries"): None,
     ("POST", "/v1/orgs/{org_id}/webhooks/{webhook_id}/test"): None,
+    ("GET", "/v1/orgs/{org_id}/audit"): None,
 }  # fmt: skip
 
 
@@ -372,3 +373,7 @@ async def test_org_b_cannot_read_or_change_org_a(client: httpx.AsyncClient, db: 
     assert campaign["from_email"] == "alpha@alpha.example"
     connection = f"/v1/orgs/{a.id}/connections/{ids_a['connection_id']}"
     assert (await client.get(connection, headers=h)).status_code == 200
+    # Org A's audit log holds A's own actions only: nothing B tried was recorded there.
+    audit = (await client.get(f"/v1/orgs/{a.id}/audit?limit=500", headers=h)).json()["data"]
+    assert audit, "org A's seeding is audited"
+    assert {entry["key_id"] for entry in audit} == {keys[0]["id"]}

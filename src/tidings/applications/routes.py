@@ -12,6 +12,9 @@ from tidings.applications.schemas import (
     IntegrationOut,
 )
 from tidings.applications.service import WithIntegrations
+from tidings.audit import service as audit
+from tidings.audit.actions import Action
+from tidings.audit.diff import diff, view
 
 router = APIRouter(prefix="/orgs/{org_id}/applications", tags=["applications"])
 
@@ -34,7 +37,16 @@ def _out(item: WithIntegrations) -> ApplicationOut:
 async def create_application(
     org_id: int, body: ApplicationCreate, key: ManageKey, session: WriteSessionDep
 ) -> ApplicationOut:
-    return _out(await service.create_application(session, org_id=key.org_id, body=body))
+    application = _out(await service.create_application(session, org_id=key.org_id, body=body))
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.APPLICATION_CREATE,
+        target_id=application.id,
+        changes=diff(None, view(application)),
+    )
+    return application
 
 
 @router.get("", summary="List applications")
@@ -66,8 +78,24 @@ async def get_application(
 async def put_integration(
     org_id: int, application_id: int, body: IntegrationIn, key: ManageKey, session: WriteSessionDep
 ) -> IntegrationOut:
+    before = view(
+        _out(
+            await service.get_application(session, org_id=key.org_id, application_id=application_id)
+        )
+    )
     integration = await service.put_integration(
         session, org_id=key.org_id, application_id=application_id, body=body
+    )
+    after = _out(
+        await service.get_application(session, org_id=key.org_id, application_id=application_id)
+    )
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.APPLICATION_INTEGRATION_PUT,
+        target_id=application_id,
+        changes=diff(before, view(after)),
     )
     return IntegrationOut.model_validate(integration)
 
@@ -76,5 +104,18 @@ async def put_integration(
 async def delete_application(
     org_id: int, application_id: int, key: ManageKey, session: WriteSessionDep
 ) -> Response:
+    before = view(
+        _out(
+            await service.get_application(session, org_id=key.org_id, application_id=application_id)
+        )
+    )
     await service.delete_application(session, org_id=key.org_id, application_id=application_id)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.APPLICATION_DELETE,
+        target_id=application_id,
+        changes=diff(before, None),
+    )
     return Response(status_code=204)

@@ -6,6 +6,9 @@ from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
 from tidings.api.problems import answers
+from tidings.audit import service as audit
+from tidings.audit.actions import Action
+from tidings.audit.diff import diff, view
 from tidings.campaigns import service
 from tidings.campaigns.schemas import CampaignChanges, CampaignCreate, CampaignOut, CampaignUpdate
 from tidings.retirement import service as retirement
@@ -17,8 +20,18 @@ router = APIRouter(prefix="/orgs/{org_id}/campaigns", tags=["campaigns"])
 async def create_campaign(
     org_id: int, body: CampaignCreate, key: ManageKey, session: WriteSessionDep
 ) -> CampaignOut:
-    campaign = await service.create_campaign(session, org_id=key.org_id, body=body)
-    return CampaignOut.model_validate(campaign)
+    campaign = CampaignOut.model_validate(
+        await service.create_campaign(session, org_id=key.org_id, body=body)
+    )
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.CAMPAIGN_CREATE,
+        target_id=campaign.id,
+        changes=diff(None, view(campaign)),
+    )
+    return campaign
 
 
 @router.get("", summary="List campaigns")
@@ -51,13 +64,28 @@ async def get_campaign(
 async def update_campaign(
     org_id: int, campaign_id: int, body: CampaignUpdate, key: ManageKey, session: WriteSessionDep
 ) -> CampaignOut:
-    campaign = await service.update_campaign(
+    before = view(
+        CampaignOut.model_validate(
+            await service.get_campaign(session, org_id=key.org_id, campaign_id=campaign_id)
+        )
+    )
+    campaign = CampaignOut.model_validate(
+        await service.update_campaign(
+            session,
+            org_id=key.org_id,
+            campaign_id=campaign_id,
+            changes=changes_of(body, CampaignChanges),
+        )
+    )
+    await audit.record(
         session,
         org_id=key.org_id,
-        campaign_id=campaign_id,
-        changes=changes_of(body, CampaignChanges),
+        by=key,
+        action=Action.CAMPAIGN_UPDATE,
+        target_id=campaign_id,
+        changes=diff(before, view(campaign)),
     )
-    return CampaignOut.model_validate(campaign)
+    return campaign
 
 
 @router.delete(
@@ -69,4 +97,17 @@ async def update_campaign(
 async def delete_campaign(
     org_id: int, campaign_id: int, key: ManageKey, session: WriteSessionDep
 ) -> None:
+    before = view(
+        CampaignOut.model_validate(
+            await service.get_campaign(session, org_id=key.org_id, campaign_id=campaign_id)
+        )
+    )
     await retirement.delete_campaign(session, org_id=key.org_id, campaign_id=campaign_id)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.CAMPAIGN_DELETE,
+        target_id=campaign_id,
+        changes=diff(before, None),
+    )

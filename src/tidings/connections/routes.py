@@ -5,6 +5,9 @@ from fastapi import APIRouter
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.patch import changes_of
 from tidings.api.problems import answers
+from tidings.audit import service as audit
+from tidings.audit.actions import Action
+from tidings.audit.diff import diff, secrets, view
 from tidings.connections import service
 from tidings.connections.models import Connection
 from tidings.connections.schemas import (
@@ -35,6 +38,14 @@ def connection_out(c: Connection) -> ConnectionOut:
     )
 
 
+def _audited(c: Connection) -> dict[str, object]:
+    """What the audit shows of a connection: its settings, and of its credentials only
+    whether each was set, changed or removed."""
+    return view(connection_out(c), drop=frozenset({"credentials_set"})) | secrets(
+        "credentials", c.credentials
+    )
+
+
 @router.post(
     "",
     status_code=201,
@@ -44,7 +55,16 @@ def connection_out(c: Connection) -> ConnectionOut:
 async def create_connection(
     org_id: int, body: ConnectionCreate, key: ManageKey, session: WriteSessionDep
 ) -> ConnectionOut:
-    return connection_out(await service.create_connection(session, org_id=key.org_id, body=body))
+    connection = await service.create_connection(session, org_id=key.org_id, body=body)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.CONNECTION_CREATE,
+        target_id=connection.id,
+        changes=diff(None, _audited(connection)),
+    )
+    return connection_out(connection)
 
 
 @router.get("", summary="List connections (never their credentials)")
@@ -78,11 +98,22 @@ async def update_connection(
     key: ManageKey,
     session: WriteSessionDep,
 ) -> ConnectionOut:
+    before = _audited(
+        await service.get_connection(session, org_id=key.org_id, connection_id=connection_id)
+    )
     connection = await service.update_connection(
         session,
         org_id=key.org_id,
         connection_id=connection_id,
         changes=changes_of(body, ConnectionChanges),
+    )
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.CONNECTION_UPDATE,
+        target_id=connection_id,
+        changes=diff(before, _audited(connection)),
     )
     return connection_out(connection)
 
@@ -96,4 +127,15 @@ async def update_connection(
 async def delete_connection(
     org_id: int, connection_id: int, key: ManageKey, session: WriteSessionDep
 ) -> None:
+    before = _audited(
+        await service.get_connection(session, org_id=key.org_id, connection_id=connection_id)
+    )
     await retirement.delete_connection(session, org_id=key.org_id, connection_id=connection_id)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.CONNECTION_DELETE,
+        target_id=connection_id,
+        changes=diff(before, None),
+    )

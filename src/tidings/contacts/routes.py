@@ -7,6 +7,8 @@ from fastapi import APIRouter, Query, Request
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
+from tidings.audit import service as audit
+from tidings.audit.actions import Action
 from tidings.contacts import importer, service
 from tidings.contacts.schemas import (
     ContactOut,
@@ -16,6 +18,7 @@ from tidings.contacts.schemas import (
     RowResult,
     UpsertReportOut,
 )
+from tidings.db.engine import transaction
 from tidings.errors import InvalidInput
 from tidings.privacy import service as privacy
 
@@ -24,12 +27,25 @@ router = APIRouter(prefix="/orgs/{org_id}/contacts", tags=["contacts"])
 _CSV_EXAMPLE = "email,first_name,plan\nada@example.com,Ada,pro\n"
 
 
+def _counts(report: service.UpsertReport | importer.ImportReport) -> dict[str, int]:
+    """What the audit shows of a batch: counts only, never a person's data."""
+    return {"created": report.created, "updated": report.updated, "failed": report.failed}
+
+
 @router.post("", summary="Create or update up to 10,000 contacts (bad rows are reported)")
 async def upsert_contacts(
     org_id: int, body: ContactUpsert, key: ManageKey, session: WriteSessionDep
 ) -> UpsertReportOut:
     report = await service.upsert_contacts(
         session, org_id=key.org_id, rows=body.contacts, list_ids=body.list_ids
+    )
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.CONTACT_UPSERT,
+        target_id=None,
+        changes=_counts(report),
     )
     return UpsertReportOut(
         created=report.created,
@@ -72,6 +88,15 @@ async def import_contacts(
             source=spool,
             list_ids=list_id,
             batch_size=request.app.state.settings.import_batch_size,
+        )
+    async with transaction(session):  # the batches committed theirs; the record has its own
+        await audit.record(
+            session,
+            org_id=key.org_id,
+            by=key,
+            action=Action.CONTACT_IMPORT,
+            target_id=None,
+            changes=_counts(report),
         )
     return ImportReportOut(
         rows=report.rows,
@@ -119,6 +144,17 @@ async def get_contact(
 async def erase_contact(
     org_id: int, contact_id: int, key: ManageKey, session: WriteSessionDep
 ) -> ContactOut:
-    return ContactOut.of(
+    erased = ContactOut.of(
         await privacy.erase_contact(session, org_id=key.org_id, contact_id=contact_id)
     )
+    # The erased_at only: what was erased is a person's data, and the audit outlives it.
+    changes = {"erased_at": {"to": erased.model_dump(mode="json")["erased_at"]}}
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.CONTACT_ERASE,
+        target_id=contact_id,
+        changes=changes,
+    )
+    return erased

@@ -4,7 +4,11 @@ from fastapi import APIRouter
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, decode_cursor, paged
+from tidings.audit import service as audit
+from tidings.audit.actions import Action
+from tidings.audit.diff import diff, view
 from tidings.credits import service
+from tidings.credits.models import Price
 from tidings.credits.schemas import (
     CreditEntryOut,
     CreditsOut,
@@ -39,10 +43,20 @@ async def get_credits(
 async def top_up(
     org_id: int, body: TopUpIn, key: ManageKey, session: WriteSessionDep
 ) -> CreditEntryOut:
-    entry = await service.top_up(
-        session, org_id=key.org_id, amount=to_micro(body.amount), note=body.note
+    entry = CreditEntryOut.of(
+        await service.top_up(
+            session, org_id=key.org_id, amount=to_micro(body.amount), note=body.note
+        )
     )
-    return CreditEntryOut.of(entry)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.CREDITS_TOP_UP,
+        target_id=entry.id,
+        changes=diff(None, view(entry)),
+    )
+    return entry
 
 
 @router.get("/prices", summary="The price table (no row: free)")
@@ -55,6 +69,20 @@ async def get_prices(org_id: int, key: ReadKey, session: SessionDep) -> PricesOu
 async def put_prices(
     org_id: int, body: PricesIn, key: ManageKey, session: WriteSessionDep
 ) -> PricesOut:
+    before = _audited(await service.list_prices(session, org_id=key.org_id))
     rows = [service.PriceRow(p.channel, p.country, to_micro(p.amount)) for p in body.prices]
     prices = await service.set_prices(session, org_id=key.org_id, prices=rows)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.PRICES_SET,
+        target_id=None,
+        changes=diff(before, _audited(prices)),
+    )
     return PricesOut(prices=[PriceOut.of(p) for p in prices])
+
+
+def _audited(prices: list[Price]) -> dict[str, object]:
+    """The price table as the audit shows it: `channel:country` → credits."""
+    return {f"{p.channel}:{p.country}": PriceOut.of(p).amount for p in prices}

@@ -3,9 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
+from tidings.audit import service as audit
+from tidings.audit.actions import Action
+from tidings.audit.diff import diff
 from tidings.keys import service
 from tidings.keys.models import ApiKey
-from tidings.keys.schemas import ApiKeyCreate, ApiKeyIssued, ApiKeyOut
+from tidings.keys.schemas import ApiKeyCreate, ApiKeyIssued, ApiKeyOut, audited
 
 router = APIRouter(prefix="/orgs/{org_id}/keys", tags=["keys"])
 
@@ -31,6 +34,14 @@ async def create_key(
     issued = await service.create_key(
         session, org_id=key.org_id, name=body.name, kind=body.kind, scopes=body.scopes, issuer=key
     )
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.KEY_CREATE,
+        target_id=issued.key.id,
+        changes=diff(None, audited(issued.key)),
+    )
     return ApiKeyIssued(**_out(issued.key).model_dump(), api_key=issued.secret)
 
 
@@ -38,4 +49,14 @@ async def create_key(
 async def revoke_key(
     org_id: int, key_id: int, key: ManageKey, session: WriteSessionDep
 ) -> ApiKeyOut:
-    return _out(await service.revoke_key(session, org_id=key.org_id, key_id=key_id))
+    revoked = await service.revoke_key(session, org_id=key.org_id, key_id=key_id)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.KEY_REVOKE,
+        target_id=key_id,
+        # `to` only: revoking twice keeps the first time, so "from null" could be untrue.
+        changes=diff({}, {"revoked_at": audited(revoked)["revoked_at"]}),
+    )
+    return _out(revoked)

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tidings.api.principal import ALL_SCOPES as ALL_SCOPES
 from tidings.api.principal import KeyKind as KeyKind
 from tidings.api.principal import Scope as Scope
+from tidings.keys.models import ApiKey
 
 
 class ApiKeyCreate(BaseModel):
@@ -36,3 +37,14 @@ class ApiKeyOut(BaseModel):
 
 class ApiKeyIssued(ApiKeyOut):
     api_key: str = Field(description="The secret. Shown once, never stored: keep it now.")
+
+
+def audited(key: ApiKey) -> dict[str, object]:
+    """What the audit log shows of a key (route and CLI alike): never its secret or hash."""
+    return {
+        "name": key.name,
+        "kind": key.kind,
+        "scopes": key.scopes.split(),
+        "prefix": key.prefix,
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }

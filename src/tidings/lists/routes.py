@@ -5,6 +5,9 @@ from fastapi import APIRouter, Response
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
+from tidings.audit import service as audit
+from tidings.audit.actions import Action
+from tidings.audit.diff import diff, view
 from tidings.contacts import service as contacts
 from tidings.lists import service
 from tidings.lists.schemas import (
@@ -32,14 +35,29 @@ def _out(item: CountedList) -> ListOut:
     )
 
 
+def _audited(item: ListOut) -> dict[str, object]:
+    """What the audit shows of a list: its own fields (members are counted by their actions)."""
+    return view(item, drop=frozenset({"contacts_count"}))
+
+
 @router.post("", status_code=201, summary="Create a list")
 async def create_list(
     org_id: int, body: ListCreate, key: ManageKey, session: WriteSessionDep
 ) -> ListOut:
-    item = await service.create_list(
-        session, org_id=key.org_id, name=body.name, description=body.description
+    item = _out(
+        await service.create_list(
+            session, org_id=key.org_id, name=body.name, description=body.description
+        )
     )
-    return _out(item)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.LIST_CREATE,
+        target_id=item.id,
+        changes=diff(None, _audited(item)),
+    )
+    return item
 
 
 @router.get("", summary="List the org's lists")
@@ -65,16 +83,36 @@ async def get_list(org_id: int, list_id: int, key: ReadKey, session: SessionDep)
 async def update_list(
     org_id: int, list_id: int, body: ListUpdate, key: ManageKey, session: WriteSessionDep
 ) -> ListOut:
+    before = _audited(_out(await service.get_list(session, org_id=key.org_id, list_id=list_id)))
     changes = changes_of(body, ListChanges)
-    item = await service.update_list(session, org_id=key.org_id, list_id=list_id, changes=changes)
-    return _out(item)
+    item = _out(
+        await service.update_list(session, org_id=key.org_id, list_id=list_id, changes=changes)
+    )
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.LIST_UPDATE,
+        target_id=list_id,
+        changes=diff(before, _audited(item)),
+    )
+    return item
 
 
 @router.delete("/{list_id}", status_code=204, summary="Delete a list (its contacts stay)")
 async def delete_list(
     org_id: int, list_id: int, key: ManageKey, session: WriteSessionDep
 ) -> Response:
+    before = _audited(_out(await service.get_list(session, org_id=key.org_id, list_id=list_id)))
     await service.delete_list(session, org_id=key.org_id, list_id=list_id)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.LIST_DELETE,
+        target_id=list_id,
+        changes=diff(before, None),
+    )
     return Response(status_code=204)
 
 
@@ -85,6 +123,14 @@ async def add_members(
     changed = await contacts.join_list(
         session, org_id=key.org_id, list_id=list_id, contact_ids=body.contact_ids
     )
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.LIST_MEMBERS_ADD,
+        target_id=list_id,
+        changes={"requested": len(body.contact_ids), "added": changed},
+    )
     return MembersChanged(changed=changed)
 
 
@@ -94,5 +140,13 @@ async def remove_members(
 ) -> MembersChanged:
     changed = await service.remove_members(
         session, org_id=key.org_id, list_id=list_id, contact_ids=body.contact_ids
+    )
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.LIST_MEMBERS_REMOVE,
+        target_id=list_id,
+        changes={"requested": len(body.contact_ids), "removed": changed},
     )
     return MembersChanged(changed=changed)

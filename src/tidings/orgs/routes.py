@@ -4,6 +4,9 @@ from fastapi import APIRouter
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.patch import changes_of
+from tidings.audit import service as audit
+from tidings.audit.actions import Action
+from tidings.audit.diff import diff, view
 from tidings.orgs import service
 from tidings.orgs.schemas import OrgChanges, OrgOut, OrgUpdate
 
@@ -19,6 +22,17 @@ async def get_org(org_id: int, key: ReadKey, session: SessionDep) -> OrgOut:
 async def update_org(
     org_id: int, body: OrgUpdate, key: ManageKey, session: WriteSessionDep
 ) -> OrgOut:
+    before = view(OrgOut.model_validate(await service.get_org(session, org_id=key.org_id)))
     changes = changes_of(body, OrgChanges)
-    org = await service.update_org(session, org_id=key.org_id, changes=changes)
-    return OrgOut.model_validate(org)
+    org = OrgOut.model_validate(
+        await service.update_org(session, org_id=key.org_id, changes=changes)
+    )
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.ORG_UPDATE,
+        target_id=key.org_id,
+        changes=diff(before, view(org)),
+    )
+    return org

@@ -5,6 +5,9 @@ from fastapi import APIRouter, Response
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
+from tidings.audit import service as audit
+from tidings.audit.actions import Action
+from tidings.audit.diff import diff, view
 from tidings.contacts.schemas import ContactOut
 from tidings.segments import service
 from tidings.segments.schemas import (
@@ -33,14 +36,33 @@ def _out(item: CountedSegment) -> SegmentOut:
     )
 
 
+def _audited(item: SegmentOut) -> dict[str, object]:
+    """What the audit shows of a segment: its definition, not how many it matches now."""
+    return view(item, drop=frozenset({"contacts_count"}))
+
+
 @router.post("", status_code=201, summary="Save a segment")
 async def create_segment(
     org_id: int, body: SegmentCreate, key: ManageKey, session: WriteSessionDep
 ) -> SegmentOut:
-    item = await service.create_segment(
-        session, org_id=key.org_id, name=body.name, description=body.description, filter=body.filter
+    item = _out(
+        await service.create_segment(
+            session,
+            org_id=key.org_id,
+            name=body.name,
+            description=body.description,
+            filter=body.filter,
+        )
     )
-    return _out(item)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.SEGMENT_CREATE,
+        target_id=item.id,
+        changes=diff(None, _audited(item)),
+    )
+    return item
 
 
 @router.post("/count", summary="Count the contacts an unsaved filter matches")
@@ -103,16 +125,40 @@ async def segment_contacts(
 async def update_segment(
     org_id: int, segment_id: int, body: SegmentUpdate, key: ManageKey, session: WriteSessionDep
 ) -> SegmentOut:
-    changes = changes_of(body, SegmentChanges)
-    item = await service.update_segment(
-        session, org_id=key.org_id, segment_id=segment_id, changes=changes
+    before = _audited(
+        _out(await service.get_segment(session, org_id=key.org_id, segment_id=segment_id))
     )
-    return _out(item)
+    changes = changes_of(body, SegmentChanges)
+    item = _out(
+        await service.update_segment(
+            session, org_id=key.org_id, segment_id=segment_id, changes=changes
+        )
+    )
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.SEGMENT_UPDATE,
+        target_id=segment_id,
+        changes=diff(before, _audited(item)),
+    )
+    return item
 
 
 @router.delete("/{segment_id}", status_code=204, summary="Delete a segment")
 async def delete_segment(
     org_id: int, segment_id: int, key: ManageKey, session: WriteSessionDep
 ) -> Response:
+    before = _audited(
+        _out(await service.get_segment(session, org_id=key.org_id, segment_id=segment_id))
+    )
     await service.delete_segment(session, org_id=key.org_id, segment_id=segment_id)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.SEGMENT_DELETE,
+        target_id=segment_id,
+        changes=diff(before, None),
+    )
     return Response(status_code=204)

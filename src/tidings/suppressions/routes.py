@@ -12,6 +12,8 @@ from fastapi.responses import StreamingResponse
 
 from tidings.api.deps import BodyDep, DatabaseDep, ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
+from tidings.audit import service as audit
+from tidings.audit.actions import Action
 from tidings.suppressions import inbound, service
 from tidings.suppressions.schemas import (
     AddErrorOut,
@@ -62,6 +64,16 @@ async def add_suppressions(
     org_id: int, body: SuppressionAdd, key: ManageKey, session: WriteSessionDep
 ) -> AddReportOut:
     report = await service.add(session, org_id=key.org_id, rows=body.suppressions)
+    # Counts only: an address is a person's data, and the audit outlives an erasure.
+    counts = {"created": report.created, "existing": report.existing, "failed": report.failed}
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.SUPPRESSION_ADD,
+        target_id=None,
+        changes=counts,
+    )
     return AddReportOut(
         created=report.created,
         existing=report.existing,
@@ -80,6 +92,14 @@ async def remove_address(
     address: Annotated[str, Query(min_length=1, max_length=320)],
 ) -> Response:
     await service.remove_address(session, org_id=key.org_id, channel=channel, address=address)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.SUPPRESSION_REMOVE,
+        target_id=None,
+        changes={"channel": {"from": channel}},
+    )
     return Response(status_code=204)
 
 
@@ -123,7 +143,19 @@ async def get_suppression(
 async def remove_suppression(
     org_id: int, suppression_id: int, key: ManageKey, session: WriteSessionDep
 ) -> Response:
+    removed = await service.get_suppression(
+        session, org_id=key.org_id, suppression_id=suppression_id
+    )
+    changes = {"channel": {"from": removed.channel}, "reason": {"from": removed.reason}}
     await service.remove(session, org_id=key.org_id, suppression_id=suppression_id)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.SUPPRESSION_REMOVE,
+        target_id=suppression_id,
+        changes=changes,
+    )
     return Response(status_code=204)
 
 

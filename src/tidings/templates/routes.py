@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.api.deps import ManageKey, ReadKey, RendererDep, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
 from tidings.api.problems import answers
+from tidings.audit import service as audit
+from tidings.audit.actions import Action
+from tidings.audit.diff import diff, view
 from tidings.retirement import service as retirement
 from tidings.templates import service
 from tidings.templates.schemas import (
@@ -21,6 +25,12 @@ from tidings.templates.schemas import (
 router = APIRouter(prefix="/orgs/{org_id}/templates", tags=["templates"])
 
 
+async def _audited(session: AsyncSession, *, org_id: int, template_id: int) -> dict[str, object]:
+    """The template as it is before an action, for the audit's diff."""
+    template = await service.get_template(session, org_id=org_id, template_id=template_id)
+    return view(TemplateOut.model_validate(template))
+
+
 @router.post(
     "",
     status_code=201,
@@ -34,10 +44,20 @@ async def create_template(
     session: WriteSessionDep,
     renderer: RendererDep,
 ) -> TemplateOut:
-    template = await service.create_template(
-        session, org_id=key.org_id, renderer=renderer, by=key.who, **body.model_dump()
+    template = TemplateOut.model_validate(
+        await service.create_template(
+            session, org_id=key.org_id, renderer=renderer, by=key.who, **body.model_dump()
+        )
     )
-    return TemplateOut.model_validate(template)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.TEMPLATE_CREATE,
+        target_id=template.id,
+        changes=diff(None, view(template)),
+    )
+    return template
 
 
 @router.get("", summary="List templates")
@@ -75,15 +95,26 @@ async def update_template(
     session: WriteSessionDep,
     renderer: RendererDep,
 ) -> TemplateOut:
-    template = await service.update_template(
+    before = await _audited(session, org_id=key.org_id, template_id=template_id)
+    template = TemplateOut.model_validate(
+        await service.update_template(
+            session,
+            org_id=key.org_id,
+            template_id=template_id,
+            renderer=renderer,
+            changes=changes_of(body, TemplateChanges),
+            by=key.who,
+        )
+    )
+    await audit.record(
         session,
         org_id=key.org_id,
-        template_id=template_id,
-        renderer=renderer,
-        changes=changes_of(body, TemplateChanges),
-        by=key.who,
+        by=key,
+        action=Action.TEMPLATE_UPDATE,
+        target_id=template_id,
+        changes=diff(before, view(template)),
     )
-    return TemplateOut.model_validate(template)
+    return template
 
 
 @router.delete(
@@ -95,7 +126,16 @@ async def update_template(
 async def delete_template(
     org_id: int, template_id: int, key: ManageKey, session: WriteSessionDep
 ) -> None:
+    before = await _audited(session, org_id=key.org_id, template_id=template_id)
     await retirement.delete_template(session, org_id=key.org_id, template_id=template_id)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.TEMPLATE_DELETE,
+        target_id=template_id,
+        changes=diff(before, None),
+    )
 
 
 @router.get(
@@ -148,15 +188,27 @@ async def restore_version(
     session: WriteSessionDep,
     renderer: RendererDep,
 ) -> TemplateOut:
-    template = await service.restore_version(
+    before = await _audited(session, org_id=key.org_id, template_id=template_id)
+    template = TemplateOut.model_validate(
+        await service.restore_version(
+            session,
+            org_id=key.org_id,
+            template_id=template_id,
+            number=number,
+            renderer=renderer,
+            by=key.who,
+        )
+    )
+    changes = diff(before, view(template)) | {"restored_version": {"to": number}}
+    await audit.record(
         session,
         org_id=key.org_id,
-        template_id=template_id,
-        number=number,
-        renderer=renderer,
-        by=key.who,
+        by=key,
+        action=Action.TEMPLATE_RESTORE,
+        target_id=template_id,
+        changes=changes,
     )
-    return TemplateOut.model_validate(template)
+    return template
 
 
 @router.post(

@@ -7,6 +7,9 @@ from fastapi import APIRouter, Depends, Response
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, SettingsDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
+from tidings.audit import service as audit
+from tidings.audit.actions import Action
+from tidings.audit.diff import Secret, diff, view
 from tidings.webhooks import service, signing
 from tidings.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tidings.webhooks.schemas import (
@@ -30,6 +33,11 @@ def _out(e: WebhookEndpoint) -> WebhookOut:
         created_at=e.created_at,
         updated_at=e.updated_at,
     )
+
+
+def _audited(e: WebhookEndpoint) -> dict[str, object]:
+    """What the audit shows of a webhook: its fields, and whether its secret changed."""
+    return view(_out(e)) | {"secret": Secret(e.secret)}
 
 
 def _delivery_out(d: WebhookDelivery) -> DeliveryOut:
@@ -74,6 +82,14 @@ async def create_webhook(
     org_id: int, key: ManageKey, body: CheckedCreate, session: WriteSessionDep
 ) -> WebhookCreated:
     endpoint = await service.create_endpoint(session, org_id=key.org_id, body=body)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.WEBHOOK_CREATE,
+        target_id=endpoint.id,
+        changes=diff(None, _audited(endpoint)),
+    )
     return WebhookCreated(**_out(endpoint).model_dump(), secret=endpoint.secret)
 
 
@@ -102,11 +118,22 @@ async def get_webhook(
 async def update_webhook(
     org_id: int, webhook_id: int, key: ManageKey, body: CheckedUpdate, session: WriteSessionDep
 ) -> WebhookOut:
+    before = _audited(
+        await service.get_endpoint(session, org_id=key.org_id, endpoint_id=webhook_id)
+    )
     endpoint = await service.update_endpoint(
         session,
         org_id=key.org_id,
         endpoint_id=webhook_id,
         changes=changes_of(body, WebhookChanges),
+    )
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.WEBHOOK_UPDATE,
+        target_id=webhook_id,
+        changes=diff(before, _audited(endpoint)),
     )
     return _out(endpoint)
 
@@ -115,7 +142,18 @@ async def update_webhook(
 async def delete_webhook(
     org_id: int, webhook_id: int, key: ManageKey, session: WriteSessionDep
 ) -> Response:
+    before = _audited(
+        await service.get_endpoint(session, org_id=key.org_id, endpoint_id=webhook_id)
+    )
     await service.delete_endpoint(session, org_id=key.org_id, endpoint_id=webhook_id)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.WEBHOOK_DELETE,
+        target_id=webhook_id,
+        changes=diff(before, None),
+    )
     return Response(status_code=204)
 
 
@@ -143,4 +181,12 @@ async def test_webhook(
     org_id: int, webhook_id: int, key: ManageKey, session: WriteSessionDep
 ) -> DeliveryOut:
     delivery = await service.send_test(session, org_id=key.org_id, endpoint_id=webhook_id)
+    await audit.record(
+        session,
+        org_id=key.org_id,
+        by=key,
+        action=Action.WEBHOOK_TEST,
+        target_id=webhook_id,
+        changes={"delivery_id": delivery.id},
+    )
     return _delivery_out(delivery)
