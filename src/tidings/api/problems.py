@@ -38,7 +38,8 @@ _ANSWERS = {
 
 def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The problem answers a route may give besides its success, for its OpenAPI
-    `responses` (401, 403 and 503 are declared for every route)."""
+    `responses` (503 is declared for every route by `app.py`; 401 and 403 are described
+    once, in the API's description, not yet per route)."""
     return {
         status: {"description": _ANSWERS[status], "content": {PROBLEM_JSON: {}}}
         for status in statuses
