@@ -86,7 +86,7 @@ class Keyring:
         if key is None:
             raise SecretError(f"no key of version {version!r} in TIDINGS_SECRET_KEYS")
         try:
-            raw = base64.urlsafe_b64decode(payload)
+            raw = base64.b64decode(payload, altchars=b"-_", validate=True)
             nonce, sealed = raw[:NONCE_BYTES], raw[NONCE_BYTES:]
             opened = AESGCM(key).decrypt(nonce, sealed, _aad(version, purpose))
         except (InvalidTag, binascii.Error, ValueError):
