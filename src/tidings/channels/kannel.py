@@ -10,7 +10,10 @@ same rule `tidings.content.sms` bills segments by.
 Kannel answers 202 "0: Accepted for delivery" or "3: Queued for later delivery" (both
 success: Kannel owns the message now), a 4xx with a reason for a request it will never
 deliver, and 503 for a temporary failure. It returns no id of its own, so the provider
-id is "kannel-<message id>"; delivery reports come back on `dlr_url`.
+id is "kannel-<message id>"; delivery reports come back on `dlr_url`, which Tidings
+builds itself from the connection (`dlr_url()`: its report URL, with the `inbound_token`
+Tidings generates when the connection has none), so the operator types no token and
+guesses no id.
 
 Kannel takes its credentials in the query string. They are redacted from every reason,
 but anything that logs request URLs between here and Kannel will see them: keep the
