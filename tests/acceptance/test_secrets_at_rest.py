@@ -246,6 +246,12 @@ async def _run(
         f"/reports/{connections['infobip']}/infobip/{SECRETS['infobip token']}", json=report
     )
     assert answer.status_code == 200, answer.text
+    malformed = await http.post(
+        f"/reports/{connections['infobip']}/infobip/{SECRETS['infobip token']}", json=[]
+    )
+    assert malformed.status_code == 422, malformed.text
+    assert malformed.json()["instance"] == f"/reports/{connections['infobip']}/infobip/***"
+    api.answers.append(malformed.text)
     bounce = dsn(message_id="<unknown@tidings>", recipient="nobody@example.com")
     answer = await http.post(
         f"/bounces/{smtp['id']}/{SECRETS['smtp bounce token']}",
