@@ -150,8 +150,11 @@ async def client(settings: Settings, db: Database, apps: _Apps) -> AsyncIterator
 
 @pytest.fixture
 def cli_env(settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point the CLI (which reads TIDINGS_* itself) at the test's database."""
+    """Point the CLI (which reads TIDINGS_* itself) at the test's database, with the
+    test's secret key (the secrets it sealed open under the keys derived from it)."""
     monkeypatch.setenv("TIDINGS_DATABASE_URL", settings.database_url)
+    assert settings.secret_key is not None
+    monkeypatch.setenv("TIDINGS_SECRET_KEY", settings.secret_key.get_secret_value())
     monkeypatch.setenv("TIDINGS_AUTO_MIGRATE", "false")
 
 

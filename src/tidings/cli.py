@@ -1,5 +1,5 @@
 """The operator's command line: `tidings serve`, `db`, `orgs`, `keys`, `contacts import`,
-`credits`, `bounces poll`.
+`credits`, `bounces poll`, `secrets`.
 
 Commands work on the database named by `TIDINGS_DATABASE_URL` directly (no API key is
 needed: whoever can run them can read the database anyway). `--json` prints exactly one
@@ -40,14 +40,18 @@ from tidings.credits import service as credits
 from tidings.credits.schemas import CreditEntryOut, to_credits, to_micro
 from tidings.db import migrate
 from tidings.db.engine import Database
+from tidings.db.reseal import count, reseal
+from tidings.db.sealed import sealed_columns
 from tidings.errors import InvalidInput, TidingsError
 from tidings.keys import service as keys
 from tidings.keys.schemas import KeyKind, Scope, audited
 from tidings.orgs import service as orgs
 from tidings.orgs.models import Org
 from tidings.orgs.schemas import OrgOut
-from tidings.runtime import configure_logging, tune_gc
+from tidings.runtime import configure_logging, redact_access_log, tune_gc
+from tidings.schema import Base
 from tidings.settings import Settings
+from tidings.vault.keyring import SecretError, keyring_for, new_key
 
 if TYPE_CHECKING:
     import uvicorn
@@ -72,7 +76,11 @@ app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(credits_app, name="credits")
+secrets_app = typer.Typer(
+    help="The keys that seal secrets at rest (docs/security.md).", no_args_is_help=True
+)
 app.add_typer(bounces_app, name="bounces")
+app.add_typer(secrets_app, name="secrets")
 
 err = Console(stderr=True)
 out = Console()
@@ -103,10 +111,11 @@ def _run_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     """`_run` for work that opens its own sessions (one transaction per item)."""
 
     async def main() -> T:
-        if settings.auto_migrate:
-            await migrate.upgrade_async(settings.database_url)
         db = Database(settings)
         try:
+            if settings.auto_migrate:
+                await migrate.upgrade_async(settings.database_url)
+                await _seal_plaintext(db)
             return await work(db)
         finally:
             await db.dispose()
@@ -120,6 +129,26 @@ def _run_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     except TidingsError as exc:
         err.print(f"[red]error:[/red] {exc.detail}")
         raise typer.Exit(1) from None
+
+
+async def _seal_plaintext(db: Database) -> None:
+    """Seal the secrets written before they were sealed (revision 0015 keeps them as they
+    were): reads the keyring only when there is one, so nothing after the first start."""
+    await reseal(db, sealed_columns(Base.metadata), plaintext_only=True)
+
+
+def _migrate(settings: Settings) -> None:
+    """`tidings serve` and `worker`: the schema up to date, every secret sealed."""
+    migrate.upgrade(settings.database_url)
+
+    async def seal() -> None:
+        db = Database(settings)
+        try:
+            await _seal_plaintext(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(seal())
 
 
 def _print_json(data: Any) -> None:
@@ -200,7 +229,7 @@ def serve(
     if bootstrap:
         _bootstrap(settings, base_url=f"http://{host}:{port}")
     elif settings.auto_migrate:
-        migrate.upgrade(settings.database_url)
+        _migrate(settings)
     if workers == 1:
         api = create_app(settings)
         configure_logging(settings.log_level, settings.log_format)
@@ -208,6 +237,7 @@ def serve(
         server = uvicorn.Server(
             uvicorn.Config(api, host=host, port=port, log_level=settings.log_level)
         )
+        redact_access_log()  # uvicorn.Config set its loggers up
         _serve(api, server)
         if not server.started:  # as uvicorn.run has it: the app or the socket failed
             raise typer.Exit(3)
@@ -239,6 +269,7 @@ def serve_process(
     configure_logging(settings.log_level, settings.log_format)
     tune_gc(settings.gc_threshold)
     server = uvicorn.Server(uvicorn.Config(api, log_level=settings.log_level))
+    redact_access_log()  # uvicorn.Config set its loggers up
     _serve(api, server, sockets=[socket.socket(fileno=fd)])
 
 
@@ -289,7 +320,7 @@ def worker(ctx: typer.Context) -> None:
 
     settings = _settings(ctx)
     if settings.auto_migrate:
-        migrate.upgrade(settings.database_url)
+        _migrate(settings)
     err.print("worker started; Ctrl-C to stop")
     configure_logging(settings.log_level, settings.log_format)
     tune_gc(settings.gc_threshold)
@@ -302,7 +333,7 @@ def worker(ctx: typer.Context) -> None:
 def db_upgrade(ctx: typer.Context) -> None:
     """Migrate the database to the current schema (safe to run at any time)."""
     settings = _settings(ctx)
-    migrate.upgrade(settings.database_url)
+    _migrate(settings)
     err.print(f"database at revision {migrate.head()}")
 
 
@@ -750,3 +781,65 @@ async def _poll_one(db: Database, connection_id: int, soft_bounce_limit: int) ->
         "reports": dict(Counter(polled.outcomes)),
         "error": None,
     }
+
+
+@secrets_app.command("new-key")
+def secrets_new_key() -> None:
+    """Print a fresh key for TIDINGS_SECRET_KEYS (base64 of 32 random bytes)."""
+    out.print(new_key(), highlight=False)
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(
+    ctx: typer.Context,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Values per transaction.")
+    ] = 500,
+    as_json: JsonOption = False,
+) -> None:
+    """Seal every stored secret under the newest key of TIDINGS_SECRET_KEYS, online: one
+    short transaction per batch while Tidings runs. Then the older keys can be removed."""
+    settings = _settings(ctx)
+    columns = sealed_columns(Base.metadata)
+    try:
+        keyring = keyring_for(settings)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+    async def work(db: Database) -> dict[str, Any]:
+        total = await count(db, columns)
+        with Progress(
+            TextColumn("resealing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=as_json or not err.is_terminal,
+        ) as bar:
+            task = bar.add_task("secrets", total=total)
+            report = await reseal(
+                db, columns, batch_size=batch_size, progress=lambda n: bar.advance(task, n)
+            )
+        return {
+            "version": keyring.current,
+            "checked": sum(report.checked.values()),
+            "resealed": sum(report.resealed.values()),
+            "columns": {
+                name: {"checked": report.checked[name], "resealed": report.resealed[name]}
+                for name in report.checked
+            },
+        }
+
+    try:
+        summary = _run_db(settings, work)
+    except SecretError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        _print_json(summary)
+        return
+    out.print(
+        f"{summary['resealed']} of {summary['checked']} secrets sealed again; every secret "
+        f"is sealed under key {summary['version']!r}: the other keys can be removed."
+    )

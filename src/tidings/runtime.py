@@ -3,6 +3,9 @@ its logging and its garbage collector.
 
 Logging: Tidings' own loggers (`tidings.*`: the dispatcher's provider calls and batches,
 the worker loops) write to stderr at `TIDINGS_LOG_LEVEL`, one line each, beside uvicorn's.
+The tokens in the paths of public callbacks (delivery reports, inbound SMS, bounces) are
+secrets: they are redacted from uvicorn's access log and from Tidings' own lines
+(`RedactTokens`).
 
 The cyclic garbage collector runs its youngest pass every 700 container allocations by
 default, and now and then a full pass over every object alive. A 500-recipient invite
@@ -21,6 +24,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -30,6 +34,40 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("tidings_request_id", default=No
 """The API request being served, for the log lines written while serving it."""
 FIELDS = ("org_id", "broadcast_id", "message_id", "connection_id", "kind", "seconds", "reason")
 """What a log call may add with `extra=` and a JSON line carries."""
+
+
+TOKEN_PATH = re.compile(
+    r"(/(?:reports/\d+/(?:kannel|infobip)|inbound/sms/\d+|bounces/\d+)/)[^/?#\s\"']+"
+)
+"""The public callback paths whose last segment is a connection's secret token."""
+REDACTED = "***"
+
+
+def redact_tokens(text: str) -> str:
+    """`text` with the token of every callback path replaced (`/reports/12/kannel/***`)."""
+    return TOKEN_PATH.sub(lambda match: match.group(1) + REDACTED, text)
+
+
+class RedactTokens(logging.Filter):
+    """Rewrites a record's message and string arguments with `redact_tokens`: uvicorn's
+    access log line carries the request's path as an argument."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_tokens(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_tokens(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+def redact_access_log() -> None:
+    """uvicorn's access log without callback tokens (after uvicorn set its logging up,
+    which keeps a logger's filters). Idempotent."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokens) for f in access.filters):
+        access.addFilter(RedactTokens())
 
 
 class JsonFormatter(logging.Formatter):
@@ -65,8 +103,10 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.tidings = True  # type: ignore[attr-defined]
+        handler.addFilter(RedactTokens())
         logger.addHandler(handler)
         logger.propagate = False
+    redact_access_log()
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT))
 
 

@@ -40,6 +40,15 @@ class Settings(BaseSettings):
             "Required on PostgreSQL, where every process must share it."
         ),
     )
+    secret_keys: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Keys that seal secrets at rest (provider credentials, webhook secrets), newest "
+            "first: `v2:<base64 of 32 bytes>,v1:<…>`. The first seals, all open; "
+            "`<version>:derived` is a key derived from the secret key above. Unset: "
+            "`v0:derived`. Rotate with `tidings secrets rotate` (docs/security.md)."
+        ),
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000",
         description="Base URL of this service as recipients reach it; links in messages use it.",

@@ -38,9 +38,9 @@ async def _connection(http: httpx.AsyncClient, org: OrgWithKey, kind: str, url: 
         settings = {"base_url": url}
         credentials = {"api_key": "ib-key", "inbound_token": TOKEN}
     elif kind == "kannel":
-        # Kannel fills in %d (the report type); the provider below calls the route itself.
-        settings = {"base_url": url, "dlr_url": "http://x/?message_id={message_id}&type=%d"}
-        credentials = {"username": "u", "password": "p", "inbound_token": TOKEN}
+        # Tidings builds the dlr-url (its token generated); the provider below calls it.
+        settings = {"base_url": url}
+        credentials = {"username": "u", "password": "p"}
     else:
         settings = {"account_sid": ACCOUNT, "base_url": url, "from_number": "+15005550006"}
         credentials = {"auth_token": AUTH_TOKEN}
@@ -85,9 +85,11 @@ class Provider:
             entries = [{"to": "4179", "messageId": mid, "status": pending} for mid in ids]
             return Reply(200, {"bulkId": request.json()["bulkId"], "messages": entries})
         if self.kind == "kannel":
-            dlr = parse_qs(urlsplit(request.param("dlr-url")).query)
-            query = urlencode({"message_id": dlr["message_id"][0], "type": 1})
-            response = await self.http.get(f"/reports/{self.connection_id}/kannel/{TOKEN}?{query}")
+            # Kannel fills in its %-escapes: %d, the report type, is 1 (delivered).
+            dlr = urlsplit(request.param("dlr-url"))
+            assert dlr.path.startswith(f"/reports/{self.connection_id}/kannel/")
+            query = urlencode({"message_id": parse_qs(dlr.query)["message_id"][0], "type": 1})
+            response = await self.http.get(f"{dlr.path}?{query}")
             assert response.status_code == 200, response.text
             self.answers.append(response.json())
             return Reply(202, "0: Accepted for delivery")

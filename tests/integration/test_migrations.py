@@ -4,6 +4,7 @@ models exactly, and downgrades back to empty."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,13 +15,18 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import PG_ENV
 from tests.support import pgdb
+from tidings.connections.models import Connection as ConnectionRow
 from tidings.db import migrate
+from tidings.db.engine import Database
+from tidings.db.reseal import reseal
+from tidings.db.sealed import raw, sealed_columns
 from tidings.schema import Base
+from tidings.settings import Settings
 
 
 def test_there_is_exactly_one_head() -> None:
@@ -163,3 +169,80 @@ def test_0013_freezes_what_is_in_flight_and_nothing_else(empty_database: str) ->
         (1, version_id),
         (2, None),
     ]
+
+
+def test_0016_moves_secret_settings_and_builds_kannel_reports_then_seals(
+    empty_database: str,
+) -> None:
+    """An http_sms body moves to the credentials; a Kannel `dlr_url` gives way to
+    `delivery_reports` and a generated token (one given is kept); the values stay
+    readable until the first start seals them, and a downgrade puts them back."""
+    config = migrate.alembic_config(empty_database)
+    command.upgrade(config, "0015")
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    rows = [
+        (1, "http_sms", {"url": "https://gw.example/", "body": {"key": "body-key-123"}},
+         {"headers": {"Authorization": "Bearer header-key-123"}}),
+        (2, "kannel", {"base_url": "http://k.example", "dlr_url": "http://x/?t=1"},
+         {"username": "u", "password": "kannel-password-123", "inbound_token": "T" * 24}),
+        (3, "kannel", {"base_url": "http://k.example"}, {"username": "u", "password": "p"}),
+    ]  # fmt: skip
+    _sql(
+        empty_database,
+        "INSERT INTO orgs (id, name, login, created_at, updated_at) VALUES (1, 'A', 'a', :at, :at)",
+        [{"at": at}],
+    )
+    _sql(
+        empty_database,
+        "INSERT INTO connections (id, org_id, name, channel, kind, settings, credentials,"
+        " max_concurrency, is_default, created_at, updated_at)"
+        " VALUES (:id, 1, :name, 'sms', :kind, :settings, :credentials, 10, FALSE, :at, :at)",
+        [
+            {"id": ident, "name": f"c{ident}", "kind": kind, "at": at,
+             "settings": json.dumps(settings), "credentials": json.dumps(credentials)}
+            for ident, kind, settings, credentials in rows
+        ],
+    )  # fmt: skip
+    command.upgrade(config, "0016")
+
+    async def read() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        db = Database(Settings(database_url=empty_database, secret_key="k" * 32))
+        try:
+            async with db.transaction(write=False) as session:
+                found = await session.scalars(select(ConnectionRow).order_by(ConnectionRow.id))
+                return [(c.settings, c.credentials) for c in found]
+        finally:
+            await db.dispose()
+
+    (http, http_secret), (given, given_secret), (bare, bare_secret) = asyncio.run(read())
+    assert "body" not in http
+    assert http_secret["body"] == {"key": "body-key-123"}
+    assert (given["delivery_reports"], given_secret["inbound_token"]) == (True, "T" * 24)
+    assert "dlr_url" not in given
+    assert bare["delivery_reports"] is False
+    assert len(bare_secret["inbound_token"]) >= 24
+
+    command.downgrade(config, "0015")
+    [(settings, credentials)] = _sql(
+        empty_database, "SELECT settings, credentials FROM connections WHERE id = 1"
+    )
+    loaded = [json.loads(v) if isinstance(v, str) else v for v in (settings, credentials)]
+    assert loaded == [rows[0][2], rows[0][3]]
+    command.upgrade(config, "head")
+
+    async def seal() -> list[str]:
+        db = Database(Settings(database_url=empty_database, secret_key="k" * 32))
+        try:
+            await reseal(db, sealed_columns(Base.metadata), plaintext_only=True)
+            async with db.transaction(write=False) as session:
+                return list(await session.scalars(select(raw(ConnectionRow.credentials))))
+        finally:
+            await db.dispose()
+
+    stored = asyncio.run(seal())
+    assert all(value.startswith("enc:v0:") for value in stored)
+    secrets = ("body-key-123", "header-key-123", "kannel-password-123", "T" * 24)
+    assert not any(secret in value for value in stored for secret in secrets)
+    assert asyncio.run(read())[0][1]["body"] == {"key": "body-key-123"}
+    with pytest.raises(Exception, match="sealed"):
+        command.downgrade(config, "0015")

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tidings.db.availability import RAISED as DATABASE_ERRORS
 from tidings.db.availability import RETRY_AFTER_SECONDS, unavailable
 from tidings.errors import FieldError, InvalidInput, TidingsError, Unauthorized
+from tidings.runtime import redact_tokens
 
 PROBLEM_JSON = "application/problem+json"
 AUTH_CHALLENGE = 'Bearer realm="tidings", Basic realm="tidings"'
@@ -64,7 +65,7 @@ def problem_document(
         "title": title or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": redact_tokens(request.url.path),  # a callback URL's token is a secret
     }
     if errors:
         body["errors"] = [e.as_dict() for e in errors]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import httpx
 from pydantic import Field, HttpUrl
@@ -181,10 +181,16 @@ def _literal_secrets(template: Any, key: str = "") -> Iterator[str]:
 
 
 class HttpSmsSettingsIn(Schema):
+    # Many gateways take their key in the body: the body template is a credential.
+    secret: ClassVar[frozenset[str]] = frozenset({"body"})
+
     url: HttpUrl
     method: Literal["POST", "PUT"] = "POST"
     body: dict[str, Any] = Field(
-        description="JSON body; strings may hold {to}, {to_digits}, {text}, {sender}, {message_id}"
+        description=(
+            "JSON body; strings may hold {to}, {to_digits}, {text}, {sender}, {message_id}. "
+            "Write-only: it may carry the gateway's key"
+        )
     )
     id_path: str | None = Field(default=None, description="Dotted path of the provider's id")
 

@@ -55,7 +55,14 @@ from tidings.channels.http_common import (
     status_error,
     transport_error,
 )
-from tidings.channels.provider import ConnectionSpec, Provider, Schema, SmsCredentials, options
+from tidings.channels.provider import (
+    ConnectionSpec,
+    Provider,
+    Schema,
+    SmsCredentials,
+    options,
+    report_url,
+)
 from tidings.db.engine import Database
 
 PATH: Final = "/sms/2/text/advanced"
@@ -206,10 +213,7 @@ def notify_url(spec: ConnectionSpec, public_url: str) -> str | None:
     """The connection's own Infobip report URL (see docs/reports.md), which Tidings asks
     Infobip to post each message's delivery report to; None without an `inbound_token`
     (a report there could not be authenticated)."""
-    token = spec.credentials.get("inbound_token")
-    if spec.id is None or not isinstance(token, str) or not token:
-        return None
-    return f"{public_url.rstrip('/')}/reports/{spec.id}/infobip/{token}"
+    return report_url(spec, public_url, "infobip")
 
 
 def _build(spec: ConnectionSpec, db: Database) -> InfobipChannel:

@@ -10,7 +10,10 @@ same rule `tidings.content.sms` bills segments by.
 Kannel answers 202 "0: Accepted for delivery" or "3: Queued for later delivery" (both
 success: Kannel owns the message now), a 4xx with a reason for a request it will never
 deliver, and 503 for a temporary failure. It returns no id of its own, so the provider
-id is "kannel-<message id>"; delivery reports come back on `dlr_url`.
+id is "kannel-<message id>"; delivery reports come back on `dlr_url`, which Tidings
+builds itself from the connection (`dlr_url()`: its report URL, with the `inbound_token`
+Tidings generates when the connection has none), so the operator types no token and
+guesses no id.
 
 Kannel takes its credentials in the query string. They are redacted from every reason,
 but anything that logs request URLs between here and Kannel will see them: keep the
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final
 from urllib.parse import quote, quote_plus
 
 import httpx
@@ -35,8 +39,16 @@ from tidings.channels.http_common import (
     status_error,
     transport_error,
 )
-from tidings.channels.provider import Provider, Schema, SmsCredentials, options
+from tidings.channels.provider import (
+    ConnectionSpec,
+    Provider,
+    Schema,
+    SmsCredentials,
+    options,
+    report_url,
+)
 from tidings.content.sms import is_gsm7
+from tidings.db.engine import Database
 
 CODING_GSM7 = "0"
 CODING_UCS2 = "2"
@@ -48,14 +60,16 @@ class KannelSettings:
 
     `dlr_url` is a template: "{message_id}" is replaced with our id, and Kannel's own
     escapes (%d the report type, %A the SMSC reply, ...) are passed through for Kannel
-    to fill. No `dlr_url`, no delivery reports (and no `dlr-mask`).
+    to fill. No `dlr_url`, no delivery reports (and no `dlr-mask`). It holds the
+    connection's token, `report_token`, kept out of reasons like the password.
     """
 
     base_url: str
     username: str
     password: str = field(repr=False)
-    dlr_url: str | None = None
+    dlr_url: str | None = field(default=None, repr=False)
     dlr_mask: int = 31
+    report_token: str | None = field(default=None, repr=False)
 
 
 class KannelChannel(HttpChannel):
@@ -76,10 +90,10 @@ class KannelChannel(HttpChannel):
         self.settings = settings
         self._url = settings.base_url.rstrip("/") + "/cgi-bin/sendsms"
         # A gateway that echoes the request URL echoes the password percent-encoded.
-        self._secrets = (
-            settings.password,
-            quote(settings.password, safe=""),
-            quote_plus(settings.password),
+        self._secrets = tuple(
+            spelling
+            for secret in (settings.password, settings.report_token or "")
+            for spelling in (secret, quote(secret, safe=""), quote_plus(secret))
         )
 
     async def send(
@@ -125,7 +139,10 @@ class KannelChannel(HttpChannel):
 
 class KannelSettingsIn(Schema):
     base_url: HttpUrl
-    dlr_url: str | None = Field(default=None, description="{message_id} is substituted")
+    delivery_reports: bool = Field(
+        default=True,
+        description="Ask Kannel for delivery reports, on a dlr-url Tidings builds itself",
+    )
 
 
 class KannelCredentials(SmsCredentials):
@@ -133,12 +150,35 @@ class KannelCredentials(SmsCredentials):
     password: str
 
 
+DLR_QUERY: Final = "?message_id={message_id}&type=%d&smsc-id=%i&reply=%A&ts=%T"
+"""What Kannel fills in (`%d` the report type, …) and `reports/parsers.py` reads."""
+
+
+def dlr_url(spec: ConnectionSpec, public_url: str) -> str | None:
+    """The dlr-url template of a connection: its Kannel report URL (`report_url`) and the
+    query Kannel fills in; None when it asks for no reports."""
+    if not spec.settings.get("delivery_reports", True):
+        return None
+    url = report_url(spec, public_url, "kannel")
+    return None if url is None else url + DLR_QUERY
+
+
+def _build(spec: ConnectionSpec, db: Database) -> KannelChannel:
+    given = options(spec)
+    given.pop("delivery_reports", None)
+    settings = KannelSettings(
+        **given,
+        dlr_url=dlr_url(spec, db.settings.public_url),
+        report_token=spec.credentials.get("inbound_token"),
+    )
+    return KannelChannel(settings, max_concurrency=spec.max_concurrency)
+
+
 PROVIDER = Provider(
     kind="kannel",
     channels=frozenset({"sms"}),
     settings=KannelSettingsIn,
     credentials=KannelCredentials,
-    build=lambda spec, db: KannelChannel(
-        KannelSettings(**options(spec)), max_concurrency=spec.max_concurrency
-    ),
+    build=_build,
+    generated=("inbound_token",),
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,9 +35,14 @@ class ConnectionSpec:
 
 
 class Schema(BaseModel):
-    """A connection's settings or credentials as stored: unknown fields are refused."""
+    """A connection's settings or credentials as stored: unknown fields are refused.
+
+    `secret` names the settings that may hold a credential (a gateway's body template
+    that carries its API key): they are written with the settings, and stored, sealed and
+    hidden with the credentials (`connections/kinds.py`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    secret: ClassVar[frozenset[str]] = frozenset()
 
 
 class NoSettings(Schema):
@@ -54,7 +59,8 @@ class SmsCredentials(Schema):
         pattern=r"^[A-Za-z0-9_-]+$",
         description=(
             "Secret of the inbound SMS URL /inbound/sms/{connection_id}/{inbound_token} "
-            "and of the report URLs /reports/{connection_id}/kannel|infobip/{inbound_token}"
+            "and of the report URLs /reports/{connection_id}/kannel|infobip/{inbound_token} "
+            "that Tidings gives the provider itself (generated for Kannel when not set)"
         ),
     )
     report_secret: str | None = Field(
@@ -73,13 +79,15 @@ settings such as the public URL)."""
 class Provider:
     """One connection kind: `settings` and `credentials` validate what a connection
     stores (`connections/kinds.py`); `build` makes its channel (`options` gives the two
-    merged, without what only authenticates inbound traffic)."""
+    merged, without what only authenticates inbound traffic). `generated` names the
+    credentials Tidings makes itself when a connection has none (random URL tokens)."""
 
     kind: str
     channels: frozenset[str]
     settings: type[Schema]
     credentials: type[Schema]
     build: Builder
+    generated: tuple[str, ...] = ()
 
 
 INBOUND: Final = (
@@ -91,6 +99,16 @@ INBOUND: Final = (
 )
 """Settings and credentials that authenticate or fetch what comes back to us (inbound
 SMS, delivery reports, bounces), not sending."""
+
+
+def report_url(spec: ConnectionSpec, public_url: str, route: str) -> str | None:
+    """The connection's own delivery-report URL of `route` (`kannel`, `infobip`), which
+    Tidings gives the provider with each message; None without an `inbound_token` (a
+    report there could not be authenticated). It holds the token: never log it."""
+    token = spec.credentials.get("inbound_token")
+    if spec.id is None or not isinstance(token, str) or not token:
+        return None
+    return f"{public_url.rstrip('/')}/reports/{spec.id}/{route}/{token}"
 
 
 def options(spec: ConnectionSpec) -> dict[str, Any]:

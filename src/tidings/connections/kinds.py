@@ -1,13 +1,18 @@
 """Validating a connection's settings and credentials against its kind.
 
 Settings are readable back through the API; credentials are write-only (stored, used,
-never returned). Each kind validates both, so a typo is a 422 naming the field, not a
-failure at send time. The kinds and their schemas are declared by the provider modules
+never returned) and sealed at rest. A setting a kind declares secret (`Schema.secret`:
+a gateway's body template that carries its key) is written with the settings and stored
+with the credentials, so it is hidden and sealed like them; a credential a kind
+generates (`Provider.generated`: Kannel's report token) is made here when absent. Each
+kind validates both, so a typo is a 422 naming the field, not a failure at send time.
+The kinds and their schemas are declared by the provider modules
 (`channels/<kind>.py`, `PROVIDER`), listed in `channels/registry.py`.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,9 +22,17 @@ from tidings.errors import FieldError, InvalidInput
 
 
 def validated(
-    kind: str, channel: str, settings: dict[str, Any], credentials: dict[str, Any]
+    kind: str,
+    channel: str,
+    settings: dict[str, Any],
+    credentials: dict[str, Any],
+    *,
+    stored: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both documents checked against the kind (JSON-ready), or InvalidInput naming fields."""
+    """Both documents as written checked against the kind, or InvalidInput naming fields;
+    returned as stored (JSON-ready): the secret settings moved to the credentials, the
+    generated credentials made, or kept from the `stored` credentials of a change (a
+    report URL in flight stays valid)."""
     if kind not in PROVIDERS:
         raise InvalidInput.field("kind", f"one of {', '.join(sorted(PROVIDERS))}")
     provider = PROVIDERS[kind]
@@ -40,11 +53,30 @@ def validated(
             for err in exc.errors(include_url=False):
                 where = ".".join(str(p) for p in err["loc"])
                 # A credential's value never goes into an error message.
-                reason = err["msg"] if prefix == "settings" else err["type"].replace("_", " ")
+                secret = prefix == "credentials" or str(err["loc"][0]) in model.secret
+                reason = err["type"].replace("_", " ") if secret else err["msg"]
                 errors.append(FieldError(f"{prefix}.{where}" if where else prefix, reason))
     if errors:
         raise InvalidInput(errors)
-    return checked[0], checked[1]
+    readable, hidden = checked
+    for name in provider.settings.secret:
+        if name in readable:
+            hidden[name] = readable.pop(name)
+    for name in provider.generated:
+        if name not in hidden:
+            kept = (stored or {}).get(name)
+            hidden[name] = kept if isinstance(kept, str) else secrets.token_urlsafe(32)
+    return readable, hidden
+
+
+def as_written(
+    kind: str, settings: dict[str, Any], credentials: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored documents as the API writes them (the secret settings back in the
+    settings): what a change that leaves one of them out keeps."""
+    secret = PROVIDERS[kind].settings.secret
+    written = {**settings, **{k: v for k, v in credentials.items() if k in secret}}
+    return written, {k: v for k, v in credentials.items() if k not in secret}
 
 
 def kinds_text() -> str:

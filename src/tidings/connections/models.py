@@ -7,11 +7,13 @@ from sqlalchemy import Float, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, BigIntPK, unique_among_live, utcnow
+from tidings.db.sealed import SealedJSON
 
 
 class Connection(Base):
     """A provider an org sends through. `settings` is readable configuration; `credentials`
-    (passwords, API keys, tokens) is write-only through the API. Limits hold for the whole
+    (passwords, API keys, tokens, and the settings a kind declares secret) is write-only
+    through the API and sealed at rest (`db/sealed.py`). Limits hold for the whole
     cluster, every worker together. Deleting it sets `deleted_at` (hidden, kept as
     history); `updated_at` moves with every change, so workers build its channel again."""
 
@@ -27,7 +29,9 @@ class Connection(Base):
     channel: Mapped[str] = mapped_column(String(8))
     kind: Mapped[str] = mapped_column(String(16))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    credentials: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    credentials: Mapped[dict[str, Any]] = mapped_column(
+        SealedJSON("connections.credentials"), default=dict
+    )
     max_per_second: Mapped[float | None] = mapped_column(Float)
     max_concurrency: Mapped[int] = mapped_column(default=10)
     is_default: Mapped[bool] = mapped_column(default=False)

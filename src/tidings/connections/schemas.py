@@ -95,7 +95,10 @@ class ConnectionOut(BaseModel):
     kind: str
     settings: dict[str, Any]
     credentials_set: list[str] = Field(
-        description="Which credentials are stored (not their values)."
+        description=(
+            "Which credentials are stored (not their values), with the settings the kind "
+            "declares secret (an http_sms `body`) and the tokens Tidings generated."
+        )
     )
     max_per_second: float | None
     max_concurrency: int

@@ -12,7 +12,7 @@ import hmac
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.connections.kinds import validated
+from tidings.connections.kinds import as_written, validated
 from tidings.connections.models import Connection
 from tidings.connections.schemas import ConnectionChanges, ConnectionCreate
 from tidings.db.base import utcnow
@@ -57,11 +57,13 @@ async def update_connection(
     """Change what the request set, checked as a new connection's fields are."""
     connection = await get_connection(session, org_id=org_id, connection_id=connection_id)
     if "settings" in changes or "credentials" in changes:
+        written = as_written(connection.kind, connection.settings, connection.credentials)
         settings, credentials = validated(
             connection.kind,
             connection.channel,
-            changes.get("settings", connection.settings),
-            changes.get("credentials", connection.credentials),
+            changes.get("settings", written[0]),
+            changes.get("credentials", written[1]),
+            stored=connection.credentials,
         )
         connection.settings, connection.credentials = settings, credentials
     if "email_service" in changes:

@@ -36,7 +36,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, SessionTransaction
 
+from tidings.db.sealed import attach
 from tidings.settings import Settings, sqlite_path
+from tidings.vault.keyring import keyring_for
 
 _BEGIN_OPTION = "tidings_sqlite_begin"
 
@@ -58,7 +60,14 @@ _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyD
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    """An async engine for `settings.database_url`, with the dialect's connection set-up."""
+    """An async engine for `settings.database_url`, with the dialect's connection set-up
+    and the keyring of its sealed columns (`db/sealed.py`)."""
+    engine = _create_engine(settings)
+    attach(engine, lambda: keyring_for(settings))
+    return engine
+
+
+def _create_engine(settings: Settings) -> AsyncEngine:
     if settings.database_echo:
         # Through logging (stderr), never SQLAlchemy's echo to stdout: `--json` owns stdout.
         logging.basicConfig(stream=sys.stderr)

@@ -7,11 +7,13 @@ from sqlalchemy import ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, BigIntPK, JSONDoc, utcnow
+from tidings.db.sealed import Sealed
 
 
 class WebhookEndpoint(Base):
     """A URL an org subscribed to event types. `secret` signs deliveries (Standard
-    Webhooks); it is shown once when created and never again through the API."""
+    Webhooks); it is shown once when created and never again through the API, and sealed at
+    rest (`db/sealed.py`)."""
 
     __tablename__ = "webhook_endpoints"
 
@@ -19,7 +21,7 @@ class WebhookEndpoint(Base):
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(Text)
     event_types: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
-    secret: Mapped[str] = mapped_column(String(100))
+    secret: Mapped[str] = mapped_column(Sealed("webhook_endpoints.secret"))
     enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

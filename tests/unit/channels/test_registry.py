@@ -9,10 +9,12 @@ from types import SimpleNamespace
 from typing import cast
 
 from tidings.channels.base import Outgoing
+from tidings.channels.http_sms import HttpSmsChannel
 from tidings.channels.infobip import InfobipChannel
+from tidings.channels.kannel import KannelChannel
 from tidings.channels.registry import PROVIDERS, ConnectionSpec, build_channel
 from tidings.channels.smtp import SmtpChannel, SmtpSettings
-from tidings.connections.kinds import validated
+from tidings.connections.kinds import as_written, validated
 from tidings.db.engine import Database
 from tidings.settings import Settings
 
@@ -67,11 +69,66 @@ def test_report_secrets_and_tokens_stay_out_of_the_channels() -> None:
         "twilio": ("sms", {"account_sid": "AC" + "0" * 32},
                    {"auth_token": "t", "report_secret": secret}),
     }  # fmt: skip
+    db = cast(Database, SimpleNamespace(settings=Settings(public_url="https://tidings.example")))
     for kind, (channel_name, raw_settings, raw_credentials) in cases.items():
         settings, credentials = validated(kind, channel_name, raw_settings, raw_credentials)
         spec = ConnectionSpec(1, kind, settings, credentials, 10, None)
-        channel = build_channel(spec, cast(Database, None))  # raised TypeError before
+        channel = build_channel(spec, db)  # raised TypeError before
         assert type(channel).__name__.lower() == f"{kind}channel"
+
+
+def test_kannel_asks_for_reports_at_a_url_tidings_builds_with_a_token_it_made() -> None:
+    """The operator types no token and no URL: the token is generated once, kept by a
+    change that does not name it, and never shown in the readable settings."""
+    settings, credentials = validated(
+        "kannel", "sms", {"base_url": "http://kannel.test"}, {"username": "u", "password": "p"}
+    )
+    token = credentials["inbound_token"]
+    assert len(token) >= 24
+    assert token not in str(settings)
+    db = cast(Database, SimpleNamespace(settings=Settings(public_url="https://tidings.example/")))
+    channel = build_channel(ConnectionSpec(9, "kannel", settings, credentials, 10, None), db)
+    assert isinstance(channel, KannelChannel)
+    query = channel.query(Outgoing(42, 1, "sms", None, "+41793026727", None, "Hi"))
+    assert query["dlr-url"] == (
+        f"https://tidings.example/reports/9/kannel/{token}"
+        "?message_id=42&type=%d&smsc-id=%i&reply=%A&ts=%T"
+    )
+    assert query["dlr-mask"] == "31"
+    assert repr(channel.settings).count(token) == 0
+
+    changed = validated(
+        "kannel", "sms", settings, {"username": "u", "password": "new"}, stored=credentials
+    )
+    assert changed[1]["inbound_token"] == token
+    fresh = validated("kannel", "sms", settings, {"username": "u", "password": "new"})
+    assert fresh[1]["inbound_token"] != token
+
+    off, quiet = validated(
+        "kannel", "sms", {"base_url": "http://k.test", "delivery_reports": False},
+        {"username": "u", "password": "p"},
+    )  # fmt: skip
+    silent = build_channel(ConnectionSpec(9, "kannel", off, quiet, 10, None), db)
+    assert isinstance(silent, KannelChannel)
+    assert "dlr-url" not in silent.query(Outgoing(42, 1, "sms", None, "+41793026727", None, "Hi"))
+
+
+def test_an_http_sms_body_is_a_credential() -> None:
+    """A gateway that takes its key in the body: the body is stored with the credentials
+    (hidden, sealed), written and changed with the settings."""
+    body = {"to": "{to}", "text": "{text}", "api_key": "key-in-the-body"}
+    settings, credentials = validated(
+        "http_sms", "sms", {"url": "https://gw.example/send", "body": body}, {}
+    )
+    assert "body" not in settings
+    assert credentials["body"] == body
+    assert as_written("http_sms", settings, credentials) == (
+        {**settings, "body": body}, {k: v for k, v in credentials.items() if k != "body"}
+    )  # fmt: skip
+    spec = ConnectionSpec(3, "http_sms", settings, credentials, 10, None)
+    channel = build_channel(spec, cast(Database, None))
+    assert isinstance(channel, HttpSmsChannel)
+    assert channel.settings.body == body
 
 
 def test_infobip_asks_for_reports_at_its_own_report_url() -> None:

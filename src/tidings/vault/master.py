@@ -1,0 +1,37 @@
+"""The master secret: configured, or generated once beside an SQLite database.
+
+It signs the links in messages, and the default key of secrets at rest is derived from it
+(`keyring.py`), so a fresh install needs no configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from tidings.settings import Settings, sqlite_path
+
+MIN_LENGTH = 32
+
+
+def load_secret(settings: Settings) -> bytes:
+    """TIDINGS_SECRET_KEY if set; on SQLite a key file made on first use (mode 0600)."""
+    if settings.secret_key is not None:
+        value = settings.secret_key.get_secret_value().encode()
+        if len(value) < MIN_LENGTH:
+            raise ValueError(f"TIDINGS_SECRET_KEY must be at least {MIN_LENGTH} characters")
+        return value
+    database = sqlite_path(settings.database_url)
+    if database is None:
+        raise ValueError(
+            "set TIDINGS_SECRET_KEY: every process sending or serving links must share it"
+        )
+    path = database.parent / "secret.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secrets.token_urlsafe(48))
+    return path.read_bytes().strip()
