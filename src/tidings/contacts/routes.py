@@ -17,6 +17,7 @@ from tidings.contacts.schemas import (
     UpsertReportOut,
 )
 from tidings.errors import InvalidInput
+from tidings.links.secret import erasure_key
 from tidings.privacy import service as privacy
 
 router = APIRouter(prefix="/orgs/{org_id}/contacts", tags=["contacts"])
@@ -117,8 +118,13 @@ async def get_contact(
 
 @router.post("/{contact_id}/erase", summary="Erase a contact's personal data (GDPR)")
 async def erase_contact(
-    org_id: int, contact_id: int, key: ManageKey, session: WriteSessionDep
+    org_id: int, contact_id: int, request: Request, key: ManageKey, session: WriteSessionDep
 ) -> ContactOut:
     return ContactOut.of(
-        await privacy.erase_contact(session, org_id=key.org_id, contact_id=contact_id)
+        await privacy.erase_contact(
+            session,
+            org_id=key.org_id,
+            contact_id=contact_id,
+            erasure_key=erasure_key(request.app.state.settings),
+        )
     )

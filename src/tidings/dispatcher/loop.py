@@ -66,6 +66,9 @@ class DispatcherConfig:
     idle_sleep: float = 0.5
     public_url: str = "http://127.0.0.1:8000"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Keys the hash under which an erased person's suppression is kept
+    # (`suppressions.erased`); None (tests that need no erasure): hashed rows are not seen.
+    erasure_key: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -198,7 +201,9 @@ class Dispatcher:
             )
             # Checked again at the last moment: an address suppressed since the message
             # was made (a bounce, a complaint, a STOP mid-broadcast) is skipped, not sent.
-            claimed = await queries.skip_suppressed(session, claimed=claimed, now=now)
+            claimed = await queries.skip_suppressed(
+                session, claimed=claimed, now=now, erasure_key=self.config.erasure_key
+            )
         rendered = await self.messages.render_batch(claimed) if claimed else None
         found = started + reaped + len(claimed)
         return _Batch(found, lease_until, claimed, rendered, time.perf_counter() - started_at)

@@ -1,7 +1,10 @@
-"""The key that signs links: configured, or generated once beside an SQLite database."""
+"""The key that signs links: configured, or generated once beside an SQLite database; and
+the key derived from it that hashes erased people's suppressed addresses."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 
@@ -31,3 +34,11 @@ def load_secret(settings: Settings) -> bytes:
     with os.fdopen(descriptor, "w") as handle:
         handle.write(secrets.token_urlsafe(48))
     return path.read_bytes().strip()
+
+
+def erasure_key(settings: Settings) -> bytes:
+    """TIDINGS_ERASURE_KEY, else a key derived from the link secret (`suppressions.erased`
+    hashes erased people's suppressed addresses under it)."""
+    if settings.erasure_key is not None:
+        return settings.erasure_key.get_secret_value().encode()
+    return hmac.digest(load_secret(settings), b"tidings erased suppressions", hashlib.sha256)
