@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, delete, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.channels.models import SinkMessage
@@ -149,7 +149,7 @@ async def _drop_messages(session: AsyncSession, ids: list[int]) -> None:
 
 
 async def _empty_variables(session: AsyncSession, ids: list[int]) -> None:
-    await session.execute(update(Message).where(Message.id.in_(ids)).values(variables=None))
+    await session.execute(update(Message).where(Message.id.in_(ids)).values(variables=null()))
 
 
 async def _drop_sink(session: AsyncSession, ids: list[int]) -> None:

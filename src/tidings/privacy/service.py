@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.channels.models import SinkMessage
@@ -198,7 +198,7 @@ async def _scrub_messages(
     await session.execute(
         update(Message)
         .where(Message.org_id == org_id, Message.id.in_(ids))
-        .values(recipient=None, variables=None)
+        .values(recipient=None, variables=null())
     )
     await session.execute(
         update(SinkMessage)
