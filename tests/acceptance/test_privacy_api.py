@@ -27,8 +27,10 @@ runner = CliRunner()
 
 @pytest.mark.usefixtures("cli_env")
 async def test_export_holds_every_kind_of_record_and_nothing_after_erase(
-    db: Database, client: httpx.AsyncClient
+    db: Database, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Erasure hashes with a key derived from the secret, which PostgreSQL needs set.
+    monkeypatch.setenv("TIDINGS_SECRET_KEY", "cli-secret-key-of-at-least-32-characters")
     org = await make_org(db)
     people = await audience(
         db,
