@@ -94,3 +94,28 @@ async def test_export_holds_every_kind_of_record_and_nothing_after_erase(
     assert after["messages"][0]["content"] is None
     assert after["messages"][0]["links"] == []
     assert after["suppressions"] == []
+
+
+async def test_an_orgs_retention_has_defaults_and_is_set_through_the_org(
+    db: Database, client: httpx.AsyncClient
+) -> None:
+    org = await make_org(db)
+    path = f"/v1/orgs/{org.id}"
+    shown = (await client.get(path, headers=org.bearer)).json()
+    assert (
+        shown["content_retention_days"],
+        shown["event_retention_days"],
+        shown["message_retention_days"],
+    ) == (30, 400, 400)
+
+    changed = await client.patch(
+        path, json={"content_retention_days": 7, "event_retention_days": None}, headers=org.bearer
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["content_retention_days"], body["event_retention_days"]) == (7, None)
+    assert body["message_retention_days"] == 400  # left out: unchanged
+
+    refused = await client.patch(path, json={"message_retention_days": 0}, headers=org.bearer)
+    assert refused.status_code == 422
+    assert [e["field"] for e in refused.json()["errors"]] == ["message_retention_days"]

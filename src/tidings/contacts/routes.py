@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
+from tidings.api.problems import answers
 from tidings.contacts import importer, service
 from tidings.contacts.schemas import (
     ContactOut,
@@ -116,7 +117,11 @@ async def get_contact(
     )
 
 
-@router.post("/{contact_id}/erase", summary="Erase a contact's personal data (GDPR)")
+@router.post(
+    "/{contact_id}/erase",
+    summary="Erase a contact's personal data everywhere it lives (GDPR)",
+    responses=answers(404),
+)
 async def erase_contact(
     org_id: int, contact_id: int, request: Request, key: ManageKey, session: WriteSessionDep
 ) -> ContactOut:

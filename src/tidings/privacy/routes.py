@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tidings.api.deps import ManageKey, SessionDep
+from tidings.api.problems import answers
 from tidings.db.base import utcnow
 from tidings.privacy import service
 from tidings.privacy.schemas import ContactExportOut
@@ -16,6 +17,7 @@ router = APIRouter(prefix="/orgs/{org_id}/contacts", tags=["contacts"])
 @router.get(
     "/{contact_id}/export",
     summary="Export everything held about one contact (GDPR access and portability)",
+    responses=answers(404),
 )
 async def export_contact(
     org_id: int, contact_id: int, key: ManageKey, session: SessionDep
