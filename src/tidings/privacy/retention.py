@@ -54,6 +54,7 @@ class Purged:
     contents: int = 0  # sink copies deleted + messages' variables emptied
     events: int = 0
     messages: int = 0
+    longest_batch: float = 0.0  # seconds: the longest write transaction (sending waits)
 
     @property
     def total(self) -> int:
@@ -111,6 +112,7 @@ async def _each_batch(
     before: datetime,
     batch: int,
     write: Callable[[AsyncSession, list[int]], Any],
+    purged: Purged,
     walk: _Walk | None = None,
     wanted: Callable[[Any], bool] = lambda row: True,
     extra: tuple[Any, ...] = (),
@@ -124,8 +126,10 @@ async def _each_batch(
             extra=extra,
         )  # fmt: skip
         if ids:
+            started = time.perf_counter()
             async with db.transaction() as session:
                 await write(session, ids)
+            purged.longest_batch = max(purged.longest_batch, time.perf_counter() - started)
             done += len(ids)
     return done
 
@@ -186,23 +190,23 @@ class Purger:
             if message_days is not None:
                 purged.messages += await _each_batch(
                     self.db, Message, org_id=org_id, before=now - timedelta(days=message_days),
-                    batch=self.batch, write=_drop_messages, wanted=_finished,
+                    batch=self.batch, purged=purged, write=_drop_messages, wanted=_finished,
                     extra=(Message.status,),
                 )  # fmt: skip
             if event_days is not None:
                 purged.events += await _each_batch(
                     self.db, Event, org_id=org_id, before=now - timedelta(days=event_days),
-                    batch=self.batch, write=_drop_event_ids,
+                    batch=self.batch, purged=purged, write=_drop_event_ids,
                 )  # fmt: skip
             if content_days is not None:
                 before = now - timedelta(days=content_days)
                 purged.contents += await _each_batch(
                     self.db, SinkMessage, org_id=org_id, before=before, batch=self.batch,
-                    write=_drop_sink,
+                    purged=purged, write=_drop_sink,
                 )  # fmt: skip
                 purged.contents += await _each_batch(
                     self.db, Message, org_id=org_id, before=before, batch=self.batch,
-                    write=_empty_variables,
+                    purged=purged, write=_empty_variables,
                     walk=self.content_walks.setdefault(org_id, _Walk()),
                     wanted=lambda row: _finished(row) and row.variables is not None,
                     extra=(Message.status, Message.variables),
@@ -239,9 +243,10 @@ class RetentionKeeper:
             else:
                 log.log(
                     logging.INFO if purged.total else logging.DEBUG,
-                    "retention purge: %d contents, %d events, %d messages in %.3f s",
+                    "retention purge: %d contents, %d events, %d messages in %.3f s"
+                    " (longest batch %.3f s)",
                     purged.contents, purged.events, purged.messages,
-                    time.perf_counter() - started,
+                    time.perf_counter() - started, purged.longest_batch,
                 )  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)
