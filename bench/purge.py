@@ -110,7 +110,7 @@ async def _live_broadcast(db: Database, org: OrgWithKey, *, count: int, round_: 
     async with db.session() as session:
         await session.execute(
             text(_CONTACTS.format(series=_SERIES[dialect])),
-            {"n": count, "org_id": org.id, "round": round_, "now": now},
+            {"n": count, "org_id": org.id, "round": str(round_), "now": now},
         )
         await session.execute(
             text(_MEMBERS),

@@ -50,6 +50,8 @@ async def test_export_holds_every_kind_of_record_and_nothing_after_erase(
         )  # fmt: skip
         await suppressions.suppress(session, org_id=org.id, channel="email", address=EMAIL,
                                     reason="unsubscribed", source="link")  # fmt: skip
+        await suppressions.note_soft_bounce(session, org_id=org.id, channel="email",
+                                            address=EMAIL, limit=5, source="dsn")  # fmt: skip
 
     path = f"/v1/orgs/{org.id}/contacts/{ada}/export"
     answer = await client.get(path, headers=org.bearer)
@@ -61,6 +63,7 @@ async def test_export_holds_every_kind_of_record_and_nothing_after_erase(
     assert [(s["address"], s["reason"]) for s in record["suppressions"]] == [
         (EMAIL, "unsubscribed")
     ]
+    assert [(b["address"], b["count"]) for b in record["soft_bounces"]] == [(EMAIL, 1)]
     [message] = record["messages"]
     assert message["recipient"] == EMAIL
     assert message["status"] == "sent"
@@ -94,6 +97,7 @@ async def test_export_holds_every_kind_of_record_and_nothing_after_erase(
     assert after["messages"][0]["content"] is None
     assert after["messages"][0]["links"] == []
     assert after["suppressions"] == []
+    assert after["soft_bounces"] == []
 
 
 async def test_an_orgs_retention_has_defaults_and_is_set_through_the_org(

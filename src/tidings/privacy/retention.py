@@ -54,7 +54,9 @@ class Purged:
     contents: int = 0  # sink copies deleted + messages' variables emptied
     events: int = 0
     messages: int = 0
-    longest_batch: float = 0.0  # seconds: the longest write transaction (sending waits)
+    # Seconds from a batch's first statement to its commit: the longest that writers
+    # (the dispatcher on SQLite) wait for the purge.
+    longest_batch: float = 0.0
 
     @property
     def total(self) -> int:
@@ -126,8 +128,8 @@ async def _each_batch(
             extra=extra,
         )  # fmt: skip
         if ids:
-            started = time.perf_counter()
             async with db.transaction() as session:
+                started = time.perf_counter()  # holding the write turn from here
                 await write(session, ids)
             purged.longest_batch = max(purged.longest_batch, time.perf_counter() - started)
             done += len(ids)

@@ -20,6 +20,12 @@ class ExportedList(BaseModel):
     joined_at: datetime
 
 
+class ExportedSoftBounce(BaseModel):
+    address: str
+    count: int = Field(description="Soft bounces in a row, without a delivery between them.")
+    last_at: datetime
+
+
 class ExportedContent(BaseModel):
     """What was kept of a message's rendered content: the sink's copy (messages sent
     through the built-in sink or by a test key), for as long as the org's
@@ -49,6 +55,7 @@ class ContactExportOut(BaseModel):
     suppressions: list[SuppressionOut] = Field(
         description="The org's suppressions of the contact's email and phone."
     )
+    soft_bounces: list[ExportedSoftBounce]
     messages: list[ExportedMessage]
     events: list[EventOut]
 
@@ -74,6 +81,10 @@ class ContactExportOut(BaseModel):
             contact=ContactOut.of(export.contact),
             lists=[ExportedList(id=i, name=n, joined_at=j) for i, n, j in export.lists],
             suppressions=[SuppressionOut.of(s) for s in export.suppressions],
+            soft_bounces=[
+                ExportedSoftBounce(address=b.address, count=b.count, last_at=b.last_at)
+                for b in export.soft_bounces
+            ],
             messages=messages,
             events=[EventOut.model_validate(e) for e in export.events],
         )

@@ -45,7 +45,7 @@ from tidings.outbox.models import Message
 from tidings.privacy.scrub import Person
 from tidings.reports.models import PendingReport
 from tidings.suppressions import erased
-from tidings.suppressions.models import Suppression
+from tidings.suppressions.models import SoftBounce, Suppression
 from tidings.webhooks.models import WebhookDelivery
 
 SCRUB_BATCH = 500
@@ -58,6 +58,7 @@ class Export:
     contact: Contact
     lists: list[tuple[int, str, datetime]]  # (list id, name, joined at)
     suppressions: list[Suppression]
+    soft_bounces: list[SoftBounce]
     messages: list[Message]
     contents: dict[int, SinkMessage]  # message id → what the sink kept of it
     links: dict[int, list[str]]  # message id → its tracked links, in order
@@ -66,7 +67,8 @@ class Export:
 
 async def export_contact(session: AsyncSession, *, org_id: int, contact_id: int) -> Export:
     """Everything Tidings holds about one contact (GDPR art. 15 and 20), read only: the
-    contact, its list memberships, the suppressions of its addresses, every message with
+    contact, its list memberships, the suppressions and soft-bounce counts of its addresses,
+    every message with
     what was kept of its content (the sink's copy, the tracked links), every event of them.
     An erased contact's export holds what erasure left: no personal data."""
     contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
@@ -94,6 +96,13 @@ async def export_contact(session: AsyncSession, *, org_id: int, contact_id: int)
         if addresses
         else []
     )  # fmt: skip
+    soft_bounces = list(
+        await session.scalars(
+            select(SoftBounce)
+            .where(SoftBounce.org_id == org_id, SoftBounce.address.in_([a for _, a in addresses]))
+            .order_by(SoftBounce.address)
+        )
+    )
     messages = list(
         await session.scalars(
             select(Message)
@@ -129,6 +138,7 @@ async def export_contact(session: AsyncSession, *, org_id: int, contact_id: int)
         contact=contact,
         lists=[(row.id, row.name, row.created_at) for row in memberships],
         suppressions=suppressions,
+        soft_bounces=soft_bounces,
         messages=messages,
         contents=contents,
         links=links,
