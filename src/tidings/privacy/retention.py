@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.channels.models import SinkMessage
 from tidings.db.base import utcnow
+from tidings.db.dialect import alone
 from tidings.db.engine import Database
 from tidings.events.models import Event
 from tidings.links.models import Link
@@ -47,6 +48,7 @@ from tidings.webhooks.models import WebhookDelivery
 log = logging.getLogger(__name__)
 
 UNFINISHED_VALUES = sorted(s.value for s in UNFINISHED)
+PURGE_LOCK = 7212364419  # one worker purges at a time (db.dialect.alone)
 
 
 @dataclass(slots=True)
@@ -175,7 +177,12 @@ class Purger:
     content_walks: dict[int, _Walk] = field(default_factory=dict)
 
     async def purge(self, *, now: datetime) -> Purged:
-        """One round over every org with a retention (see the module docstring)."""
+        """One round over every org with a retention (see the module docstring); nothing
+        when another worker's round is running (PostgreSQL), which purges the same rows."""
+        async with alone(self.db.engine, PURGE_LOCK) as mine:
+            return await self._purge(now=now) if mine else Purged()
+
+    async def _purge(self, *, now: datetime) -> Purged:
         async with self.db.transaction(write=False) as session:
             orgs = (
                 await session.execute(

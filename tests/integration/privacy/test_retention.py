@@ -72,3 +72,14 @@ async def test_retention_purges_content_then_events_and_messages_in_batches(db: 
         left = await session.scalar(select(Message.status).where(Message.org_id == org.id))
     assert left == "queued"
     assert await _counts(db, keeper_org.id) == (2, 2, 2, 2)  # keeps forever
+
+
+async def test_one_purge_round_at_a_time_on_postgresql(db: Database) -> None:
+    from tidings.db.dialect import alone
+
+    async with alone(db.engine, 42) as first, alone(db.engine, 42) as second:
+        pass
+    async with alone(db.engine, 42) as after:
+        pass
+    postgres = db.engine.dialect.name == "postgresql"
+    assert (first, second, after) == (True, not postgres, True)
