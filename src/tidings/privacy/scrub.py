@@ -64,13 +64,6 @@ class Person:
         names = {n.casefold() for n in self.names}
         return _walk(value, pattern, names if shared else set(), drop_keys=not shared)
 
-    def mentioned_in(self, text: str) -> bool:
-        """Whether `text` contains one of the addresses or is one of the names."""
-        folded = text.casefold()
-        return any(a.casefold() in folded for a in self.addresses) or any(
-            n.casefold() in folded for n in self.names
-        )
-
 
 def _walk(value: Any, pattern: re.Pattern[str], whole: set[str], *, drop_keys: bool) -> Any:
     if isinstance(value, str):
