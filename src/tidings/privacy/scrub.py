@@ -46,8 +46,14 @@ class Person:
             names.insert(0, f"{names[0]} {names[1]}")
         return cls(tuple(addresses), tuple(names))
 
+    @property
+    def needles(self) -> tuple[str, ...]:
+        """Every string that marks a document as quoting this person (addresses and names):
+        a document `scrub` changes contains one of them, in some case."""
+        return self.addresses + self.names
+
     def _pattern(self, *, shared: bool) -> re.Pattern[str] | None:
-        needles = self.addresses if shared else self.addresses + self.names
+        needles = self.addresses if shared else self.needles
         if not needles:
             return None
         ordered = sorted(set(needles), key=len, reverse=True)  # "Ada Byron" before "Ada"

@@ -26,11 +26,12 @@ transaction, which an audit log can wrap (`export_contact`, `erase_contact`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, null, or_, select, update
+from sqlalchemy import ColumnElement, Text, cast, delete, func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.channels.models import SinkMessage
@@ -270,23 +271,27 @@ async def _rewrite(
 
 async def _scrub_answers(session: AsyncSession, *, org_id: int, person: Person) -> None:
     """Stored `Idempotency-Key` answers (kept a day, `idempotency.service.KEEP_FOR`) that
-    quote the person: a replay must not give their address back. Read a page at a time."""
+    quote the person: a replay must not give their address back. The database picks the
+    answers whose JSON text contains one of the person's identifiers (in any ASCII case,
+    as written or JSON-escaped), a page at a time; `Person.scrub` rewrites them."""
+    text = func.lower(cast(IdempotencyKey.response, Text))
+    spellings = {n.lower() for n in person.needles} | {
+        json.dumps(n.lower())[1:-1] for n in person.needles
+    }
+    if not spellings:
+        return
+    quoting = or_(*(text.contains(s, autoescape=True) for s in sorted(spellings)))
     after = 0
     while True:
         rows = (
             await session.execute(
                 select(IdempotencyKey.id, IdempotencyKey.response)
-                .where(
-                    IdempotencyKey.org_id == org_id,
-                    IdempotencyKey.id > after,
-                )
+                .where(IdempotencyKey.org_id == org_id, IdempotencyKey.id > after, quoting)
                 .order_by(IdempotencyKey.id)
                 .limit(SCRUB_BATCH)
             )
         ).all()
         for key_id, response in rows:
-            if not response:
-                continue
             cleaned = person.scrub(response, shared=True)
             if cleaned != response:
                 await session.execute(
