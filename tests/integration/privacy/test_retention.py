@@ -3,6 +3,7 @@ bounded batches; unfinished messages and orgs that keep forever are left alone."
 
 from __future__ import annotations
 
+from pydantic import SecretStr
 from sqlalchemy import func, select, update
 
 from tests.support.factories import make_org
@@ -13,6 +14,7 @@ from tidings.events.models import Event
 from tidings.orgs import service as orgs
 from tidings.outbox.models import Message
 from tidings.privacy.retention import RetentionKeeper
+from tidings.settings import Settings
 from tidings.testing import Clock
 
 
@@ -83,3 +85,24 @@ async def test_one_purge_round_at_a_time_on_postgresql(db: Database) -> None:
         pass
     postgres = db.engine.dialect.name == "postgresql"
     assert (first, second, after) == (True, not postgres, True)
+
+
+async def test_the_worker_runs_the_retention_loop_and_hashes_with_the_erasure_key(
+    db: Database, settings: Settings
+) -> None:
+    import asyncio
+
+    from tidings.dispatcher.run import build_loops, build_worker
+    from tidings.links.secret import erasure_key
+
+    def names(settings: Settings) -> set[str]:
+        loops = build_loops(settings, db, asyncio.Event())
+        for loop in loops.values():
+            loop.close()  # built, never started
+        return set(loops)
+
+    assert "retention" in names(settings)
+    assert "retention" not in names(settings.model_copy(update={"retention_sweep_seconds": 0}))
+    assert build_worker(settings, db).config.erasure_key == erasure_key(settings)
+    chosen = settings.model_copy(update={"erasure_key": SecretStr("an operator's own key")})
+    assert erasure_key(chosen) == b"an operator's own key" != erasure_key(settings)
