@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format typecheck pytest bench bench-import bench-upsert bench-quick bench-crash bench-restart clean
+.PHONY: help install run test lint format typecheck pytest bench bench-import bench-upsert bench-purge bench-quick bench-crash bench-restart clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -46,6 +46,10 @@ bench-import: $(STAMP) ## CSV import of 100k and 1M rows: time and peak RSS, SQL
 bench-upsert: $(STAMP) ## bulk upsert latency (500 and 10,000 rows per request), SQLite then PostgreSQL
 	$(BIN)/python bench/upsert_latency.py
 	$(BIN)/python bench/upsert_latency.py --postgres
+
+bench-purge: $(STAMP) ## retention purge of 1,000,000 expired messages while sending, SQLite then PostgreSQL
+	$(BIN)/python bench/purge.py
+	$(BIN)/python bench/purge.py --postgres
 
 bench: $(STAMP) ## every scenario at SCALE (default 1000000: tens of minutes); table + bench/results/
 	$(BIN)/python bench/run.py --scale $(SCALE) $(BENCH_ARGS)

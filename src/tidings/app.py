@@ -44,6 +44,7 @@ from tidings.lists import routes as lists
 from tidings.messages import routes as messages
 from tidings.monitoring import routes as monitoring
 from tidings.orgs import routes as orgs
+from tidings.privacy import routes as privacy
 from tidings.reports import routes as reports
 from tidings.segments import routes as segments
 from tidings.settings import Settings
@@ -81,7 +82,7 @@ UNAVAILABLE_PROBLEM: dict[int | str, dict[str, Any]] = {
 
 
 V1 = (
-    orgs, keys, contacts, lists, segments, templates, connections, campaigns, invites,
+    orgs, keys, contacts, privacy, lists, segments, templates, connections, campaigns, invites,
     broadcasts, messages, events, applications, credits, suppressions, webhooks, reports,
     audit,
 )  # fmt: skip

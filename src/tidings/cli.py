@@ -1,5 +1,5 @@
 """The operator's command line: `tidings serve`, `db`, `orgs`, `keys`, `contacts import`,
-`credits`, `bounces poll`, `secrets`.
+`contacts export`, `contacts erase`, `credits`, `bounces poll`, `secrets`.
 
 Commands work on the database named by `TIDINGS_DATABASE_URL` directly (no API key is
 needed: whoever can run them can read the database anyway). `--json` prints exactly one
@@ -39,15 +39,19 @@ from tidings.contacts.importer import import_csv
 from tidings.credits import service as credits
 from tidings.credits.schemas import CreditEntryOut, to_credits, to_micro
 from tidings.db import migrate
+from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.db.reseal import count, reseal
 from tidings.db.sealed import sealed_columns
 from tidings.errors import InvalidInput, TidingsError
 from tidings.keys import service as keys
 from tidings.keys.schemas import KeyKind, Scope, audited
+from tidings.links.secret import erasure_key
 from tidings.orgs import service as orgs
 from tidings.orgs.models import Org
 from tidings.orgs.schemas import OrgOut
+from tidings.privacy import service as privacy
+from tidings.privacy.schemas import ContactExportOut
 from tidings.runtime import configure_logging, redact_access_log, tune_gc
 from tidings.schema import Base
 from tidings.settings import Settings
@@ -584,6 +588,56 @@ def contacts_import(
         out.print(f"  row {e.index}: {e.field}: {e.reason}")
     if len(report.errors) > 20 or report.errors_truncated:
         out.print("  … (use --json for the first 1,000 errors)")
+
+
+@contacts_app.command("export")
+def contacts_export(
+    ctx: typer.Context,
+    org: OrgOption,
+    contact_id: Annotated[int, typer.Argument(help="The contact's id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Everything held about one contact (the document `GET …/contacts/{id}/export` gives)."""
+
+    async def work(session: AsyncSession) -> ContactExportOut:
+        org_id = await _org_id(session, org)
+        export = await privacy.export_contact(session, org_id=org_id, contact_id=contact_id)
+        return ContactExportOut.of(export, at=utcnow())
+
+    document = _run(_settings(ctx), work)
+    if as_json:
+        sys.stdout.write(document.model_dump_json() + "\n")
+        return
+    c = document.contact
+    out.print(f"contact {c.id}: {c.email or ''} {c.phone or ''} {c.first_name or ''}")
+    out.print(
+        f"{len(document.lists)} lists, {len(document.suppressions)} suppressions, "
+        f"{len(document.messages)} messages, {len(document.events)} events "
+        "(--json for the whole record)"
+    )
+
+
+@contacts_app.command("erase")
+def contacts_erase(
+    ctx: typer.Context,
+    org: OrgOption,
+    contact_id: Annotated[int, typer.Argument(help="The contact's id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Erase a contact's personal data everywhere it lives (docs/privacy.md)."""
+    settings = _settings(ctx)
+
+    async def work(session: AsyncSession) -> Any:
+        org_id = await _org_id(session, org)
+        return await privacy.erase_contact(
+            session, org_id=org_id, contact_id=contact_id, erasure_key=erasure_key(settings)
+        )
+
+    contact = _run(settings, work, write=True)
+    if as_json:
+        _print_json({"contact_id": contact.id, "erased_at": contact.erased_at.isoformat()})
+        return
+    out.print(f"contact {contact.id} erased at {contact.erased_at.isoformat(timespec='seconds')}")
 
 
 def _credits_amount(raw: str) -> int:

@@ -180,6 +180,34 @@ class Settings(BaseSettings):
         ),
     )
 
+    erasure_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Keys the hash (HMAC-SHA256) that keeps an erased person's address suppressed "
+            "without keeping the address. Unset: derived from `TIDINGS_SECRET_KEY` (or the "
+            "generated `secret.key`). Changing it lets the addresses of people erased before "
+            "be sent to again; see docs/privacy.md."
+        ),
+    )
+    retention_sweep_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description=(
+            "How often the worker purges what each org's retention has expired (message "
+            "content, events, message rows; docs/privacy.md); 0 turns purging off."
+        ),
+    )
+    retention_batch_size: int = Field(
+        default=1_000,
+        ge=1,
+        le=50_000,
+        description=(
+            "Rows the retention purge deletes or empties per transaction: small batches "
+            "keep each write short, so sending goes on while a backlog is purged."
+        ),
+    )
+
     bounce_poll_seconds: float = Field(
         default=300.0,
         ge=0,

@@ -101,6 +101,7 @@ WALK: list[tuple[str, str, Any, str, str | None]] = [
     ("PATCH", "/v1/orgs/{org_id}/webhooks/{webhook_id}", {"enabled": False},
      "webhook.update", None),
     ("DELETE", "/v1/orgs/{org_id}/webhooks/{webhook_id}", None, "webhook.delete", None),
+    ("GET", "/v1/orgs/{org_id}/contacts/{contact_id}/export", None, "contact.export", None),
     ("POST", "/v1/orgs/{org_id}/contacts/{contact_id}/erase", None, "contact.erase", None),
 ]  # fmt: skip
 

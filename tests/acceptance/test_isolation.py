@@ -44,6 +44,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/orgs/{org_id}/contacts"): None,
     ("GET", "/v1/orgs/{org_id}/contacts/{contact_id}"): None,
     ("POST", "/v1/orgs/{org_id}/contacts/{contact_id}/erase"): None,
+    ("GET", "/v1/orgs/{org_id}/contacts/{contact_id}/export"): None,
     ("POST", "/v1/orgs/{org_id}/lists"): {"name": "new"},
     ("GET", "/v1/orgs/{org_id}/lists"): None,
     ("GET", "/v1/orgs/{org_id}/lists/{list_id}"): None,

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
+from tidings.api.problems import answers
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.contacts import importer, service
@@ -20,6 +21,7 @@ from tidings.contacts.schemas import (
 )
 from tidings.db.engine import transaction
 from tidings.errors import InvalidInput
+from tidings.links.secret import erasure_key
 from tidings.privacy import service as privacy
 
 router = APIRouter(prefix="/orgs/{org_id}/contacts", tags=["contacts"])
@@ -140,12 +142,21 @@ async def get_contact(
     )
 
 
-@router.post("/{contact_id}/erase", summary="Erase a contact's personal data (GDPR)")
+@router.post(
+    "/{contact_id}/erase",
+    summary="Erase a contact's personal data everywhere it lives (GDPR)",
+    responses=answers(404),
+)
 async def erase_contact(
-    org_id: int, contact_id: int, key: ManageKey, session: WriteSessionDep
+    org_id: int, contact_id: int, request: Request, key: ManageKey, session: WriteSessionDep
 ) -> ContactOut:
     erased = ContactOut.of(
-        await privacy.erase_contact(session, org_id=key.org_id, contact_id=contact_id)
+        await privacy.erase_contact(
+            session,
+            org_id=key.org_id,
+            contact_id=contact_id,
+            erasure_key=erasure_key(request.app.state.settings),
+        )
     )
     # The erased_at only: what was erased is a person's data, and the audit outlives it.
     changes = {"erased_at": {"to": erased.model_dump(mode="json")["erased_at"]}}

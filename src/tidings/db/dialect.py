@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import (
@@ -19,12 +20,13 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    text,
     true,
     type_coerce,
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.dml import Insert
@@ -33,6 +35,26 @@ from sqlalchemy.sql.schema import Column
 from sqlalchemy.types import TypeEngine
 
 from tidings.db.base import Base
+
+
+@asynccontextmanager
+async def alone(engine: AsyncEngine, key: int) -> AsyncIterator[bool]:
+    """Whether this process is the only one doing the work named `key` for the block.
+    PostgreSQL: a session advisory lock taken without waiting on a connection of its own,
+    held across the block's transactions (yields False when another process holds it).
+    SQLite: always True (one database file, and its one writer, per deployment)."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    async with engine.connect() as connection:
+        taken = bool(await connection.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
+        await connection.commit()  # hold no transaction meanwhile; the lock is the session's
+        try:
+            yield taken
+        finally:
+            if taken:
+                await connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                await connection.commit()
 
 
 def dialect_name(session: AsyncSession) -> str:

@@ -74,6 +74,9 @@ class DispatcherConfig:
     dead_after: float = 10.0  # a worker silent this long is dead
     record_every: int = 100  # outcomes written at once, at most
     record_seconds: float = 0.5  # the longest an outcome waits to be written
+    # Keys the hash under which an erased person's suppression is kept
+    # (`suppressions.erased`); None (tests that need no erasure): hashed rows are not seen.
+    erasure_key: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -233,7 +236,9 @@ class Dispatcher:
             )
             # Checked again at the last moment: an address suppressed since the message
             # was made (a bounce, a complaint, a STOP mid-broadcast) is skipped, not sent.
-            claimed = await queries.skip_suppressed(session, claimed=claimed, now=now)
+            claimed = await queries.skip_suppressed(
+                session, claimed=claimed, now=now, erasure_key=self.config.erasure_key
+            )
         rendered = None
         if claimed:
             try:

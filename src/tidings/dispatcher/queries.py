@@ -34,6 +34,7 @@ from tidings.outbox.outcomes import Outcome, Written, counter_deltas
 from tidings.outbox.outcomes import record as record_outcomes
 from tidings.outbox.queue import Claimed, claim, next_due, reap
 from tidings.outbox.status import MessageStatus
+from tidings.suppressions import erased
 
 __all__ = [
     "beat",
@@ -85,12 +86,23 @@ async def free_workers(
 
 
 async def skip_suppressed(
-    session: AsyncSession, *, claimed: Sequence[Claimed], now: datetime
+    session: AsyncSession,
+    *,
+    claimed: Sequence[Claimed],
+    now: datetime,
+    erasure_key: bytes | None = None,
 ) -> list[Claimed]:
     """The claimed messages still to send: those whose recipient became suppressed end
-    SKIPPED (`outbox.queue.skip_suppressed`). Only when it skips any: their broadcasts'
-    skipped_count grows and recipients_count shrinks by them, and their reserved credit is
-    released (one entry per org). Run in the claim's transaction."""
+    SKIPPED (`outbox.queue.skip_suppressed`), an erased person's hashed suppression
+    included (`suppressions.erased.restore`, given `erasure_key`). Only when it skips any:
+    their broadcasts' skipped_count grows and recipients_count shrinks by them, and their
+    reserved credit is released (one entry per org). Run in the claim's transaction."""
+    if erasure_key is not None and claimed:
+        await erased.restore(
+            session,
+            key=erasure_key,
+            recipients=((c.org_id, c.channel, c.recipient) for c in claimed),
+        )
     skipped = await queue.skip_suppressed(session, claimed=claimed, now=now)
     if not skipped:
         return list(claimed)

@@ -3,7 +3,8 @@
 A worker process runs its loops on one database pool, each an asyncio task named after
 it: the dispatcher (messages), the webhook sender (`tidings.webhooks.delivery`), the
 delivery reports' housekeeping (`tidings.reports.pending`: reports waiting for their
-provider id, refused reports' retention) and, unless `TIDINGS_BOUNCE_POLL_SECONDS` is 0,
+provider id, refused reports' retention), the retention purge (`tidings.privacy.retention`,
+unless `TIDINGS_RETENTION_SWEEP_SECONDS` is 0) and, unless `TIDINGS_BOUNCE_POLL_SECONDS` is 0,
 the bounce mailbox poller (`tidings.bounces.imap`).
 
     run_loops(loops, stop)
@@ -34,8 +35,9 @@ from tidings.bounces.imap import BouncePoller
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
-from tidings.links.secret import load_secret
+from tidings.links.secret import erasure_key, load_secret
 from tidings.links.tokens import TokenSigner
+from tidings.privacy.retention import RetentionKeeper
 from tidings.reports.pending import ReportsKeeper, hold_for
 from tidings.settings import Settings
 from tidings.webhooks.delivery import SenderConfig, WebhookSender
@@ -66,6 +68,7 @@ def build_worker(settings: Settings, db: Database) -> Dispatcher:
             dead_after=settings.worker_dead_after_seconds,
             record_every=settings.record_every,
             record_seconds=settings.dispatcher_record_seconds,
+            erasure_key=erasure_key(settings),
         ),
     )
 
@@ -90,6 +93,11 @@ def build_loops(settings: Settings, db: Database, stop: asyncio.Event) -> dict[s
         "webhook sender": build_webhook_sender(settings, db).run(stop),
         "reports keeper": build_reports_keeper(settings, db).run(stop),
     }
+    if settings.retention_sweep_seconds > 0:
+        keeper = RetentionKeeper(
+            db, interval=settings.retention_sweep_seconds, batch=settings.retention_batch_size
+        )
+        loops["retention"] = keeper.run(stop)
     if settings.bounce_poll_seconds > 0:
         poller = BouncePoller(
             db, interval=settings.bounce_poll_seconds, soft_bounce_limit=settings.soft_bounce_limit

@@ -21,6 +21,18 @@ class OrgOut(BaseModel):
         description="ISO 3166 alpha-2 codes SMS may go to; null = every country. A message to "
         "a phone of another country is skipped (reason `country not allowed`)."
     )
+    content_retention_days: int | None = Field(
+        description="Days a message's content (the sink's copy, its variables) is kept; "
+        "null = forever."
+    )
+    event_retention_days: int | None = Field(
+        description="Days events (and the webhook deliveries made of them) are kept; "
+        "null = forever."
+    )
+    message_retention_days: int | None = Field(
+        description="Days a finished message's row (with its links, events and content) is "
+        "kept; null = forever."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -43,6 +55,10 @@ class OrgUpdate(BaseModel):
         description="ISO 3166 alpha-2 codes (any case); null = every country, [] = none.",
     )
 
+    content_retention_days: int | None = Field(default=None, ge=1, le=36_500)
+    event_retention_days: int | None = Field(default=None, ge=1, le=36_500)
+    message_retention_days: int | None = Field(default=None, ge=1, le=36_500)
+
     @model_validator(mode="after")
     def _name_not_null(self) -> OrgUpdate:
         refuse_null(self, "name")
@@ -53,3 +69,6 @@ class OrgChanges(TypedDict, total=False):
     name: str
     phone_region: str | None
     sms_countries: list[str] | None
+    content_retention_days: int | None
+    event_retention_days: int | None
+    message_retention_days: int | None

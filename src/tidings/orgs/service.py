@@ -12,6 +12,8 @@ from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.orgs.models import Org
 from tidings.orgs.schemas import OrgChanges
 
+RETENTIONS = ("content_retention_days", "event_retention_days", "message_retention_days")
+
 # Never all digits: `--org 12` must mean the org with id 12, not a login.
 _LOGIN = re.compile(r"^(?![0-9]+$)[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -89,6 +91,9 @@ async def update_org(session: AsyncSession, *, org_id: int, changes: OrgChanges)
         org.phone_region = check_region(changes["phone_region"])
     if "sms_countries" in changes:
         org.sms_countries = check_countries(changes["sms_countries"])
+    for name in RETENTIONS:
+        if name in changes:
+            setattr(org, name, changes[name])  # type: ignore[literal-required]
     await session.flush()
     return org
 

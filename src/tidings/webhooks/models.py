@@ -35,6 +35,7 @@ class WebhookDelivery(Base):
     __table_args__ = (
         Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_org_id_id", "org_id", "id"),
+        Index("ix_webhook_deliveries_event_id", "event_id"),  # retention deletes by event
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

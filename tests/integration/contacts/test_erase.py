@@ -37,9 +37,13 @@ async def test_erase_empties_personal_data_and_keeps_the_row(db: Database) -> No
     assert contact_id is not None
 
     async with db.transaction() as session:
-        erased = await privacy.erase_contact(session, org_id=org.id, contact_id=contact_id)
+        erased = await privacy.erase_contact(
+            session, org_id=org.id, contact_id=contact_id, erasure_key=b"k"
+        )
     async with db.transaction() as session:
-        again = await privacy.erase_contact(session, org_id=org.id, contact_id=contact_id)
+        again = await privacy.erase_contact(
+            session, org_id=org.id, contact_id=contact_id, erasure_key=b"k"
+        )
         stored = await service.get_contact(session, org_id=org.id, contact_id=contact_id)
         members = list(await session.scalars(select(ListMember.contact_id)))
 
@@ -78,7 +82,9 @@ async def test_erasing_another_orgs_contact_is_not_found(db: Database) -> None:
     assert contact_id is not None
     async with db.transaction() as session:
         with pytest.raises(NotFound):
-            await privacy.erase_contact(session, org_id=b.id, contact_id=contact_id)
+            await privacy.erase_contact(
+                session, org_id=b.id, contact_id=contact_id, erasure_key=b"k"
+            )
     async with db.session() as session:
         still = await service.get_contact(session, org_id=a.id, contact_id=contact_id)
     assert still.email == "x@example.com"
@@ -101,7 +107,7 @@ async def test_erase_keeps_only_non_personal_message_history(db: Database) -> No
     ada = target.contact_ids[0]
 
     async with db.transaction() as session:
-        await privacy.erase_contact(session, org_id=org.id, contact_id=ada)
+        await privacy.erase_contact(session, org_id=org.id, contact_id=ada, erasure_key=b"k")
     async with db.session() as session:
         messages = {m.contact_id: m for m in await session.scalars(select(Message))}
         sunk = {s.message_id: s for s in await session.scalars(select(SinkMessage))}

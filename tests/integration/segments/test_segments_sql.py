@@ -164,7 +164,7 @@ async def test_list_membership_and_erased_contacts(db: Database) -> None:
             session, org_id=org_id, after_id=None, limit=1, email="bob@example.com"
         )
     async with db.transaction() as session:
-        await privacy.erase_contact(session, org_id=org_id, contact_id=bob.id)
+        await privacy.erase_contact(session, org_id=org_id, contact_id=bob.id, erasure_key=b"k")
     assert await _names(db, org_id, saved.segment.id) == {"Dee"}
 
 
