@@ -40,6 +40,7 @@ from tidings.db.engine import Database
 from tidings.errors import InvalidInput, TidingsError
 from tidings.keys import service as keys
 from tidings.keys.schemas import KeyKind, Scope
+from tidings.net.ssrf import UnsafeURL
 from tidings.orgs import service as orgs
 from tidings.orgs.models import Org
 from tidings.runtime import configure_logging, tune_gc
@@ -574,7 +575,7 @@ def main() -> None:
     app()
 
 
-MAILBOX_ERRORS = (imaplib.IMAP4.error, OSError, ssl.SSLError, EOFError)
+MAILBOX_ERRORS = (imaplib.IMAP4.error, OSError, ssl.SSLError, EOFError, UnsafeURL)
 """What reading a mailbox can fail with: the server's refusal, the network, TLS."""
 
 

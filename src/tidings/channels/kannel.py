@@ -35,8 +35,9 @@ from tidings.channels.http_common import (
     status_error,
     transport_error,
 )
-from tidings.channels.provider import Provider, Schema, SmsCredentials, options
+from tidings.channels.provider import Provider, Schema, SmsCredentials, options, url_address
 from tidings.content.sms import is_gsm7
+from tidings.net.ssrf import STRICT, OutboundPolicy
 
 CODING_GSM7 = "0"
 CODING_UCS2 = "2"
@@ -71,8 +72,9 @@ class KannelChannel(HttpChannel):
         *,
         client: httpx.AsyncClient | None = None,
         max_concurrency: int = 10,
+        policy: OutboundPolicy = STRICT,
     ) -> None:
-        super().__init__(client=client, max_concurrency=max_concurrency)
+        super().__init__(client=client, max_concurrency=max_concurrency, policy=policy)
         self.settings = settings
         self._url = settings.base_url.rstrip("/") + "/cgi-bin/sendsms"
         # A gateway that echoes the request URL echoes the password percent-encoded.
@@ -137,6 +139,9 @@ PROVIDER = Provider(
     settings=KannelSettingsIn,
     credentials=KannelCredentials,
     build=lambda spec, db: KannelChannel(
-        KannelSettings(**options(spec)), max_concurrency=spec.max_concurrency
+        KannelSettings(**options(spec)),
+        max_concurrency=spec.max_concurrency,
+        policy=db.settings.outbound_policy,
     ),
+    addresses=lambda s: [url_address("base_url", s.base_url)],
 )

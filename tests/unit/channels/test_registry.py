@@ -17,6 +17,11 @@ from tidings.db.engine import Database
 from tidings.settings import Settings
 
 
+def _db() -> Database:
+    """What building a channel reads of the database: its settings (the outbound policy)."""
+    return cast(Database, SimpleNamespace(settings=Settings()))
+
+
 def test_smtp_settings_are_stored_with_their_defaults() -> None:
     settings, credentials = validated("smtp", "email", {"host": "mx.example"}, {})
     assert settings == {
@@ -41,7 +46,7 @@ def test_stored_smtp_settings_reach_the_channel() -> None:
     )
     spec = ConnectionSpec(1, "smtp", settings, credentials, max_concurrency=10, updated_at=None)
 
-    channel = build_channel(spec, cast(Database, None))  # an SMTP channel needs no database
+    channel = build_channel(spec, _db())
 
     assert isinstance(channel, SmtpChannel)
     assert channel.settings == SmtpSettings(
@@ -51,7 +56,7 @@ def test_stored_smtp_settings_reach_the_channel() -> None:
 
 def test_a_connection_stored_before_pipelining_existed_gets_the_defaults() -> None:
     spec = ConnectionSpec(1, "smtp", {"host": "mx.example", "port": 25}, {}, 10, None)
-    channel = build_channel(spec, cast(Database, None))
+    channel = build_channel(spec, _db())
     assert isinstance(channel, SmtpChannel)
     assert (channel.settings.pipelining, channel.settings.pushback_seconds) == (True, 60.0)
 
@@ -70,7 +75,7 @@ def test_report_secrets_and_tokens_stay_out_of_the_channels() -> None:
     for kind, (channel_name, raw_settings, raw_credentials) in cases.items():
         settings, credentials = validated(kind, channel_name, raw_settings, raw_credentials)
         spec = ConnectionSpec(1, kind, settings, credentials, 10, None)
-        channel = build_channel(spec, cast(Database, None))  # raised TypeError before
+        channel = build_channel(spec, _db())  # raised TypeError before
         assert type(channel).__name__.lower() == f"{kind}channel"
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from tidings.net.ssrf import UnsafeURL, check_url, refusal
+from tidings.net.ssrf import PRIVATE_NETWORKS, OutboundPolicy, UnsafeURL, check_url, refusal
 
 REFUSED = [
     "http://127.0.0.1/hook",
@@ -107,11 +107,14 @@ async def test_public_addresses_pass() -> None:
         ("0.0.0.0", False),  # noqa: S104 (an address refused, not bound)
         ("224.0.0.1", False),
         ("64:ff9b::7f00:1", False),
+        ("100.100.100.200", False),  # Alibaba's metadata service, inside CGNAT
+        ("fd00:ec2::254", False),  # AWS's, inside fc00::/7
     ],
 )
-def test_allow_private_admits_on_premise_targets_but_never_metadata(
+def test_the_retired_allow_private_opens_on_premise_targets_but_never_metadata(
     address: str, allowed: bool
 ) -> None:
-    reason = refusal(ipaddress.ip_address(address), allow_private=True)
+    policy = OutboundPolicy().widened(PRIVATE_NETWORKS)
+    reason = policy.refusal(ipaddress.ip_address(address))
     assert (reason is None) is allowed, reason
     assert refusal(ipaddress.ip_address(address)) is not None
