@@ -19,10 +19,12 @@ from sqlalchemy import select
 
 from tests.conftest import _Apps
 from tests.support.factories import OrgWithKey, make_org
+from tests.support.imap_server import PASSWORD, USER, dovecot_server
+from tidings.bounces.imap import poll_once
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.loop import Dispatcher
-from tidings.net.ssrf import SETTING
+from tidings.net.ssrf import SETTING, UnsafeURL
 from tidings.outbox.models import Message
 from tidings.settings import Settings
 from tidings.testing import Gateway, Reply
@@ -342,3 +344,35 @@ async def test_a_provider_answer_comes_back_only_as_a_bounded_printable_excerpt(
     assert sent.provider_id is not None
     assert sent.provider_id.isprintable()
     assert len(sent.provider_id) <= 128
+
+
+async def test_a_bounce_mailbox_refused_at_connect_time_is_not_read(
+    client: httpx.AsyncClient, db: Database, strict_settings: Settings
+) -> None:
+    org = await make_org(db)
+    with dovecot_server() as server:
+        created = await client.post(
+            f"/v1/orgs/{org.id}/connections",
+            json=SMTP_BASE
+            | {
+                "settings": {
+                    "host": "127.0.0.1",
+                    "bounce_imap": {"host": "127.0.0.1", "port": server.port,
+                                    "security": "none", "username": USER},
+                },
+                "credentials": {"bounce_imap_password": PASSWORD},
+            },
+            headers=org.bearer,
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        server.deliver(b"Subject: out of office\r\n\r\nAway.\r\n", "vacation")
+        strict_db = Database(strict_settings)
+        try:
+            with pytest.raises(UnsafeURL, match=r"127\.0\.0\.1 is loopback"):
+                await poll_once(strict_db, connection_id=created.json()["id"], soft_bounce_limit=3)
+        finally:
+            await strict_db.dispose()
+        assert server.seen() == 0
+        # Open (the suite's settings), the same mailbox is read.
+        assert await poll_once(db, connection_id=created.json()["id"], soft_bounce_limit=3) == []
+        assert server.seen() == 1
