@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install Tidings with its dev tools
 
-run: $(STAMP) ## migrate ./var/tidings.db, create a first org on first start, serve on 127.0.0.1:8000
+run: $(STAMP) ## serve on 127.0.0.1:8000 (first org on first start); a LAN relay: TIDINGS_OUTBOUND_ALLOW=192.168.1.25 make run
 	$(BIN)/tidings serve --bootstrap
 
 test: lint typecheck pytest ## everything CI checks: lint, types, the whole test suite

@@ -63,6 +63,7 @@ class Cluster:
             "TIDINGS_AUTO_MIGRATE": "false",
             "TIDINGS_LOG_LEVEL": "warning",
             "TIDINGS_BOUNCE_POLL_SECONDS": "0",
+            "TIDINGS_OUTBOUND_ALLOW": support.OUTBOUND_ALLOW,
             **({"TIDINGS_DISPATCHER_BATCH_SIZE": str(batch)} if batch else {}),
             **(extra_env or {}),
         }

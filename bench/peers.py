@@ -49,6 +49,7 @@ async def _sample() -> bytes:
         database_url=url,
         auto_migrate=False,
         secret_key="bench-secret-key-not-for-production-0123456789",  # noqa: S106
+        outbound_allow=support.OUTBOUND_ALLOW,
     )
     db = Database(settings)
     try:

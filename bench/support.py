@@ -57,6 +57,9 @@ WORK = BENCH / ".work"
 SMTP_SINK = "/usr/sbin/smtp-sink"
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 UPSERT_BATCH = 5_000
+# The benches' SMTP sinks and HTTP gateways listen on loopback, which Tidings refuses to
+# connect to unless the operator opens it (TIDINGS_OUTBOUND_ALLOW, docs/security.md).
+OUTBOUND_ALLOW = "127.0.0.0/8"
 
 # --- py-spy, for --profile ------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from tests.support import pgdb
+from tests.support.outbound import LOOPBACK_ALLOW
 from tidings.app import create_app
 from tidings.db import migrate
 from tidings.db.engine import Database
@@ -98,6 +99,7 @@ def settings(database_url: str) -> Settings:
         auto_migrate=False,
         dispatcher=False,
         secret_key="test-secret-key-of-at-least-32-characters",
+        outbound_allow=LOOPBACK_ALLOW,  # the tests' servers listen on loopback
     )
 
 
@@ -156,6 +158,7 @@ def cli_env(settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch) -
     assert settings.secret_key is not None
     monkeypatch.setenv("TIDINGS_SECRET_KEY", settings.secret_key.get_secret_value())
     monkeypatch.setenv("TIDINGS_AUTO_MIGRATE", "false")
+    monkeypatch.setenv("TIDINGS_OUTBOUND_ALLOW", settings.outbound_allow)
 
 
 @pytest.fixture

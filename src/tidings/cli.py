@@ -47,6 +47,7 @@ from tidings.errors import InvalidInput, TidingsError
 from tidings.keys import service as keys
 from tidings.keys.schemas import KeyKind, Scope, audited
 from tidings.links.secret import erasure_key
+from tidings.net.ssrf import UnsafeURL
 from tidings.orgs import service as orgs
 from tidings.orgs.models import Org
 from tidings.orgs.schemas import OrgOut
@@ -726,7 +727,7 @@ def main() -> None:
     app()
 
 
-MAILBOX_ERRORS = (imaplib.IMAP4.error, OSError, ssl.SSLError, EOFError)
+MAILBOX_ERRORS = (imaplib.IMAP4.error, OSError, ssl.SSLError, EOFError, UnsafeURL)
 """What reading a mailbox can fail with: the server's refusal, the network, TLS."""
 
 

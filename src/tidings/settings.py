@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tidings.net.ssrf import PRIVATE_NETWORKS, OutboundPolicy
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/tidings.db"
 
@@ -139,13 +141,23 @@ class Settings(BaseSettings):
         le=60,
         description="The longest an outcome waits in memory before it is written.",
     )
+
+    outbound_allow: str = Field(
+        default="",
+        description=(
+            "Networks and hosts on the operator's own network that tenants may make Tidings "
+            "connect to (an SMTP relay on the LAN, an on-premise Kannel, a webhook receiver "
+            "inside): comma-separated CIDR networks or single addresses (`10.0.0.0/8`, "
+            "`192.168.1.20`, `fd00::/8`) and host names (`kannel.lan`). Everything else "
+            "that is not public — loopback, private, link-local, CGNAT, cloud metadata — "
+            "is refused. See docs/security.md."
+        ),
+    )
     webhook_allow_private: bool = Field(
         default=False,
         description=(
-            "Let webhook URLs reach loopback, private (RFC 1918, RFC 4193) and CGNAT "
-            "addresses, for receivers on the operator's own network. Link-local (cloud "
-            "metadata), multicast and unspecified addresses stay refused. See "
-            "docs/webhooks.md."
+            "Deprecated, use `outbound_allow`: let webhook URLs (only them) reach "
+            "loopback, private (RFC 1918, RFC 4193) and CGNAT addresses."
         ),
     )
     gc_threshold: int = Field(
@@ -226,6 +238,23 @@ class Settings(BaseSettings):
                 "or a live worker whose heartbeat is a little late is taken for dead"
             )
         return self
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _networks_and_hosts(cls, value: str) -> str:
+        OutboundPolicy.parse(value)  # a bad entry stops the process at start-up
+        return value
+
+    @property
+    def outbound_policy(self) -> OutboundPolicy:
+        """Where connections (providers, SMTP and IMAP hosts) and webhooks may connect."""
+        return OutboundPolicy.parse(self.outbound_allow)
+
+    @property
+    def webhook_policy(self) -> OutboundPolicy:
+        """`outbound_policy`, widened by the deprecated `webhook_allow_private`."""
+        policy = self.outbound_policy
+        return policy.widened(PRIVATE_NETWORKS) if self.webhook_allow_private else policy
 
     @property
     def is_sqlite(self) -> bool:

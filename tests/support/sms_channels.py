@@ -2,7 +2,7 @@
 providers' channels with test credentials, and result checks.
 
 Every channel takes the gateway's URL: a `tidings.testing.Gateway` on loopback, or one
-where nothing listens.
+where nothing listens; loopback is open to them (`tests.support.outbound`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.outbound import LOOPBACK
 from tidings.channels.base import Outgoing, PermanentSendError, Result, TransientSendError
 from tidings.channels.http_sms import HttpSmsChannel, HttpSmsSettings
 from tidings.channels.infobip import InfobipChannel, InfobipSettings
@@ -66,7 +67,7 @@ def http_sms_channel(
         body={"to": "{to_digits}", "text": "{text}", "ref": "{message_id}"},
         id_path="messages.0.id",
     )
-    return HttpSmsChannel(settings, client=client, max_concurrency=max_concurrency)
+    return HttpSmsChannel(settings, client=client, max_concurrency=max_concurrency, policy=LOOPBACK)
 
 
 def kannel_channel(
@@ -75,7 +76,7 @@ def kannel_channel(
     settings = KannelSettings(
         base_url=url, username="tidings", password=KANNEL_PASSWORD, dlr_url=DLR_URL
     )
-    return KannelChannel(settings, client=client, max_concurrency=max_concurrency)
+    return KannelChannel(settings, client=client, max_concurrency=max_concurrency, policy=LOOPBACK)
 
 
 def infobip_channel(
@@ -86,7 +87,7 @@ def infobip_channel(
     batch_size: int = 2,  # small, so the shared tests make several requests
 ) -> InfobipChannel:
     settings = InfobipSettings(base_url=url, api_key=INFOBIP_KEY, batch_size=batch_size)
-    return InfobipChannel(settings, client=client, max_concurrency=max_concurrency)
+    return InfobipChannel(settings, client=client, max_concurrency=max_concurrency, policy=LOOPBACK)
 
 
 def twilio_channel(
@@ -104,4 +105,4 @@ def twilio_channel(
         "status_callback": "https://tidings.example/hooks/twilio?message_id={message_id}",
     }
     settings = TwilioSettings(**(options | overrides))
-    return TwilioChannel(settings, client=client, max_concurrency=max_concurrency)
+    return TwilioChannel(settings, client=client, max_concurrency=max_concurrency, policy=LOOPBACK)

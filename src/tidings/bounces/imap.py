@@ -1,6 +1,8 @@
 """Polling an IMAP bounce mailbox (the smtp connection's `bounce_imap` setting).
 
-    poll_once(connection) ── thread: LOGIN, SELECT, UID SEARCH UNSEEN, UID FETCH BODY.PEEK[]
+    poll_once(connection) ── vet the host (the operator's outbound policy, tidings.net.ssrf)
+        └─ thread: connect to a vetted address (the name kept for TLS), LOGIN, SELECT,
+                   UID SEARCH UNSEEN, UID FETCH BODY.PEEK[]
         └─ each message: service.process (own transaction)
         └─ thread: UID STORE +FLAGS (\\Seen) for the messages processed
 
@@ -17,9 +19,10 @@ import asyncio
 import contextlib
 import imaplib
 import logging
+import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +31,7 @@ from sqlalchemy import select
 from tidings.bounces import service
 from tidings.connections.models import Connection
 from tidings.db.engine import Database
+from tidings.net.ssrf import OutboundPolicy
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +70,69 @@ class Mailbox:
         )
 
 
+def _connected(addresses: Sequence[str], port: int, timeout: float | None) -> socket.socket:
+    """A TCP connection to the first of `addresses` that takes one."""
+    error: OSError | None = None
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout)
+        except OSError as exc:
+            error = exc
+    raise error or OSError("no address to connect to")
+
+
+class _IMAP4(imaplib.IMAP4):
+    """imaplib's client, connecting to vetted addresses rather than resolving the name."""
+
+    def __init__(self, host: str, port: int, *, addresses: Sequence[str], timeout: float) -> None:
+        self._addresses = addresses
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        return _connected(self._addresses, self.port, timeout)
+
+
+class _IMAP4_SSL(imaplib.IMAP4_SSL):  # noqa: N801 (imaplib's name)
+    """The same over implicit TLS; the certificate is checked against the host's name."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        addresses: Sequence[str],
+        ssl_context: ssl.SSLContext,
+        timeout: float,
+    ) -> None:
+        self._addresses = addresses
+        super().__init__(host, port, ssl_context=ssl_context, timeout=timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        raw = _connected(self._addresses, self.port, timeout)
+        wrapped: socket.socket = self.ssl_context.wrap_socket(raw, server_hostname=self.host)
+        return wrapped
+
+
+async def vetted(db: Database, box: Mailbox) -> list[str]:
+    """The addresses of the mailbox's host that the operator's outbound policy allows,
+    else UnsafeURL (`tidings.net.ssrf`; `Unresolved` when the name does not resolve)."""
+    policy: OutboundPolicy = db.settings.outbound_policy
+    return [str(address) for address in await policy.vet(box.host, box.port)]
+
+
 @contextlib.contextmanager
-def _session(box: Mailbox) -> Iterator[imaplib.IMAP4]:
+def _session(box: Mailbox, addresses: Sequence[str]) -> Iterator[imaplib.IMAP4]:
     context = ssl.create_default_context()
     if not box.validate_certs:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     imap: imaplib.IMAP4
     if box.security == "tls":
-        imap = imaplib.IMAP4_SSL(box.host, box.port, ssl_context=context, timeout=box.timeout)
+        imap = _IMAP4_SSL(
+            box.host, box.port, addresses=addresses, ssl_context=context, timeout=box.timeout
+        )
     else:
-        imap = imaplib.IMAP4(box.host, box.port, timeout=box.timeout)
+        imap = _IMAP4(box.host, box.port, addresses=addresses, timeout=box.timeout)
         if box.security == "starttls":
             imap.starttls(context)
     try:
@@ -94,9 +150,12 @@ def _quoted(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def fetch_unseen(box: Mailbox, *, limit: int = BATCH) -> list[tuple[bytes, bytes]]:
-    """(uid, raw message) of up to `limit` unseen messages, left unseen (blocking)."""
-    with _session(box) as imap:
+def fetch_unseen(
+    box: Mailbox, addresses: Sequence[str], *, limit: int = BATCH
+) -> list[tuple[bytes, bytes]]:
+    """(uid, raw message) of up to `limit` unseen messages, left unseen (blocking); the
+    connection goes to the first of the (vetted) `addresses` that answers."""
+    with _session(box, addresses) as imap:
         _, data = imap.uid("SEARCH", "UNSEEN")
         uids = (data[0] or b"").split()[:limit] if data else []
         found = []
@@ -108,11 +167,11 @@ def fetch_unseen(box: Mailbox, *, limit: int = BATCH) -> list[tuple[bytes, bytes
         return found
 
 
-def mark_seen(box: Mailbox, uids: list[bytes]) -> None:
+def mark_seen(box: Mailbox, addresses: Sequence[str], uids: list[bytes]) -> None:
     """Flag these messages \\Seen (blocking)."""
     if not uids:
         return
-    with _session(box) as imap:
+    with _session(box, addresses) as imap:
         imap.uid("STORE", b",".join(uids).decode(), "+FLAGS.SILENT", "(\\Seen)")
 
 
@@ -144,14 +203,16 @@ async def mailbox_connections(db: Database, *, org_id: int | None = None) -> lis
 
 async def poll(db: Database, *, connection_id: int, soft_bounce_limit: int) -> Polled | None:
     """Read the connection's unseen messages, apply the reports in them, mark them seen;
-    None when the connection has no bounce mailbox. IMAP and network errors propagate."""
+    None when the connection has no bounce mailbox. IMAP and network errors propagate,
+    and so does UnsafeURL when the operator's outbound policy refuses the host."""
     async with db.session() as session:
         connection = await session.get(Connection, connection_id)
         box = Mailbox.of(connection) if connection is not None else None
         if connection is None or box is None:
             return None
         org_id, name = connection.org_id, connection.name
-    messages = await asyncio.to_thread(fetch_unseen, box)
+    addresses = await vetted(db, box)
+    messages = await asyncio.to_thread(fetch_unseen, box, addresses)
     outcomes: list[str] = []
     done = []
     for uid, raw in messages:
@@ -160,7 +221,7 @@ async def poll(db: Database, *, connection_id: int, soft_bounce_limit: int) -> P
                 session, org_id=org_id, raw=raw, soft_bounce_limit=soft_bounce_limit
             )
         done.append(uid)
-    await asyncio.to_thread(mark_seen, box, done)
+    await asyncio.to_thread(mark_seen, box, addresses, done)
     return Polled(connection_id, org_id, name, box.where, len(messages), outcomes)
 
 

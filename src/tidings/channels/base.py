@@ -8,17 +8,31 @@ retries and their backoff, timing, logging, counters.
     ├── TransientSendError   try again later (4xx SMTP reply, HTTP 429/5xx, timeout);
     │                        `retry_after` seconds when the provider said so
     └── PermanentSendError   never retry (5xx SMTP reply, invalid number, rejected)
+
+A reason and a provider id are shown to the org whose message it is, and they hold words
+of a server the org chose: each is one printable line of bounded length (`excerpt`), so
+a provider — or whatever answers at its address — cannot make them a channel for a
+whole document, nor put control characters in a tenant's answers and our logs
+(`tidings.net.answers`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
+
+from tidings.net.answers import excerpt
+
+REASON_CHARS: Final = 500  # a message's `reason` column
+PROVIDER_ID_CHARS: Final = 128  # a message's `provider_id` column
 
 
 class SendError(Exception):
+    """`reason` is bounded and printable (see the module docstring)."""
+
     def __init__(self, reason: str) -> None:
+        reason = excerpt(reason, REASON_CHARS)
         super().__init__(reason)
         self.reason = reason
 
@@ -37,9 +51,6 @@ class TransientSendError(SendError):
 
 class PermanentSendError(SendError):
     pass
-
-
-REASON_CHARS = 500  # a message's `reason` column
 
 
 def internal_error(exc: BaseException) -> str:
@@ -64,7 +75,12 @@ class Outgoing:
 
 @dataclass(frozen=True, slots=True)
 class Sent:
+    """Handed over; `provider_id` is bounded and printable (see the module docstring)."""
+
     provider_id: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "provider_id", excerpt(self.provider_id, PROVIDER_ID_CHARS))
 
 
 Result = Sent | SendError

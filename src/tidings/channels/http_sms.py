@@ -39,7 +39,8 @@ from tidings.channels.http_common import (
     status_error,
     transport_error,
 )
-from tidings.channels.provider import Provider, Schema, SmsCredentials, options
+from tidings.channels.provider import Provider, Schema, SmsCredentials, options, url_address
+from tidings.net.ssrf import STRICT, OutboundPolicy
 
 _PLACEHOLDER: Final = re.compile(r"\{(to|to_digits|text|sender|message_id)\}")
 # Headers that describe the exchange rather than authorise it; every other header value
@@ -82,8 +83,9 @@ class HttpSmsChannel(HttpChannel):
         *,
         client: httpx.AsyncClient | None = None,
         max_concurrency: int = 10,
+        policy: OutboundPolicy = STRICT,
     ) -> None:
-        super().__init__(client=client, max_concurrency=max_concurrency)
+        super().__init__(client=client, max_concurrency=max_concurrency, policy=policy)
         self.settings = settings
         self._secrets = tuple(_secrets(settings))
 
@@ -205,6 +207,9 @@ PROVIDER = Provider(
     settings=HttpSmsSettingsIn,
     credentials=HttpSmsCredentials,
     build=lambda spec, db: HttpSmsChannel(
-        HttpSmsSettings(**options(spec)), max_concurrency=spec.max_concurrency
+        HttpSmsSettings(**options(spec)),
+        max_concurrency=spec.max_concurrency,
+        policy=db.settings.outbound_policy,
     ),
+    addresses=lambda s: [url_address("url", s.url)],
 )

@@ -62,8 +62,10 @@ from tidings.channels.provider import (
     SmsCredentials,
     options,
     report_url,
+    url_address,
 )
 from tidings.db.engine import Database
+from tidings.net.ssrf import STRICT, OutboundPolicy
 
 PATH: Final = "/sms/2/text/advanced"
 # Status groups (Infobip "Response status and error codes"). At submission a message is
@@ -99,8 +101,9 @@ class InfobipChannel(HttpChannel):
         *,
         client: httpx.AsyncClient | None = None,
         max_concurrency: int = 10,
+        policy: OutboundPolicy = STRICT,
     ) -> None:
-        super().__init__(client=client, max_concurrency=max_concurrency)
+        super().__init__(client=client, max_concurrency=max_concurrency, policy=policy)
         self.settings = settings
         self._url = settings.base_url.rstrip("/") + PATH
         self._headers = {
@@ -218,7 +221,9 @@ def notify_url(spec: ConnectionSpec, public_url: str) -> str | None:
 
 def _build(spec: ConnectionSpec, db: Database) -> InfobipChannel:
     settings = InfobipSettings(**options(spec), notify_url=notify_url(spec, db.settings.public_url))
-    return InfobipChannel(settings, max_concurrency=spec.max_concurrency)
+    return InfobipChannel(
+        settings, max_concurrency=spec.max_concurrency, policy=db.settings.outbound_policy
+    )
 
 
 PROVIDER = Provider(
@@ -227,4 +232,5 @@ PROVIDER = Provider(
     settings=InfobipSettingsIn,
     credentials=InfobipCredentials,
     build=_build,
+    addresses=lambda s: [url_address("base_url", s.base_url)],
 )

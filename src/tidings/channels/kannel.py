@@ -46,9 +46,11 @@ from tidings.channels.provider import (
     SmsCredentials,
     options,
     report_url,
+    url_address,
 )
 from tidings.content.sms import is_gsm7
 from tidings.db.engine import Database
+from tidings.net.ssrf import STRICT, OutboundPolicy
 
 CODING_GSM7 = "0"
 CODING_UCS2 = "2"
@@ -85,8 +87,9 @@ class KannelChannel(HttpChannel):
         *,
         client: httpx.AsyncClient | None = None,
         max_concurrency: int = 10,
+        policy: OutboundPolicy = STRICT,
     ) -> None:
-        super().__init__(client=client, max_concurrency=max_concurrency)
+        super().__init__(client=client, max_concurrency=max_concurrency, policy=policy)
         self.settings = settings
         self._url = settings.base_url.rstrip("/") + "/cgi-bin/sendsms"
         # A gateway that echoes the request URL echoes the password percent-encoded.
@@ -171,7 +174,9 @@ def _build(spec: ConnectionSpec, db: Database) -> KannelChannel:
         dlr_url=dlr_url(spec, db.settings.public_url),
         report_token=spec.credentials.get("inbound_token"),
     )
-    return KannelChannel(settings, max_concurrency=spec.max_concurrency)
+    return KannelChannel(
+        settings, max_concurrency=spec.max_concurrency, policy=db.settings.outbound_policy
+    )
 
 
 PROVIDER = Provider(
@@ -181,4 +186,5 @@ PROVIDER = Provider(
     credentials=KannelCredentials,
     build=_build,
     generated=("inbound_token",),
+    addresses=lambda s: [url_address("base_url", s.base_url)],
 )

@@ -3,19 +3,22 @@
 Each channel module (`channels/<kind>.py`) ends with its `PROVIDER`: the connection kind,
 the channels it sends (email, sms), the schemas of a connection's settings (readable
 back through the API) and credentials (write-only), and how to build its channel from a
-stored connection. `channels/registry.py` lists the modules; `connections/kinds.py`
+stored connection, and `addresses`: every place a connection makes Tidings connect to, by
+the settings field that names it, which `connections/kinds.py` vets against the
+operator's outbound policy when the connection is saved (the channel vets it again when
+it connects). `channels/registry.py` lists the modules; `connections/kinds.py`
 validates a connection against its kind's schemas; the dispatcher builds channels
 through the registry. See docs/providers.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AnyUrl, BaseModel, ConfigDict, Field
 
 from tidings.channels.base import Channel
 from tidings.db.engine import Database
@@ -72,15 +75,37 @@ class SmsCredentials(Schema):
 
 Builder = Callable[[ConnectionSpec, Database], Channel]
 """A live channel from a stored connection (the database: for the sink, and for
-settings such as the public URL)."""
+settings such as the public URL and the outbound policy)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A host and port a connection makes Tidings connect to, and the settings field that
+    names it (`url`, `bounce_imap.host`), for a refusal to name."""
+
+    field: str
+    host: str
+    port: int
+
+
+def url_address(field: str, url: AnyUrl) -> Address:
+    """The host and port of a validated http(s) URL setting."""
+    assert url.host is not None  # HttpUrl requires a host,
+    assert url.port is not None  # and gives the scheme's port when the URL has none
+    return Address(field, url.host, url.port)
+
+
+def no_addresses(settings: Any) -> Sequence[Address]:
+    return ()
 
 
 @dataclass(frozen=True, slots=True)
 class Provider:
     """One connection kind: `settings` and `credentials` validate what a connection
     stores (`connections/kinds.py`); `build` makes its channel (`options` gives the two
-    merged, without what only authenticates inbound traffic). `generated` names the
-    credentials Tidings makes itself when a connection has none (random URL tokens)."""
+    merged, without what only authenticates inbound traffic); `addresses` says where the
+    settings make Tidings connect. `generated` names the credentials Tidings makes itself
+    when a connection has none (random URL tokens)."""
 
     kind: str
     channels: frozenset[str]
@@ -88,6 +113,8 @@ class Provider:
     credentials: type[Schema]
     build: Builder
     generated: tuple[str, ...] = ()
+    addresses: Callable[[Any], Sequence[Address]] = no_addresses
+    """The `Address`es of validated settings (an instance of `settings`)."""
 
 
 INBOUND: Final = (

@@ -25,6 +25,14 @@ or the next message pipelined behind one that broke it) had transferred nothing,
 again once on a fresh connection. A worker that cannot connect stops and leaves its share
 to the others; what nobody could take fails with the connect error.
 
+Before connecting, the host is resolved and vetted against the operator's outbound policy
+(`tidings.net.ssrf`), and the connection goes to a vetted address (the name is kept for
+TLS). A refused address fails the batch permanently ("refused: …"). Anything that keeps
+a session from starting, up to the server's 220 greeting — refused, unreachable, timed
+out, not resolved, implicit TLS failed, a greeting that is silence, garbage or a refusal —
+is one transient reason, "could not connect to the SMTP server at host:port", so that a
+tenant cannot tell an open port from a closed one; the cause goes to the operator's log.
+
 Replies map to errors as RFC 5321 §4.2.1 reads them: 4xx is transient, 5xx permanent.
 Breakage (disconnect, reset, timeout, refused connection, DNS, TLS) is transient. A 5xx
 answer to AUTH is permanent: no message can go with those credentials, so all that no
@@ -61,7 +69,7 @@ from tidings.channels.base import (
     Sent,
     TransientSendError,
 )
-from tidings.channels.provider import Provider, Schema, options
+from tidings.channels.provider import Address, Provider, Schema, options
 from tidings.channels.smtp_wire import (
     AuthRefused,
     BadAddress,
@@ -71,12 +79,14 @@ from tidings.channels.smtp_wire import (
     ReplyRefused,
     SmtpConnection,
     SmtpError,
+    Unreachable,
     data_payload,
     mail_command,
     needs_smtputf8,
     open_connection,
     rcpt_command,
 )
+from tidings.net.ssrf import STRICT, OutboundPolicy, Unresolved, UnsafeURL
 
 __all__ = ["PROVIDER", "SmtpChannel", "SmtpSettings"]
 
@@ -163,8 +173,9 @@ class SmtpChannel:
     TransientSendError, so a batch caught by a shutdown is retried, not lost.
     """
 
-    def __init__(self, settings: SmtpSettings) -> None:
+    def __init__(self, settings: SmtpSettings, *, policy: OutboundPolicy = STRICT) -> None:
         self.settings = settings
+        self.policy = policy
         self._where = f"{settings.host}:{settings.port}"
         self._idle: list[SmtpConnection] = []
         self._slots = asyncio.Semaphore(settings.pool_size)
@@ -234,9 +245,17 @@ class SmtpChannel:
         """Open, greet, upgrade and log in; or the error that stopped it."""
         settings, where = self.settings, self._where
         try:
+            addresses = await self.policy.vet(settings.host, settings.port)
+        except Unresolved as exc:
+            log.warning("cannot connect to %s: %s", where, exc.reason)
+            return TransientSendError(f"could not connect to the SMTP server at {where}")
+        except UnsafeURL as exc:
+            return PermanentSendError(f"refused: {exc.reason}")
+        try:
             return await open_connection(
                 settings.host,
                 settings.port,
+                addresses=[str(address) for address in addresses],
                 security=settings.security,
                 tls=self._tls_context(),
                 reply_timeout=settings.timeout,
@@ -244,6 +263,10 @@ class SmtpChannel:
                 username=settings.username,
                 password=settings.password,
             )
+        except Unreachable as exc:
+            log.warning("cannot connect to %s: %s", where, exc.detail)
+            reason = f"could not connect to the SMTP server at {where}"
+            return self._transient(reason, exc.reply) if exc.reply else TransientSendError(reason)
         except AuthRefused as exc:
             reason = f"authentication failed: {exc.reply}"
             if exc.reply.code >= 500:
@@ -253,9 +276,9 @@ class SmtpChannel:
             if exc.extension.startswith("AUTH"):
                 return PermanentSendError(f"authentication failed: {where}: {exc}")
             return TransientSendError(f"cannot connect to {where}: {exc}")
-        except ReplyRefused as exc:  # greeting, EHLO or STARTTLS refused
+        except ReplyRefused as exc:  # EHLO or STARTTLS refused
             return self._transient(f"cannot connect to {where}: {exc}", exc.reply)
-        except (SmtpError, OSError, ValueError) as exc:  # refused, DNS, TLS, timeout
+        except (SmtpError, OSError, ValueError) as exc:  # STARTTLS failed, lost, timeout
             return TransientSendError(f"cannot connect to {where}: {_describe(exc)}")
 
     def _tls_context(self) -> ssl.SSLContext | None:
@@ -544,10 +567,21 @@ class SmtpCredentials(Schema):
     bounce_imap_password: str | None = Field(default=None, description="For bounce_imap")
 
 
+def _addresses(settings: SmtpSettingsIn) -> list[Address]:
+    found = [Address("host", settings.host, settings.port)]
+    if settings.bounce_imap is not None:
+        imap = settings.bounce_imap
+        found.append(Address("bounce_imap.host", imap.host, imap.port))
+    return found
+
+
 PROVIDER = Provider(
     kind="smtp",
     channels=frozenset({"email"}),
     settings=SmtpSettingsIn,
     credentials=SmtpCredentials,
-    build=lambda spec, db: SmtpChannel(SmtpSettings(**options(spec))),
+    build=lambda spec, db: SmtpChannel(
+        SmtpSettings(**options(spec)), policy=db.settings.outbound_policy
+    ),
+    addresses=_addresses,
 )

@@ -1,6 +1,7 @@
 """The SMTP client side on the wire: one connection, its replies, and what goes on it.
 
-    open_connection()  connect (TLS from the start when security="tls")
+    open_connection()  connect to the given (vetted) addresses in turn, the host's name
+                       kept for TLS (TLS from the start when security="tls")
                        ──▶ 220 greeting ──▶ EHLO (HELO when EHLO is refused)
                        ──▶ STARTTLS, EHLO again (security="starttls"; never go on in clear)
                        ──▶ AUTH PLAIN or LOGIN (when credentials are given)
@@ -15,8 +16,12 @@ Transactions (MAIL, RCPT, DATA and what their replies mean) are the channel's bu
 `data_payload` (CRLF line endings and dot-stuffing, RFC 5321 §4.5.2).
 
     SmtpError                the conversation cannot go on
-    ├── ReplyRefused         the server answered the greeting, EHLO, STARTTLS or AUTH
-    │   │                    with an error (`stage`, `reply`)
+    ├── Unreachable          no SMTP greeting: refused, unreachable, timed out, implicit
+    │                        TLS failed, silence or garbage, a greeting that refuses —
+    │                        one error whatever the cause (`detail` for the operator's
+    │                        log), so that nothing tells an open port from a closed one
+    ├── ReplyRefused         the server answered EHLO, STARTTLS or AUTH with an error
+    │   │                    (`stage`, `reply`)
     │   └── AuthRefused      … AUTH
     ├── NotOffered           STARTTLS or AUTH is needed and the server does not offer it
     ├── ConnectionLost       closed or reset by the server
@@ -24,7 +29,7 @@ Transactions (MAIL, RCPT, DATA and what their replies mean) are the channel's bu
     └── ProtocolError        not an SMTP reply
     BadAddress (ValueError)  an envelope address that cannot go on a command line
 
-Connecting can also raise OSError (refused, DNS, TLS: `ssl.SSLError`).
+After the greeting, STARTTLS can also raise OSError (`ssl.SSLError`).
 """
 
 from __future__ import annotations
@@ -34,10 +39,13 @@ import base64
 import re
 import ssl
 from collections import deque
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Final, Literal, NamedTuple, cast
 
 import idna
+
+from tidings.net.answers import excerpt
 
 __all__ = [
     "AuthRefused",
@@ -50,6 +58,7 @@ __all__ = [
     "ReplyTimeout",
     "SmtpConnection",
     "SmtpError",
+    "Unreachable",
     "data_payload",
     "mail_command",
     "open_connection",
@@ -77,8 +86,8 @@ class Reply(NamedTuple):
     def text(self) -> str:
         return self.raw.decode("utf-8", "replace")
 
-    def __str__(self) -> str:  # one line, for error messages
-        return f"{self.code} {' '.join(self.text.split())}".rstrip()
+    def __str__(self) -> str:  # one line of bounded length, for error messages
+        return f"{self.code} {excerpt(self.text)}".rstrip()
 
 
 class ReplyRefused(SmtpError):
@@ -104,6 +113,16 @@ class NotOffered(SmtpError):
 
 class ConnectionLost(SmtpError):
     pass
+
+
+class Unreachable(SmtpError):
+    """No SMTP session: `detail` says why, for the operator only; `reply` is the
+    greeting's refusal, when there was one (a 421 asks to hold off)."""
+
+    def __init__(self, detail: str, reply: Reply | None = None) -> None:
+        super().__init__("could not connect to the SMTP server")
+        self.detail = detail
+        self.reply = reply
 
 
 class ReplyTimeout(SmtpError):
@@ -474,6 +493,7 @@ async def open_connection(
     host: str,
     port: int,
     *,
+    addresses: Sequence[str] | None = None,
     security: Security,
     tls: ssl.SSLContext | None,
     reply_timeout: float,
@@ -481,33 +501,21 @@ async def open_connection(
     username: str | None = None,
     password: str | None = None,
 ) -> SmtpConnection:
-    """A connection ready for mail transactions, or SmtpError / OSError saying why not.
+    """A connection ready for mail transactions, or SmtpError / OSError saying why not:
+    `Unreachable` for anything up to a 220 greeting.
 
-    `reply_timeout` bounds the connect, the TLS handshake and every reply. `tls` is
-    required unless security is "none"; a server that does not offer STARTTLS when it is
-    required gets nothing but EHLO."""
-    loop = asyncio.get_running_loop()
-    protocol = _Protocol()
+    `addresses` are where to connect, in turn (the addresses `host` resolved to, vetted by
+    the caller; None: `host` itself); `host` stays the name TLS checks the certificate
+    against. `reply_timeout` bounds the connect, the TLS handshake and every reply. `tls`
+    is required unless security is "none"; a server that does not offer STARTTLS when it
+    is required gets nothing but EHLO."""
     implicit = tls if security == "tls" else None
     if security != "none" and tls is None:
         raise ValueError(f"security={security!r} needs a TLS context")
+    connection = await _greeted(
+        host, port, addresses or [host], implicit=implicit, reply_timeout=reply_timeout
+    )
     try:
-        async with asyncio.timeout(reply_timeout):
-            await loop.create_connection(
-                lambda: protocol,
-                host,
-                port,
-                ssl=implicit,
-                server_hostname=host if implicit is not None else None,
-                ssl_handshake_timeout=reply_timeout if implicit is not None else None,
-            )
-    except TimeoutError:
-        raise ReplyTimeout(f"could not connect within {reply_timeout:g} s") from None
-    connection = SmtpConnection(protocol, timeout=reply_timeout)
-    try:
-        reply = await connection.reply()
-        if reply.code != 220:
-            raise ReplyRefused("greeting", reply)
         await connection._greet(helo_name)
         if security == "starttls":
             assert tls is not None
@@ -525,3 +533,51 @@ async def open_connection(
         connection.close()
         raise
     return connection
+
+
+async def _greeted(
+    host: str,
+    port: int,
+    addresses: Sequence[str],
+    *,
+    implicit: ssl.SSLContext | None,
+    reply_timeout: float,
+) -> SmtpConnection:
+    """A connection to the first of `addresses` that answers with a 220 greeting, else
+    Unreachable (whatever went wrong: see the module docstring)."""
+    loop = asyncio.get_running_loop()
+    details: list[str] = []
+    refusal: Reply | None = None
+    for address in addresses:
+        protocol = _Protocol()
+        try:
+            async with asyncio.timeout(reply_timeout):
+                await loop.create_connection(
+                    lambda: protocol,  # noqa: B023 (called before the loop goes on)
+                    address,
+                    port,
+                    ssl=implicit,
+                    server_hostname=host if implicit is not None else None,
+                    ssl_handshake_timeout=reply_timeout if implicit is not None else None,
+                )
+        except TimeoutError:
+            details.append(f"{address}: no connection within {reply_timeout:g} s")
+            continue
+        except OSError as exc:  # refused, unreachable, TLS
+            details.append(f"{address}: {exc or type(exc).__name__}")
+            continue
+        connection = SmtpConnection(protocol, timeout=reply_timeout)
+        try:
+            reply = await connection.reply()
+            if reply.code == 220:
+                return connection
+            refusal = reply
+            details.append(f"{address}: greeting {reply}")
+        except SmtpError as exc:  # silence, garbage, closed
+            details.append(f"{address}: {exc or type(exc).__name__}")
+        except BaseException:
+            connection.close()
+            raise
+        connection.close()
+        await connection.wait_closed()
+    raise Unreachable("; ".join(details) or "no address", refusal)

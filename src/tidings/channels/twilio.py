@@ -40,7 +40,8 @@ from tidings.channels.http_common import (
     status_error,
     transport_error,
 )
-from tidings.channels.provider import Provider, Schema, SmsCredentials, options
+from tidings.channels.provider import Provider, Schema, SmsCredentials, options, url_address
+from tidings.net.ssrf import STRICT, OutboundPolicy
 
 DEFAULT_BASE_URL: Final = "https://api.twilio.com"
 _FAILED: Final = frozenset({"failed", "undelivered"})
@@ -71,8 +72,9 @@ class TwilioChannel(HttpChannel):
         *,
         client: httpx.AsyncClient | None = None,
         max_concurrency: int = 10,
+        policy: OutboundPolicy = STRICT,
     ) -> None:
-        super().__init__(client=client, max_concurrency=max_concurrency)
+        super().__init__(client=client, max_concurrency=max_concurrency, policy=policy)
         self.settings = settings
         self._url = (
             f"{settings.base_url.rstrip('/')}/2010-04-01/Accounts/"
@@ -162,6 +164,9 @@ PROVIDER = Provider(
     settings=TwilioSettingsIn,
     credentials=TwilioCredentials,
     build=lambda spec, db: TwilioChannel(
-        TwilioSettings(**options(spec)), max_concurrency=spec.max_concurrency
+        TwilioSettings(**options(spec)),
+        max_concurrency=spec.max_concurrency,
+        policy=db.settings.outbound_policy,
     ),
+    addresses=lambda s: [url_address("base_url", s.base_url)],
 )

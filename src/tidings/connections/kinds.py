@@ -8,17 +8,25 @@ generates (`Provider.generated`: Kannel's report token) is made here when absent
 kind validates both, so a typo is a 422 naming the field, not a failure at send time.
 The kinds and their schemas are declared by the provider modules
 (`channels/<kind>.py`, `PROVIDER`), listed in `channels/registry.py`.
+
+Every host a connection's settings make Tidings connect to (the kind's `addresses`: a
+gateway URL, an SMTP host, an IMAP bounce mailbox) is vetted against the operator's
+outbound policy by `check_addresses` (`tidings.net.ssrf`): the caller runs it before its
+write transaction, as it resolves names; the channel vets again when it connects.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from tidings.channels.registry import PROVIDERS
 from tidings.errors import FieldError, InvalidInput
+from tidings.net.ssrf import OutboundPolicy, Resolver, Unresolved, UnsafeURL
 
 
 def validated(
@@ -77,6 +85,47 @@ def as_written(
     secret = PROVIDERS[kind].settings.secret
     written = {**settings, **{k: v for k, v in credentials.items() if k in secret}}
     return written, {k: v for k, v in credentials.items() if k not in secret}
+
+
+async def check_addresses(
+    kind: str,
+    settings: Mapping[str, Any],
+    *,
+    policy: OutboundPolicy,
+    resolver: Resolver | None = None,
+) -> None:
+    """InvalidInput naming each settings field (`settings.url`, `settings.host`,
+    `settings.bounce_imap.host`) whose host the policy refuses. A name that does not
+    resolve (yet: a provider's DNS may be down, an internal name may only resolve where
+    the workers run) is accepted: it reaches nothing now, and is vetted whenever Tidings
+    connects. Settings the kind does not accept are left to `validated`, which names
+    their fields."""
+    provider = PROVIDERS.get(kind)
+    if provider is None:
+        return
+    try:
+        checked = provider.settings.model_validate(dict(settings))
+    except ValidationError:
+        return
+    addresses = provider.addresses(checked)
+
+    async def refusal(host: str, port: int) -> str | None:
+        try:
+            await policy.vet(host, port, resolver=resolver)
+        except Unresolved:
+            return None
+        except UnsafeURL as exc:
+            return f"refused: {exc.reason}"
+        return None
+
+    reasons = await asyncio.gather(*(refusal(a.host, a.port) for a in addresses))
+    errors = [
+        FieldError(f"settings.{a.field}", reason)
+        for a, reason in zip(addresses, reasons, strict=True)
+        if reason is not None
+    ]
+    if errors:
+        raise InvalidInput(errors)
 
 
 def kinds_text() -> str:

@@ -1,14 +1,24 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
+from fastapi import APIRouter, Depends
+
+from tidings.api.deps import (
+    DatabaseDep,
+    ManageKey,
+    ReadKey,
+    SessionDep,
+    SettingsDep,
+    WriteSessionDep,
+)
 from tidings.api.patch import changes_of
 from tidings.api.problems import answers
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.audit.diff import diff, secrets, view
 from tidings.connections import service
+from tidings.connections.kinds import check_addresses
 from tidings.connections.models import Connection
 from tidings.connections.schemas import (
     ConnectionChanges,
@@ -46,14 +56,46 @@ def _audited(c: Connection) -> dict[str, object]:
     )
 
 
+# The hosts a connection's settings name are vetted by a dependency declared after the key
+# and before the write session: vetting resolves names, and a tenant's slow DNS must not
+# hold the write transaction (on SQLite, the process's write turn).
+
+
+async def _checked_create(
+    body: ConnectionCreate, key: ManageKey, settings: SettingsDep
+) -> ConnectionCreate:
+    await check_addresses(body.kind, body.settings, policy=settings.outbound_policy)
+    return body
+
+
+async def _checked_update(
+    connection_id: int,
+    body: ConnectionUpdate,
+    key: ManageKey,
+    db: DatabaseDep,
+    settings: SettingsDep,
+) -> ConnectionUpdate:
+    if body.settings is not None:
+        async with db.session() as session:  # the kind says which settings are hosts
+            connection = await service.get_connection(
+                session, org_id=key.org_id, connection_id=connection_id
+            )
+        await check_addresses(connection.kind, body.settings, policy=settings.outbound_policy)
+    return body
+
+
+CheckedCreate = Annotated[ConnectionCreate, Depends(_checked_create)]
+CheckedUpdate = Annotated[ConnectionUpdate, Depends(_checked_update)]
+
+
 @router.post(
     "",
     status_code=201,
-    summary="Add a provider connection (credentials write-only)",
+    summary="Add a provider connection (credentials write-only; its hosts vetted)",
     responses=answers(422),
 )
 async def create_connection(
-    org_id: int, body: ConnectionCreate, key: ManageKey, session: WriteSessionDep
+    org_id: int, key: ManageKey, body: CheckedCreate, session: WriteSessionDep
 ) -> ConnectionOut:
     connection = await service.create_connection(session, org_id=key.org_id, body=body)
     await audit.record(
@@ -94,8 +136,8 @@ async def get_connection(
 async def update_connection(
     org_id: int,
     connection_id: int,
-    body: ConnectionUpdate,
     key: ManageKey,
+    body: CheckedUpdate,
     session: WriteSessionDep,
 ) -> ConnectionOut:
     before = _audited(

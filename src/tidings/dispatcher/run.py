@@ -74,7 +74,7 @@ def build_worker(settings: Settings, db: Database) -> Dispatcher:
 
 
 def build_webhook_sender(settings: Settings, db: Database) -> WebhookSender:
-    return WebhookSender(db, config=SenderConfig(allow_private=settings.webhook_allow_private))
+    return WebhookSender(db, config=SenderConfig(policy=settings.webhook_policy))
 
 
 def build_reports_keeper(settings: Settings, db: Database) -> ReportsKeeper:

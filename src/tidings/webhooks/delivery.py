@@ -4,7 +4,9 @@
              SSRF-guarded client) ──▶ record(outcomes) in one transaction
 
 A 2xx answer delivers. Anything else — another status (a 3xx too: redirects are never
-followed), a timeout, a refused address — is a failed attempt, tried again after
+followed), no answer (refused, reset or timed out: one reason, `NO_ANSWER`, so that the
+org cannot tell an open port from a closed one), an address the operator's outbound
+policy refuses — is a failed attempt, tried again after
 `RetryPolicy.delay` until the next attempt would fall more than `RetryPolicy.window`
 (a day) after the delivery was created; then the delivery is `failed`.
 
@@ -30,13 +32,15 @@ import httpx
 from tidings.db.availability import unavailable
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
-from tidings.net.ssrf import UnsafeURL, guarded_client, parse
+from tidings.net.answers import excerpt
+from tidings.net.ssrf import STRICT, OutboundPolicy, UnsafeURL, guarded_client, parse
 from tidings.webhooks import queries, signing
 from tidings.webhooks.queries import Attempted, Claimed
 
 log = logging.getLogger(__name__)
 RESPONSE_BYTES = 64 * 1024  # read this much of an answer (keeps the connection reusable)
 ERROR_CHARS = 500  # the last_error column
+NO_ANSWER = "connection failed: no answer from the receiver"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,7 @@ class SenderConfig:
     batch_size: int = 50
     timeout: float = 10.0
     idle_sleep: float = 1.0
-    allow_private: bool = False
+    policy: OutboundPolicy = STRICT
     retry: RetryPolicy = RetryPolicy()
 
 
@@ -83,7 +87,7 @@ class WebhookSender:
         self.db = db
         self.config = config or SenderConfig()
         self.client = client or guarded_client(
-            allow_private=self.config.allow_private, timeout=self.config.timeout
+            policy=self.config.policy, timeout=self.config.timeout
         )
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not security)
@@ -170,13 +174,14 @@ class WebhookSender:
                         break
         except UnsafeURL as exc:
             return None, f"refused: {exc.reason}"
-        except httpx.TimeoutException:
-            return None, f"timed out after {self.config.timeout:g} s"
         except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
+            # One reason for refused, reset, timed out…: the org must not tell an open
+            # port from a closed one. The cause is in the operator's log.
+            log.info("webhook delivery %s: %s: %s", item.id, type(exc).__name__, excerpt(str(exc)))
+            return None, NO_ANSWER
         if 200 <= r.status_code < 300:
             return r.status_code, None
         if r.is_redirect:
-            location = r.headers.get("location", "")
+            location = excerpt(r.headers.get("location", ""))
             return r.status_code, f"HTTP {r.status_code}: redirect to {location!r} not followed"
         return r.status_code, f"HTTP {r.status_code}"

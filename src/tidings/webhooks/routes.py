@@ -63,13 +63,13 @@ def _delivery_out(d: WebhookDelivery) -> DeliveryOut:
 
 
 async def _checked_create(body: WebhookCreate, settings: SettingsDep) -> WebhookCreate:
-    await service.checked_url(body.url, allow_private=settings.webhook_allow_private)
+    await service.checked_url(body.url, policy=settings.webhook_policy)
     return body
 
 
 async def _checked_update(body: WebhookUpdate, settings: SettingsDep) -> WebhookUpdate:
     if body.url is not None:
-        await service.checked_url(body.url, allow_private=settings.webhook_allow_private)
+        await service.checked_url(body.url, policy=settings.webhook_policy)
     return body
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.db.base import utcnow
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import InvalidInput
-from tidings.net.ssrf import Resolver, UnsafeURL, check_url
+from tidings.net.ssrf import STRICT, OutboundPolicy, Resolver, UnsafeURL
 from tidings.webhooks import signing
 from tidings.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tidings.webhooks.schemas import ALL, WebhookChanges, WebhookCreate
@@ -29,12 +29,12 @@ TEST_EVENT = "test"
 
 
 async def checked_url(
-    url: str, *, allow_private: bool = False, resolver: Resolver | None = None
+    url: str, *, policy: OutboundPolicy = STRICT, resolver: Resolver | None = None
 ) -> str:
     """`url` if an endpoint may be saved with it, else InvalidInput on `url` (see the
     module docstring: run it before the write transaction)."""
     try:
-        await check_url(url, allow_private=allow_private, resolver=resolver)
+        await policy.check_url(url, resolver=resolver)
     except UnsafeURL as exc:
         raise InvalidInput.field("url", f"refused: {exc.reason}") from None
     return url

@@ -37,6 +37,7 @@ from tests.support.sms_channels import (
     twilio_channel,
 )
 from tidings.channels.base import Sent
+from tidings.channels.http_common import NO_ANSWER
 from tidings.channels.http_sms import HttpSmsSettings
 from tidings.channels.infobip import InfobipSettings
 from tidings.channels.kannel import KannelSettings
@@ -212,7 +213,7 @@ async def test_other_4xx_are_permanent(
 
 
 async def test_a_refused_connection_is_transient_for_every_message(
-    provider: Provider, refused_url: str, opened: list[AnyChannel]
+    provider: Provider, refused_url: str, opened: list[AnyChannel], caplog: pytest.LogCaptureFixture
 ) -> None:
     channel = channel_for(provider, refused_url, opened)
 
@@ -220,7 +221,8 @@ async def test_a_refused_connection_is_transient_for_every_message(
 
     assert len(results) == 5
     for result in results:
-        assert "ConnectError" in transient(result).reason
+        assert transient(result).reason == NO_ANSWER  # the same as a silent open port's
+    assert "ConnectError" in caplog.text  # the cause, for the operator
 
 
 async def test_a_gateway_that_does_not_answer_times_out_transiently(
@@ -237,7 +239,7 @@ async def test_a_gateway_that_does_not_answer_times_out_transiently(
         await channel.close()  # does not close an injected client
         assert not client.is_closed
 
-    assert "ReadTimeout" in transient(results[0]).reason
+    assert transient(results[0]).reason == NO_ANSWER  # the same as a closed port's
 
 
 async def test_close_closes_the_channels_own_client(provider: Provider, gateway: Gateway) -> None:

@@ -13,6 +13,7 @@ from contextlib import suppress
 import httpx
 import pytest
 
+from tests.support.outbound import LOOPBACK
 from tests.support.sms_channels import HTTP_TOKEN, AnyChannel, http_sms_channel, permanent, sms
 from tidings.channels.base import Sent
 from tidings.channels.http_sms import HttpSmsChannel, HttpSmsSettings
@@ -37,7 +38,7 @@ async def test_http_sms_fills_the_template_per_message(
         },
         id_path="messages.0.id",
     )
-    channel = HttpSmsChannel(settings)
+    channel = HttpSmsChannel(settings, policy=LOOPBACK)
     opened.append(channel)
     # Quotes, a backslash, a newline, non-ASCII and a placeholder lookalike in the text.
     text = 'Say "hi" \\ to {sender} at {to}\nGrüezi 👋'
@@ -71,7 +72,7 @@ async def test_http_sms_sends_null_for_a_missing_sender(
         body={"from": "{sender}", "label": "by {sender}", "to": "{to}"},
         id_path="id",
     )
-    channel = HttpSmsChannel(settings)
+    channel = HttpSmsChannel(settings, policy=LOOPBACK)
     opened.append(channel)
 
     (result,) = await channel.send([sms(1, sender=None)])
@@ -107,7 +108,7 @@ async def test_http_sms_without_id_path_uses_our_id(
     gateway: Gateway, opened: list[AnyChannel]
 ) -> None:
     gateway.plan = lambda _: Reply(204)
-    channel = HttpSmsChannel(HttpSmsSettings(url=gateway.url, body={"to": "{to}"}))
+    channel = HttpSmsChannel(HttpSmsSettings(url=gateway.url, body={"to": "{to}"}), policy=LOOPBACK)
     opened.append(channel)
 
     assert list(await channel.send([sms(8), sms(9)])) == [Sent("http-8"), Sent("http-9")]
@@ -170,7 +171,7 @@ async def test_http_sms_hides_a_key_given_in_the_body(
     settings = HttpSmsSettings(
         url=gateway.url, body={"api_key": "body-key-31337", "to": "{to}", "text": "{text}"}
     )
-    channel = HttpSmsChannel(settings)
+    channel = HttpSmsChannel(settings, policy=LOOPBACK)
     opened.append(channel)
 
     (result,) = await channel.send([sms(1)])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.outbound import LOOPBACK
 from tests.support.sms_channels import KANNEL_PASSWORD, AnyChannel, kannel_channel, permanent, sms
 from tidings.channels.base import Sent
 from tidings.channels.kannel import KannelChannel, KannelSettings
@@ -74,7 +75,7 @@ async def test_kannel_queued_for_later_is_sent(gateway: Gateway, opened: list[An
 async def test_kannel_without_dlr_url_or_sender(gateway: Gateway, opened: list[AnyChannel]) -> None:
     gateway.plan = kannel_ok
     settings = KannelSettings(base_url=gateway.url, username="u", password="p")
-    channel = KannelChannel(settings)
+    channel = KannelChannel(settings, policy=LOOPBACK)
     opened.append(channel)
 
     await channel.send([sms(1, sender=None)])

@@ -24,6 +24,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.support.controller import AbortingController
+from tests.support.outbound import LOOPBACK
 from tidings.channels.base import (
     Outgoing,
     PermanentSendError,
@@ -262,7 +263,7 @@ async def channel_for(serve: Callable[..., int]) -> AsyncIterator[Callable[..., 
 
     def make(port: int, **settings: Any) -> SmtpChannel:
         options: dict[str, Any] = {"security": "none", "helo_name": "client.test", **settings}
-        channel = SmtpChannel(SmtpSettings(HOST, port, **options))
+        channel = SmtpChannel(SmtpSettings(HOST, port, **options), policy=LOOPBACK)
         made.append(channel)
         return channel
 
@@ -571,7 +572,7 @@ async def test_a_server_that_stops_mid_batch_fails_the_rest_as_transient(
     assert results[2].reason.startswith("DATA: connection lost")
     for result in results[3:]:
         assert isinstance(result, TransientSendError)
-        assert result.reason.startswith(f"cannot connect to {HOST}:")
+        assert result.reason.startswith(f"could not connect to the SMTP server at {HOST}:")
 
 
 async def test_an_unreachable_server_fails_the_whole_batch_as_transient(
@@ -584,7 +585,7 @@ async def test_an_unreachable_server_fails_the_whole_batch_as_transient(
     assert len(results) == 10
     for result in results:
         assert isinstance(result, TransientSendError)
-        assert result.reason.startswith(f"cannot connect to {HOST}:")
+        assert result.reason.startswith(f"could not connect to the SMTP server at {HOST}:")
 
 
 # --- authentication ----------------------------------------------------------------------

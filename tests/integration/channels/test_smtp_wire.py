@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.outbound import LOOPBACK
 from tests.support.smtp_server import DROP, HOST, SmtpServer
 from tidings.channels.base import (
     Outgoing,
@@ -91,7 +92,7 @@ async def channel_for(serve: Start) -> AsyncIterator[Make]:
 
     def make(server: SmtpServer, **settings: Any) -> SmtpChannel:
         options: dict[str, Any] = {"security": "none", "helo_name": "client.test", **settings}
-        channel = SmtpChannel(SmtpSettings(HOST, server.port, **options))
+        channel = SmtpChannel(SmtpSettings(HOST, server.port, **options), policy=LOOPBACK)
         made.append(channel)
         return channel
 

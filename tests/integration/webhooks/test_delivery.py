@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.factories import make_org
+from tests.support.outbound import LOOPBACK
 from tests.unit.webhooks.test_signing import verify
 from tidings.db.engine import Database
 from tidings.events.models import Event
@@ -96,12 +97,12 @@ async def test_enqueue_one_delivery_per_subscribed_endpoint(db: Database) -> Non
 
 async def test_retried_with_backoff_then_delivered_signed(db: Database, gateway: Gateway) -> None:
     org = await make_org(db)
-    endpoint = await _endpoint(db, org.id, f"{gateway.url}/hook", ["*"], allow_private=True)
+    endpoint = await _endpoint(db, org.id, f"{gateway.url}/hook", ["*"], policy=LOOPBACK)
     answers = iter([Reply(500, "boom"), Reply(503), Reply(204)])
     gateway.plan = lambda _: next(answers)
     await _events(db, org.id, ["delivered"])
     clock = Clock()
-    sender = WebhookSender(db, config=SenderConfig(allow_private=True), clock=clock)
+    sender = WebhookSender(db, config=SenderConfig(policy=LOOPBACK), clock=clock)
     try:
         assert await sender.tick() == 1
         assert await sender.tick() == 0  # not due yet: backing off
@@ -138,11 +139,11 @@ async def test_retried_with_backoff_then_delivered_signed(db: Database, gateway:
 
 async def test_gives_up_a_day_after_creation(db: Database, gateway: Gateway) -> None:
     org = await make_org(db)
-    await _endpoint(db, org.id, f"{gateway.url}/hook", ["*"], allow_private=True)
+    await _endpoint(db, org.id, f"{gateway.url}/hook", ["*"], policy=LOOPBACK)
     gateway.plan = lambda _: Reply(500)
     await _events(db, org.id, ["bounced"])
     clock = Clock()
-    sender = WebhookSender(db, config=SenderConfig(allow_private=True), clock=clock)
+    sender = WebhookSender(db, config=SenderConfig(policy=LOOPBACK), clock=clock)
     try:
         clock.advance(timedelta(hours=23, minutes=59, seconds=57).total_seconds())
         assert await sender.drain() == 1
@@ -169,7 +170,10 @@ async def test_a_name_rebound_to_loopback_after_saving_is_refused_without_connec
     (row,) = await _deliveries(db)
     assert row.status == "pending"
     assert row.last_status_code is None
-    assert row.last_error == "refused: hooks.example.test resolves to 127.0.0.1 is loopback"
+    assert row.last_error == (
+        "refused: hooks.example.test resolves to 127.0.0.1 is loopback;"
+        " the operator may allow it in TIDINGS_OUTBOUND_ALLOW"
+    )
     assert gateway.connections == 0
 
 

@@ -19,6 +19,11 @@ from tidings.db.engine import Database
 from tidings.settings import Settings
 
 
+def _db() -> Database:
+    """What building a channel reads of the database: its settings (the outbound policy)."""
+    return cast(Database, SimpleNamespace(settings=Settings()))
+
+
 def test_smtp_settings_are_stored_with_their_defaults() -> None:
     settings, credentials = validated("smtp", "email", {"host": "mx.example"}, {})
     assert settings == {
@@ -43,7 +48,7 @@ def test_stored_smtp_settings_reach_the_channel() -> None:
     )
     spec = ConnectionSpec(1, "smtp", settings, credentials, max_concurrency=10, updated_at=None)
 
-    channel = build_channel(spec, cast(Database, None))  # an SMTP channel needs no database
+    channel = build_channel(spec, _db())
 
     assert isinstance(channel, SmtpChannel)
     assert channel.settings == SmtpSettings(
@@ -53,7 +58,7 @@ def test_stored_smtp_settings_reach_the_channel() -> None:
 
 def test_a_connection_stored_before_pipelining_existed_gets_the_defaults() -> None:
     spec = ConnectionSpec(1, "smtp", {"host": "mx.example", "port": 25}, {}, 10, None)
-    channel = build_channel(spec, cast(Database, None))
+    channel = build_channel(spec, _db())
     assert isinstance(channel, SmtpChannel)
     assert (channel.settings.pipelining, channel.settings.pushback_seconds) == (True, 60.0)
 
@@ -126,7 +131,7 @@ def test_an_http_sms_body_is_a_credential() -> None:
         {**settings, "body": body}, {k: v for k, v in credentials.items() if k != "body"}
     )  # fmt: skip
     spec = ConnectionSpec(3, "http_sms", settings, credentials, 10, None)
-    channel = build_channel(spec, cast(Database, None))
+    channel = build_channel(spec, _db())
     assert isinstance(channel, HttpSmsChannel)
     assert channel.settings.body == body
 
