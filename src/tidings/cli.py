@@ -53,7 +53,7 @@ from tidings.orgs.models import Org
 from tidings.orgs.schemas import OrgOut
 from tidings.privacy import service as privacy
 from tidings.privacy.schemas import ContactExportOut
-from tidings.runtime import configure_logging, redact_access_log, tune_gc
+from tidings.runtime import adopt_uvicorn_logs, configure_logging, tune_gc
 from tidings.schema import Base
 from tidings.settings import Settings
 from tidings.vault.keyring import SecretError, keyring_for, new_key
@@ -242,7 +242,7 @@ def serve(
         server = uvicorn.Server(
             uvicorn.Config(api, host=host, port=port, log_level=settings.log_level)
         )
-        redact_access_log()  # uvicorn.Config set its loggers up
+        adopt_uvicorn_logs(settings.log_format)  # uvicorn.Config set its loggers up
         _serve(api, server)
         if not server.started:  # as uvicorn.run has it: the app or the socket failed
             raise typer.Exit(3)
@@ -274,7 +274,7 @@ def serve_process(
     configure_logging(settings.log_level, settings.log_format)
     tune_gc(settings.gc_threshold)
     server = uvicorn.Server(uvicorn.Config(api, log_level=settings.log_level))
-    redact_access_log()  # uvicorn.Config set its loggers up
+    adopt_uvicorn_logs(settings.log_format)  # uvicorn.Config set its loggers up
     _serve(api, server, sockets=[socket.socket(fileno=fd)])
 
 

@@ -62,12 +62,18 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def redact_access_log() -> None:
-    """uvicorn's access log without callback tokens (after uvicorn set its logging up,
-    which keeps a logger's filters). Idempotent."""
+def adopt_uvicorn_logs(log_format: str = "text") -> None:
+    """uvicorn's own lines (start-up, errors, the access log) as Tidings writes its own:
+    the access log without callback tokens, and JSON lines when `log_format` is "json".
+    Called after uvicorn set its logging up (`uvicorn.Config`), which keeps a logger's
+    filters and handlers. Idempotent."""
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactTokens) for f in access.filters):
         access.addFilter(RedactTokens())
+    if log_format == "json":
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            for handler in logging.getLogger(name).handlers:
+                handler.setFormatter(JsonFormatter())
 
 
 class JsonFormatter(logging.Formatter):
@@ -106,7 +112,7 @@ def configure_logging(level: str, log_format: str = "text") -> None:
         handler.addFilter(RedactTokens())
         logger.addHandler(handler)
         logger.propagate = False
-    redact_access_log()
+    adopt_uvicorn_logs()
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT))
 
 

@@ -109,7 +109,9 @@ async def test_a_provider_failure_shows_in_the_metrics_and_in_a_json_log_line(
     assert failure["logger"] == "tidings.dispatcher.deliverer"
     assert failure["org_id"] == org.id
     assert isinstance(failure["message_id"], int)
-    assert failure["reason"] == refusal
+    # The log holds no recipient: the provider's reply quoted the address, the line does not.
+    assert failure["reason"] == "RCPT TO: 550 5.1.1 <<recipient>>: no such user"
+    assert "f1@example.com" not in lines.getvalue()
     assert "permanent" in failure["message"]
     scraped = await watched.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     text = scraped.text

@@ -30,7 +30,7 @@ from tests.conftest import _Apps
 from tests.support.factories import OrgWithKey, make_org, upsert
 from tests.support.reports import dsn
 from tidings.db.engine import Database
-from tidings.runtime import redact_access_log
+from tidings.runtime import adopt_uvicorn_logs
 from tidings.schema import Base
 from tidings.settings import Settings, sqlite_path
 from tidings.testing import Gateway, Recorded, Reply
@@ -81,7 +81,7 @@ async def served(
     redacted after uvicorn set its loggers up), and the lines of every log."""
     app = apps.for_settings(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="info"))
-    redact_access_log()
+    adopt_uvicorn_logs()
     recording = Recording()
     access = logging.getLogger("uvicorn.access")
     access_recording = Recording()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tidings.runtime import REQUEST_ID, configure_logging, tune_gc
+from tidings.runtime import REQUEST_ID, adopt_uvicorn_logs, configure_logging, tune_gc
 
 
 @pytest.fixture(autouse=True)
@@ -79,3 +79,35 @@ def test_json_lines_carry_the_request_id_and_the_ids_a_call_gives(
         logger.handlers[:] = handlers
         logger.setLevel(level)
         logger.propagate = propagate
+
+
+def test_uvicorns_own_lines_are_json_lines_too_and_its_access_log_is_redacted() -> None:
+    """With TIDINGS_LOG_FORMAT=json, uvicorn's start-up and access lines (set up by
+    `uvicorn.Config`, before Tidings adopts them) come out as JSON like Tidings' own."""
+    import uvicorn
+
+    uvicorn.Config(app=lambda *_: None, log_level="info")  # uvicorn's logging config
+    access = logging.getLogger("uvicorn.access")
+    saved = [(h, h.formatter) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+             for h in logging.getLogger(name).handlers]  # fmt: skip
+    try:
+        adopt_uvicorn_logs("json")
+        [handler] = access.handlers
+        record = logging.LogRecord(
+            "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+            ("127.0.0.1:5000", "POST", "/reports/3/kannel/s3cr3t-token?x=1", "1.1", 200), None,
+        )  # fmt: skip
+        assert all(f.filter(record) for f in access.filters)
+        line = json.loads(handler.format(record))
+        assert line["logger"] == "uvicorn.access"
+        assert "/reports/3/kannel/***" in line["message"]
+        assert "s3cr3t-token" not in line["message"]
+        [error] = (
+            logging.getLogger("uvicorn.error").handlers or logging.getLogger("uvicorn").handlers
+        )
+        assert json.loads(error.format(logging.LogRecord(
+            "uvicorn.error", logging.INFO, __file__, 1, "Started server process [%d]", (7,), None,
+        )))["message"] == "Started server process [7]"  # fmt: skip
+    finally:
+        for handler, formatter in saved:
+            handler.setFormatter(formatter)

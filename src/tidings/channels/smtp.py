@@ -474,10 +474,14 @@ def _prepare(index: int, message: Outgoing, *, smtputf8: bool) -> _Prepared | Pe
     the server will not change its mind) where the server offers none."""
     if message.sender is None:
         return PermanentSendError("no sender address for MAIL FROM")
-    utf8 = [a for a in (message.recipient, message.sender) if needs_smtputf8(a)]
+    # The reason names whose address, not the address: it is logged, and logs hold no
+    # recipient (docs/monitoring.md).
+    utf8 = [w for w, a in (("recipient", message.recipient), ("sender", message.sender))
+            if needs_smtputf8(a)]  # fmt: skip
     if utf8 and not smtputf8:
         return PermanentSendError(
-            f"the server does not offer SMTPUTF8 (RFC 6531), needed for {utf8[0]}"
+            f"the server does not offer SMTPUTF8 (RFC 6531), needed for the {utf8[0]}'s "
+            "address (its local part is not ASCII)"
         )
     try:
         content = (

@@ -112,16 +112,25 @@ async def call_provider(
             if isinstance(result, SendError) and (
                 not isinstance(result, TransientSendError) or result.attempted
             ):
+                reason = _without_recipient(result.reason, message.recipient)
                 log.warning(
                     "message %d not sent on %s, %s: %s",
                     message.message_id,
                     where,
                     "transient" if isinstance(result, TransientSendError) else "permanent",
-                    result.reason,
+                    reason,
                     extra={"message_id": message.message_id, "org_id": message.org_id,
-                           "connection_id": spec.id, "reason": result.reason},
+                           "connection_id": spec.id, "reason": reason},
                 )  # fmt: skip
     return results
+
+
+def _without_recipient(reason: str, recipient: str) -> str:
+    """A failure's reason fit for the log, which holds no recipient: a provider's reply
+    often quotes the address ("550 5.1.1 <bob@example.com>: no such user")."""
+    if not recipient:
+        return reason
+    return re.sub(re.escape(recipient), "<recipient>", reason, flags=re.IGNORECASE)
 
 
 _REPLY_CODE = re.compile(r"(?<![\d.])([45])\d\d(?![\d.])")  # an SMTP or HTTP status: 421, 550, 503…
