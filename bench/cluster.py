@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 from bench import support
 
-SECRET_KEY = "bench-secret-key-not-for-production-0123456789"  # noqa: S105
+SECRET_KEY = support.SECRET_KEY
 
 
 class Cluster:

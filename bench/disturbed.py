@@ -27,13 +27,12 @@ from bench.seed import Seed, clone, discard
 
 from tidings.db.engine import Database
 from tidings.outbox.create import count_by_status
-from tidings.settings import Settings
 
 Disturb = Callable[[float, Cluster], None]
 
 
 async def _statuses(url: str, broadcast_id: int) -> dict[str, int]:
-    db = Database(Settings(database_url=url, auto_migrate=False))
+    db = Database(support.settings(url))
     try:
         async with db.session() as session:
             return await count_by_status(session, broadcast_id=broadcast_id)

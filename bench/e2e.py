@@ -30,7 +30,6 @@ from bench.seed import Seed, clone, discard
 from tidings.broadcasts.models import Broadcast
 from tidings.db.engine import Database
 from tidings.outbox.create import count_by_status
-from tidings.settings import Settings
 
 COUNT_EVERY = 0.02
 STATUS_EVERY = 0.25
@@ -56,7 +55,7 @@ def setup_shape(setup: str) -> tuple[str, int, bool]:
 
 
 async def _verify(url: str, broadcast_id: int, expected: int) -> dict[str, Any]:
-    db = Database(Settings(database_url=url, auto_migrate=False))
+    db = Database(support.settings(url))
     try:
         async with db.session() as session:
             broadcast = await session.get(Broadcast, broadcast_id)

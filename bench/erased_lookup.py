@@ -30,7 +30,6 @@ from tidings.db import migrate
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.keys.service import create_org
-from tidings.settings import Settings
 from tidings.suppressions import erased
 
 _SERIES = {
@@ -56,7 +55,7 @@ async def _best(db: Database, org_id: int, batch: int) -> float:
 
 
 async def _bench(url: str, *, batch: int, suppressions: int) -> dict[str, Any]:
-    db = Database(Settings(database_url=url, auto_migrate=False))
+    db = Database(support.settings(url))
     series = _SERIES[db.engine.dialect.name]
     result = {}
     try:

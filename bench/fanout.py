@@ -20,11 +20,10 @@ from tidings.broadcasts import service as broadcasts
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
-from tidings.settings import Settings
 
 
 async def _expand(url: str, seed: Seed) -> dict[str, Any]:
-    db = Database(Settings(database_url=url, auto_migrate=False))
+    db = Database(support.settings(url))
     try:
         async with db.transaction() as session:
             created = await broadcasts.create_broadcast(

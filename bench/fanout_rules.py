@@ -51,7 +51,6 @@ from tidings.keys.service import create_org
 from tidings.lists.service import create_list
 from tidings.outbox.create import count_by_status
 from tidings.segments import service as segments
-from tidings.settings import Settings
 from tidings.templates import service as templates
 
 PLANS = ("free", "starter", "pro", "enterprise")
@@ -189,7 +188,7 @@ async def prepare(
 async def _bench(
     url: str, *, contacts: int, audience: str, channel: str, purpose: str
 ) -> dict[str, Any]:
-    db = Database(Settings(database_url=url, auto_migrate=False))
+    db = Database(support.settings(url))
     try:
         set_up = time.perf_counter()
         org_id, broadcast_id = await prepare(

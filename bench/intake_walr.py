@@ -43,12 +43,11 @@ from bench.cluster import Cluster
 from tidings.db import migrate
 from tidings.db.engine import Database
 from tidings.keys.service import create_org
-from tidings.settings import Settings
 
 
 async def prepare(url: str) -> str:
     """Org and the seed 000 campaign; returns the org's API key."""
-    db = Database(Settings(database_url=url, auto_migrate=False))
+    db = Database(support.settings(url))
     try:
         async with db.transaction() as session:
             created = await create_org(session, name="intake")

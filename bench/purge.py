@@ -47,7 +47,6 @@ from tidings.keys.service import create_org
 from tidings.lists.service import create_list
 from tidings.outbox.models import Message
 from tidings.privacy import retention
-from tidings.settings import Settings
 
 _SERIES = {
     "sqlite": "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < :n)",
@@ -122,7 +121,7 @@ async def _live_broadcast(db: Database, org: OrgWithKey, *, count: int, round_: 
 
 
 async def _bench(url: str, *, scale: int, send: int, batch: int) -> dict[str, Any]:
-    db = Database(Settings(database_url=url, auto_migrate=False))
+    db = Database(support.settings(url))
     try:
         started = time.perf_counter()
         org = await _fill(db, scale=scale)

@@ -148,9 +148,7 @@ async def check(
 
 
 async def bench(url: str, args: argparse.Namespace, port: int) -> dict[str, Any]:
-    db = Database(
-        Settings(database_url=url, auto_migrate=False, outbound_allow=support.OUTBOUND_ALLOW)
-    )
+    db = Database(support.settings(url))
     try:
         set_up = time.perf_counter()
         org_id, campaign_id, concurrency = await prepare(

@@ -31,7 +31,6 @@ from tidings.db import migrate
 from tidings.db.engine import Database
 from tidings.keys.service import create_org
 from tidings.segments import service as segments
-from tidings.settings import Settings
 from tidings.templates import service as templates
 
 INVITE_PATH = "/compat/walr/projects/p-1/surveys/s-1/invites"
@@ -137,7 +136,7 @@ async def invite_campaign(db: Database, *, org_id: int) -> None:
 
 
 async def _fill(url: str, *, scale: int, endpoints: Endpoints) -> dict[str, Any]:
-    db = Database(Settings(database_url=url, auto_migrate=False))
+    db = Database(support.settings(url))
     try:
         async with db.transaction() as session:
             created = await create_org(session, name="bench", login="bench")

@@ -48,6 +48,7 @@ from tidings.connections.schemas import ConnectionCreate
 from tidings.contacts import service as contacts
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
+from tidings.settings import Settings
 from tidings.templates import service as templates
 
 T = TypeVar("T")
@@ -60,6 +61,20 @@ UPSERT_BATCH = 5_000
 # The benches' SMTP sinks and HTTP gateways listen on loopback, which Tidings refuses to
 # connect to unless the operator opens it (TIDINGS_OUTBOUND_ALLOW, docs/security.md).
 OUTBOUND_ALLOW = "127.0.0.0/8"
+# Every bench process of one run shares this key: connections' credentials are sealed
+# under a key derived from it (docs/security.md), and PostgreSQL requires one.
+SECRET_KEY = "bench-secret-key-not-for-production-0123456789"  # noqa: S105
+
+
+def settings(url: str, **overrides: Any) -> Settings:
+    """The settings a bench opens its database with: no migrations on open, the shared
+    secret key, loopback opened."""
+    values: dict[str, Any] = {
+        "database_url": url, "auto_migrate": False, "secret_key": SECRET_KEY,
+        "outbound_allow": OUTBOUND_ALLOW,
+    }  # fmt: skip
+    return Settings(**{**values, **overrides})
+
 
 # --- py-spy, for --profile ------------------------------------------------------------
 

@@ -22,16 +22,16 @@ import httpx
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))  # for tests.support.pgdb
 
+from bench import support  # noqa: E402
 from tests.support import pgdb  # noqa: E402
 
 from tidings.app import create_app  # noqa: E402
 from tidings.db import migrate  # noqa: E402
 from tidings.keys.service import create_org  # noqa: E402
-from tidings.settings import Settings  # noqa: E402
 
 
 async def measure(url: str, repeat: int) -> None:
-    app = create_app(Settings(database_url=url, auto_migrate=False))
+    app = create_app(support.settings(url))
     async with app.router.lifespan_context(app):
         async with app.state.db.transaction() as session:
             created = await create_org(session, name="bench")
