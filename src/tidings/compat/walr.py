@@ -123,7 +123,5 @@ async def send_invites(
         batchId=None if batch.broadcast_id is None else str(batch.broadcast_id),
         accepted=batch.accepted,
         skipped=len(batch.skipped),
-        skippedRecipients=[
-            SkippedRow(index=e.index or 0, reason=f"{e.field}: {e.reason}") for e in batch.skipped
-        ],
+        skippedRecipients=[SkippedRow(index=s.index, reason=s.reason) for s in batch.skipped],
     )
