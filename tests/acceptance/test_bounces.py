@@ -121,6 +121,24 @@ async def test_bounces_and_complaints_through_the_webhook(
     }
 
 
+async def test_a_complaint_s_event_names_the_exact_address(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    org = await make_org(db)
+    ids = (await emailed(db, org, 1)).message_ids
+    url = f"/bounces/{await smtp_connection(client, org)}/{TOKEN}"
+    # Only the original's To names the recipient, with a display name.
+    raw = arf(message_id=ids["p0@example.com"], recipient="P Zero <p0@example.com>")
+    head, _, tail = raw.partition(b"Original-Rcpt-To: ")
+    response = await client.post(url, content=head + tail.partition(b"\r\n")[2], headers=RFC822)
+    assert response.json() == {"reports": ["complained"]}, response.text
+    events = await client.get(
+        f"/v1/orgs/{org.id}/events", params={"type": "complained"}, headers=org.bearer
+    )
+    [event] = events.json()["data"]
+    assert event["data"]["recipient"] == "p0@example.com"
+
+
 async def test_bounce_mailbox_polled_over_imap(client: httpx.AsyncClient, db: Database) -> None:
     org = await make_org(db)
     sent = await emailed(db, org, 3)

@@ -30,12 +30,14 @@ from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
+from email.utils import getaddresses
 from typing import Literal
 
 Kind = Literal["bounced", "deferred", "delivered", "complained"]
 
 _OUR_ID = re.compile(r"<?\s*(\d{1,18})\.(\d{1,18})@[^>\s]+\s*>?")
 _STATUS = re.compile(r"([245])\.\d{1,3}\.\d{1,3}")
+_ADDRESS_TYPE = re.compile(r"\s*[A-Za-z0-9-]+\s*;")  # RFC 3464's `rfc822;`
 _DELIVERED = frozenset({"delivered", "relayed", "expanded"})
 
 
@@ -183,9 +185,11 @@ def _field(message: Message | EmailMessage, name: str) -> str | None:
 
 
 def _address(value: str | None) -> str | None:
-    """The address of `rfc822; a@b` (RFC 3464 address-type; address), or of `<a@b>`."""
+    """The exact address of `rfc822; a@b` (RFC 3464 address-type; address), of `<a@b>`,
+    or of a header's `Alice <a@b>` (the first, in a list): never the display name, nor
+    a bracket left over."""
     if not value:
         return None
-    _, _, address = value.rpartition(";")
-    address = address.strip().strip("<>").strip()
-    return address if "@" in address else None
+    typed = _ADDRESS_TYPE.match(value)
+    found = [a for _, a in getaddresses([value[typed.end() :] if typed else value]) if "@" in a]
+    return found[0] if found else None

@@ -34,7 +34,7 @@ from tidings.lists.models import ContactList
 from tidings.lists.service import create_list
 from tidings.outbox.models import Message
 from tidings.templates.models import Template
-from tidings.templates.service import create_template
+from tidings.templates.service import PUBLIC, create_template
 
 DEFAULT_SUBJECT = "(no subject)"
 
@@ -142,6 +142,7 @@ async def _content(
                 Template.org_id == org_id,
                 Template.name == request.template_name,
                 Template.channel == "email",
+                PUBLIC,
             )
         )
         if named is None:

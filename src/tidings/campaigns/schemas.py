@@ -158,10 +158,6 @@ class CampaignOut(BaseModel):
     list_id: int | None
     track_opens: bool
     track_clicks: bool
-    single_send: bool = Field(
-        validation_alias="is_single_send",
-        description="Made for single sends that gave a template or inline content: not listed.",
-    )
     external_id: str | None
     project_ref: str | None
     survey_ref: str | None

@@ -31,28 +31,39 @@ from tidings.db.names import (
     unique_name,
 )
 from tidings.db.owned import get_owned, owned_page
-from tidings.errors import Conflict, FieldError, InvalidInput, NotFound
+from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.lists.models import ContactList
 from tidings.templates.models import Template
+from tidings.templates.service import LIVE as LIVE_TEMPLATE
+from tidings.templates.service import PUBLIC as PUBLIC_TEMPLATE
 
 SMS_SENDER = re.compile(r"^([A-Za-z0-9 ._-]{1,11}|\+?[0-9]{1,15})$")
 _HEADER_UNSAFE = re.compile(r"[\r\n\x00]")
 _HTTP_URL = re.compile(r"^https?://\S", re.I)
 LIVE = Campaign.deleted_at.is_(None)
+# What the org may name: its own campaigns. A single send's hidden campaign is Tidings'
+# own, so, like another org's campaign, it is neither listed nor found by id.
+PUBLIC = Campaign.is_single_send.is_(False)
 
 
 async def _check(
-    session: AsyncSession, *, org_id: int, body: CampaignCreate, campaign_id: int = 0
+    session: AsyncSession,
+    *,
+    org_id: int,
+    body: CampaignCreate,
+    campaign_id: int = 0,
+    single_send: bool = False,
 ) -> list[FieldError]:
     """Every rule of a campaign's fields that needs more than its own field: what it names
     exists in the org (and is not deleted), fits its channel, and so on. `campaign_id`:
-    the campaign being changed, which may keep its own `external_id`."""
+    the campaign being changed, which may keep its own `external_id`. `single_send`: a
+    hidden campaign, which may send an inline template; the org's own may not."""
     errors: list[FieldError] = []
     template = await session.scalar(
         select(Template).where(
             Template.org_id == org_id,
             Template.id == body.template_id,
-            Template.deleted_at.is_(None),
+            LIVE_TEMPLATE if single_send else PUBLIC_TEMPLATE,
         )
     )
     if template is None:
@@ -140,8 +151,6 @@ async def update_campaign(
     """Change the campaign's fields, checked as a new campaign's are (the result as a
     whole: a new template must fit the channel, an email campaign keeps a sender, …)."""
     campaign = await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
-    if campaign.is_single_send:
-        raise Conflict(f"campaign {campaign_id} is made by single sends: it cannot be changed")
     current = {name: getattr(campaign, name) for name in CampaignCreate.model_fields}
     body = CampaignCreate.model_validate({**current, **changes})
     errors = await _check(session, org_id=org_id, body=body, campaign_id=campaign_id)
@@ -166,15 +175,13 @@ async def update_campaign(
 def mark_deleted(campaign: Campaign) -> None:
     """Hide the campaign (its name and external id free again), kept as history; the
     caller has checked nothing in flight uses it (`retirement`)."""
-    if campaign.is_single_send:
-        raise Conflict(f"campaign {campaign.id} is made by single sends: it cannot be deleted")
     campaign.deleted_at = utcnow()
 
 
 async def get_campaign(session: AsyncSession, *, org_id: int, campaign_id: int) -> Campaign:
-    """The org's campaign, unless deleted (NotFound)."""
+    """The org's campaign, unless deleted or hidden (NotFound)."""
     return await get_owned(
-        session, Campaign, org_id=org_id, ident=campaign_id, what="campaign", where=LIVE
+        session, Campaign, org_id=org_id, ident=campaign_id, what="campaign", where=LIVE & PUBLIC
     )
 
 
@@ -182,7 +189,7 @@ async def list_campaigns(
     session: AsyncSession, *, org_id: int, after_id: int | None, limit: int
 ) -> list[Campaign]:
     page = owned_page(Campaign, org_id=org_id, after_id=after_id, limit=limit)
-    return list(await session.scalars(page.where(Campaign.is_single_send.is_(False), LIVE)))
+    return list(await session.scalars(page.where(PUBLIC, LIVE)))
 
 
 async def single_send_campaign(
@@ -214,7 +221,10 @@ async def single_send_campaign(
     }
     name = digest_name("single send", spec)
     errors = await _check(
-        session, org_id=org_id, body=CampaignCreate.model_validate(spec | {"name": name})
+        session,
+        org_id=org_id,
+        body=CampaignCreate.model_validate(spec | {"name": name}),
+        single_send=True,
     )
     if errors:
         raise InvalidInput(errors)
@@ -231,7 +241,7 @@ async def find_campaign(
 ) -> Campaign:
     """The org's campaign named `reference` (its external id, else its id) that belongs to
     the project and survey; NotFound otherwise, whichever part does not match."""
-    query = select(Campaign).where(Campaign.org_id == org_id, LIVE)
+    query = select(Campaign).where(Campaign.org_id == org_id, LIVE, PUBLIC)
     found = await session.scalar(query.where(Campaign.external_id == reference))
     if found is None and reference.isdigit() and len(reference) < 19:
         found = await session.scalar(query.where(Campaign.id == int(reference)))

@@ -85,6 +85,16 @@ def status_of(message: Message) -> Status:
     return _STATUS["accepted"]
 
 
+def done_at(message: Message) -> datetime | None:
+    """Infobip's `doneAt`: when the message reached its final group (the delivery report's
+    time for DELIVERED, the outcome's for the others); None while it is PENDING, even sent."""
+    if status_of(message) is _STATUS["accepted"]:
+        return None
+    if message.status == MessageStatus.DELIVERED:
+        return message.delivered_at
+    return message.finished_at
+
+
 class InviteRequest(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -185,7 +195,7 @@ async def logs(
         messageId=str(message.id),
         to=(message.recipient or "").lstrip("+") or None,
         sentAt=message.sent_at,
-        doneAt=message.finished_at,
+        doneAt=done_at(message),
         smsCount=message.segments,
         status=status_of(message),
     )

@@ -2,7 +2,8 @@
 
 POST /projects/{projectId}/surveys/{surveyId}/invites
      {"campaignId": str, "recipients": [{"variables": {…}}] | null, "sendTimeUtc": datetime | null}
-  → 202 {"batchId", "accepted", "skipped", "skippedRecipients": [{"index", "reason"}]}
+  → 202 {"batchId" (null: nobody accepted, nothing made), "accepted", "skipped",
+         "skippedRecipients": [{"index", "reason"}]}   (accepted + skipped = recipients)
   → 400/401/403/404 {"error": str, "statusCode": int}
 
 `campaignId` is the campaign's `external_id`, or its Tidings id; the campaign must carry
@@ -123,7 +124,5 @@ async def send_invites(
         batchId=None if batch.broadcast_id is None else str(batch.broadcast_id),
         accepted=batch.accepted,
         skipped=len(batch.skipped),
-        skippedRecipients=[
-            SkippedRow(index=e.index or 0, reason=f"{e.field}: {e.reason}") for e in batch.skipped
-        ],
+        skippedRecipients=[SkippedRow(index=s.index, reason=s.reason) for s in batch.skipped],
     )

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.broadcasts.models import Broadcast
 from tidings.campaigns.models import Campaign
+from tidings.campaigns.service import PUBLIC
 from tidings.db.dialect import dialect_name, time_bucket
 from tidings.db.owned import get_owned
 from tidings.events.models import Event
@@ -50,8 +51,11 @@ async def broadcast_stats(
 async def campaign_stats(
     session: AsyncSession, *, org_id: int, campaign_id: int, interval: Interval
 ) -> dict[str, Any]:
-    """Stats over every broadcast of one of the org's campaigns (read only)."""
-    campaign = await get_owned(session, Campaign, org_id=org_id, ident=campaign_id, what="campaign")
+    """Stats over every broadcast of one of the org's campaigns, deleted ones too (read
+    only); NotFound for another org's and a hidden one."""
+    campaign = await get_owned(
+        session, Campaign, org_id=org_id, ident=campaign_id, what="campaign", where=PUBLIC
+    )
     ids = select(Broadcast.id).where(
         Broadcast.org_id == org_id, Broadcast.campaign_id == campaign.id
     )

@@ -16,8 +16,7 @@ def batch_out(batch: service.InviteBatch) -> InviteBatchOut:
         accepted=batch.accepted,
         skipped=len(batch.skipped),
         skipped_recipients=[
-            SkippedRecipient(index=e.index or 0, reason=f"{e.field}: {e.reason}")
-            for e in batch.skipped
+            SkippedRecipient(index=s.index, reason=s.reason) for s in batch.skipped
         ],
     )
 

@@ -20,8 +20,10 @@ class InviteRecipient(BaseModel):
         default=None,
         description=(
             "`email` (email campaigns) or `phone` (SMS campaigns) is required; "
-            "`first_name` and `last_name` fill the contact's fields; every other "
-            "variable is merged into the contact's attributes and into the invitation."
+            "`first_name` and `last_name` fill the contact's fields. Names are free: every "
+            "variable is merged into the invitation (`{{ store }}`, or "
+            '`{{ vars["Store Name"] }}` for a name that is not an identifier), and those '
+            "named like attributes (letters, digits, `_`) into the contact's attributes too."
         ),
     )
 
@@ -43,7 +45,9 @@ class SkippedRecipient(BaseModel):
 
 class InviteBatchOut(BaseModel):
     """`batch_id` is the broadcast that carries the invites: read, pause or cancel it
-    through `/v1/orgs/{org_id}/broadcasts/{batch_id}`."""
+    through `/v1/orgs/{org_id}/broadcasts/{batch_id}`; null when no recipient was accepted
+    (then nothing was made). `accepted + skipped` is the number of recipients: one
+    `skipped_recipients` entry per skipped recipient (a repeated address: a duplicate)."""
 
     batch_id: int | None
     accepted: int

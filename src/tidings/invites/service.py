@@ -7,7 +7,15 @@
                               per message, to the campaign's `invite_url`
 
 A recipient without the address the campaign's channel needs is skipped with a reason, by
-index; it never fails the others.
+index; it never fails the others. Every recipient is either accepted or skipped, once:
+a recipient with several problems is one skipped entry, and one whose address an
+earlier recipient of the request has is skipped as its duplicate. When none is accepted,
+nothing is made (the contacts, the recipient list and the broadcast are undone together).
+
+Variables keep any name. Those that are attribute names (`contacts.normalize`) are stored
+on the contact as attributes too; every one is the message's own variable, read by the
+template as `{{ store }}` or, for a name that is not an identifier, `{{ vars["Store
+Name"] }}`.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from tidings.broadcasts.service import create_broadcast
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.service import ensure_recipient_list, get_campaign
 from tidings.campaigns.versions import freeze
+from tidings.contacts.normalize import ATTRIBUTE_NAME, normalize_email, normalize_phone
 from tidings.contacts.service import get_contact, upsert_contacts
 from tidings.content import sms
 from tidings.credits.service import charge_messages
@@ -42,12 +51,22 @@ LAST_NAME_KEYS = ("last_name", "lastName", "lastname")
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """A recipient not invited: its index in the request, and every reason
+    (`field: reason`, joined by `; `)."""
+
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class InviteBatch:
-    """`broadcast_id` is None when no recipient could be invited."""
+    """`broadcast_id` is None when no recipient could be invited (then nothing was made).
+    `accepted + len(skipped)` is the number of recipients, each skipped one listed once."""
 
     broadcast_id: int | None
     accepted: int
-    skipped: list[FieldError]
+    skipped: list[Skipped]
 
 
 def contact_row(channel: str, variables: Mapping[str, Any] | None) -> dict[str, Any] | str:
@@ -68,7 +87,7 @@ def contact_row(channel: str, variables: Mapping[str, Any] | None) -> dict[str, 
             row["first_name"] = value
         elif name in LAST_NAME_KEYS and isinstance(value, str):
             row["last_name"] = value
-        else:
+        elif ATTRIBUTE_NAME.match(name):  # the others are the message's variables only
             attributes[name] = value
     if attributes:
         row["attributes"] = attributes
@@ -90,39 +109,65 @@ async def send_invites(
     transaction holds the contacts, the recipient list and the broadcast)."""
     now = now or utcnow()
     campaign = await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
+    region = (await get_org(session, org_id=org_id)).phone_region
     channel, name = campaign.channel, _batch_name(campaign, now)
     rows: list[dict[str, Any]] = []
     positions: list[int] = []  # rows[i] is recipients[positions[i]]
-    skipped: list[FieldError] = []
+    reasons: dict[int, list[str]] = {}  # a skipped recipient's index → why
+    first_with: dict[str, int] = {}  # an address → the first recipient that has it
     for index, variables in enumerate(recipients):
         row = contact_row(channel, variables)
         if isinstance(row, str):
-            skipped.append(FieldError(f"recipients[{index}].variables", row, index))
-        else:
-            rows.append(row)
-            positions.append(index)
-    if not rows:
-        return InviteBatch(None, 0, skipped)
-    list_id = await ensure_recipient_list(session, org_id=org_id, campaign_id=campaign_id)
-    created = await create_broadcast(
-        session,
-        org_id=org_id,
-        body=BroadcastCreate(
-            name=name,
-            campaign_id=campaign_id,
-            recipients=rows,
-            scheduled_at=send_at if send_at is not None and send_at > now else None,
-        ),
-        is_test=is_test,
-        now=now,
-        remember_in=list_id,
-    )
-    for error in [*created.rejected, *created.skipped]:
-        index = positions[error.index or 0]
-        field = error.field.replace(f"recipients[{error.index}]", f"recipients[{index}]", 1)
-        skipped.append(FieldError(field, error.reason, index))
-    skipped.sort(key=lambda e: e.index or 0)
-    return InviteBatch(created.broadcast.id, len(recipients) - len(skipped), skipped)
+            reasons[index] = [f"recipients[{index}].variables: {row}"]
+            continue
+        address = _address(channel, row, region)
+        if address is not None and address in first_with:
+            reasons[index] = [
+                f"recipients[{index}]: duplicate of recipients[{first_with[address]}]"
+            ]
+            continue
+        if address is not None:
+            first_with[address] = index
+        rows.append(row)
+        positions.append(index)
+    broadcast_id = None
+    if rows:
+        async with session.begin_nested() as made:
+            list_id = await ensure_recipient_list(session, org_id=org_id, campaign_id=campaign_id)
+            created = await create_broadcast(
+                session,
+                org_id=org_id,
+                body=BroadcastCreate(
+                    name=name,
+                    campaign_id=campaign_id,
+                    recipients=rows,
+                    scheduled_at=send_at if send_at is not None and send_at > now else None,
+                ),
+                is_test=is_test,
+                now=now,
+                remember_in=list_id,
+            )
+            for error in [*created.rejected, *created.skipped]:
+                index = positions[error.index or 0]
+                field = error.field.replace(f"recipients[{error.index}]", f"recipients[{index}]", 1)
+                reasons.setdefault(index, []).append(f"{field}: {error.reason}")
+            if len(reasons) < len(recipients):
+                broadcast_id = created.broadcast.id
+            else:  # nobody to invite: no broadcast, no list, no contact stays
+                await made.rollback()
+    skipped = [Skipped(index, "; ".join(reasons[index])) for index in sorted(reasons)]
+    return InviteBatch(broadcast_id, len(recipients) - len(skipped), skipped)
+
+
+def _address(channel: str, row: Mapping[str, Any], region: str | None) -> str | None:
+    """The row's address as stored (what makes two recipients one), or None when it is
+    not valid (the upsert reports why)."""
+    try:
+        if channel == "email":
+            return normalize_email(row["email"].strip())
+        return normalize_phone(row["phone"], region)
+    except ValueError:
+        return None
 
 
 def _batch_name(campaign: Campaign, now: datetime) -> str:

@@ -90,10 +90,6 @@ class TemplateOut(BaseModel):
     subject: str | None
     html: str | None
     text: str | None
-    inline: bool = Field(
-        validation_alias="is_inline",
-        description="The inline content of single sends: never listed, never changed.",
-    )
     version: int = Field(description="The number of the current version (1, 2, …).")
     created_at: datetime
     updated_at: datetime

@@ -30,13 +30,16 @@ from tidings.db.base import utcnow
 from tidings.db.dialect import insert_ignoring_conflicts
 from tidings.db.names import digest_name, find_or_add_named, require_free_name, unique_name
 from tidings.db.owned import get_owned, owned_page
-from tidings.errors import Conflict, FieldError, InvalidInput, NotFound
+from tidings.errors import FieldError, InvalidInput, NotFound
 from tidings.templates.models import Template, TemplateVersion
 from tidings.templates.schemas import TemplateChanges, content_problem
 
 PARTS = (("subject", False), ("html", True), ("text", False))
 CONTENT = tuple(part for part, _ in PARTS)
 LIVE = Template.deleted_at.is_(None)
+# What the org may name: its own live templates. A single send's inline content is
+# Tidings' own, so, like another org's template, it is neither listed nor found by id.
+PUBLIC = LIVE & Template.is_inline.is_(False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +117,9 @@ def version_of(template: Template, *, by: str | None) -> TemplateVersion:
 
 
 async def get_template(session: AsyncSession, *, org_id: int, template_id: int) -> Template:
-    """The org's template, unless deleted (NotFound)."""
+    """The org's template, unless deleted or inline (NotFound)."""
     return await get_owned(
-        session, Template, org_id=org_id, ident=template_id, what="template", where=LIVE
+        session, Template, org_id=org_id, ident=template_id, what="template", where=PUBLIC
     )
 
 
@@ -124,7 +127,7 @@ async def list_templates(
     session: AsyncSession, *, org_id: int, after_id: int | None, limit: int
 ) -> list[Template]:
     page = owned_page(Template, org_id=org_id, after_id=after_id, limit=limit)
-    return list(await session.scalars(page.where(Template.is_inline.is_(False), LIVE)))
+    return list(await session.scalars(page.where(PUBLIC)))
 
 
 async def list_versions(
@@ -188,8 +191,6 @@ async def update_template(
     """Rename and/or change the content; a change of content is a new version (`by`: who
     makes it). The content must still fit the channel and compile."""
     template = await get_template(session, org_id=org_id, template_id=template_id)
-    if template.is_inline:
-        raise Conflict(f"template {template_id} is the inline content of single sends")
     if "name" in changes:
         await require_free_name(
             session,
@@ -225,8 +226,6 @@ def check_fits(template: Template) -> None:
 def mark_deleted(template: Template) -> None:
     """Hide the template (its name free again) and keep it and its versions as history;
     the caller has checked nothing in flight uses it (`retirement`)."""
-    if template.is_inline:
-        raise Conflict(f"template {template.id} is the inline content of single sends")
     template.deleted_at = utcnow()
 
 

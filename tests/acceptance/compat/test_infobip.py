@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,6 +14,8 @@ import pytest
 from tests.support.factories import OrgWithKey, make_org
 from tidings.content import sms
 from tidings.db.engine import Database
+from tidings.outbox.models import Message
+from tidings.outbox.status import MessageStatus
 from tidings.settings import Settings
 
 Drain = Callable[[], Awaitable[None]]
@@ -86,6 +89,20 @@ async def test_the_documented_example_sends_one_sms_with_a_working_invite_link(
     assert entry["to"] == "41793026727"
     assert entry["smsCount"] == body["messageCount"]
     assert entry["status"]["groupName"] == "PENDING"  # sent, no delivery report yet
+    assert entry["sentAt"] is not None
+    assert entry["doneAt"] is None  # PENDING is not done, though sent
+
+    # A delivery report makes it final: done when the report said so.
+    delivered_at = datetime(2026, 11, 22, 4, 0, 5, tzinfo=UTC)
+    async with db.transaction() as session:
+        message = await session.get_one(Message, int(body["messageId"]))
+        message.status, message.delivered_at = MessageStatus.DELIVERED, delivered_at
+    logs = await client.get(
+        "/compat/infobip/sms/1/logs", headers=org.basic, params={"messageId": body["messageId"]}
+    )
+    [entry] = logs.json()["results"]
+    assert entry["status"]["groupName"] == "DELIVERED"
+    assert datetime.fromisoformat(entry["doneAt"]) == delivered_at
 
 
 async def test_each_invite_gets_its_own_link_and_the_placeholder_may_repeat(

@@ -64,3 +64,35 @@ def test_our_message_ids() -> None:
     assert our_message("12.3@xn--bcher-kva.example") == OriginalId(12, 3)
     assert our_message("<abc.3@acme.example>") is None
     assert our_message(None) is None
+
+
+def _without_rcpt_to(raw: bytes) -> bytes:
+    """An ARF that names its recipient only in the original's To header."""
+    head, _, tail = raw.partition(b"Original-Rcpt-To: ")
+    return head + tail.partition(b"\r\n")[2]
+
+
+def test_a_complaint_s_recipient_is_the_exact_address_of_the_original_s_to() -> None:
+    for to, address in (
+        ("Alice <alice@example.com>", "alice@example.com"),
+        ('"Smith; Alice" <Alice.Smith@example.com>', "Alice.Smith@example.com"),
+        ("=?utf-8?q?Zo=C3=A9?= <zoe@example.com>, bob@example.com", "zoe@example.com"),
+        ("<carol@example.com>", "carol@example.com"),
+        ("dave@example.com", "dave@example.com"),
+    ):
+        raw = _without_rcpt_to(arf(message_id=SENT, recipient=to))
+        assert b"Original-Rcpt-To" not in raw
+        (report,) = parse(raw)
+        assert report.recipient == address, to
+
+
+def test_a_dsn_s_final_recipient_drops_only_its_address_type() -> None:
+    for field, address in (
+        ("rfc822; gone@example.com", "gone@example.com"),
+        ("rfc822;<gone@example.com>", "gone@example.com"),
+        ("gone@example.com", "gone@example.com"),
+    ):
+        (report,) = parse(dsn(message_id=SENT, recipient="x@example.com").replace(
+            b"Final-Recipient: rfc822; x@example.com", f"Final-Recipient: {field}".encode()
+        ))  # fmt: skip
+        assert report.recipient == address, field

@@ -1,0 +1,130 @@
+"""Every shell example in docs/ runs as written: bash and curl against Tidings served on
+loopback, each HTTP call required to succeed.
+
+The database is a used one first (another org's objects, and this org's own, including
+the hidden campaign and template of a single send), so an example that hard-coded an id
+instead of keeping the one its own call returned would name the wrong object, or none.
+The examples run in the reverse of their order in the docs, on the same database: none
+relies on another having run before it. Only the base URL is changed (to the test
+server's); `$ORG`, `$LOGIN` and `$KEY` are what `make run` prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from tests.conftest import _Apps
+from tests.support.factories import OrgWithKey, make_org
+from tests.support.sending import email_campaign
+from tidings.db.engine import Database
+from tidings.settings import Settings
+
+DOCS = Path(__file__).parents[2] / "docs"
+BLOCK = re.compile(r"^```(?:sh|bash)\n(.*?)^```", re.S | re.M)
+DOCUMENTED_BASE = "127.0.0.1:8000"
+# Run under bash: any failed call (an HTTP error included) fails the example.
+PROLOGUE = """set -euo pipefail
+curl() { command curl --silent --show-error --fail-with-body "$@"; }
+"""
+
+
+def examples() -> Iterator[tuple[str, str]]:
+    """(file:line, script) of every shell block that calls the API; a block that starts
+    the server (`make run`) is a setup step, not an example."""
+    for path in sorted(DOCS.glob("*.md")):
+        text = path.read_text()
+        for block in BLOCK.finditer(text):
+            script = block.group(1)
+            if "curl " in script and "make run" not in script:
+                yield f"{path.name}:{text[: block.start()].count(chr(10)) + 2}", script
+
+
+def contacts_csv() -> str:
+    """The contacts.csv that cli.md shows (api.md's import example reads it)."""
+    text = (DOCS / "cli.md").read_text()
+    shown = text.split("$ cat contacts.csv\n", 1)[1]
+    return shown.split("\n\n", 1)[0] + "\n"
+
+
+@pytest.fixture
+async def served(settings: Settings, db: Database, apps: _Apps) -> AsyncIterator[str]:
+    """The app on loopback, as `tidings serve` runs it: its host:port."""
+    app = apps.for_settings(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # noqa: ASYNC110 — uvicorn's Server has no event for it
+            await asyncio.sleep(0.01)
+        yield f"127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def _used(db: Database, base: str, org: OrgWithKey) -> None:
+    """Objects before the examples': another org's campaign, this org's lists, and a
+    single send's hidden campaign and inline template, which take the low ids."""
+    await email_campaign(db, await make_org(db, "Someone else"))
+    async with httpx.AsyncClient(base_url=f"http://{base}", headers=org.bearer) as http:
+        for name in ("old list", "older list", "oldest list"):
+            made = await http.post(f"/v1/orgs/{org.id}/lists", json={"name": name})
+            assert made.status_code == 201, made.text
+        sent = await http.post(
+            f"/v1/orgs/{org.id}/messages",
+            json={
+                "channel": "email",
+                "from_email": "ops@acme.example",
+                "content": {"subject": "Your code", "text": "Your code is {{ code }}."},
+                "to": {"email": "ops@example.com"},
+            },
+        )
+        assert sent.status_code == 201, sent.text
+
+
+async def _run(script: str, *, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        "bash",
+        "-c",
+        PROLOGUE + script,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    return process.returncode or 0, output.decode()
+
+
+def test_the_docs_have_examples_and_hard_code_no_org() -> None:
+    found = dict(examples())
+    assert {where.split(":")[0] for where in found} >= {"api.md", "compat.md", "segments.md"}
+    for where, script in found.items():
+        assert "/orgs/1" not in script, where
+
+
+@pytest.mark.skipif(
+    not (shutil.which("bash") and shutil.which("curl") and shutil.which("jq")),
+    reason="the docs' examples need bash, curl and jq",
+)
+async def test_every_example_runs_on_a_used_database_in_any_order(
+    served: str, db: Database, tmp_path: Path
+) -> None:
+    org = await make_org(db)
+    await _used(db, served, org)
+    (tmp_path / "contacts.csv").write_text(contacts_csv())
+    env = {"PATH": os.environ["PATH"], "ORG": str(org.id), "LOGIN": org.login, "KEY": org.key}
+    ran = []
+    for where, script in reversed(list(examples())):
+        code, output = await _run(script.replace(DOCUMENTED_BASE, served), cwd=tmp_path, env=env)
+        assert code == 0, f"{where} failed ({code}):\n{script}\n--- output ---\n{output}"
+        ran.append(where)
+    assert len(ran) >= 10
