@@ -1,16 +1,14 @@
 """A real IMAP server on loopback for tests: Dovecot (Debian `dovecot-imapd`) started from a
 tiny config in a scratch directory, one passwd-file user and a Maildir the test fills.
 
-When Dovecot is missing, `ensure_dovecot()` installs Debian's `dovecot-imapd` (as root,
-with apt-get; the way `bench/quick.py` installs Postfix), once per machine: CI starts from
-a fresh machine, and an IMAP test that skips there tests nothing. `dovecot_server()` skips
+When Dovecot is missing, `ensure_dovecot()` installs Debian's `dovecot-imapd`
+(`tests/support/debian.py`). `dovecot_server()` skips
 the test, saying why, only when that is impossible (not root, no apt-get, no network).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import pwd
 import shutil
@@ -24,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.debian import ensure_command
+
 DOVECOT = "/usr/sbin/dovecot"
-POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
-INSTALL_LOCK = Path(tempfile.gettempdir()) / "tidings-dovecot-install.lock"
 USER = "bounces"
 PASSWORD = "imap-password-for-tests"
 
@@ -56,51 +54,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _installed() -> str | None:
-    return shutil.which("dovecot") or (DOVECOT if os.access(DOVECOT, os.X_OK) else None)
-
-
 def ensure_dovecot() -> str:
-    """The path of `dovecot`, installing `dovecot-imapd` with apt-get if needed. Raises
-    RuntimeError, saying why, when it is missing and cannot be installed.
-
-    Tests started together (several pytest processes) install once: the others wait on
-    a file lock, then find it installed. Only the package's files are wanted, not a
-    system IMAP server: when the machine has no `policy-rc.d`, one that forbids starting
-    services is put in place for the install (the Docker convention) and removed after.
-    """
-    found = _installed()
-    if found:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise RuntimeError(
-            "Dovecot is not installed and cannot be installed here (needs root and apt-get): "
-            "apt-get install dovecot-imapd"
-        )
-    with INSTALL_LOCK.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        found = _installed()
-        if found:  # another test process installed it while this one waited
-            return found
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "--no-install-recommends", "dovecot-imapd"]
-        own_policy = not POLICY_RC_D.exists()
-        if own_policy:
-            POLICY_RC_D.write_text("#!/bin/sh\n# tidings tests: install, do not start\nexit 101\n")
-            POLICY_RC_D.chmod(0o755)
-        try:
-            for command in (["apt-get", "update"], install):
-                done = subprocess.run(command, env=env, text=True, capture_output=True)
-                if done.returncode != 0:
-                    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-                    raise RuntimeError(f"could not install Dovecot: {' '.join(command)}\n{tail}")
-        finally:
-            if own_policy:
-                POLICY_RC_D.unlink(missing_ok=True)
-    found = _installed()
-    if not found:
-        raise RuntimeError("dovecot-imapd installed, but there is no dovecot binary")
-    return found
+    """The path of `dovecot`, installing `dovecot-imapd` if needed (`support.debian`)."""
+    return ensure_command("dovecot", package="dovecot-imapd", paths=[DOVECOT])
 
 
 @contextlib.contextmanager
