@@ -1,8 +1,13 @@
 """Credits: an org's balance, its append-only ledger, and its price table.
 
     accepted send ──▶ cost of its queued/held messages (price × segments) ──▶ reserve()
-                      (same transaction as the messages: refused → nothing is queued)
-    failed / cancelled message ──▶ release() of its reserved cost (one entry per batch)
+                      (same transaction as the messages: refused → nothing is queued;
+                      a test key's messages cost nothing; an SMS reserves the segments
+                      known then, 1 unless its text is already final)
+    rendered SMS ──▶ settle(): its final text's segments at the same price per segment,
+                     the difference taken or given back before hand-over; one the
+                     balance cannot cover fails alone ("insufficient credit")
+    failed / skipped / cancelled message ──▶ release() of its cost (one entry per batch)
     operator ──▶ top_up()
 
 Amounts are micro-credits (1 credit = 1,000,000) everywhere below the API. The balance
