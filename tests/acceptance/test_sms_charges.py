@@ -116,8 +116,12 @@ async def test_a_three_segment_sms_is_charged_three_segments(
     message = (
         await client.get(f"/v1/orgs/{org.id}/messages/{queued['id']}", headers=org.bearer)
     ).json()
-    assert (message["status"], message["segments"]) == ("sent", 3)
+    assert (message["status"], message["segments"], message["test"]) == ("sent", 3, False)
     assert await _cost(db, queued["id"]) == 3 * MICRO_PRICE
+    events = await client.get(
+        f"/v1/orgs/{org.id}/events", params={"message_id": queued["id"]}, headers=org.bearer
+    )
+    assert [(e["type"], e["test"]) for e in events.json()["data"]] == [("sent", False)]
 
     credits = await _credits(client, org)
     assert credits["balance"] == round(1 - 3 * PRICE, 6)
@@ -169,6 +173,10 @@ async def test_a_test_key_is_charged_nothing(client: httpx.AsyncClient, db: Data
     ).json()
     assert (message["status"], message["test"], message["segments"]) == ("sent", True, 3)
     assert await _cost(db, queued["id"]) == 0
+    events = await client.get(
+        f"/v1/orgs/{org.id}/events", params={"message_id": queued["id"]}, headers=org.bearer
+    )
+    assert [(e["type"], e["test"]) for e in events.json()["data"]] == [("sent", True)]
     credits = await _credits(client, org)
     assert credits["balance"] == 1
     assert [e["kind"] for e in credits["entries"]["data"]] == ["top-up"]
