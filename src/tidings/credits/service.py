@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    Integer,
     Table,
-    bindparam,
     case,
     delete,
     func,
@@ -39,11 +40,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
 
 from tidings.contacts.models import Contact
 from tidings.credits.models import CreditBalance, CreditEntry, Price
 from tidings.db.base import utcnow
-from tidings.db.dialect import for_update, insert_ignoring_conflicts
+from tidings.db.dialect import for_update, insert_ignoring_conflicts, json_rows
 from tidings.errors import FieldError, InsufficientCredit, InvalidInput
 from tidings.outbox.models import Message
 from tidings.outbox.status import RESERVED
@@ -411,14 +413,18 @@ async def settle(session: AsyncSession, *, settlements: Sequence[Settlement]) ->
         )
         settled += shorter + taken
         refused |= {s.message_id for s in longer} - {s.message_id for s in taken}
-    if settled:
+    if settled:  # one UPDATE … FROM a JSON array of rows
+        rows = [{"mid": s.message_id, "amt": s.cost, "seg": s.segments} for s in settled]
+        v = json_rows(session, rows, _SETTLED)
         await session.execute(
             update(MESSAGES)
-            .where(MESSAGES.c.id == bindparam("mid"))
-            .values(cost=bindparam("amt"), segments=bindparam("seg")),
-            [{"mid": s.message_id, "amt": s.cost, "seg": s.segments} for s in settled],
+            .where(MESSAGES.c.id == v["mid"])
+            .values(cost=v["amt"], segments=v["seg"])
         )
     return refused
+
+
+_SETTLED: dict[str, TypeEngine[Any]] = {"mid": BigInteger(), "amt": BigInteger(), "seg": Integer()}
 
 
 async def _affordable(
