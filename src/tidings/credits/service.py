@@ -385,8 +385,8 @@ async def settle(session: AsyncSession, *, settlements: Sequence[Settlement]) ->
     reserved (query helper: the caller holds these messages' rows, and hands over only
     those settled). Side effects, per org: one `release` entry for the texts shorter
     than reserved; one `reserve` entry for the longer ones its balance covers, taken in
-    message id order (when the whole difference does not fit, the balance row is locked
-    and read, and each message is taken if it still fits); then one UPDATE sets the
+    message id order (the balance row locked and read: when the whole difference does not
+    fit, each message is taken if it still fits); then one UPDATE sets the
     settled messages' `cost` and `segments`. Returns the ids the balance could not cover:
     they keep their reservation, which their failure ("insufficient credit") gives back."""
     by_org: dict[int, list[Settlement]] = {}
@@ -431,8 +431,9 @@ async def _affordable(
     session: AsyncSession, *, org_id: int, longer: Sequence[Settlement]
 ) -> list[Settlement]:
     """The longer texts whose extra cost the org's balance covers: all of them when it
-    covers their sum (the usual case: one read), else, with the balance row locked until
-    the transaction ends, each that still fits, in order (read only but for the lock)."""
+    covers their sum (the usual case), else each that still fits, in order. Side effect:
+    the balance row is locked until the transaction ends (PostgreSQL), so the `reserve`
+    that follows finds the balance read here."""
     needed = sum(s.cost - s.reserved for s in longer)
     if not needed:
         return []

@@ -286,8 +286,10 @@ class Dispatcher:
     async def _settle(self, rendered: Rendered, lease_until: datetime) -> None:
         """The settle step (one transaction, only when a charged SMS's final text takes
         other segments than it reserved): the messages the balance cannot cover fail
-        alone, "insufficient credit"; if the step itself fails, the messages it was for
-        are queued again, their attempt given back, and the rest of the batch goes on."""
+        alone, "insufficient credit". If the step itself fails, the messages it was for
+        are not handed over and the rest of the batch goes on: while the database is
+        away they are queued again with their attempt given back; any other error is a
+        bug, logged, and costs each an attempt (as `unrendered`)."""
         wanted = [
             found
             for message, outgoing in rendered.outgoing()
@@ -308,7 +310,7 @@ class Dispatcher:
         try:
             async with self.db.transaction() as session:
                 refused = await queries.settle(session, settlements=wanted, lease_until=lease_until)
-        except Exception as exc:  # as `unrendered`: an outage waits, a bug costs attempts
+        except Exception as exc:
             error: SendError
             if unavailable(exc):
                 log.warning("SMS segments not settled: the database is unavailable (%r)", exc)

@@ -39,8 +39,12 @@ async def move(
         await session.execute(moving.values(**values))
         return 0
     values.update(finished_at=now, reason=reason)
-    costs = await session.scalars(moving.values(**values).returning(M.cost))
-    return sum(costs)
+    # The charged rows first, their costs returned; then the free ones (a free org's
+    # million-message cancel returns no row).
+    costs = await session.scalars(moving.where(M.cost > 0).values(**values).returning(M.cost))
+    reserved = sum(int(cost) for cost in costs)
+    await session.execute(moving.values(**values))
+    return reserved
 
 
 def of_broadcast(broadcast_id: int, *statuses: MessageStatus) -> ColumnElement[bool]:
