@@ -29,7 +29,7 @@ from tidings.campaigns.service import get_campaign
 from tidings.campaigns.versions import freeze
 from tidings.contacts.normalize import MAX_ATTRIBUTES_BYTES, too_large
 from tidings.contacts.service import upsert_contacts
-from tidings.credits.service import charge_messages, release_messages
+from tidings.credits.service import INSUFFICIENT_CREDIT, charge_messages, release
 from tidings.db.base import utcnow
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import Conflict, FieldError, InsufficientCredit, InvalidInput, NotFound
@@ -318,15 +318,9 @@ async def cancel(session: AsyncSession, *, org_id: int, broadcast_id: int) -> Br
     broadcast = await get_broadcast(session, org_id=org_id, broadcast_id=broadcast_id)
     broadcast.status = transition(S(broadcast.status), S.CANCELLED)
     broadcast.completed_at = now
-    await release_messages(
-        session,
-        org_id=org_id,
-        where=of_broadcast(broadcast.id, MS.QUEUED, MS.HELD),
-        reference=f"broadcast:{broadcast.id}",
-        note="broadcast cancelled",
-    )
+    reserved = 0
     for source in (MS.QUEUED, MS.HELD):
-        await move(
+        reserved += await move(
             session,
             broadcast_id=broadcast.id,
             source=source,
@@ -334,6 +328,13 @@ async def cancel(session: AsyncSession, *, org_id: int, broadcast_id: int) -> Br
             now=now,
             reason="broadcast cancelled",
         )
+    await release(
+        session,
+        org_id=org_id,
+        amount=reserved,
+        reference=f"broadcast:{broadcast.id}",
+        note="broadcast cancelled",
+    )
     return broadcast
 
 
@@ -412,20 +413,20 @@ async def _frozen(session: AsyncSession, *, broadcast: Broadcast) -> CampaignVer
 async def _fail_for_credit(session: AsyncSession, *, broadcast: Broadcast, now: datetime) -> None:
     """SCHEDULED → FAILED, its held messages cancelled and their reservation released."""
     broadcast.status = transition(S.SCHEDULED, S.FAILED)
-    broadcast.error_message = "insufficient credit"
+    broadcast.error_message = INSUFFICIENT_CREDIT
     broadcast.completed_at = now
-    await release_messages(
-        session,
-        org_id=broadcast.org_id,
-        where=of_broadcast(broadcast.id, MS.HELD),
-        reference=f"broadcast:{broadcast.id}",
-        note="broadcast failed: insufficient credit",
-    )
-    await move(
+    reserved = await move(
         session,
         broadcast_id=broadcast.id,
         source=MS.HELD,
         target=MS.CANCELLED,
         now=now,
-        reason="insufficient credit",
+        reason=INSUFFICIENT_CREDIT,
+    )
+    await release(
+        session,
+        org_id=broadcast.org_id,
+        amount=reserved,
+        reference=f"broadcast:{broadcast.id}",
+        note="broadcast failed: insufficient credit",
     )

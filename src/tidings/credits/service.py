@@ -1,8 +1,13 @@
 """Credits: an org's balance, its append-only ledger, and its price table.
 
     accepted send ──▶ cost of its queued/held messages (price × segments) ──▶ reserve()
-                      (same transaction as the messages: refused → nothing is queued)
-    failed / cancelled message ──▶ release() of its reserved cost (one entry per batch)
+                      (same transaction as the messages: refused → nothing is queued;
+                      a test key's messages cost nothing; an SMS reserves the segments
+                      known then, 1 unless its text is already final)
+    rendered SMS ──▶ settle(): its final text's segments at the same price per segment,
+                     the difference taken or given back before hand-over; one the
+                     balance cannot cover fails alone ("insufficient credit")
+    failed / skipped / cancelled message ──▶ release() of its cost (one entry per batch)
     operator ──▶ top_up()
 
 Amounts are micro-credits (1 credit = 1,000,000) everywhere below the API. The balance
@@ -21,18 +26,32 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, case, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Table,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
 
 from tidings.contacts.models import Contact
 from tidings.credits.models import CreditBalance, CreditEntry, Price
 from tidings.db.base import utcnow
-from tidings.db.dialect import insert_ignoring_conflicts
+from tidings.db.dialect import for_update, insert_ignoring_conflicts, json_rows
 from tidings.errors import FieldError, InsufficientCredit, InvalidInput
 from tidings.outbox.models import Message
 from tidings.outbox.status import RESERVED
 
 MICRO = 1_000_000  # micro-credits per credit
+INSUFFICIENT_CREDIT = "insufficient credit"  # the reason of what the balance could not cover
 ANY_COUNTRY = "*"
 CHANNELS = ("email", "sms")
 BALANCES = cast(Table, CreditBalance.__table__)
@@ -306,18 +325,24 @@ async def charge_messages(
     (query helper; InsufficientCredit rolls the caller's transaction back).
 
     Side effects, only when the channel has a non-zero price: one UPDATE sets `cost` on
-    the matching queued/held messages (email: the price; SMS: the destination country's
-    price per segment × the `segments` given, else the row's, else 1), then `reserve`.
-    Returns the total reserved."""
+    the matching queued/held messages not sent with a test key (email: the price; SMS:
+    the destination country's price per segment × the `segments` given, else the row's,
+    else 1, and `segments` to that count, so that `cost / segments` stays the price per
+    segment `settle` charges the final text at), then `reserve`. Test-key messages only
+    reach the sink: they cost nothing. Returns the total reserved."""
     table = await price_table(session, org_id=org_id, channel=channel)
     if is_free(table):
         return 0
     m = MESSAGES.c
-    price = price_expression(table, _destination_country()) if channel == "sms" else None
-    count = literal(segments) if segments is not None else func.coalesce(m.segments, 1)
-    cost: Any = price * count if price is not None else literal(price_of(table))
-    condition = (m.org_id == org_id) & m.status.in_(sorted(RESERVED)) & where
-    await session.execute(update(MESSAGES).where(condition).values(cost=cost))
+    values: dict[str, Any]
+    if channel == "sms":
+        count = literal(segments) if segments is not None else func.coalesce(m.segments, 1)
+        values = {"cost": price_expression(table, _destination_country()) * count,
+                  "segments": count}  # fmt: skip
+    else:
+        values = {"cost": literal(price_of(table))}
+    condition = (m.org_id == org_id) & m.status.in_(sorted(RESERVED)) & m.is_test.is_(False) & where
+    await session.execute(update(MESSAGES).where(condition).values(**values))
     total = int(
         await session.scalar(select(func.coalesce(func.sum(m.cost), 0)).where(condition)) or 0
     )
@@ -325,17 +350,100 @@ async def charge_messages(
     return total
 
 
-async def release_messages(
-    session: AsyncSession, *, org_id: int, where: ColumnElement[bool], reference: str, note: str
-) -> int:
-    """Release the reserved cost of the org's messages matching `where`, which the caller
-    is about to end unsent (query helper): one SUM and, if non-zero, one entry."""
-    m = MESSAGES.c
-    total = int(
-        await session.scalar(
-            select(func.coalesce(func.sum(m.cost), 0)).where(m.org_id == org_id, where)
+# --- settling an SMS's segments once its text is known --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """A charged SMS whose final text (links, invite URL, personal data in place) is
+    known: what it reserved, for how many segments, and how many the text takes."""
+
+    message_id: int
+    org_id: int
+    reserved: int
+    reserved_segments: int
+    segments: int
+
+    @property
+    def cost(self) -> int:
+        """The price per segment it was accepted at × the segments of its final text."""
+        return self.reserved // max(self.reserved_segments, 1) * self.segments
+
+
+def settlement(
+    *, message_id: int, org_id: int, reserved: int, reserved_segments: int | None, segments: int
+) -> Settlement | None:
+    """The settlement an SMS needs before it is handed over, or None when its final text
+    costs what it reserved (a free message, or as many segments as reserved)."""
+    if reserved <= 0 or segments == (reserved_segments or 1):
+        return None
+    return Settlement(message_id, org_id, reserved, reserved_segments or 1, segments)
+
+
+async def settle(session: AsyncSession, *, settlements: Sequence[Settlement]) -> set[int]:
+    """Charge, or give back, what each SMS's final text costs more, or less, than it
+    reserved (query helper: the caller holds these messages' rows, and hands over only
+    those settled). Side effects, per org: one `release` entry for the texts shorter
+    than reserved; one `reserve` entry for the longer ones its balance covers, taken in
+    message id order (the balance row locked and read: when the whole difference does not
+    fit, each message is taken if it still fits); then one UPDATE sets the
+    settled messages' `cost` and `segments`. Returns the ids the balance could not cover:
+    they keep their reservation, which their failure ("insufficient credit") gives back."""
+    by_org: dict[int, list[Settlement]] = {}
+    for s in sorted(settlements, key=lambda s: s.message_id):
+        by_org.setdefault(s.org_id, []).append(s)
+    settled: list[Settlement] = []
+    refused: set[int] = set()
+    for org_id, items in sorted(by_org.items()):
+        shorter = [s for s in items if s.cost < s.reserved]
+        longer = [s for s in items if s.cost > s.reserved]
+        await release(
+            session,
+            org_id=org_id,
+            amount=sum(s.reserved - s.cost for s in shorter),
+            reference=None,
+            note="SMS settled: fewer segments than reserved",
         )
-        or 0
-    )
-    await release(session, org_id=org_id, amount=total, reference=reference, note=note)
-    return total
+        taken = await _affordable(session, org_id=org_id, longer=longer)
+        await reserve(
+            session,
+            org_id=org_id,
+            amount=sum(s.cost - s.reserved for s in taken),
+            note="SMS settled: more segments than reserved",
+        )
+        settled += shorter + taken
+        refused |= {s.message_id for s in longer} - {s.message_id for s in taken}
+    if settled:  # one UPDATE … FROM a JSON array of rows
+        rows = [{"mid": s.message_id, "amt": s.cost, "seg": s.segments} for s in settled]
+        v = json_rows(session, rows, _SETTLED)
+        await session.execute(
+            update(MESSAGES)
+            .where(MESSAGES.c.id == v["mid"])
+            .values(cost=v["amt"], segments=v["seg"])
+        )
+    return refused
+
+
+_SETTLED: dict[str, TypeEngine[Any]] = {"mid": BigInteger(), "amt": BigInteger(), "seg": Integer()}
+
+
+async def _affordable(
+    session: AsyncSession, *, org_id: int, longer: Sequence[Settlement]
+) -> list[Settlement]:
+    """The longer texts whose extra cost the org's balance covers: all of them when it
+    covers their sum (the usual case), else each that still fits, in order. Side effect:
+    the balance row is locked until the transaction ends (PostgreSQL), so the `reserve`
+    that follows finds the balance read here."""
+    needed = sum(s.cost - s.reserved for s in longer)
+    if not needed:
+        return []
+    balance_row = select(BALANCES.c.balance).where(BALANCES.c.org_id == org_id)
+    balance = int(await session.scalar(for_update(session, balance_row)) or 0)
+    if needed <= balance:
+        return list(longer)
+    taken: list[Settlement] = []
+    for s in longer:
+        if s.cost - s.reserved <= balance:
+            balance -= s.cost - s.reserved
+            taken.append(s)
+    return taken

@@ -6,6 +6,9 @@
     _prepare():  due broadcasts ──start_due──▶ expanded, SENDING
                  expired leases ──reap──▶ queued again
                  claim(batch) for this worker ──▶ skip the suppressed ──▶ render each
+                 ──▶ settle each charged SMS's segments (its final text's, not the
+                 estimate reserved at acceptance; one that the balance cannot cover
+                 fails alone, "insufficient credit")
     _complete(): send through the connections (deliverer.py), each outcome to the
                  batch's recorder (recorder.py) as it is known ──▶ written in small steps
                  ──▶ finish broadcasts
@@ -42,9 +45,16 @@ from typing import TypeVar
 
 from tidings import metrics
 from tidings.broadcasts.service import due_broadcasts, start_due
+from tidings.channels.base import (
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+    internal_error,
+)
 from tidings.channels.provider import Builder
 from tidings.channels.registry import build_channel
 from tidings.content.render import Renderer
+from tidings.credits import service as credits
 from tidings.db.availability import unavailable
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
@@ -245,6 +255,7 @@ class Dispatcher:
                 rendered = await self.messages.render_batch(claimed)
             except Exception as exc:  # claimed, so each gets an outcome: the batch fails alike
                 rendered = unrendered(claimed, exc)
+            await self._settle(rendered, lease_until)
         found = started + reaped + len(claimed)
         return _Batch(found, lease_until, claimed, rendered, time.perf_counter() - started_at)
 
@@ -277,11 +288,51 @@ class Dispatcher:
             )
         return batch.found + finished
 
+    async def _settle(self, rendered: Rendered, lease_until: datetime) -> None:
+        """The settle step (one transaction, only when a charged SMS's final text takes
+        other segments than it reserved): the messages the balance cannot cover fail
+        alone, "insufficient credit". If the step itself fails, the messages it was for
+        are not handed over and the rest of the batch goes on: while the database is
+        away they are queued again with their attempt given back; any other error is a
+        bug, logged, and costs each an attempt (as `unrendered`)."""
+        wanted = [
+            found
+            for message, outgoing in rendered.outgoing()
+            if message.channel == "sms" and outgoing.segments is not None
+            for found in [
+                credits.settlement(
+                    message_id=message.id,
+                    org_id=message.org_id,
+                    reserved=message.cost,
+                    reserved_segments=message.segments,
+                    segments=outgoing.segments,
+                )
+            ]
+            if found is not None
+        ]
+        if not wanted:
+            return
+        try:
+            async with self.db.transaction() as session:
+                refused = await queries.settle(session, settlements=wanted, lease_until=lease_until)
+        except Exception as exc:
+            error: SendError
+            if unavailable(exc):
+                log.warning("SMS segments not settled: the database is unavailable (%r)", exc)
+                error = TransientSendError(
+                    "not settled: the database is unavailable", attempted=False, retry_after=1.0
+                )
+            else:
+                log.exception("SMS segments not settled", exc_info=exc)
+                error = TransientSendError(internal_error(exc))
+            rendered.fail({s.message_id for s in wanted}, error)
+            return
+        rendered.fail(refused, PermanentSendError(credits.INSUFFICIENT_CREDIT))
+
     def _writer(self, batch: _Batch) -> Write:
         """The record step of `batch`'s outcomes (one transaction each): only rows still
         held under its lease are written, with their links and their credit."""
         assert batch.rendered is not None
-        charged = {c.id: c for c in batch.claimed if c.cost}
         links: dict[int, list[Link]] = {}
         for link in batch.rendered.links:
             links.setdefault(link["message_id"], []).append(link)
@@ -294,7 +345,6 @@ class Dispatcher:
                     lease_until=batch.lease_until,
                     now=self.clock(),
                     links=[link for o in outcomes for link in links.get(o.message_id, ())],
-                    charged=charged,
                 )
 
         return write

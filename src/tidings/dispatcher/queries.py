@@ -4,6 +4,8 @@ transaction — the broadcasts' counters, `sent`/`failed` events and their webho
 credit given back, tracked links stored.
 
     claim step    reap · claim · skip_suppressed (+ counters, credit of the skipped)
+    settle step   settle: an SMS whose final text takes more or fewer segments than it
+                  reserved is charged the difference or given it back before hand-over
     record step   record: outcomes · events · webhooks · counters · credit · links
     finish step   finish_broadcasts (SENDING → SENT through the broadcast table)
     heartbeat     beat · renew (the worker's slots) · free_dead_workers: their claimed
@@ -47,6 +49,7 @@ __all__ = [
     "reap",
     "record",
     "renew",
+    "settle",
     "skip_suppressed",
 ]
 
@@ -123,6 +126,26 @@ async def skip_suppressed(
     return [c for c in claimed if c.id not in gone]
 
 
+async def settle(
+    session: AsyncSession, *, settlements: Sequence[credits.Settlement], lease_until: datetime
+) -> set[int]:
+    """The settle step, between rendering a batch and handing it over: of these SMS (each
+    `credits.settlement` of its final text), those this worker still holds under
+    `lease_until` (their rows locked: `outbox.queue.still_held`) are charged the extra
+    segments, or given back the spare ones, with their cost and segments set
+    (`credits.settle`). Returns the ids not to hand over: those the balance could not
+    cover (to fail with "insufficient credit"), and those no longer held (another worker
+    reclaimed them; their outcome would not be written anyway)."""
+    if not settlements:
+        return set()
+    ids = [s.message_id for s in settlements]
+    held = await queue.still_held(session, message_ids=ids, lease_until=lease_until)
+    refused = await credits.settle(
+        session, settlements=[s for s in settlements if s.message_id in held]
+    )
+    return refused | (set(ids) - held)
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -130,13 +153,12 @@ async def record(
     lease_until: datetime,
     now: datetime,
     links: Sequence[Mapping[str, Any]] = (),
-    charged: Mapping[int, Claimed] = {},
 ) -> int:
     """Write a batch's outcomes (`outbox.outcomes.record`: only rows still held under
     `lease_until`) and what moves with them: a `sent` or `failed` event per final
     outcome (never twice) and its webhook deliveries; sent_count / failed_count by the
-    batch's totals, one UPDATE per broadcast; failed messages among `charged` (the claimed
-    ones that had a cost) give their reservation back, one ledger entry per org; the
+    batch's totals, one UPDATE per broadcast; failed messages give back the cost they had
+    reserved (as their rows hold it, settled or not), one ledger entry per org; the
     batch's tracked links (the originals `/l/{token}` redirects to) are stored, once even
     for a message sent twice. Returns how many messages were written."""
     recorded = await record_outcomes(session, outcomes=outcomes, lease_until=lease_until, now=now)
@@ -144,8 +166,7 @@ async def record(
     await add_outcome_events(session, message_ids=sorted(w.message_id for w in written), now=now)
     await notify_outcome_events(session, written=written)
     await add_to_counters(session, deltas=counter_deltas(written))
-    if charged:  # all prices zero: no message is charged, and none of this runs
-        await _refund(session, _failed_costs(written, charged), note="failed messages")
+    await _refund(session, _failed_costs(written), note="failed messages")
     if links:
         v = json_rows(session, links, _LINK_COLUMNS)
         stored = insert_selected_ignoring_conflicts(session, Link, list(v), select(*v.values()))
@@ -162,12 +183,11 @@ _LINK_COLUMNS: dict[str, TypeEngine[Any]] = {
 }  # fmt: skip; the keys of the links the worker gives `record`: one INSERT … SELECT
 
 
-def _failed_costs(written: Sequence[Written], charged: Mapping[int, Claimed]) -> dict[int, int]:
+def _failed_costs(written: Sequence[Written]) -> dict[int, int]:
     refunds: dict[int, int] = {}
     for w in written:
-        message = charged.get(w.message_id)
-        if w.status is MessageStatus.FAILED and message is not None and message.cost > 0:
-            refunds[message.org_id] = refunds.get(message.org_id, 0) + message.cost
+        if w.status is MessageStatus.FAILED and w.cost > 0:
+            refunds[w.org_id] = refunds.get(w.org_id, 0) + w.cost
     return refunds
 
 

@@ -99,6 +99,20 @@ class Rendered:
     by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]]
     specs: dict[int | None, ConnectionSpec]
 
+    def outgoing(self) -> list[tuple[Claimed, Outgoing]]:
+        """Every rendered message, whatever its connection."""
+        return [pair for pairs in self.by_channel.values() for pair in pairs]
+
+    def fail(self, message_ids: set[int], error: SendError) -> None:
+        """These rendered messages are not handed over: each fails with `error` instead,
+        and their links are not stored."""
+        if not message_ids:
+            return
+        for route, pairs in list(self.by_channel.items()):
+            self.failures += [(m, error) for m, _ in pairs if m.id in message_ids]
+            self.by_channel[route] = [(m, o) for m, o in pairs if m.id not in message_ids]
+        self.links = [link for link in self.links if link["message_id"] not in message_ids]
+
 
 def unrendered(claimed: Sequence[Claimed], exc: Exception) -> Rendered:
     """A batch whose rendering as a whole raised `exc` (loading its campaigns, templates or

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, UniqueConstraint
+from sqlalchemy import Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, BigIntPK, utcnow
@@ -38,6 +38,8 @@ class Event(Base):
     source: Mapped[str] = mapped_column(String(32))
     external_id: Mapped[str | None] = mapped_column(String(200))
     is_bot: Mapped[bool] = mapped_column(default=False)
+    # Copied from its message: a test key's send, which only reached the sink (0019).
+    is_test: Mapped[bool] = mapped_column(default=False, server_default=false())
     data: Mapped[dict[str, Any] | None]
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

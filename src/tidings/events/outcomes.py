@@ -34,8 +34,9 @@ async def add_outcome_events(
 ) -> None:
     """Side effect: one `sent` or `failed` event per message of `message_ids` (just
     written), from its row: type = status, source "dispatcher", external id
-    "<status>:<id>", a failure's reason in data. One INSERT … SELECT; a message that
-    already has its event (it cannot, but for a replay) keeps the one it has."""
+    "<status>:<id>", a failure's reason in data, marked test as the message is. One
+    INSERT … SELECT; a message that already has its event (it cannot, but for a replay)
+    keeps the one it has."""
     if not message_ids:
         return
     failed_data = type_coerce(json_object(session, "reason", M.reason), E.data.type)
@@ -49,6 +50,7 @@ async def add_outcome_events(
         literal(OUTCOME_SOURCE),
         M.status + literal(":") + sql_cast(M.id, String),
         false(),
+        M.is_test,
         case((M.status == MessageStatus.FAILED.value, failed_data), else_=null()),
         stamp,
         stamp,
@@ -58,7 +60,7 @@ async def add_outcome_events(
             session,
             EVENTS,
             ["org_id", "message_id", "broadcast_id", "campaign_id", "type", "source",
-             "external_id", "is_bot", "data", "occurred_at", "created_at"],
+             "external_id", "is_bot", "is_test", "data", "occurred_at", "created_at"],
             rows,
         )
     )  # fmt: skip

@@ -21,6 +21,10 @@ class EventOut(BaseModel):
     campaign_id: int | None
     source: str
     bot: bool = Field(validation_alias="is_bot")
+    test: bool = Field(
+        validation_alias="is_test",
+        description="Its message was sent with a test key: it only reached the sink.",
+    )
     data: dict[str, Any] | None
     occurred_at: datetime
     created_at: datetime

@@ -47,7 +47,7 @@ MESSAGES = cast(Table, Message.__table__)
 E = EVENTS.c
 M = MESSAGES.c
 RETURNED = (E.id, E.org_id, E.message_id, E.broadcast_id, E.campaign_id, E.type, E.source,
-            E.is_bot, E.data, E.occurred_at, E.created_at)  # fmt: skip
+            E.is_bot, E.is_test, E.data, E.occurred_at, E.created_at)  # fmt: skip
 
 TIMESTAMPS: Final = {
     "delivered": "delivered_at",
@@ -117,15 +117,17 @@ async def record_events(session: AsyncSession, *, events: Sequence[NewEvent]) ->
     if not events:
         return []
     now = utcnow()
-    await _lock_messages(session, sorted({e.message_id for e in events if e.message_id}))
+    message_ids = sorted({e.message_id for e in events if e.message_id})
+    await _lock_messages(session, message_ids)
+    tests = await _test_messages(session, message_ids)
     rows = sorted(
         (
             {
                 "org_id": e.org_id, "type": e.type, "source": e.source,
                 "external_id": e.external_id, "message_id": e.message_id,
                 "broadcast_id": e.broadcast_id, "campaign_id": e.campaign_id,
-                "is_bot": e.is_bot, "data": e.data, "occurred_at": e.occurred_at,
-                "created_at": now,
+                "is_bot": e.is_bot, "is_test": e.message_id in tests, "data": e.data,
+                "occurred_at": e.occurred_at, "created_at": now,
             }
             for e in events
         ),
@@ -161,6 +163,14 @@ async def _lock_messages(session: AsyncSession, message_ids: list[int]) -> None:
     time already."""
     if message_ids:
         await lock_rows(session, select(M.id).where(M.id.in_(message_ids)).order_by(M.id))
+
+
+async def _test_messages(session: AsyncSession, message_ids: list[int]) -> set[int]:
+    """Which of these messages a test key sent (read only): their events are marked."""
+    if not message_ids:
+        return set()
+    found = await session.scalars(select(M.id).where(M.id.in_(message_ids), M.is_test))
+    return set(found)
 
 
 async def _set_first(

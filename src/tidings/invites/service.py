@@ -206,13 +206,15 @@ async def send_link_invite(
     """One SMS under an integration's campaign, every `placeholder` in `text` replaced by
     the recipient's invite link (to the campaign's `invite_url`, the integration's target).
     Query helper: the caller owns the write transaction."""
-    report = await upsert_contacts(session, org_id=org_id, rows=[{"phone": international(to)}])
+    phone = international(to)
+    # Frozen before the contact is written, as every send does (`messages.send_single`).
+    campaign = await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
+    version = await freeze(session, campaign=campaign)
+    report = await upsert_contacts(session, org_id=org_id, rows=[{"phone": phone}])
     if report.errors:
         raise InvalidInput([FieldError("to", e.reason) for e in report.errors])
     contact_id = report.outcomes[0].contact_id
     assert contact_id is not None
-    campaign = await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
-    version = await freeze(session, campaign=campaign)
     contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
     org = await get_org(session, org_id=org_id)
     parts = text.split(placeholder)

@@ -26,7 +26,10 @@ class MessageOut(BaseModel):
     reason: str | None
     attempts: int
     provider_id: str | None
-    segments: int | None
+    segments: int | None = Field(
+        description="SMS: the segments of the text it was sent with; before that, on an org "
+        "with SMS prices, the segments its credit was reserved for."
+    )
     created_at: datetime
     due_at: datetime
     sent_at: datetime | None

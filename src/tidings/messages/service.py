@@ -176,15 +176,18 @@ async def send_single(
     (402) queues nothing."""
     now = utcnow()
     await check_source(body, renderer=renderer)
+    if len(json.dumps(body.variables, ensure_ascii=False).encode()) > MAX_VARIABLES_BYTES:
+        raise InvalidInput.field("variables", f"larger than {MAX_VARIABLES_BYTES} bytes as JSON")
+    # The campaign frozen before any contact is written, as a broadcast does: two sends
+    # that wrote them in opposite orders would wait on each other (a deadlock on
+    # PostgreSQL) when both freeze the same new version and name the same new contact.
+    frozen = await freeze(session, campaign=await _campaign_for(session, org_id=org_id, body=body))
     contact_id = body.contact_id
     if body.to is not None:
         report = await upsert_contacts(session, org_id=org_id, rows=[body.to])
         if report.errors:
             raise InvalidInput([FieldError(f"to.{e.field}", e.reason) for e in report.errors])
         contact_id = report.outcomes[0].contact_id
-    if len(json.dumps(body.variables, ensure_ascii=False).encode()) > MAX_VARIABLES_BYTES:
-        raise InvalidInput.field("variables", f"larger than {MAX_VARIABLES_BYTES} bytes as JSON")
-    frozen = await freeze(session, campaign=await _campaign_for(session, org_id=org_id, body=body))
     assert contact_id is not None
     contact = await get_contact(session, org_id=org_id, contact_id=contact_id)
     org = await get_org(session, org_id=org_id)

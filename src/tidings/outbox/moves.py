@@ -24,20 +24,27 @@ async def move(
     target: MessageStatus,
     now: datetime,
     reason: str | None = None,
-) -> None:
+) -> int:
     """Side effect: the broadcast's `source` messages become `target`; a final target
     stamps `finished_at` and the `reason`. A resumed message keeps its due_at: one past is
     due now anyway, and one ahead is a backoff or a provider's Retry-After that resuming
-    must not cut short. Conflict if the table has no such move."""
+    must not cut short. Conflict if the table has no such move. Returns, for a final
+    target, the cost the moved messages had reserved (0 otherwise): read from the rows
+    this very UPDATE moved, so that a message a worker claimed meanwhile is neither ended
+    nor given back (the caller releases it)."""
     transition(source, target)
     values: dict[str, object] = {"status": target.value}
-    if not TRANSITIONS[target]:
-        values.update(finished_at=now, reason=reason)
-    await session.execute(
-        update(MESSAGES)
-        .where(M.broadcast_id == broadcast_id, M.status == source.value)
-        .values(**values)
-    )
+    moving = update(MESSAGES).where(M.broadcast_id == broadcast_id, M.status == source.value)
+    if TRANSITIONS[target]:
+        await session.execute(moving.values(**values))
+        return 0
+    values.update(finished_at=now, reason=reason)
+    # The charged rows first, their costs returned; then the free ones (a free org's
+    # million-message cancel returns no row).
+    costs = await session.scalars(moving.where(M.cost > 0).values(**values).returning(M.cost))
+    reserved = sum(int(cost) for cost in costs)
+    await session.execute(moving.values(**values))
+    return reserved
 
 
 def of_broadcast(broadcast_id: int, *statuses: MessageStatus) -> ColumnElement[bool]:

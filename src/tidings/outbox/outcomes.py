@@ -54,12 +54,14 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """A message whose final outcome was written."""
+    """A message whose final outcome was written, with the cost it had reserved (a
+    failed one's is given back)."""
 
     message_id: int
     broadcast_id: int | None
     status: MessageStatus
     org_id: int
+    cost: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +147,12 @@ async def _write_finals(
             finished_at=stamp,
             lease_until=None,
         )
-        .returning(M.id, M.broadcast_id, M.status, M.org_id)
+        .returning(M.id, M.broadcast_id, M.status, M.org_id, M.cost)
     )
-    return [Written(row.id, row.broadcast_id, _BY_VALUE[row.status], row.org_id) for row in result]
+    return [
+        Written(row.id, row.broadcast_id, _BY_VALUE[row.status], row.org_id, row.cost)
+        for row in result
+    ]
 
 
 def counter_deltas(written: Iterable[Written]) -> dict[int, dict[str, int]]:

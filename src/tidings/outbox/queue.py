@@ -50,6 +50,7 @@ class Claimed:
     attempts: int
     is_test: bool = False
     cost: int = 0  # micro-credits reserved: given back if it fails
+    segments: int | None = None  # an SMS's reserved for (None: 1), until its text is known
 
 
 async def claim(
@@ -87,6 +88,7 @@ async def claim(
             M.attempts,
             M.is_test,
             M.cost,
+            M.segments,
         )
     )
     rows = await session.execute(statement)
@@ -130,6 +132,22 @@ async def skip_suppressed(
     )
     skipped = set(rows.scalars())
     return [c for c in claimed if c.id in skipped]
+
+
+async def still_held(
+    session: AsyncSession, *, message_ids: Sequence[int], lease_until: datetime
+) -> set[int]:
+    """Which of these messages this worker still holds (SENDING under the very lease it
+    claimed them with). Side effect: those rows are locked until the transaction ends
+    (PostgreSQL), so nothing else moves them meanwhile."""
+    if not message_ids:
+        return set()
+    held = select(M.id).where(
+        one_of(session, M.id, list(message_ids)),
+        M.status == S.SENDING,
+        M.lease_until == lease_until,
+    )
+    return set((await session.execute(for_update(session, held))).scalars())
 
 
 async def reap(session: AsyncSession, *, now: datetime) -> int:

@@ -136,6 +136,7 @@ class Deliverable(Protocol):
     broadcast_id: int | None
     campaign_id: int | None
     is_bot: bool
+    is_test: bool
     data: dict[str, Any] | None
     occurred_at: datetime
 
@@ -153,6 +154,7 @@ def event_payload(event: Deliverable) -> dict[str, Any]:
             "campaign_id": event.campaign_id,
             "source": event.source,
             "is_bot": bool(event.is_bot),
+            "is_test": bool(event.is_test),
             "details": event.data or {},
         },
     }

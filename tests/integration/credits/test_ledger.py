@@ -133,7 +133,6 @@ async def test_a_broadcast_reserves_its_queued_messages_and_failures_come_back(
             outcomes=outcomes,
             lease_until=lease_until,
             now=now,
-            charged={c.id: c for c in claimed},
         )
         await session.commit()
     assert await _balance(db, org) == await _ledger_sum(db, org) == 8 * C

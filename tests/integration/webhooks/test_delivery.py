@@ -15,8 +15,10 @@ from tests.support.factories import make_org
 from tests.support.outbound import LOOPBACK
 from tests.unit.webhooks.test_signing import verify
 from tidings.db.engine import Database
+from tidings.events import service as events
 from tidings.events.models import Event
 from tidings.net.ssrf import UnsafeURL, guarded_client
+from tidings.outbox.models import Message
 from tidings.testing import Clock, Gateway, Reply
 from tidings.webhooks import service
 from tidings.webhooks.delivery import SenderConfig, WebhookSender
@@ -220,3 +222,28 @@ async def test_a_redirect_to_loopback_is_not_followed(db: Database, gateway: Gat
     assert (row.status, row.last_status_code) == ("pending", 302)
     assert row.last_error == f"HTTP 302: redirect to {internal!r} not followed"
     assert [r.path for r in gateway.requests] == ["/hook"]
+
+
+async def test_an_event_of_a_test_keys_message_is_marked_test(db: Database) -> None:
+    org = await make_org(db)
+    await _endpoint(db, org.id, "https://a.example/1", ["*"], resolver=_public)
+    async with db.transaction() as session:
+        sent = [
+            Message(org_id=org.id, channel="sms", recipient="+41793026701", status="sent",
+                    is_test=is_test, attempts=1)
+            for is_test in (True, False)
+        ]  # fmt: skip
+        session.add_all(sent)
+        await session.flush()
+        await events.record_events(
+            session,
+            events=[
+                events.NewEvent(org.id, "delivered", "test", f"d{m.id}", message_id=m.id)
+                for m in sent
+            ],
+        )
+    payloads = {d.payload["data"]["message_id"]: d.payload for d in await _deliveries(db)}
+    assert {mid: p["data"]["is_test"] for mid, p in payloads.items()} == {
+        sent[0].id: True,
+        sent[1].id: False,
+    }
