@@ -38,7 +38,7 @@ class Event(Base):
     source: Mapped[str] = mapped_column(String(32))
     external_id: Mapped[str | None] = mapped_column(String(200))
     is_bot: Mapped[bool] = mapped_column(default=False)
-    # Copied from its message: a test key's send, which only reached the sink (0019).
+    # Copied from its message: a test key's send, which only reached the sink (0018).
     is_test: Mapped[bool] = mapped_column(default=False, server_default=false())
     data: Mapped[dict[str, Any] | None]
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
