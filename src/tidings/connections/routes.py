@@ -16,9 +16,12 @@ from tidings.connections.schemas import (
     ConnectionOut,
     ConnectionUpdate,
 )
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.retirement import service as retirement
 
-router = APIRouter(prefix="/orgs/{org_id}/connections", tags=["connections"])
+router = APIRouter(
+    prefix="/orgs/{org_id}/connections", tags=["connections"], route_class=IdempotentRoute
+)
 
 
 def connection_out(c: Connection) -> ConnectionOut:
@@ -51,6 +54,7 @@ def _audited(c: Connection) -> dict[str, object]:
     status_code=201,
     summary="Add a provider connection (credentials write-only)",
     responses=answers(422),
+    dependencies=[IDEMPOTENT],
 )
 async def create_connection(
     org_id: int, body: ConnectionCreate, key: ManageKey, session: WriteSessionDep

@@ -20,9 +20,10 @@ from tidings.contacts.schemas import (
 )
 from tidings.db.engine import transaction
 from tidings.errors import InvalidInput
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.privacy import service as privacy
 
-router = APIRouter(prefix="/orgs/{org_id}/contacts", tags=["contacts"])
+router = APIRouter(prefix="/orgs/{org_id}/contacts", tags=["contacts"], route_class=IdempotentRoute)
 
 _CSV_EXAMPLE = "email,first_name,plan\nada@example.com,Ada,pro\n"
 
@@ -32,7 +33,11 @@ def _counts(report: service.UpsertReport | importer.ImportReport) -> dict[str, i
     return {"created": report.created, "updated": report.updated, "failed": report.failed}
 
 
-@router.post("", summary="Create or update up to 10,000 contacts (bad rows are reported)")
+@router.post(
+    "",
+    summary="Create or update up to 10,000 contacts (bad rows are reported)",
+    dependencies=[IDEMPOTENT],
+)
 async def upsert_contacts(
     org_id: int, body: ContactUpsert, key: ManageKey, session: WriteSessionDep
 ) -> UpsertReportOut:
@@ -67,6 +72,7 @@ async def upsert_contacts(
             "content": {"text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE}},
         }
     },
+    dependencies=[IDEMPOTENT],
 )
 async def import_contacts(
     org_id: int,
