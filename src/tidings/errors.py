@@ -80,7 +80,12 @@ class KeyReused(InvalidInput):
 
     def __init__(self) -> None:
         super().__init__(
-            [FieldError("Idempotency-Key", "already used with a different request body")]
+            [
+                FieldError(
+                    "Idempotency-Key",
+                    "already used for another request (another body, or another API key)",
+                )
+            ]
         )
 
 

@@ -28,6 +28,7 @@ from tidings.db.engine import Database
 from tidings.idempotency import service as idempotency
 from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.idempotency.models import IdempotencyKey
+from tidings.keys.models import ApiKey
 from tidings.links import routes as links
 from tidings.monitoring import routes as monitoring
 from tidings.reports import routes as reports
@@ -298,9 +299,32 @@ async def test_keys_are_per_org(client: httpx.AsyncClient, db: Database) -> None
     assert orgs == {ours.id, theirs.id}
 
 
+async def test_a_stored_answer_is_only_for_the_api_key_that_asked(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    org = await make_org(db)
+    path, body = f"/v1/orgs/{org.id}/keys", {"name": "reader", "scopes": ["read"]}
+    made = await _post(client, org, path, body, "k")
+    assert made.status_code == 201, made.text
+    reader = OrgWithKey(org.id, org.login, made.json()["api_key"])
+
+    # The reader lacks `manage`: the answer holding a secret is not given to it again.
+    peek = await _post(client, reader, path, body, "k")
+    assert peek.status_code == 422
+    assert made.json()["api_key"] not in peek.text
+    # Nor does its refused request (403) hold a key that the manager then uses.
+    refused = await _post(client, reader, path, {"name": "mine"}, "fresh")
+    assert refused.status_code == 403
+    used = await _post(client, org, path, {"name": "mine"}, "fresh")
+    assert used.status_code == 201, used.text
+    assert "idempotent-replayed" not in used.headers
+
+
 async def _hold(db: Database, org: OrgWithKey, path: str, body: Any, key: str) -> None:
     """Claim the key as another request would, still working on it."""
-    fingerprint = idempotency.request_hash("POST", path, json.dumps(body).encode())
+    async with db.session() as session:
+        key_id = await session.scalar(select(ApiKey.id).where(ApiKey.org_id == org.id))
+    fingerprint = idempotency.request_hash("POST", path, json.dumps(body).encode(), caller=key_id)
     async with db.transaction() as session:
         claimed = await idempotency.begin(
             session,

@@ -14,6 +14,7 @@ A route takes part with two declarations: its router's `route_class` is `Idempot
                            the work or not at all (a route without one: right after)
         a TidingsError   → the work rolled back; the refusal stored alone, in the
                            route's own shape (`refusal`): it is answered again too
+                           (401 and 403, about the caller, release the key instead)
         anything else    → the work rolled back; the key released, so a retry runs
 
 A route without the dependency, or a request without the header, passes through.
@@ -41,7 +42,7 @@ from tidings.api.deps import (
 )
 from tidings.api.problems import PROBLEM_JSON, problem_body
 from tidings.db.engine import Database
-from tidings.errors import TidingsError
+from tidings.errors import Forbidden, TidingsError, Unauthorized
 from tidings.idempotency import service
 from tidings.idempotency.service import Claim, Replay
 
@@ -93,8 +94,14 @@ async def claim_key(
         return
     path = request.url.path
     query = request.url.query
+    # The API key is part of the request: a stored answer (a new key's secret, say) is
+    # given again only to the key that asked for it, never to another key of the org,
+    # which may lack the scope (this runs before the route checks it).
     fingerprint = service.request_hash(
-        request.method, f"{path}?{query}" if query else path, await request.body()
+        request.method,
+        f"{path}?{query}" if query else path,
+        await request.body(),
+        caller=principal.key_id,
     )
     async with db.transaction() as session:
         outcome = await service.begin(
@@ -143,6 +150,9 @@ class IdempotentRoute(APIRoute):
                 response = await handler(request)
             except Replayed as replayed:
                 return replayed.response()
+            except (Unauthorized, Forbidden):
+                await _release(request)  # about the caller, not the request: not stored
+                raise
             except TidingsError as exc:
                 await _settle_alone(request, self.refusal(request, exc))
                 raise

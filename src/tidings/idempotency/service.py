@@ -65,8 +65,9 @@ def route_digest(method: str, path: str) -> str:
     return hashlib.sha256(f"{method} {path}".encode()).hexdigest()
 
 
-def request_hash(method: str, path: str, body: bytes) -> str:
-    """The request's identity: method, path and the body (JSON in canonical form)."""
+def request_hash(method: str, path: str, body: bytes, *, caller: int | None = None) -> str:
+    """The request's identity: method, path, the body (JSON in canonical form) and the
+    API key that sends it (`caller`)."""
     canonical: bytes = body
     if len(body) <= CANONICAL_UP_TO:
         try:
@@ -75,7 +76,7 @@ def request_hash(method: str, path: str, body: bytes) -> str:
             pass
         else:
             canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
-    digest = hashlib.sha256(f"{method} {path}\n".encode())
+    digest = hashlib.sha256(f"{caller} {method} {path}\n".encode())
     digest.update(canonical)
     return digest.hexdigest()
 
