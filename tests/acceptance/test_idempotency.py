@@ -440,3 +440,24 @@ async def test_a_thousand_concurrent_retries_top_up_once(
     assert balance.json()["balance"] == 2.5, balance.text
     late = await _post(client, org, path, {"amount": 2.5}, "pay-1")
     assert late.json() == created[0].json()
+
+
+async def test_a_thousand_concurrent_retries_of_a_dialect_send_invite_once(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    org = await make_org(db)
+    await _setup(client, org)
+    path = "/compat/walr/projects/p-1/surveys/s-1/invites"
+    body = {"campaignId": "nps", "recipients": [{"variables": {"email": "w@example.com"}}]}
+    before = await _counts(db)
+    answers = await asyncio.gather(
+        *(_post(client, org, path, body, "batch-1") for _ in range(1000))
+    )
+    statuses = {a.status_code for a in answers}
+    assert statuses <= {202, 409}, statuses
+    assert len({a.json()["batchId"] for a in answers if a.status_code == 202}) == 1
+    after = await _counts(db)
+    assert after["broadcasts"] == before["broadcasts"] + 1
+    assert after["messages"] == before["messages"] + 1
+    busy = [a for a in answers if a.status_code == 409]
+    assert all(a.json()["statusCode"] == 409 for a in busy)  # in walr's own shape
