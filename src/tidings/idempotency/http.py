@@ -122,7 +122,7 @@ IDEMPOTENT: DependsParam = Depends(claim_key)
 """The dependency a creating route lists first: it honours `Idempotency-Key`."""
 
 IN_PROGRESS = "A request with the same Idempotency-Key is still in progress"
-REUSED = "The Idempotency-Key was used for another request (another body)"
+REUSED = "The Idempotency-Key was used for another request (another body or API key)"
 
 
 class IdempotentRoute(APIRoute):
@@ -226,8 +226,9 @@ async def _store_alone(
             await service.finish(
                 session, claim=claim, status_code=status_code, body=body, media_type=media_type
             )
-    except TidingsError:  # taken over meanwhile: the retry that holds it answers
-        log.warning("%s %s: Idempotency-Key taken over", request.method, request.url.path)
+    except Exception:  # taken over meanwhile, or the database is away: not stored, and
+        # the key expires as an abandoned one would (the answer itself is not changed)
+        log.warning("%s %s: Idempotency-Key answer not stored", request.method, request.url.path)
 
 
 async def _release(request: Request) -> None:
