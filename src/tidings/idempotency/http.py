@@ -150,16 +150,21 @@ class IdempotentRoute(APIRoute):
                 response = await handler(request)
             except Replayed as replayed:
                 return replayed.response()
-            except (Unauthorized, Forbidden):
-                await _release(request)  # about the caller, not the request: not stored
-                raise
             except TidingsError as exc:
-                await _settle_alone(request, self.refusal(request, exc))
+                claim = _claim_of(request)
+                if claim is not None and isinstance(exc, (Unauthorized, Forbidden)):
+                    await _release(request, claim)  # about the caller, not the request
+                elif claim is not None:
+                    await _settle_alone(request, claim, self.refusal(request, exc))
                 raise
             except BaseException:
-                await _release(request)
+                claim = _claim_of(request)
+                if claim is not None:
+                    await _release(request, claim)
                 raise
-            await _settle(request, response)
+            claim = _claim_of(request)
+            if claim is not None:
+                await _settle(request, claim, response)
             return response
 
         return idempotent
@@ -185,14 +190,11 @@ def _answer(response: Response) -> tuple[Any, str | None] | None:
         return None
 
 
-async def _settle(request: Request, response: Response) -> None:
+async def _settle(request: Request, claim: Claim, response: Response) -> None:
     """Store the route's answer in its write transaction, or right after it."""
-    claim = _claim_of(request)
-    if claim is None:
-        return
     answer = _answer(response) if response.status_code < 500 else None
     if answer is None:
-        await _release_claim(request, claim)
+        await _release(request, claim)
         return
     body, media_type = answer
     session = committing_session(request)
@@ -204,14 +206,11 @@ async def _settle(request: Request, response: Response) -> None:
     )
 
 
-async def _settle_alone(request: Request, response: Response) -> None:
+async def _settle_alone(request: Request, claim: Claim, response: Response) -> None:
     """Store a refusal: the work's transaction is rolled back, this one is its own."""
-    claim = _claim_of(request)
-    if claim is None:
-        return
     answer = _answer(response)
     if answer is None:
-        await _release_claim(request, claim)
+        await _release(request, claim)
         return
     await _store_alone(request, claim, response.status_code, *answer)
 
@@ -219,9 +218,9 @@ async def _settle_alone(request: Request, response: Response) -> None:
 async def _store_alone(
     request: Request, claim: Claim, status_code: int, body: Any, media_type: str | None
 ) -> None:
-    await roll_back_now(request)  # a failed work's; none after a route without one
     db: Database = request.app.state.db
     try:
+        await roll_back_now(request)  # a failed work's; none after a route without one
         async with db.transaction() as session:
             await service.finish(
                 session, claim=claim, status_code=status_code, body=body, media_type=media_type
@@ -231,13 +230,8 @@ async def _store_alone(
         log.warning("%s %s: Idempotency-Key answer not stored", request.method, request.url.path)
 
 
-async def _release(request: Request) -> None:
-    claim = _claim_of(request)
-    if claim is not None:
-        await _release_claim(request, claim)
-
-
-async def _release_claim(request: Request, claim: Claim) -> None:
+async def _release(request: Request, claim: Claim) -> None:
+    """Forget the key: the work did not happen, so a retry runs it."""
     db: Database = request.app.state.db
     try:
         await roll_back_now(request)
