@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from tests.support.factories import OrgWithKey, make_org
 from tidings.api import health
-from tidings.app import V1
+from tidings.app import V1, create_app
 from tidings.bounces import routes as bounces
 from tidings.compat import infobip, invent, octopush, walr
 from tidings.db.engine import Database
@@ -33,6 +33,7 @@ from tidings.links import routes as links
 from tidings.monitoring import routes as monitoring
 from tidings.reports import routes as reports
 from tidings.schema import Base
+from tidings.settings import Settings
 from tidings.suppressions import routes as suppressions
 
 # POSTs that take no Idempotency-Key, and why a retry of each is safe without one.
@@ -141,6 +142,20 @@ def test_every_post_is_keyed_or_idempotent_by_nature() -> None:
         assert isinstance(routes[key], IdempotentRoute), key
     walked = {_template_of(path) for path, *_ in WALK}
     assert {path for _, path in keyed} == walked
+
+
+def test_the_openapi_document_shows_the_header_and_its_409_on_each_keyed_route() -> None:
+    document = create_app(Settings()).openapi()
+    keyed = [k for k, r in _keyed_routes().items() if any(d is IDEMPOTENT for d in r.dependencies)]
+    for method, path in keyed:
+        operation = document["paths"][path][method.lower()]
+        headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+        assert "Idempotency-Key" in headers, path
+        assert "409" in operation["responses"], path
+    for method, path in BY_NATURE:
+        operation = document["paths"][path][method.lower()]
+        names = {p["name"] for p in operation.get("parameters", [])}
+        assert "Idempotency-Key" not in names, path
 
 
 def _template_of(walk_path: str) -> str:
