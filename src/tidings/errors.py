@@ -3,6 +3,7 @@
 
     TidingsError
     ├── InvalidInput        422 — one or more FieldErrors, each naming the field (and index)
+    │   └── KeyReused       422 — an Idempotency-Key already used for another request
     ├── NotFound            404 — absent, or belongs to another org (never say which)
     ├── Conflict            409 — not possible in the object's current state
     ├── InsufficientCredit  402 — the org's credit balance cannot cover a send
@@ -68,6 +69,24 @@ class InvalidInput(TidingsError):
         ]
         if missing:
             raise cls(missing)
+
+
+class KeyReused(InvalidInput):
+    """Its own problem type, so that a client (and a dialect) tells it from bad input:
+    the request may be fine, the key is not."""
+
+    title = "Idempotency-Key reused"
+    slug = "idempotency-key-reused"
+
+    def __init__(self) -> None:
+        super().__init__(
+            [
+                FieldError(
+                    "Idempotency-Key",
+                    "already used for another request (another body, or another API key)",
+                )
+            ]
+        )
 
 
 class NotFound(TidingsError):

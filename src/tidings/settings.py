@@ -219,6 +219,25 @@ class Settings(BaseSettings):
             "keep each write short, so sending goes on while a backlog is purged."
         ),
     )
+    idempotency_keep_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 30,
+        description=(
+            "How long an `Idempotency-Key` and its stored answer are kept: a retry with the "
+            "same key within this time gets the first answer again (docs/api.md)."
+        ),
+    )
+    idempotency_in_flight_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description=(
+            "How long a request may hold an `Idempotency-Key` without finishing: a retry "
+            "meanwhile is answered 409; after it, the request is taken for dead (its work "
+            "never committed) and the retry runs it. Longer than any request runs."
+        ),
+    )
 
     bounce_poll_seconds: float = Field(
         default=300.0,

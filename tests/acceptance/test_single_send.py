@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from tests.support.factories import make_org
 from tests.support.sending import email_campaign
 from tidings.content.render import Renderer
-from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.dispatcher.loop import Dispatcher
-from tidings.idempotency import service as idempotency
-from tidings.idempotency.models import IdempotencyKey
 from tidings.outbox.models import Message
 
 
@@ -68,34 +63,7 @@ async def test_same_key_same_body_is_answered_once(client: httpx.AsyncClient, db
     different = await client.post(path, json=_body(campaign_id, variables={}), headers=headers)
     assert different.status_code == 422
     assert different.json()["errors"][0]["field"] == "Idempotency-Key"
-    assert await _messages(db) == 1
-
-
-async def test_in_flight_is_409_and_an_abandoned_key_is_taken_over(
-    client: httpx.AsyncClient, db: Database
-) -> None:
-    org = await make_org(db)
-    campaign_id = await email_campaign(db, org)
-    path = f"/v1/orgs/{org.id}/messages"
-    body = _body(campaign_id)
-    fingerprint = idempotency.request_hash("POST", path, json.dumps(body).encode())
-    async with db.transaction() as session:  # another request holds the key, still working
-        await idempotency.begin(session, org_id=org.id, key="k", fingerprint=fingerprint)
-    headers = {**org.bearer, "Idempotency-Key": "k"}
-    busy = await client.post(path, json=body, headers=headers)
-    assert busy.status_code == 409
-    assert await _messages(db) == 0
-
-    # That request died without committing: after the grace period a retry takes over.
-    async with db.session() as session:
-        await session.execute(
-            update(IdempotencyKey).values(created_at=utcnow() - timedelta(minutes=5))
-        )
-        await session.commit()
-    taken = await client.post(path, json=body, headers=headers)
-    assert taken.status_code == 201
-    replay = await client.post(path, json=body, headers=headers)
-    assert replay.json()["id"] == taken.json()["id"]
+    assert different.json()["type"] == "urn:tidings:problem:idempotency-key-reused"
     assert await _messages(db) == 1
 
 

@@ -25,6 +25,7 @@ from tidings.db import migrate
 from tidings.db.engine import Database
 from tidings.db.reseal import reseal
 from tidings.db.sealed import raw, sealed_columns
+from tidings.idempotency import service as idempotency
 from tidings.schema import Base
 from tidings.settings import Settings
 
@@ -246,3 +247,42 @@ def test_0016_moves_secret_settings_and_builds_kannel_reports_then_seals(
     assert asyncio.run(read())[0][1]["body"] == {"key": "body-key-123"}
     with pytest.raises(Exception, match="sealed"):
         command.downgrade(config, "0015")
+
+
+def test_0019_gives_the_keys_stored_before_it_their_route(empty_database: str) -> None:
+    """Before 0019 only POST /v1/orgs/{org_id}/messages took a key: a retry after the
+    upgrade still finds its answer there, and the same key is free on other routes."""
+    config = migrate.alembic_config(empty_database)
+    command.upgrade(config, "0018")
+    at = datetime.now(UTC)
+    _sql(
+        empty_database,
+        "INSERT INTO orgs (id, name, login, created_at, updated_at)"
+        " VALUES (:id, :name, :name, :at, :at)",
+        [{"id": 1, "name": "a", "at": at}, {"id": 2, "name": "b", "at": at}],
+    )
+    _sql(
+        empty_database,
+        "INSERT INTO idempotency_keys (org_id, key, request_hash, status_code, response,"
+        " created_at, finished_at) VALUES (:org, 'k', :hash, 201, :response, :at, :at)",
+        [
+            {"org": org, "hash": "h" * 64, "response": json.dumps({"id": org}), "at": at}
+            for org in (1, 2)
+        ],
+    )
+    command.upgrade(config, "0019")
+    routes = dict(_sql(empty_database, "SELECT org_id, route FROM idempotency_keys"))
+    assert routes == {
+        org: idempotency.route_digest("POST", f"/v1/orgs/{org}/messages") for org in (1, 2)
+    }
+    # Another route may now use the same key in the same org.
+    _sql(
+        empty_database,
+        "INSERT INTO idempotency_keys (org_id, route, key, request_hash, created_at)"
+        " VALUES (1, :route, 'k', :hash, :at)",
+        [{"route": idempotency.route_digest("POST", "/v1/orgs/1/lists"), "hash": "h" * 64,
+          "at": at}],
+    )  # fmt: skip
+    command.downgrade(config, "0018")
+    assert _sql(empty_database, "SELECT count(*) FROM idempotency_keys") == [(0,)]
+    command.upgrade(config, "head")

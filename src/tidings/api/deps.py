@@ -95,6 +95,7 @@ RendererDep = Annotated[Renderer, Depends(get_renderer)]
 
 _STALE_KEY = "tidings_stale_key"  # request.state: a key whose use is still to be recorded
 _FAILED = "tidings_failed"  # request.state: the route answered a failure it caught
+_WRITING = "tidings_write_session"  # request.state: the open write transaction's session
 
 
 async def get_session(
@@ -126,10 +127,13 @@ async def get_write_session(
             if key_id is not None:
                 setattr(request.state, _STALE_KEY, None)
                 await keys.record_use(session, key_id=key_id)
+            setattr(request.state, _WRITING, session)
             yield session
         except BaseException:
             await session.rollback()
             raise
+        finally:
+            setattr(request.state, _WRITING, None)
         if getattr(request.state, _FAILED, False):
             await session.rollback()
         else:
@@ -139,6 +143,25 @@ async def get_write_session(
 def answered_failure(request: Request) -> None:
     """The route turned an error into its answer: its write transaction is rolled back."""
     setattr(request.state, _FAILED, True)
+
+
+async def roll_back_now(request: Request) -> None:
+    """Roll the request's write transaction back now rather than when the route's failure
+    reaches its dependency, so that another transaction of the request can write meanwhile
+    (SQLite has one writer, and this one would wait for itself)."""
+    session: AsyncSession | None = getattr(request.state, _WRITING, None)
+    answered_failure(request)
+    if session is not None:
+        await session.rollback()
+
+
+def committing_session(request: Request) -> AsyncSession | None:
+    """The request's write transaction (`WriteSessionDep`) while it is open and bound to
+    commit: what is written in it now commits with the route's work, or not at all."""
+    if getattr(request.state, _FAILED, False):
+        return None
+    session: AsyncSession | None = getattr(request.state, _WRITING, None)
+    return session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

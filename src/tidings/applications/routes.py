@@ -15,8 +15,11 @@ from tidings.applications.service import WithIntegrations
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.audit.diff import diff, view
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 
-router = APIRouter(prefix="/orgs/{org_id}/applications", tags=["applications"])
+router = APIRouter(
+    prefix="/orgs/{org_id}/applications", tags=["applications"], route_class=IdempotentRoute
+)
 
 
 def _out(item: WithIntegrations) -> ApplicationOut:
@@ -33,7 +36,12 @@ def _out(item: WithIntegrations) -> ApplicationOut:
     )
 
 
-@router.post("", status_code=201, summary="Create an application and its integrations")
+@router.post(
+    "",
+    status_code=201,
+    summary="Create an application and its integrations",
+    dependencies=[IDEMPOTENT],
+)
 async def create_application(
     org_id: int, body: ApplicationCreate, key: ManageKey, session: WriteSessionDep
 ) -> ApplicationOut:

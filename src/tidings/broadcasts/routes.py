@@ -15,9 +15,12 @@ from tidings.broadcasts.schemas import (
     RejectedRecipient,
 )
 from tidings.broadcasts.status import BroadcastStatus
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.keys.schemas import KeyKind
 
-router = APIRouter(prefix="/orgs/{org_id}/broadcasts", tags=["broadcasts"])
+router = APIRouter(
+    prefix="/orgs/{org_id}/broadcasts", tags=["broadcasts"], route_class=IdempotentRoute
+)
 
 
 def broadcast_out(b: Broadcast) -> BroadcastOut:
@@ -40,7 +43,12 @@ def broadcast_out(b: Broadcast) -> BroadcastOut:
     )
 
 
-@router.post("", status_code=201, summary="Create a broadcast: now, at scheduled_at, or as a draft")
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a broadcast: now, at scheduled_at, or as a draft",
+    dependencies=[IDEMPOTENT],
+)
 async def create_broadcast(
     org_id: int, body: BroadcastCreate, key: SendKey, session: WriteSessionDep
 ) -> BroadcastCreated:
@@ -79,17 +87,30 @@ async def get_broadcast(
 Action = Callable[..., Awaitable[Broadcast]]
 
 
-def _action(action: Action, path: str, summary: str) -> None:
+def _action(action: Action, path: str, summary: str, *, idempotent: bool = False) -> None:
     async def endpoint(
         org_id: int, broadcast_id: int, key: SendKey, session: WriteSessionDep
     ) -> BroadcastOut:
         return broadcast_out(await action(session, org_id=key.org_id, broadcast_id=broadcast_id))
 
     endpoint.__name__ = f"{path}_broadcast"
-    router.add_api_route(f"/{{broadcast_id}}/{path}", endpoint, methods=["POST"], summary=summary)
+    router.add_api_route(
+        f"/{{broadcast_id}}/{path}",
+        endpoint,
+        methods=["POST"],
+        summary=summary,
+        dependencies=[IDEMPOTENT] if idempotent else None,
+    )
 
 
-_action(service.send_draft, "send", "Send a draft broadcast (now, or at its scheduled_at)")
+# Sending starts what a retry must not start twice; pausing, resuming and cancelling are
+# idempotent by nature (a state the status table reaches once).
+_action(
+    service.send_draft,
+    "send",
+    "Send a draft broadcast (now, or at its scheduled_at)",
+    idempotent=True,
+)
 _action(service.pause, "pause", "Pause: queued messages are held (409 if not running)")
 _action(service.resume, "resume", "Resume a paused broadcast")
 _action(service.cancel, "cancel", "Cancel: unsent messages are cancelled")

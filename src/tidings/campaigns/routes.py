@@ -11,12 +11,21 @@ from tidings.audit.actions import Action
 from tidings.audit.diff import diff, view
 from tidings.campaigns import service
 from tidings.campaigns.schemas import CampaignChanges, CampaignCreate, CampaignOut, CampaignUpdate
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.retirement import service as retirement
 
-router = APIRouter(prefix="/orgs/{org_id}/campaigns", tags=["campaigns"])
+router = APIRouter(
+    prefix="/orgs/{org_id}/campaigns", tags=["campaigns"], route_class=IdempotentRoute
+)
 
 
-@router.post("", status_code=201, summary="Create a campaign", responses=answers(422))
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a campaign",
+    responses=answers(422),
+    dependencies=[IDEMPOTENT],
+)
 async def create_campaign(
     org_id: int, body: CampaignCreate, key: ManageKey, session: WriteSessionDep
 ) -> CampaignOut:

@@ -25,6 +25,7 @@ from tidings.api.deps import PrincipalDep, SessionDep, SettingsDep, WriteSession
 from tidings.applications.service import find_integration
 from tidings.compat.routing import Failure, dialect_router, require_scope
 from tidings.errors import InvalidInput, NotFound
+from tidings.idempotency.http import IDEMPOTENT
 from tidings.invites import service
 from tidings.keys.schemas import KeyKind, Scope
 from tidings.links.deps import SignerDep
@@ -38,6 +39,8 @@ _ERRORS: Final = {
     402: ("NOT_ENOUGH_CREDITS", "Not enough credits"),
     403: ("FORBIDDEN", "Forbidden"),
     404: ("NOT_FOUND", "Not found"),
+    409: ("CONFLICT", "Conflict"),
+    422: ("IDEMPOTENCY_KEY_REUSED", "Idempotency-Key already used with another request"),
 }
 
 
@@ -127,6 +130,7 @@ class InviteSent(BaseModel):
 
 @router.post(
     "/omnichat/1/applications/{applicationKey}/integrations/{integrationType}/invite",
+    dependencies=[IDEMPOTENT],
     summary="Send an SMS invite (seed 003)",
     responses={s: {"description": d} for s, (_, d) in _ERRORS.items()},
 )

@@ -32,6 +32,7 @@ from tidings.broadcasts.models import COUNTERS
 from tidings.campaigns.models import Campaign
 from tidings.compat.routing import Failure, dialect_router
 from tidings.errors import InvalidInput, NotFound
+from tidings.idempotency.http import IDEMPOTENT
 from tidings.keys.schemas import KeyKind, Scope
 
 _CODES: Final = {
@@ -41,6 +42,7 @@ _CODES: Final = {
     403: "FORBIDDEN",
     404: "NOT_FOUND",
     409: "CONFLICT",
+    422: "IDEMPOTENCY_KEY_REUSED",
 }
 
 
@@ -275,6 +277,7 @@ def _broadcast_id(text: str) -> int:
 @router.post(
     "/orgs/{org_id}/broadcasts",
     summary="Create a broadcast (seed 002)",
+    dependencies=[IDEMPOTENT],
     responses=_RESPONSES,
 )
 async def create_broadcast(

@@ -34,6 +34,7 @@ from tidings.compat.routing import Failure, dialect_router, require_scope
 from tidings.contacts.normalize import normalize_email
 from tidings.content.footer import language_of
 from tidings.errors import InvalidInput
+from tidings.idempotency.http import IDEMPOTENT
 from tidings.keys.schemas import KeyKind, Scope
 
 MAX_RECIPIENTS: Final = 10_000
@@ -56,6 +57,8 @@ BY_KIND: Final[dict[str, tuple[int, int]]] = {
     "forbidden": (403, 901),
     "not-found": (404, 902),  # template_name names no email template
     "invalid-input": (400, 903),  # any other value that could not be used
+    "conflict": (409, 904),  # the same Idempotency-Key is still in progress
+    "idempotency-key-reused": (422, 905),  # the Idempotency-Key was used for another request
 }
 INTERNAL: Final = (500, 999)
 
@@ -222,6 +225,7 @@ async def _json(request: Request) -> object:
 
 @router.post(
     "/email/campaign/send",
+    dependencies=[IDEMPOTENT],
     summary="Send an email campaign (seed 001)",
     responses={
         400: {"description": "Bad request"},

@@ -8,6 +8,8 @@ dialect's own error shape, and the caller's key checked the native way.
                      ▼
                  the dialect's `ErrorShape` → its JSON body and status
 
+The guard is outside `IdempotentRoute`'s wrapper, so a dialect's send honours
+`Idempotency-Key` like a native route, and its refusals are stored in its own shape.
 A dialect never sees problem+json: authentication (401), scope (403), absent objects (404),
 malformed bodies (400) and the unexpected (500, logged) all pass through its shape.
 """
@@ -17,11 +19,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from tidings.api.deps import answered_failure
@@ -29,6 +30,7 @@ from tidings.api.principal import Principal
 from tidings.api.problems import UNAVAILABLE, field_path
 from tidings.db.availability import RETRY_AFTER_SECONDS, unavailable
 from tidings.errors import FieldError, TidingsError
+from tidings.idempotency.http import IN_PROGRESS, REUSED, IdempotentRoute
 from tidings.keys.schemas import Scope
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,15 @@ def failure_of(exc: Exception) -> Failure:
 def dialect_router(shape: ErrorShape, *, prefix: str, tag: str) -> APIRouter:
     """An APIRouter whose routes answer every failure through `shape`."""
 
-    class DialectRoute(APIRoute):
+    class DialectRoute(IdempotentRoute):
+        idempotent_answers: ClassVar[dict[int | str, dict[str, Any]]] = {
+            409: {"description": IN_PROGRESS},
+            422: {"description": REUSED},
+        }
+
+        def refusal(self, request: Request, exc: TidingsError) -> Response:
+            return shape(failure_of(exc))  # what an Idempotency-Key replays
+
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tidings.api.deps import PrincipalDep, WriteSessionDep
 from tidings.campaigns.service import find_campaign
 from tidings.compat.routing import Failure, dialect_router, require_scope
+from tidings.idempotency.http import IDEMPOTENT
 from tidings.invites import service
 from tidings.keys.schemas import KeyKind, Scope
 
@@ -93,6 +94,7 @@ class InviteAccepted(BaseModel):
 
 @router.post(
     "/projects/{projectId}/surveys/{surveyId}/invites",
+    dependencies=[IDEMPOTENT],
     status_code=202,
     summary="Send invites (seed 000)",
     responses=_RESPONSES,

@@ -26,9 +26,12 @@ from tidings.connections.schemas import (
     ConnectionOut,
     ConnectionUpdate,
 )
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.retirement import service as retirement
 
-router = APIRouter(prefix="/orgs/{org_id}/connections", tags=["connections"])
+router = APIRouter(
+    prefix="/orgs/{org_id}/connections", tags=["connections"], route_class=IdempotentRoute
+)
 
 
 def connection_out(c: Connection) -> ConnectionOut:
@@ -93,6 +96,7 @@ CheckedUpdate = Annotated[ConnectionUpdate, Depends(_checked_update)]
     status_code=201,
     summary="Add a provider connection (credentials write-only; its hosts vetted)",
     responses=answers(422),
+    dependencies=[IDEMPOTENT],
 )
 async def create_connection(
     org_id: int, key: ManageKey, body: CheckedCreate, session: WriteSessionDep

@@ -21,10 +21,11 @@ from tidings.contacts.schemas import (
 )
 from tidings.db.engine import transaction
 from tidings.errors import InvalidInput
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.links.secret import erasure_key
 from tidings.privacy import service as privacy
 
-router = APIRouter(prefix="/orgs/{org_id}/contacts", tags=["contacts"])
+router = APIRouter(prefix="/orgs/{org_id}/contacts", tags=["contacts"], route_class=IdempotentRoute)
 
 _CSV_EXAMPLE = "email,first_name,plan\nada@example.com,Ada,pro\n"
 
@@ -34,7 +35,11 @@ def _counts(report: service.UpsertReport | importer.ImportReport) -> dict[str, i
     return {"created": report.created, "updated": report.updated, "failed": report.failed}
 
 
-@router.post("", summary="Create or update up to 10,000 contacts (bad rows are reported)")
+@router.post(
+    "",
+    summary="Create or update up to 10,000 contacts (bad rows are reported)",
+    dependencies=[IDEMPOTENT],
+)
 async def upsert_contacts(
     org_id: int, body: ContactUpsert, key: ManageKey, session: WriteSessionDep
 ) -> UpsertReportOut:
@@ -69,6 +74,7 @@ async def upsert_contacts(
             "content": {"text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE}},
         }
     },
+    dependencies=[IDEMPOTENT],
 )
 async def import_contacts(
     org_id: int,

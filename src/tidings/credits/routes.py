@@ -19,8 +19,9 @@ from tidings.credits.schemas import (
     to_credits,
     to_micro,
 )
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 
-router = APIRouter(prefix="/orgs/{org_id}", tags=["credits"])
+router = APIRouter(prefix="/orgs/{org_id}", tags=["credits"], route_class=IdempotentRoute)
 
 
 @router.get("/credits", summary="The credit balance and the ledger, newest first")
@@ -39,7 +40,9 @@ async def get_credits(
     )
 
 
-@router.post("/credits/top-ups", status_code=201, summary="Add credit to the org")
+@router.post(
+    "/credits/top-ups", status_code=201, summary="Add credit to the org", dependencies=[IDEMPOTENT]
+)
 async def top_up(
     org_id: int, body: TopUpIn, key: ManageKey, session: WriteSessionDep
 ) -> CreditEntryOut:

@@ -3,11 +3,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tidings.api.deps import SendKey, WriteSessionDep
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.invites import service
 from tidings.invites.schemas import InviteBatchOut, InviteCreate, SkippedRecipient
 from tidings.keys.schemas import KeyKind
 
-router = APIRouter(prefix="/orgs/{org_id}/campaigns/{campaign_id}/invites", tags=["invites"])
+router = APIRouter(
+    prefix="/orgs/{org_id}/campaigns/{campaign_id}/invites",
+    tags=["invites"],
+    route_class=IdempotentRoute,
+)
 
 
 def batch_out(batch: service.InviteBatch) -> InviteBatchOut:
@@ -25,6 +30,7 @@ def batch_out(batch: service.InviteBatch) -> InviteBatchOut:
     "",
     status_code=202,
     summary="Invite recipients: each gets the campaign's message with their own invite link",
+    dependencies=[IDEMPOTENT],
 )
 async def send_invites(
     org_id: int, campaign_id: int, body: InviteCreate, key: SendKey, session: WriteSessionDep

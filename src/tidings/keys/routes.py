@@ -6,11 +6,12 @@ from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.audit.diff import diff
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.keys import service
 from tidings.keys.models import ApiKey
 from tidings.keys.schemas import ApiKeyCreate, ApiKeyIssued, ApiKeyOut, audited
 
-router = APIRouter(prefix="/orgs/{org_id}/keys", tags=["keys"])
+router = APIRouter(prefix="/orgs/{org_id}/keys", tags=["keys"], route_class=IdempotentRoute)
 
 
 def _out(key: ApiKey) -> ApiKeyOut:
@@ -27,7 +28,12 @@ async def list_keys(org_id: int, key: ReadKey, session: SessionDep) -> list[ApiK
     return [_out(k) for k in await service.list_keys(session, org_id=key.org_id)]
 
 
-@router.post("", status_code=201, summary="Issue a key; its secret is in this response only")
+@router.post(
+    "",
+    status_code=201,
+    summary="Issue a key; its secret is in this response only",
+    dependencies=[IDEMPOTENT],
+)
 async def create_key(
     org_id: int, body: ApiKeyCreate, key: ManageKey, session: WriteSessionDep
 ) -> ApiKeyIssued:

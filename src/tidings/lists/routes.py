@@ -9,6 +9,7 @@ from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.audit.diff import diff, view
 from tidings.contacts import service as contacts
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.lists import service
 from tidings.lists.schemas import (
     ListChanges,
@@ -20,7 +21,7 @@ from tidings.lists.schemas import (
 )
 from tidings.lists.service import CountedList
 
-router = APIRouter(prefix="/orgs/{org_id}/lists", tags=["lists"])
+router = APIRouter(prefix="/orgs/{org_id}/lists", tags=["lists"], route_class=IdempotentRoute)
 
 
 def _out(item: CountedList) -> ListOut:
@@ -40,7 +41,7 @@ def _audited(item: ListOut) -> dict[str, object]:
     return view(item, drop=frozenset({"contacts_count"}))
 
 
-@router.post("", status_code=201, summary="Create a list")
+@router.post("", status_code=201, summary="Create a list", dependencies=[IDEMPOTENT])
 async def create_list(
     org_id: int, body: ListCreate, key: ManageKey, session: WriteSessionDep
 ) -> ListOut:

@@ -2,20 +2,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query
 
-from tidings.api.deps import ReadKey, RendererDep, SendKey, SessionDep
+from tidings.api.deps import ReadKey, RendererDep, SendKey, SessionDep, WriteSessionDep
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
-from tidings.api.problems import PROBLEM_JSON, problem_body
-from tidings.db.engine import transaction
-from tidings.errors import TidingsError
-from tidings.idempotency import service as idempotency
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.keys.schemas import KeyKind
 from tidings.messages import service
 from tidings.messages.schemas import MessageOut, SingleSend, SinkMessageOut
 
-router = APIRouter(prefix="/orgs/{org_id}", tags=["messages"])
+router = APIRouter(prefix="/orgs/{org_id}", tags=["messages"], route_class=IdempotentRoute)
 
 
 @router.get("/messages", summary="List messages, filtered by broadcast, status or contact")
@@ -71,60 +67,21 @@ async def list_sink_messages(
 @router.post(
     "/messages",
     status_code=201,
-    summary="Send one message: by campaign, template or inline content (Idempotency-Key)",
-    responses={
-        409: {"description": "The same Idempotency-Key is still in progress"},
-        422: {"description": "Invalid input, or the Idempotency-Key was used with another body"},
-    },
+    summary="Send one message: by campaign, template or inline content",
+    dependencies=[IDEMPOTENT],
 )
 async def send_message(
     org_id: int,
     body: SingleSend,
-    request: Request,
     key: SendKey,
-    session: SessionDep,
+    session: WriteSessionDep,
     renderer: RendererDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> Response:
-    # With a key, the claim is a short transaction of its own, so that a concurrent retry
-    # sees it in flight (409); the send stores its answer in the send's transaction; a
-    # refused send stores its problem, an unexpected error frees the key.
-    claim: idempotency.Claim | None = None
-    if idempotency_key is not None:
-        fingerprint = idempotency.request_hash("POST", request.url.path, await request.body())
-        async with transaction(session):
-            outcome = await idempotency.begin(
-                session, org_id=key.org_id, key=idempotency_key, fingerprint=fingerprint
-            )
-        if isinstance(outcome, idempotency.Replay):
-            return JSONResponse(
-                outcome.body,
-                outcome.status_code,
-                headers={"Idempotent-Replayed": "true"},
-                media_type=PROBLEM_JSON if outcome.status_code >= 400 else None,
-            )
-        claim = outcome
-    try:
-        async with transaction(session):
-            message = await service.send_single(
-                session,
-                org_id=key.org_id,
-                body=body,
-                renderer=renderer,
-                claim=claim,
-                is_test=key.kind is KeyKind.TEST,
-            )
-    except TidingsError as exc:
-        if claim is not None:
-            answer = problem_body(request, exc)
-            async with transaction(session):
-                await idempotency.finish_alone(
-                    session, claim=claim, status_code=exc.status, body=answer
-                )
-        raise
-    except BaseException:
-        if claim is not None:
-            async with transaction(session):
-                await idempotency.release(session, claim=claim)
-        raise
-    return JSONResponse(MessageOut.model_validate(message).model_dump(mode="json"), 201)
+) -> MessageOut:
+    message = await service.send_single(
+        session,
+        org_id=key.org_id,
+        body=body,
+        renderer=renderer,
+        is_test=key.kind is KeyKind.TEST,
+    )
+    return MessageOut.model_validate(message)

@@ -25,8 +25,7 @@ from tidings.credits.service import charge_messages
 from tidings.db.base import utcnow
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import FieldError, InvalidInput
-from tidings.idempotency import service as idempotency
-from tidings.messages.schemas import MessageOut, SingleSend
+from tidings.messages.schemas import SingleSend
 from tidings.orgs.service import get_org
 from tidings.outbox import create as outbox
 from tidings.outbox.models import Message
@@ -167,13 +166,10 @@ async def send_single(
     org_id: int,
     body: SingleSend,
     renderer: Renderer,
-    claim: idempotency.Claim | None = None,
     is_test: bool = False,
 ) -> Message:
-    """Queue one message (query helper: the caller's write transaction); with an
-    idempotency `claim`, its answer is stored in that transaction too, so a retry replays
-    it or, after a crash, sends once. Its cost is reserved in it as well: InsufficientCredit
-    (402) queues nothing."""
+    """Queue one message (query helper: the caller's write transaction). Its cost is
+    reserved in it as well: InsufficientCredit (402) queues nothing."""
     now = utcnow()
     await check_source(body, renderer=renderer)
     if len(json.dumps(body.variables, ensure_ascii=False).encode()) > MAX_VARIABLES_BYTES:
@@ -207,7 +203,4 @@ async def send_single(
         reference=f"message:{message.id}",
     ):
         await session.refresh(message, ["cost"])
-    if claim is not None:
-        answer = MessageOut.model_validate(message).model_dump(mode="json")
-        await idempotency.finish(session, claim=claim, status_code=201, body=answer)
     return message

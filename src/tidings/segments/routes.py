@@ -9,6 +9,7 @@ from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.audit.diff import diff, view
 from tidings.contacts.schemas import ContactOut
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.segments import service
 from tidings.segments.schemas import (
     CountOut,
@@ -20,7 +21,7 @@ from tidings.segments.schemas import (
 )
 from tidings.segments.service import CountedSegment
 
-router = APIRouter(prefix="/orgs/{org_id}/segments", tags=["segments"])
+router = APIRouter(prefix="/orgs/{org_id}/segments", tags=["segments"], route_class=IdempotentRoute)
 
 
 def _out(item: CountedSegment) -> SegmentOut:
@@ -41,7 +42,7 @@ def _audited(item: SegmentOut) -> dict[str, object]:
     return view(item, drop=frozenset({"contacts_count"}))
 
 
-@router.post("", status_code=201, summary="Save a segment")
+@router.post("", status_code=201, summary="Save a segment", dependencies=[IDEMPOTENT])
 async def create_segment(
     org_id: int, body: SegmentCreate, key: ManageKey, session: WriteSessionDep
 ) -> SegmentOut:

@@ -14,6 +14,7 @@ from tidings.api.deps import BodyDep, DatabaseDep, ManageKey, ReadKey, SessionDe
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.suppressions import inbound, service
 from tidings.suppressions.schemas import (
     AddErrorOut,
@@ -26,7 +27,9 @@ from tidings.suppressions.schemas import (
     SuppressionOut,
 )
 
-router = APIRouter(prefix="/orgs/{org_id}/suppressions", tags=["suppressions"])
+router = APIRouter(
+    prefix="/orgs/{org_id}/suppressions", tags=["suppressions"], route_class=IdempotentRoute
+)
 public = APIRouter(tags=["inbound"])
 
 # OWASP "CSV injection": a cell a spreadsheet would read as a formula gets a leading quote.
@@ -59,7 +62,11 @@ async def list_suppressions(
     return paged(rows, limit, SuppressionOut.of)
 
 
-@router.post("", summary="Suppress up to 1,000 addresses (bad rows are reported by index)")
+@router.post(
+    "",
+    summary="Suppress up to 1,000 addresses (bad rows are reported by index)",
+    dependencies=[IDEMPOTENT],
+)
 async def add_suppressions(
     org_id: int, body: SuppressionAdd, key: ManageKey, session: WriteSessionDep
 ) -> AddReportOut:

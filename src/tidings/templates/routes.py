@@ -10,6 +10,7 @@ from tidings.api.problems import answers
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.audit.diff import diff, view
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.retirement import service as retirement
 from tidings.templates import service
 from tidings.templates.schemas import (
@@ -22,7 +23,9 @@ from tidings.templates.schemas import (
     TemplateVersionOut,
 )
 
-router = APIRouter(prefix="/orgs/{org_id}/templates", tags=["templates"])
+router = APIRouter(
+    prefix="/orgs/{org_id}/templates", tags=["templates"], route_class=IdempotentRoute
+)
 
 
 async def _audited(session: AsyncSession, *, org_id: int, template_id: int) -> dict[str, object]:
@@ -36,6 +39,7 @@ async def _audited(session: AsyncSession, *, org_id: int, template_id: int) -> d
     status_code=201,
     summary="Create a template, as its version 1 (compiled now: errors name the part)",
     responses=answers(422),
+    dependencies=[IDEMPOTENT],
 )
 async def create_template(
     org_id: int,
@@ -179,6 +183,7 @@ async def get_version(
     "/{template_id}/versions/{number}/restore",
     summary="Make a version's content current again, as a new version",
     responses=answers(404, 409, 422),
+    dependencies=[IDEMPOTENT],
 )
 async def restore_version(
     org_id: int,

@@ -10,6 +10,7 @@ from tidings.api.patch import changes_of
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.audit.diff import Secret, diff, view
+from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.webhooks import service, signing
 from tidings.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tidings.webhooks.schemas import (
@@ -21,7 +22,7 @@ from tidings.webhooks.schemas import (
     WebhookUpdate,
 )
 
-router = APIRouter(prefix="/orgs/{org_id}/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/orgs/{org_id}/webhooks", tags=["webhooks"], route_class=IdempotentRoute)
 
 
 def _out(e: WebhookEndpoint) -> WebhookOut:
@@ -77,7 +78,12 @@ CheckedCreate = Annotated[WebhookCreate, Depends(_checked_create)]
 CheckedUpdate = Annotated[WebhookUpdate, Depends(_checked_update)]
 
 
-@router.post("", status_code=201, summary="Subscribe a URL to event types (secret shown once)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Subscribe a URL to event types (secret shown once)",
+    dependencies=[IDEMPOTENT],
+)
 async def create_webhook(
     org_id: int, key: ManageKey, body: CheckedCreate, session: WriteSessionDep
 ) -> WebhookCreated:
@@ -176,7 +182,12 @@ async def list_deliveries(
     return paged(rows, limit, _delivery_out)
 
 
-@router.post("/{webhook_id}/test", status_code=202, summary="Queue a `test` delivery")
+@router.post(
+    "/{webhook_id}/test",
+    status_code=202,
+    summary="Queue a `test` delivery",
+    dependencies=[IDEMPOTENT],
+)
 async def test_webhook(
     org_id: int, webhook_id: int, key: ManageKey, session: WriteSessionDep
 ) -> DeliveryOut:

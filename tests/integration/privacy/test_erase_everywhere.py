@@ -5,6 +5,7 @@ people's data is untouched."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import JSON, String, Text, insert, select, update
@@ -118,13 +119,20 @@ async def _person_everywhere(db: Database, org: OrgWithKey) -> tuple[int, int]:
         await suppressions.note_soft_bounce(session, org_id=org.id, channel="sms", address=PHONE,
                                             limit=5, source="kannel")  # fmt: skip
     async with db.transaction() as session:
-        claim = await idempotency.begin(session, org_id=org.id, key="k-1", fingerprint="f")
+        claim = await idempotency.begin(session, org_id=org.id, key="k-1", **_KEY)
         assert isinstance(claim, idempotency.Claim)
         await idempotency.finish(
-            session, claim=claim, status_code=201,
+            session, claim=claim, status_code=201, media_type="application/json",
             body={"id": message_id, "recipient": PHONE, "to": {"first_name": FIRST}},
         )  # fmt: skip
     return people.contact_ids[0], message_id
+
+
+_KEY: dict[str, Any] = {
+    "route": idempotency.route_digest("POST", "/v1/orgs/1/messages"), "fingerprint": "f",
+    "keep_for": timedelta(days=1), "in_flight_for": timedelta(minutes=5),
+}  # fmt: skip
+"""The rest of the stored answer's key (a single send's)."""
 
 
 async def _again(db: Database, org: OrgWithKey) -> Audience:
@@ -179,7 +187,7 @@ async def test_erase_leaves_the_person_nowhere_and_keeps_them_suppressed(
         listed = list(await session.scalars(select(Suppression)))
         assert [s.reason for s in listed] == ["complaint"]
         assert listed[0].address.startswith("erased:")
-        replay = await idempotency.begin(session, org_id=org.id, key="k-1", fingerprint="f")
+        replay = await idempotency.begin(session, org_id=org.id, key="k-1", **_KEY)
     assert isinstance(replay, idempotency.Replay)
     assert replay.body["recipient"] == "[erased]"
     assert replay.body["id"] == message_id
