@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
+from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.applications import service
 from tidings.applications.schemas import (
@@ -35,7 +36,7 @@ def _out(item: WithIntegrations) -> ApplicationOut:
 
 @router.post("", status_code=201, summary="Create an application and its integrations")
 async def create_application(
-    org_id: int, body: ApplicationCreate, key: ManageKey, session: WriteSessionDep
+    org_id: Id, body: ApplicationCreate, key: ManageKey, session: WriteSessionDep
 ) -> ApplicationOut:
     application = _out(await service.create_application(session, org_id=key.org_id, body=body))
     await audit.record(
@@ -51,7 +52,7 @@ async def create_application(
 
 @router.get("", summary="List applications")
 async def list_applications(
-    org_id: int,
+    org_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
@@ -65,7 +66,7 @@ async def list_applications(
 
 @router.get("/{application_id}", summary="Read an application")
 async def get_application(
-    org_id: int, application_id: int, key: ReadKey, session: SessionDep
+    org_id: Id, application_id: Id, key: ReadKey, session: SessionDep
 ) -> ApplicationOut:
     item = await service.get_application(session, org_id=key.org_id, application_id=application_id)
     return _out(item)
@@ -76,7 +77,7 @@ async def get_application(
     summary="Add an integration, or change where an existing one (by type) leads",
 )
 async def put_integration(
-    org_id: int, application_id: int, body: IntegrationIn, key: ManageKey, session: WriteSessionDep
+    org_id: Id, application_id: Id, body: IntegrationIn, key: ManageKey, session: WriteSessionDep
 ) -> IntegrationOut:
     before = view(
         _out(
@@ -102,7 +103,7 @@ async def put_integration(
 
 @router.delete("/{application_id}", status_code=204, summary="Delete an application")
 async def delete_application(
-    org_id: int, application_id: int, key: ManageKey, session: WriteSessionDep
+    org_id: Id, application_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> Response:
     before = view(
         _out(

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
+from tidings.api.fields import Id
 from tidings.api.patch import changes_of
 from tidings.api.problems import answers
 from tidings.audit import service as audit
@@ -53,7 +54,7 @@ def _audited(c: Connection) -> dict[str, object]:
     responses=answers(422),
 )
 async def create_connection(
-    org_id: int, body: ConnectionCreate, key: ManageKey, session: WriteSessionDep
+    org_id: Id, body: ConnectionCreate, key: ManageKey, session: WriteSessionDep
 ) -> ConnectionOut:
     connection = await service.create_connection(session, org_id=key.org_id, body=body)
     await audit.record(
@@ -68,7 +69,7 @@ async def create_connection(
 
 
 @router.get("", summary="List connections (never their credentials)")
-async def list_connections(org_id: int, key: ReadKey, session: SessionDep) -> list[ConnectionOut]:
+async def list_connections(org_id: Id, key: ReadKey, session: SessionDep) -> list[ConnectionOut]:
     return [connection_out(c) for c in await service.list_connections(session, org_id=key.org_id)]
 
 
@@ -78,7 +79,7 @@ async def list_connections(org_id: int, key: ReadKey, session: SessionDep) -> li
     responses=answers(404),
 )
 async def get_connection(
-    org_id: int, connection_id: int, key: ReadKey, session: SessionDep
+    org_id: Id, connection_id: Id, key: ReadKey, session: SessionDep
 ) -> ConnectionOut:
     connection = await service.get_connection(
         session, org_id=key.org_id, connection_id=connection_id
@@ -92,8 +93,8 @@ async def get_connection(
     responses=answers(404, 422),
 )
 async def update_connection(
-    org_id: int,
-    connection_id: int,
+    org_id: Id,
+    connection_id: Id,
     body: ConnectionUpdate,
     key: ManageKey,
     session: WriteSessionDep,
@@ -125,7 +126,7 @@ async def update_connection(
     responses=answers(404, 409),
 )
 async def delete_connection(
-    org_id: int, connection_id: int, key: ManageKey, session: WriteSessionDep
+    org_id: Id, connection_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> None:
     before = _audited(
         await service.get_connection(session, org_id=key.org_id, connection_id=connection_id)

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
+from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
@@ -34,7 +35,7 @@ def _counts(report: service.UpsertReport | importer.ImportReport) -> dict[str, i
 
 @router.post("", summary="Create or update up to 10,000 contacts (bad rows are reported)")
 async def upsert_contacts(
-    org_id: int, body: ContactUpsert, key: ManageKey, session: WriteSessionDep
+    org_id: Id, body: ContactUpsert, key: ManageKey, session: WriteSessionDep
 ) -> UpsertReportOut:
     report = await service.upsert_contacts(
         session, org_id=key.org_id, rows=body.contacts, list_ids=body.list_ids
@@ -69,11 +70,11 @@ async def upsert_contacts(
     },
 )
 async def import_contacts(
-    org_id: int,
+    org_id: Id,
     request: Request,
     key: ManageKey,
     session: SessionDep,  # no transaction: the importer opens one per batch
-    list_id: Annotated[list[int], Query(description="Lists every imported contact joins.")] = [],  # noqa: B006
+    list_id: Annotated[list[Id], Query(description="Lists every imported contact joins.")] = [],  # noqa: B006
 ) -> ImportReportOut:
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if content_type not in ("text/csv", "application/csv", "application/octet-stream"):
@@ -110,14 +111,14 @@ async def import_contacts(
 
 @router.get("", summary="List contacts")
 async def list_contacts(
-    org_id: int,
+    org_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
     email: Annotated[str | None, Query(description="Exact address")] = None,
     phone: Annotated[str | None, Query(description="Exact E.164 number")] = None,
-    list_id: Annotated[int | None, Query(description="Members of this list")] = None,
+    list_id: Annotated[Id | None, Query(description="Members of this list")] = None,
 ) -> Page[ContactOut]:
     rows = await service.list_contacts(
         session,
@@ -132,9 +133,7 @@ async def list_contacts(
 
 
 @router.get("/{contact_id}", summary="Read a contact")
-async def get_contact(
-    org_id: int, contact_id: int, key: ReadKey, session: SessionDep
-) -> ContactOut:
+async def get_contact(org_id: Id, contact_id: Id, key: ReadKey, session: SessionDep) -> ContactOut:
     return ContactOut.of(
         await service.get_contact(session, org_id=key.org_id, contact_id=contact_id)
     )
@@ -142,7 +141,7 @@ async def get_contact(
 
 @router.post("/{contact_id}/erase", summary="Erase a contact's personal data (GDPR)")
 async def erase_contact(
-    org_id: int, contact_id: int, key: ManageKey, session: WriteSessionDep
+    org_id: Id, contact_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> ContactOut:
     erased = ContactOut.of(
         await privacy.erase_contact(session, org_id=key.org_id, contact_id=contact_id)
