@@ -18,7 +18,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from tidings import __version__
-from tidings.api import health, problems
+from tidings.api import health, openapi, problems
+from tidings.api.body import BodyGuard
 from tidings.api.deps import KeyStore
 from tidings.api.observe import Observe
 from tidings.applications import routes as applications
@@ -27,6 +28,7 @@ from tidings.bounces import routes as bounces
 from tidings.broadcasts import routes as broadcasts
 from tidings.campaigns import routes as campaigns
 from tidings.compat import infobip, invent, octopush, walr
+from tidings.compat.routing import unrouted
 from tidings.connections import routes as connections
 from tidings.contacts import routes as contacts
 from tidings.content.render import Renderer
@@ -79,6 +81,17 @@ dialect's own shape under /compat, in problem+json under /v1."""
 UNAVAILABLE_PROBLEM: dict[int | str, dict[str, Any]] = {
     503: UNAVAILABLE[503] | {"content": {"application/problem+json": {}}}
 }
+EVERY_V1_ROUTE: dict[int | str, dict[str, Any]] = {
+    **problems.answers(401, 403, 404),
+    **UNAVAILABLE_PROBLEM,
+}
+"""What every /v1 route may answer: each takes a key (401), acts in the path's org with a
+scope (403), and its path may name nothing (404: an id out of range, another org's
+object). `api/openapi.py` adds 413, 415 and 422 where a route takes a body or parameters."""
+
+DIALECTS = {"/compat/walr": walr, "/compat/octopush": octopush, "/compat/invent": invent,
+            "/compat/infobip": infobip}  # fmt: skip
+"""Each dialect by its base URL: its routes, and its shape for what reaches none of them."""
 
 
 V1 = (
@@ -138,7 +151,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     keys_for_api: KeyStore = key_store  # mypy checks the module against the protocol
     app.state.keys = keys_for_api  # what api.deps authenticates with
-    problems.install(app)
+    problems.install(
+        app, elsewhere={base: unrouted(dialect.error_shape) for base, dialect in DIALECTS.items()}
+    )
+    app.add_middleware(BodyGuard)
     app.add_middleware(Observe)
     app.include_router(health.router)
     app.include_router(monitoring.router)
@@ -147,7 +163,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(reports.public)
     app.include_router(bounces.public)
     for module in V1:
-        app.include_router(module.router, prefix="/v1", responses=UNAVAILABLE_PROBLEM)
-    for dialect in (walr, octopush, invent, infobip):
-        app.include_router(dialect.router, responses=UNAVAILABLE)
+        app.include_router(module.router, prefix="/v1", responses=EVERY_V1_ROUTE)
+    for dialect in DIALECTS.values():
+        app.include_router(dialect.router)  # each declares its own answers, 503 included
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     return app

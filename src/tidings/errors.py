@@ -8,7 +8,9 @@
     ├── Conflict            409 — not possible in the object's current state
     ├── InsufficientCredit  402 — the org's credit balance cannot cover a send
     ├── Unauthorized        401 — missing or invalid credentials
-    └── Forbidden           403 — valid credentials, wrong org or missing scope
+    ├── Forbidden           403 — valid credentials, wrong org or missing scope
+    ├── TooLarge            413 — a request body over the size limit (`api/body.py`)
+    └── UnsupportedMedia    415 — a request body of a type no route reads
 """
 
 from __future__ import annotations
@@ -130,3 +132,15 @@ class InsufficientCredit(TidingsError):
         )
         self.needed = needed
         self.balance = balance
+
+
+class TooLarge(TidingsError):
+    status = 413
+    title = "Payload too large"
+    slug = "too-large"
+
+
+class UnsupportedMedia(TidingsError):
+    status = 415
+    title = "Unsupported media type"
+    slug = "unsupported-media-type"

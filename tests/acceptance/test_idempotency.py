@@ -265,7 +265,7 @@ def _names_the_key(response: httpx.Response, path: str) -> None:
     elif "infobip" in path:
         assert "IDEMPOTENCY_KEY_REUSED" in text, text
     elif "octopush" in path:
-        assert response.json()["code"] == 905, text
+        assert response.json()["code"] == 908, text
     else:
         assert "Idempotency-Key" in text, text
 
@@ -389,7 +389,7 @@ async def test_a_dialect_answers_in_flight_in_its_own_shape(
     await _hold(db, org, path, body, "k")
     busy = await client.post(path, json=body, headers={**org.header_pair, "Idempotency-Key": "k"})
     assert busy.status_code == 409
-    assert busy.json()["code"] == 904
+    assert busy.json()["code"] == 907
 
 
 async def test_a_key_is_forgotten_after_its_time(client: httpx.AsyncClient, db: Database) -> None:

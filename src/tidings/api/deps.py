@@ -20,6 +20,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.api.fields import Id
 from tidings.api.principal import Principal, Scope
 from tidings.content.render import Renderer
 from tidings.db.engine import Database, begin_write, transaction
@@ -227,7 +228,7 @@ def scoped(scope: Scope) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency: the caller, checked against the route's `org_id` and `scope`."""
 
     async def dependency(
-        principal: PrincipalDep, org_id: Annotated[int, Path(description="The org's id")]
+        principal: PrincipalDep, org_id: Annotated[Id, Path(description="The org's id")]
     ) -> Principal:
         principal.require(org_id=org_id, scope=scope)
         return principal

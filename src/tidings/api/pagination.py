@@ -14,9 +14,9 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Query
 from pydantic import BaseModel, Field
 
+from tidings.api.fields import MAX_ID
 from tidings.errors import InvalidInput
 
-MAX_ID = 2**63 - 1  # keys are signed 64-bit integers on both engines
 T = TypeVar("T")
 Item = TypeVar("Item")
 

@@ -8,18 +8,28 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
+from tidings.api.body import RefusedBody, is_json
 from tidings.db.availability import RAISED as DATABASE_ERRORS
 from tidings.db.availability import RETRY_AFTER_SECONDS, unavailable
-from tidings.errors import FieldError, InvalidInput, TidingsError, Unauthorized
+from tidings.errors import (
+    FieldError,
+    InvalidInput,
+    NotFound,
+    TidingsError,
+    Unauthorized,
+    UnsupportedMedia,
+)
 from tidings.runtime import redact_tokens
 
 PROBLEM_JSON = "application/problem+json"
@@ -30,19 +40,43 @@ log = logging.getLogger(__name__)
 UNAVAILABLE = "unavailable"  # the problem slug of a 503: the database cannot be reached
 
 
-_ANSWERS = {
-    404: "No such object in the key's org (or it was deleted)",
+class ProblemError(BaseModel):
+    field: str = Field(description="The field's path: `contacts[3].email`, `body`, `cursor`")
+    reason: str
+    index: int | None = Field(default=None, description="The row, in a batch")
+
+
+class Problem(BaseModel):
+    """The body of every /v1 error (RFC 9457), as `application/problem+json`."""
+
+    type: str = Field(description="`urn:tidings:problem:<slug>` (stable), or `about:blank`")
+    title: str
+    status: int
+    detail: str
+    instance: str = Field(description="The request's path")
+    errors: list[ProblemError] | None = Field(
+        default=None, description="Invalid input only: each bad field"
+    )
+
+
+DESCRIPTIONS = {
+    400: "Bad request: `detail` says why",
+    401: "Missing or invalid credentials (`WWW-Authenticate` names the schemes)",
+    403: "The key belongs to another org, or lacks the scope",
+    404: "No such object in the key's org (or it was deleted, or the path names nothing)",
     409: "Not in this state: the reason is in `detail` (e.g. a send in flight uses it)",
+    413: "The request body is larger than `TIDINGS_MAX_BODY_BYTES`",
+    415: "The request body is of a media type this route does not read",
     422: "Invalid input: `errors[]` names each field",
 }
 
 
 def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The problem answers a route may give besides its success, for its OpenAPI
-    `responses` (503 is declared for every route by `app.py`; 401 and 403 are described
-    once, in the API's description, not yet per route)."""
+    `responses`. `app.py` declares 401, 403, 404 and 503 for every /v1 route, and
+    `api/openapi.py` 413, 415 and 422 for every route that takes a body or parameters."""
     return {
-        status: {"description": _ANSWERS[status], "content": {PROBLEM_JSON: {}}}
+        status: {"description": DESCRIPTIONS[status], "content": {PROBLEM_JSON: {}}}
         for status in statuses
     }
 
@@ -125,8 +159,37 @@ async def _tidings_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, exc)
 
 
+def path_not_found(exc: RequestValidationError) -> NotFound | None:
+    """A path parameter that cannot name anything (`/orgs/x`, an id out of range): the
+    path names no object, so the answer is a 404, as for an id that names none."""
+    for err in exc.errors():
+        loc = err["loc"]
+        if len(loc) >= 2 and loc[0] == "path":
+            return NotFound(str(loc[1]), err.get("input", ""))
+    return None
+
+
+def unsupported_media(request: Request, exc: RequestValidationError) -> UnsupportedMedia | None:
+    """A JSON body route given a body of another media type: FastAPI then hands the route
+    the raw bytes, which fail validation as a whole (`loc == ("body",)`); the type, not the
+    content, is what is wrong."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if is_json(kind) or not any(tuple(err["loc"]) == ("body",) for err in exc.errors()):
+        return None
+    return UnsupportedMedia(f"Content-Type {kind or '(none)'}: send application/json")
+
+
+def refusal_of(request: Request, exc: RequestValidationError) -> TidingsError | None:
+    """The error a validation failure really is, when it is not invalid input: a path
+    naming nothing (404), or a body of the wrong media type (415)."""
+    return path_not_found(exc) or unsupported_media(request, exc)
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    refusal = refusal_of(request, exc)
+    if refusal is not None:
+        return error_response(request, refusal)
     errors = []
     for err in exc.errors():
         if err["type"] == "json_invalid":  # its loc holds a character position, not a row
@@ -145,10 +208,37 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    headers = dict(exc.headers) if exc.headers else None
-    return problem(request, exc.status_code, str(exc.detail), headers=headers)
+_FASTAPI_PARSE_ERROR = "There was an error parsing the body"
+
+
+def unreadable_body(exc: StarletteHTTPException) -> InvalidInput | None:
+    """FastAPI's own 400 for a JSON body it could not parse for another reason than its
+    syntax (nested too deeply for the parser): like any unreadable body, a 422 on `body`."""
+    if exc.status_code != 400 or exc.detail != _FASTAPI_PARSE_ERROR or exc.__cause__ is None:
+        return None
+    deep = isinstance(exc.__cause__, RecursionError)
+    return InvalidInput.field("body", "nested too deeply" if deep else "cannot be parsed")
+
+
+Unrouted = Callable[[Request, StarletteHTTPException], Awaitable[Response]]
+"""How a base path answers a request that reaches no route of it (404, 405)."""
+
+
+def _http_error_under(elsewhere: Mapping[str, Unrouted]) -> Callable[..., Awaitable[Response]]:
+    async def _http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc, RefusedBody):
+            return error_response(request, exc.error)
+        unreadable = unreadable_body(exc)
+        if unreadable is not None:
+            return error_response(request, unreadable)
+        for prefix, answer in elsewhere.items():
+            if request.url.path == prefix or request.url.path.startswith(prefix + "/"):
+                return await answer(request, exc)
+        headers = dict(exc.headers) if exc.headers else None
+        return problem(request, exc.status_code, str(exc.detail), headers=headers)
+
+    return _http_error
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -176,10 +266,12 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, *, elsewhere: Mapping[str, Unrouted] | None = None) -> None:
+    """Answer every error in problem+json, except what reaches no route under a base path
+    of `elsewhere` (the dialects, which answer in their own shape)."""
     app.add_exception_handler(TidingsError, _tidings_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error_under(elsewhere or {}))
     for raised in DATABASE_ERRORS:  # handled here, not re-raised to the server as a crash
         app.add_exception_handler(raised, _database_error)
     app.add_exception_handler(Exception, _unexpected)

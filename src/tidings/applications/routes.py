@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
+from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.applications import service
 from tidings.applications.schemas import (
@@ -43,7 +44,7 @@ def _out(item: WithIntegrations) -> ApplicationOut:
     dependencies=[IDEMPOTENT],
 )
 async def create_application(
-    org_id: int, body: ApplicationCreate, key: ManageKey, session: WriteSessionDep
+    org_id: Id, body: ApplicationCreate, key: ManageKey, session: WriteSessionDep
 ) -> ApplicationOut:
     application = _out(await service.create_application(session, org_id=key.org_id, body=body))
     await audit.record(
@@ -59,7 +60,7 @@ async def create_application(
 
 @router.get("", summary="List applications")
 async def list_applications(
-    org_id: int,
+    org_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
@@ -73,7 +74,7 @@ async def list_applications(
 
 @router.get("/{application_id}", summary="Read an application")
 async def get_application(
-    org_id: int, application_id: int, key: ReadKey, session: SessionDep
+    org_id: Id, application_id: Id, key: ReadKey, session: SessionDep
 ) -> ApplicationOut:
     item = await service.get_application(session, org_id=key.org_id, application_id=application_id)
     return _out(item)
@@ -84,7 +85,7 @@ async def get_application(
     summary="Add an integration, or change where an existing one (by type) leads",
 )
 async def put_integration(
-    org_id: int, application_id: int, body: IntegrationIn, key: ManageKey, session: WriteSessionDep
+    org_id: Id, application_id: Id, body: IntegrationIn, key: ManageKey, session: WriteSessionDep
 ) -> IntegrationOut:
     before = view(
         _out(
@@ -110,7 +111,7 @@ async def put_integration(
 
 @router.delete("/{application_id}", status_code=204, summary="Delete an application")
 async def delete_application(
-    org_id: int, application_id: int, key: ManageKey, session: WriteSessionDep
+    org_id: Id, application_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> Response:
     before = view(
         _out(

@@ -5,6 +5,8 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
+from tidings.api.fields import Id
+
 _APP_EXAMPLE: dict[str, Any] = {
     "key": "0F3C3F29829FAB88714BA205BEC6D28F",
     "name": "Support chat",
@@ -33,7 +35,7 @@ class ApplicationCreate(BaseModel):
     key: str = Field(pattern=KEY_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     sms_sender: str | None = Field(default=None, max_length=16)
-    connection_id: int | None = Field(
+    connection_id: Id | None = Field(
         default=None, description="An SMS connection; null: the org's default."
     )
     integrations: list[IntegrationIn] = Field(default_factory=list, max_length=50)

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from tidings.api.deps import ManageKey, SessionDep
+from tidings.api.fields import Id, UtcMoment
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.problems import answers
 from tidings.audit import service
@@ -17,20 +17,13 @@ router = APIRouter(prefix="/orgs/{org_id}/audit", tags=["audit"])
 TARGET_KINDS = sorted({action.target_kind for action in Action})
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """A time without a zone is read as UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
 @router.get(
     "",
     summary="The audit log of manage actions, newest first (read-only: nothing alters it)",
     responses=answers(422),
 )
 async def list_audit(
-    org_id: int,
+    org_id: Id,
     key: ManageKey,
     session: SessionDep,
     limit: LimitQuery = 50,
@@ -40,18 +33,18 @@ async def list_audit(
         str | None,
         Query(pattern=f"^({'|'.join(TARGET_KINDS)})$", description=", ".join(TARGET_KINDS)),
     ] = None,
-    target_id: Annotated[int | None, Query(ge=1)] = None,
-    key_id: Annotated[int | None, Query(ge=1, description="Actions of this API key")] = None,
-    since: Annotated[datetime | None, Query(description="At or after (ISO 8601; UTC)")] = None,
-    until: Annotated[datetime | None, Query(description="Before (ISO 8601; UTC)")] = None,
+    target_id: Annotated[Id | None, Query()] = None,
+    key_id: Annotated[Id | None, Query(description="Actions of this API key")] = None,
+    since: Annotated[UtcMoment | None, Query(description="At or after (ISO 8601; UTC)")] = None,
+    until: Annotated[UtcMoment | None, Query(description="Before (ISO 8601; UTC)")] = None,
 ) -> Page[AuditEntryOut]:
     filters = service.Filters(
         action=action,
         target_kind=target_kind,
         target_id=target_id,
         key_id=key_id,
-        since=_utc(since),
-        until=_utc(until),
+        since=since,
+        until=until,
     )
     rows = await service.list_entries(
         session,

@@ -8,9 +8,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel
 
 from tidings.api.deps import SettingsDep, WriteSessionDep
+from tidings.api.fields import Id
+from tidings.api.problems import answers
 from tidings.bounces import service
 
-public = APIRouter(tags=["inbound"])
+public = APIRouter(tags=["inbound"], responses=answers(404, 413))  # an unknown token; > 10 MiB
 
 MAX_BYTES = 10 * 1024 * 1024  # a report may carry the whole original message
 
@@ -38,7 +40,7 @@ class BounceOut(BaseModel):
     summary="A bounce (DSN) or complaint (ARF) report for an SMTP connection, as message/rfc822",
 )
 async def receive_bounce(
-    connection_id: int,
+    connection_id: Id,
     token: str,
     raw: RawReport,
     session: WriteSessionDep,

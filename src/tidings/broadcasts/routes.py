@@ -5,7 +5,9 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter
 
 from tidings.api.deps import ReadKey, SendKey, SessionDep, WriteSessionDep
+from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
+from tidings.api.problems import answers
 from tidings.broadcasts import service
 from tidings.broadcasts.models import COUNTERS, Broadcast
 from tidings.broadcasts.schemas import (
@@ -50,7 +52,7 @@ def broadcast_out(b: Broadcast) -> BroadcastOut:
     dependencies=[IDEMPOTENT],
 )
 async def create_broadcast(
-    org_id: int, body: BroadcastCreate, key: SendKey, session: WriteSessionDep
+    org_id: Id, body: BroadcastCreate, key: SendKey, session: WriteSessionDep
 ) -> BroadcastCreated:
     created = await service.create_broadcast(
         session, org_id=key.org_id, body=body, is_test=key.kind is KeyKind.TEST
@@ -64,7 +66,7 @@ async def create_broadcast(
 
 @router.get("", summary="List broadcasts")
 async def list_broadcasts(
-    org_id: int,
+    org_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
@@ -78,7 +80,7 @@ async def list_broadcasts(
 
 @router.get("/{broadcast_id}", summary="Read a broadcast and its counters")
 async def get_broadcast(
-    org_id: int, broadcast_id: int, key: ReadKey, session: SessionDep
+    org_id: Id, broadcast_id: Id, key: ReadKey, session: SessionDep
 ) -> BroadcastOut:
     broadcast = await service.get_broadcast(session, org_id=key.org_id, broadcast_id=broadcast_id)
     return broadcast_out(broadcast)
@@ -89,7 +91,7 @@ Action = Callable[..., Awaitable[Broadcast]]
 
 def _action(action: Action, path: str, summary: str, *, idempotent: bool = False) -> None:
     async def endpoint(
-        org_id: int, broadcast_id: int, key: SendKey, session: WriteSessionDep
+        org_id: Id, broadcast_id: Id, key: SendKey, session: WriteSessionDep
     ) -> BroadcastOut:
         return broadcast_out(await action(session, org_id=key.org_id, broadcast_id=broadcast_id))
 
@@ -100,6 +102,7 @@ def _action(action: Action, path: str, summary: str, *, idempotent: bool = False
         methods=["POST"],
         summary=summary,
         dependencies=[IDEMPOTENT] if idempotent else None,
+        responses=answers(409),  # not in a state this action applies to
     )
 
 

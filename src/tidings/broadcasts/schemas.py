@@ -3,8 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tidings.api.fields import Id, Moment
 from tidings.broadcasts.status import BroadcastStatus
 
 _EXAMPLE: dict[str, Any] = {
@@ -23,9 +24,9 @@ class BroadcastCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
 
     name: str = Field(min_length=1, max_length=255)
-    campaign_id: int
-    list_ids: list[int] = Field(default_factory=list, max_length=100)
-    segment_ids: list[int] = Field(default_factory=list, max_length=10)
+    campaign_id: Id
+    list_ids: list[Id] = Field(default_factory=list, max_length=100)
+    segment_ids: list[Id] = Field(default_factory=list, max_length=10)
     send_to_all: bool = False
     recipients: list[Any] = Field(
         default_factory=list,
@@ -36,7 +37,7 @@ class BroadcastCreate(BaseModel):
             "are reported in `rejected`; the good ones are sent."
         ),
     )
-    scheduled_at: AwareDatetime | None = None
+    scheduled_at: Moment | None = None
     draft: bool = False
 
     @model_validator(mode="after")

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
+from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
 from tidings.api.problems import answers
@@ -27,7 +28,7 @@ router = APIRouter(
     dependencies=[IDEMPOTENT],
 )
 async def create_campaign(
-    org_id: int, body: CampaignCreate, key: ManageKey, session: WriteSessionDep
+    org_id: Id, body: CampaignCreate, key: ManageKey, session: WriteSessionDep
 ) -> CampaignOut:
     campaign = CampaignOut.model_validate(
         await service.create_campaign(session, org_id=key.org_id, body=body)
@@ -45,7 +46,7 @@ async def create_campaign(
 
 @router.get("", summary="List campaigns")
 async def list_campaigns(
-    org_id: int,
+    org_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
@@ -59,7 +60,7 @@ async def list_campaigns(
 
 @router.get("/{campaign_id}", summary="Read a campaign", responses=answers(404))
 async def get_campaign(
-    org_id: int, campaign_id: int, key: ReadKey, session: SessionDep
+    org_id: Id, campaign_id: Id, key: ReadKey, session: SessionDep
 ) -> CampaignOut:
     campaign = await service.get_campaign(session, org_id=key.org_id, campaign_id=campaign_id)
     return CampaignOut.model_validate(campaign)
@@ -71,7 +72,7 @@ async def get_campaign(
     responses=answers(404, 409, 422),
 )
 async def update_campaign(
-    org_id: int, campaign_id: int, body: CampaignUpdate, key: ManageKey, session: WriteSessionDep
+    org_id: Id, campaign_id: Id, body: CampaignUpdate, key: ManageKey, session: WriteSessionDep
 ) -> CampaignOut:
     before = view(
         CampaignOut.model_validate(
@@ -104,7 +105,7 @@ async def update_campaign(
     responses=answers(404, 409),
 )
 async def delete_campaign(
-    org_id: int, campaign_id: int, key: ManageKey, session: WriteSessionDep
+    org_id: Id, campaign_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> None:
     before = view(
         CampaignOut.model_validate(

@@ -6,7 +6,9 @@ from typing import Annotated, Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tidings.api.fields import Id
 from tidings.api.patch import refuse_null
+from tidings.content.mime import HeaderText
 from tidings.templates.schemas import Channel
 
 
@@ -31,15 +33,15 @@ _EXAMPLE: dict[str, Any] = {
 # Each field's shape, once for a new campaign and a change (the rules that need the
 # database or other fields are `campaigns.service`'s).
 Name = Annotated[str, Field(min_length=1, max_length=255)]
-FromName = Annotated[str | None, Field(max_length=200)]
+FromName = Annotated[HeaderText | None, Field(max_length=200)]
 Address = Annotated[str | None, Field(max_length=320)]
 SmsSender = Annotated[
     str | None, Field(max_length=16, description="SMS sender id: up to 11 letters or 15 digits")
 ]
 ConnectionId = Annotated[
-    int | None, Field(description="Null: the org's default connection for the channel.")
+    Id | None, Field(description="Null: the org's default connection for the channel.")
 ]
-ListId = Annotated[int | None, Field(description="The campaign's recipient list.")]
+ListId = Annotated[Id | None, Field(description="The campaign's recipient list.")]
 ExternalId = Annotated[
     str | None,
     Field(
@@ -74,7 +76,7 @@ class CampaignCreate(BaseModel):
 
     name: Name
     channel: Channel
-    template_id: int
+    template_id: Id
     purpose: Purpose = Purpose.TRANSACTIONAL
     from_name: FromName = None
     from_email: Address = None
@@ -101,7 +103,7 @@ class CampaignUpdate(BaseModel):
     )
 
     name: Name | None = None
-    template_id: int | None = None
+    template_id: Id | None = None
     purpose: Purpose | None = None
     from_name: FromName = None
     from_email: Address = None

@@ -16,6 +16,7 @@ import re
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.api.fields import id_in
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.schemas import CampaignChanges, CampaignCreate
 from tidings.connections.models import Connection
@@ -243,8 +244,9 @@ async def find_campaign(
     the project and survey; NotFound otherwise, whichever part does not match."""
     query = select(Campaign).where(Campaign.org_id == org_id, LIVE, PUBLIC)
     found = await session.scalar(query.where(Campaign.external_id == reference))
-    if found is None and reference.isdigit() and len(reference) < 19:
-        found = await session.scalar(query.where(Campaign.id == int(reference)))
+    campaign_id = id_in(reference)
+    if found is None and campaign_id is not None:
+        found = await session.scalar(query.where(Campaign.id == campaign_id))
     if found is None or (found.project_ref, found.survey_ref) != (project_ref, survey_ref):
         raise NotFound("campaign", reference)
     return found

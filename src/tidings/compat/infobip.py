@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tidings.api.deps import PrincipalDep, SessionDep, SettingsDep, WriteSessionDep
+from tidings.api.fields import id_in
 from tidings.applications.service import find_integration
 from tidings.compat.routing import Failure, dialect_router, require_scope
 from tidings.errors import InvalidInput, NotFound
@@ -39,19 +40,48 @@ _ERRORS: Final = {
     402: ("NOT_ENOUGH_CREDITS", "Not enough credits"),
     403: ("FORBIDDEN", "Forbidden"),
     404: ("NOT_FOUND", "Not found"),
+    405: ("METHOD_NOT_ALLOWED", "Method not allowed"),
     409: ("CONFLICT", "Conflict"),
     422: ("IDEMPOTENCY_KEY_REUSED", "Idempotency-Key already used with another request"),
+    413: ("PAYLOAD_TOO_LARGE", "Request body too large"),
+    415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
+    429: ("TOO_MANY_REQUESTS", "Too many requests"),
+    503: ("SERVICE_UNAVAILABLE", "Service unavailable"),
 }
 
 
-def _error(failure: Failure) -> Response:
+def error_shape(failure: Failure) -> Response:
     status = 400 if failure.kind in ("malformed", "invalid-input") else failure.status
     message_id, text = _ERRORS.get(status, ("GENERAL_ERROR", "Something went wrong"))
     body = {"requestError": {"serviceException": {"messageId": message_id, "text": text}}}
     return JSONResponse(body, status_code=status)
 
 
-router = dialect_router(_error, prefix="/compat/infobip", tag="compat: SMS invites (seed 003)")
+class ServiceException(BaseModel):
+    messageId: str  # noqa: N815 — the dialect's own field names
+    text: str
+
+
+class RequestError(BaseModel):
+    serviceException: ServiceException  # noqa: N815
+
+
+class InfobipError(BaseModel):
+    """Every error of this dialect, whatever its status."""
+
+    requestError: RequestError  # noqa: N815
+
+
+router = dialect_router(
+    error_shape,
+    prefix="/compat/infobip",
+    tag="compat: SMS invites (seed 003)",
+    error_model=InfobipError,
+    errors={
+        400: "Bad request: malformed body, `to` not a number, `message` without the placeholder",
+        402: "Not enough credits",
+    },
+)
 
 
 class Status(BaseModel):
@@ -132,7 +162,6 @@ class InviteSent(BaseModel):
     "/omnichat/1/applications/{applicationKey}/integrations/{integrationType}/invite",
     dependencies=[IDEMPOTENT],
     summary="Send an SMS invite (seed 003)",
-    responses={s: {"description": d} for s, (_, d) in _ERRORS.items()},
 )
 async def send_invite(
     applicationKey: str,  # noqa: N803
@@ -189,10 +218,11 @@ async def logs(
     message_id: Annotated[str, Query(alias="messageId")],
 ) -> Logs:
     require_scope(principal, Scope.READ)
-    if not message_id.isdigit():
+    number = id_in(message_id)
+    if number is None:  # names no message, as an unknown one
         return Logs(results=[])
     try:
-        message = await get_message(session, org_id=principal.org_id, message_id=int(message_id))
+        message = await get_message(session, org_id=principal.org_id, message_id=number)
     except NotFound:
         return Logs(results=[])
     entry = LogEntry(

@@ -17,20 +17,22 @@ Ids are our integers, answered as strings; numeric strings are accepted wherever
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from tidings.api.deps import PrincipalDep, SessionDep, WriteSessionDep
-from tidings.api.pagination import MAX_ID, CursorQuery, LimitQuery, Page, decode_cursor, paged
+from tidings.api.fields import Id as NativeId
+from tidings.api.fields import UtcMoment, id_in
+from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.principal import Principal
 from tidings.broadcasts import details, service
 from tidings.broadcasts.models import COUNTERS
 from tidings.campaigns.models import Campaign
-from tidings.compat.routing import Failure, dialect_router
+from tidings.compat.routing import Failure, dialect_router, error_answers
 from tidings.errors import InvalidInput, NotFound
 from tidings.idempotency.http import IDEMPOTENT
 from tidings.keys.schemas import KeyKind, Scope
@@ -41,36 +43,51 @@ _CODES: Final = {
     402: "INSUFFICIENT_CREDIT",
     403: "FORBIDDEN",
     404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
     422: "IDEMPOTENCY_KEY_REUSED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "TOO_MANY_REQUESTS",
+    503: "SERVICE_UNAVAILABLE",
 }
 
 
-def _error(failure: Failure) -> Response:
+def error_shape(failure: Failure) -> Response:
     status = 400 if failure.kind in ("malformed", "invalid-input") else failure.status
     body = {"error": {"code": _CODES.get(status, "INTERNAL_ERROR"), "message": failure.detail}}
     return JSONResponse(body, status_code=status)
 
 
-router = dialect_router(_error, prefix="/compat/invent", tag="compat: broadcasts (seed 002)")
+class ErrorDetail(BaseModel):
+    code: str = Field(description="BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, …")
+    message: str
 
-_RESPONSES: dict[int | str, dict[str, str]] = {
-    400: {"description": "Bad request: {error: {code, message}}"},
-    401: {"description": "Unauthorized"},
-    403: {"description": "The key belongs to another org, or lacks the scope"},
-    404: {"description": "Not found"},
-}
+
+class InventError(BaseModel):
+    """Every error of this dialect, whatever its status."""
+
+    error: ErrorDetail
+
+
+router = dialect_router(
+    error_shape,
+    prefix="/compat/invent",
+    tag="compat: broadcasts (seed 002)",
+    error_model=InventError,
+    errors={400: "Bad request: malformed JSON or an invalid field (named in `message`)"},
+)
 
 
 def _id(value: object) -> object:
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value)  # out of range: refused by NativeId, naming the field
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise ValueError('an id: a number or a numeric string such as "12"')
 
 
-Id = Annotated[int, BeforeValidator(_id), Field(ge=1, le=MAX_ID)]
+Id = Annotated[NativeId, BeforeValidator(_id)]
 
 
 class TemplateRef(BaseModel):
@@ -113,17 +130,9 @@ class BroadcastCreate(_WithCampaign):
     )
 
     name: str = Field(min_length=1, max_length=255)
-    scheduled_at: datetime | None = None
+    scheduled_at: UtcMoment | None = None  # without an offset: UTC
     segment_ids: list[Id] | None = Field(default=None, max_length=10)
     send_to_all: bool | None = None
-
-    @field_validator("scheduled_at")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        # Without an offset, UTC; with one, the same instant in UTC.
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class TemplatesAttach(_WithCampaign):
@@ -257,18 +266,14 @@ def broadcast_of(d: details.Details) -> Broadcast:
     )
 
 
-def _number(text: str) -> int | None:
-    return int(text) if text.isdigit() and int(text) <= MAX_ID else None
-
-
 def _org(principal: Principal, org_id: str, scope: Scope) -> int:
     """The path's org, which must be the key's own (403 otherwise)."""
-    principal.require(org_id=_number(org_id) or 0, scope=scope)  # ids start at 1
+    principal.require(org_id=id_in(org_id) or 0, scope=scope)  # ids start at 1
     return principal.org_id
 
 
 def _broadcast_id(text: str) -> int:
-    number = _number(text)
+    number = id_in(text)
     if number is None:
         raise NotFound("broadcast", text)
     return number
@@ -278,7 +283,6 @@ def _broadcast_id(text: str) -> int:
     "/orgs/{org_id}/broadcasts",
     summary="Create a broadcast (seed 002)",
     dependencies=[IDEMPOTENT],
-    responses=_RESPONSES,
 )
 async def create_broadcast(
     org_id: str, body: BroadcastCreate, principal: PrincipalDep, session: WriteSessionDep
@@ -301,7 +305,6 @@ async def create_broadcast(
 @router.get(
     "/orgs/{org_id}/broadcasts/{id}",
     summary="Get a broadcast (seed 002)",
-    responses=_RESPONSES,
 )
 async def get_broadcast(
     org_id: str,
@@ -317,7 +320,6 @@ async def get_broadcast(
 @router.get(
     "/orgs/{org_id}/broadcasts",
     summary="List broadcasts, oldest first (seed 002)",
-    responses=_RESPONSES,
 )
 async def list_broadcasts(
     org_id: str,
@@ -336,7 +338,7 @@ async def list_broadcasts(
 @router.put(
     "/orgs/{org_id}/broadcasts/{id}/templates",
     summary="Attach the broadcast's template (a campaign); a DRAFT is then scheduled",
-    responses={**_RESPONSES, 409: {"description": "The broadcast already sends another"}},
+    responses=error_answers(InventError, {409: "The broadcast already sends another"}),
 )
 async def attach_template(
     org_id: str,

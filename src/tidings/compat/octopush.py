@@ -25,9 +25,10 @@ from typing import Any, Final
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tidings.api.deps import PrincipalDep, RendererDep, WriteSessionDep
+from tidings.api.fields import naive_as_utc
 from tidings.broadcasts.adhoc import AdhocEmail, send_adhoc_email
 from tidings.campaigns.schemas import Purpose
 from tidings.compat.routing import Failure, dialect_router, require_scope
@@ -57,14 +58,26 @@ BY_KIND: Final[dict[str, tuple[int, int]]] = {
     "forbidden": (403, 901),
     "not-found": (404, 902),  # template_name names no email template
     "invalid-input": (400, 903),  # any other value that could not be used
-    "conflict": (409, 904),  # the same Idempotency-Key is still in progress
-    "idempotency-key-reused": (422, 905),  # the Idempotency-Key was used for another request
+    "too-large": (413, 904),
+    "unsupported-media-type": (415, 905),
+    "method-not-allowed": (405, 906),
+    "conflict": (409, 907),  # the same Idempotency-Key is still in progress
+    "idempotency-key-reused": (422, 908),  # the Idempotency-Key was used for another request
 }
 INTERNAL: Final = (500, 999)
+UNAVAILABLE: Final = (503, 998)
+OTHER_REFUSAL: Final = 900  # any other 4xx, with its own status (429, …)
 
 
-def _error(failure: Failure) -> Response:
-    status, code = BY_KIND.get(failure.kind, INTERNAL)
+def error_shape(failure: Failure) -> Response:
+    if failure.kind in BY_KIND:
+        status, code = BY_KIND[failure.kind]
+    elif failure.status == 503:
+        status, code = UNAVAILABLE
+    elif 400 <= failure.status < 500:
+        status, code = failure.status, OTHER_REFUSAL
+    else:
+        status, code = INTERNAL
     if failure.kind == "invalid-input" and failure.errors:
         status, code = BY_FIELD.get(failure.errors[0].field, (status, code))
     if failure.status == 402:
@@ -72,7 +85,24 @@ def _error(failure: Failure) -> Response:
     return JSONResponse({"code": code, "message": failure.detail}, status_code=status)
 
 
-router = dialect_router(_error, prefix="/compat/octopush", tag="compat: email campaign (seed 001)")
+class OctopushError(BaseModel):
+    """Every error of this dialect, whatever its status."""
+
+    code: int = Field(description="100, 101, 103, 104, 106, 107, 117 as Octopush; 9xx Tidings'")
+    message: str
+
+
+router = dialect_router(
+    error_shape,
+    prefix="/compat/octopush",
+    tag="compat: email campaign (seed 001)",
+    error_model=OctopushError,
+    errors={
+        400: "Bad request: `code` says which (100 body, 103 recipients, 106 sender, …)",
+        402: "Not enough credit (104)",
+        404: "Unknown template_name (902)",
+    },
+)
 
 
 class TicketOut(BaseModel):
@@ -82,8 +112,58 @@ class TicketOut(BaseModel):
     residual_credit: float
 
 
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
-_BODY_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_TEXT: Final = {"type": ["string", "number"]}
+REQUEST_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "description": (
+        "Read leniently (docs/compat.md): numbers are cast to text, control characters "
+        "dropped, unknown fields ignored, a value that cannot be used ignored or defaulted."
+    ),
+    "required": ["recipients", "email_from"],
+    "properties": {
+        "recipients": {
+            "description": "Up to 10,000 (more are ignored); those without a valid email too.",
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["email"],
+                "properties": {
+                    "email": {"type": "string"},
+                    "first_name": _TEXT,
+                    "last_name": _TEXT,
+                    **dict.fromkeys(PARAMS, _TEXT),
+                },
+            },
+        },
+        "subject": _TEXT,
+        "text": {**_TEXT, "description": "The content, if no template_name"},
+        "template_name": {**_TEXT, "description": "An email template of the org, by name"},
+        "name_from": _TEXT,
+        "email_from": {"type": "string", "description": "The sender's address"},
+        "purpose": {"type": "string", "description": "`alert` or `wholesale` (the default)"},
+        "send_at": {
+            "type": ["string", "integer", "null"],
+            "description": "ISO 8601 (no offset: UTC) or Unix seconds; absent, unusable: now",
+        },
+        "emailing_service": {"type": "string", "description": "`mailbox` or `gateway`"},
+        "body_format": {"type": "string", "description": "`plain_text` (default) or `html`"},
+        "language": {"type": "string", "description": "Of the unsubscribe mention, e.g. `fr`"},
+        "list_name": {"type": "string", "description": "Creates a list of these contacts"},
+    },
+    "examples": [
+        {
+            "recipients": [{"email": "ada@example.com", "first_name": "Ada"}],
+            "subject": "Spring offer",
+            "text": "Hello, our spring offer is out.",
+            "email_from": "news@acme.example",
+            "purpose": "alert",
+        }
+    ],
+}
+
+# Lone surrogates too: JSON can carry them, no email can (nor PostgreSQL store them).
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_BODY_CONTROL: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 def as_text(value: object, *, limit: int, body: bool = False) -> str | None:
@@ -115,7 +195,8 @@ def as_email(value: object) -> str | None:
 
 
 def as_datetime(value: object) -> datetime | None:
-    """ISO 8601 (no offset: UTC) or a Unix timestamp in seconds; None if neither."""
+    """ISO 8601 (no offset: UTC) or a Unix timestamp in seconds, in UTC; None if neither
+    or out of range (years 1 … 9999 in UTC)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         if value <= 0:
             return None
@@ -126,13 +207,12 @@ def as_datetime(value: object) -> datetime | None:
     text = as_text(value, limit=64)
     if text is None:
         return None
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return as_datetime(int(text))
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+        return naive_as_utc(datetime.fromisoformat(text))
+    except ValueError:  # not a date-time, or out of range once in UTC: ignored, sent now
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def as_list(value: object) -> list[Any]:
@@ -219,7 +299,7 @@ async def _json(request: Request) -> object:
     raw = await request.body()
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
         raise InvalidInput.field("body", "not valid JSON") from None
 
 
@@ -227,12 +307,11 @@ async def _json(request: Request) -> object:
     "/email/campaign/send",
     dependencies=[IDEMPOTENT],
     summary="Send an email campaign (seed 001)",
-    responses={
-        400: {"description": "Bad request"},
-        401: {"description": "Unauthorized"},
-        402: {"description": "Not enough credit"},
-        403: {"description": "Forbidden"},
-        404: {"description": "Unknown template_name"},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": REQUEST_SCHEMA}},
+        }
     },
 )
 async def send_campaign(

@@ -13,7 +13,6 @@ invites are the native invites service (`tidings.invites`), nothing more.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Response
@@ -21,6 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tidings.api.deps import PrincipalDep, WriteSessionDep
+from tidings.api.fields import UtcMoment
 from tidings.campaigns.service import find_campaign
 from tidings.compat.routing import Failure, dialect_router, require_scope
 from tidings.idempotency.http import IDEMPOTENT
@@ -28,20 +28,25 @@ from tidings.invites import service
 from tidings.keys.schemas import KeyKind, Scope
 
 
-def _error(failure: Failure) -> Response:
+def error_shape(failure: Failure) -> Response:
     status = 400 if failure.kind in ("malformed", "invalid-input") else failure.status
     return JSONResponse({"error": failure.detail, "statusCode": status}, status_code=status)
 
 
-router = dialect_router(_error, prefix="/compat/walr", tag="compat: survey invites (seed 000)")
+class WalrError(BaseModel):
+    """Every error of this dialect, whatever its status."""
+
+    error: str
+    statusCode: int  # noqa: N815 — the dialect's own field names
 
 
-_RESPONSES: dict[int | str, dict[str, str]] = {
-    400: {"description": "Bad request"},
-    401: {"description": "Unauthorized"},
-    403: {"description": "Forbidden"},
-    404: {"description": "Not Found"},
-}
+router = dialect_router(
+    error_shape,
+    prefix="/compat/walr",
+    tag="compat: survey invites (seed 000)",
+    error_model=WalrError,
+    errors={400: "Bad request: malformed JSON, a missing or invalid field (named in `error`)"},
+)
 
 
 class Recipient(BaseModel):
@@ -65,19 +70,13 @@ class InviteRequest(BaseModel):
 
     campaign_id: str = Field(alias="campaignId", min_length=1, max_length=128)
     recipients: list[Recipient | None] | None = Field(default=None, max_length=10_000)
-    send_time_utc: datetime | None = Field(default=None, alias="sendTimeUtc")
+    # without an offset, UTC: the field's name says so
+    send_time_utc: UtcMoment | None = Field(default=None, alias="sendTimeUtc")
 
     @field_validator("campaign_id", mode="before")
     @classmethod
     def _id_as_text(cls, value: object) -> object:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-    @field_validator("send_time_utc")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)  # the field's name says UTC
-        return value
 
 
 class SkippedRow(BaseModel):
@@ -97,7 +96,6 @@ class InviteAccepted(BaseModel):
     dependencies=[IDEMPOTENT],
     status_code=202,
     summary="Send invites (seed 000)",
-    responses=_RESPONSES,
 )
 async def send_invites(
     projectId: str,  # noqa: N803

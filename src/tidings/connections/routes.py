@@ -12,6 +12,7 @@ from tidings.api.deps import (
     SettingsDep,
     WriteSessionDep,
 )
+from tidings.api.fields import Id
 from tidings.api.patch import changes_of
 from tidings.api.problems import answers
 from tidings.audit import service as audit
@@ -72,7 +73,7 @@ async def _checked_create(
 
 
 async def _checked_update(
-    connection_id: int,
+    connection_id: Id,
     body: ConnectionUpdate,
     key: ManageKey,
     db: DatabaseDep,
@@ -99,7 +100,7 @@ CheckedUpdate = Annotated[ConnectionUpdate, Depends(_checked_update)]
     dependencies=[IDEMPOTENT],
 )
 async def create_connection(
-    org_id: int, key: ManageKey, body: CheckedCreate, session: WriteSessionDep
+    org_id: Id, key: ManageKey, body: CheckedCreate, session: WriteSessionDep
 ) -> ConnectionOut:
     connection = await service.create_connection(session, org_id=key.org_id, body=body)
     await audit.record(
@@ -114,7 +115,7 @@ async def create_connection(
 
 
 @router.get("", summary="List connections (never their credentials)")
-async def list_connections(org_id: int, key: ReadKey, session: SessionDep) -> list[ConnectionOut]:
+async def list_connections(org_id: Id, key: ReadKey, session: SessionDep) -> list[ConnectionOut]:
     return [connection_out(c) for c in await service.list_connections(session, org_id=key.org_id)]
 
 
@@ -124,7 +125,7 @@ async def list_connections(org_id: int, key: ReadKey, session: SessionDep) -> li
     responses=answers(404),
 )
 async def get_connection(
-    org_id: int, connection_id: int, key: ReadKey, session: SessionDep
+    org_id: Id, connection_id: Id, key: ReadKey, session: SessionDep
 ) -> ConnectionOut:
     connection = await service.get_connection(
         session, org_id=key.org_id, connection_id=connection_id
@@ -138,8 +139,8 @@ async def get_connection(
     responses=answers(404, 422),
 )
 async def update_connection(
-    org_id: int,
-    connection_id: int,
+    org_id: Id,
+    connection_id: Id,
     key: ManageKey,
     body: CheckedUpdate,
     session: WriteSessionDep,
@@ -171,7 +172,7 @@ async def update_connection(
     responses=answers(404, 409),
 )
 async def delete_connection(
-    org_id: int, connection_id: int, key: ManageKey, session: WriteSessionDep
+    org_id: Id, connection_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> None:
     before = _audited(
         await service.get_connection(session, org_id=key.org_id, connection_id=connection_id)

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
+from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.problems import answers
 from tidings.audit import service as audit
@@ -41,7 +42,7 @@ def _counts(report: service.UpsertReport | importer.ImportReport) -> dict[str, i
     dependencies=[IDEMPOTENT],
 )
 async def upsert_contacts(
-    org_id: int, body: ContactUpsert, key: ManageKey, session: WriteSessionDep
+    org_id: Id, body: ContactUpsert, key: ManageKey, session: WriteSessionDep
 ) -> UpsertReportOut:
     report = await service.upsert_contacts(
         session, org_id=key.org_id, rows=body.contacts, list_ids=body.list_ids
@@ -77,11 +78,11 @@ async def upsert_contacts(
     dependencies=[IDEMPOTENT],
 )
 async def import_contacts(
-    org_id: int,
+    org_id: Id,
     request: Request,
     key: ManageKey,
     session: SessionDep,  # no transaction: the importer opens one per batch
-    list_id: Annotated[list[int], Query(description="Lists every imported contact joins.")] = [],  # noqa: B006
+    list_id: Annotated[list[Id], Query(description="Lists every imported contact joins.")] = [],  # noqa: B006
 ) -> ImportReportOut:
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if content_type not in ("text/csv", "application/csv", "application/octet-stream"):
@@ -118,14 +119,14 @@ async def import_contacts(
 
 @router.get("", summary="List contacts")
 async def list_contacts(
-    org_id: int,
+    org_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
     email: Annotated[str | None, Query(description="Exact address")] = None,
     phone: Annotated[str | None, Query(description="Exact E.164 number")] = None,
-    list_id: Annotated[int | None, Query(description="Members of this list")] = None,
+    list_id: Annotated[Id | None, Query(description="Members of this list")] = None,
 ) -> Page[ContactOut]:
     rows = await service.list_contacts(
         session,
@@ -140,9 +141,7 @@ async def list_contacts(
 
 
 @router.get("/{contact_id}", summary="Read a contact")
-async def get_contact(
-    org_id: int, contact_id: int, key: ReadKey, session: SessionDep
-) -> ContactOut:
+async def get_contact(org_id: Id, contact_id: Id, key: ReadKey, session: SessionDep) -> ContactOut:
     return ContactOut.of(
         await service.get_contact(session, org_id=key.org_id, contact_id=contact_id)
     )
@@ -154,7 +153,7 @@ async def get_contact(
     responses=answers(404),
 )
 async def erase_contact(
-    org_id: int, contact_id: int, request: Request, key: ManageKey, session: WriteSessionDep
+    org_id: Id, contact_id: Id, request: Request, key: ManageKey, session: WriteSessionDep
 ) -> ContactOut:
     erased = ContactOut.of(
         await privacy.erase_contact(

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tidings.api.fields import Id
 from tidings.contacts.models import Contact
 from tidings.errors import FieldError
 
@@ -74,7 +75,7 @@ class ContactUpsert(BaseModel):
             "request; 500 is the recommended batch. Bad rows are reported, good ones stored."
         ),
     )
-    list_ids: list[int] = Field(
+    list_ids: list[Id] = Field(
         default_factory=list, max_length=100, description="Lists every stored row joins."
     )
 

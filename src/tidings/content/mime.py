@@ -29,15 +29,35 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Annotated
 
 import idna
+from pydantic import AfterValidator
 
-__all__ = ["Address", "Email", "HeaderInjection", "build"]
+__all__ = ["Address", "Email", "HeaderInjection", "HeaderText", "breaks_header", "build"]
 
 
 class Undeliverable(ValueError):
     """An address no message can be built for: a domain that is not a valid IDN. The
     message fails with this reason."""
+
+
+def breaks_header(value: str) -> bool:
+    """Whether a header input holds CR, LF or NUL: the one rule, checked when a template or
+    a single send is saved (`HeaderText`) and again on each built message (its variables
+    may bring them)."""
+    return "\r" in value or "\n" in value or "\0" in value
+
+
+def header_text(value: str) -> str:
+    """A header input as it is saved: ValueError (a 422 naming the field) if it breaks."""
+    if breaks_header(value):
+        raise ValueError("CR, LF or NUL cannot be in a header: it would end the header early")
+    return value
+
+
+HeaderText = Annotated[str, AfterValidator(header_text)]
+"""Literal text of a header (a subject, a sender's name), refused at save if it breaks."""
 
 
 class HeaderInjection(ValueError):
@@ -263,10 +283,9 @@ def _check_injection(email: Email) -> None:
     for name, value in email.headers:
         fields += [(repr(name), name), (name, value)]
     # One scan of everything joined; finding the culprit is only paid on failure.
-    joined = "".join([value for _, value in fields])
-    if "\r" in joined or "\n" in joined or "\0" in joined:
+    if breaks_header("".join([value for _, value in fields])):
         for header, value in fields:
-            if "\r" in value or "\n" in value or "\0" in value:
+            if breaks_header(value):
                 raise HeaderInjection(header)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
+from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, decode_cursor, paged
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
@@ -26,7 +27,7 @@ router = APIRouter(prefix="/orgs/{org_id}", tags=["credits"], route_class=Idempo
 
 @router.get("/credits", summary="The credit balance and the ledger, newest first")
 async def get_credits(
-    org_id: int,
+    org_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
@@ -44,7 +45,7 @@ async def get_credits(
     "/credits/top-ups", status_code=201, summary="Add credit to the org", dependencies=[IDEMPOTENT]
 )
 async def top_up(
-    org_id: int, body: TopUpIn, key: ManageKey, session: WriteSessionDep
+    org_id: Id, body: TopUpIn, key: ManageKey, session: WriteSessionDep
 ) -> CreditEntryOut:
     entry = CreditEntryOut.of(
         await service.top_up(
@@ -63,14 +64,14 @@ async def top_up(
 
 
 @router.get("/prices", summary="The price table (no row: free)")
-async def get_prices(org_id: int, key: ReadKey, session: SessionDep) -> PricesOut:
+async def get_prices(org_id: Id, key: ReadKey, session: SessionDep) -> PricesOut:
     prices = await service.list_prices(session, org_id=key.org_id)
     return PricesOut(prices=[PriceOut.of(p) for p in prices])
 
 
 @router.put("/prices", summary="Replace the price table")
 async def put_prices(
-    org_id: int, body: PricesIn, key: ManageKey, session: WriteSessionDep
+    org_id: Id, body: PricesIn, key: ManageKey, session: WriteSessionDep
 ) -> PricesOut:
     before = _audited(await service.list_prices(session, org_id=key.org_id))
     rows = [service.PriceRow(p.channel, p.country, to_micro(p.amount)) for p in body.prices]

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tidings.api.deps import ReadKey, SessionDep
+from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.event_types import EVENT_TYPES
 from tidings.events import service, stats
@@ -19,13 +20,13 @@ IntervalQuery = Annotated[
 
 @router.get("/events", summary="List events, filtered by message, broadcast or type")
 async def list_events(
-    org_id: int,
+    org_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
-    message_id: Annotated[int | None, Query()] = None,
-    broadcast_id: Annotated[int | None, Query()] = None,
+    message_id: Annotated[Id | None, Query()] = None,
+    broadcast_id: Annotated[Id | None, Query()] = None,
     type: Annotated[
         list[str] | None, Query(description=f"One or more of: {', '.join(EVENT_TYPES)}")
     ] = None,
@@ -44,8 +45,8 @@ async def list_events(
 
 @router.get("/broadcasts/{broadcast_id}/stats", summary="A broadcast's counters, rates, series")
 async def broadcast_stats(
-    org_id: int,
-    broadcast_id: int,
+    org_id: Id,
+    broadcast_id: Id,
     key: ReadKey,
     session: SessionDep,
     interval: IntervalQuery = "hour",
@@ -58,8 +59,8 @@ async def broadcast_stats(
 
 @router.get("/campaigns/{campaign_id}/stats", summary="Stats over a campaign's broadcasts")
 async def campaign_stats(
-    org_id: int,
-    campaign_id: int,
+    org_id: Id,
+    campaign_id: Id,
     key: ReadKey,
     session: SessionDep,
     interval: IntervalQuery = "hour",

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tidings.api.deps import SendKey, WriteSessionDep
+from tidings.api.fields import Id
 from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.invites import service
 from tidings.invites.schemas import InviteBatchOut, InviteCreate, SkippedRecipient
@@ -33,7 +34,7 @@ def batch_out(batch: service.InviteBatch) -> InviteBatchOut:
     dependencies=[IDEMPOTENT],
 )
 async def send_invites(
-    org_id: int, campaign_id: int, body: InviteCreate, key: SendKey, session: WriteSessionDep
+    org_id: Id, campaign_id: Id, body: InviteCreate, key: SendKey, session: WriteSessionDep
 ) -> InviteBatchOut:
     batch = await service.send_invites(
         session,

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from tidings.api.fields import Moment
 
 _EXAMPLE: dict[str, Any] = {
     "recipients": [
@@ -35,7 +37,7 @@ class InviteCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
 
     recipients: list[InviteRecipient] = Field(default_factory=list, max_length=10_000)
-    send_at: AwareDatetime | None = None
+    send_at: Moment | None = None
 
 
 class SkippedRecipient(BaseModel):

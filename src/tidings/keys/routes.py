@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
+from tidings.api.fields import Id
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.audit.diff import diff
@@ -24,7 +25,7 @@ def _out(key: ApiKey) -> ApiKeyOut:
 
 
 @router.get("", summary="List the org's API keys (never their secrets)")
-async def list_keys(org_id: int, key: ReadKey, session: SessionDep) -> list[ApiKeyOut]:
+async def list_keys(org_id: Id, key: ReadKey, session: SessionDep) -> list[ApiKeyOut]:
     return [_out(k) for k in await service.list_keys(session, org_id=key.org_id)]
 
 
@@ -35,7 +36,7 @@ async def list_keys(org_id: int, key: ReadKey, session: SessionDep) -> list[ApiK
     dependencies=[IDEMPOTENT],
 )
 async def create_key(
-    org_id: int, body: ApiKeyCreate, key: ManageKey, session: WriteSessionDep
+    org_id: Id, body: ApiKeyCreate, key: ManageKey, session: WriteSessionDep
 ) -> ApiKeyIssued:
     issued = await service.create_key(
         session, org_id=key.org_id, name=body.name, kind=body.kind, scopes=body.scopes, issuer=key
@@ -52,9 +53,7 @@ async def create_key(
 
 
 @router.delete("/{key_id}", summary="Revoke a key (it stops working at once)")
-async def revoke_key(
-    org_id: int, key_id: int, key: ManageKey, session: WriteSessionDep
-) -> ApiKeyOut:
+async def revoke_key(org_id: Id, key_id: Id, key: ManageKey, session: WriteSessionDep) -> ApiKeyOut:
     revoked = await service.revoke_key(session, org_id=key.org_id, key_id=key_id)
     await audit.record(
         session,

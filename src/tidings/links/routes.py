@@ -15,6 +15,7 @@ flagged, not counted (the rule: `tidings.events.bots`).
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -24,6 +25,24 @@ from tidings.events.service import Hit
 from tidings.links import service
 from tidings.links.deps import SignerDep
 
+_HTML_404: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown or tampered token: a page", "content": {"text/html": {}}}
+}
+_EMPTY_404: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown or tampered token (no body)"}
+}
+_PAGE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "A page", "content": {"text/html": {}}},
+    **_HTML_404,
+}
+_LINK_ANSWERS: dict[int | str, dict[str, Any]] = {
+    302: {"description": "To the stored URL (`Location`)"},
+    **_HTML_404,
+}
+_PIXEL_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The 1×1 GIF", "content": {"image/gif": {}}},
+    **_EMPTY_404,
+}
 router = APIRouter(tags=["links"], include_in_schema=True)
 
 _PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
@@ -59,7 +78,12 @@ def _not_found() -> HTMLResponse:
     return _page("Link not found", "This link is not valid.", status=404)
 
 
-@router.get("/u/{token}", summary="Unsubscribe page (confirms; changes nothing)")
+@router.get(
+    "/u/{token}",
+    response_class=HTMLResponse,
+    responses=_PAGE_ANSWERS,
+    summary="Unsubscribe page (confirms; changes nothing)",
+)
 async def unsubscribe_page(token: str, signer: SignerDep) -> HTMLResponse:
     if service.message_of(signer, token) is None:
         return _not_found()
@@ -70,7 +94,12 @@ async def unsubscribe_page(token: str, signer: SignerDep) -> HTMLResponse:
     return _page("Unsubscribe", "Stop receiving these messages?", form)
 
 
-@router.post("/u/{token}", summary="Unsubscribe (page button, or RFC 8058 one-click)")
+@router.post(
+    "/u/{token}",
+    response_class=HTMLResponse,
+    responses=_PAGE_ANSWERS,
+    summary="Unsubscribe (page button, or RFC 8058 one-click)",
+)
 async def unsubscribe(token: str, signer: SignerDep, session: WriteSessionDep) -> HTMLResponse:
     message_id = service.message_of(signer, token)
     if message_id is None:
@@ -81,8 +110,18 @@ async def unsubscribe(token: str, signer: SignerDep, session: WriteSessionDep) -
     return _page("Unsubscribed", "You will not receive these messages any more.")
 
 
-@router.get("/l/{token}", summary="Follow a link from a message (redirects to the stored URL)")
-@router.head("/l/{token}", summary="Probe a link (recorded as a bot's click)")
+@router.get(
+    "/l/{token}",
+    response_class=Response,
+    responses=_LINK_ANSWERS,
+    summary="Follow a link from a message (redirects to the stored URL)",
+)
+@router.head(
+    "/l/{token}",
+    response_class=Response,
+    responses=_LINK_ANSWERS,
+    summary="Probe a link (recorded as a bot's click)",
+)
 async def follow_link(
     token: str, request: Request, signer: SignerDep, session: WriteSessionDep
 ) -> Response:
@@ -95,8 +134,18 @@ async def follow_link(
     return RedirectResponse(url, status_code=302)
 
 
-@router.get("/o/{token}", summary="Open pixel (1×1 GIF, never cached)")
-@router.head("/o/{token}", summary="Probe the open pixel (recorded as a bot's open)")
+@router.get(
+    "/o/{token}",
+    response_class=Response,
+    responses=_PIXEL_ANSWERS,
+    summary="Open pixel (1×1 GIF, never cached)",
+)
+@router.head(
+    "/o/{token}",
+    response_class=Response,
+    responses=_PIXEL_ANSWERS,
+    summary="Probe the open pixel (recorded as a bot's open)",
+)
 async def open_pixel(
     token: str, request: Request, signer: SignerDep, session: WriteSessionDep
 ) -> Response:
@@ -108,8 +157,18 @@ async def open_pixel(
     return Response(PIXEL, media_type="image/gif", headers=NO_CACHE)
 
 
-@router.get("/p/{token}", status_code=204, summary="Record a play (media, landing page)")
-@router.post("/p/{token}", status_code=204, summary="Record a play (media, landing page)")
+@router.get(
+    "/p/{token}",
+    responses=_EMPTY_404,
+    status_code=204,
+    summary="Record a play (media, landing page)",
+)
+@router.post(
+    "/p/{token}",
+    responses=_EMPTY_404,
+    status_code=204,
+    summary="Record a play (media, landing page)",
+)
 async def played(
     token: str, request: Request, signer: SignerDep, session: WriteSessionDep
 ) -> Response:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
+from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
 from tidings.audit import service as audit
@@ -43,7 +44,7 @@ def _audited(item: ListOut) -> dict[str, object]:
 
 @router.post("", status_code=201, summary="Create a list", dependencies=[IDEMPOTENT])
 async def create_list(
-    org_id: int, body: ListCreate, key: ManageKey, session: WriteSessionDep
+    org_id: Id, body: ListCreate, key: ManageKey, session: WriteSessionDep
 ) -> ListOut:
     item = _out(
         await service.create_list(
@@ -63,7 +64,7 @@ async def create_list(
 
 @router.get("", summary="List the org's lists")
 async def list_lists(
-    org_id: int,
+    org_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
@@ -76,13 +77,13 @@ async def list_lists(
 
 
 @router.get("/{list_id}", summary="Read a list")
-async def get_list(org_id: int, list_id: int, key: ReadKey, session: SessionDep) -> ListOut:
+async def get_list(org_id: Id, list_id: Id, key: ReadKey, session: SessionDep) -> ListOut:
     return _out(await service.get_list(session, org_id=key.org_id, list_id=list_id))
 
 
 @router.patch("/{list_id}", summary="Rename or describe a list")
 async def update_list(
-    org_id: int, list_id: int, body: ListUpdate, key: ManageKey, session: WriteSessionDep
+    org_id: Id, list_id: Id, body: ListUpdate, key: ManageKey, session: WriteSessionDep
 ) -> ListOut:
     before = _audited(_out(await service.get_list(session, org_id=key.org_id, list_id=list_id)))
     changes = changes_of(body, ListChanges)
@@ -102,7 +103,7 @@ async def update_list(
 
 @router.delete("/{list_id}", status_code=204, summary="Delete a list (its contacts stay)")
 async def delete_list(
-    org_id: int, list_id: int, key: ManageKey, session: WriteSessionDep
+    org_id: Id, list_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> Response:
     before = _audited(_out(await service.get_list(session, org_id=key.org_id, list_id=list_id)))
     await service.delete_list(session, org_id=key.org_id, list_id=list_id)
@@ -119,7 +120,7 @@ async def delete_list(
 
 @router.post("/{list_id}/members", summary="Add contacts to a list")
 async def add_members(
-    org_id: int, list_id: int, body: MembersChange, key: ManageKey, session: WriteSessionDep
+    org_id: Id, list_id: Id, body: MembersChange, key: ManageKey, session: WriteSessionDep
 ) -> MembersChanged:
     changed = await contacts.join_list(
         session, org_id=key.org_id, list_id=list_id, contact_ids=body.contact_ids
@@ -137,7 +138,7 @@ async def add_members(
 
 @router.post("/{list_id}/members/remove", summary="Remove contacts from a list")
 async def remove_members(
-    org_id: int, list_id: int, body: MembersChange, key: ManageKey, session: WriteSessionDep
+    org_id: Id, list_id: Id, body: MembersChange, key: ManageKey, session: WriteSessionDep
 ) -> MembersChanged:
     changed = await service.remove_members(
         session, org_id=key.org_id, list_id=list_id, contact_ids=body.contact_ids

@@ -5,6 +5,7 @@ from typing import TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tidings.api.fields import Id
 from tidings.api.patch import refuse_null
 
 
@@ -51,7 +52,7 @@ class MembersChange(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"contact_ids": [1, 2]}]}
     )
 
-    contact_ids: list[int] = Field(min_length=1, max_length=10_000)
+    contact_ids: list[Id] = Field(min_length=1, max_length=10_000)
 
 
 class MembersChanged(BaseModel):

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tidings.api.deps import ReadKey, RendererDep, SendKey, SessionDep, WriteSessionDep
+from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.keys.schemas import KeyKind
@@ -16,14 +17,14 @@ router = APIRouter(prefix="/orgs/{org_id}", tags=["messages"], route_class=Idemp
 
 @router.get("/messages", summary="List messages, filtered by broadcast, status or contact")
 async def list_messages(
-    org_id: int,
+    org_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
-    broadcast_id: Annotated[int | None, Query()] = None,
+    broadcast_id: Annotated[Id | None, Query()] = None,
     status: Annotated[str | None, Query(description="e.g. sent, failed, skipped")] = None,
-    contact_id: Annotated[int | None, Query()] = None,
+    contact_id: Annotated[Id | None, Query()] = None,
 ) -> Page[MessageOut]:
     rows = await service.list_messages(
         session,
@@ -38,21 +39,19 @@ async def list_messages(
 
 
 @router.get("/messages/{message_id}", summary="Read a message and its final state")
-async def get_message(
-    org_id: int, message_id: int, key: ReadKey, session: SessionDep
-) -> MessageOut:
+async def get_message(org_id: Id, message_id: Id, key: ReadKey, session: SessionDep) -> MessageOut:
     message = await service.get_message(session, org_id=key.org_id, message_id=message_id)
     return MessageOut.model_validate(message)
 
 
 @router.get("/sink/messages", summary="What the built-in sink received (full MIME, SMS text)")
 async def list_sink_messages(
-    org_id: int,
+    org_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
-    message_id: Annotated[int | None, Query()] = None,
+    message_id: Annotated[Id | None, Query()] = None,
 ) -> Page[SinkMessageOut]:
     rows = await service.list_sink_messages(
         session,
@@ -71,7 +70,7 @@ async def list_sink_messages(
     dependencies=[IDEMPOTENT],
 )
 async def send_message(
-    org_id: int,
+    org_id: Id,
     body: SingleSend,
     key: SendKey,
     session: WriteSessionDep,

@@ -3,9 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from tidings.api.fields import Id, Moment
 from tidings.campaigns.schemas import Purpose
+from tidings.content.mime import HeaderText
 from tidings.templates.schemas import Channel
 
 
@@ -89,7 +91,7 @@ class InlineContent(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    subject: str | None = Field(default=None, max_length=2_000)
+    subject: HeaderText | None = Field(default=None, max_length=2_000)
     html: str | None = None
     text: str | None = None
 
@@ -105,8 +107,8 @@ class SingleSend(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": _SEND_EXAMPLES})
 
-    campaign_id: int | None = None
-    template_id: int | None = Field(default=None, description="A template of the org.")
+    campaign_id: Id | None = None
+    template_id: Id | None = Field(default=None, description="A template of the org.")
     content: InlineContent | None = Field(default=None, description="Inline content.")
     channel: Channel | None = Field(
         default=None, description="Required with `content`; with `template_id`, the template's."
@@ -114,7 +116,7 @@ class SingleSend(BaseModel):
     purpose: Purpose | None = Field(
         default=None, description="Without a campaign; `transactional` when left out."
     )
-    from_name: str | None = Field(default=None, max_length=200)
+    from_name: HeaderText | None = Field(default=None, max_length=200)
     from_email: str | None = Field(
         default=None, max_length=320, description="Required for email without a campaign."
     )
@@ -122,13 +124,13 @@ class SingleSend(BaseModel):
     sms_sender: str | None = Field(
         default=None, max_length=16, description="SMS sender id: up to 11 letters or 15 digits"
     )
-    connection_id: int | None = Field(
+    connection_id: Id | None = Field(
         default=None, description="Without a campaign; null = the org's default for the channel."
     )
-    contact_id: int | None = None
+    contact_id: Id | None = None
     to: dict[str, Any] | None = Field(default=None, description="A contact row (see ContactIn)")
     variables: dict[str, Any] = Field(default_factory=dict)
-    send_at: AwareDatetime | None = None
+    send_at: Moment | None = None
 
     @model_validator(mode="after")
     def _one_recipient(self) -> SingleSend:

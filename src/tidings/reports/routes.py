@@ -9,17 +9,22 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.api.deps import BodyDep, ReadKey, SessionDep, WriteSessionDep
-from tidings.api.problems import error_response
+from tidings.api.fields import Id
+from tidings.api.problems import answers, error_response
 from tidings.reports import service
 from tidings.reports.schemas import RejectedCountOut, RejectedReportsOut, ReportsOut
 from tidings.settings import Settings
 
 router = APIRouter(prefix="/orgs/{org_id}/reports", tags=["reports"])
-public = APIRouter(prefix="/reports/{connection_id}", tags=["delivery reports"])
+public = APIRouter(
+    prefix="/reports/{connection_id}",
+    tags=["delivery reports"],
+    responses=answers(401, 403, 404, 422),  # unsigned, badly signed, unknown, malformed
+)
 
 
 async def _receive(
-    request: Request, session: AsyncSession, connection_id: int, incoming: service.Incoming
+    request: Request, session: AsyncSession, connection_id: Id, incoming: service.Incoming
 ) -> ReportsOut | Response:
     settings: Settings = request.app.state.settings
     outcome = await service.receive(
@@ -45,7 +50,7 @@ def _urls(request: Request, settings: Settings) -> tuple[str, ...]:
     "/kannel/{token}", summary="Kannel DLR (Kannel GETs the dlr-url)", response_model=ReportsOut
 )
 async def kannel(
-    connection_id: int, token: str, request: Request, session: WriteSessionDep
+    connection_id: Id, token: str, request: Request, session: WriteSessionDep
 ) -> ReportsOut | Response:
     incoming = service.Incoming(source="kannel", params=dict(request.query_params), token=token)
     return await _receive(request, session, connection_id, incoming)
@@ -57,7 +62,7 @@ async def kannel(
     response_model=ReportsOut,
 )
 async def infobip(
-    connection_id: int, token: str, request: Request, body: BodyDep, session: WriteSessionDep
+    connection_id: Id, token: str, request: Request, body: BodyDep, session: WriteSessionDep
 ) -> ReportsOut | Response:
     incoming = service.Incoming(source="infobip", body=body, token=token)
     return await _receive(request, session, connection_id, incoming)
@@ -67,7 +72,7 @@ async def infobip(
     "/twilio", summary="Twilio status callback (X-Twilio-Signature)", response_model=ReportsOut
 )
 async def twilio(
-    connection_id: int, request: Request, body: BodyDep, session: WriteSessionDep
+    connection_id: Id, request: Request, body: BodyDep, session: WriteSessionDep
 ) -> ReportsOut | Response:
     try:
         form = dict(parse_qsl(body.decode(), keep_blank_values=True))
@@ -87,7 +92,7 @@ async def twilio(
     "/json", summary="Generic reports, signed as Standard Webhooks", response_model=ReportsOut
 )
 async def generic(
-    connection_id: int, request: Request, body: BodyDep, session: WriteSessionDep
+    connection_id: Id, request: Request, body: BodyDep, session: WriteSessionDep
 ) -> ReportsOut | Response:
     incoming = service.Incoming(
         source="json",
@@ -98,7 +103,7 @@ async def generic(
 
 
 @router.get("/rejected", summary="Refused delivery reports, counted by source and reason")
-async def rejected(org_id: int, key: ReadKey, session: SessionDep) -> RejectedReportsOut:
+async def rejected(org_id: Id, key: ReadKey, session: SessionDep) -> RejectedReportsOut:
     counts = await service.rejected_counts(session, org_id=key.org_id)
     return RejectedReportsOut(
         total=sum(c.count for c in counts),

@@ -23,12 +23,14 @@ turns the tree into one SQL condition on `contacts`, scoped to the org.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select, true
 
+from tidings.api.fields import MAX_ID
 from tidings.contacts.models import Contact
 from tidings.contacts.normalize import ATTRIBUTE_NAME
 from tidings.db.dialect import json_bool, json_number, json_present, json_text
@@ -129,7 +131,12 @@ class _Parser:
             return Not(child) if child is not None else None
         if "in_list" in raw:
             list_id = raw["in_list"]
-            if len(raw) != 1 or not isinstance(list_id, int) or isinstance(list_id, bool):
+            if (
+                len(raw) != 1
+                or not isinstance(list_id, int)
+                or isinstance(list_id, bool)
+                or not 1 <= list_id <= MAX_ID
+            ):
                 self.fail(f"{path}.in_list", "must be a list id (integer), alone in its object")
                 return None
             return InList(list_id)
@@ -191,6 +198,13 @@ def _scalar_kind(value: object) -> str | None:
     return None
 
 
+def _storable(number: object) -> bool:
+    """A number SQL can bind: a finite float, or an integer within the signed 64-bit range."""
+    if isinstance(number, int):
+        return -MAX_ID - 1 <= number <= MAX_ID
+    return isinstance(number, float) and math.isfinite(number)
+
+
 def _check_value(name: str, op: str, value: object) -> str | None:
     """Why `value` cannot go with `op` on `name`, or None when it can."""
     if op in ("exists", "not_exists"):
@@ -202,6 +216,8 @@ def _check_value(name: str, op: str, value: object) -> str | None:
     if None in kinds or len(kinds) != 1:
         return "values must be strings, numbers or booleans, all of one type"
     kind = kinds.pop()
+    if kind == "number" and not all(_storable(v) for v in values):
+        return "numbers must be finite, and integers within the signed 64-bit range"
     is_attribute = name.startswith("attributes.")
     if not is_attribute and kind != "text":
         return f"{name} compares with strings"

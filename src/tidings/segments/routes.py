@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, WriteSessionDep
+from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
 from tidings.audit import service as audit
@@ -44,7 +45,7 @@ def _audited(item: SegmentOut) -> dict[str, object]:
 
 @router.post("", status_code=201, summary="Save a segment", dependencies=[IDEMPOTENT])
 async def create_segment(
-    org_id: int, body: SegmentCreate, key: ManageKey, session: WriteSessionDep
+    org_id: Id, body: SegmentCreate, key: ManageKey, session: WriteSessionDep
 ) -> SegmentOut:
     item = _out(
         await service.create_segment(
@@ -68,7 +69,7 @@ async def create_segment(
 
 @router.post("/count", summary="Count the contacts an unsaved filter matches")
 async def count_filter(
-    org_id: int, body: FilterCount, key: ReadKey, session: SessionDep
+    org_id: Id, body: FilterCount, key: ReadKey, session: SessionDep
 ) -> CountOut:
     count = await service.count_matching(session, org_id=key.org_id, raw=body.filter)
     return CountOut(contacts_count=count)
@@ -76,7 +77,7 @@ async def count_filter(
 
 @router.get("", summary="List segments with their counts")
 async def list_segments(
-    org_id: int,
+    org_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
@@ -89,24 +90,20 @@ async def list_segments(
 
 
 @router.get("/{segment_id}", summary="Read a segment")
-async def get_segment(
-    org_id: int, segment_id: int, key: ReadKey, session: SessionDep
-) -> SegmentOut:
+async def get_segment(org_id: Id, segment_id: Id, key: ReadKey, session: SessionDep) -> SegmentOut:
     return _out(await service.get_segment(session, org_id=key.org_id, segment_id=segment_id))
 
 
 @router.get("/{segment_id}/count", summary="Count the segment's contacts now")
-async def count_segment(
-    org_id: int, segment_id: int, key: ReadKey, session: SessionDep
-) -> CountOut:
+async def count_segment(org_id: Id, segment_id: Id, key: ReadKey, session: SessionDep) -> CountOut:
     item = await service.get_segment(session, org_id=key.org_id, segment_id=segment_id)
     return CountOut(contacts_count=item.contacts_count)
 
 
 @router.get("/{segment_id}/contacts", summary="List the segment's contacts")
 async def segment_contacts(
-    org_id: int,
-    segment_id: int,
+    org_id: Id,
+    segment_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
@@ -124,7 +121,7 @@ async def segment_contacts(
 
 @router.patch("/{segment_id}", summary="Change a segment")
 async def update_segment(
-    org_id: int, segment_id: int, body: SegmentUpdate, key: ManageKey, session: WriteSessionDep
+    org_id: Id, segment_id: Id, body: SegmentUpdate, key: ManageKey, session: WriteSessionDep
 ) -> SegmentOut:
     before = _audited(
         _out(await service.get_segment(session, org_id=key.org_id, segment_id=segment_id))
@@ -148,7 +145,7 @@ async def update_segment(
 
 @router.delete("/{segment_id}", status_code=204, summary="Delete a segment")
 async def delete_segment(
-    org_id: int, segment_id: int, key: ManageKey, session: WriteSessionDep
+    org_id: Id, segment_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> Response:
     before = _audited(
         _out(await service.get_segment(session, org_id=key.org_id, segment_id=segment_id))

@@ -11,7 +11,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from tidings.api.deps import BodyDep, DatabaseDep, ManageKey, ReadKey, SessionDep, WriteSessionDep
+from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
+from tidings.api.problems import answers
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
@@ -30,7 +32,7 @@ from tidings.suppressions.schemas import (
 router = APIRouter(
     prefix="/orgs/{org_id}/suppressions", tags=["suppressions"], route_class=IdempotentRoute
 )
-public = APIRouter(tags=["inbound"])
+public = APIRouter(tags=["inbound"], responses=answers(404))  # an unknown token
 
 # OWASP "CSV injection": a cell a spreadsheet would read as a formula gets a leading quote.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -43,7 +45,7 @@ def safe_cell(value: Any) -> str:
 
 @router.get("", summary="List suppressions")
 async def list_suppressions(
-    org_id: int,
+    org_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
@@ -68,7 +70,7 @@ async def list_suppressions(
     dependencies=[IDEMPOTENT],
 )
 async def add_suppressions(
-    org_id: int, body: SuppressionAdd, key: ManageKey, session: WriteSessionDep
+    org_id: Id, body: SuppressionAdd, key: ManageKey, session: WriteSessionDep
 ) -> AddReportOut:
     report = await service.add(session, org_id=key.org_id, rows=body.suppressions)
     # Counts only: an address is a person's data, and the audit outlives an erasure.
@@ -92,7 +94,7 @@ async def add_suppressions(
 
 @router.delete("", status_code=204, summary="Remove an address from the list")
 async def remove_address(
-    org_id: int,
+    org_id: Id,
     key: ManageKey,
     session: WriteSessionDep,
     channel: Annotated[Channel, Query()],
@@ -116,7 +118,7 @@ async def remove_address(
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}},
 )
-async def export_suppressions(org_id: int, key: ReadKey, db: DatabaseDep) -> StreamingResponse:
+async def export_suppressions(org_id: Id, key: ReadKey, db: DatabaseDep) -> StreamingResponse:
     async def lines() -> AsyncIterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -139,7 +141,7 @@ async def export_suppressions(org_id: int, key: ReadKey, db: DatabaseDep) -> Str
 
 @router.get("/{suppression_id}", summary="Read a suppression")
 async def get_suppression(
-    org_id: int, suppression_id: int, key: ReadKey, session: SessionDep
+    org_id: Id, suppression_id: Id, key: ReadKey, session: SessionDep
 ) -> SuppressionOut:
     return SuppressionOut.of(
         await service.get_suppression(session, org_id=key.org_id, suppression_id=suppression_id)
@@ -148,7 +150,7 @@ async def get_suppression(
 
 @router.delete("/{suppression_id}", status_code=204, summary="Remove a suppression")
 async def remove_suppression(
-    org_id: int, suppression_id: int, key: ManageKey, session: WriteSessionDep
+    org_id: Id, suppression_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> Response:
     removed = await service.get_suppression(
         session, org_id=key.org_id, suppression_id=suppression_id
@@ -172,7 +174,7 @@ async def remove_suppression(
     response_model=None,
 )
 async def inbound_sms(
-    connection_id: int, token: str, request: Request, raw: BodyDep, session: WriteSessionDep
+    connection_id: Id, token: str, request: Request, raw: BodyDep, session: WriteSessionDep
 ) -> InboundOut | Response:
     form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
     body: Any

@@ -4,6 +4,7 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.api.deps import ManageKey, ReadKey, RendererDep, SessionDep, WriteSessionDep
+from tidings.api.fields import Id, VersionNumber
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
 from tidings.api.problems import answers
@@ -28,7 +29,7 @@ router = APIRouter(
 )
 
 
-async def _audited(session: AsyncSession, *, org_id: int, template_id: int) -> dict[str, object]:
+async def _audited(session: AsyncSession, *, org_id: Id, template_id: Id) -> dict[str, object]:
     """The template as it is before an action, for the audit's diff."""
     template = await service.get_template(session, org_id=org_id, template_id=template_id)
     return view(TemplateOut.model_validate(template))
@@ -42,7 +43,7 @@ async def _audited(session: AsyncSession, *, org_id: int, template_id: int) -> d
     dependencies=[IDEMPOTENT],
 )
 async def create_template(
-    org_id: int,
+    org_id: Id,
     body: TemplateCreate,
     key: ManageKey,
     session: WriteSessionDep,
@@ -66,7 +67,7 @@ async def create_template(
 
 @router.get("", summary="List templates")
 async def list_templates(
-    org_id: int,
+    org_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
@@ -80,7 +81,7 @@ async def list_templates(
 
 @router.get("/{template_id}", summary="Read a template", responses=answers(404))
 async def get_template(
-    org_id: int, template_id: int, key: ReadKey, session: SessionDep
+    org_id: Id, template_id: Id, key: ReadKey, session: SessionDep
 ) -> TemplateOut:
     template = await service.get_template(session, org_id=key.org_id, template_id=template_id)
     return TemplateOut.model_validate(template)
@@ -92,8 +93,8 @@ async def get_template(
     responses=answers(404, 409, 422),
 )
 async def update_template(
-    org_id: int,
-    template_id: int,
+    org_id: Id,
+    template_id: Id,
     body: TemplateUpdate,
     key: ManageKey,
     session: WriteSessionDep,
@@ -128,7 +129,7 @@ async def update_template(
     responses=answers(404, 409),
 )
 async def delete_template(
-    org_id: int, template_id: int, key: ManageKey, session: WriteSessionDep
+    org_id: Id, template_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> None:
     before = await _audited(session, org_id=key.org_id, template_id=template_id)
     await retirement.delete_template(session, org_id=key.org_id, template_id=template_id)
@@ -148,8 +149,8 @@ async def delete_template(
     responses=answers(404),
 )
 async def list_versions(
-    org_id: int,
-    template_id: int,
+    org_id: Id,
+    template_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
@@ -171,7 +172,7 @@ async def list_versions(
     responses=answers(404),
 )
 async def get_version(
-    org_id: int, template_id: int, number: int, key: ReadKey, session: SessionDep
+    org_id: Id, template_id: Id, number: VersionNumber, key: ReadKey, session: SessionDep
 ) -> TemplateVersionOut:
     version = await service.get_version(
         session, org_id=key.org_id, template_id=template_id, number=number
@@ -186,9 +187,9 @@ async def get_version(
     dependencies=[IDEMPOTENT],
 )
 async def restore_version(
-    org_id: int,
-    template_id: int,
-    number: int,
+    org_id: Id,
+    template_id: Id,
+    number: VersionNumber,
     key: ManageKey,
     session: WriteSessionDep,
     renderer: RendererDep,
@@ -222,8 +223,8 @@ async def restore_version(
     responses=answers(404, 422),
 )
 async def preview_template(
-    org_id: int,
-    template_id: int,
+    org_id: Id,
+    template_id: Id,
     body: PreviewRequest,
     key: ReadKey,
     session: SessionDep,

@@ -6,7 +6,9 @@ from typing import Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tidings.api.fields import Id
 from tidings.api.patch import refuse_null
+from tidings.content.mime import HeaderText
 
 
 class Channel(StrEnum):
@@ -48,7 +50,7 @@ class TemplateCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=255)
     channel: Channel
-    subject: str | None = Field(default=None, max_length=2_000)
+    subject: HeaderText | None = Field(default=None, max_length=2_000)
     html: str | None = None
     text: str | None = None
 
@@ -64,7 +66,7 @@ class TemplateUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=255)
-    subject: str | None = Field(default=None, max_length=2_000)
+    subject: HeaderText | None = Field(default=None, max_length=2_000)
     html: str | None = None
     text: str | None = None
 
@@ -121,7 +123,7 @@ class PreviewRequest(BaseModel):
         json_schema_extra={"examples": [{"contact_id": 1, "variables": {"survey": "Q3"}}]},
     )
 
-    contact_id: int | None = None
+    contact_id: Id | None = None
     variables: dict[str, Any] = Field(default_factory=dict)
 
 

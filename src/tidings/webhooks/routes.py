@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from tidings.api.deps import ManageKey, ReadKey, SessionDep, SettingsDep, WriteSessionDep
+from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.patch import changes_of
 from tidings.audit import service as audit
@@ -85,7 +86,7 @@ CheckedUpdate = Annotated[WebhookUpdate, Depends(_checked_update)]
     dependencies=[IDEMPOTENT],
 )
 async def create_webhook(
-    org_id: int, key: ManageKey, body: CheckedCreate, session: WriteSessionDep
+    org_id: Id, key: ManageKey, body: CheckedCreate, session: WriteSessionDep
 ) -> WebhookCreated:
     endpoint = await service.create_endpoint(session, org_id=key.org_id, body=body)
     await audit.record(
@@ -101,7 +102,7 @@ async def create_webhook(
 
 @router.get("", summary="List the org's webhooks (never their secrets)")
 async def list_webhooks(
-    org_id: int,
+    org_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
@@ -114,15 +115,13 @@ async def list_webhooks(
 
 
 @router.get("/{webhook_id}", summary="Read a webhook (never its secret)")
-async def get_webhook(
-    org_id: int, webhook_id: int, key: ReadKey, session: SessionDep
-) -> WebhookOut:
+async def get_webhook(org_id: Id, webhook_id: Id, key: ReadKey, session: SessionDep) -> WebhookOut:
     return _out(await service.get_endpoint(session, org_id=key.org_id, endpoint_id=webhook_id))
 
 
 @router.patch("/{webhook_id}", summary="Change a webhook's URL (checked again), types or state")
 async def update_webhook(
-    org_id: int, webhook_id: int, key: ManageKey, body: CheckedUpdate, session: WriteSessionDep
+    org_id: Id, webhook_id: Id, key: ManageKey, body: CheckedUpdate, session: WriteSessionDep
 ) -> WebhookOut:
     before = _audited(
         await service.get_endpoint(session, org_id=key.org_id, endpoint_id=webhook_id)
@@ -146,7 +145,7 @@ async def update_webhook(
 
 @router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook and its deliveries")
 async def delete_webhook(
-    org_id: int, webhook_id: int, key: ManageKey, session: WriteSessionDep
+    org_id: Id, webhook_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> Response:
     before = _audited(
         await service.get_endpoint(session, org_id=key.org_id, endpoint_id=webhook_id)
@@ -165,8 +164,8 @@ async def delete_webhook(
 
 @router.get("/{webhook_id}/deliveries", summary="A webhook's deliveries, with their attempts")
 async def list_deliveries(
-    org_id: int,
-    webhook_id: int,
+    org_id: Id,
+    webhook_id: Id,
     key: ReadKey,
     session: SessionDep,
     limit: LimitQuery = 50,
@@ -189,7 +188,7 @@ async def list_deliveries(
     dependencies=[IDEMPOTENT],
 )
 async def test_webhook(
-    org_id: int, webhook_id: int, key: ManageKey, session: WriteSessionDep
+    org_id: Id, webhook_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> DeliveryOut:
     delivery = await service.send_test(session, org_id=key.org_id, endpoint_id=webhook_id)
     await audit.record(

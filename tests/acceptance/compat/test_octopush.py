@@ -601,6 +601,6 @@ async def test_an_unexpected_failure_answers_999(
 
 
 def test_any_other_invalid_value_answers_903() -> None:
-    response = octopush._error(Failure(422, "invalid-input", "name: taken"))
+    response = octopush.error_shape(Failure(422, "invalid-input", "name: taken"))
     assert response.status_code == 400
     assert json.loads(bytes(response.body)) == {"code": 903, "message": "name: taken"}

@@ -222,13 +222,13 @@ def test_parse_rejects_deeper_filters() -> None:
 
 
 def test_parse_accepts_the_maximum_node_count() -> None:
-    node = parse({"or": [{"in_list": i} for i in range(MAX_NODES - 1)]})
+    node = parse({"or": [{"in_list": i} for i in range(1, MAX_NODES)]})
     assert isinstance(node, Or)
     assert len(node.children) == MAX_NODES - 1
 
 
 def test_parse_rejects_too_many_nodes() -> None:
-    errors = errors_of({"or": [{"in_list": i} for i in range(MAX_NODES)]})
+    errors = errors_of({"or": [{"in_list": i} for i in range(1, MAX_NODES + 1)]})
     assert errors[0] == (f"filter.or[{MAX_NODES - 1}]", f"a filter has at most {MAX_NODES} nodes")
 
 
@@ -440,3 +440,22 @@ def test_and_or_combine_their_children(dialect: str) -> None:
     assert " OR contacts.id IN (" in text
     assert "list_members.list_id = 1" in text
     assert "list_members.list_id = 2" in text
+
+
+@pytest.mark.parametrize(
+    "value", [2**63, -(2**63) - 1, [1, 2**64], float("inf"), float("nan")], ids=repr
+)
+def test_a_number_sql_cannot_bind_is_refused_at_parse(value: Any) -> None:
+    op = "in" if isinstance(value, list) else "eq"
+    [(field, reason)] = errors_of(cond("attributes.n", op, value))
+    assert field == "filter.value"
+    assert "64-bit" in reason
+
+
+def test_the_widest_numbers_sql_binds_are_accepted() -> None:
+    assert isinstance(parse(cond("attributes.n", "in", [2**63 - 1, -(2**63), 1.5e300])), Condition)
+
+
+@pytest.mark.parametrize("list_id", [0, -1, 2**63], ids=["zero", "negative", "past-64-bit"])
+def test_in_list_takes_only_an_id_a_key_column_can_hold(list_id: int) -> None:
+    assert error_paths({"in_list": list_id}) == ["filter.in_list"]
