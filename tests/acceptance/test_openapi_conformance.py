@@ -205,7 +205,9 @@ async def test_the_document_declares_each_error_shape(client: httpx.AsyncClient)
                 if code[0] in "45":
                     schema = answer["content"]["application/json"]["schema"]
                     assert schema == {"$ref": f"#/components/schemas/{model}"}, (name, code)
-            assert "422" not in operation["responses"], name  # their bad input is a 400
+            # Their bad input is a 400; a 422 is only an Idempotency-Key used for another body.
+            reused = operation["responses"].get("422", {}).get("description", "Idempotency-Key")
+            assert "Idempotency-Key" in reused, name
     octopush = spec["paths"]["/compat/octopush/email/campaign/send"]["post"]
     body = octopush["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["recipients", "email_from"]

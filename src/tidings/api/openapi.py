@@ -84,6 +84,10 @@ def _complete_operation(operation: dict[str, Any], *, native: bool, links: bool)
                 content[PROBLEM_JSON] = {}
             if PROBLEM_JSON in content:
                 content[PROBLEM_JSON].setdefault("schema", PROBLEM_REF)
+    else:  # an error declared by its description only (an Idempotency-Key's 409 and 422)
+        for code, answer in responses.items():
+            if code[:1] in ("4", "5") and not answer.get("content"):
+                answer["content"] = copy.deepcopy(_error_content(responses, native=False))
 
 
 def _problem_answer(status: int) -> dict[str, Any]:
