@@ -90,6 +90,12 @@ class Compiled:
     # the pieces, a str for literal text, a tuple of names for a lookup. None otherwise.
     _plan: _Plan | None = None
 
+    @property
+    def substitution_only(self) -> bool:
+        """Rendered at send time by lookups alone: no template code runs, so its cost is
+        that of the values it prints."""
+        return self._plan is not None
+
 
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 _LOADING_TAGS: Final = {nodes.Extends: "extends", nodes.Include: "include",

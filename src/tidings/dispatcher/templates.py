@@ -23,6 +23,11 @@ class CompiledTemplate:
     parts: dict[str, Compiled]
     names: frozenset[str] = frozenset()  # what its parts read from the context
 
+    @property
+    def substitution_only(self) -> bool:
+        """Every part renders by lookups alone (`Compiled.substitution_only`)."""
+        return all(part.substitution_only for part in self.parts.values())
+
 
 class TemplateCache:
     """One worker's compiled templates, by template version id."""
