@@ -16,10 +16,10 @@ code (filters, tags, loops) or that builds invite URLs renders in a thread, `REN
 messages at a time, so the event loop keeps the batch on the wire meanwhile (the loop
 overlaps two) going, whatever an org's template costs: a render is bounded
 (`content/budget.py`) but not preemptible. A batch of substitution-only templates renders
-on the loop, a slice at a time: lookups cost what the values they print cost. A campaign whose renders went over their budget
-for more than `max_render_seconds` in all fails the rest of its messages in the batch with
-the same reason, unrendered, so that a runaway template costs its batch about twice its
-time limit, not once per message.
+on the loop, a slice at a time: lookups cost what the values they print cost. A campaign
+whose renders went over their budget for more than `max_render_seconds` in all fails the
+rest of its messages in the batch with the same reason, unrendered, so that a runaway
+template costs its batch about twice its time limit, not once per message.
 """
 
 from __future__ import annotations
