@@ -4,8 +4,10 @@ A render's state is a `Budget` in a ContextVar (`BUDGET`), so renders in concurr
 threads or tasks never share one. The sandbox (`sandbox.py`) calls in here wherever a
 template spends time or builds a value:
 
-- time: `Budget.tick` reads the clock; the sandbox calls it on every output chunk, loop
-  iteration, call, filter, operator and literal, and on every append to a captured body;
+- time: `Budget.tick` reads the rendering thread's CPU clock (`time.thread_time`: the
+  work the render did, not the time it waited for the GIL or the CPU while a loop or
+  another process ran); the sandbox calls it on every output chunk, loop iteration,
+  call, filter, operator and literal, and on every append to a captured body;
 - size of one value: whatever a template builds is measured with `approx_len` (about
   `len(str(value))`, counting a shared part every time it would print, and stopping
   once past the limit) and refused past `max_output_chars`. Where the size is known
@@ -113,7 +115,7 @@ class Budget:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.cap = limits.max_output_chars
-        self.deadline = time.monotonic() + limits.max_render_seconds
+        self.deadline = time.thread_time() + limits.max_render_seconds
         self.ranged = self.iterations = self.captured = self.built = 0
         # The sizes of the last containers measured or built, so that growing a list one
         # item at a time (`ns.v + [item]`) measures the new item, not the whole list again.
@@ -133,7 +135,7 @@ class Budget:
                 del known[next(iter(known))]
 
     def tick(self) -> None:
-        if time.monotonic() > self.deadline:
+        if time.thread_time() > self.deadline:
             raise Exceeded("time", f"rendering took over {self.limits.max_render_seconds} s")
 
     def refuse_over(self, size: int, what: str) -> None:
