@@ -36,8 +36,19 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 typecheck: $(STAMP) ## mypy --strict on src/
 	$(BIN)/mypy src
 
+# With PostgreSQL, the suite runs as two pytest processes side by side, one core each: the
+# PostgreSQL half (every test parametrised [postgresql], and the schemathesis run) and the
+# rest on SQLite, whose log is printed after. Either failing fails the target.
+PG_HALF := postgresql or test_openapi_conformance
 pytest: $(STAMP) ## the pytest suite (PostgreSQL too when TIDINGS_TEST_DATABASE_URL is set)
-	$(BIN)/pytest
+	@if [ -z "$$TIDINGS_TEST_DATABASE_URL" ]; then exec $(BIN)/pytest; fi; \
+	log=$$(mktemp); \
+	env -u TIDINGS_TEST_DATABASE_URL $(BIN)/pytest -k "not ($(PG_HALF))" >"$$log" 2>&1 & lite=$$!; \
+	$(BIN)/pytest -k "$(PG_HALF)"; pg=$$?; \
+	wait $$lite; sqlite=$$?; \
+	echo; echo "--- the SQLite half ---"; cat "$$log"; rm -f "$$log"; \
+	echo "PostgreSQL half: exit $$pg; SQLite half: exit $$sqlite"; \
+	[ $$pg -eq 0 ] && [ $$sqlite -eq 0 ]
 
 bench-import: $(STAMP) ## CSV import of 100k and 1M rows: time and peak RSS, SQLite then PostgreSQL
 	$(BIN)/python bench/import_csv.py --rows 1000000
