@@ -189,7 +189,9 @@ class MessageRenderer:
         # a fifth of `bench/quick.py`'s throughput). Any template that runs code, and any
         # invite URL, renders in the thread, where its budget cannot stall the loop.
         on_loop = all(  # `campaigns` are this batch's; `templates`, every one kept
-            c.invite_url is None and templates[c.template_version_id].substitution_only
+            c.invite_url is None
+            and (t := templates.get(c.template_version_id)) is not None
+            and t.substitution_only
             for c in campaigns.values()
         )
         for start in range(0, len(claimed), RENDER_SLICE):
