@@ -71,7 +71,8 @@ def steps(message: Message, events: Sequence[Event]) -> list[Step]:
     if status is MessageStatus.QUEUED and message.attempts and message.reason:
         found.append(Step(None, "retrying", f"{tried}; last: {message.reason}; next {due}"))
     elif message.attempts > 1 and status not in (MessageStatus.QUEUED, MessageStatus.SENDING):
-        found.append(Step(message.sent_at or message.finished_at, "attempts", tried))
+        at = message.sent_at or message.finished_at or message.created_at
+        found.append(Step(at, "attempts", tried))
     if status is MessageStatus.SENDING:
         found.append(Step(None, "sending", f"attempt {message.attempts}, with a worker now"))
     found += [Step(e.occurred_at, e.type, _event_detail(e)) for e in events]
