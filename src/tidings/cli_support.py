@@ -61,11 +61,10 @@ def when(moment: datetime | None) -> str:
 def database_label(database_url: str) -> str:
     """The database as the stderr line names it: `sqlite ./var/tidings.db`, or the
     PostgreSQL URL without its driver and password."""
-    path = sqlite_path(database_url)
-    if path is not None:
-        return f"sqlite {path}"
     if database_url.startswith("sqlite"):
-        return "sqlite in memory"
+        if sqlite_path(database_url) is None:
+            return "sqlite in memory"
+        return "sqlite " + database_url.partition(":///")[2].split("?", 1)[0]  # as written
     url = make_url(database_url)
     return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
 
