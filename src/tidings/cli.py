@@ -1,5 +1,7 @@
 """The operator's command line: `tidings serve`, `db`, `orgs`, `keys`, `contacts import`,
-`contacts export`, `contacts erase`, `credits`, `bounces poll`, `secrets`.
+`contacts export`, `contacts erase`, `credits`, `bounces poll`, `secrets`; and registers the
+commands packages keep in their own cli.py (`broadcasts`, `messages`, `sink`, `templates`,
+`campaigns`, `connections`), which share `cli_support.py`.
 
 Commands work on the database named by `TIDINGS_DATABASE_URL` directly (no API key is
 needed: whoever can run them can read the database anyway). `--json` prints exactly one
@@ -122,9 +124,9 @@ async def _seal_plaintext(db: Database) -> None:
     await reseal(db, sealed_columns(Base.metadata), plaintext_only=True)
 
 
-def _migrate(settings: Settings) -> None:
+def _migrate(settings: Settings, *, may_create: bool = True) -> None:
     """`tidings serve` and `worker`: the schema up to date, every secret sealed."""
-    open_database(settings, may_create=True)  # the caller checked, if it must not create
+    open_database(settings, may_create=may_create)
     migrate.upgrade(settings.database_url)
 
     async def seal() -> None:
@@ -304,9 +306,11 @@ def worker(ctx: typer.Context) -> None:
     from tidings.dispatcher.run import run_worker
 
     settings = _settings(ctx)
-    open_database(settings)  # a worker run from the wrong directory stops, never idles
+    # A worker run from the wrong directory stops, instead of idling on a new database.
     if settings.auto_migrate:
-        _migrate(settings)
+        _migrate(settings, may_create=False)
+    else:
+        open_database(settings)
     err.print("worker started; Ctrl-C to stop")
     configure_logging(settings.log_level, settings.log_format)
     tune_gc(settings.gc_threshold)

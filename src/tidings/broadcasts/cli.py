@@ -13,8 +13,16 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+)
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.broadcasts import service
@@ -132,23 +140,20 @@ def list_(
     out.print(table)
 
 
-def _get(ctx: typer.Context, org: str, broadcast_id: int) -> BroadcastOut:
-    async def work(session: AsyncSession) -> BroadcastOut:
-        ident = await org_id(session, org)
-        return broadcast_out(
-            await service.get_broadcast(session, org_id=ident, broadcast_id=broadcast_id)
-        )
-
-    return run(settings_of(ctx), work)
-
-
 @app.command()
 def show(
     ctx: typer.Context, broadcast_id: BroadcastArgument, org: OrgOption, as_json: JsonOption = False
 ) -> None:
     """Show one broadcast: its status, audience, times and every counter (--json: the
     document GET /v1/orgs/{org}/broadcasts/{id} answers)."""
-    b = _get(ctx, org, broadcast_id)
+
+    async def work(session: AsyncSession) -> BroadcastOut:
+        ident = await org_id(session, org)
+        return broadcast_out(
+            await service.get_broadcast(session, org_id=ident, broadcast_id=broadcast_id)
+        )
+
+    b = run(settings_of(ctx), work)
     if as_json:
         print_json(b.model_dump(mode="json"))
         return
@@ -162,20 +167,16 @@ def show(
     out.print(table)
 
 
-class _Rate(TextColumn):
+class _Rate(ProgressColumn):
     """`12.5 msg/s, 0:00:31 left`, from the task's fields (`watch` sets them)."""
 
-    def __init__(self) -> None:
-        super().__init__("")
-
-    def render(self, task: Any) -> Any:
+    def render(self, task: Task) -> Text:
         rate, eta = task.fields.get("rate"), task.fields.get("eta")
         text = "" if rate is None else f"{rate:,.1f} msg/s"
         if eta is not None:
             minutes, seconds = divmod(round(eta), 60)
             text += f", {minutes // 60}:{minutes % 60:02}:{seconds:02} left"
-        self.text_format = text
-        return super().render(task)
+        return Text(text)
 
 
 @app.command()
@@ -217,7 +218,7 @@ def watch(
         loop = asyncio.get_running_loop()
         pace = Pace()
         last: dict[str, Any] | None = None
-        task = bar.add_task("send", total=None, status="…")
+        task = bar.add_task("send", total=None, status="reading")
         with bar:
             while True:
                 async with db.transaction(write=False) as session:

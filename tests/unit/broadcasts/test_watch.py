@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tidings.broadcasts.cli import Pace, Standing, _changed
+from rich.progress import Progress
+
+from tidings.broadcasts.cli import Pace, Standing, _changed, _Rate
 from tidings.broadcasts.schemas import BroadcastOut
 from tidings.broadcasts.status import BroadcastStatus
 
@@ -61,3 +63,11 @@ def test_a_line_is_printed_when_the_status_a_counter_or_the_progress_moves() -> 
     assert _changed(base, base | {"status": "SENT"})
     assert _changed(base, base | {"sent_count": 2})
     assert _changed(base, base | {"progress": base["progress"] | {"done": 2}})
+
+
+def test_the_bar_shows_the_rate_and_the_time_left_once_known() -> None:
+    bar = Progress(_Rate())
+    unknown = bar.add_task("send", total=None, rate=None, eta=None)
+    known = bar.add_task("send", total=10_000, rate=2950.25, eta=3725.4)
+    assert _Rate().render(bar.tasks[unknown]).plain == ""
+    assert _Rate().render(bar.tasks[known]).plain == "2,950.2 msg/s, 1:02:05 left"
