@@ -1,5 +1,7 @@
 """The operator's command line: `tidings serve`, `db`, `orgs`, `keys`, `contacts import`,
-`contacts export`, `contacts erase`, `credits`, `bounces poll`, `secrets`.
+`contacts export`, `contacts erase`, `credits`, `bounces poll`, `secrets`; and registers the
+commands packages keep in their own cli.py (`broadcasts`, `messages`, `sink`, `templates`,
+`campaigns`, `connections`), which share `cli_support.py`.
 
 Commands work on the database named by `TIDINGS_DATABASE_URL` directly (no API key is
 needed: whoever can run them can read the database anyway). `--json` prints exactly one
@@ -11,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import imaplib
-import json
 import os
 import socket
 import ssl
@@ -19,21 +20,27 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.audit.diff import diff, view
 from tidings.bounces import imap
+from tidings.broadcasts import cli as broadcasts_cli
+from tidings.campaigns import cli as campaigns_cli
+from tidings.cli_support import JsonOption, OrgOption, err, open_database, out, run, run_db
+from tidings.cli_support import org_id as _org_id
+from tidings.cli_support import print_json as _print_json
+from tidings.cli_support import settings_of as _settings
+from tidings.connections import cli as connections_cli
 from tidings.connections.models import Connection
 from tidings.contacts.importer import import_csv
 from tidings.credits import service as credits
@@ -43,19 +50,20 @@ from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.db.reseal import count, reseal
 from tidings.db.sealed import sealed_columns
-from tidings.errors import InvalidInput, TidingsError
+from tidings.errors import InvalidInput
 from tidings.keys import service as keys
 from tidings.keys.schemas import KeyKind, Scope, audited
 from tidings.links.secret import erasure_key
+from tidings.messages import cli as messages_cli
 from tidings.net.ssrf import UnsafeURL
 from tidings.orgs import service as orgs
-from tidings.orgs.models import Org
 from tidings.orgs.schemas import OrgOut
 from tidings.privacy import service as privacy
 from tidings.privacy.schemas import ContactExportOut
 from tidings.runtime import adopt_uvicorn_logs, configure_logging, tune_gc
 from tidings.schema import Base
 from tidings.settings import Settings
+from tidings.templates import cli as templates_cli
 from tidings.vault.keyring import SecretError, keyring_for, new_key
 
 if TYPE_CHECKING:
@@ -86,54 +94,28 @@ secrets_app = typer.Typer(
 )
 app.add_typer(bounces_app, name="bounces")
 app.add_typer(secrets_app, name="secrets")
-
-err = Console(stderr=True)
-out = Console()
-
-OrgOption = Annotated[str, typer.Option("--org", "-o", help="The org's id or login.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings: Settings = ctx.obj
-    return settings
+app.add_typer(broadcasts_cli.app, name="broadcasts")
+app.add_typer(messages_cli.messages_app, name="messages")
+app.add_typer(messages_cli.sink_app, name="sink")
+app.add_typer(templates_cli.app, name="templates")
+app.add_typer(campaigns_cli.app, name="campaigns")
+app.add_typer(connections_cli.app, name="connections")
 
 
 def _run(
-    settings: Settings, work: Callable[[AsyncSession], Awaitable[T]], *, write: bool = False
+    settings: Settings,
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    write: bool = False,
+    may_create: bool = False,
 ) -> T:
-    """Run `work` in one transaction (a write one: committed when it returns), the schema
-    brought up to date first; errors exit non-zero."""
-
-    async def in_session(db: Database) -> T:
-        async with db.transaction(write=write) as session:
-            return await work(session)
-
-    return _run_db(settings, in_session)
+    """`cli_support.run`, with the secrets stored before sealing sealed after migrating."""
+    return run(settings, work, write=write, may_create=may_create, prepare=_seal_plaintext)
 
 
 def _run_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    """`_run` for work that opens its own sessions (one transaction per item)."""
-
-    async def main() -> T:
-        db = Database(settings)
-        try:
-            if settings.auto_migrate:
-                await migrate.upgrade_async(settings.database_url)
-                await _seal_plaintext(db)
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(main())
-    except InvalidInput as exc:
-        for error in exc.errors:
-            err.print(f"[red]error:[/red] {error.field}: {error.reason}")
-        raise typer.Exit(2) from None
-    except TidingsError as exc:
-        err.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(1) from None
+    """`cli_support.run_db`, with the secrets stored before sealing sealed after migrating."""
+    return run_db(settings, work, prepare=_seal_plaintext)
 
 
 async def _seal_plaintext(db: Database) -> None:
@@ -142,8 +124,9 @@ async def _seal_plaintext(db: Database) -> None:
     await reseal(db, sealed_columns(Base.metadata), plaintext_only=True)
 
 
-def _migrate(settings: Settings) -> None:
+def _migrate(settings: Settings, *, may_create: bool = True) -> None:
     """`tidings serve` and `worker`: the schema up to date, every secret sealed."""
+    open_database(settings, may_create=may_create)
     migrate.upgrade(settings.database_url)
 
     async def seal() -> None:
@@ -154,10 +137,6 @@ def _migrate(settings: Settings) -> None:
             await db.dispose()
 
     asyncio.run(seal())
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, default=str) + "\n")
 
 
 async def _new_org(session: AsyncSession, created: keys.NewOrg) -> None:
@@ -181,17 +160,20 @@ async def _new_org(session: AsyncSession, created: keys.NewOrg) -> None:
     )
 
 
-async def _org_id(session: AsyncSession, ref: str) -> int:
-    """The id of the org named by id or login (read in the command's transaction)."""
-    condition = Org.id == int(ref) if ref.isdigit() else Org.login == ref
-    org_id = await session.scalar(select(Org.id).where(condition))
-    if org_id is None:
-        raise InvalidInput.field("--org", f"no org with id or login {ref!r}")
-    return org_id
+def _version(asked: bool) -> None:
+    if asked:
+        out.print(f"tidings {version('tidings')}", highlight=False)
+        raise typer.Exit
 
 
 @app.callback()
-def main_callback(ctx: typer.Context) -> None:
+def main_callback(
+    ctx: typer.Context,
+    _: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
     """Settings come from TIDINGS_* environment variables (see docs/settings.md)."""
     try:
         ctx.obj = Settings()
@@ -298,7 +280,7 @@ def _bootstrap(settings: Settings, *, base_url: str) -> None:
         await _new_org(session, created)
         return created
 
-    created = _run(settings, work, write=True)
+    created = _run(settings, work, write=True, may_create=True)
     if created is None:
         return
     org, secret = created.org, created.key.secret
@@ -324,8 +306,11 @@ def worker(ctx: typer.Context) -> None:
     from tidings.dispatcher.run import run_worker
 
     settings = _settings(ctx)
+    # A worker run from the wrong directory stops, instead of idling on a new database.
     if settings.auto_migrate:
-        _migrate(settings)
+        _migrate(settings, may_create=False)
+    else:
+        open_database(settings)
     err.print("worker started; Ctrl-C to stop")
     configure_logging(settings.log_level, settings.log_format)
     tune_gc(settings.gc_threshold)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
@@ -120,7 +121,9 @@ def test_first_start_creates_an_org_and_prints_its_key_once(
     second = capsys.readouterr().err
 
     [secret] = [word for word in first.split() if word.startswith("tdg_live_")][:1]
-    assert second == ""
+    assert "tdg_live_" not in second
+    assert "First start" not in second
+    assert "database: " in second  # said every time
     response = asyncio.run(_get(settings, "/v1/orgs/1", secret))
     assert response.status_code == 200
     assert response.json()["login"] == "default"
@@ -182,3 +185,34 @@ def test_cli_writes_are_audited_as_cli(settings: Settings, tmp_path: Path) -> No
     assert entries[5]["changes"]["name"] == {"to": "acme"}
     assert issued["api_key"] not in response.text
     assert created["api_key"] not in response.text
+
+
+def test_a_missing_sqlite_file_is_named_never_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TIDINGS_DATABASE_URL", raising=False)  # the default: ./var/tidings.db
+    monkeypatch.chdir(tmp_path)
+    for command in (
+        ("broadcasts", "list", "--org", "1"),
+        ("orgs", "list"),
+        ("messages", "show", "1", "--org", "1"),
+        ("worker",),
+    ):
+        result = runner.invoke(app, list(command))
+        assert result.exit_code == 1, (command, result.output)
+        assert str(tmp_path / "var" / "tidings.db") in result.stderr
+        assert "TIDINGS_DATABASE_URL" in result.stderr
+    assert not (tmp_path / "var" / "tidings.db").exists()
+    assert runner.invoke(app, ["secrets", "new-key"]).exit_code == 0  # needs no database
+
+
+def test_version_and_help() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"tidings {version('tidings')}"
+    for command in ("broadcasts", "messages", "sink", "templates", "campaigns", "connections"):
+        helped = runner.invoke(app, [command, "--help"])
+        assert helped.exit_code == 0, helped.output
+        assert "list" in helped.stdout
+    watch = runner.invoke(app, ["broadcasts", "watch", "--help"])
+    assert "Exit code 0 when the broadcast ends SENT" in " ".join(watch.stdout.split())

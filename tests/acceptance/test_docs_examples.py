@@ -7,6 +7,10 @@ instead of keeping the one its own call returned would name the wrong object, or
 The examples run in the reverse of their order in the docs, on the same database: none
 relies on another having run before it. Only the base URL is changed (to the test
 server's); `$ORG`, `$LOGIN` and `$KEY` are what `make run` prints.
+
+README's "Try it" is a walk-through instead: its blocks run in order as one script (each
+uses what the ones before made), against a server that sends, with `.venv/bin/tidings`
+the CLI on the same database.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from tests.conftest import _Apps
 from tests.support.debian import ensure_command
@@ -28,7 +35,8 @@ from tests.support.sending import email_campaign
 from tidings.db.engine import Database
 from tidings.settings import Settings
 
-DOCS = Path(__file__).parents[2] / "docs"
+ROOT = Path(__file__).parents[2]
+DOCS = ROOT / "docs"
 BLOCK = re.compile(r"^```(?:sh|bash)\n(.*?)^```", re.S | re.M)
 DOCUMENTED_BASE = "127.0.0.1:8000"
 # Run under bash: any failed call (an HTTP error included) fails the example.
@@ -55,10 +63,21 @@ def contacts_csv() -> str:
     return shown.split("\n\n", 1)[0] + "\n"
 
 
-@pytest.fixture
-async def served(settings: Settings, db: Database, apps: _Apps) -> AsyncIterator[str]:
-    """The app on loopback, as `tidings serve` runs it: its host:port."""
-    app = apps.for_settings(settings)
+def readme_walkthrough() -> str:
+    """README's "Try it": its shell blocks in order, as one script, but the first, which
+    sets ORG and KEY to what `make run` printed (the test's environment sets them)."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Try it\n", 1)[1].split("\n## ", 1)[0]
+    blocks = [block.group(1) for block in BLOCK.finditer(section)]
+    assert "ORG=" in blocks[0]
+    assert "KEY=" in blocks[0]
+    assert "curl" not in blocks[0]
+    return "\n".join(blocks[1:])
+
+
+@asynccontextmanager
+async def _serving(app: FastAPI) -> AsyncIterator[str]:
+    """`app` on loopback, as `tidings serve` runs it: its host:port."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     task = asyncio.create_task(server.serve())
     try:
@@ -68,6 +87,12 @@ async def served(settings: Settings, db: Database, apps: _Apps) -> AsyncIterator
     finally:
         server.should_exit = True
         await task
+
+
+@pytest.fixture
+async def served(settings: Settings, db: Database, apps: _Apps) -> AsyncIterator[str]:
+    async with _serving(apps.for_settings(settings)) as base:
+        yield base
 
 
 async def _used(db: Database, base: str, org: OrgWithKey) -> None:
@@ -129,3 +154,43 @@ async def test_every_example_runs_on_a_used_database_in_any_order(
         assert code == 0, f"{where} failed ({code}):\n{script}\n--- output ---\n{output}"
         ran.append(where)
     assert len(ran) >= 10
+
+
+def _cli_in(directory: Path, database_url: str) -> dict[str, str]:
+    """`.venv/bin/tidings` in `directory`, this interpreter's Tidings, as README calls it;
+    the environment that points it at the test's database."""
+    command = directory / ".venv" / "bin" / "tidings"
+    command.parent.mkdir(parents=True)
+    command.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tidings "$@"\n')
+    command.chmod(0o755)
+    python_path = os.environ.get("PYTHONPATH", "")  # src:. when run from a work tree
+    return {
+        "PATH": os.environ["PATH"],
+        "TIDINGS_DATABASE_URL": database_url,
+        "PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in python_path.split(":") if p),
+    }
+
+
+async def test_readme_try_it_sends_to_the_sink_by_curl_then_watches_with_the_cli(
+    settings: Settings, db: Database, apps: _Apps, tmp_path: Path
+) -> None:
+    try:
+        for command in ("bash", "curl", "jq"):
+            ensure_command(command, package=command)
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    script = readme_walkthrough()
+    assert "/orgs/1" not in script
+    env = _cli_in(tmp_path, settings.database_url)
+    sending = settings.model_copy(update={"dispatcher": True})  # as make run serves
+    async with _serving(apps.for_settings(sending)) as base:
+        org = await make_org(db, "Default")
+        await _used(db, base, org)
+        env |= {"ORG": str(org.id), "KEY": org.key}
+        code, output = await _run(script.replace(DOCUMENTED_BASE, base), cwd=tmp_path, env=env)
+    assert code == 0, f"README failed ({code}):\n--- output ---\n{output}"
+    assert '"status":"SENT"' in output  # the progress read by curl reached SENT
+    assert "From: Acme <hello@acme.example>" in output  # the sink's copy, as received
+    assert "Subject: Welcome," in output
+    assert len(re.findall(r"^broadcast \d+ SENT: \d+ sent", output, re.M)) == 2  # watched
+    assert "database: " in output  # the CLI said which one

@@ -9,40 +9,20 @@ from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.problems import answers
 from tidings.broadcasts import service
-from tidings.broadcasts.models import COUNTERS, Broadcast
+from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.schemas import (
     BroadcastCreate,
     BroadcastCreated,
     BroadcastOut,
     RejectedRecipient,
+    broadcast_out,
 )
-from tidings.broadcasts.status import BroadcastStatus
 from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.keys.schemas import KeyKind
 
 router = APIRouter(
     prefix="/orgs/{org_id}/broadcasts", tags=["broadcasts"], route_class=IdempotentRoute
 )
-
-
-def broadcast_out(b: Broadcast) -> BroadcastOut:
-    return BroadcastOut(
-        id=b.id,
-        name=b.name,
-        campaign_id=b.campaign_id,
-        status=BroadcastStatus(b.status),
-        list_ids=b.audience.get("list_ids", []),
-        segment_ids=b.audience.get("segment_ids", []),
-        send_to_all=bool(b.audience.get("send_to_all")),
-        test=b.is_test,
-        scheduled_at=b.scheduled_at,
-        started_at=b.started_at,
-        completed_at=b.completed_at,
-        error_message=b.error_message,
-        created_at=b.created_at,
-        updated_at=b.updated_at,
-        **{name: getattr(b, name) for name in COUNTERS},
-    )
 
 
 @router.post(

@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tidings.api.fields import Id, Moment
+from tidings.broadcasts.models import COUNTERS, Broadcast
 from tidings.broadcasts.status import BroadcastStatus
 
 _EXAMPLE: dict[str, Any] = {
@@ -73,6 +74,27 @@ class BroadcastOut(BaseModel):
     unsubscribed_count: int
     created_at: datetime
     updated_at: datetime
+
+
+def broadcast_out(b: Broadcast) -> BroadcastOut:
+    """The API's (and the CLI's) view of a broadcast and its counters."""
+    return BroadcastOut(
+        id=b.id,
+        name=b.name,
+        campaign_id=b.campaign_id,
+        status=BroadcastStatus(b.status),
+        list_ids=b.audience.get("list_ids", []),
+        segment_ids=b.audience.get("segment_ids", []),
+        send_to_all=bool(b.audience.get("send_to_all")),
+        test=b.is_test,
+        scheduled_at=b.scheduled_at,
+        started_at=b.started_at,
+        completed_at=b.completed_at,
+        error_message=b.error_message,
+        created_at=b.created_at,
+        updated_at=b.updated_at,
+        **{name: getattr(b, name) for name in COUNTERS},
+    )
 
 
 class RejectedRecipient(BaseModel):

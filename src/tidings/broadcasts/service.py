@@ -182,9 +182,16 @@ async def get_broadcast(session: AsyncSession, *, org_id: int, broadcast_id: int
 
 
 async def list_broadcasts(
-    session: AsyncSession, *, org_id: int, after_id: int | None, limit: int
+    session: AsyncSession,
+    *,
+    org_id: int,
+    after_id: int | None,
+    limit: int,
+    newest_first: bool = False,
 ) -> list[Broadcast]:
-    page = owned_page(Broadcast, org_id=org_id, after_id=after_id, limit=limit)
+    page = owned_page(
+        Broadcast, org_id=org_id, after_id=after_id, limit=limit, newest_first=newest_first
+    )
     return list(await session.scalars(page))
 
 

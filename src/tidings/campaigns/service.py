@@ -187,9 +187,16 @@ async def get_campaign(session: AsyncSession, *, org_id: int, campaign_id: int) 
 
 
 async def list_campaigns(
-    session: AsyncSession, *, org_id: int, after_id: int | None, limit: int
+    session: AsyncSession,
+    *,
+    org_id: int,
+    after_id: int | None,
+    limit: int,
+    newest_first: bool = False,
 ) -> list[Campaign]:
-    page = owned_page(Campaign, org_id=org_id, after_id=after_id, limit=limit)
+    page = owned_page(
+        Campaign, org_id=org_id, after_id=after_id, limit=limit, newest_first=newest_first
+    )
     return list(await session.scalars(page.where(PUBLIC, LIVE)))
 
 

@@ -26,6 +26,7 @@ from tidings.connections.schemas import (
     ConnectionCreate,
     ConnectionOut,
     ConnectionUpdate,
+    connection_out,
 )
 from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.retirement import service as retirement
@@ -33,23 +34,6 @@ from tidings.retirement import service as retirement
 router = APIRouter(
     prefix="/orgs/{org_id}/connections", tags=["connections"], route_class=IdempotentRoute
 )
-
-
-def connection_out(c: Connection) -> ConnectionOut:
-    return ConnectionOut(
-        id=c.id,
-        name=c.name,
-        channel=c.channel,
-        kind=c.kind,
-        settings=c.settings,
-        credentials_set=sorted(c.credentials),
-        max_per_second=c.max_per_second,
-        max_concurrency=c.max_concurrency,
-        is_default=c.is_default,
-        email_service=c.email_service,
-        created_at=c.created_at,
-        updated_at=c.updated_at,
-    )
 
 
 def _audited(c: Connection) -> dict[str, object]:

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tidings.api.patch import refuse_null
 from tidings.connections.kinds import kinds_text
+from tidings.connections.models import Connection
 
 _EXAMPLE: dict[str, Any] = {
     "name": "Office relay",
@@ -106,3 +107,21 @@ class ConnectionOut(BaseModel):
     email_service: str | None
     created_at: datetime
     updated_at: datetime
+
+
+def connection_out(c: Connection) -> ConnectionOut:
+    """A connection as the API shows it: which credentials are set, never their values."""
+    return ConnectionOut(
+        id=c.id,
+        name=c.name,
+        channel=c.channel,
+        kind=c.kind,
+        settings=c.settings,
+        credentials_set=sorted(c.credentials),
+        max_per_second=c.max_per_second,
+        max_concurrency=c.max_concurrency,
+        is_default=c.is_default,
+        email_service=c.email_service,
+        created_at=c.created_at,
+        updated_at=c.updated_at,
+    )

@@ -35,10 +35,23 @@ async def get_owned(
     return found
 
 
-def owned_page(model: type[Row], *, org_id: int, after_id: int | None, limit: int) -> Select[Row]:
-    """The org's `model` rows after the cursor's id, in id order, at most `limit`."""
+def owned_page(
+    model: type[Row],
+    *,
+    org_id: int,
+    after_id: int | None,
+    limit: int,
+    newest_first: bool = False,
+) -> Select[Row]:
+    """The org's `model` rows after the cursor's id, in id order, at most `limit`;
+    `newest_first`: the rows before the cursor's id, in descending id order (what a person
+    at a terminal asks for: the latest ones)."""
     table: Any = model
     query = select(model).where(table.org_id == org_id)
+    if newest_first:
+        if after_id is not None:
+            query = query.where(table.id < after_id)
+        return query.order_by(table.id.desc()).limit(limit)
     if after_id is not None:
         query = query.where(table.id > after_id)
     return query.order_by(table.id).limit(limit)

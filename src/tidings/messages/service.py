@@ -11,6 +11,7 @@ the send is accepted (`campaigns.versions`).
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +20,7 @@ from tidings.campaigns.schemas import Purpose
 from tidings.campaigns.service import get_campaign, single_send_campaign
 from tidings.campaigns.versions import freeze
 from tidings.channels.models import SinkMessage
+from tidings.contacts.normalize import normalize_email, normalize_phone
 from tidings.contacts.service import get_contact, upsert_contacts
 from tidings.content.render import Renderer
 from tidings.credits.service import charge_messages
@@ -59,15 +61,39 @@ async def list_messages(
     broadcast_id: int | None = None,
     status: str | None = None,
     contact_id: int | None = None,
+    recipient: str | None = None,
+    since: datetime | None = None,
+    newest_first: bool = False,
 ) -> list[Message]:
-    query = owned_page(Message, org_id=org_id, after_id=after_id, limit=limit)
+    """A page of the org's messages (read only). `recipient`: an address or E.164 number
+    as stored (`recipient_of` reads one as typed); `since`: created at or after it."""
+    query = owned_page(
+        Message, org_id=org_id, after_id=after_id, limit=limit, newest_first=newest_first
+    )
     if broadcast_id is not None:
         query = query.where(Message.broadcast_id == broadcast_id)
     if status is not None:
         query = query.where(Message.status == status)
     if contact_id is not None:
         query = query.where(Message.contact_id == contact_id)
+    if recipient is not None:
+        query = query.where(Message.recipient == recipient)
+    if since is not None:
+        query = query.where(Message.created_at >= since)
     return list(await session.scalars(query))
+
+
+async def recipient_of(session: AsyncSession, *, org_id: int, raw: str) -> str:
+    """An email address or phone number as typed, as messages store it (lower-cased
+    address; E.164, national numbers read in the org's phone region). InvalidInput
+    naming `to` when it is neither."""
+    try:
+        if "@" in raw:
+            return normalize_email(raw)
+        org = await get_org(session, org_id=org_id)
+        return normalize_phone(raw, org.phone_region)
+    except ValueError as exc:
+        raise InvalidInput.field("to", str(exc)) from None
 
 
 async def list_sink_messages(
@@ -77,11 +103,19 @@ async def list_sink_messages(
     after_id: int | None,
     limit: int,
     message_id: int | None = None,
+    newest_first: bool = False,
 ) -> list[SinkMessage]:
-    query = owned_page(SinkMessage, org_id=org_id, after_id=after_id, limit=limit)
+    query = owned_page(
+        SinkMessage, org_id=org_id, after_id=after_id, limit=limit, newest_first=newest_first
+    )
     if message_id is not None:
         query = query.where(SinkMessage.message_id == message_id)
     return list(await session.scalars(query))
+
+
+async def get_sink_message(session: AsyncSession, *, org_id: int, sink_id: int) -> SinkMessage:
+    """One message the sink recorded for the org, by its id in the sink (NotFound)."""
+    return await get_owned(session, SinkMessage, org_id=org_id, ident=sink_id, what="sink message")
 
 
 async def check_source(body: SingleSend, *, renderer: Renderer) -> None:

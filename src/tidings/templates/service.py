@@ -124,9 +124,16 @@ async def get_template(session: AsyncSession, *, org_id: int, template_id: int) 
 
 
 async def list_templates(
-    session: AsyncSession, *, org_id: int, after_id: int | None, limit: int
+    session: AsyncSession,
+    *,
+    org_id: int,
+    after_id: int | None,
+    limit: int,
+    newest_first: bool = False,
 ) -> list[Template]:
-    page = owned_page(Template, org_id=org_id, after_id=after_id, limit=limit)
+    page = owned_page(
+        Template, org_id=org_id, after_id=after_id, limit=limit, newest_first=newest_first
+    )
     return list(await session.scalars(page.where(PUBLIC)))
 
 
