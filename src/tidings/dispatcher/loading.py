@@ -114,4 +114,4 @@ async def dkim_private_keys(session: AsyncSession, ids: Collection[int]) -> dict
     if not ids:
         return {}
     rows = await session.execute(select(DkimKey.id, DkimKey.private_key).where(DkimKey.id.in_(ids)))
-    return dict(rows.tuples().all())
+    return {row.id: row.private_key for row in rows}
