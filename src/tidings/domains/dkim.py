@@ -199,16 +199,20 @@ _FOLD = 78
 
 
 def _folded(tags: Iterable[str]) -> str:
-    """The header's tags joined by "; ", folded (CRLF + space) before a tag that would
-    pass 78 columns; b= comes last and is folded by the caller."""
+    """The header's tags joined by "; ", folded (CRLF + space) where a line would pass
+    78 columns: before a tag, or inside the h= list after a colon (RFC 6376 §3.5 allows
+    folding whitespace there); b= comes last and is folded by the caller."""
     lines: list[str] = []
     line = "DKIM-Signature:"
     for tag in tags:
-        piece = f" {tag};"
-        if len(line) + len(piece) > _FOLD and line != "DKIM-Signature:":
-            lines.append(line)
-            line = ""
-        line += piece
+        words = tag.split(":") if tag.startswith("h=") else [tag]
+        for at, word in enumerate(words):
+            last = at == len(words) - 1
+            piece = (" " if at == 0 else "") + word + (";" if last else ":")
+            if len(line) + len(piece) > _FOLD and line.strip():
+                lines.append(line)
+                line = "" if piece.startswith(" ") else " "
+            line += piece
     lines.append(line)
     return "\r\n".join(lines)
 

@@ -215,3 +215,20 @@ def test_a_broken_key_is_left_out_not_fatal() -> None:
     cache.load([broken], {1: pair(Algorithm.ED25519).private_pem})  # not an RSA key
     assert cache.signer([broken], timestamp=NOW).keys_for(7, "a@example.com") == ()
     assert cache.missing([broken]) == set()  # not read again each batch
+
+
+def test_the_signature_header_folds_within_78_columns_and_covers_list_id() -> None:
+    signer = key(Algorithm.RSA)
+    headers = (
+        ("List-Unsubscribe", "<https://tidings.example/u/abc>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ("List-Id", "News <news.example.com>"),
+    )
+    signed = sign(message(headers=headers), [signer], timestamp=NOW)
+    header = signed.split(b"\r\nFrom:")[0]
+    assert max(len(line) for line in header.split(b"\r\n")) <= 78
+    assert b"list-id;" in header
+    assert dkimpy.verify(signed, dnsfunc=dns_of(published(signer)))
+    assert not dkimpy.verify(
+        signed.replace(b"List-Id: News", b"List-Id: Spam"), dnsfunc=dns_of(published(signer))
+    )
