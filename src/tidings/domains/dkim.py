@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Final
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -221,6 +222,17 @@ def _b64_folded(value: str) -> str:
     return "\r\n ".join(value[at : at + 72] for at in range(0, len(value), 72))
 
 
+@lru_cache(maxsize=256)
+def _head(tag: str, domain: str, selector: str, timestamp: int, names: str) -> tuple[str, bytes]:
+    """The header's text up to its h= tag, and that text in relaxed form (lower-case
+    name, unfolded): the same for every message of a batch signed with one key."""
+    tags = ["v=1", f"a={tag}", "c=relaxed/relaxed", f"d={domain}", f"s={selector}",
+            f"t={timestamp}", f"h={names}"]  # fmt: skip
+    text = _folded(tags)
+    name, _, value = text.encode("ascii").partition(b":")
+    return text, relaxed_header(name, value)
+
+
 def signature_header(
     key: SigningKey,
     signed: Sequence[tuple[str, bytes]],
@@ -228,22 +240,15 @@ def signature_header(
     timestamp: int,
 ) -> bytes:
     """One DKIM-Signature header field (with its CRLF) over the `selected` fields and the
-    body hash `bh`."""
-    tags = [
-        "v=1",
-        f"a={key.algorithm.tag}",
-        "c=relaxed/relaxed",
-        f"d={key.domain}",
-        f"s={key.selector}",
-        f"t={timestamp}",
-        "h=" + ":".join(name for name, _ in signed),
-        f"bh={body_hash}",
-    ]
-    unsigned = _folded(tags) + "\r\n b="
-    name, _, value = unsigned.encode("ascii").partition(b":")
-    data = b"".join(canonical + b"\r\n" for _, canonical in signed) + relaxed_header(name, value)
+    body hash `bh`. The header's text is folded so that its relaxed form is the cached
+    head's plus " bh=…; b=" (each fold a CRLF and one space, which relaxing makes one
+    space)."""
+    names = ":".join(name for name, _ in signed)
+    head, canonical = _head(key.algorithm.tag, key.domain, key.selector, timestamp, names)
+    tail = f" bh={body_hash}; b="
+    data = b"".join([*(c + b"\r\n" for _, c in signed), canonical, tail.encode("ascii")])
     signature = base64.b64encode(key.sign_data(data)).decode("ascii")
-    return f"{unsigned}{_b64_folded(signature)}\r\n".encode("ascii")
+    return f"{head}\r\n bh={body_hash};\r\n b={_b64_folded(signature)}\r\n".encode("ascii")
 
 
 def sign(message: bytes, keys: Sequence[SigningKey], *, timestamp: int) -> bytes:
