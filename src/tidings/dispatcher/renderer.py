@@ -185,11 +185,12 @@ class MessageRenderer:
         (logged with its traceback), so that it is retried, then failed, like any other
         attempt."""
         campaigns, templates, contacts, routes, active = await self._load(claimed)
+        orgs = {m.org_id for m in claimed if m.channel == "email"}
         failures: list[tuple[Claimed, SendError]] = []
         links: list[Link] = []
         by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]] = defaultdict(list)
         date = self.clock()
-        signer = self.dkim.signer(active, timestamp=int(date.timestamp()))
+        signer = self.dkim.signer(active, orgs=orgs, timestamp=int(date.timestamp()))
         batch = _Batch(campaigns, templates, contacts, date=date, signer=signer)
         # Substitution-only templates (most campaigns) cost what the values they print
         # cost: they render on the loop, which is faster than a thread's hand-offs (about

@@ -10,7 +10,7 @@ was read, so a key activated, retired or deleted applies to the messages built a
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import idna
@@ -81,10 +81,12 @@ def _ascii(domain: str) -> str | None:
 
 class KeyCache:
     """Loaded signing keys by key id, for one worker: a key is unsealed and loaded once,
-    then kept while it stays active (a key no batch names any more is dropped)."""
+    then kept while it stays active. A batch reads the active keys of its own orgs only,
+    so a key is dropped when a batch of its org no longer finds it active (retired,
+    deleted), not when a batch of other orgs does not name it."""
 
     def __init__(self) -> None:
-        self._loaded: dict[int, SigningKey] = {}
+        self._loaded: dict[int, tuple[int, SigningKey]] = {}  # by key id: (org id, key)
         self._broken: set[int] = set()
 
     def missing(self, active: Iterable[ActiveKey]) -> set[int]:
@@ -99,27 +101,36 @@ class KeyCache:
             if pem is None or key.id in self._loaded:
                 continue
             try:
-                self._loaded[key.id] = SigningKey.load(
-                    domain=key.domain,
-                    selector=key.selector,
-                    algorithm=Algorithm(key.algorithm),
-                    private_pem=pem,
+                self._loaded[key.id] = (
+                    key.org_id,
+                    SigningKey.load(
+                        domain=key.domain,
+                        selector=key.selector,
+                        algorithm=Algorithm(key.algorithm),
+                        private_pem=pem,
+                    ),
                 )
             except ValueError as exc:
                 self._broken.add(key.id)
                 log.error("DKIM key %d of %s does not load: %s; its mail is not signed",
                           key.id, key.domain, type(exc).__name__)  # fmt: skip
 
-    def signer(self, active: Iterable[ActiveKey], *, timestamp: int) -> Signer:
-        """The batch's Signer from its active keys (loaded with `load` first)."""
+    def signer(
+        self, active: Iterable[ActiveKey], *, orgs: Collection[int], timestamp: int
+    ) -> Signer:
+        """The batch's Signer from the active keys of its orgs `orgs` (loaded with `load`
+        first); the orgs' keys no longer active leave the cache."""
         wanted = list(active)
         ids = {k.id for k in wanted}
-        self._loaded = {i: key for i, key in self._loaded.items() if i in ids}
+        self._loaded = {
+            i: pair for i, pair in self._loaded.items() if i in ids or pair[0] not in orgs
+        }
         domains: dict[tuple[int, str], tuple[bool, tuple[SigningKey, ...]]] = {}
         for key in sorted(wanted, key=lambda k: (k.algorithm != Algorithm.RSA, k.id)):
-            loaded = self._loaded.get(key.id)
-            if loaded is None:
+            pair = self._loaded.get(key.id)
+            if pair is None:
                 continue
+            loaded = pair[1]
             _, keys = domains.get((key.org_id, key.domain), (False, ()))
             domains[(key.org_id, key.domain)] = (key.include_subdomains, (*keys, loaded))
         return Signer(domains, timestamp)

@@ -193,7 +193,7 @@ def _cache_with(*active: ActiveKey) -> KeyCache:
 def test_the_from_domain_or_a_parent_covering_subdomains_chooses_the_keys() -> None:
     exact = ActiveKey(1, 7, "example.com", False, "s1", "rsa")
     parent = ActiveKey(2, 7, "corp.example", True, "s2", "ed25519")
-    signer = _cache_with(exact, parent).signer([exact, parent], timestamp=NOW)
+    signer = _cache_with(exact, parent).signer([exact, parent], orgs={7}, timestamp=NOW)
     assert [k.selector for k in signer.keys_for(7, "news@Example.COM")] == ["s1"]
     assert signer.keys_for(7, "news@mail.example.com") == ()  # example.com covers no subdomain
     assert [k.domain for k in signer.keys_for(7, "a@eu.mail.corp.example")] == ["corp.example"]
@@ -204,8 +204,10 @@ def test_the_from_domain_or_a_parent_covering_subdomains_chooses_the_keys() -> N
 def test_a_key_no_longer_active_stops_signing_and_leaves_the_cache() -> None:
     old = ActiveKey(1, 7, "example.com", False, "old", "rsa")
     cache = _cache_with(old)
-    assert cache.signer([old], timestamp=NOW).keys_for(7, "a@example.com")
-    assert cache.signer([], timestamp=NOW).keys_for(7, "a@example.com") == ()
+    assert cache.signer([old], orgs={7}, timestamp=NOW).keys_for(7, "a@example.com")
+    cache.signer([], orgs={8}, timestamp=NOW)  # a batch of another org: kept
+    assert cache.missing([old]) == set()
+    assert cache.signer([], orgs={7}, timestamp=NOW).keys_for(7, "a@example.com") == ()
     assert cache.missing([old]) == {1}  # dropped: loaded again if it comes back
 
 
@@ -213,7 +215,7 @@ def test_a_broken_key_is_left_out_not_fatal() -> None:
     broken = ActiveKey(1, 7, "example.com", False, "s1", "rsa")
     cache = KeyCache()
     cache.load([broken], {1: pair(Algorithm.ED25519).private_pem})  # not an RSA key
-    assert cache.signer([broken], timestamp=NOW).keys_for(7, "a@example.com") == ()
+    assert cache.signer([broken], orgs={7}, timestamp=NOW).keys_for(7, "a@example.com") == ()
     assert cache.missing([broken]) == set()  # not read again each batch
 
 
