@@ -35,6 +35,7 @@ from tidings.content.render import Renderer
 from tidings.credits import routes as credits
 from tidings.db.engine import Database
 from tidings.dispatcher.run import LoopDied, build_loops, run_loops
+from tidings.domains import routes as domains
 from tidings.events import routes as events
 from tidings.invites import routes as invites
 from tidings.keys import routes as keys
@@ -96,8 +97,8 @@ DIALECTS = {"/compat/walr": walr, "/compat/octopush": octopush, "/compat/invent"
 
 V1 = (
     orgs, keys, contacts, privacy, lists, segments, templates, connections, campaigns, invites,
-    broadcasts, messages, events, applications, credits, suppressions, webhooks, reports,
-    audit,
+    broadcasts, messages, events, applications, credits, suppressions, webhooks, domains,
+    reports, audit,
 )  # fmt: skip
 """The packages whose routers make up `/v1`, in the order the API document lists them."""
 

@@ -14,6 +14,7 @@ from tidings.credits.models import CreditBalance, CreditEntry, Price
 from tidings.db.base import Base
 from tidings.dispatcher.limit_models import ConnectionBucket, ConnectionSlot
 from tidings.dispatcher.worker_models import Worker
+from tidings.domains.models import DkimKey, SendingDomain
 from tidings.events.models import Event
 from tidings.idempotency.models import IdempotencyKey
 from tidings.keys.models import ApiKey
@@ -41,6 +42,7 @@ __all__ = [
     "ContactList",
     "CreditBalance",
     "CreditEntry",
+    "DkimKey",
     "Event",
     "IdempotencyKey",
     "Integration",
@@ -52,6 +54,7 @@ __all__ = [
     "Price",
     "RejectedReport",
     "Segment",
+    "SendingDomain",
     "SinkMessage",
     "SoftBounce",
     "Suppression",

@@ -46,6 +46,10 @@ BY_NATURE: dict[tuple[str, str], str] = {
     ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/pause"): "a state reached once",
     ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/resume"): "a state reached once",
     ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/cancel"): "a state reached once",
+    (
+        "POST",
+        "/v1/orgs/{org_id}/domains/{domain_id}/keys/{dkim_key_id}/activate",
+    ): "a state reached once",
     ("POST", "/u/{token}"): "unsubscribing again changes nothing (no API key)",
     ("POST", "/p/{token}"): "a play is counted once per message (no API key)",
     ("POST", "/inbound/sms/{connection_id}/{token}"): "a provider's callback, by its id",
@@ -96,6 +100,9 @@ WALK: list[tuple[str, Any, str | None]] = [
     ("/v1/orgs/{org_id}/webhooks",
      {"url": "https://8.8.8.8/hook", "event_types": ["delivered"]}, "webhook_endpoints"),
     ("/v1/orgs/{org_id}/webhooks/{webhook_id}/test", None, "webhook_deliveries"),
+    ("/v1/orgs/{org_id}/domains", {"name": "example.com", "algorithm": "ed25519"},
+     "sending_domains"),
+    ("/v1/orgs/{org_id}/domains/{domain_id}/keys", {"algorithm": "ed25519"}, "dkim_keys"),
     ("/compat/walr/projects/p-1/surveys/s-1/invites",
      {"campaignId": "nps", "recipients": [{"variables": {"email": "w@example.com"}}]},
      "messages"),
@@ -223,6 +230,7 @@ async def _setup(client: httpx.AsyncClient, org: OrgWithKey) -> dict[str, int]:
         "webhook_id": await made(
             "/webhooks", {"url": "https://8.8.8.8/h", "event_types": ["delivered"]}
         ),
+        "domain_id": await made("/domains", {"name": "setup.example", "algorithm": "ed25519"}),
     }
 
 

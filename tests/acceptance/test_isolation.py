@@ -141,6 +141,14 @@ BODIES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/orgs/{org_id}/webhooks/{webhook_id}/deliveries"): None,
     ("POST", "/v1/orgs/{org_id}/webhooks/{webhook_id}/test"): None,
     ("GET", "/v1/orgs/{org_id}/audit"): None,
+    ("POST", "/v1/orgs/{org_id}/domains"): {"name": "alpha.example"},
+    ("GET", "/v1/orgs/{org_id}/domains"): None,
+    ("GET", "/v1/orgs/{org_id}/domains/{domain_id}"): None,
+    ("DELETE", "/v1/orgs/{org_id}/domains/{domain_id}"): None,
+    ("GET", "/v1/orgs/{org_id}/domains/{domain_id}/check"): None,
+    ("POST", "/v1/orgs/{org_id}/domains/{domain_id}/keys"): {"algorithm": "ed25519"},
+    ("POST", "/v1/orgs/{org_id}/domains/{domain_id}/keys/{dkim_key_id}/activate"): None,
+    ("DELETE", "/v1/orgs/{org_id}/domains/{domain_id}/keys/{dkim_key_id}"): None,
 }  # fmt: skip
 
 
@@ -241,8 +249,14 @@ async def _seed_a(client: httpx.AsyncClient, db: Database, a: OrgWithKey) -> dic
         json={"suppressions": [{"channel": "email", "address": A_EMAIL, "note": "Alice"}]},
         headers=h,
     )
+    domain = await client.post(
+        f"/v1/orgs/{a.id}/domains", json={"name": "alpha.example", "algorithm": "ed25519"},
+        headers=h,
+    )  # fmt: skip
     return {
         "org_id": a.id,
+        "domain_id": domain.json()["id"],
+        "dkim_key_id": domain.json()["keys"][0]["id"],
         "suppression_id": suppression.json()["results"][0]["id"],
         "webhook_id": webhook.json()["id"],
         "list_id": list_id,
@@ -374,6 +388,8 @@ async def test_org_b_cannot_read_or_change_org_a(client: httpx.AsyncClient, db: 
     assert campaign["from_email"] == "alpha@alpha.example"
     connection = f"/v1/orgs/{a.id}/connections/{ids_a['connection_id']}"
     assert (await client.get(connection, headers=h)).status_code == 200
+    domain = f"/v1/orgs/{a.id}/domains/{ids_a['domain_id']}"
+    assert [k["status"] for k in (await client.get(domain, headers=h)).json()["keys"]] == ["active"]
     # Org A's audit log holds A's own actions only: nothing B tried was recorded there.
     audit = (await client.get(f"/v1/orgs/{a.id}/audit?limit=500", headers=h)).json()["data"]
     assert audit, "org A's seeding is audited"

@@ -286,3 +286,29 @@ def test_0019_gives_the_keys_stored_before_it_their_route(empty_database: str) -
     command.downgrade(config, "0018")
     assert _sql(empty_database, "SELECT count(*) FROM idempotency_keys") == [(0,)]
     command.upgrade(config, "head")
+
+
+def test_0020_adds_the_sending_domains_and_their_keys(empty_database: str) -> None:
+    config = migrate.alembic_config(empty_database)
+    command.upgrade(config, "0020")
+    at = datetime.now(UTC)
+    _sql(
+        empty_database,
+        "INSERT INTO orgs (id, name, login, created_at, updated_at) VALUES (1, 'a', 'a', :at, :at)",
+        [{"at": at}],
+    )
+    _sql(
+        empty_database,
+        "INSERT INTO sending_domains (id, org_id, name, include_subdomains, created_at,"
+        " updated_at) VALUES (1, 1, 'example.com', false, :at, :at)",
+        [{"at": at}],
+    )
+    key = (
+        "INSERT INTO dkim_keys (org_id, domain_id, selector, algorithm, status, private_key,"
+        " public_key, created_at) VALUES (1, 1, 's1', 'rsa', 'active', 'enc:x', 'p', :at)"
+    )
+    _sql(empty_database, key, [{"at": at}])
+    with pytest.raises(Exception, match=r"(?i)unique"):
+        _sql(empty_database, key, [{"at": at}])  # one key per selector and domain
+    command.downgrade(config, "0019")
+    assert not {"sending_domains", "dkim_keys"} & _inspect(empty_database)[2]

@@ -49,6 +49,11 @@ class Action(StrEnum):
     WEBHOOK_UPDATE = "webhook.update"
     WEBHOOK_DELETE = "webhook.delete"
     WEBHOOK_TEST = "webhook.test"
+    DOMAIN_CREATE = "domain.create"
+    DOMAIN_DELETE = "domain.delete"
+    DOMAIN_KEY_CREATE = "domain.key_create"
+    DOMAIN_KEY_ACTIVATE = "domain.key_activate"
+    DOMAIN_KEY_DELETE = "domain.key_delete"
 
     @property
     def target_kind(self) -> str:

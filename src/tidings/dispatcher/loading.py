@@ -1,6 +1,6 @@
 """What the dispatcher reads to render a claimed batch: the campaign versions its
-messages froze, their template versions, its contacts, and the connections the versions
-send through.
+messages froze, their template versions, its contacts, the connections the versions
+send through, and the DKIM keys its orgs sign with.
 
 Every statement here is read only, one per kind of row whatever the batch's size. The
 message rows themselves (claim, record, reap, …) are the outbox's (`outbox/queue.py`,
@@ -21,6 +21,9 @@ from tidings.connections.models import Connection
 from tidings.contacts.models import Contact
 from tidings.content.context import FIELDS
 from tidings.db.dialect import one_of
+from tidings.domains.models import DkimKey, SendingDomain
+from tidings.domains.signing import ActiveKey
+from tidings.domains.status import KeyStatus
 from tidings.templates.models import TemplateVersion
 
 
@@ -82,3 +85,33 @@ def connection_spec(row: Connection) -> ConnectionSpec:
         updated_at=row.updated_at,
         max_per_second=row.max_per_second,
     )
+
+
+async def active_dkim_keys(session: AsyncSession, org_ids: Collection[int]) -> list[ActiveKey]:
+    """The active DKIM keys of the orgs `org_ids`, with their domains, without their private
+    keys (read only: one SELECT, none without an org). Read each batch, so that a key
+    activated, retired or deleted applies to the messages not built yet."""
+    if not org_ids:
+        return []
+    rows = await session.execute(
+        select(
+            DkimKey.id,
+            DkimKey.org_id,
+            SendingDomain.name,
+            SendingDomain.include_subdomains,
+            DkimKey.selector,
+            DkimKey.algorithm,
+        )
+        .join(SendingDomain, SendingDomain.id == DkimKey.domain_id)
+        .where(DkimKey.org_id.in_(org_ids), DkimKey.status == KeyStatus.ACTIVE.value)
+    )
+    return [ActiveKey(*row) for row in rows]
+
+
+async def dkim_private_keys(session: AsyncSession, ids: Collection[int]) -> dict[int, str]:
+    """The private keys (PEM, unsealed) of the DKIM keys `ids`, by id (read only): only for
+    the keys a worker has not loaded yet."""
+    if not ids:
+        return {}
+    rows = await session.execute(select(DkimKey.id, DkimKey.private_key).where(DkimKey.id.in_(ids)))
+    return {row.id: row.private_key for row in rows}

@@ -2,10 +2,12 @@
 
     render_batch(claimed) ──▶ load the campaign versions its messages froze and their
                               templates (both immutable: cached, compiled), contacts, and
-                              each version's connection (`dispatcher/loading.py`)
+                              each version's connection, its orgs' active DKIM keys
+                              (`dispatcher/loading.py`; loaded keys kept, `KeyCache`)
                           ──▶ per message: context ──▶ invite link, play URL
                               ──▶ render (sandboxed) ──▶ click tracking, open pixel
-                              ──▶ SMS text, or email MIME with the unsubscribe headers
+                              ──▶ SMS text, or email MIME with the unsubscribe headers,
+                                  DKIM-signed when its From domain has a key
                           ──▶ Rendered: messages grouped by connection, links to store,
                               and an outcome (failed) for each that could not be rendered
 
@@ -52,6 +54,7 @@ from tidings.db.availability import unavailable
 from tidings.db.engine import Database
 from tidings.dispatcher import loading
 from tidings.dispatcher.templates import CompiledTemplate, TemplateCache
+from tidings.domains.signing import NO_SIGNING, ActiveKey, KeyCache, Signer
 from tidings.links.service import INVITE_POSITION, click_url, open_url, play_url, unsubscribe_url
 from tidings.links.tokens import TokenSigner
 from tidings.outbox.queue import Claimed
@@ -143,6 +146,7 @@ class _Batch:
     templates: dict[int, CompiledTemplate]
     contacts: dict[int, dict[str, Any]]
     date: datetime  # one Date header per batch: formatted once
+    signer: Signer  # the batch's DKIM keys, as active when it was read
     over_budget: dict[int | None, tuple[float, OverBudget]] = field(default_factory=dict)
 
 
@@ -168,6 +172,7 @@ class MessageRenderer:
         self.public_url = public_url
         self.clock = clock
         self.templates = TemplateCache(renderer)
+        self.dkim = KeyCache()
         self._versions: dict[int, CampaignVersion] = {}
         self._invite_urls: dict[int, Compiled] = {}  # by campaign version
 
@@ -179,11 +184,14 @@ class MessageRenderer:
         after `max_attempts` claims), a transient "internal error" for anything unexpected
         (logged with its traceback), so that it is retried, then failed, like any other
         attempt."""
-        campaigns, templates, contacts, routes = await self._load(claimed)
+        campaigns, templates, contacts, routes, active = await self._load(claimed)
+        orgs = {m.org_id for m in claimed if m.channel == "email"}
         failures: list[tuple[Claimed, SendError]] = []
         links: list[Link] = []
         by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]] = defaultdict(list)
-        batch = _Batch(campaigns, templates, contacts, date=self.clock())
+        date = self.clock()
+        signer = self.dkim.signer(active, orgs=orgs, timestamp=int(date.timestamp()))
+        batch = _Batch(campaigns, templates, contacts, date=date, signer=signer)
         # Substitution-only templates (most campaigns) cost what the values they print
         # cost: they render on the loop, which is faster than a thread's hand-offs (about
         # a fifth of `bench/quick.py`'s throughput). Any template that runs code, and any
@@ -241,7 +249,12 @@ class MessageRenderer:
         started = time.thread_time()  # the render's own work (`content.budget`)
         try:
             return self.render(
-                message, batch.campaigns, batch.templates, batch.contacts, date=batch.date
+                message,
+                batch.campaigns,
+                batch.templates,
+                batch.contacts,
+                date=batch.date,
+                signer=batch.signer,
             )
         except OverBudget as exc:
             seconds = time.thread_time() - started + (spent[0] if spent else 0.0)
@@ -256,9 +269,11 @@ class MessageRenderer:
         contacts: dict[int, dict[str, Any]],
         *,
         date: datetime,
+        signer: Signer = NO_SIGNING,
     ) -> tuple[Outgoing, list[Link]]:
-        """The message to hand to the channel (email: dated `date`), and the links to
-        store for it. `campaigns`: campaign versions by id."""
+        """The message to hand to the channel (email: dated `date`, signed by `signer`'s
+        keys of its From domain), and the links to store for it. `campaigns`: campaign
+        versions by id."""
         if message.recipient is None or message.campaign_version_id not in campaigns:
             raise PermanentSendError("nothing to send: no recipient or campaign")
         campaign = campaigns[message.campaign_version_id]
@@ -281,7 +296,7 @@ class MessageRenderer:
                 content=text,
                 segments=sms.shape(text).segments,
             ), links
-        return self._email(message, campaign, contact, rendered, date=date), links
+        return self._email(message, campaign, contact, rendered, date=date, signer=signer), links
 
     def _personal_links(
         self,
@@ -338,8 +353,10 @@ class MessageRenderer:
         rendered: dict[str, str],
         *,
         date: datetime,
+        signer: Signer,
     ) -> Outgoing:
-        """The email's MIME, with the unsubscribe headers and line for marketing."""
+        """The email's MIME, with the unsubscribe headers and line for marketing, signed
+        with the DKIM keys of its From domain (if any)."""
         assert message.recipient is not None
         headers: tuple[tuple[str, str], ...] = ()
         if campaign.purpose == "marketing":
@@ -372,7 +389,7 @@ class MessageRenderer:
             sender=sender.email,
             recipient=message.recipient,
             subject=email.subject,
-            content=mime.build(email),
+            content=signer.sign(message.org_id, sender.email, mime.build(email)),
         )
 
     async def _load(
@@ -382,9 +399,11 @@ class MessageRenderer:
         dict[int, CompiledTemplate],
         dict[int, dict[str, Any]],
         dict[int, ConnectionSpec],
+        list[ActiveKey],
     ]:
         """The batch's campaign versions and compiled templates (loading and compiling
-        the ones not kept yet), its contacts, and each version's connection, in one read
+        the ones not kept yet), its contacts, each version's connection, and the active
+        DKIM keys of its email's orgs (loading the ones not kept yet), in one read
         transaction."""
         version_ids = {m.campaign_version_id for m in claimed if m.campaign_version_id}
         contact_ids = {m.contact_id for m in claimed if m.contact_id is not None}
@@ -400,7 +419,13 @@ class MessageRenderer:
             )
             contacts = await loading.contact_fields(session, contact_ids)
             routes = await loading.connection_routes(session, versions.values())
-        return versions, templates, contacts, routes
+            active = await loading.active_dkim_keys(
+                session, {m.org_id for m in claimed if m.channel == "email"}
+            )
+            missing = self.dkim.missing(active)
+            if missing:
+                self.dkim.load(active, await loading.dkim_private_keys(session, missing))
+        return versions, templates, contacts, routes, active
 
     def _invite(
         self, message: Claimed, campaign: CampaignVersion, context: dict[str, Any]

@@ -20,6 +20,10 @@ from tidings.connections.service import create_connection
 from tidings.db.engine import Database
 from tidings.db.reseal import reseal
 from tidings.db.sealed import raw, sealed_columns
+from tidings.domains.dkim import Algorithm, generate
+from tidings.domains.models import DkimKey
+from tidings.domains.schemas import DomainCreate
+from tidings.domains.service import create_domain
 from tidings.schema import Base
 from tidings.settings import Settings
 from tidings.vault.keyring import SecretError, new_key
@@ -37,8 +41,8 @@ def _with_keys(settings: Settings, keys: str) -> Settings:
 
 @pytest.fixture
 async def stored(db: Database) -> dict[str, int]:
-    """Five smtp connections with a password each and one webhook, under the default
-    keyring (`v0:derived`)."""
+    """Five smtp connections with a password each, one webhook and one DKIM key, under the
+    default keyring (`v0:derived`)."""
     org = await make_org(db)
     async with db.transaction() as session:
         for n, password in enumerate(PASSWORDS):
@@ -50,6 +54,8 @@ async def stored(db: Database) -> dict[str, int]:
             await create_connection(session, org_id=org.id, body=body)
         hook = WebhookCreate(url="https://hooks.example.com/x", event_types=["delivered"])
         endpoint = await create_endpoint(session, org_id=org.id, body=hook)
+        domain = DomainCreate(name="example.com", algorithm=Algorithm.ED25519)
+        await create_domain(session, org_id=org.id, body=domain, pair=generate(Algorithm.ED25519))
     return {"org_id": org.id, "webhook_id": endpoint.id}
 
 
@@ -57,6 +63,7 @@ async def _raw(db: Database) -> list[str]:
     async with db.transaction(write=False) as session:
         values = list(await session.scalars(select(raw(Connection.credentials))))
         values += list(await session.scalars(select(raw(WebhookEndpoint.secret))))
+        values += list(await session.scalars(select(raw(DkimKey.private_key))))
     return values
 
 
@@ -70,7 +77,7 @@ async def test_secrets_are_stored_sealed_and_read_in_plaintext(
     db: Database, stored: dict[str, int]
 ) -> None:
     values = await _raw(db)
-    assert len(values) == 6
+    assert len(values) == 7
     assert all(value.startswith("enc:v0:") for value in values)
     assert not any(password in value for value in values for password in PASSWORDS)
     assert await _passwords(db) == PASSWORDS
@@ -88,8 +95,12 @@ async def test_rotation_reseals_everything_in_batches_then_the_old_key_can_go(
     batches: list[int] = []
     try:
         report = await reseal(both, COLUMNS, batch_size=2, progress=batches.append)
-        assert batches == [2, 2, 1, 1]  # five connections in three batches, one webhook
-        assert report.checked == {"connections.credentials": 5, "webhook_endpoints.secret": 1}
+        assert sorted(batches) == [1, 1, 1, 2, 2]  # five connections in three batches,
+        # one webhook, one DKIM key
+        assert report.checked == {
+            "connections.credentials": 5, "webhook_endpoints.secret": 1,
+            "dkim_keys.private_key": 1,
+        }  # fmt: skip
         assert report.resealed == report.checked
         again = await reseal(both, COLUMNS, batch_size=2)
         assert sum(again.resealed.values()) == 0  # nothing left to do
@@ -120,7 +131,9 @@ async def test_a_secret_written_before_sealing_reads_and_is_sealed_by_the_first_
         )
     assert (await _passwords(db))[0] == "legacy-plaintext-password"
     report = await reseal(db, COLUMNS, plaintext_only=True)
-    assert report.resealed == {"connections.credentials": 1, "webhook_endpoints.secret": 0}
+    assert report.resealed == {
+        "connections.credentials": 1, "webhook_endpoints.secret": 0, "dkim_keys.private_key": 0,
+    }  # fmt: skip
     assert not any("legacy-plaintext-password" in value for value in await _raw(db))
     assert (await _passwords(db))[0] == "legacy-plaintext-password"
 
@@ -135,9 +148,10 @@ async def test_the_rotate_command_reports_what_it_did(
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {
-        "version": "v7", "checked": 6, "resealed": 6,
+        "version": "v7", "checked": 7, "resealed": 7,
         "columns": {"connections.credentials": {"checked": 5, "resealed": 5},
-                    "webhook_endpoints.secret": {"checked": 1, "resealed": 1}},
+                    "webhook_endpoints.secret": {"checked": 1, "resealed": 1},
+                    "dkim_keys.private_key": {"checked": 1, "resealed": 1}},
     }  # fmt: skip
     assert all(value.startswith("enc:v7:") for value in await _raw(db))
 
