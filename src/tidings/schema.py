@@ -19,6 +19,7 @@ from tidings.idempotency.models import IdempotencyKey
 from tidings.keys.models import ApiKey
 from tidings.links.models import Link
 from tidings.lists.models import ContactList, ListMember
+from tidings.members.models import ConsoleSession, Member, SignInAttempt, SignInLink
 from tidings.orgs.models import Org
 from tidings.outbox.models import Message
 from tidings.reports.models import PendingReport, RejectedReport
@@ -37,6 +38,7 @@ __all__ = [
     "Connection",
     "ConnectionBucket",
     "ConnectionSlot",
+    "ConsoleSession",
     "Contact",
     "ContactList",
     "CreditBalance",
@@ -46,12 +48,15 @@ __all__ = [
     "Integration",
     "Link",
     "ListMember",
+    "Member",
     "Message",
     "Org",
     "PendingReport",
     "Price",
     "RejectedReport",
     "Segment",
+    "SignInAttempt",
+    "SignInLink",
     "SinkMessage",
     "SoftBounce",
     "Suppression",

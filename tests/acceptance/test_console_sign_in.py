@@ -1,0 +1,168 @@
+"""The console's door: signing in and out, CSRF, roles, an operator's org switch, and
+the frame every page shares."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import select
+
+from tests.support.console import PASSWORD, add_member, sign_in, signed_in
+from tests.support.factories import make_org
+from tidings.db.engine import Database
+from tidings.members.models import ConsoleSession, Member
+from tidings.members.roles import Role
+
+
+async def test_a_visitor_signed_out_is_sent_to_sign_in_then_back(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    answer = await client.get("/?page=2")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login?next=%2F%3Fpage%3D2"
+
+    org = await make_org(db)
+    member = await add_member(db, org_id=org.id)
+    signed = await sign_in(client, member.email, next_path="/?page=2")
+    assert signed.status_code == 303
+    assert signed.headers["location"] == "/?page=2"
+    cookie = signed.headers["set-cookie"]
+    assert "tidings_session=" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+    assert "Secure" not in cookie  # public_url is http here
+
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert member.email in page.text
+    assert 'action="/logout"' in page.text
+    async with db.transaction(write=False) as session:
+        stored = await session.scalar(select(ConsoleSession.token_hash))
+        seen = await session.scalar(select(Member.last_sign_in_at))
+    assert stored is not None
+    assert stored not in cookie  # only a hash of the token is kept
+    assert seen is not None
+
+
+async def test_a_wrong_password_or_email_is_refused_alike(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    org = await make_org(db)
+    member = await add_member(db, org_id=org.id)
+    wrong_password = await sign_in(client, member.email, "not the password")
+    wrong_email = await sign_in(client, "nobody@example.com", PASSWORD)
+    for answer in (wrong_password, wrong_email):
+        assert answer.status_code == 401
+        assert "Wrong email or password." in answer.text
+        assert "tidings_session" not in answer.headers.get("set-cookie", "")
+    assert (await client.get("/")).status_code == 303
+
+
+async def test_a_next_elsewhere_is_not_followed(client: httpx.AsyncClient, db: Database) -> None:
+    org = await make_org(db)
+    member = await add_member(db, org_id=org.id)
+    answer = await sign_in(client, member.email, next_path="//evil.example/")
+    assert answer.headers["location"] == "/"
+
+
+async def test_a_post_without_the_csrf_token_is_refused(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    me = await signed_in(client, db)
+    refused = await client.post("/logout", data={})
+    assert refused.status_code == 403
+    assert "did not come from the console" in refused.text
+    forged = await client.post("/logout", data={"csrf_token": "x" * 43})
+    assert forged.status_code == 403
+    assert (await client.get("/")).status_code == 200  # still signed in
+
+    by_header = await client.post("/logout", headers={"X-CSRF-Token": me.csrf})
+    assert by_header.status_code == 303
+
+
+async def test_the_sign_in_form_refuses_a_post_from_elsewhere(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    org = await make_org(db)
+    member = await add_member(db, org_id=org.id)
+    answer = await client.post(
+        "/login", data={"email": member.email, "password": PASSWORD, "csrf_token": "forged"}
+    )
+    assert answer.status_code == 403
+    assert "tidings_session" not in answer.headers.get("set-cookie", "")
+
+
+async def test_signing_out_ends_the_session_for_good(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    me = await signed_in(client, db)
+    token = client.cookies["tidings_session"]
+    answer = await client.post("/logout", data={"csrf_token": me.csrf})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login"
+    client.cookies.set("tidings_session", token)  # a copy of the cookie kept elsewhere
+    assert (await client.get("/")).status_code == 303
+
+
+async def test_an_operator_switches_org_and_a_member_cannot(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    other = await make_org(db, "Other")
+    me = await signed_in(client, db, is_operator=True)
+    page = await client.get("/")
+    assert 'action="/switch-org"' in page.text
+    switched = await client.post("/switch-org", data={"org_id": other.id, "csrf_token": me.csrf})
+    assert switched.status_code == 303
+    page = await client.get("/")
+    assert "Now showing Other" in page.text  # the flash message, once
+    assert f"org {other.id}" in page.text
+    assert "Now showing" not in (await client.get("/")).text
+    missing = await client.post("/switch-org", data={"org_id": 999, "csrf_token": me.csrf})
+    assert missing.status_code == 404
+
+    client.cookies.clear()
+    plain = await signed_in(client, db, org=other, role=Role.ADMIN)
+    assert 'action="/switch-org"' not in (await client.get("/")).text
+    refused = await client.post("/switch-org", data={"org_id": me.org.id, "csrf_token": plain.csrf})
+    assert refused.status_code == 403
+
+
+async def test_the_menu_follows_the_role(client: httpx.AsyncClient, db: Database) -> None:
+    await signed_in(client, db, role=Role.VIEWER)
+    page = (await client.get("/")).text
+    assert 'href="/broadcasts"' in page
+    assert 'href="/compose"' not in page  # a viewer cannot send
+    assert 'href="/keys"' not in page  # nor manage
+
+
+async def test_a_bad_form_field_is_a_422_page_naming_it(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    me = await signed_in(client, db, is_operator=True)
+    answer = await client.post("/switch-org", data={"org_id": "x", "csrf_token": me.csrf})
+    assert answer.status_code == 422
+    assert "<code>org_id</code>" in answer.text
+
+
+async def test_console_pages_are_private_and_unframed(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    await signed_in(client, db)
+    page = await client.get("/")
+    assert page.headers["cache-control"] == "no-store"
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["content-type"].startswith("text/html")
+
+
+async def test_assets_are_served_from_tidings_with_cache_headers(
+    client: httpx.AsyncClient,
+) -> None:
+    for name, kind in [("htmx.min.js", "javascript"), ("console.js", "javascript"),
+                       ("tidings.css", "text/css")]:  # fmt: skip
+        answer = await client.get(f"/static/{name}")
+        assert answer.status_code == 200
+        assert kind in answer.headers["content-type"]
+        assert answer.headers["cache-control"] == "public, max-age=86400"
+    htmx = (await client.get("/static/htmx.min.js")).text
+    assert htmx.startswith("/*! htmx 2.")
+    assert "Zero-Clause BSD" in htmx
