@@ -4,12 +4,14 @@ the frame every page shares."""
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from tests.support.console import PASSWORD, add_member, sign_in, signed_in
 from tests.support.factories import make_org
 from tidings.db.engine import Database
-from tidings.members.models import ConsoleSession, Member
+from tidings.members import limits
+from tidings.members.models import ConsoleSession, Member, SignInAttempt
 from tidings.members.roles import Role
 
 
@@ -166,3 +168,38 @@ async def test_assets_are_served_from_tidings_with_cache_headers(
     htmx = (await client.get("/static/htmx.min.js")).text
     assert htmx.startswith("/*! htmx 2.")
     assert "Zero-Clause BSD" in htmx
+
+
+async def test_failed_sign_ins_are_limited_per_email_and_cleared_by_success(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    org = await make_org(db)
+    member = await add_member(db, org_id=org.id)
+    other = await add_member(db, org_id=org.id)
+    for _ in range(limits.PER_EMAIL):
+        assert (await sign_in(client, member.email, "wrong password")).status_code == 401
+    refused = await sign_in(client, member.email.upper())  # the right password, too late
+    assert refused.status_code == 429
+    assert "Too many failed sign-ins for this email address" in refused.text
+    assert 0 < int(refused.headers["retry-after"]) <= limits.WINDOW.total_seconds()
+    assert "tidings_session" not in refused.headers.get("set-cookie", "")
+
+    # Another member is not locked out by it; their success clears their own count.
+    assert (await sign_in(client, other.email, "wrong password")).status_code == 401
+    assert (await sign_in(client, other.email)).status_code == 303
+    async with db.transaction(write=False) as session:
+        left = list(await session.scalars(select(SignInAttempt.email)))
+    assert left == [member.email] * limits.PER_EMAIL
+
+
+async def test_failed_sign_ins_are_limited_per_client_address(
+    client: httpx.AsyncClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "PER_ADDRESS", 3)
+    org = await make_org(db)
+    member = await add_member(db, org_id=org.id)
+    for n in range(3):
+        assert (await sign_in(client, f"guess{n}@example.com", "x")).status_code == 401
+    refused = await sign_in(client, member.email)
+    assert refused.status_code == 429
+    assert "from your network address" in refused.text

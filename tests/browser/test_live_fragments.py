@@ -55,18 +55,14 @@ def test_a_live_fragment_backs_off_when_slow_and_stops_when_final(
     assert len(answers) == 3  # final: no more requests
 
 
-def test_a_live_fragment_waits_while_the_tab_is_hidden(
-    page: Page, console_server: Served
-) -> None:
+def test_a_live_fragment_waits_while_the_tab_is_hidden(page: Page, console_server: Served) -> None:
     answers: list[int] = []
 
     def serve_fragment(route: Route) -> None:
         answers.append(len(answers) + 1)
         route.fulfill(status=200, content_type="text/html", body=f"<b>{len(answers)}</b>")
 
-    page.route(
-        "**/live-test", lambda r: r.fulfill(status=200, content_type="text/html", body=PAGE)
-    )
+    page.route("**/live-test", lambda r: r.fulfill(status=200, content_type="text/html", body=PAGE))
     page.route("**/live-test/fragment", serve_fragment)
     page.goto("/live-test")
     expect(page.locator("#live")).to_have_text("1")

@@ -1,7 +1,8 @@
 """Signing in and out, and an operator's choice of org.
 
     GET  /login          the form (a signed-in member goes on to `next`)
-    POST /login          email + password → a session cookie, then `next`
+    POST /login          email + password → a session cookie, then `next` (rate-limited:
+                         members/limits.py; 429 with Retry-After)
     POST /logout         ends the session
     POST /switch-org     an operator shows another org
 
@@ -30,8 +31,8 @@ from tidings.console.deps import (
 from tidings.console.pages import local_path, redirect, render
 from tidings.console.routing import page_router, public_router
 from tidings.errors import Forbidden, Unauthorized
+from tidings.members import limits, sessions
 from tidings.members import service as members
-from tidings.members import sessions
 from tidings.settings import Settings
 
 LOGIN_COOKIE = "tidings_login"
@@ -86,13 +87,24 @@ async def login(
 ) -> Response:
     if not same_token(csrf_token, request.cookies.get(LOGIN_COOKIE, "")):
         raise csrf_refused()
+    address = request.client.host if request.client else "unknown"
+    form = {"next_path": local_path(next), "email": email}
     try:
         async with db.transaction(write=False) as session:
+            limited = await limits.blocked(session, email=email, address=address)
+            if limited is not None:
+                refused = _login_form(request, settings, **form, error=limited.message,
+                                      status_code=429)  # fmt: skip
+                refused.headers["Retry-After"] = str(limited.retry_after)
+                return refused
             member = await members.check_sign_in(session, email=email, password=password)
     except Unauthorized:
-        return _login_form(request, settings, next_path=local_path(next), email=email,
-                           error="Wrong email or password.", status_code=401)  # fmt: skip
+        async with db.transaction() as session:
+            await limits.record_failure(session, email=email, address=address)
+        return _login_form(request, settings, **form, error="Wrong email or password.",
+                           status_code=401)  # fmt: skip
     async with db.transaction() as session:
+        await limits.clear(session, email=email)
         await members.record_sign_in(session, member_id=member.id)
         issued = sessions.open_session(session, member=member, lifetimes=lifetimes(settings))
     response = redirect(local_path(next))
