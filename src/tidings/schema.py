@@ -19,7 +19,7 @@ from tidings.idempotency.models import IdempotencyKey
 from tidings.keys.models import ApiKey
 from tidings.links.models import Link
 from tidings.lists.models import ContactList, ListMember
-from tidings.members.models import ConsoleSession, Member, SignInAttempt, SignInLink
+from tidings.members.models import ConsoleSession, Member, SignInAttempt
 from tidings.orgs.models import Org
 from tidings.outbox.models import Message
 from tidings.reports.models import PendingReport, RejectedReport
@@ -56,7 +56,6 @@ __all__ = [
     "RejectedReport",
     "Segment",
     "SignInAttempt",
-    "SignInLink",
     "SinkMessage",
     "SoftBounce",
     "Suppression",

@@ -327,4 +327,4 @@ def test_0020_adds_members_one_email_each_and_their_sessions_go_with_them(
     assert _sql(empty_database, "SELECT count(*) FROM console_sessions") == [(0,)]
     command.downgrade(config, "0019")
     _, _, tables = _inspect(empty_database)
-    assert not tables & {"members", "console_sessions", "sign_in_links", "sign_in_attempts"}
+    assert not tables & {"members", "console_sessions", "sign_in_attempts"}

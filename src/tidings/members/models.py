@@ -50,20 +50,6 @@ class ConsoleSession(Base):
     revoked_at: Mapped[datetime | None]
 
 
-class SignInLink(Base):
-    """A one-time sign-in (`/login/once/<token>`), as `tidings serve --bootstrap` prints
-    for the first owner: the SHA-256 of its token, valid until `expires_at`, once."""
-
-    __tablename__ = "sign_in_links"
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime]
-    used_at: Mapped[datetime | None]
-
-
 class SignInAttempt(Base):
     """A failed sign-in, by the email tried and the client's address: what the rate limit
     counts (`limits.py`), in the database so that it holds across processes."""

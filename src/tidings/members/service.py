@@ -6,9 +6,10 @@ functions never commit. An email is compared lower-cased and stripped, as stored
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.base import utcnow
@@ -50,6 +51,15 @@ async def add_member(
     session.add(member)
     await session.flush()
     return member
+
+
+async def count_members(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Member)) or 0)
+
+
+def generate_password() -> str:
+    """A password for a member nobody chose one for (the first owner): 128 random bits."""
+    return secrets.token_urlsafe(16)
 
 
 async def list_members(session: AsyncSession, *, org_id: int | None) -> Sequence[Member]:

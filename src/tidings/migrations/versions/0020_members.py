@@ -1,6 +1,5 @@
 """Console members: people who sign in (`members`), their browser sessions
-(`console_sessions`), one-time sign-in links (`sign_in_links`) and the failed sign-ins
-the rate limit counts (`sign_in_attempts`).
+(`console_sessions`) and the failed sign-ins the rate limit counts (`sign_in_attempts`).
 
 Revision ID: 0020
 Revises: 0019
@@ -66,24 +65,6 @@ def upgrade() -> None:
     op.create_index("ix_console_sessions_member_id", "console_sessions", ["member_id"])
     op.create_index("ix_console_sessions_org_id", "console_sessions", ["org_id"])
     op.create_table(
-        "sign_in_links",
-        sa.Column("id", ID, nullable=False),
-        sa.Column("member_id", ID, nullable=False),
-        sa.Column("token_hash", sa.String(64), nullable=False),
-        sa.Column("created_at", AT, nullable=False),
-        sa.Column("expires_at", AT, nullable=False),
-        sa.Column("used_at", AT),
-        sa.ForeignKeyConstraint(
-            ["member_id"],
-            ["members.id"],
-            ondelete="CASCADE",
-            name="fk_sign_in_links_member_id_members",
-        ),
-        sa.PrimaryKeyConstraint("id", name="pk_sign_in_links"),
-        sa.UniqueConstraint("token_hash", name="uq_sign_in_links_token_hash"),
-    )
-    op.create_index("ix_sign_in_links_member_id", "sign_in_links", ["member_id"])
-    op.create_table(
         "sign_in_attempts",
         sa.Column("id", ID, nullable=False),
         sa.Column("email", sa.String(320), nullable=False),
@@ -97,6 +78,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("sign_in_attempts")
-    op.drop_table("sign_in_links")
     op.drop_table("console_sessions")
     op.drop_table("members")
