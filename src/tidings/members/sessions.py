@@ -117,11 +117,17 @@ async def revoke(session: AsyncSession, *, session_id: int) -> None:
 
 
 async def revoke_all(session: AsyncSession, *, member_id: int) -> int:
-    """End every live session of the member; how many there were."""
+    """End every session of the member that has not expired nor been revoked (an idle one
+    among them); how many."""
+    now = utcnow()
     result = await session.execute(
         update(ConsoleSession)
-        .where(ConsoleSession.member_id == member_id, ConsoleSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        .where(
+            ConsoleSession.member_id == member_id,
+            ConsoleSession.revoked_at.is_(None),
+            ConsoleSession.expires_at > now,
+        )
+        .values(revoked_at=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
