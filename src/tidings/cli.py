@@ -321,7 +321,8 @@ def _bootstrap(settings: Settings, *, base_url: str) -> None:
     if owner is not None:
         err.print(
             f"[bold]The console: {base_url}/[/bold] — sign in as the owner of org "
-            f"{owner.org_login!r} (shown once, stored only as a hash)"
+            f"{owner.org_login!r} (shown once, stored only as a hash)",
+            soft_wrap=True,
         )
         err.print(
             f"  email    {owner.email}\n  password [bold green]{owner.password}[/bold green]\n"

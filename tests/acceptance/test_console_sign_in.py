@@ -3,14 +3,20 @@ the frame every page shares."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.support.console import PASSWORD, add_member, sign_in, signed_in
 from tests.support.factories import make_org
+from tidings.audit import service as audit
+from tidings.audit.actions import Action
+from tidings.console.deps import Viewer
+from tidings.db.base import utcnow
 from tidings.db.engine import Database
-from tidings.members import limits
+from tidings.members import limits, sessions
 from tidings.members.models import ConsoleSession, Member, SignInAttempt
 from tidings.members.roles import Role
 
@@ -203,3 +209,35 @@ async def test_failed_sign_ins_are_limited_per_client_address(
     refused = await sign_in(client, member.email)
     assert refused.status_code == 429
     assert "from your network address" in refused.text
+
+
+async def test_a_request_keeps_the_session_alive_writing_at_most_once_a_minute(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    await signed_in(client, db)
+    long_ago = utcnow() - sessions.SEEN_RESOLUTION * 2
+    async with db.transaction() as session:
+        await session.execute(update(ConsoleSession).values(last_seen_at=long_ago))
+    assert (await client.get("/")).status_code == 200
+    async with db.transaction(write=False) as session:
+        seen = await session.scalar(select(ConsoleSession.last_seen_at))
+    assert seen is not None
+    assert seen > long_ago + sessions.SEEN_RESOLUTION  # moved up to the request
+
+    recent = utcnow() - timedelta(seconds=5)
+    async with db.transaction() as session:
+        await session.execute(update(ConsoleSession).values(last_seen_at=recent))
+    assert (await client.get("/")).status_code == 200
+    async with db.transaction(write=False) as session:
+        assert await session.scalar(select(ConsoleSession.last_seen_at)) == recent  # no write
+
+
+async def test_a_viewer_is_an_audit_actor_named_member(db: Database) -> None:
+    org = await make_org(db)
+    viewer = Viewer(member_id=7, email="a@b.example", role=Role.ADMIN, is_operator=False,
+                    org_id=org.id, org_login=org.login, org_name="Acme", session_id=1,
+                    csrf_token="t")  # fmt: skip
+    async with db.transaction() as session:
+        entry = await audit.record(session, org_id=org.id, by=viewer, action=Action.LIST_CREATE,
+                                   target_id=1, changes={})  # fmt: skip
+    assert (entry.actor, entry.key_id) == ("member 7", None)

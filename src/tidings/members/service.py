@@ -7,6 +7,7 @@ functions never commit. An email is compared lower-cased and stripped, as stored
 from __future__ import annotations
 
 import secrets
+import string
 from collections.abc import Sequence
 
 from sqlalchemy import func, select, update
@@ -57,9 +58,13 @@ async def count_members(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Member)) or 0)
 
 
+_ALPHANUMERIC = string.ascii_letters + string.digits
+
+
 def generate_password() -> str:
-    """A password for a member nobody chose one for (the first owner): 128 random bits."""
-    return secrets.token_urlsafe(16)
+    """A password for a member nobody chose one for (the first owner): 22 letters and
+    digits, 130 random bits, nothing a terminal or a shell would trip on."""
+    return "".join(secrets.choice(_ALPHANUMERIC) for _ in range(22))
 
 
 async def list_members(session: AsyncSession, *, org_id: int | None) -> Sequence[Member]:
