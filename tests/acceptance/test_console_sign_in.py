@@ -241,3 +241,9 @@ async def test_a_viewer_is_an_audit_actor_named_member(db: Database) -> None:
         entry = await audit.record(session, org_id=org.id, by=viewer, action=Action.LIST_CREATE,
                                    target_id=1, changes={})  # fmt: skip
     assert (entry.actor, entry.key_id) == ("member 7", None)
+
+
+async def test_an_htmx_request_signed_out_is_told_where_to_go(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/", headers={"HX-Request": "true"})
+    assert answer.status_code == 200  # htmx acts on HX-Redirect, not on a 303 it follows
+    assert answer.headers["hx-redirect"] == "/login?next=%2F"
