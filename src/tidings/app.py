@@ -30,6 +30,8 @@ from tidings.campaigns import routes as campaigns
 from tidings.compat import infobip, invent, octopush, walr
 from tidings.compat.routing import unrouted
 from tidings.connections import routes as connections
+from tidings.console.routes import PAGES as CONSOLE_PAGES
+from tidings.console.static import assets
 from tidings.contacts import routes as contacts
 from tidings.content.render import Renderer
 from tidings.credits import routes as credits
@@ -167,5 +169,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router, prefix="/v1", responses=EVERY_V1_ROUTE)
     for dialect in DIALECTS.values():
         app.include_router(dialect.router)  # each declares its own answers, 503 included
+    for page in CONSOLE_PAGES:
+        app.include_router(page.router)  # HTML, answering its own failures as pages
+    app.mount("/static", assets(), name="static")
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     return app

@@ -19,6 +19,7 @@ import ssl
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from importlib.metadata import version
 from pathlib import Path
@@ -28,6 +29,7 @@ import typer
 from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit import service as audit
@@ -54,9 +56,13 @@ from tidings.errors import InvalidInput
 from tidings.keys import service as keys
 from tidings.keys.schemas import KeyKind, Scope, audited
 from tidings.links.secret import erasure_key
+from tidings.members import cli as users_cli
+from tidings.members import service as members
+from tidings.members.roles import Role
 from tidings.messages import cli as messages_cli
 from tidings.net.ssrf import UnsafeURL
 from tidings.orgs import service as orgs
+from tidings.orgs.models import Org
 from tidings.orgs.schemas import OrgOut
 from tidings.privacy import service as privacy
 from tidings.privacy.schemas import ContactExportOut
@@ -100,6 +106,7 @@ app.add_typer(messages_cli.sink_app, name="sink")
 app.add_typer(templates_cli.app, name="templates")
 app.add_typer(campaigns_cli.app, name="campaigns")
 app.add_typer(connections_cli.app, name="connections")
+app.add_typer(users_cli.app, name="users")
 
 
 def _run(
@@ -273,27 +280,66 @@ def _serve(
 
 
 def _bootstrap(settings: Settings, *, base_url: str) -> None:
-    async def work(session: AsyncSession) -> keys.NewOrg | None:
-        if await orgs.count_orgs(session):
-            return None
-        created = await keys.create_org(session, name="Default", login="default")
-        await _new_org(session, created)
-        return created
+    """First start: an org and its key when there is no org; an owner of the first org
+    when nobody can sign in to the console yet (a new database, or one from before it)."""
 
-    created = _run(settings, work, write=True, may_create=True)
-    if created is None:
-        return
-    org, secret = created.org, created.key.secret
-    err.print(
-        "\n[bold]First start: created org 'default'[/bold] (shown once, stored only as a hash)"
-    )
-    err.print(
-        f"  org id  {org.id}\n  login   {org.login}\n  API key [bold green]{secret}[/bold green]"
-    )
-    err.print(
-        f"  try:    curl -H 'Authorization: Bearer {secret}' {base_url}/v1/orgs/{org.id}\n",
-        soft_wrap=True,
-    )
+    async def work(session: AsyncSession) -> tuple[keys.NewOrg | None, FirstOwner | None]:
+        created = None
+        if not await orgs.count_orgs(session):
+            created = await keys.create_org(session, name="Default", login="default")
+            await _new_org(session, created)
+        return created, await _first_owner(session)
+
+    created, owner = _run(settings, work, write=True, may_create=True)
+    if created is not None:
+        org, secret = created.org, created.key.secret
+        err.print(
+            "\n[bold]First start: created org 'default'[/bold] (shown once, stored only as a hash)"
+        )
+        key = f"[bold green]{secret}[/bold green]"
+        err.print(f"  org id  {org.id}\n  login   {org.login}\n  API key {key}")
+        err.print(
+            f"  try:    curl -H 'Authorization: Bearer {secret}' {base_url}/v1/orgs/{org.id}\n",
+            soft_wrap=True,
+        )
+    if owner is not None:
+        err.print(
+            f"[bold]The console: {base_url}/[/bold] — sign in as the owner of org "
+            f"{owner.org_login!r} (shown once, stored only as a hash)",
+            soft_wrap=True,
+        )
+        err.print(
+            f"  email    {owner.email}\n  password [bold green]{owner.password}[/bold green]\n"
+            f"  change it: tidings users reset-password --email {owner.email}\n",
+            soft_wrap=True,
+        )
+
+
+FIRST_OWNER_EMAIL = "owner@tidings.local"
+
+
+@dataclass(frozen=True, slots=True)
+class FirstOwner:
+    email: str
+    password: str
+    org_login: str
+
+
+async def _first_owner(session: AsyncSession) -> FirstOwner | None:
+    """An owner (and operator) of the first org, with a generated password, when the
+    database has no member at all; None otherwise."""
+    if await members.count_members(session):
+        return None
+    first = await session.scalar(select(Org).order_by(Org.id).limit(1))
+    if first is None:
+        return None
+    password = members.generate_password()
+    member = await members.add_member(
+        session, org_id=first.id, email=FIRST_OWNER_EMAIL, password=password, role=Role.OWNER,
+        is_operator=True,
+    )  # fmt: skip
+    await users_cli.record_creation(session, member, audit.CLI)
+    return FirstOwner(email=member.email, password=password, org_login=first.login)
 
 
 @app.command()

@@ -20,6 +20,7 @@ from tidings.idempotency.models import IdempotencyKey
 from tidings.keys.models import ApiKey
 from tidings.links.models import Link
 from tidings.lists.models import ContactList, ListMember
+from tidings.members.models import ConsoleSession, Member, SignInAttempt
 from tidings.orgs.models import Org
 from tidings.outbox.models import Message
 from tidings.reports.models import PendingReport, RejectedReport
@@ -38,6 +39,7 @@ __all__ = [
     "Connection",
     "ConnectionBucket",
     "ConnectionSlot",
+    "ConsoleSession",
     "Contact",
     "ContactList",
     "CreditBalance",
@@ -48,6 +50,7 @@ __all__ = [
     "Integration",
     "Link",
     "ListMember",
+    "Member",
     "Message",
     "Org",
     "PendingReport",
@@ -55,6 +58,7 @@ __all__ = [
     "RejectedReport",
     "Segment",
     "SendingDomain",
+    "SignInAttempt",
     "SinkMessage",
     "SoftBounce",
     "Suppression",

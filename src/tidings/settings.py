@@ -55,6 +55,18 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000",
         description="Base URL of this service as recipients reach it; links in messages use it.",
     )
+    console_session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        le=24 * 30,
+        description="A console sign-in lasts this long at most (docs/console.md).",
+    )
+    console_idle_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        le=24 * 60 * 30,
+        description="A console session ends after this long without a request.",
+    )
     auto_migrate: bool = Field(
         default=True,
         description=(

@@ -312,3 +312,45 @@ def test_0020_adds_the_sending_domains_and_their_keys(empty_database: str) -> No
         _sql(empty_database, key, [{"at": at}])  # one key per selector and domain
     command.downgrade(config, "0019")
     assert not {"sending_domains", "dkim_keys"} & _inspect(empty_database)[2]
+
+
+def test_0021_adds_members_one_email_each_and_their_sessions_go_with_them(
+    empty_database: str,
+) -> None:
+    """A member's email is unique across orgs (what a person signs in with); deleting an
+    org deletes its members, and their sessions with them."""
+    config = migrate.alembic_config(empty_database)
+    command.upgrade(config, "0021")
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    _sql(
+        empty_database,
+        "INSERT INTO orgs (id, name, login, created_at, updated_at) VALUES (:id, :n, :n, :at, :at)",
+        [{"id": 1, "n": "a", "at": at}, {"id": 2, "n": "b", "at": at}],
+    )
+    insert_member = (
+        "INSERT INTO members (id, org_id, email, password_hash, role, is_operator, created_at)"
+        " VALUES (:id, :org, :email, 'h', 'owner', FALSE, :at)"
+    )
+    _sql(empty_database, insert_member, [{"id": 1, "org": 1, "email": "a@x.org", "at": at}])
+    with pytest.raises(Exception, match=r"(?i)unique"):
+        _sql(empty_database, insert_member, [{"id": 2, "org": 2, "email": "a@x.org", "at": at}])
+    _sql(
+        empty_database,
+        "INSERT INTO console_sessions (member_id, org_id, token_hash, csrf_token, created_at,"
+        " last_seen_at, expires_at) VALUES (1, 1, :hash, 'c', :at, :at, :at)",
+        [{"hash": "t" * 64, "at": at}],
+    )
+
+    async def delete_org() -> None:  # through Tidings' engine: SQLite enforces the keys
+        db = Database(Settings(database_url=empty_database, secret_key="k" * 32))
+        try:
+            async with db.transaction() as session:
+                await session.execute(text("DELETE FROM orgs WHERE id = 1"))
+        finally:
+            await db.dispose()
+
+    asyncio.run(delete_org())
+    assert _sql(empty_database, "SELECT count(*) FROM console_sessions") == [(0,)]
+    command.downgrade(config, "0020")
+    _, _, tables = _inspect(empty_database)
+    assert not tables & {"members", "console_sessions", "sign_in_attempts"}

@@ -16,6 +16,8 @@ class Action(StrEnum):
     ORG_UPDATE = "org.update"
     KEY_CREATE = "key.create"
     KEY_REVOKE = "key.revoke"
+    MEMBER_CREATE = "member.create"
+    MEMBER_RESET = "member.reset_password"  # the password, never written here
     CONTACT_UPSERT = "contact.upsert"
     CONTACT_IMPORT = "contact.import"
     CONTACT_EXPORT = "contact.export"

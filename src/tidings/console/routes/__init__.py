@@ -1,0 +1,7 @@
+"""The console's pages, one module per page. The composition root (`tidings.app`)
+includes the router of each module in `PAGES`: a new page is a module here and one line
+in that tuple (docs/console.md)."""
+
+from tidings.console.routes import overview, sign_in
+
+PAGES = (sign_in, overview)
