@@ -11,7 +11,9 @@ the send is accepted (`campaigns.versions`).
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.campaigns.models import Campaign
@@ -19,6 +21,7 @@ from tidings.campaigns.schemas import Purpose
 from tidings.campaigns.service import get_campaign, single_send_campaign
 from tidings.campaigns.versions import freeze
 from tidings.channels.models import SinkMessage
+from tidings.contacts.models import Contact
 from tidings.contacts.service import get_contact, upsert_contacts
 from tidings.content.render import Renderer
 from tidings.credits.service import charge_messages
@@ -59,8 +62,25 @@ async def list_messages(
     broadcast_id: int | None = None,
     status: str | None = None,
     contact_id: int | None = None,
+    address: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[Message]:
+    """A page of the org's messages in id order. `address`: an email or phone, matched
+    through the org's contact with it (indexed, and still found once the message's own
+    copy of it is erased); `since` inclusive, `until` exclusive, on `created_at`."""
     query = owned_page(Message, org_id=org_id, after_id=after_id, limit=limit)
+    if address is not None:
+        wanted = address.strip()
+        named = select(Contact.id).where(
+            Contact.org_id == org_id,
+            (Contact.email == wanted.lower()) | (Contact.phone == wanted),
+        )
+        query = query.where(Message.contact_id.in_(named))
+    if since is not None:
+        query = query.where(Message.created_at >= since)
+    if until is not None:
+        query = query.where(Message.created_at < until)
     if broadcast_id is not None:
         query = query.where(Message.broadcast_id == broadcast_id)
     if status is not None:
@@ -82,6 +102,10 @@ async def list_sink_messages(
     if message_id is not None:
         query = query.where(SinkMessage.message_id == message_id)
     return list(await session.scalars(query))
+
+
+async def get_sink_message(session: AsyncSession, *, org_id: int, sink_id: int) -> SinkMessage:
+    return await get_owned(session, SinkMessage, org_id=org_id, ident=sink_id, what="sink message")
 
 
 async def check_source(body: SingleSend, *, renderer: Renderer) -> None:
