@@ -214,6 +214,9 @@ async def test_messages_search_timeline_and_sink(client: httpx.AsyncClient, db: 
         f"/messages?since={today}&until={today}")).text)) == 2  # fmt: skip
     tomorrow = (utcnow() + timedelta(days=1)).date().isoformat()
     assert "No messages match" in (await client.get(f"/messages?since={tomorrow}")).text
+    nul = await client.get("/messages?address=a%00b")
+    assert nul.status_code == 422
+    assert "address" in nul.text
     wrong = await client.get("/messages?since=yesterday&status=lost")
     assert wrong.status_code == 422
     assert "since" in wrong.text

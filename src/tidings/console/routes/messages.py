@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi import Query, Request, Response
 
 from tidings.api.deps import SessionDep
-from tidings.api.fields import Id, id_in
+from tidings.api.fields import NO_NUL, Id, id_in
 from tidings.console.deps import ReadViewer
 from tidings.console.pages import render
 from tidings.console.routing import page_router
@@ -27,7 +27,7 @@ from tidings.outbox.status import MessageStatus
 
 router = page_router()
 PAGE = 50
-Text = Annotated[str, Query(max_length=320)]
+Text = Annotated[str, Query(max_length=320, pattern=NO_NUL)]
 
 
 @dataclass(frozen=True, slots=True)
