@@ -112,7 +112,8 @@ async def test_a_viewer_cannot_move_and_nobody_moves_without_csrf_or_in_another_
 ) -> None:
     other = await make_org(db, "Other")
     people = await audience(db, other, [{"email": "a@example.com"}])
-    theirs = await _scheduled_later(db, other.id, await email_campaign(db, other), people.list_id)
+    their_campaign = await email_campaign(db, other)
+    theirs = await _scheduled_later(db, other.id, their_campaign, people.list_id)
 
     me = await signed_in(client, db, role=Role.ADMIN)
     for path in (f"/broadcasts/{theirs}", f"/broadcasts/{theirs}/progress"):
@@ -120,6 +121,14 @@ async def test_a_viewer_cannot_move_and_nobody_moves_without_csrf_or_in_another_
     foreign = await client.post(f"/broadcasts/{theirs}/pause", data={"csrf_token": me.csrf})
     assert foreign.status_code == 404
     assert await _status(db, theirs) == "SCHEDULED"
+    for path, form in (
+        ("/compose", {"name": "x", "campaign_id": their_campaign, "send_to_all": "true"}),
+        ("/compose/test", {"campaign_id": their_campaign, "test_addresses": "x@example.com"}),
+    ):
+        answer = await client.post(path, data={"csrf_token": me.csrf, **form})
+        assert answer.status_code == 404, (path, answer.text)
+    counted = await client.get(f"/compose/count?list_ids={people.list_id}")
+    assert ">0 contacts<" in counted.text  # their list counts none of their contacts here
 
     mine_people = await audience(db, me.org, [{"email": "b@example.com"}])
     mine = await _scheduled_later(
@@ -161,6 +170,9 @@ async def test_compose_counts_tests_and_creates_a_broadcast_that_sends(
               "test_addresses": "qa@example.com\nlead@example.com"},
     )  # fmt: skip
     assert test.status_code == 303, test.text
+    again = await client.get(test.headers["location"])
+    assert "Test sent to 2 addresses" in again.text
+    assert f'<option value="{campaign_id}" selected>' in again.text
     bad = await client.post(
         "/compose/test",
         data={"csrf_token": me.csrf, "campaign_id": campaign_id, "test_addresses": "not-mail"},

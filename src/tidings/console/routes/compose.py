@@ -10,7 +10,7 @@ sent through a campaign made for it on the campaigns page.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Form, Query, Request, Response
 from pydantic import ValidationError
@@ -20,7 +20,7 @@ from tidings.api.fields import Id, UtcMoment
 from tidings.broadcasts import service as broadcasts
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.campaigns.service import get_campaign, list_campaigns
-from tidings.console.deps import SendViewer, Viewer
+from tidings.console.deps import SendViewer
 from tidings.console.pages import fragment, redirect, render
 from tidings.console.routing import page_router
 from tidings.errors import FieldError, InvalidInput
@@ -46,7 +46,14 @@ def _invalid(exc: ValidationError, whole: str) -> InvalidInput:
     return InvalidInput(errors)
 
 
-async def _form(request: Request, viewer: Viewer, session: Any, **shown: Any) -> Response:
+@router.get("/compose")
+async def compose(
+    request: Request,
+    viewer: SendViewer,
+    session: SessionDep,
+    campaign_id: Annotated[Id | None, Query()] = None,
+) -> Response:
+    """The form; `campaign_id` preselects a campaign (after a test send, the one tested)."""
     org_id = viewer.org_id
     return render(
         request,
@@ -55,19 +62,8 @@ async def _form(request: Request, viewer: Viewer, session: Any, **shown: Any) ->
         campaigns=await list_campaigns(session, org_id=org_id, after_id=None, limit=CHOICES),
         lists=await list_lists(session, org_id=org_id, after_id=None, limit=CHOICES),
         segments=await list_segments(session, org_id=org_id, after_id=None, limit=CHOICES),
-        form=shown.pop("form", {}),
-        **shown,
+        chosen=campaign_id,
     )
-
-
-@router.get("/compose")
-async def compose(
-    request: Request,
-    viewer: SendViewer,
-    session: SessionDep,
-    campaign_id: Annotated[Id | None, Query()] = None,
-) -> Response:
-    return await _form(request, viewer, session, form={"campaign_id": campaign_id}, errors=[])
 
 
 @router.get("/compose/count")
