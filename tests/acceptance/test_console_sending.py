@@ -15,7 +15,7 @@ from tests.support.factories import make_org
 from tests.support.sending import Emailed, audience, email_campaign, emailed
 from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.schemas import BroadcastCreate
-from tidings.broadcasts.service import create_broadcast
+from tidings.broadcasts.service import create_broadcast, create_for_audience
 from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
@@ -260,3 +260,24 @@ async def test_messages_search_timeline_and_sink(client: httpx.AsyncClient, db: 
     both_have_it = await client.get("/messages?address=p0@example.com")
     assert re.findall(r'<tr data-message="(\d+)">', both_have_it.text) != [str(their_message)]
     assert len(re.findall(r"<tr data-message=", both_have_it.text)) == 1  # ours only
+
+
+async def test_a_draft_without_a_template_reads_and_can_only_be_cancelled(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    me = await signed_in(client, db, role=Role.OWNER)
+    async with db.transaction() as session:
+        draft = await create_for_audience(
+            session, org_id=me.org.id, name="Someday", segment_ids=[], send_to_all=True,
+            scheduled_at=None, campaign_id=None,
+        )  # fmt: skip
+    page = await client.get(f"/broadcasts/{draft.id}")
+    assert page.status_code == 200
+    assert "A draft without a template yet." in page.text
+    assert f'action="/broadcasts/{draft.id}/cancel"' in page.text
+    assert f'action="/broadcasts/{draft.id}/pause"' not in page.text
+    listed = await client.get("/broadcasts")
+    assert f'data-broadcast="{draft.id}" data-status="DRAFT"' in listed.text
+    assert FINAL in listed.text  # a draft moves only when someone acts: the list stops
+    live = await client.get(f"/broadcasts/{draft.id}/progress")
+    assert FINAL not in live.text  # its own page keeps following it

@@ -16,7 +16,7 @@ from tidings.broadcasts import report
 from tidings.broadcasts import service as broadcasts
 from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.progress import progress_of
-from tidings.broadcasts.status import FINAL, BroadcastStatus, can_move
+from tidings.broadcasts.status import BroadcastStatus, can_move
 from tidings.console.charts import line_chart
 from tidings.console.deps import ReadViewer, SendViewer, Viewer
 from tidings.console.pages import fragment, redirect, render
@@ -27,6 +27,9 @@ from tidings.links.service import top_links
 
 router = page_router()
 PAGE = 50
+MOVING = frozenset({BroadcastStatus.SENDING, BroadcastStatus.SCHEDULED})
+"""What moves by itself: the list polls while one of these is shown. A draft or a paused
+broadcast changes only when someone acts (its own page keeps polling until it is final)."""
 CHARTED = ("sent", "failed", "delivered", "opened", "clicked", "bounced")
 
 
@@ -64,7 +67,7 @@ def _rows(found: list[Broadcast]) -> dict[str, Any]:
     return {
         "rows": [(b, progress_of(b, now=now)) for b in shown],
         "next_after": shown[-1].id if len(found) > PAGE else None,
-        "final": all(BroadcastStatus(b.status) in FINAL for b in shown),
+        "final": not any(BroadcastStatus(b.status) in MOVING for b in shown),
     }
 
 
