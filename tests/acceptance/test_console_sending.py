@@ -281,3 +281,25 @@ async def test_a_draft_without_a_template_reads_and_can_only_be_cancelled(
     assert FINAL in listed.text  # a draft moves only when someone acts: the list stops
     live = await client.get(f"/broadcasts/{draft.id}/progress")
     assert FINAL not in live.text  # its own page keeps following it
+
+
+async def test_a_message_being_retried_shows_its_attempts_and_last_reason(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    me = await signed_in(client, db, role=Role.EDITOR)
+    campaign_id = await email_campaign(db, me.org)
+    tested = await client.post(
+        "/compose/test",
+        data={"csrf_token": me.csrf, "campaign_id": campaign_id, "test_addresses": "r@x.org"},
+    )
+    assert tested.status_code == 303, tested.text
+    async with db.transaction() as session:  # as a worker leaves it after two failed tries
+        message = await session.scalar(select(Message).where(Message.recipient == "r@x.org"))
+        assert message is not None
+        assert message.status == "queued"
+        message.attempts, message.reason = 2, "421 try again later"
+        message_id = message.id
+    page = await client.get(f"/messages/{message_id}")
+    assert re.findall(r'data-step="(\w+)"', page.text) == ["queued", "attempted"]
+    assert "2 attempts; last: 421 try again later" in page.text
+    assert "this message's is not kept" in page.text

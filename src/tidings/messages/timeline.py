@@ -55,7 +55,8 @@ async def timeline(session: AsyncSession, *, org_id: int, message_id: int) -> Ti
     message = await get_message(session, org_id=org_id, message_id=message_id)
     first = MS.HELD if message.status == MS.HELD else MS.QUEUED
     steps = [Step(message.created_at, first.value)]
-    if message.attempts:
+    retrying = message.attempts and message.status == MS.QUEUED
+    if message.attempts > 1 or retrying:  # one attempt that ended is its event alone
         tries = f"{message.attempts} attempt{'s' if message.attempts > 1 else ''}"
         last = message.reason if message.status not in (MS.SKIPPED, MS.CANCELLED) else None
         detail = f"{tries}; last: {last}" if last else tries
