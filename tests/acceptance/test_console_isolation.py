@@ -23,6 +23,7 @@ from tests.support.console import signed_in
 from tests.support.factories import make_org
 from tidings.app import create_app
 from tidings.audit.models import AuditEntry
+from tidings.channels.models import SinkMessage
 from tidings.console.routing import ConsoleRoute
 from tidings.db.engine import Database
 from tidings.members.roles import Role
@@ -37,6 +38,8 @@ LAST = {("POST", "/logout")}
 FORMS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/switch-org"): {"org_id": "{org_id}"},
     ("POST", "/logout"): {},
+    ("POST", "/compose"): {"name": "x", "campaign_id": "{campaign_id}", "send_to_all": "true"},
+    ("POST", "/compose/test"): {"campaign_id": "{campaign_id}", "test_addresses": "x@example.com"},
 }
 
 
@@ -71,8 +74,8 @@ def _fill(value: Any, ids: dict[str, int]) -> Any:
 
 SEEDED = {"org_id", "suppression_id", "webhook_id", "list_id", "application_id", "contact_id",
           "segment_id", "key_id", "template_id", "connection_id", "campaign_id", "broadcast_id",
-          "number", "message_id"}  # fmt: skip
-"""The ids `test_isolation._seed_a` makes in org A."""
+          "number", "message_id", "sink_id"}  # fmt: skip
+"""The ids `test_isolation._seed_a` makes in org A, and its sink's copy of its message."""
 
 
 def test_every_console_route_is_walked() -> None:
@@ -91,6 +94,12 @@ async def test_a_member_of_org_b_sees_nothing_of_org_a(
 ) -> None:
     a = await make_org(db, "Alpha")
     ids_a = await _seed_a(client, db, a)
+    async with db.transaction() as session:  # what the sink kept of a message of A's
+        kept = SinkMessage(org_id=a.id, channel="email", recipient="a@alpha.example",
+                           subject="Secret offer", content="Secret offer")  # fmt: skip
+        session.add(kept)
+        await session.flush()
+        ids_a["sink_id"] = kept.id
     b = await make_org(db, "Bravo")
     me = await signed_in(client, db, org=b, role=Role.OWNER)
 

@@ -354,3 +354,25 @@ def test_0021_adds_members_one_email_each_and_their_sessions_go_with_them(
     command.downgrade(config, "0020")
     _, _, tables = _inspect(empty_database)
     assert not tables & {"members", "console_sessions", "sign_in_attempts"}
+
+
+def test_0022_indexes_messages_by_org_and_date(empty_database: str) -> None:
+    """The console's overview and its search by date read a range of this index."""
+    config = migrate.alembic_config(empty_database)
+    command.upgrade(config, "0022")
+
+    def indexes() -> set[str]:
+        async def main() -> set[str]:
+            engine = create_async_engine(empty_database)
+            try:
+                async with engine.connect() as connection:
+                    found = await connection.run_sync(lambda c: inspect(c).get_indexes("messages"))
+                    return {str(i["name"]) for i in found}
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(main())
+
+    assert "ix_messages_org_id_created_at" in indexes()
+    command.downgrade(config, "0021")
+    assert "ix_messages_org_id_created_at" not in indexes()

@@ -25,6 +25,10 @@ MAX_ID: Final = 2**63 - 1  # keys are signed 64-bit integers on both engines
 Id = Annotated[int, Interval(ge=1, le=MAX_ID)]
 """An object's id: 1 … 2⁶³−1."""
 
+NO_NUL: Final = "^[^\\x00]*$"
+"""A query text's pattern: no text column holds NUL (PostgreSQL refuses it even as a
+parameter), so a NUL is a 422 naming the parameter, not a failed statement."""
+
 
 def id_in(text: str) -> int | None:
     """The id a text names: ASCII digits (not `²` nor `٣`, which `str.isdigit` takes)

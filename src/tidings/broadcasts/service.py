@@ -195,6 +195,20 @@ async def list_broadcasts(
     return list(await session.scalars(page))
 
 
+async def active_broadcasts(
+    session: AsyncSession, *, org_id: int, limit: int = 20
+) -> list[Broadcast]:
+    """The org's broadcasts sending, paused or scheduled: the next due first."""
+    live = [S.SENDING.value, S.PAUSED.value, S.SCHEDULED.value]
+    query = (
+        select(Broadcast)
+        .where(Broadcast.org_id == org_id, Broadcast.status.in_(live))
+        .order_by(Broadcast.scheduled_at, Broadcast.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
 async def send_draft(session: AsyncSession, *, org_id: int, broadcast_id: int) -> Broadcast:
     """DRAFT → SCHEDULED for now (its own scheduled_at if that is still ahead)."""
     now = utcnow()

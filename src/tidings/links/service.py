@@ -7,7 +7,9 @@ broadcast's counters: one source for every counter."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.contacts.models import Contact
@@ -139,3 +141,30 @@ def tracked_message(signer: TokenSigner, purpose: str, token: str) -> int | None
 async def record_hit(session: AsyncSession, *, message_id: int, kind: str, hit: Hit) -> bool:
     """Record an open or play of the message (flagging bots); False for no such message."""
     return await track(session, message_id=message_id, kind=kind, hit=hit)
+
+
+@dataclass(frozen=True, slots=True)
+class ClickedLink:
+    url: str
+    clicks: int  # every hit, bots included (the link's own counter)
+    messages: int  # messages whose recipient followed it
+
+
+async def top_links(
+    session: AsyncSession, *, org_id: int, broadcast_id: int, limit: int = 10
+) -> list[ClickedLink]:
+    """The org's broadcast's links by clicks, most first, those never clicked left out
+    (read only). Bounded by the broadcast: its messages through
+    `ix_messages_broadcast_id_status`, their links by the links' key."""
+    messages = select(Message.id).where(
+        Message.org_id == org_id, Message.broadcast_id == broadcast_id
+    )
+    clicks = func.sum(Link.clicks).label("clicks")
+    rows = await session.execute(
+        select(Link.url, clicks, func.count())
+        .where(Link.org_id == org_id, Link.message_id.in_(messages), Link.clicks > 0)
+        .group_by(Link.url)
+        .order_by(clicks.desc(), Link.url)
+        .limit(limit)
+    )
+    return [ClickedLink(url, int(n), int(m)) for url, n, m in rows]

@@ -90,7 +90,7 @@ def messages_list(
             limit=limit,
             broadcast_id=broadcast,
             status=None if status is None else status.value,
-            recipient=recipient,
+            address=recipient,
             since=None if since is None else since_moment(since, now=datetime.now(UTC)),
             newest_first=True,
         )

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tidings.api.deps import ReadKey, RendererDep, SendKey, SessionDep, WriteSessionDep
-from tidings.api.fields import Id
+from tidings.api.fields import NO_NUL, Id, Moment
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.keys.schemas import KeyKind
@@ -15,7 +15,9 @@ from tidings.messages.schemas import MessageOut, SingleSend, SinkMessageOut
 router = APIRouter(prefix="/orgs/{org_id}", tags=["messages"], route_class=IdempotentRoute)
 
 
-@router.get("/messages", summary="List messages, filtered by broadcast, status or contact")
+@router.get(
+    "/messages", summary="List messages, filtered by broadcast, status, contact, address or date"
+)
 async def list_messages(
     org_id: Id,
     key: ReadKey,
@@ -25,6 +27,16 @@ async def list_messages(
     broadcast_id: Annotated[Id | None, Query()] = None,
     status: Annotated[str | None, Query(description="e.g. sent, failed, skipped")] = None,
     contact_id: Annotated[Id | None, Query()] = None,
+    address: Annotated[
+        str | None,
+        Query(
+            max_length=320,
+            pattern=NO_NUL,
+            description="An email or E.164 phone: the messages of its contact",
+        ),
+    ] = None,
+    since: Annotated[Moment | None, Query(description="Created at or after (inclusive)")] = None,
+    until: Annotated[Moment | None, Query(description="Created before (exclusive)")] = None,
 ) -> Page[MessageOut]:
     rows = await service.list_messages(
         session,
@@ -34,6 +46,9 @@ async def list_messages(
         broadcast_id=broadcast_id,
         status=status,
         contact_id=contact_id,
+        address=address,
+        since=since,
+        until=until,
     )
     return paged(rows, limit, MessageOut.model_validate)
 

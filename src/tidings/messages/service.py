@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.campaigns.models import Campaign
@@ -20,6 +21,7 @@ from tidings.campaigns.schemas import Purpose
 from tidings.campaigns.service import get_campaign, single_send_campaign
 from tidings.campaigns.versions import freeze
 from tidings.channels.models import SinkMessage
+from tidings.contacts.models import Contact
 from tidings.contacts.normalize import normalize_email, normalize_phone
 from tidings.contacts.service import get_contact, upsert_contacts
 from tidings.content.render import Renderer
@@ -61,25 +63,35 @@ async def list_messages(
     broadcast_id: int | None = None,
     status: str | None = None,
     contact_id: int | None = None,
-    recipient: str | None = None,
+    address: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
     newest_first: bool = False,
 ) -> list[Message]:
-    """A page of the org's messages (read only). `recipient`: an address or E.164 number
-    as stored (`recipient_of` reads one as typed); `since`: created at or after it."""
+    """A page of the org's messages in id order (newest first when asked). `address`: an
+    email or phone as stored (`recipient_of` reads one as typed), matched through the org's
+    contact with it (indexed, and still found once the message's own copy of it is erased);
+    `since` inclusive, `until` exclusive, on `created_at`."""
     query = owned_page(
         Message, org_id=org_id, after_id=after_id, limit=limit, newest_first=newest_first
     )
+    if address is not None:
+        wanted = address.strip()
+        named = select(Contact.id).where(
+            Contact.org_id == org_id,
+            (Contact.email == wanted.lower()) | (Contact.phone == wanted),
+        )
+        query = query.where(Message.contact_id.in_(named))
+    if since is not None:
+        query = query.where(Message.created_at >= since)
+    if until is not None:
+        query = query.where(Message.created_at < until)
     if broadcast_id is not None:
         query = query.where(Message.broadcast_id == broadcast_id)
     if status is not None:
         query = query.where(Message.status == status)
     if contact_id is not None:
         query = query.where(Message.contact_id == contact_id)
-    if recipient is not None:
-        query = query.where(Message.recipient == recipient)
-    if since is not None:
-        query = query.where(Message.created_at >= since)
     return list(await session.scalars(query))
 
 

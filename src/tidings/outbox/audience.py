@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, false, or_, select
+from sqlalchemy import ColumnElement, Table, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.contacts.models import Contact
@@ -39,3 +39,11 @@ async def audience_condition(
         for raw in saved:
             parts.append(segment_audience(session, org_id=org_id, node=filters.parse(raw)))
     return live & or_(false(), *parts)
+
+
+async def count_audience(session: AsyncSession, *, org_id: int, audience: dict[str, Any]) -> int:
+    """How many contacts `audience_condition` selects now (read only): what a broadcast
+    to it would expand to, before those without an address for its channel, or
+    suppressed, are skipped."""
+    condition = await audience_condition(session, org_id=org_id, audience=audience)
+    return int(await session.scalar(select(func.count()).where(condition)) or 0)

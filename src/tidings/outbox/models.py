@@ -38,6 +38,7 @@ class Message(Base):
         ),
         Index("ix_messages_broadcast_id_status", "broadcast_id", "status"),
         Index("ix_messages_org_id_id", "org_id", "id"),
+        Index("ix_messages_org_id_created_at", "org_id", "created_at"),  # by date (0021)
         Index("ix_messages_contact_id", "contact_id"),
         Index(  # reports look messages up by provider id; one is set when sent
             "ix_messages_org_id_provider_id",
