@@ -286,3 +286,29 @@ def test_0019_gives_the_keys_stored_before_it_their_route(empty_database: str) -
     command.downgrade(config, "0018")
     assert _sql(empty_database, "SELECT count(*) FROM idempotency_keys") == [(0,)]
     command.upgrade(config, "head")
+
+
+def test_0020_adds_local_time_and_quiet_hours_as_nulls(empty_database: str) -> None:
+    """0020's columns are all nullable: an org, campaign and broadcast stored before it
+    read as no zone, no quiet hours and no local time, as they behaved."""
+    config = migrate.alembic_config(empty_database)
+    command.upgrade(config, "0019")
+    at = datetime.now(UTC)
+    _sql(
+        empty_database,
+        "INSERT INTO orgs (id, name, login, created_at, updated_at) VALUES (1, 'a', 'a', :at, :at)",
+        [{"at": at}],
+    )
+    command.upgrade(config, "0020")
+    assert _sql(empty_database, "SELECT timezone, quiet_hours, sending_days FROM orgs") == [
+        (None, None, None)
+    ]
+    for table, columns in (
+        ("campaigns", "quiet_hours"),
+        ("campaign_versions", "quiet_hours"),
+        ("broadcasts", "local_time, local_date, due_schedule"),
+    ):
+        assert _sql(empty_database, f"SELECT {columns} FROM {table}") == []  # noqa: S608
+    command.downgrade(config, "0019")
+    assert _sql(empty_database, "SELECT count(*) FROM orgs") == [(1,)]
+    command.upgrade(config, "head")

@@ -7,7 +7,11 @@ or SKIPPED with its reason. Query helpers: the caller owns the transaction.
     expand(broadcast)   INSERT INTO messages … SELECT … FROM contacts LEFT JOIN suppressions
                         one statement, no contact loaded into Python; the unique
                         (broadcast_id, contact_id) key gives a contact reached by two
-                        lists or segments one message
+                        lists or segments one message. When the due time depends on the
+                        recipient's zone (local time, quiet hours), one SELECT DISTINCT
+                        (timezone, phone_country) first: the zones, whose instants
+                        `rules.due_time_sql` computes in Python, one per zone
+    estimate(broadcast) the same SELECT, grouped instead of inserted (read only)
     hold(recipients)    INSERT … SELECT from one JSON array of rows (HELD or SKIPPED)
     add_one(contact)    one ORM row (QUEUED or SKIPPED), flushed for its id
 """
@@ -15,13 +19,14 @@ or SKIPPED with its reason. Query helpers: the caller owns the transaction.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, cast
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Integer,
     String,
     Table,
     case,
@@ -38,13 +43,17 @@ from tidings.campaigns.models import CampaignVersion
 from tidings.contacts.models import Contact
 from tidings.db.base import JSONDoc, UTCDateTime
 from tidings.db.dialect import json_rows, rows_by_keys
+from tidings.orgs.models import WEEKDAYS
+from tidings.outbox.local import Timing, Window
 from tidings.outbox.models import Message
 from tidings.outbox.rules import (
     address_or_skip,
     due_time,
     due_time_sql,
+    recipient_zone,
     skip_reason_sql,
     suppression_match,
+    timing,
 )
 from tidings.outbox.status import MessageStatus
 from tidings.suppressions import service as suppressions
@@ -60,13 +69,47 @@ S = MessageStatus
 class Batch:
     """What the messages of one send share: its org, broadcast (None: a single send),
     the campaign as the send froze it (`campaigns.versions.freeze`), whether a test key
-    sent it, and when it was accepted."""
+    sent it, and when it was accepted; how its due time moves in each recipient's zone
+    (`send_timing`) and the org's zone for recipients of no known zone."""
 
     org_id: int
     broadcast_id: int | None
     campaign: CampaignVersion
     is_test: bool
     now: datetime
+    timing: Timing = field(default_factory=Timing)
+    org_zone: str = "UTC"
+
+
+class Sending(Protocol):
+    """What `send_timing` reads of an org."""
+
+    timezone: str | None
+    quiet_hours: dict[str, dict[str, str]] | None
+    sending_days: list[str] | None
+
+
+def send_timing(
+    org: Sending,
+    campaign: CampaignVersion,
+    *,
+    local_time: str | None = None,
+    local_date: str | None = None,
+) -> tuple[Timing, str]:
+    """(the send's Timing, the org's zone): the campaign's own quiet hours, else the
+    org's for its channel; the org's sending days; the broadcast's local wall time."""
+    quiet = campaign.quiet_hours
+    if quiet is None:
+        quiet = (org.quiet_hours or {}).get(campaign.channel)
+    days = org.sending_days
+    made = timing(
+        purpose=campaign.purpose,
+        local_time=time.fromisoformat(local_time) if local_time else None,
+        local_date=date.fromisoformat(local_date) if local_date else None,
+        quiet=Window.parse(quiet),
+        days=None if days is None else [WEEKDAYS.index(d) + 1 for d in days],
+    )
+    return made, org.timezone or "UTC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +117,17 @@ class Expansion:
     contacts: int
     recipients: int
     skipped: int
+    schedule: list[tuple[datetime, int]]  # (due at, messages), in time order
+
+
+async def places(
+    session: AsyncSession, *, audience: ColumnElement[bool]
+) -> list[tuple[str | None, str | None]]:
+    """The distinct (timezone, phone_country) of the contacts matching `audience`: what
+    the zone rule reads (one scan; a few hundred rows at most)."""
+    c = CONTACTS.c
+    rows = await session.execute(select(c.timezone, c.phone_country).where(audience).distinct())
+    return [(tz, country) for tz, country in rows]
 
 
 async def expand(
@@ -84,8 +138,10 @@ async def expand(
     sms_countries: Collection[str] | None,
 ) -> Expansion:
     """Insert a message for every contact matching `audience` (`outbox.audience`), QUEUED
-    and due now, or SKIPPED with its reason; returns the broadcast's counts by status."""
+    and due now (or when its zone's `Timing` says), or SKIPPED with its reason; returns
+    the broadcast's counts by status and when its messages come due."""
     campaign = batch.campaign
+    due = await _due_column(session, batch=batch, audience=audience)
     listed = SUPPRESSIONS.alias("listed")
     address, reason = skip_reason_sql(
         CONTACTS,
@@ -116,7 +172,7 @@ async def expand(
             literal(batch.is_test),
             reason,
             literal(0),
-            due_time_sql(None, now=batch.now),
+            due,
             stamp,
             case((reason.is_(None), null()), else_=stamp),
         )
@@ -132,7 +188,96 @@ async def expand(
     counts = await count_by_status(session, broadcast_id=batch.broadcast_id)
     skipped = counts.get(S.SKIPPED, 0)
     total = sum(counts.values())
-    return Expansion(contacts=total, recipients=total - skipped, skipped=skipped)
+    schedule = await due_schedule(session, broadcast_id=batch.broadcast_id)
+    return Expansion(contacts=total, recipients=total - skipped, skipped=skipped, schedule=schedule)
+
+
+async def _due_column(
+    session: AsyncSession, *, batch: Batch, audience: ColumnElement[bool]
+) -> ColumnElement[datetime]:
+    """The due time of each expanded row: one instant for all, or one per zone."""
+    found = await places(session, audience=audience) if batch.timing.per_zone else []
+    return due_time_sql(
+        None,
+        now=batch.now,
+        contacts=CONTACTS,
+        places=found,
+        org_zone=batch.org_zone,
+        timing=batch.timing,
+    )
+
+
+async def due_schedule(session: AsyncSession, *, broadcast_id: int) -> list[tuple[datetime, int]]:
+    """(due at, messages) of the broadcast's messages still to send, in time order (read
+    only; one row per distinct due time: a zone's, not a contact's)."""
+    m = MESSAGES.c
+    rows = await session.execute(
+        select(m.due_at, func.count())
+        .where(m.broadcast_id == broadcast_id, m.status.in_([S.QUEUED.value, S.HELD.value]))
+        .group_by(m.due_at)
+        .order_by(m.due_at)
+    )
+    return [(at, int(n)) for at, n in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What expanding the audience would make, without making it: counts by status,
+    skips by reason, the due schedule, and the cost each country's price gives."""
+
+    contacts: int
+    recipients: int
+    skipped: dict[str, int]
+    schedule: list[tuple[datetime, int]]
+    countries: dict[str | None, int]  # SMS recipients by their phone's country
+
+
+async def estimate(
+    session: AsyncSession,
+    *,
+    batch: Batch,
+    audience: ColumnElement[bool],
+    sms_countries: Collection[str] | None,
+) -> Estimate:
+    """`expand`'s SELECT, grouped by (due time, skip reason, country) instead of inserted
+    (read only): the rules it applies are the very same expressions."""
+    campaign = batch.campaign
+    due = await _due_column(session, batch=batch, audience=audience)
+    listed = SUPPRESSIONS.alias("listed")
+    address, reason = skip_reason_sql(
+        CONTACTS,
+        listed,
+        channel=campaign.channel,
+        purpose=campaign.purpose,
+        sms_countries=sms_countries,
+    )
+    on_list = suppression_match(
+        listed,
+        org_id=batch.org_id,
+        channel=campaign.channel,
+        address=address,
+        marketing=campaign.purpose == "marketing",
+    )
+    country = CONTACTS.c.phone_country if campaign.channel == "sms" else literal(None, String())
+    grouped = (
+        select(due.label("due"), reason.label("reason"), country.label("country"), func.count())
+        .select_from(CONTACTS.outerjoin(listed, on_list))
+        .where(audience)
+        .group_by(due, reason, country)
+    )
+    skipped: dict[str, int] = {}
+    by_due: dict[datetime, int] = {}
+    countries: dict[str | None, int] = {}
+    total = 0
+    for at, why, where, n in await session.execute(grouped):
+        total += int(n)
+        if why is not None:
+            skipped[why] = skipped.get(why, 0) + int(n)
+            continue
+        by_due[at] = by_due.get(at, 0) + int(n)
+        countries[where] = countries.get(where, 0) + int(n)
+    recipients = total - sum(skipped.values())
+    return Estimate(total, recipients, skipped, sorted(by_due.items()), countries)
 
 
 async def count_by_status(session: AsyncSession, *, broadcast_id: int) -> dict[str, int]:
@@ -165,7 +310,15 @@ async def hold(
             org_id=batch.org_id,
             column=CONTACTS.c.id,
             keys=list(recipients),
-            columns=("id", "email", "phone", "phone_country", "email_status", "sms_status"),
+            columns=(
+                "id",
+                "email",
+                "phone",
+                "phone_country",
+                "email_status",
+                "sms_status",
+                "timezone",
+            ),
         )
     )
     contacts = found.all()
@@ -177,10 +330,12 @@ async def hold(
     )
     rows: list[dict[str, Any]] = []
     skipped: dict[int, str] = {}
+    dues: dict[datetime, int] = {}  # each distinct due time, numbered: sent as its number
     for contact in contacts:
         address, reason = address_or_skip(
             campaign, contact, sms_countries=sms_countries, suppressed=suppressed
         )
+        zone = recipient_zone(contact, org_zone=batch.org_zone)
         rows.append(
             {
                 "contact_id": contact.id,
@@ -188,6 +343,9 @@ async def hold(
                 "variables": recipients[contact.id],
                 "status": S.SKIPPED.value if reason else S.HELD.value,
                 "reason": reason,
+                "due": dues.setdefault(
+                    due_time(due_at, now=batch.now, zone=zone, timing=batch.timing), len(dues)
+                ),
             }
         )
         if reason:
@@ -202,12 +360,16 @@ async def hold(
         "channel": literal(campaign.channel, m.channel.type),
         "is_test": literal(batch.is_test, m.is_test.type),
         "attempts": literal(0, m.attempts.type),
-        "due_at": literal(due_time(due_at, now=batch.now), m.due_at.type),
+        "due_at": case(
+            *((v["due"] == n, literal(at, m.due_at.type)) for at, n in dues.items()),
+            else_=literal(due_time(due_at, now=batch.now), m.due_at.type),
+        ),
         "created_at": stamp,
         "finished_at": case((v["status"] == S.SKIPPED.value, stamp), else_=null()),
     }
-    held = select(*v.values(), *constants.values())
-    await session.execute(insert(MESSAGES).from_select([*v, *constants], held))
+    own = {name: v[name] for name in _HELD if name != "due"}
+    held = select(*own.values(), *constants.values())
+    await session.execute(insert(MESSAGES).from_select([*own, *constants], held))
     return skipped
 
 
@@ -217,6 +379,7 @@ _HELD: dict[str, TypeEngine[Any]] = {
     "variables": JSONDoc,
     "status": String(),
     "reason": String(),
+    "due": Integer(),  # the number of its due time (`dues`)
 }  # a held message's own columns; the rest are the broadcast's
 
 
@@ -241,6 +404,7 @@ async def add_one(
     address, reason = address_or_skip(
         campaign, contact, sms_countries=sms_countries, suppressed=suppressed
     )
+    zone = recipient_zone(contact, org_zone=batch.org_zone)
     message = Message(
         org_id=batch.org_id,
         broadcast_id=batch.broadcast_id,
@@ -254,7 +418,7 @@ async def add_one(
         is_test=batch.is_test,
         reason=reason,
         attempts=0,
-        due_at=due_time(send_at, now=batch.now),
+        due_at=due_time(send_at, now=batch.now, zone=zone, timing=batch.timing),
         created_at=batch.now,
         finished_at=batch.now if reason else None,
     )
