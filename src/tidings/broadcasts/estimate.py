@@ -74,7 +74,7 @@ async def estimate(
         broadcast.org_id, broadcast.id, version, broadcast.is_test, start, timing, org_zone
     )
     audience = await audience_condition(
-        session, org_id=broadcast.org_id, audience=broadcast.audience
+        session, org_id=broadcast.org_id, audience=broadcast.audience, broadcast_id=broadcast.id
     )
     found = await outbox.estimate(
         session, batch=batch, audience=audience, sms_countries=org.sms_countries

@@ -229,12 +229,17 @@ async def estimate_broadcast(
 
 
 async def dry_run(
-    session: AsyncSession, *, org_id: int, body: BroadcastCreate, is_test: bool = False
+    session: AsyncSession,
+    *,
+    org_id: int,
+    body: BroadcastCreate,
+    is_test: bool = False,
+    now: datetime | None = None,
 ) -> estimates.Figures:
     """The estimate of the broadcast `body` describes, leaving nothing behind: it is
     created in a savepoint (its explicit recipients upserted, held, nothing reserved),
     estimated, and the savepoint rolled back."""
-    now = utcnow()
+    now = now or utcnow()
     savepoint = await session.begin_nested()
     try:
         created = await create_broadcast(
@@ -442,7 +447,7 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
     version = await _frozen(session, broadcast=broadcast)
     org = await get_org(session, org_id=broadcast.org_id)
     audience = await audience_condition(
-        session, org_id=broadcast.org_id, audience=broadcast.audience
+        session, org_id=broadcast.org_id, audience=broadcast.audience, broadcast_id=broadcast.id
     )
     timing, org_zone = outbox.send_timing(
         org, version, local_time=broadcast.local_time, local_date=broadcast.local_date
