@@ -188,7 +188,11 @@ async def expand(
     counts = await count_by_status(session, broadcast_id=batch.broadcast_id)
     skipped = counts.get(S.SKIPPED, 0)
     total = sum(counts.values())
-    schedule = await due_schedule(session, broadcast_id=batch.broadcast_id)
+    schedule = (
+        await due_schedule(session, broadcast_id=batch.broadcast_id)
+        if batch.timing.per_zone
+        else [(batch.now, total - skipped)][: 1 if total > skipped else 0]  # all at once
+    )
     return Expansion(contacts=total, recipients=total - skipped, skipped=skipped, schedule=schedule)
 
 
@@ -239,10 +243,11 @@ async def estimate(
     audience: ColumnElement[bool],
     sms_countries: Collection[str] | None,
 ) -> Estimate:
-    """`expand`'s SELECT, grouped by (due time, skip reason, country) instead of inserted
-    (read only): the rules it applies are the very same expressions."""
+    """`expand`'s SELECT, grouped instead of inserted (read only): the same skip-rule
+    expression, grouped with what places a contact (timezone, phone_country), each
+    group's due time then given by `due_time` — the Python twin of the expansion's
+    CASE, checked equal to it — so that one scan both finds the zones and counts them."""
     campaign = batch.campaign
-    due = await _due_column(session, batch=batch, audience=audience)
     listed = SUPPRESSIONS.alias("listed")
     address, reason = skip_reason_sql(
         CONTACTS,
@@ -258,26 +263,42 @@ async def estimate(
         address=address,
         marketing=campaign.purpose == "marketing",
     )
-    country = CONTACTS.c.phone_country if campaign.channel == "sms" else literal(None, String())
+    c = CONTACTS.c
+    placed = batch.timing.per_zone
+    timezone = c.timezone if placed else literal(None, String())
+    country = c.phone_country if placed or campaign.channel == "sms" else literal(None, String())
+    keys = [k for k, used in ((timezone, placed), (country, placed or campaign.channel == "sms"))
+            if used]  # fmt: skip
     grouped = (
-        select(due.label("due"), reason.label("reason"), country.label("country"), func.count())
+        select(timezone, country, reason, func.count())
         .select_from(CONTACTS.outerjoin(listed, on_list))
         .where(audience)
-        .group_by(due, reason, country)
+        .group_by(*keys, reason)
     )
     skipped: dict[str, int] = {}
     by_due: dict[datetime, int] = {}
     countries: dict[str | None, int] = {}
     total = 0
-    for at, why, where, n in await session.execute(grouped):
+    for tz, where, why, n in await session.execute(grouped):
         total += int(n)
         if why is not None:
             skipped[why] = skipped.get(why, 0) + int(n)
             continue
+        zone = recipient_zone(_Place(tz, where), org_zone=batch.org_zone) if placed else None
+        at = due_time(None, now=batch.now, zone=zone, timing=batch.timing)
         by_due[at] = by_due.get(at, 0) + int(n)
-        countries[where] = countries.get(where, 0) + int(n)
+        if campaign.channel == "sms":
+            countries[where] = countries.get(where, 0) + int(n)
     recipients = total - sum(skipped.values())
+    if campaign.channel != "sms" and recipients:
+        countries[None] = recipients
     return Estimate(total, recipients, skipped, sorted(by_due.items()), countries)
+
+
+@dataclass(slots=True)
+class _Place:
+    timezone: str | None
+    phone_country: str | None
 
 
 async def count_by_status(session: AsyncSession, *, broadcast_id: int) -> dict[str, int]:
