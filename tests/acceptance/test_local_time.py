@@ -176,3 +176,33 @@ async def test_estimate_dry_run_and_refusal_up_front(
     assert (
         await client.post(f"{base}/{draft.json()['id']}/estimate", headers=other.bearer)
     ).status_code in (403, 404)
+
+
+async def test_a_single_marketing_send_inside_quiet_hours_waits(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """Single sends are made by the same outbox rule: the org's quiet hours (in its zone,
+    the contact having none) hold a marketing message back, not a transactional one."""
+    org = await make_org(db)
+    now = utcnow()
+    window = {"start": (now - timedelta(hours=1)).strftime("%H:%M"),
+              "end": (now + timedelta(hours=2)).strftime("%H:%M")}  # fmt: skip
+    response = await client.patch(
+        f"/v1/orgs/{org.id}",
+        json={"timezone": "UTC", "quiet_hours": {"email": window}},
+        headers=org.bearer,
+    )
+    assert response.status_code == 200, response.text
+    due = {}
+    for purpose in ("marketing", "transactional"):
+        campaign_id = await email_campaign(db, org, purpose=purpose, name=purpose)
+        sent = await client.post(
+            f"/v1/orgs/{org.id}/messages",
+            json={"campaign_id": campaign_id, "to": {"email": f"{purpose}@example.com"}},
+            headers=org.bearer,
+        )
+        assert sent.status_code == 201, sent.text
+        due[purpose] = datetime.fromisoformat(sent.json()["due_at"])
+    assert due["transactional"] <= utcnow()
+    assert due["marketing"] > now + timedelta(minutes=110)  # the window's end, ~2 h on
+    assert due["marketing"].strftime("%H:%M") == window["end"]

@@ -19,7 +19,7 @@ or SKIPPED with its reason. Query helpers: the caller owns the transaction.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, Protocol, cast
 
@@ -43,7 +43,7 @@ from tidings.campaigns.models import CampaignVersion
 from tidings.contacts.models import Contact
 from tidings.db.base import JSONDoc, UTCDateTime
 from tidings.db.dialect import json_rows, rows_by_keys
-from tidings.orgs.models import WEEKDAYS
+from tidings.orgs.models import WEEKDAYS, Org
 from tidings.outbox.local import Timing, Window
 from tidings.outbox.models import Message
 from tidings.outbox.rules import (
@@ -70,14 +70,16 @@ class Batch:
     """What the messages of one send share: its org, broadcast (None: a single send),
     the campaign as the send froze it (`campaigns.versions.freeze`), whether a test key
     sent it, and when it was accepted; how its due time moves in each recipient's zone
-    (`send_timing`) and the org's zone for recipients of no known zone."""
+    (`send_timing`) and the org's zone for recipients of no known zone — read from the org
+    and the campaign when not given (single sends and invites: quiet hours, no local
+    time)."""
 
     org_id: int
     broadcast_id: int | None
     campaign: CampaignVersion
     is_test: bool
     now: datetime
-    timing: Timing = field(default_factory=Timing)
+    timing: Timing | None = None  # None: the org's and campaign's (`send_timing`)
     org_zone: str = "UTC"
 
 
@@ -110,6 +112,14 @@ def send_timing(
         days=None if days is None else [WEEKDAYS.index(d) + 1 for d in days],
     )
     return made, org.timezone or "UTC"
+
+
+async def _timing(session: AsyncSession, *, batch: Batch) -> tuple[Timing, str]:
+    if batch.timing is not None:
+        return batch.timing, batch.org_zone
+    org = await session.get(Org, batch.org_id)
+    assert org is not None
+    return send_timing(org, batch.campaign)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +198,10 @@ async def expand(
     counts = await count_by_status(session, broadcast_id=batch.broadcast_id)
     skipped = counts.get(S.SKIPPED, 0)
     total = sum(counts.values())
+    timing, _ = await _timing(session, batch=batch)
     schedule = (
         await due_schedule(session, broadcast_id=batch.broadcast_id)
-        if batch.timing.per_zone
+        if timing.per_zone
         else [(batch.now, total - skipped)][: 1 if total > skipped else 0]  # all at once
     )
     return Expansion(contacts=total, recipients=total - skipped, skipped=skipped, schedule=schedule)
@@ -200,14 +211,10 @@ async def _due_column(
     session: AsyncSession, *, batch: Batch, audience: ColumnElement[bool]
 ) -> ColumnElement[datetime]:
     """The due time of each expanded row: one instant for all, or one per zone."""
-    found = await places(session, audience=audience) if batch.timing.per_zone else []
+    timing, org_zone = await _timing(session, batch=batch)
+    found = await places(session, audience=audience) if timing.per_zone else []
     return due_time_sql(
-        None,
-        now=batch.now,
-        contacts=CONTACTS,
-        places=found,
-        org_zone=batch.org_zone,
-        timing=batch.timing,
+        None, now=batch.now, contacts=CONTACTS, places=found, org_zone=org_zone, timing=timing
     )
 
 
@@ -264,7 +271,8 @@ async def estimate(
         marketing=campaign.purpose == "marketing",
     )
     c = CONTACTS.c
-    placed = batch.timing.per_zone
+    timing, org_zone = await _timing(session, batch=batch)
+    placed = timing.per_zone
     timezone = c.timezone if placed else literal(None, String())
     country = c.phone_country if placed or campaign.channel == "sms" else literal(None, String())
     keys = [k for k, used in ((timezone, placed), (country, placed or campaign.channel == "sms"))
@@ -284,8 +292,8 @@ async def estimate(
         if why is not None:
             skipped[why] = skipped.get(why, 0) + int(n)
             continue
-        zone = recipient_zone(_Place(tz, where), org_zone=batch.org_zone) if placed else None
-        at = due_time(None, now=batch.now, zone=zone, timing=batch.timing)
+        zone = recipient_zone(_Place(tz, where), org_zone=org_zone) if placed else None
+        at = due_time(None, now=batch.now, zone=zone, timing=timing)
         by_due[at] = by_due.get(at, 0) + int(n)
         if campaign.channel == "sms":
             countries[where] = countries.get(where, 0) + int(n)
@@ -349,6 +357,7 @@ async def hold(
         channel=campaign.channel,
         addresses=(c.email if campaign.channel == "email" else c.phone for c in contacts),
     )
+    timing, org_zone = await _timing(session, batch=batch)
     rows: list[dict[str, Any]] = []
     skipped: dict[int, str] = {}
     dues: dict[datetime, int] = {}  # each distinct due time, numbered: sent as its number
@@ -356,7 +365,7 @@ async def hold(
         address, reason = address_or_skip(
             campaign, contact, sms_countries=sms_countries, suppressed=suppressed
         )
-        zone = recipient_zone(contact, org_zone=batch.org_zone)
+        zone = recipient_zone(contact, org_zone=org_zone)
         rows.append(
             {
                 "contact_id": contact.id,
@@ -365,7 +374,7 @@ async def hold(
                 "status": S.SKIPPED.value if reason else S.HELD.value,
                 "reason": reason,
                 "due": dues.setdefault(
-                    due_time(due_at, now=batch.now, zone=zone, timing=batch.timing), len(dues)
+                    due_time(due_at, now=batch.now, zone=zone, timing=timing), len(dues)
                 ),
             }
         )
@@ -425,7 +434,8 @@ async def add_one(
     address, reason = address_or_skip(
         campaign, contact, sms_countries=sms_countries, suppressed=suppressed
     )
-    zone = recipient_zone(contact, org_zone=batch.org_zone)
+    timing, org_zone = await _timing(session, batch=batch)
+    zone = recipient_zone(contact, org_zone=org_zone)
     message = Message(
         org_id=batch.org_id,
         broadcast_id=batch.broadcast_id,
@@ -439,7 +449,7 @@ async def add_one(
         is_test=batch.is_test,
         reason=reason,
         attempts=0,
-        due_at=due_time(send_at, now=batch.now, zone=zone, timing=batch.timing),
+        due_at=due_time(send_at, now=batch.now, zone=zone, timing=timing),
         created_at=batch.now,
         finished_at=batch.now if reason else None,
     )
