@@ -145,7 +145,7 @@ async def test_estimate_dry_run_and_refusal_up_front(
         {"email": "tokyo@example.com", "timezone": "Asia/Tokyo"}])  # fmt: skip
     campaign_id = await email_campaign(db, org)
     base = f"/v1/orgs/{org.id}/broadcasts"
-    tomorrow = (utcnow() + timedelta(days=2)).date().isoformat()
+    tomorrow = (utcnow() + timedelta(days=2)).date().isoformat()  # ahead in every zone
     body = {"name": "b", "campaign_id": campaign_id, "list_ids": [people.list_id],
             "local_time": "09:30", "local_date": tomorrow}  # fmt: skip
     dry = await client.post(base, json={**body, "dry_run": True}, headers=org.bearer)
@@ -156,6 +156,17 @@ async def test_estimate_dry_run_and_refusal_up_front(
     assert figures["last_due_at"].startswith(f"{tomorrow}T09:30")
     listed = (await client.get(base, headers=org.bearer)).json()["data"]
     assert listed == []  # a dry run makes nothing
+    # Made for real and started: the counters say what waits, and until when.
+    made = await client.post(base, json=body, headers=org.bearer)
+    assert made.status_code == 201, made.text
+    await Dispatcher(db, renderer=Renderer()).drain()
+    running = (await client.get(f"{base}/{made.json()['id']}", headers=org.bearer)).json()
+    assert (running["status"], running["sent_count"]) == ("SENDING", 0)
+    assert running["scheduled_later_count"] == 5
+    assert running["last_due_at"] == figures["last_due_at"]
+    assert (running["local_time"], running["local_date"]) == ("09:30", tomorrow)
+    cancelled = await client.post(f"{base}/{made.json()['id']}/cancel", headers=org.bearer)
+    assert cancelled.json()["scheduled_later_count"] == 0
     # Prices set and a balance too small: refused up front, with the figures.
     await client.put(
         f"/v1/orgs/{org.id}/prices",

@@ -34,6 +34,8 @@ router = APIRouter(
 def broadcast_out(b: Broadcast) -> BroadcastOut:
     schedule = [(datetime.fromisoformat(at), int(n)) for at, n in b.due_schedule or []]
     now = utcnow()
+    # Waiting is what a running broadcast's messages do; a cancelled one's never will.
+    waiting = b.status in (BroadcastStatus.SENDING, BroadcastStatus.PAUSED)
     return BroadcastOut(
         id=b.id,
         name=b.name,
@@ -47,7 +49,7 @@ def broadcast_out(b: Broadcast) -> BroadcastOut:
         local_time=b.local_time,
         local_date=date.fromisoformat(b.local_date) if b.local_date else None,
         last_due_at=schedule[-1][0] if schedule else None,
-        scheduled_later_count=sum(n for at, n in schedule if at > now),
+        scheduled_later_count=sum(n for at, n in schedule if at > now) if waiting else 0,
         started_at=b.started_at,
         completed_at=b.completed_at,
         error_message=b.error_message,

@@ -47,6 +47,7 @@ from tidings.orgs.models import WEEKDAYS, Org
 from tidings.outbox.local import Timing, Window
 from tidings.outbox.models import Message
 from tidings.outbox.rules import (
+    Place,
     address_or_skip,
     due_time,
     due_time_sql,
@@ -292,7 +293,7 @@ async def estimate(
         if why is not None:
             skipped[why] = skipped.get(why, 0) + int(n)
             continue
-        zone = recipient_zone(_Place(tz, where), org_zone=org_zone) if placed else None
+        zone = recipient_zone(Place(tz, where), org_zone=org_zone) if placed else None
         at = due_time(None, now=batch.now, zone=zone, timing=timing)
         by_due[at] = by_due.get(at, 0) + int(n)
         if campaign.channel == "sms":
@@ -301,12 +302,6 @@ async def estimate(
     if campaign.channel != "sms" and recipients:
         countries[None] = recipients
     return Estimate(total, recipients, skipped, sorted(by_due.items()), countries)
-
-
-@dataclass(slots=True)
-class _Place:
-    timezone: str | None
-    phone_country: str | None
 
 
 async def count_by_status(session: AsyncSession, *, broadcast_id: int) -> dict[str, int]:

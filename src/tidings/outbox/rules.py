@@ -28,6 +28,7 @@ contacts.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, Protocol
 
@@ -231,7 +232,7 @@ def due_time_sql(
     by_zone: dict[datetime, set[str]] = {}
     by_country: dict[datetime, set[str]] = {}
     for timezone, country in set(places):
-        zone = recipient_zone(_Place(timezone, country), org_zone=org_zone)
+        zone = recipient_zone(Place(timezone, country), org_zone=org_zone)
         if timezone is not None:
             by_zone.setdefault(due(zone), set()).add(timezone)
         elif country is not None:
@@ -247,9 +248,9 @@ def due_time_sql(
     return case(*branches, else_=fallback) if branches else fallback
 
 
-class _Place:
-    __slots__ = ("phone_country", "timezone")
+@dataclass(slots=True)
+class Place:
+    """Where a contact is, as the zone rule reads it: for rows grouped by place."""
 
-    def __init__(self, timezone: str | None, phone_country: str | None) -> None:
-        self.timezone = timezone
-        self.phone_country = phone_country
+    timezone: str | None
+    phone_country: str | None
