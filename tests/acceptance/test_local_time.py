@@ -217,3 +217,40 @@ async def test_a_single_marketing_send_inside_quiet_hours_waits(
     assert due["transactional"] <= utcnow()
     assert due["marketing"] > now + timedelta(minutes=110)  # the window's end, ~2 h on
     assert due["marketing"].strftime("%H:%M") == window["end"]
+
+
+async def test_bad_zone_hours_days_and_local_time_are_422s_naming_the_field(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    org = await make_org(db)
+    for body, field in (
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"quiet_hours": {"email": {"start": "25:00", "end": "08:00"}}}, "quiet_hours.email.start"),
+        ({"quiet_hours": {"fax": {"start": "21:00", "end": "08:00"}}}, "quiet_hours.fax.[key]"),
+        ({"sending_days": []}, "sending_days"),
+        ({"sending_days": ["someday"]}, "sending_days[0]"),
+    ):
+        response = await client.patch(f"/v1/orgs/{org.id}", json=body, headers=org.bearer)
+        assert response.status_code == 422, (body, response.text)
+        assert field in [e["field"] for e in response.json()["errors"]], response.text
+    people = await audience(db, org, [{"email": "a@example.com"}])
+    campaign_id = await email_campaign(db, org)
+    base = {"name": "b", "campaign_id": campaign_id, "list_ids": [people.list_id]}
+    for extra, field in (
+        ({"local_time": "9:30"}, "local_time"),
+        ({"local_date": "2026-03-29"}, "local_date"),  # a date without a time
+    ):
+        response = await client.post(
+            f"/v1/orgs/{org.id}/broadcasts", json={**base, **extra}, headers=org.bearer
+        )
+        assert response.status_code == 422, (extra, response.text)
+        assert [e["field"] for e in response.json()["errors"]] == [field]
+    response = await client.patch(
+        f"/v1/orgs/{org.id}",
+        json={"sending_days": ["fri", "mon", "fri"], "timezone": "Europe/Paris"},
+        headers=org.bearer,
+    )
+    assert response.json()["sending_days"] == ["mon", "fri"]
+    audit = (await client.get(f"/v1/orgs/{org.id}/audit?limit=1", headers=org.bearer)).json()
+    assert audit["data"][0]["action"] == "org.update"
+    assert "timezone" in audit["data"][0]["changes"]
