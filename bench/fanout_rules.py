@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))  # for bench.support, test
 
 from bench import support
 
+from tidings.broadcasts import preview
 from tidings.broadcasts import service as broadcasts
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.campaigns import service as campaigns
@@ -240,7 +241,7 @@ async def _bench(
         if estimate:
             async with db.session() as session:
                 started = time.perf_counter()
-                estimated = await broadcasts.estimate_broadcast(
+                estimated = await preview.estimate_broadcast(
                     session, org_id=org_id, broadcast_id=broadcast_id
                 )
                 estimate_seconds = round(time.perf_counter() - started, 2)

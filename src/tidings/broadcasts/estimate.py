@@ -30,6 +30,7 @@ from tidings.outbox import create as outbox
 from tidings.outbox.audience import audience_condition
 from tidings.outbox.models import Message
 from tidings.outbox.status import MessageStatus
+from tidings.outbox.timing import send_timing
 from tidings.templates.models import Template, TemplateVersion
 
 MESSAGES = cast(Table, Message.__table__)
@@ -66,7 +67,7 @@ async def estimate(
     ):
         raise Conflict(f"a {broadcast.status} broadcast has started: read its counters")
     org = await get_org(session, org_id=broadcast.org_id)
-    timing, org_zone = outbox.send_timing(
+    timing, org_zone = send_timing(
         org, version, local_time=broadcast.local_time, local_date=broadcast.local_date
     )
     start = max(now, broadcast.scheduled_at or now)

@@ -9,7 +9,7 @@ from tidings.api.deps import ReadKey, SendKey, SessionDep, WriteSessionDep
 from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.problems import answers
-from tidings.broadcasts import service
+from tidings.broadcasts import preview, service
 from tidings.broadcasts.estimate import Figures
 from tidings.broadcasts.models import COUNTERS, Broadcast
 from tidings.broadcasts.schemas import (
@@ -92,7 +92,7 @@ async def create_broadcast(
 ) -> BroadcastCreated | BroadcastEstimate:
     if body.dry_run:
         response.status_code = 200
-        figures = await service.dry_run(
+        figures = await preview.dry_run(
             session, org_id=key.org_id, body=body, is_test=key.kind is KeyKind.TEST
         )
         return estimate_out(figures)
@@ -136,7 +136,7 @@ async def get_broadcast(
 async def estimate_broadcast(
     org_id: Id, broadcast_id: Id, key: ReadKey, session: SessionDep
 ) -> BroadcastEstimate:
-    figures = await service.estimate_broadcast(
+    figures = await preview.estimate_broadcast(
         session, org_id=key.org_id, broadcast_id=broadcast_id
     )
     return estimate_out(figures)

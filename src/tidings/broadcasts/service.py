@@ -47,6 +47,7 @@ from tidings.outbox.audience import audience_condition
 from tidings.outbox.models import Message
 from tidings.outbox.moves import move, of_broadcast
 from tidings.outbox.status import MessageStatus
+from tidings.outbox.timing import send_timing
 from tidings.segments.models import Segment
 
 S = BroadcastStatus
@@ -165,7 +166,7 @@ async def create_broadcast(
     skips: dict[int, str] = {}
     if recipients.variables:
         org = await get_org(session, org_id=org_id)
-        timing, org_zone = outbox.send_timing(
+        timing, org_zone = send_timing(
             org, version, local_time=broadcast.local_time, local_date=broadcast.local_date
         )
         skips = await outbox.hold(
@@ -212,46 +213,6 @@ async def _require_covered(
     estimates.require_covered(figures)
 
 
-async def estimate_broadcast(
-    session: AsyncSession, *, org_id: int, broadcast_id: int, now: datetime | None = None
-) -> estimates.Figures:
-    """What the broadcast (not started) would send if it started now (read only)."""
-    now = now or utcnow()
-    broadcast = await get_broadcast(session, org_id=org_id, broadcast_id=broadcast_id)
-    if broadcast.campaign_id is None:
-        raise Conflict("attach a template (a campaign) to this draft before estimating it")
-    if broadcast.status == S.DRAFT:
-        campaign = await get_campaign(session, org_id=org_id, campaign_id=broadcast.campaign_id)
-        version = await estimates.draft_version(session, campaign=campaign)
-    else:
-        version = await _frozen(session, broadcast=broadcast)
-    return await estimates.estimate(session, broadcast=broadcast, now=now, version=version)
-
-
-async def dry_run(
-    session: AsyncSession,
-    *,
-    org_id: int,
-    body: BroadcastCreate,
-    is_test: bool = False,
-    now: datetime | None = None,
-) -> estimates.Figures:
-    """The estimate of the broadcast `body` describes, leaving nothing behind: it is
-    created in a savepoint (its explicit recipients upserted, held, nothing reserved),
-    estimated, and the savepoint rolled back."""
-    now = now or utcnow()
-    savepoint = await session.begin_nested()
-    try:
-        created = await create_broadcast(
-            session, org_id=org_id, body=body, is_test=is_test, now=now, charge=False
-        )
-        broadcast = created.broadcast
-        version = await _frozen(session, broadcast=broadcast)
-        return await estimates.estimate(session, broadcast=broadcast, now=now, version=version)
-    finally:
-        await savepoint.rollback()
-
-
 async def get_broadcast(session: AsyncSession, *, org_id: int, broadcast_id: int) -> Broadcast:
     return await get_owned(session, Broadcast, org_id=org_id, ident=broadcast_id, what="broadcast")
 
@@ -273,7 +234,7 @@ async def send_draft(session: AsyncSession, *, org_id: int, broadcast_id: int) -
         campaign = await session.get(Campaign, broadcast.campaign_id)
         assert campaign is not None  # campaigns are never removed, only marked deleted
         await _schedule(session, broadcast, campaign=campaign, now=now)
-        version = await _frozen(session, broadcast=broadcast)
+        version = await frozen(session, broadcast=broadcast)
         await _require_covered(session, broadcast=broadcast, version=version, now=now)
     else:
         broadcast.status = transition(S(broadcast.status), S.SCHEDULED)  # the 409 it gives
@@ -444,12 +405,12 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
         or broadcast.campaign_id is None  # never SCHEDULED without one; kept out regardless
     ):
         return False
-    version = await _frozen(session, broadcast=broadcast)
+    version = await frozen(session, broadcast=broadcast)
     org = await get_org(session, org_id=broadcast.org_id)
     audience = await audience_condition(
         session, org_id=broadcast.org_id, audience=broadcast.audience, broadcast_id=broadcast.id
     )
-    timing, org_zone = outbox.send_timing(
+    timing, org_zone = send_timing(
         org, version, local_time=broadcast.local_time, local_date=broadcast.local_date
     )
     batch = outbox.Batch(
@@ -485,7 +446,7 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
     return True
 
 
-async def _frozen(session: AsyncSession, *, broadcast: Broadcast) -> CampaignVersion:
+async def frozen(session: AsyncSession, *, broadcast: Broadcast) -> CampaignVersion:
     """The campaign as the broadcast froze it when it was accepted (every SCHEDULED
     broadcast has one: `_schedule`, and migration 0013 for older ones)."""
     assert broadcast.campaign_version_id is not None

@@ -9,7 +9,8 @@ or SKIPPED with its reason. Query helpers: the caller owns the transaction.
                         (broadcast_id, contact_id) key gives a contact reached by two
                         lists or segments one message. When the due time depends on the
                         recipient's zone (local time, quiet hours), one SELECT DISTINCT
-                        (timezone, phone_country) first: the zones, whose instants
+                        (timezone, phone_country) first (`outbox.timing`): the zones, whose
+                        instants
                         `rules.due_time_sql` computes in Python, one per zone
     estimate(broadcast) the same SELECT, grouped instead of inserted (read only)
     hold(recipients)    INSERT … SELECT from one JSON array of rows (HELD or SKIPPED)
@@ -20,8 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
-from typing import Any, Protocol, cast
+from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -43,20 +44,18 @@ from tidings.campaigns.models import CampaignVersion
 from tidings.contacts.models import Contact
 from tidings.db.base import JSONDoc, UTCDateTime
 from tidings.db.dialect import json_rows, rows_by_keys
-from tidings.orgs.models import WEEKDAYS, Org
-from tidings.outbox.local import Timing, Window
+from tidings.outbox.local import Timing
 from tidings.outbox.models import Message
 from tidings.outbox.rules import (
     Place,
     address_or_skip,
     due_time,
-    due_time_sql,
     recipient_zone,
     skip_reason_sql,
     suppression_match,
-    timing,
 )
 from tidings.outbox.status import MessageStatus
+from tidings.outbox.timing import due_column, due_schedule, resolve
 from tidings.suppressions import service as suppressions
 from tidings.suppressions.models import Suppression
 
@@ -84,43 +83,11 @@ class Batch:
     org_zone: str = "UTC"
 
 
-class Sending(Protocol):
-    """What `send_timing` reads of an org."""
-
-    timezone: str | None
-    quiet_hours: dict[str, dict[str, str]] | None
-    sending_days: list[str] | None
-
-
-def send_timing(
-    org: Sending,
-    campaign: CampaignVersion,
-    *,
-    local_time: str | None = None,
-    local_date: str | None = None,
-) -> tuple[Timing, str]:
-    """(the send's Timing, the org's zone): the campaign's own quiet hours, else the
-    org's for its channel; the org's sending days; the broadcast's local wall time."""
-    quiet = campaign.quiet_hours
-    if quiet is None:
-        quiet = (org.quiet_hours or {}).get(campaign.channel)
-    days = org.sending_days
-    made = timing(
-        purpose=campaign.purpose,
-        local_time=time.fromisoformat(local_time) if local_time else None,
-        local_date=date.fromisoformat(local_date) if local_date else None,
-        quiet=Window.parse(quiet),
-        days=None if days is None else [WEEKDAYS.index(d) + 1 for d in days],
-    )
-    return made, org.timezone or "UTC"
-
-
 async def _timing(session: AsyncSession, *, batch: Batch) -> tuple[Timing, str]:
-    if batch.timing is not None:
-        return batch.timing, batch.org_zone
-    org = await session.get(Org, batch.org_id)
-    assert org is not None
-    return send_timing(org, batch.campaign)
+    return await resolve(
+        session, org_id=batch.org_id, campaign=batch.campaign, given=batch.timing,
+        org_zone=batch.org_zone,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,16 +96,6 @@ class Expansion:
     recipients: int
     skipped: int
     schedule: list[tuple[datetime, int]]  # (due at, messages), in time order
-
-
-async def places(
-    session: AsyncSession, *, audience: ColumnElement[bool]
-) -> list[tuple[str | None, str | None]]:
-    """The distinct (timezone, phone_country) of the contacts matching `audience`: what
-    the zone rule reads (one scan; a few hundred rows at most)."""
-    c = CONTACTS.c
-    rows = await session.execute(select(c.timezone, c.phone_country).where(audience).distinct())
-    return [(tz, country) for tz, country in rows]
 
 
 async def expand(
@@ -152,7 +109,10 @@ async def expand(
     and due now (or when its zone's `Timing` says), or SKIPPED with its reason; returns
     the broadcast's counts by status and when its messages come due."""
     campaign = batch.campaign
-    due = await _due_column(session, batch=batch, audience=audience)
+    timing, org_zone = await _timing(session, batch=batch)
+    due = await due_column(
+        session, timing=timing, org_zone=org_zone, now=batch.now, audience=audience
+    )
     listed = SUPPRESSIONS.alias("listed")
     address, reason = skip_reason_sql(
         CONTACTS,
@@ -199,37 +159,12 @@ async def expand(
     counts = await count_by_status(session, broadcast_id=batch.broadcast_id)
     skipped = counts.get(S.SKIPPED, 0)
     total = sum(counts.values())
-    timing, _ = await _timing(session, batch=batch)
     schedule = (
         await due_schedule(session, broadcast_id=batch.broadcast_id)
         if timing.per_zone
         else [(batch.now, total - skipped)][: 1 if total > skipped else 0]  # all at once
     )
     return Expansion(contacts=total, recipients=total - skipped, skipped=skipped, schedule=schedule)
-
-
-async def _due_column(
-    session: AsyncSession, *, batch: Batch, audience: ColumnElement[bool]
-) -> ColumnElement[datetime]:
-    """The due time of each expanded row: one instant for all, or one per zone."""
-    timing, org_zone = await _timing(session, batch=batch)
-    found = await places(session, audience=audience) if timing.per_zone else []
-    return due_time_sql(
-        None, now=batch.now, contacts=CONTACTS, places=found, org_zone=org_zone, timing=timing
-    )
-
-
-async def due_schedule(session: AsyncSession, *, broadcast_id: int) -> list[tuple[datetime, int]]:
-    """(due at, messages) of the broadcast's messages still to send, in time order (read
-    only; one row per distinct due time: a zone's, not a contact's)."""
-    m = MESSAGES.c
-    rows = await session.execute(
-        select(m.due_at, func.count())
-        .where(m.broadcast_id == broadcast_id, m.status.in_([S.QUEUED.value, S.HELD.value]))
-        .group_by(m.due_at)
-        .order_by(m.due_at)
-    )
-    return [(at, int(n)) for at, n in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 
 from tests.integration.outbox.test_rules import _campaign
 from tests.support.factories import make_org
+from tidings.broadcasts import preview
 from tidings.broadcasts import service as broadcasts
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.campaigns.models import Campaign
@@ -21,9 +22,9 @@ from tidings.contacts.models import Contact
 from tidings.credits import service as credits
 from tidings.db.engine import Database
 from tidings.orgs.models import Org
-from tidings.outbox import create as outbox
 from tidings.outbox.models import Message
 from tidings.outbox.rules import due_time, recipient_zone
+from tidings.outbox.timing import send_timing
 
 ROWS: list[dict[str, Any]] = [
     {"email": "paris@example.com", "timezone": "Europe/Paris"},
@@ -92,7 +93,7 @@ async def test_expansion_and_due_time_agree(
         created = await broadcasts.create_broadcast(session, org_id=org.id, body=body, now=now)
         broadcast_id = created.broadcast.id
     async with db.transaction() as session:
-        estimated = await broadcasts.estimate_broadcast(
+        estimated = await preview.estimate_broadcast(
             session, org_id=org.id, broadcast_id=broadcast_id, now=now
         )
     async with db.transaction() as session:
@@ -101,7 +102,7 @@ async def test_expansion_and_due_time_agree(
         people = {p.id: p for p in await session.scalars(select(Contact))}
         dbo = await session.get(Org, org.id)
         assert dbo is not None
-        version = await broadcasts._frozen(
+        version = await broadcasts.frozen(
             session, broadcast=await broadcasts.get_broadcast(
                 session, org_id=org.id, broadcast_id=broadcast_id)
         )  # fmt: skip
@@ -112,7 +113,7 @@ async def test_expansion_and_due_time_agree(
                 )
             )
         ).all()
-    timing, org_zone = outbox.send_timing(
+    timing, org_zone = send_timing(
         dbo, version, local_time=local_time,
         local_date=local_date.isoformat() if local_date else None,
     )  # fmt: skip
@@ -153,7 +154,7 @@ async def test_estimate_equals_expansion_with_prices_and_explicit_recipients(
         recipients=[{"phone": "+33612345699", "timezone": "Asia/Tokyo"}, {"email": "x@e.com"}],
     )  # fmt: skip
     async with db.transaction() as session:
-        dry = await broadcasts.dry_run(session, org_id=org.id, body=body, now=now)
+        dry = await preview.dry_run(session, org_id=org.id, body=body, now=now)
     async with db.session() as session:  # the dry run left nothing behind
         assert await session.scalar(select(func.count()).select_from(Message)) == 0
         assert await credits.balance_of(session, org_id=org.id) == 10_000_000
@@ -161,7 +162,7 @@ async def test_estimate_equals_expansion_with_prices_and_explicit_recipients(
         created = await broadcasts.create_broadcast(session, org_id=org.id, body=body, now=now)
         broadcast_id = created.broadcast.id
     async with db.transaction() as session:
-        estimated = await broadcasts.estimate_broadcast(
+        estimated = await preview.estimate_broadcast(
             session, org_id=org.id, broadcast_id=broadcast_id, now=now
         )
     async with db.transaction() as session:
