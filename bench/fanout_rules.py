@@ -2,7 +2,7 @@
 
     python bench/fanout_rules.py [--contacts 1000000] [--audience segment|list|all]
                                  [--channel email|sms] [--purpose marketing|transactional]
-                                 [--postgres] [--json]
+                                 [--local-time] [--estimate] [--postgres] [--json]
 
 `make bench`'s fan-out scenario (bench/fanout.py) expands the shared seed, where every
 contact is queued. This script needs no seed and makes the expansion decide: it creates a
@@ -13,6 +13,13 @@ PostgreSQL), so setting up a million takes seconds and no Python memory. 1 in 10
 email, 1 in 50 is unsubscribed from email, 1 in 200 is on the suppression list (hard
 bounce); every one has a phone in FR or US, 1 in 40 unsubscribed from SMS. All are on one
 list, and a segment (`attributes.plan in [...]`) matches all of them.
+
+`--local-time`: the broadcast asks for 09:30 in each recipient's zone, and 3 contacts in 5
+have a zone of their own (London, New York, Sydney); the others are placed by their
+phone's country (France) or the org's zone (+1 numbers): the expansion first reads the
+distinct zones, then gives each row its zone's instant. `--estimate`: the estimate
+(`broadcasts.service.estimate_broadcast`, one grouped SELECT) is timed too, before the
+expansion, and checked against it.
 
 Only `broadcasts.service.start_due` is timed — the dispatcher's call that expands a due
 broadcast, reserves its cost and sets it SENDING, in one transaction. The result is
@@ -39,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))  # for bench.support, test
 
 from bench import support
 
+from tidings.broadcasts import preview
 from tidings.broadcasts import service as broadcasts
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.campaigns import service as campaigns
@@ -69,7 +77,7 @@ _PLAN = "CASE i % 4 " + " ".join(f"WHEN {k} THEN '{p}'" for k, p in enumerate(PL
 _CONTACTS = """
 {series}
 INSERT INTO contacts (org_id, email, phone, phone_country, first_name, last_name, attributes,
-                      email_status, sms_status, created_at, updated_at)
+                      email_status, sms_status, timezone, created_at, updated_at)
 SELECT :org_id,
        CASE WHEN i % 100 = 0 THEN NULL ELSE 'user' || i || '@example.com' END,
        CASE WHEN i % 2 = 0 THEN '+336' || (10000000 + i) ELSE '+1415' || (1000000 + i) END,
@@ -77,6 +85,7 @@ SELECT :org_id,
        'First' || i, 'Last' || i, {attributes},
        CASE WHEN i % 50 = 1 THEN 'unsubscribed' ELSE 'subscribed' END,
        CASE WHEN i % 40 = 3 THEN 'unsubscribed' ELSE 'subscribed' END,
+       {timezone},
        :now, :now
 FROM seq
 """
@@ -113,8 +122,18 @@ def process_cpu(pid: int | None) -> float | None:
         return None
 
 
+_ZONES = ("CASE i % 5 WHEN 0 THEN 'Europe/London' WHEN 1 THEN 'America/New_York'"
+          " WHEN 2 THEN 'Australia/Sydney' END")  # fmt: skip
+
+
 async def prepare(
-    db: Database, *, contacts: int, audience: str, channel: str, purpose: str
+    db: Database,
+    *,
+    contacts: int,
+    audience: str,
+    channel: str,
+    purpose: str,
+    local_time: bool = False,
 ) -> tuple[int, int]:
     """Org, contacts, suppressions, list, segment, campaign and a due broadcast;
     returns (org id, broadcast id)."""
@@ -122,7 +141,12 @@ async def prepare(
     async with db.transaction() as session:
         org_id = (await create_org(session, name="fanout")).org.id
     now = utcnow().replace(tzinfo=None)
-    statement = _CONTACTS.format(series=_SERIES[dialect], attributes=_JSON[dialect])
+    statement = _CONTACTS.format(
+        series=_SERIES[dialect],
+        attributes=_JSON[dialect],
+        timezone=_ZONES if local_time else "NULL",
+        plan="{plan}",
+    )
     async with db.session() as session:
         await session.execute(
             text(statement.format(plan=_PLAN)), {"n": contacts, "org_id": org_id, "now": now}
@@ -180,21 +204,47 @@ async def prepare(
         created = await broadcasts.create_broadcast(
             session,
             org_id=org_id,
-            body=BroadcastCreate(name="fanout", campaign_id=campaign.id, **audiences[audience]),
+            body=BroadcastCreate(
+                name="fanout",
+                campaign_id=campaign.id,
+                local_time="09:30" if local_time else None,
+                **audiences[audience],
+            ),
         )
     return org_id, created.broadcast.id
 
 
 async def _bench(
-    url: str, *, contacts: int, audience: str, channel: str, purpose: str
+    url: str,
+    *,
+    contacts: int,
+    audience: str,
+    channel: str,
+    purpose: str,
+    local_time: bool = False,
+    estimate: bool = False,
 ) -> dict[str, Any]:
     db = Database(support.settings(url))
+    estimated: Any = None
+    estimate_seconds = None
     try:
         set_up = time.perf_counter()
         org_id, broadcast_id = await prepare(
-            db, contacts=contacts, audience=audience, channel=channel, purpose=purpose
+            db,
+            contacts=contacts,
+            audience=audience,
+            channel=channel,
+            purpose=purpose,
+            local_time=local_time,
         )
         set_up = time.perf_counter() - set_up
+        if estimate:
+            async with db.session() as session:
+                started = time.perf_counter()
+                estimated = await preview.estimate_broadcast(
+                    session, org_id=org_id, broadcast_id=broadcast_id
+                )
+                estimate_seconds = round(time.perf_counter() - started, 2)
         rss_before = support.peak_rss_mb()
         async with db.transaction() as session:
             backend = None
@@ -226,6 +276,14 @@ async def _bench(
         problems.append(f"messages by status {statuses}, expected {want}")
     if broadcast.skipped_count != want["skipped"]:
         problems.append(f"skipped_count {broadcast.skipped_count}, expected {want['skipped']}")
+    if estimated is not None and (estimated.recipients, sum(estimated.skipped.values())) != (
+        want["queued"],
+        want["skipped"],
+    ):
+        problems.append(f"the estimate {estimated} is not the expansion {want}")
+    zones = len(broadcast.due_schedule or [])
+    if local_time and zones < 4:
+        problems.append(f"{zones} distinct due times with local time on, expected 4 or more")
     if problems:
         raise SystemExit("fan-out result is wrong: " + "; ".join(problems))
     server = None
@@ -237,6 +295,8 @@ async def _bench(
         "rows_per_second": round(contacts / seconds),
         "cpu_seconds": round(cpu, 2),
         "server_cpu_seconds": server,
+        "estimate_seconds": estimate_seconds,
+        "due_times": zones,
         "queued": statuses.get("queued", 0),
         "skipped": statuses.get("skipped", 0),
         "peak_rss_mb_before": rss_before,
@@ -251,6 +311,8 @@ def run(
     audience: str = "segment",
     channel: str = "email",
     purpose: str = "marketing",
+    local_time: bool = False,
+    estimate: bool = False,
 ) -> dict[str, Any]:
     """Expand one broadcast of `contacts` contacts on a fresh database; the result dict."""
     load_before = os.getloadavg()[0]  # other work on the machine skews the figures
@@ -258,7 +320,15 @@ def run(
     try:
         migrate.upgrade(url)
         result = asyncio.run(
-            _bench(url, contacts=contacts, audience=audience, channel=channel, purpose=purpose)
+            _bench(
+                url,
+                contacts=contacts,
+                audience=audience,
+                channel=channel,
+                purpose=purpose,
+                local_time=local_time,
+                estimate=estimate,
+            )
         )
     finally:
         support.discard_database(url)
@@ -269,6 +339,7 @@ def run(
         "audience": audience,
         "channel": channel,
         "purpose": purpose,
+        "local_time": local_time,
         **result,
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
@@ -280,6 +351,8 @@ def main() -> None:
     parser.add_argument("--audience", choices=("segment", "list", "all"), default="segment")
     parser.add_argument("--channel", choices=("email", "sms"), default="email")
     parser.add_argument("--purpose", choices=("marketing", "transactional"), default="marketing")
+    parser.add_argument("--local-time", action="store_true", help="09:30 in each zone")
+    parser.add_argument("--estimate", action="store_true", help="time the estimate too")
     args = parser.parse_args()
     if args.contacts < 1:
         parser.error("--contacts must be positive")
@@ -289,6 +362,8 @@ def main() -> None:
         audience=args.audience,
         channel=args.channel,
         purpose=args.purpose,
+        local_time=args.local_time,
+        estimate=args.estimate,
     )
     if args.json:
         print(json.dumps(result), flush=True)
@@ -302,6 +377,8 @@ def main() -> None:
         + f", {result['queued']:,} queued + {result['skipped']:,} skipped,"
         f" peak RSS {result['peak_rss_mb']} MB (set-up {result['setup_seconds']} s,"
         f" load {result['load_average']})"
+        + (f"; local time on: {result['due_times']} due times" if args.local_time else "")
+        + (f"; estimate {result['estimate_seconds']} s" if args.estimate else "")
     )
 
 

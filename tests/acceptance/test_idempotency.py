@@ -43,6 +43,7 @@ BY_NATURE: dict[tuple[str, str], str] = {
     ("POST", "/v1/orgs/{org_id}/lists/{list_id}/members/remove"): "membership is a set",
     ("POST", "/v1/orgs/{org_id}/segments/count"): "reads only",
     ("POST", "/v1/orgs/{org_id}/templates/{template_id}/preview"): "reads only",
+    ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/estimate"): "reads only",
     ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/pause"): "a state reached once",
     ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/resume"): "a state reached once",
     ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/cancel"): "a state reached once",

@@ -86,6 +86,7 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("GET", "/v1/orgs/{org_id}/broadcasts"): None,
     ("GET", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}"): None,
+    ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/estimate"): None,
     ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/send"): None,
     ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/pause"): None,
     ("POST", "/v1/orgs/{org_id}/broadcasts/{broadcast_id}/resume"): None,

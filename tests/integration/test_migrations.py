@@ -376,3 +376,29 @@ def test_0022_indexes_messages_by_org_and_date(empty_database: str) -> None:
     assert "ix_messages_org_id_created_at" in indexes()
     command.downgrade(config, "0021")
     assert "ix_messages_org_id_created_at" not in indexes()
+
+
+def test_0023_adds_local_time_and_quiet_hours_as_nulls(empty_database: str) -> None:
+    """0023's columns are all nullable: an org, campaign and broadcast stored before it
+    read as no zone, no quiet hours and no local time, as they behaved."""
+    config = migrate.alembic_config(empty_database)
+    command.upgrade(config, "0022")
+    at = datetime.now(UTC)
+    _sql(
+        empty_database,
+        "INSERT INTO orgs (id, name, login, created_at, updated_at) VALUES (1, 'a', 'a', :at, :at)",
+        [{"at": at}],
+    )
+    command.upgrade(config, "0023")
+    assert _sql(empty_database, "SELECT timezone, quiet_hours, sending_days FROM orgs") == [
+        (None, None, None)
+    ]
+    for table, columns in (
+        ("campaigns", "quiet_hours"),
+        ("campaign_versions", "quiet_hours"),
+        ("broadcasts", "local_time, local_date, due_schedule"),
+    ):
+        assert _sql(empty_database, f"SELECT {columns} FROM {table}") == []  # noqa: S608
+    command.downgrade(config, "0022")
+    assert _sql(empty_database, "SELECT count(*) FROM orgs") == [(1,)]
+    command.upgrade(config, "head")

@@ -62,6 +62,7 @@ class Problem(BaseModel):
 DESCRIPTIONS = {
     400: "Bad request: `detail` says why",
     401: "Missing or invalid credentials (`WWW-Authenticate` names the schemes)",
+    402: "The org's credit balance cannot cover this send: `detail` gives cost and balance",
     403: "The key belongs to another org, or lacks the scope",
     404: "No such object in the key's org (or it was deleted, or the path names nothing)",
     409: "Not in this state: the reason is in `detail` (e.g. a send in flight uses it)",

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db.base import Base, BigIntPK, utcnow
+from tidings.db.base import Base, BigIntPK, JSONDoc, utcnow
 
 COUNTERS = (
     "contacts_count",
@@ -47,6 +47,13 @@ class Broadcast(Base):
     status: Mapped[str] = mapped_column(String(16))
     audience: Mapped[dict[str, Any]] = mapped_column(default=dict)
     scheduled_at: Mapped[datetime | None]
+    # "09:30 local": each message due at this wall time ("HH:MM") in its recipient's zone,
+    # on `local_date` ("YYYY-MM-DD"), or, without one, at the next such time after the start.
+    local_time: Mapped[str | None] = mapped_column(String(5))
+    local_date: Mapped[str | None] = mapped_column(String(10))
+    # When its messages come due, set at the start: [[ISO instant, count], …] in time order
+    # (one entry per distinct due time: a zone, not a contact), for honest progress.
+    due_schedule: Mapped[list[list[Any]] | None] = mapped_column(JSONDoc)
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     error_message: Mapped[str | None] = mapped_column(Text)

@@ -2,21 +2,25 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from tidings.api.deps import ReadKey, SendKey, SessionDep, WriteSessionDep
 from tidings.api.fields import Id
 from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, paged
 from tidings.api.problems import answers
-from tidings.broadcasts import service
+from tidings.broadcasts import preview, service
+from tidings.broadcasts.estimate import Figures
 from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.schemas import (
     BroadcastCreate,
     BroadcastCreated,
+    BroadcastEstimate,
     BroadcastOut,
+    DueAt,
     RejectedRecipient,
     broadcast_out,
 )
+from tidings.credits.schemas import to_credits
 from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.keys.schemas import KeyKind
 
@@ -25,15 +29,43 @@ router = APIRouter(
 )
 
 
+def estimate_out(figures: Figures) -> BroadcastEstimate:
+    schedule = figures.schedule
+    return BroadcastEstimate(
+        channel=figures.channel,
+        contacts=figures.contacts,
+        recipients={figures.channel: figures.recipients},
+        skipped=figures.skipped,
+        sms_segments=figures.sms_segments,
+        cost=to_credits(figures.cost),
+        reserved=to_credits(figures.reserved),
+        balance=to_credits(figures.balance),
+        covered=figures.covered,
+        first_due_at=schedule[0][0] if schedule else None,
+        last_due_at=schedule[-1][0] if schedule else None,
+        schedule=[DueAt(due_at=at, messages=n) for at, n in schedule],
+    )
+
+
 @router.post(
     "",
     status_code=201,
-    summary="Create a broadcast: now, at scheduled_at, or as a draft",
+    summary="Create a broadcast: now, at scheduled_at, or as a draft (or estimate it: dry_run)",
     dependencies=[IDEMPOTENT],
+    responses={
+        200: {"model": BroadcastEstimate, "description": "`dry_run`: the estimate, nothing made"},
+        **answers(402),  # the balance cannot cover it: refused up front, with the figures
+    },
 )
 async def create_broadcast(
-    org_id: Id, body: BroadcastCreate, key: SendKey, session: WriteSessionDep
-) -> BroadcastCreated:
+    org_id: Id, body: BroadcastCreate, key: SendKey, session: WriteSessionDep, response: Response
+) -> BroadcastCreated | BroadcastEstimate:
+    if body.dry_run:
+        response.status_code = 200
+        figures = await preview.dry_run(
+            session, org_id=key.org_id, body=body, is_test=key.kind is KeyKind.TEST
+        )
+        return estimate_out(figures)
     created = await service.create_broadcast(
         session, org_id=key.org_id, body=body, is_test=key.kind is KeyKind.TEST
     )
@@ -66,6 +98,20 @@ async def get_broadcast(
     return broadcast_out(broadcast)
 
 
+@router.post(
+    "/{broadcast_id}/estimate",
+    summary="Estimate a broadcast that has not started: recipients, skips, cost, last due time",
+    responses=answers(409),  # started already: its counters say what it does
+)
+async def estimate_broadcast(
+    org_id: Id, broadcast_id: Id, key: ReadKey, session: SessionDep
+) -> BroadcastEstimate:
+    figures = await preview.estimate_broadcast(
+        session, org_id=key.org_id, broadcast_id=broadcast_id
+    )
+    return estimate_out(figures)
+
+
 Action = Callable[..., Awaitable[Broadcast]]
 
 
@@ -82,7 +128,9 @@ def _action(action: Action, path: str, summary: str, *, idempotent: bool = False
         methods=["POST"],
         summary=summary,
         dependencies=[IDEMPOTENT] if idempotent else None,
-        responses=answers(409),  # not in a state this action applies to
+        # 409: not in a state this action applies to; 402: sending what the balance
+        # cannot cover (refused up front)
+        responses=answers(409, 402) if idempotent else answers(409),
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.broadcasts import estimate as estimates
 from tidings.broadcasts.models import Broadcast
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.broadcasts.status import BroadcastStatus, transition
@@ -29,7 +30,13 @@ from tidings.campaigns.service import get_campaign
 from tidings.campaigns.versions import freeze
 from tidings.contacts.normalize import MAX_ATTRIBUTES_BYTES, too_large
 from tidings.contacts.service import upsert_contacts
-from tidings.credits.service import INSUFFICIENT_CREDIT, charge_messages, release
+from tidings.credits.service import (
+    INSUFFICIENT_CREDIT,
+    charge_messages,
+    is_free,
+    price_table,
+    release,
+)
 from tidings.db.base import utcnow
 from tidings.db.owned import get_owned, owned_page
 from tidings.errors import Conflict, FieldError, InsufficientCredit, InvalidInput, NotFound
@@ -40,6 +47,7 @@ from tidings.outbox.audience import audience_condition
 from tidings.outbox.models import Message
 from tidings.outbox.moves import move, of_broadcast
 from tidings.outbox.status import MessageStatus
+from tidings.outbox.timing import send_timing
 from tidings.segments.models import Segment
 
 S = BroadcastStatus
@@ -113,10 +121,16 @@ async def create_broadcast(
     is_test: bool = False,
     now: datetime | None = None,
     remember_in: int | None = None,
+    charge: bool = True,
 ) -> Created:
     """`remember_in`: a list the explicit recipients join (a campaign's recipient list).
-    Query helper: the caller owns the (write) transaction."""
+    Unless a draft, refused up front (InsufficientCredit, 402) when the balance cannot
+    cover what it would send (`estimate`); `charge=False` (a dry run, rolled back by its
+    caller) reserves nothing and refuses nothing. Query helper: the caller owns the
+    (write) transaction."""
     now = now or utcnow()
+    if body.local_date is not None and body.local_time is None:
+        raise InvalidInput.field("local_date", "a date for local_time: give local_time too")
     # A 404 for an unknown campaign before any contact is upserted for it.
     campaign = await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
     version = await freeze(session, campaign=campaign)  # a draft's is frozen again when sent
@@ -143,6 +157,8 @@ async def create_broadcast(
             "recipients": len(recipients.variables),
         },
         scheduled_at=None if body.draft else (body.scheduled_at or now),
+        local_time=body.local_time,
+        local_date=body.local_date.isoformat() if body.local_date else None,
         is_test=is_test,
     )
     session.add(broadcast)
@@ -150,31 +166,51 @@ async def create_broadcast(
     skips: dict[int, str] = {}
     if recipients.variables:
         org = await get_org(session, org_id=org_id)
+        timing, org_zone = send_timing(
+            org, version, local_time=broadcast.local_time, local_date=broadcast.local_date
+        )
         skips = await outbox.hold(
             session,
-            batch=outbox.Batch(org_id, broadcast.id, version, is_test, now),
+            batch=outbox.Batch(org_id, broadcast.id, version, is_test, now, timing, org_zone),
             recipients=recipients.variables,
             sms_countries=org.sms_countries,
             due_at=broadcast.scheduled_at,
         )
         # Reserved now: the send is accepted (402 queues nothing).
-        await charge_messages(
-            session,
-            org_id=org_id,
-            channel=version.channel,
-            where=of_broadcast(broadcast.id, MS.HELD),
-            reference=f"broadcast:{broadcast.id}",
-        )
+        if charge:
+            await charge_messages(
+                session,
+                org_id=org_id,
+                channel=version.channel,
+                where=of_broadcast(broadcast.id, MS.HELD),
+                reference=f"broadcast:{broadcast.id}",
+            )
         if remember_in is not None:
             await add_to_list(
                 session, org_id=org_id, list_id=remember_in, contact_ids=list(recipients.variables)
             )
+    if charge and not body.draft:
+        await _require_covered(session, broadcast=broadcast, version=version, now=now)
     skipped = [
         FieldError(f"recipients[{i}]", reason, i)
         for contact_id, reason in skips.items()
         for i in [recipients.index[contact_id]]
     ]
     return Created(broadcast, rejected, sorted(skipped, key=lambda e: e.index or 0))
+
+
+async def _require_covered(
+    session: AsyncSession, *, broadcast: Broadcast, version: CampaignVersion, now: datetime
+) -> None:
+    """InsufficientCredit (402) with the estimate's figures when the balance cannot cover
+    the broadcast. Free (no price for the channel) and test-key sends skip the estimate:
+    a million-recipient send to a free org is accepted at once."""
+    if broadcast.is_test or is_free(
+        await price_table(session, org_id=broadcast.org_id, channel=version.channel)
+    ):
+        return
+    figures = await estimates.estimate(session, broadcast=broadcast, now=now, version=version)
+    estimates.require_covered(figures)
 
 
 async def get_broadcast(session: AsyncSession, *, org_id: int, broadcast_id: int) -> Broadcast:
@@ -219,6 +255,8 @@ async def send_draft(session: AsyncSession, *, org_id: int, broadcast_id: int) -
         campaign = await session.get(Campaign, broadcast.campaign_id)
         assert campaign is not None  # campaigns are never removed, only marked deleted
         await _schedule(session, broadcast, campaign=campaign, now=now)
+        version = await frozen(session, broadcast=broadcast)
+        await _require_covered(session, broadcast=broadcast, version=version, now=now)
     else:
         broadcast.status = transition(S(broadcast.status), S.SCHEDULED)  # the 409 it gives
     return broadcast
@@ -388,16 +426,22 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
         or broadcast.campaign_id is None  # never SCHEDULED without one; kept out regardless
     ):
         return False
-    version = await _frozen(session, broadcast=broadcast)
+    version = await frozen(session, broadcast=broadcast)
     org = await get_org(session, org_id=broadcast.org_id)
     audience = await audience_condition(
-        session, org_id=broadcast.org_id, audience=broadcast.audience
+        session, org_id=broadcast.org_id, audience=broadcast.audience, broadcast_id=broadcast.id
+    )
+    timing, org_zone = send_timing(
+        org, version, local_time=broadcast.local_time, local_date=broadcast.local_date
+    )
+    batch = outbox.Batch(
+        broadcast.org_id, broadcast.id, version, broadcast.is_test, now, timing, org_zone
     )
     try:
         async with session.begin_nested():
             counts = await outbox.expand(
                 session,
-                batch=outbox.Batch(broadcast.org_id, broadcast.id, version, broadcast.is_test, now),
+                batch=batch,
                 audience=audience,
                 sms_countries=org.sms_countries,
             )
@@ -419,10 +463,11 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
     broadcast.contacts_count = counts.contacts
     broadcast.recipients_count = counts.recipients
     broadcast.skipped_count = counts.skipped
+    broadcast.due_schedule = [[at.isoformat(), n] for at, n in counts.schedule]
     return True
 
 
-async def _frozen(session: AsyncSession, *, broadcast: Broadcast) -> CampaignVersion:
+async def frozen(session: AsyncSession, *, broadcast: Broadcast) -> CampaignVersion:
     """The campaign as the broadcast froze it when it was accepted (every SCHEDULED
     broadcast has one: `_schedule`, and migration 0013 for older ones)."""
     assert broadcast.campaign_version_id is not None

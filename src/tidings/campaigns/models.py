@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db.base import Base, BigIntPK, unique_among_live, utcnow
+from tidings.db.base import Base, BigIntPK, JSONDoc, unique_among_live, utcnow
 
 
 class Campaign(Base):
@@ -47,6 +47,8 @@ class Campaign(Base):
     invite_url: Mapped[str | None] = mapped_column(Text)
     # The language of the unsubscribe line on marketing mail (None: English).
     language: Mapped[str | None] = mapped_column(String(8))
+    # Its own quiet hours {"start", "end"} instead of the org's for its channel (null).
+    quiet_hours: Mapped[dict[str, str] | None] = mapped_column(JSONDoc)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None]
@@ -81,4 +83,5 @@ class CampaignVersion(Base):
     track_clicks: Mapped[bool]
     invite_url: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(8))
+    quiet_hours: Mapped[dict[str, str] | None] = mapped_column(JSONDoc)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

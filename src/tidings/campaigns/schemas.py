@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tidings.api.fields import Id
 from tidings.api.patch import refuse_null
 from tidings.content.mime import HeaderText
+from tidings.orgs.schemas import QuietHours
 from tidings.templates.schemas import Channel
 
 
@@ -70,6 +71,14 @@ Language = Annotated[
     Field(description="Of the unsubscribe line on marketing mail: en, fr, de, es, it, nl, pt."),
 ]
 
+OwnQuietHours = Annotated[
+    QuietHours | None,
+    Field(
+        description="Marketing only: its own quiet hours instead of the org's for its channel "
+        "(null); {start: 00:00, end: 00:00} for none at all."
+    ),
+]
+
 
 class CampaignCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
@@ -91,6 +100,7 @@ class CampaignCreate(BaseModel):
     survey_ref: SurveyRef = None
     invite_url: InviteUrl = None
     language: Language = None
+    quiet_hours: OwnQuietHours = None
 
 
 class CampaignUpdate(BaseModel):
@@ -118,6 +128,7 @@ class CampaignUpdate(BaseModel):
     survey_ref: SurveyRef = None
     invite_url: InviteUrl = None
     language: Language = None
+    quiet_hours: OwnQuietHours = None
 
     @model_validator(mode="after")
     def _required_not_null(self) -> CampaignUpdate:
@@ -142,6 +153,7 @@ class CampaignChanges(TypedDict, total=False):
     survey_ref: str | None
     invite_url: str | None
     language: str | None
+    quiet_hours: QuietHours | None
 
 
 class CampaignOut(BaseModel):
@@ -165,5 +177,6 @@ class CampaignOut(BaseModel):
     survey_ref: str | None
     invite_url: str | None
     language: str | None
+    quiet_hours: QuietHours | None = None
     created_at: datetime
     updated_at: datetime

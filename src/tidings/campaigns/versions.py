@@ -30,7 +30,7 @@ from tidings.errors import Conflict
 from tidings.templates.models import Template, TemplateVersion
 
 FROZEN = ("channel", "purpose", "from_name", "from_email", "reply_to", "sms_sender",
-          "track_opens", "track_clicks", "invite_url", "language")  # fmt: skip
+          "track_opens", "track_clicks", "invite_url", "language", "quiet_hours")  # fmt: skip
 """The campaign's fields a send keeps as they were when it was accepted (with its
 template's version and its connection)."""
 

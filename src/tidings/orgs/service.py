@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from zoneinfo import available_timezones
 
 import phonenumbers
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.errors import FieldError, InvalidInput, NotFound
-from tidings.orgs.models import Org
+from tidings.orgs.models import WEEKDAYS, Org
 from tidings.orgs.schemas import OrgChanges
 
 RETENTIONS = ("content_retention_days", "event_retention_days", "message_retention_days")
@@ -54,6 +56,17 @@ def check_countries(codes: list[str] | None, *, field: str = "sms_countries") ->
     return sorted(set(upper))
 
 
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def check_timezone(name: str | None, *, field: str = "timezone") -> str | None:
+    if name is not None and name not in _zones():
+        raise InvalidInput.field(field, f"unknown IANA time zone {name!r}")
+    return name
+
+
 async def add_org(
     session: AsyncSession, *, name: str, login: str | None = None, phone_region: str | None = None
 ) -> Org:
@@ -91,6 +104,13 @@ async def update_org(session: AsyncSession, *, org_id: int, changes: OrgChanges)
         org.phone_region = check_region(changes["phone_region"])
     if "sms_countries" in changes:
         org.sms_countries = check_countries(changes["sms_countries"])
+    if "timezone" in changes:
+        org.timezone = check_timezone(changes["timezone"])
+    if "quiet_hours" in changes:
+        org.quiet_hours = changes["quiet_hours"]
+    if "sending_days" in changes:
+        days = changes["sending_days"]
+        org.sending_days = None if days is None else sorted(set(days), key=WEEKDAYS.index)
     for name in RETENTIONS:
         if name in changes:
             setattr(org, name, changes[name])  # type: ignore[literal-required]

@@ -3,6 +3,8 @@ moves one on the way to its final status.
 
     create.py    every message row is created here (expansion, held recipients, single)
     rules.py     the skip rule and the due-time rule, Python beside their SQL twins
+    local.py     wall-clock time in a recipient's zone, quiet hours (the due-time rule's)
+    timing.py    a send's Timing (org, campaign, broadcast), its zones, its due schedule
     status.py    MessageStatus, its transition table and the groups derived from it
     audience.py  which contacts a broadcast's expansion selects
     moves.py     a broadcast's messages moved together (pause, resume, cancel)

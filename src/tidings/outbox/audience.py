@@ -4,24 +4,36 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, false, func, or_, select
+from sqlalchemy import ColumnElement, Table, exists, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.contacts.models import Contact
 from tidings.lists.models import ListMember
+from tidings.outbox.models import Message
 from tidings.segments import filters
 from tidings.segments.models import Segment
 from tidings.segments.service import audience as segment_audience
 
 C = cast(Table, Contact.__table__).c
+M = cast(Table, Message.__table__).c
 
 
 async def audience_condition(
-    session: AsyncSession, *, org_id: int, audience: dict[str, Any]
+    session: AsyncSession,
+    *,
+    org_id: int,
+    audience: dict[str, Any],
+    broadcast_id: int | None = None,
 ) -> ColumnElement[bool]:
     """Live (not erased) contacts of the org in any of the audience's lists or segments,
-    or all of them (read only: the segments' filters are loaded)."""
+    or all of them (read only: the segments' filters are loaded). A broadcast with
+    explicit recipients (`broadcast_id`) leaves out the contacts it holds a message for
+    already: an explicit recipient also in its lists gets one message, with its own
+    variables."""
     live = (C.org_id == org_id) & C.erased_at.is_(None)
+    if broadcast_id is not None and audience.get("recipients"):
+        held = select(M.id).where(M.broadcast_id == broadcast_id, M.contact_id == C.id)
+        live = live & ~exists(held)
     if audience.get("send_to_all"):
         return live
     parts: list[ColumnElement[bool]] = []

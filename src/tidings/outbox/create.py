@@ -7,7 +7,12 @@ or SKIPPED with its reason. Query helpers: the caller owns the transaction.
     expand(broadcast)   INSERT INTO messages … SELECT … FROM contacts LEFT JOIN suppressions
                         one statement, no contact loaded into Python; the unique
                         (broadcast_id, contact_id) key gives a contact reached by two
-                        lists or segments one message
+                        lists or segments one message. When the due time depends on the
+                        recipient's zone (local time, quiet hours), one SELECT DISTINCT
+                        (timezone, phone_country) first (`outbox.timing`): the zones, whose
+                        instants
+                        `rules.due_time_sql` computes in Python, one per zone
+    estimate(broadcast) the same SELECT, grouped instead of inserted (read only)
     hold(recipients)    INSERT … SELECT from one JSON array of rows (HELD or SKIPPED)
     add_one(contact)    one ORM row (QUEUED or SKIPPED), flushed for its id
 """
@@ -22,6 +27,7 @@ from typing import Any, cast
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Integer,
     String,
     Table,
     case,
@@ -38,15 +44,18 @@ from tidings.campaigns.models import CampaignVersion
 from tidings.contacts.models import Contact
 from tidings.db.base import JSONDoc, UTCDateTime
 from tidings.db.dialect import json_rows, rows_by_keys
+from tidings.outbox.local import Timing
 from tidings.outbox.models import Message
 from tidings.outbox.rules import (
+    Place,
     address_or_skip,
     due_time,
-    due_time_sql,
+    recipient_zone,
     skip_reason_sql,
     suppression_match,
 )
 from tidings.outbox.status import MessageStatus
+from tidings.outbox.timing import due_column, due_schedule, resolve
 from tidings.suppressions import service as suppressions
 from tidings.suppressions.models import Suppression
 
@@ -60,13 +69,25 @@ S = MessageStatus
 class Batch:
     """What the messages of one send share: its org, broadcast (None: a single send),
     the campaign as the send froze it (`campaigns.versions.freeze`), whether a test key
-    sent it, and when it was accepted."""
+    sent it, and when it was accepted; how its due time moves in each recipient's zone
+    (`send_timing`) and the org's zone for recipients of no known zone — read from the org
+    and the campaign when not given (single sends and invites: quiet hours, no local
+    time)."""
 
     org_id: int
     broadcast_id: int | None
     campaign: CampaignVersion
     is_test: bool
     now: datetime
+    timing: Timing | None = None  # None: the org's and campaign's (`send_timing`)
+    org_zone: str = "UTC"
+
+
+async def _timing(session: AsyncSession, *, batch: Batch) -> tuple[Timing, str]:
+    return await resolve(
+        session, org_id=batch.org_id, campaign=batch.campaign, given=batch.timing,
+        org_zone=batch.org_zone,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +95,7 @@ class Expansion:
     contacts: int
     recipients: int
     skipped: int
+    schedule: list[tuple[datetime, int]]  # (due at, messages), in time order
 
 
 async def expand(
@@ -84,8 +106,13 @@ async def expand(
     sms_countries: Collection[str] | None,
 ) -> Expansion:
     """Insert a message for every contact matching `audience` (`outbox.audience`), QUEUED
-    and due now, or SKIPPED with its reason; returns the broadcast's counts by status."""
+    and due now (or when its zone's `Timing` says), or SKIPPED with its reason; returns
+    the broadcast's counts by status and when its messages come due."""
     campaign = batch.campaign
+    timing, org_zone = await _timing(session, batch=batch)
+    due = await due_column(
+        session, timing=timing, org_zone=org_zone, now=batch.now, audience=audience
+    )
     listed = SUPPRESSIONS.alias("listed")
     address, reason = skip_reason_sql(
         CONTACTS,
@@ -116,7 +143,7 @@ async def expand(
             literal(batch.is_test),
             reason,
             literal(0),
-            due_time_sql(None, now=batch.now),
+            due,
             stamp,
             case((reason.is_(None), null()), else_=stamp),
         )
@@ -132,7 +159,84 @@ async def expand(
     counts = await count_by_status(session, broadcast_id=batch.broadcast_id)
     skipped = counts.get(S.SKIPPED, 0)
     total = sum(counts.values())
-    return Expansion(contacts=total, recipients=total - skipped, skipped=skipped)
+    schedule = (
+        await due_schedule(session, broadcast_id=batch.broadcast_id)
+        if timing.per_zone
+        else [(batch.now, total - skipped)][: 1 if total > skipped else 0]  # all at once
+    )
+    return Expansion(contacts=total, recipients=total - skipped, skipped=skipped, schedule=schedule)
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What expanding the audience would make, without making it: counts by status,
+    skips by reason, the due schedule, and the cost each country's price gives."""
+
+    contacts: int
+    recipients: int
+    skipped: dict[str, int]
+    schedule: list[tuple[datetime, int]]
+    countries: dict[str | None, int]  # SMS recipients by their phone's country
+
+
+async def estimate(
+    session: AsyncSession,
+    *,
+    batch: Batch,
+    audience: ColumnElement[bool],
+    sms_countries: Collection[str] | None,
+) -> Estimate:
+    """`expand`'s SELECT, grouped instead of inserted (read only): the same skip-rule
+    expression, grouped with what places a contact (timezone, phone_country), each
+    group's due time then given by `due_time` — the Python twin of the expansion's
+    CASE, checked equal to it — so that one scan both finds the zones and counts them."""
+    campaign = batch.campaign
+    listed = SUPPRESSIONS.alias("listed")
+    address, reason = skip_reason_sql(
+        CONTACTS,
+        listed,
+        channel=campaign.channel,
+        purpose=campaign.purpose,
+        sms_countries=sms_countries,
+    )
+    on_list = suppression_match(
+        listed,
+        org_id=batch.org_id,
+        channel=campaign.channel,
+        address=address,
+        marketing=campaign.purpose == "marketing",
+    )
+    c = CONTACTS.c
+    timing, org_zone = await _timing(session, batch=batch)
+    placed = timing.per_zone
+    timezone = c.timezone if placed else literal(None, String())
+    country = c.phone_country if placed or campaign.channel == "sms" else literal(None, String())
+    keys = [k for k, used in ((timezone, placed), (country, placed or campaign.channel == "sms"))
+            if used]  # fmt: skip
+    grouped = (
+        select(timezone, country, reason, func.count())
+        .select_from(CONTACTS.outerjoin(listed, on_list))
+        .where(audience)
+        .group_by(*keys, reason)
+    )
+    skipped: dict[str, int] = {}
+    by_due: dict[datetime, int] = {}
+    countries: dict[str | None, int] = {}
+    total = 0
+    for tz, where, why, n in await session.execute(grouped):
+        total += int(n)
+        if why is not None:
+            skipped[why] = skipped.get(why, 0) + int(n)
+            continue
+        zone = recipient_zone(Place(tz, where), org_zone=org_zone) if placed else None
+        at = due_time(None, now=batch.now, zone=zone, timing=timing)
+        by_due[at] = by_due.get(at, 0) + int(n)
+        if campaign.channel == "sms":
+            countries[where] = countries.get(where, 0) + int(n)
+    recipients = total - sum(skipped.values())
+    if campaign.channel != "sms" and recipients:
+        countries[None] = recipients
+    return Estimate(total, recipients, skipped, sorted(by_due.items()), countries)
 
 
 async def count_by_status(session: AsyncSession, *, broadcast_id: int) -> dict[str, int]:
@@ -165,7 +269,15 @@ async def hold(
             org_id=batch.org_id,
             column=CONTACTS.c.id,
             keys=list(recipients),
-            columns=("id", "email", "phone", "phone_country", "email_status", "sms_status"),
+            columns=(
+                "id",
+                "email",
+                "phone",
+                "phone_country",
+                "email_status",
+                "sms_status",
+                "timezone",
+            ),
         )
     )
     contacts = found.all()
@@ -175,12 +287,15 @@ async def hold(
         channel=campaign.channel,
         addresses=(c.email if campaign.channel == "email" else c.phone for c in contacts),
     )
+    timing, org_zone = await _timing(session, batch=batch)
     rows: list[dict[str, Any]] = []
     skipped: dict[int, str] = {}
+    dues: dict[datetime, int] = {}  # each distinct due time, numbered: sent as its number
     for contact in contacts:
         address, reason = address_or_skip(
             campaign, contact, sms_countries=sms_countries, suppressed=suppressed
         )
+        zone = recipient_zone(contact, org_zone=org_zone)
         rows.append(
             {
                 "contact_id": contact.id,
@@ -188,6 +303,9 @@ async def hold(
                 "variables": recipients[contact.id],
                 "status": S.SKIPPED.value if reason else S.HELD.value,
                 "reason": reason,
+                "due": dues.setdefault(
+                    due_time(due_at, now=batch.now, zone=zone, timing=timing), len(dues)
+                ),
             }
         )
         if reason:
@@ -202,12 +320,16 @@ async def hold(
         "channel": literal(campaign.channel, m.channel.type),
         "is_test": literal(batch.is_test, m.is_test.type),
         "attempts": literal(0, m.attempts.type),
-        "due_at": literal(due_time(due_at, now=batch.now), m.due_at.type),
+        "due_at": case(
+            *((v["due"] == n, literal(at, m.due_at.type)) for at, n in dues.items()),
+            else_=literal(due_time(due_at, now=batch.now), m.due_at.type),
+        ),
         "created_at": stamp,
         "finished_at": case((v["status"] == S.SKIPPED.value, stamp), else_=null()),
     }
-    held = select(*v.values(), *constants.values())
-    await session.execute(insert(MESSAGES).from_select([*v, *constants], held))
+    own = {name: v[name] for name in _HELD if name != "due"}
+    held = select(*own.values(), *constants.values())
+    await session.execute(insert(MESSAGES).from_select([*own, *constants], held))
     return skipped
 
 
@@ -217,6 +339,7 @@ _HELD: dict[str, TypeEngine[Any]] = {
     "variables": JSONDoc,
     "status": String(),
     "reason": String(),
+    "due": Integer(),  # the number of its due time (`dues`)
 }  # a held message's own columns; the rest are the broadcast's
 
 
@@ -241,6 +364,8 @@ async def add_one(
     address, reason = address_or_skip(
         campaign, contact, sms_countries=sms_countries, suppressed=suppressed
     )
+    timing, org_zone = await _timing(session, batch=batch)
+    zone = recipient_zone(contact, org_zone=org_zone)
     message = Message(
         org_id=batch.org_id,
         broadcast_id=batch.broadcast_id,
@@ -254,7 +379,7 @@ async def add_one(
         is_test=batch.is_test,
         reason=reason,
         attempts=0,
-        due_at=due_time(send_at, now=batch.now),
+        due_at=due_time(send_at, now=batch.now, zone=zone, timing=timing),
         created_at=batch.now,
         finished_at=batch.now if reason else None,
     )

@@ -15,18 +15,27 @@ Skip reasons, first reason first:
                                               campaign (transactional mail still goes)
 
 Due time: when the send asked for (a single send's `send_at`, a scheduled broadcast's
-time), else at once.
+time), else at once; then, when the send's `Timing` says so (`timing`), moved in the
+recipient's zone (`recipient_zone`: the contact's own, else its phone's country's when that
+country has one zone, else the org's): to the wall time the broadcast asked for ("09:30
+local"), and, for marketing only, out of the quiet hours and onto an allowed sending day.
+Transactional messages ignore quiet hours and sending days. The SQL twin computes the
+instant once per distinct zone in Python (`outbox.local`, exact across DST) and gives
+each row its zone's instant with one CASE, so an expansion loops over zones, never
+contacts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from datetime import datetime
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, FromClause, and_, case, false, func, literal, null, or_, true
 
 from tidings.db.base import UTCDateTime
+from tidings.outbox.local import Timing, Window, country_zone, known_zones
 from tidings.suppressions.models import MARKETING_ONLY
 
 SUPPRESSED_PREFIX = "suppressed: "
@@ -47,6 +56,13 @@ class Recipient(Protocol):
     phone_country: str | None
     email_status: str
     sms_status: str
+
+
+class Placed(Protocol):
+    """What the zone rule reads of a contact."""
+
+    timezone: str | None
+    phone_country: str | None
 
 
 # ── Python ───────────────────────────────────────────────────────────────────────────
@@ -84,9 +100,45 @@ def address_or_skip(
     return address, None
 
 
-def due_time(requested: datetime | None, *, now: datetime) -> datetime:
-    """When a new message becomes due."""
-    return requested if requested is not None else now
+def recipient_zone(contact: Placed, *, org_zone: str) -> str:
+    """The IANA zone a contact's wall-clock times are read in."""
+    if contact.timezone and contact.timezone in known_zones():
+        return contact.timezone
+    return country_zone(contact.phone_country) or org_zone
+
+
+def timing(
+    *,
+    purpose: str,
+    local_time: time | None = None,
+    local_date: date | None = None,
+    quiet: Window | None = None,
+    days: Collection[int] | None = None,
+) -> Timing:
+    """A send's `Timing`: its local wall time for every purpose; the quiet hours and
+    sending days (the campaign's override, else the org's for the channel) for
+    marketing only — a transactional message is never held back by them."""
+    marketing = purpose == "marketing"
+    return Timing(
+        local_time=local_time,
+        local_date=local_date,
+        quiet=quiet if marketing else None,
+        days=frozenset(days) if marketing and days is not None else None,
+    )
+
+
+def due_time(
+    requested: datetime | None,
+    *,
+    now: datetime,
+    zone: str | None = None,
+    timing: Timing | None = None,
+) -> datetime:
+    """When a new message becomes due; `zone`: its `recipient_zone`."""
+    base = requested if requested is not None else now
+    if timing is None or zone is None or not timing.per_zone:
+        return base
+    return timing.due(base, zone)
 
 
 # ── SQL ──────────────────────────────────────────────────────────────────────────────
@@ -153,6 +205,52 @@ def skip_reason_sql(
     return address, reason
 
 
-def due_time_sql(requested: datetime | None, *, now: datetime) -> ColumnElement[datetime]:
-    """`due_time` as a column of a set-based insert."""
-    return func.coalesce(literal(requested, type_=UTCDateTime()), literal(now, type_=UTCDateTime()))
+def due_time_sql(
+    requested: datetime | None,
+    *,
+    now: datetime,
+    contacts: FromClause | None = None,
+    places: Iterable[tuple[str | None, str | None]] = (),
+    org_zone: str = "UTC",
+    timing: Timing | None = None,
+) -> ColumnElement[datetime]:
+    """`due_time` as a column of a set-based insert over `contacts`, for contacts placed
+    at `places` — the distinct (timezone, phone_country) pairs of the audience
+    (`create.places`): each zone's instant is computed here, once, and each row picks
+    its own by one CASE over its timezone (or, without one, its phone's country), the
+    instants shared by several zones in one branch. A contact placed elsewhere (one
+    added since `places` was read) gets the org's zone's."""
+    if timing is None or contacts is None or not timing.per_zone:
+        return func.coalesce(
+            literal(requested, type_=UTCDateTime()), literal(now, type_=UTCDateTime())
+        )
+    c = contacts.c
+
+    def due(zone: str) -> datetime:
+        return due_time(requested, now=now, zone=zone, timing=timing)
+
+    by_zone: dict[datetime, set[str]] = {}
+    by_country: dict[datetime, set[str]] = {}
+    for timezone, country in set(places):
+        zone = recipient_zone(Place(timezone, country), org_zone=org_zone)
+        if timezone is not None:
+            by_zone.setdefault(due(zone), set()).add(timezone)
+        elif country is not None:
+            by_country.setdefault(due(zone), set()).add(country)
+    branches = [
+        (c.timezone.in_(sorted(zones)), literal(at, type_=UTCDateTime()))
+        for at, zones in sorted(by_zone.items())
+    ] + [
+        (c.timezone.is_(None) & c.phone_country.in_(sorted(countries)), literal(at, UTCDateTime()))
+        for at, countries in sorted(by_country.items())
+    ]
+    fallback = literal(due(org_zone), type_=UTCDateTime())
+    return case(*branches, else_=fallback) if branches else fallback
+
+
+@dataclass(slots=True)
+class Place:
+    """Where a contact is, as the zone rule reads it: for rows grouped by place."""
+
+    timezone: str | None
+    phone_country: str | None
