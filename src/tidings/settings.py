@@ -141,6 +141,43 @@ class Settings(BaseSettings):
         le=60,
         description="The longest an outcome waits in memory before it is written.",
     )
+    breaker_error_rate: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description=(
+            "A connection's circuit breaker opens when at least this share of its attempts "
+            "in the sliding window failed transiently (and there were at least "
+            "`breaker_min_attempts`): every worker then skips it."
+        ),
+    )
+    breaker_min_attempts: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description="The fewest attempts in the window on which a breaker may open.",
+    )
+    breaker_window_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="The sliding window over which a connection's error rate is counted.",
+    )
+    breaker_open_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=86_400,
+        description=(
+            "How long an opened breaker keeps every worker off its connection; then it is "
+            "half-open: a probe goes through, and closes it or opens it again."
+        ),
+    )
+    breaker_probes: int = Field(
+        default=1,
+        ge=1,
+        le=10_000,
+        description="Messages each worker's batch sends through a half-open connection.",
+    )
 
     outbound_allow: str = Field(
         default="",

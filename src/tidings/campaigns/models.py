@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db.base import Base, BigIntPK, unique_among_live, utcnow
+from tidings.db.base import Base, BigIntPK, JSONDoc, unique_among_live, utcnow
 
 
 class Campaign(Base):
@@ -33,6 +33,9 @@ class Campaign(Base):
     reply_to: Mapped[str | None] = mapped_column(String(320))
     sms_sender: Mapped[str | None] = mapped_column(String(16))
     connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id"))
+    # The connections to send through, in order, when more than one (failover): the first
+    # is `connection_id`; null when there is only that one.
+    connection_ids: Mapped[list[int] | None] = mapped_column(JSONDoc)
     list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id", ondelete="SET NULL"))
     track_opens: Mapped[bool] = mapped_column(default=False)
     track_clicks: Mapped[bool] = mapped_column(default=False)
@@ -77,6 +80,8 @@ class CampaignVersion(Base):
     reply_to: Mapped[str | None] = mapped_column(String(320))
     sms_sender: Mapped[str | None] = mapped_column(String(16))
     connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id"), index=True)
+    # Failover: every connection in order, the first `connection_id` (null: that one only).
+    connection_ids: Mapped[list[int] | None] = mapped_column(JSONDoc)
     track_opens: Mapped[bool]
     track_clicks: Mapped[bool]
     invite_url: Mapped[str | None] = mapped_column(Text)

@@ -41,6 +41,19 @@ SmsSender = Annotated[
 ConnectionId = Annotated[
     Id | None, Field(description="Null: the org's default connection for the channel.")
 ]
+MAX_CONNECTIONS = 5
+ConnectionIds = Annotated[
+    list[Id] | None,
+    Field(
+        max_length=MAX_CONNECTIONS,
+        description=(
+            "Failover: the connections of the campaign's channel to send through, in order "
+            "(the first is `connection_id`). A message whose attempt fails transiently on "
+            "one goes to the next for its next attempt, round the list, past connections "
+            "whose circuit breaker is open. Null (or one id): `connection_id` alone."
+        ),
+    ),
+]
 ListId = Annotated[Id | None, Field(description="The campaign's recipient list.")]
 ExternalId = Annotated[
     str | None,
@@ -83,6 +96,7 @@ class CampaignCreate(BaseModel):
     reply_to: Address = None
     sms_sender: SmsSender = None
     connection_id: ConnectionId = None
+    connection_ids: ConnectionIds = None
     list_id: ListId = None
     track_opens: bool = False
     track_clicks: bool = False
@@ -110,6 +124,7 @@ class CampaignUpdate(BaseModel):
     reply_to: Address = None
     sms_sender: SmsSender = None
     connection_id: ConnectionId = None
+    connection_ids: ConnectionIds = None
     list_id: ListId = None
     track_opens: bool | None = None
     track_clicks: bool | None = None
@@ -134,6 +149,7 @@ class CampaignChanges(TypedDict, total=False):
     reply_to: str | None
     sms_sender: str | None
     connection_id: int | None
+    connection_ids: list[int] | None
     list_id: int | None
     track_opens: bool
     track_clicks: bool
@@ -157,6 +173,7 @@ class CampaignOut(BaseModel):
     reply_to: str | None
     sms_sender: str | None
     connection_id: int | None
+    connection_ids: list[int] | None
     list_id: int | None
     track_opens: bool
     track_clicks: bool

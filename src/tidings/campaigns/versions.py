@@ -4,7 +4,8 @@ become meanwhile.
 
     freeze(campaign) ──▶ its template's current version (one SELECT)
                      ──▶ its connection: its own, else the org's default for the channel,
-                         else none (the built-in sink) (one SELECT)
+                         else none (the built-in sink) (one SELECT); its failover list,
+                         when it has one (one SELECT more)
                      ──▶ the version with exactly this content: found by its digest, or
                          added (INSERT … ON CONFLICT DO NOTHING, then read: raced safely)
 
@@ -54,6 +55,9 @@ async def freeze(session: AsyncSession, *, campaign: Campaign) -> CampaignVersio
     values: dict[str, Any] = {name: getattr(campaign, name) for name in FROZEN}
     values["template_version_id"] = template_version_id
     values["connection_id"] = await _connection(session, campaign=campaign)
+    if campaign.connection_ids:  # only then: the digests of versions without stay the same
+        await _check_failover(session, campaign=campaign)
+        values["connection_ids"] = list(campaign.connection_ids)
     digest = hashlib.sha256(
         json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
@@ -68,6 +72,18 @@ async def freeze(session: AsyncSession, *, campaign: Campaign) -> CampaignVersio
         found = await session.scalar(query)
     assert found is not None
     return found
+
+
+async def _check_failover(session: AsyncSession, *, campaign: Campaign) -> None:
+    """Conflict when a connection of the campaign's failover list was deleted."""
+    assert campaign.connection_ids
+    deleted = await session.scalar(
+        select(Connection.id)
+        .where(Connection.id.in_(campaign.connection_ids), Connection.deleted_at.is_not(None))
+        .limit(1)
+    )
+    if deleted is not None:
+        raise Conflict(f"campaign {campaign.id}'s connection {deleted} was deleted")
 
 
 async def _connection(session: AsyncSession, *, campaign: Campaign) -> int | None:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     case,
+    func,
     literal,
     null,
     select,
@@ -50,6 +51,10 @@ class Outcome:
     segments: int | None = None
     retry_at: datetime | None = None
     deferred: bool = False  # not tried (the connection's limits): the attempt is given back
+    # The connection it was handed to (None: the sink, or never handed over), and whether
+    # that connection answered with a transient error (what its breaker counts).
+    connection_id: int | None = None
+    transient: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +79,10 @@ async def record(
     session: AsyncSession, *, outcomes: Sequence[Outcome], lease_until: datetime, now: datetime
 ) -> Recorded:
     """Side effects, on the messages still held under `lease_until`: the final ones end
-    SENT or FAILED (reason, provider id, segments; sent_at for the sent; finished_at; no
-    lease), in one UPDATE … FROM a JSON array of rows; retries go back to QUEUED at their
-    `retry_at` with the reason; deferrals too, with their attempt given back. Returns the
+    SENT or FAILED (reason, provider id, segments, the connection used; sent_at for the
+    sent; finished_at; no lease), in one UPDATE … FROM a JSON array of rows; retries go
+    back to QUEUED at their `retry_at` with the reason and the connection they failed
+    on; deferrals too, with their attempt given back. Returns the
     final ones written and how many were queued again."""
     finals = [o for o in outcomes if o.retry_at is None]
     requeued = [o for o in outcomes if o.retry_at is not None]
@@ -100,8 +106,12 @@ async def record(
                 due_at=bindparam("due"),
                 reason=bindparam("why"),
                 lease_until=None,
+                connection_id=func.coalesce(bindparam("cid", type_=BigInteger()), M.connection_id),
             ),
-            [{"mid": o.message_id, "due": o.retry_at, "why": o.reason} for o in retries],
+            [
+                {"mid": o.message_id, "due": o.retry_at, "why": o.reason, "cid": o.connection_id}
+                for o in retries
+            ],
         )
     if deferrals:
         await session.execute(
@@ -115,7 +125,8 @@ async def record(
 
 
 _FINAL_COLUMNS: dict[str, TypeEngine[Any]] = {
-    "mid": BigInteger(), "st": String(), "why": String(), "pid": String(), "seg": Integer()
+    "mid": BigInteger(), "st": String(), "why": String(), "pid": String(), "seg": Integer(),
+    "cid": BigInteger(),
 }  # fmt: skip
 
 
@@ -126,7 +137,7 @@ async def _write_finals(
         return []
     rows = [
         {"mid": o.message_id, "st": o.status, "why": o.reason, "pid": o.provider_id,
-         "seg": o.segments}
+         "seg": o.segments, "cid": o.connection_id}
         for o in finals
     ]  # fmt: skip
     v = json_rows(session, rows, _FINAL_COLUMNS)
@@ -143,6 +154,7 @@ async def _write_finals(
             reason=v["why"],
             provider_id=v["pid"],
             segments=v["seg"],
+            connection_id=func.coalesce(v["cid"], M.connection_id),
             sent_at=case((v["st"] == S.SENT.value, stamp), else_=null()),
             finished_at=stamp,
             lease_until=None,

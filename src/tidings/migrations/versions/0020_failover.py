@@ -1,0 +1,73 @@
+"""Failover between providers (issue 18, item 3).
+
+- `campaigns.connection_ids`, `campaign_versions.connection_ids`: a campaign's ordered
+  connections when it has more than one (null: `connection_id` alone).
+- `messages.connection_id`: the connection a message's last attempt went through.
+- `connection_health`: each connection's circuit breaker, shared by every worker.
+
+The new columns are nullable without a default: adding them rewrites no row on either
+database.
+
+Revision ID: 0020
+Revises: 0019
+Create Date: 2026-12-07
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0020"
+down_revision: str | None = "0019"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def _moment(name: str, *, nullable: bool = False) -> sa.Column[datetime]:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
+
+
+def upgrade() -> None:
+    op.add_column("campaigns", sa.Column("connection_ids", JSON, nullable=True))
+    op.add_column("campaign_versions", sa.Column("connection_ids", JSON, nullable=True))
+    op.add_column("messages", sa.Column("connection_id", ID, nullable=True))
+    op.create_table(
+        "connection_health",
+        sa.Column("connection_id", ID, nullable=False),
+        sa.Column("org_id", ID, nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        _moment("opened_until", nullable=True),
+        _moment("window_started_at"),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("errors", sa.Integer(), nullable=False),
+        sa.Column("previous_attempts", sa.Integer(), nullable=False),
+        sa.Column("previous_errors", sa.Integer(), nullable=False),
+        _moment("updated_at"),
+        sa.ForeignKeyConstraint(
+            ["connection_id"], ["connections.id"], ondelete="CASCADE",
+            name="fk_connection_health_connection_id_connections",
+        ),
+        sa.ForeignKeyConstraint(
+            ["org_id"], ["orgs.id"], ondelete="CASCADE",
+            name="fk_connection_health_org_id_orgs",
+        ),
+        sa.PrimaryKeyConstraint("connection_id", name="pk_connection_health"),
+    )  # fmt: skip
+    op.create_index("ix_connection_health_org_id", "connection_health", ["org_id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_connection_health_org_id", "connection_health")
+    op.drop_table("connection_health")
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_column("connection_id")
+    with op.batch_alter_table("campaign_versions") as batch:
+        batch.drop_column("connection_ids")
+    with op.batch_alter_table("campaigns") as batch:
+        batch.drop_column("connection_ids")
