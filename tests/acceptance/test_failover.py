@@ -350,6 +350,10 @@ async def test_connection_ids_are_checked_field_by_field(
     assert await refused({"connection_id": sms[1], "connection_ids": sms}) == {"connection_id"}
     made = await _post(client, f"{base}/campaigns", h, body | {"connection_ids": sms})
     assert (made["connection_id"], made["connection_ids"]) == (sms[0], sms)
+    # A connection a campaign fails over to is in use, like its first one.
+    deleted = await client.delete(f"{base}/connections/{sms[1]}", headers=h)
+    assert deleted.status_code == 409
+    assert f"campaign {made['id']} uses this connection" in deleted.json()["detail"]
     # Changing the one connection replaces the list, and a list of one is that connection.
     patched = await client.patch(
         f"{base}/campaigns/{made['id']}", json={"connection_id": sms[1]}, headers=h

@@ -78,7 +78,12 @@ async def connection_routes(session: AsyncSession, versions: Iterable[CampaignVe
         breakers = await health.states(session, sorted(ids))
     routes: dict[int, list[ConnectionSpec]] = {}
     for version in wanted:
-        specs = [connection_spec(found[c]) for c in _connection_ids(version) if c in found]
+        specs = [
+            connection_spec(found[c])
+            for c in _connection_ids(version)
+            # A failover connection deleted since the send froze its list is skipped.
+            if c in found and (c == version.connection_id or found[c].deleted_at is None)
+        ]
         routes[version.id] = specs or [SINK]
     return Routes(routes, breakers)
 
