@@ -6,6 +6,7 @@ reads the environment. `docs/settings.md` is the reference and must follow this 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -140,6 +141,15 @@ class Settings(BaseSettings):
         gt=0,
         le=60,
         description="The longest an outcome waits in memory before it is written.",
+    )
+    fallback_bounce_window_seconds: float = Field(
+        default=86_400.0,
+        ge=0,
+        le=30 * 86_400,
+        description=(
+            "Cross-channel fallback: how long after a message was sent a hard bounce (a DSN) "
+            "still sends its campaign's fallback on the other channel; 0 turns that off."
+        ),
     )
     breaker_error_rate: float = Field(
         default=0.5,
@@ -327,6 +337,10 @@ class Settings(BaseSettings):
         """`outbound_policy`, widened by the deprecated `webhook_allow_private`."""
         policy = self.outbound_policy
         return policy.widened(PRIVATE_NETWORKS) if self.webhook_allow_private else policy
+
+    @property
+    def fallback_bounce_window(self) -> timedelta:
+        return timedelta(seconds=self.fallback_bounce_window_seconds)
 
     @property
     def is_sqlite(self) -> bool:

@@ -41,6 +41,7 @@ def broadcast_out(b: Broadcast) -> BroadcastOut:
         error_message=b.error_message,
         created_at=b.created_at,
         updated_at=b.updated_at,
+        fallback_count=b.fallback_count,
         **{name: getattr(b, name) for name in COUNTERS},
     )
 

@@ -71,6 +71,10 @@ class BroadcastOut(BaseModel):
     played_count: int
     complained_count: int
     unsubscribed_count: int
+    fallback_count: int = Field(
+        description="Recipients sent the campaign's fallback on the other channel instead "
+        "(their message there failed or hard-bounced): each such message has `fallback_of`."
+    )
     created_at: datetime
     updated_at: datetime
 

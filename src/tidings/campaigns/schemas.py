@@ -54,6 +54,17 @@ ConnectionIds = Annotated[
         ),
     ),
 ]
+FallbackCampaignId = Annotated[
+    Id | None,
+    Field(
+        description=(
+            "Cross-channel fallback: a campaign of the org on the other channel. A recipient "
+            "whose message of this campaign fails permanently, or hard-bounces within "
+            "TIDINGS_FALLBACK_BOUNCE_WINDOW_SECONDS of being sent, gets that campaign's "
+            "message instead, once."
+        )
+    ),
+]
 ListId = Annotated[Id | None, Field(description="The campaign's recipient list.")]
 ExternalId = Annotated[
     str | None,
@@ -97,6 +108,7 @@ class CampaignCreate(BaseModel):
     sms_sender: SmsSender = None
     connection_id: ConnectionId = None
     connection_ids: ConnectionIds = None
+    fallback_campaign_id: FallbackCampaignId = None
     list_id: ListId = None
     track_opens: bool = False
     track_clicks: bool = False
@@ -125,6 +137,7 @@ class CampaignUpdate(BaseModel):
     sms_sender: SmsSender = None
     connection_id: ConnectionId = None
     connection_ids: ConnectionIds = None
+    fallback_campaign_id: FallbackCampaignId = None
     list_id: ListId = None
     track_opens: bool | None = None
     track_clicks: bool | None = None
@@ -150,6 +163,7 @@ class CampaignChanges(TypedDict, total=False):
     sms_sender: str | None
     connection_id: int | None
     connection_ids: list[int] | None
+    fallback_campaign_id: int | None
     list_id: int | None
     track_opens: bool
     track_clicks: bool
@@ -174,6 +188,7 @@ class CampaignOut(BaseModel):
     sms_sender: str | None
     connection_id: int | None
     connection_ids: list[int] | None
+    fallback_campaign_id: int | None
     list_id: int | None
     track_opens: bool
     track_clicks: bool

@@ -89,6 +89,18 @@ async def _check(
                 errors.append(FieldError(field, "does not exist"))
             elif connection.channel != body.channel:
                 errors.append(FieldError(field, f"is a {connection.channel} connection"))
+    if body.fallback_campaign_id is not None:
+        fallback = await session.scalar(
+            select(Campaign).where(
+                Campaign.org_id == org_id, Campaign.id == body.fallback_campaign_id, LIVE, PUBLIC
+            )
+        )
+        if fallback is None or fallback.id == campaign_id:
+            errors.append(FieldError("fallback_campaign_id", "does not exist"))
+        elif fallback.channel == body.channel:
+            errors.append(
+                FieldError("fallback_campaign_id", f"is on the {fallback.channel} channel too")
+            )
     if body.list_id is not None:
         found = await session.scalar(
             select(ContactList.id).where(

@@ -36,9 +36,13 @@ FROZEN = ("channel", "purpose", "from_name", "from_email", "reply_to", "sms_send
 template's version and its connection)."""
 
 
-async def freeze(session: AsyncSession, *, campaign: Campaign) -> CampaignVersion:
+async def freeze(
+    session: AsyncSession, *, campaign: Campaign, with_fallback: bool = True
+) -> CampaignVersion:
     """The campaign as it stands now, as a version sends point at. Conflict when it, its
-    template or its connection was deleted (a draft's campaign may be, before it is sent)."""
+    template or its connection was deleted (a draft's campaign may be, before it is sent).
+    Its fallback campaign is frozen with it (without a fallback of its own: a message
+    falls back once)."""
     if campaign.deleted_at is not None:
         raise Conflict(f"campaign {campaign.id} was deleted")
     template_version_id = await session.scalar(
@@ -58,6 +62,12 @@ async def freeze(session: AsyncSession, *, campaign: Campaign) -> CampaignVersio
     if campaign.connection_ids:  # only then: the digests of versions without stay the same
         await _check_failover(session, campaign=campaign)
         values["connection_ids"] = list(campaign.connection_ids)
+    if with_fallback and campaign.fallback_campaign_id is not None:  # as connection_ids
+        fallback = await session.get(Campaign, campaign.fallback_campaign_id)
+        assert fallback is not None  # a foreign key
+        values["fallback_version_id"] = (
+            await freeze(session, campaign=fallback, with_fallback=False)
+        ).id
     digest = hashlib.sha256(
         json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()

@@ -102,8 +102,9 @@ def build_loops(settings: Settings, db: Database, stop: asyncio.Event) -> dict[s
         loops["retention"] = keeper.run(stop)
     if settings.bounce_poll_seconds > 0:
         poller = BouncePoller(
-            db, interval=settings.bounce_poll_seconds, soft_bounce_limit=settings.soft_bounce_limit
-        )
+            db, interval=settings.bounce_poll_seconds, soft_bounce_limit=settings.soft_bounce_limit,
+            fallback_window=settings.fallback_bounce_window,
+        )  # fmt: skip
         loops["bounce poller"] = poller.run(stop)
     return loops
 

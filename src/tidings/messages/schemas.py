@@ -32,6 +32,14 @@ class MessageOut(BaseModel):
         description="The connection its last attempt went through (failover may move a "
         "message along its campaign's connections); null before one, and for the sink."
     )
+    fallback_of: int | None = Field(
+        description="Cross-channel fallback: the message (of the other channel) this one "
+        "was sent instead of."
+    )
+    fell_back_to: int | None = Field(
+        description="The message of the other channel sent instead of this one (it failed "
+        "or hard-bounced)."
+    )
     segments: int | None = Field(
         description="SMS: the segments of the text it was sent with; before that, on an org "
         "with SMS prices, the segments its credit was reserved for."

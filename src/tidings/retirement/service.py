@@ -49,6 +49,9 @@ async def delete_template(session: AsyncSession, *, org_id: int, template_id: in
 
 async def delete_campaign(session: AsyncSession, *, org_id: int, campaign_id: int) -> None:
     campaign = await campaigns.get_campaign(session, org_id=org_id, campaign_id=campaign_id)
+    await _unused_by_campaigns(
+        session, org_id, Campaign.fallback_campaign_id == campaign_id, "campaign as its fallback"
+    )
     await _not_in_flight(session, org_id, CampaignVersion.campaign_id == campaign_id, "campaign")
     campaigns.mark_deleted(campaign)
 

@@ -1,12 +1,15 @@
-"""Failover between providers (issue 18, item 3).
+"""Failover between providers and cross-channel fallback (issue 18, items 3 and 4).
 
 - `campaigns.connection_ids`, `campaign_versions.connection_ids`: a campaign's ordered
   connections when it has more than one (null: `connection_id` alone).
 - `messages.connection_id`: the connection a message's last attempt went through.
 - `connection_health`: each connection's circuit breaker, shared by every worker.
+- `campaigns.fallback_campaign_id`, `campaign_versions.fallback_version_id`: the campaign
+  of the other channel a recipient gets instead; `messages.fallback_of` and
+  `messages.fell_back_to` link the two messages; `broadcasts.fallback_count`.
 
-The new columns are nullable without a default: adding them rewrites no row on either
-database.
+The new columns are nullable without a default, but `fallback_count` (0): adding them
+rewrites no row on either database (PostgreSQL 11+ stores a constant default once).
 
 Revision ID: 0020
 Revises: 0019
@@ -37,6 +40,19 @@ def upgrade() -> None:
     op.add_column("campaigns", sa.Column("connection_ids", JSON, nullable=True))
     op.add_column("campaign_versions", sa.Column("connection_ids", JSON, nullable=True))
     op.add_column("messages", sa.Column("connection_id", ID, nullable=True))
+    op.add_column("messages", sa.Column("fallback_of", ID, nullable=True))
+    op.add_column("messages", sa.Column("fell_back_to", ID, nullable=True))
+    op.add_column("campaign_versions", sa.Column("fallback_version_id", ID, nullable=True))
+    op.add_column(
+        "broadcasts",
+        sa.Column("fallback_count", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    )
+    with op.batch_alter_table("campaigns") as batch:
+        batch.add_column(sa.Column("fallback_campaign_id", ID, nullable=True))
+        batch.create_foreign_key(
+            "fk_campaigns_fallback_campaign_id_campaigns", "campaigns",
+            ["fallback_campaign_id"], ["id"],
+        )  # fmt: skip
     op.create_table(
         "connection_health",
         sa.Column("connection_id", ID, nullable=False),
@@ -65,9 +81,17 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_connection_health_org_id", "connection_health")
     op.drop_table("connection_health")
+    with op.batch_alter_table("campaigns") as batch:
+        batch.drop_constraint("fk_campaigns_fallback_campaign_id_campaigns", type_="foreignkey")
+        batch.drop_column("fallback_campaign_id")
+    with op.batch_alter_table("broadcasts") as batch:
+        batch.drop_column("fallback_count")
     with op.batch_alter_table("messages") as batch:
+        batch.drop_column("fell_back_to")
+        batch.drop_column("fallback_of")
         batch.drop_column("connection_id")
     with op.batch_alter_table("campaign_versions") as batch:
+        batch.drop_column("fallback_version_id")
         batch.drop_column("connection_ids")
     with op.batch_alter_table("campaigns") as batch:
         batch.drop_column("connection_ids")
