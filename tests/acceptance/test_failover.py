@@ -171,16 +171,18 @@ async def test_a_failing_gateway_hands_its_messages_to_the_next_and_its_breaker_
     start = clock.now
     dispatcher = _dispatcher(db, clock)
     try:
-        # 1. Every message tries the first connection, which answers 503: each is queued
-        #    again, and the breaker opens (5 errors in 5 attempts ≥ 50 % of ≥ 3).
+        # 1. Every message tries the first connection, which answers 503, and goes to the
+        #    next for its second attempt at once (the backoff is for the same provider);
+        #    the first's breaker opens (5 errors in 5 attempts ≥ 50 % of ≥ 3).
         one = await _broadcast(http, org, campaign_id, "one")
         await dispatcher.drain()
-        queued = await _messages(http, org, one)
-        assert {(m["status"], m["attempts"], m["connection_id"]) for m in queued} == {
-            ("queued", 1, first)
+        moved = await _messages(http, org, one)
+        assert {(m["status"], m["attempts"], m["connection_id"]) for m in moved} == {
+            ("sent", 2, backup)
         }
-        assert len(gateway.requests) == RECIPIENTS
-        assert not second.requests
+        assert {m["provider_id"] for m in moved} == {f"B-{m['id']}" for m in moved}
+        assert sorted(_refs(gateway)) == sorted(str(m["id"]) for m in moved)
+        assert sorted(_refs(second)) == sorted(str(m["id"]) for m in moved)
         opened = await _health(http, org, first)
         assert (opened["state"], opened["window_attempts"], opened["window_errors"]) == (
             "open", RECIPIENTS, RECIPIENTS,
@@ -196,22 +198,16 @@ async def test_a_failing_gateway_hands_its_messages_to_the_next_and_its_breaker_
         await dispatcher.drain()
         assert len(gateway.requests) == RECIPIENTS  # nothing more reached the first
         sent = await _messages(http, org, two)
-        assert {(m["status"], m["connection_id"]) for m in sent} == {("sent", backup)}
-
-        # 3. The first broadcast's retries go to the next connection, their second attempt.
-        clock.now = max(_due(m) for m in queued) + timedelta(seconds=1)
-        await dispatcher.drain()
-        retried = await _messages(http, org, one)
-        assert {(m["status"], m["attempts"], m["connection_id"]) for m in retried} == {
-            ("sent", 2, backup)
+        assert {(m["status"], m["attempts"], m["connection_id"]) for m in sent} == {
+            ("sent", 1, backup)
         }
-        assert {m["provider_id"] for m in retried} == {f"B-{m['id']}" for m in retried}
 
-        # 4. Past its cool-down the first is half-open: one probe goes through it (the
+        # 3. Past its cool-down the first is half-open: one probe goes through it (the
         #    gateway works again), which closes it; the rest of the batch went to the next.
         #    (The API reads the wall clock, an hour behind the dispatcher's: it says open.)
         reopens = datetime.fromisoformat((await _health(http, org, first))["opened_until"])
-        assert reopens == start + timedelta(seconds=BREAKER.open_seconds) < clock.now
+        assert reopens == start + timedelta(seconds=BREAKER.open_seconds)
+        clock.now = reopens + timedelta(seconds=1)
         failing = False
         three = await _broadcast(http, org, campaign_id, "three")
         await dispatcher.drain()
@@ -306,12 +302,7 @@ async def test_mail_refused_with_451_goes_out_through_the_next_smtp_server(
     try:
         one = await _broadcast(client, org, campaign_id, "one")
         await dispatcher.drain()
-        queued = await _messages(client, org, one)
-        assert {(m["status"], m["connection_id"]) for m in queued} == {("queued", first)}
-        assert all("451" in m["reason"] for m in queued)
         assert (await _health(client, org, first))["state"] == "open"
-        clock.now = max(_due(m) for m in queued) + timedelta(seconds=1)
-        await dispatcher.drain()
     finally:
         await dispatcher.close()
     sent = await _messages(client, org, one)
@@ -370,11 +361,16 @@ async def test_connection_ids_are_checked_field_by_field(
     assert (fresh["state"], fresh["window_attempts"], fresh["error_rate"]) == ("closed", 0, None)
 
 
-async def test_a_single_send_fails_over_too(
+async def test_a_single_send_goes_round_its_list_then_waits_the_backoff(
     client: httpx.AsyncClient, db: Database, gateway: Gateway, second: Gateway
 ) -> None:
-    gateway.plan = lambda _: Reply(503, "overloaded")
-    second.plan = lambda request: Reply(200, {"id": f"B-{request.json()['ref']}"})
+    first_up = False
+
+    def first_plan(request: Recorded) -> Reply:
+        return Reply(200, {"id": "A"}) if first_up else Reply(503, "overloaded")
+
+    gateway.plan = first_plan
+    second.plan = lambda _: Reply(503, "overloaded too")
     org = await make_org(db)
     base, h = f"/v1/orgs/{org.id}", org.bearer
     ids = [
@@ -386,18 +382,27 @@ async def test_a_single_send_fails_over_too(
         {"content": {"text": "Your code is 1234"}, "channel": "sms", "sms_sender": "Acme",
          "to": {"phone": "+41793020001"}, "connection_ids": ids},
     )  # fmt: skip
+    url = f"{base}/messages/{message['id']}"
     clock = Clock(utcnow() + timedelta(hours=1))
+    start = clock.now
     dispatcher = _dispatcher(db, clock)
     try:
         await dispatcher.drain()
-        url = f"{base}/messages/{message['id']}"
+        # The first refused, the second at once, then the backoff of a second attempt.
         queued = (await client.get(url, headers=h)).json()
-        assert (queued["status"], queued["connection_id"]) == ("queued", ids[0])
+        assert (queued["status"], queued["attempts"], queued["connection_id"]) == (
+            "queued", 2, ids[1],
+        )  # fmt: skip
+        assert queued["reason"] == "HTTP 503: overloaded too"
+        backoff = RETRY.base_seconds * 2 * (1 - RETRY.jitter)
+        assert _due(queued) >= start + timedelta(seconds=backoff)
+        assert (len(gateway.requests), len(second.requests)) == (1, 1)
+        first_up = True
         clock.now = _due(queued) + timedelta(seconds=1)
         await dispatcher.drain()
     finally:
         await dispatcher.close()
     sent = (await client.get(url, headers=h)).json()
-    assert (sent["status"], sent["connection_id"], sent["provider_id"]) == (
-        "sent", ids[1], f"B-{message['id']}",
+    assert (sent["status"], sent["attempts"], sent["connection_id"], sent["provider_id"]) == (
+        "sent", 3, ids[0], "A",
     )  # fmt: skip
