@@ -211,29 +211,29 @@ async def observe(
     session: AsyncSession, *, tallies: Mapping[int, Tally], now: datetime, policy: BreakerPolicy
 ) -> None:
     """Side effects, in the record step's transaction: each connection of `tallies` gets
-    its `connection_health` row (added closed if it had none: one INSERT … SELECT), locked
-    (PostgreSQL: workers recording at once take turns), and moved on by `advance` (one
-    executemany UPDATE)."""
+    its `connection_health` row locked (PostgreSQL: workers recording at once take
+    turns) and moved on by `advance` (one executemany UPDATE); a connection without one
+    gets it first, closed (one INSERT … SELECT, raced safely). Two statements a step
+    once every connection has its row."""
     ids = sorted(c for c, tally in tallies.items() if tally.attempts)
     if not ids:
         return
-    c = Connection.__table__.c
-    zero, stamp = literal(0), literal(now, c.updated_at.type)
-    closed = literal(BreakerState.CLOSED.value)
-    await session.execute(
-        insert_selected_ignoring_conflicts(
-            session,
-            ConnectionHealth,
-            _COLUMNS,
-            select(c.id, c.org_id, closed, stamp, zero, zero, zero, zero, stamp)
-            .where(one_of(session, c.id, ids)),
-        )
-    )  # fmt: skip
-    locked = for_update(
-        session,
-        select(ConnectionHealth).where(one_of(session, ConnectionHealth.connection_id, ids)),
-    )
-    rows = list(await session.scalars(locked))
+    rows = await _locked(session, ids)
+    missing = sorted(set(ids) - {row.connection_id for row in rows})
+    if missing:
+        c = Connection.__table__.c
+        zero, stamp = literal(0), literal(now, c.updated_at.type)
+        closed = literal(BreakerState.CLOSED.value)
+        await session.execute(
+            insert_selected_ignoring_conflicts(
+                session,
+                ConnectionHealth,
+                _COLUMNS,
+                select(c.id, c.org_id, closed, stamp, zero, zero, zero, zero, stamp)
+                .where(one_of(session, c.id, missing)),
+            )
+        )  # fmt: skip
+        rows += await _locked(session, missing)
     changed = [
         (row.connection_id, advance(_health(row), tallies[row.connection_id], now=now,
                                     policy=policy))
@@ -257,6 +257,11 @@ async def observe(
             for cid, new in changed
         ],
     )  # fmt: skip
+
+
+async def _locked(session: AsyncSession, ids: Sequence[int]) -> list[ConnectionHealth]:
+    query = select(ConnectionHealth).where(one_of(session, ConnectionHealth.connection_id, ids))
+    return list(await session.scalars(for_update(session, query)))
 
 
 def _health(row: ConnectionHealth) -> Health:
