@@ -814,7 +814,7 @@ def bounces_poll(
         task = progress.add_task("poll", total=len(wanted))
         with progress:
             for connection_id in wanted:
-                results.append(await _poll_one(db, connection_id, settings.soft_bounce_limit))
+                results.append(await _poll_one(db, connection_id, settings))
                 progress.advance(task)
         return results
 
@@ -841,12 +841,13 @@ def bounces_poll(
         raise typer.Exit(1)
 
 
-async def _poll_one(db: Database, connection_id: int, soft_bounce_limit: int) -> dict[str, Any]:
+async def _poll_one(db: Database, connection_id: int, settings: Settings) -> dict[str, Any]:
     """One mailbox's poll as printed: what was found, or why it could not be read."""
     try:
         polled = await imap.poll(
-            db, connection_id=connection_id, soft_bounce_limit=soft_bounce_limit
-        )
+            db, connection_id=connection_id, soft_bounce_limit=settings.soft_bounce_limit,
+            fallback_window=settings.fallback_bounce_window,
+        )  # fmt: skip
     except MAILBOX_ERRORS as exc:
         async with db.session() as session:
             row = await session.get(Connection, connection_id)

@@ -18,6 +18,8 @@ the outbox's depth is read from the database when `/metrics` is scraped.
     tidings_http_request_seconds{method,route,status}  the API, by route template
     tidings_messages{status,channel}               the outbox's unfinished rows, at scrape
     tidings_oldest_due_seconds                     how late the oldest due message is
+    tidings_connection_state{connection,state}     each connection's breaker, at scrape:
+                                                   1 for its state, 0 for the others
 
 Each process counts its own (with `serve --workers N` a scrape reaches one of them).
 """
@@ -84,5 +86,12 @@ MESSAGES = Gauge(
 OLDEST_DUE_SECONDS = Gauge(
     "tidings_oldest_due_seconds",
     "Seconds since the oldest queued message became due (0 when none is late)",
+    registry=REGISTRY,
+)
+CONNECTION_STATE = Gauge(
+    "tidings_connection_state",
+    "Each connection's circuit breaker: 1 for its current state (closed, open, half_open), "
+    "0 for the others (read at scrape, for connections that have sent)",
+    ["connection", "state"],
     registry=REGISTRY,
 )

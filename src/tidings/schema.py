@@ -8,7 +8,7 @@ from tidings.audit.models import AuditEntry
 from tidings.broadcasts.models import Broadcast
 from tidings.campaigns.models import Campaign
 from tidings.channels.models import SinkMessage
-from tidings.connections.models import Connection
+from tidings.connections.models import Connection, ConnectionHealth
 from tidings.contacts.models import Contact
 from tidings.credits.models import CreditBalance, CreditEntry, Price
 from tidings.db.base import Base
@@ -38,6 +38,7 @@ __all__ = [
     "Campaign",
     "Connection",
     "ConnectionBucket",
+    "ConnectionHealth",
     "ConnectionSlot",
     "ConsoleSession",
     "Contact",

@@ -6,6 +6,7 @@ reads the environment. `docs/settings.md` is the reference and must follow this 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -152,6 +153,52 @@ class Settings(BaseSettings):
         gt=0,
         le=60,
         description="The longest an outcome waits in memory before it is written.",
+    )
+    fallback_bounce_window_seconds: float = Field(
+        default=86_400.0,
+        ge=0,
+        le=30 * 86_400,
+        description=(
+            "Cross-channel fallback: how long after a message was sent a hard bounce (a DSN) "
+            "still sends its campaign's fallback on the other channel; 0 turns that off."
+        ),
+    )
+    breaker_error_rate: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description=(
+            "A connection's circuit breaker opens when at least this share of its attempts "
+            "in the sliding window failed transiently (and there were at least "
+            "`breaker_min_attempts`): every worker then skips it."
+        ),
+    )
+    breaker_min_attempts: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description="The fewest attempts in the window on which a breaker may open.",
+    )
+    breaker_window_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="The sliding window over which a connection's error rate is counted.",
+    )
+    breaker_open_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=86_400,
+        description=(
+            "How long an opened breaker keeps every worker off its connection; then it is "
+            "half-open: a probe goes through, and closes it or opens it again."
+        ),
+    )
+    breaker_probes: int = Field(
+        default=1,
+        ge=1,
+        le=10_000,
+        description="Messages each worker's batch sends through a half-open connection.",
     )
 
     outbound_allow: str = Field(
@@ -302,6 +349,10 @@ class Settings(BaseSettings):
         """`outbound_policy`, widened by the deprecated `webhook_allow_private`."""
         policy = self.outbound_policy
         return policy.widened(PRIVATE_NETWORKS) if self.webhook_allow_private else policy
+
+    @property
+    def fallback_bounce_window(self) -> timedelta:
+        return timedelta(seconds=self.fallback_bounce_window_seconds)
 
     @property
     def is_sqlite(self) -> bool:

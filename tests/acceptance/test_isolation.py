@@ -106,6 +106,7 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("GET", "/v1/orgs/{org_id}/connections"): None,
     ("GET", "/v1/orgs/{org_id}/connections/{connection_id}"): None,
+    ("GET", "/v1/orgs/{org_id}/connections/{connection_id}/health"): None,
     ("PATCH", "/v1/orgs/{org_id}/connections/{connection_id}"): {
         "credentials": {"username": "thief", "password": "x"},
     },

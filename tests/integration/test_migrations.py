@@ -402,3 +402,36 @@ def test_0023_adds_local_time_and_quiet_hours_as_nulls(empty_database: str) -> N
     command.downgrade(config, "0022")
     assert _sql(empty_database, "SELECT count(*) FROM orgs") == [(1,)]
     command.upgrade(config, "head")
+
+
+def test_0024_adds_failover_without_touching_what_is_stored(empty_database: str) -> None:
+    """Campaigns and messages stored before 0024 keep their one connection (the new
+    columns are null); a connection's breaker row goes with the downgrade, the
+    connection stays."""
+    config = migrate.alembic_config(empty_database)
+    command.upgrade(config, "0023")
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    for statement in (
+        "INSERT INTO orgs (id, name, login, created_at, updated_at) VALUES (1, 'A', 'a', :at, :at)",
+        "INSERT INTO connections (id, org_id, name, channel, kind, settings, credentials,"
+        " max_concurrency, is_default, created_at, updated_at)"
+        " VALUES (7, 1, 'gw', 'sms', 'sink', '{}', '{}', 10, FALSE, :at, :at)",
+        "INSERT INTO messages (id, org_id, channel, status, is_test, attempts, due_at, cost,"
+        " created_at) VALUES (9, 1, 'sms', 'sent', FALSE, 1, :at, 0, :at)",
+    ):
+        _sql(empty_database, statement, [{"at": at}])
+    command.upgrade(config, "0024")
+    assert _sql(empty_database, "SELECT connection_id FROM messages") == [(None,)]
+    _sql(
+        empty_database,
+        "INSERT INTO connection_health (connection_id, org_id, state, opened_until,"
+        " window_started_at, attempts, errors, previous_attempts, previous_errors, updated_at)"
+        " VALUES (7, 1, 'open', :at, :at, 20, 20, 0, 0, :at)",
+        [{"at": at}],
+    )
+    assert _sql(empty_database, "SELECT state, errors FROM connection_health") == [("open", 20)]
+    command.downgrade(config, "0023")
+    _, _, tables = _inspect(empty_database)
+    assert "connection_health" not in tables
+    assert _sql(empty_database, "SELECT id FROM connections") == [(7,)]
+    assert _sql(empty_database, "SELECT id FROM messages") == [(9,)]

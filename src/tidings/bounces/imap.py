@@ -24,6 +24,7 @@ import ssl
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -201,7 +202,13 @@ async def mailbox_connections(db: Database, *, org_id: int | None = None) -> lis
         return [c.id for c in await session.scalars(query) if Mailbox.of(c) is not None]
 
 
-async def poll(db: Database, *, connection_id: int, soft_bounce_limit: int) -> Polled | None:
+async def poll(
+    db: Database,
+    *,
+    connection_id: int,
+    soft_bounce_limit: int,
+    fallback_window: timedelta = service.FALLBACK_WINDOW,
+) -> Polled | None:
     """Read the connection's unseen messages, apply the reports in them, mark them seen;
     None when the connection has no bounce mailbox. IMAP and network errors propagate,
     and so does UnsafeURL when the operator's outbound policy refuses the host."""
@@ -218,34 +225,53 @@ async def poll(db: Database, *, connection_id: int, soft_bounce_limit: int) -> P
     for uid, raw in messages:
         async with db.transaction() as session:
             outcomes += await service.process(
-                session, org_id=org_id, raw=raw, soft_bounce_limit=soft_bounce_limit
-            )
+                session, org_id=org_id, raw=raw, soft_bounce_limit=soft_bounce_limit,
+                fallback_window=fallback_window,
+            )  # fmt: skip
         done.append(uid)
     await asyncio.to_thread(mark_seen, box, addresses, done)
     return Polled(connection_id, org_id, name, box.where, len(messages), outcomes)
 
 
-async def poll_once(db: Database, *, connection_id: int, soft_bounce_limit: int) -> list[str]:
+async def poll_once(
+    db: Database,
+    *,
+    connection_id: int,
+    soft_bounce_limit: int,
+    fallback_window: timedelta = service.FALLBACK_WINDOW,
+) -> list[str]:
     """Read the connection's unseen reports, apply them, mark them seen. Returns the
     outcome of every report read (see `service.process`)."""
-    polled = await poll(db, connection_id=connection_id, soft_bounce_limit=soft_bounce_limit)
+    polled = await poll(
+        db, connection_id=connection_id, soft_bounce_limit=soft_bounce_limit,
+        fallback_window=fallback_window,
+    )  # fmt: skip
     return polled.outcomes if polled is not None else []
 
 
 class BouncePoller:
     """Polls every smtp connection with `bounce_imap` every `interval` seconds until `stop`."""
 
-    def __init__(self, db: Database, *, interval: float, soft_bounce_limit: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        interval: float,
+        soft_bounce_limit: int,
+        fallback_window: timedelta = service.FALLBACK_WINDOW,
+    ) -> None:
         self.db = db
         self.interval = interval
         self.soft_bounce_limit = soft_bounce_limit
+        self.fallback_window = fallback_window
 
     async def poll_all(self) -> None:
         for connection_id in await mailbox_connections(self.db):
             try:
                 await poll_once(
-                    self.db, connection_id=connection_id, soft_bounce_limit=self.soft_bounce_limit
-                )
+                    self.db, connection_id=connection_id, soft_bounce_limit=self.soft_bounce_limit,
+                    fallback_window=self.fallback_window,
+                )  # fmt: skip
             except Exception:  # one unreachable mailbox must not stop the others
                 log.exception("bounce mailbox of connection %s", connection_id)
 

@@ -52,5 +52,6 @@ async def receive_bounce(
         token=token,
         raw=raw,
         soft_bounce_limit=settings.soft_bounce_limit,
+        fallback_window=settings.fallback_bounce_window,
     )
     return BounceOut(reports=reports)

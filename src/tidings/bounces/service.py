@@ -3,7 +3,8 @@
     process(raw) ── parse → one NewEvent per report matched to one of the org's messages
         └─ record_events (idempotent on (org, "dsn"|"arf", sha256(report id, recipient)))
         └─ for each event that was new:
-             bounced    → suppress(reason="hard_bounce", source="dsn")
+             bounced    → suppress(reason="hard_bounce", source="dsn"); the campaign's
+                          fallback on the other channel, sent within the window
              complained → suppress(reason="complaint", source="arf")
              deferred   → note_soft_bounce (suppressed at TIDINGS_SOFT_BOUNCE_LIMIT in a row)
              delivered  → reset_soft_bounces
@@ -18,16 +19,23 @@ from the webhook or a mailbox, changes nothing.
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.bounces.parse import Report, parse
+from tidings.broadcasts.fallback import fall_back
 from tidings.connections.models import Connection
 from tidings.connections.service import connection_by_token
+from tidings.db.base import utcnow
 from tidings.events.service import NewEvent, record_events
 from tidings.outbox.models import Message
 from tidings.suppressions.service import note_soft_bounce, reset_soft_bounces, suppress
+
+FALLBACK_WINDOW = timedelta(days=1)
+"""How long after it was sent a hard bounce sends a message's fallback, by default
+(`TIDINGS_FALLBACK_BOUNCE_WINDOW_SECONDS`)."""
 
 
 def external_id(report: Report, recipient: str) -> str:
@@ -51,21 +59,34 @@ async def authorised_connection(
 
 
 async def receive(
-    session: AsyncSession, *, connection_id: int, token: str, raw: bytes, soft_bounce_limit: int
+    session: AsyncSession,
+    *,
+    connection_id: int,
+    token: str,
+    raw: bytes,
+    soft_bounce_limit: int,
+    fallback_window: timedelta = FALLBACK_WINDOW,
 ) -> list[str]:
     """The webhook: authenticate, then `process` (in the caller's write transaction)."""
     connection = await authorised_connection(session, connection_id=connection_id, token=token)
     return await process(
-        session, org_id=connection.org_id, raw=raw, soft_bounce_limit=soft_bounce_limit
-    )
+        session, org_id=connection.org_id, raw=raw, soft_bounce_limit=soft_bounce_limit,
+        fallback_window=fallback_window,
+    )  # fmt: skip
 
 
 async def process(
-    session: AsyncSession, *, org_id: int, raw: bytes, soft_bounce_limit: int
+    session: AsyncSession,
+    *,
+    org_id: int,
+    raw: bytes,
+    soft_bounce_limit: int,
+    fallback_window: timedelta = FALLBACK_WINDOW,
 ) -> list[str]:
     """Apply the reports in one raw message to the org (in the caller's write transaction).
-    Returns, per report, its kind when it was new, `duplicate` when already applied, or
-    `ignored`."""
+    A hard bounce of a message sent within `fallback_window` sends its campaign's
+    fallback (`broadcasts.fallback`). Returns, per report, its kind when it was new,
+    `duplicate` when already applied, or `ignored`."""
     reports = parse(raw)
     if not reports:
         return []
@@ -111,6 +132,11 @@ async def process(
             outcomes.append("duplicate")
             continue
         address = row.recipient
+        if report.kind == "bounced":
+            now = utcnow()
+            await fall_back(
+                session, message_ids=[row.id], now=now, sent_since=now - fallback_window
+            )
         if report.kind in ("bounced", "complained"):
             await suppress(
                 session,

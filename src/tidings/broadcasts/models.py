@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, BigIntPK, JSONDoc, utcnow
@@ -70,5 +70,8 @@ class Broadcast(Base):
     played_count: Mapped[int] = mapped_column(default=0)
     complained_count: Mapped[int] = mapped_column(default=0)
     unsubscribed_count: Mapped[int] = mapped_column(default=0)
+    # Recipients whose message went on the campaign's fallback channel instead (not in
+    # COUNTERS: the seed dialects show their own set).
+    fallback_count: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

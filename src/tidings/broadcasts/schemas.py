@@ -107,6 +107,10 @@ class BroadcastOut(BaseModel):
     played_count: int
     complained_count: int
     unsubscribed_count: int
+    fallback_count: int = Field(
+        description="Recipients sent the campaign's fallback on the other channel instead "
+        "(their message there failed or hard-bounced): each such message has `fallback_of`."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -136,6 +140,7 @@ def broadcast_out(b: Broadcast) -> BroadcastOut:
         error_message=b.error_message,
         created_at=b.created_at,
         updated_at=b.updated_at,
+        fallback_count=b.fallback_count,
         **{name: getattr(b, name) for name in COUNTERS},
     )
 

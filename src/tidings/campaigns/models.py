@@ -33,6 +33,12 @@ class Campaign(Base):
     reply_to: Mapped[str | None] = mapped_column(String(320))
     sms_sender: Mapped[str | None] = mapped_column(String(16))
     connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id"))
+    # The connections to send through, in order, when more than one (failover): the first
+    # is `connection_id`; null when there is only that one.
+    connection_ids: Mapped[list[int] | None] = mapped_column(JSONDoc)
+    # Cross-channel fallback: a campaign of the other channel whose message a recipient
+    # gets instead when this one's fails permanently or hard-bounces (docs/sending.md).
+    fallback_campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id", ondelete="SET NULL"))
     track_opens: Mapped[bool] = mapped_column(default=False)
     track_clicks: Mapped[bool] = mapped_column(default=False)
@@ -79,6 +85,10 @@ class CampaignVersion(Base):
     reply_to: Mapped[str | None] = mapped_column(String(320))
     sms_sender: Mapped[str | None] = mapped_column(String(16))
     connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id"), index=True)
+    # Failover: every connection in order, the first `connection_id` (null: that one only).
+    connection_ids: Mapped[list[int] | None] = mapped_column(JSONDoc)
+    # The fallback campaign, frozen with this one (null: no fallback).
+    fallback_version_id: Mapped[int | None] = mapped_column(BigIntPK)
     track_opens: Mapped[bool]
     track_clicks: Mapped[bool]
     invite_url: Mapped[str | None] = mapped_column(Text)

@@ -42,6 +42,30 @@ SmsSender = Annotated[
 ConnectionId = Annotated[
     Id | None, Field(description="Null: the org's default connection for the channel.")
 ]
+MAX_CONNECTIONS = 5
+ConnectionIds = Annotated[
+    list[Id] | None,
+    Field(
+        max_length=MAX_CONNECTIONS,
+        description=(
+            "Failover: the connections of the campaign's channel to send through, in order "
+            "(the first is `connection_id`). A message whose attempt fails transiently on "
+            "one goes to the next for its next attempt, round the list, past connections "
+            "whose circuit breaker is open. Null (or one id): `connection_id` alone."
+        ),
+    ),
+]
+FallbackCampaignId = Annotated[
+    Id | None,
+    Field(
+        description=(
+            "Cross-channel fallback: a campaign of the org on the other channel. A recipient "
+            "whose message of this campaign fails permanently, or hard-bounces within "
+            "TIDINGS_FALLBACK_BOUNCE_WINDOW_SECONDS of being sent, gets that campaign's "
+            "message instead, once."
+        )
+    ),
+]
 ListId = Annotated[Id | None, Field(description="The campaign's recipient list.")]
 ExternalId = Annotated[
     str | None,
@@ -92,6 +116,8 @@ class CampaignCreate(BaseModel):
     reply_to: Address = None
     sms_sender: SmsSender = None
     connection_id: ConnectionId = None
+    connection_ids: ConnectionIds = None
+    fallback_campaign_id: FallbackCampaignId = None
     list_id: ListId = None
     track_opens: bool = False
     track_clicks: bool = False
@@ -120,6 +146,8 @@ class CampaignUpdate(BaseModel):
     reply_to: Address = None
     sms_sender: SmsSender = None
     connection_id: ConnectionId = None
+    connection_ids: ConnectionIds = None
+    fallback_campaign_id: FallbackCampaignId = None
     list_id: ListId = None
     track_opens: bool | None = None
     track_clicks: bool | None = None
@@ -145,6 +173,8 @@ class CampaignChanges(TypedDict, total=False):
     reply_to: str | None
     sms_sender: str | None
     connection_id: int | None
+    connection_ids: list[int] | None
+    fallback_campaign_id: int | None
     list_id: int | None
     track_opens: bool
     track_clicks: bool
@@ -169,6 +199,8 @@ class CampaignOut(BaseModel):
     reply_to: str | None
     sms_sender: str | None
     connection_id: int | None
+    connection_ids: list[int] | None
+    fallback_campaign_id: int | None
     list_id: int | None
     track_opens: bool
     track_clicks: bool

@@ -12,6 +12,7 @@ already accepted froze it (`campaigns.versions`), so they go on as they were.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,18 +72,35 @@ async def _check(
         errors.append(FieldError("template_id", f"template {body.template_id} does not exist"))
     elif template.channel != body.channel:
         errors.append(FieldError("template_id", f"is a {template.channel} template"))
-    if body.connection_id is not None:
-        connection = await session.scalar(
+    named = [("connection_id", body.connection_id)] if body.connection_id is not None else []
+    named += [(f"connection_ids[{i}]", c) for i, c in enumerate(body.connection_ids or ())]
+    if named:
+        rows = await session.scalars(
             select(Connection).where(
                 Connection.org_id == org_id,
-                Connection.id == body.connection_id,
+                Connection.id.in_({c for _, c in named}),
                 Connection.deleted_at.is_(None),
             )
         )
-        if connection is None:
-            errors.append(FieldError("connection_id", "does not exist"))
-        elif connection.channel != body.channel:
-            errors.append(FieldError("connection_id", f"is a {connection.channel} connection"))
+        found = {row.id: row for row in rows}
+        for field, connection_id in named:
+            connection = found.get(connection_id)
+            if connection is None:
+                errors.append(FieldError(field, "does not exist"))
+            elif connection.channel != body.channel:
+                errors.append(FieldError(field, f"is a {connection.channel} connection"))
+    if body.fallback_campaign_id is not None:
+        fallback = await session.scalar(
+            select(Campaign).where(
+                Campaign.org_id == org_id, Campaign.id == body.fallback_campaign_id, LIVE, PUBLIC
+            )
+        )
+        if fallback is None or fallback.id == campaign_id:
+            errors.append(FieldError("fallback_campaign_id", "does not exist"))
+        elif fallback.channel == body.channel:
+            errors.append(
+                FieldError("fallback_campaign_id", f"is on the {fallback.channel} channel too")
+            )
     if body.list_id is not None:
         found = await session.scalar(
             select(ContactList.id).where(
@@ -123,6 +141,28 @@ async def _check(
     return errors
 
 
+def _routed(body: CampaignCreate) -> tuple[CampaignCreate, list[FieldError]]:
+    """`body` with its connections in the stored shape: `connection_id` the first of
+    `connection_ids`, and `connection_ids` kept only when it names more than one; or
+    `body` as it is, with the errors: both given and disagreeing, a connection listed
+    twice."""
+    ids = body.connection_ids
+    if ids is None:
+        return body, []
+    errors = [
+        FieldError(f"connection_ids[{i}]", "listed twice")
+        for i, c in enumerate(ids)
+        if c in ids[:i]
+    ]
+    if ids and body.connection_id is not None and body.connection_id != ids[0]:
+        errors.append(FieldError("connection_id", "must be connection_ids[0] when both are given"))
+    if errors:
+        return body, errors
+    first = ids[0] if ids else body.connection_id
+    routed = {"connection_id": first, "connection_ids": list(ids) if len(ids) > 1 else None}
+    return body.model_copy(update=routed), []
+
+
 def _check_invite_url(url: str) -> list[FieldError]:
     if not _HTTP_URL.match(url):
         return [FieldError("invite_url", "an http:// or https:// URL")]
@@ -134,7 +174,8 @@ def _check_invite_url(url: str) -> list[FieldError]:
 
 
 async def create_campaign(session: AsyncSession, *, org_id: int, body: CampaignCreate) -> Campaign:
-    errors = await _check(session, org_id=org_id, body=body)
+    body, errors = _routed(body)
+    errors += await _check(session, org_id=org_id, body=body)
     if errors:
         raise InvalidInput(errors)
     await require_free_name(
@@ -153,8 +194,13 @@ async def update_campaign(
     whole: a new template must fit the channel, an email campaign keeps a sender, …)."""
     campaign = await get_campaign(session, org_id=org_id, campaign_id=campaign_id)
     current = {name: getattr(campaign, name) for name in CampaignCreate.model_fields}
-    body = CampaignCreate.model_validate({**current, **changes})
-    errors = await _check(session, org_id=org_id, body=body, campaign_id=campaign_id)
+    # One of the two connection fields changed: the other follows it.
+    if "connection_id" in changes and "connection_ids" not in changes:
+        current["connection_ids"] = None
+    if "connection_ids" in changes and "connection_id" not in changes:
+        current["connection_id"] = None
+    body, errors = _routed(CampaignCreate.model_validate({**current, **changes}))
+    errors += await _check(session, org_id=org_id, body=body, campaign_id=campaign_id)
     if errors:
         raise InvalidInput(errors)
     if "name" in changes:
@@ -212,12 +258,23 @@ async def single_send_campaign(
     reply_to: str | None,
     sms_sender: str | None,
     connection_id: int | None,
+    connection_ids: list[int] | None = None,
 ) -> Campaign:
     """The hidden campaign for single sends with this template, sender, purpose and
-    connection, added if there is none (query helper: the caller owns the transaction).
+    connections, added if there is none (query helper: the caller owns the transaction).
     The fields are checked as a campaign's are: InvalidInput names `from_email`,
-    `connection_id`, …"""
-    spec = {
+    `connection_id`, `connection_ids[1]`, …"""
+    if connection_ids is not None:
+        routed, errors = _routed(
+            CampaignCreate.model_validate({
+                "name": "-", "channel": channel, "template_id": template_id,
+                "connection_id": connection_id, "connection_ids": connection_ids,
+            })
+        )  # fmt: skip
+        if errors:
+            raise InvalidInput(errors)
+        connection_id, connection_ids = routed.connection_id, routed.connection_ids
+    spec: dict[str, Any] = {
         "channel": channel,
         "template_id": template_id,
         "purpose": purpose,
@@ -227,6 +284,8 @@ async def single_send_campaign(
         "sms_sender": sms_sender,
         "connection_id": connection_id,
     }
+    if connection_ids is not None:  # only then: the names of those without stay as they were
+        spec["connection_ids"] = connection_ids
     name = digest_name("single send", spec)
     errors = await _check(
         session,

@@ -4,7 +4,8 @@ become meanwhile.
 
     freeze(campaign) ──▶ its template's current version (one SELECT)
                      ──▶ its connection: its own, else the org's default for the channel,
-                         else none (the built-in sink) (one SELECT)
+                         else none (the built-in sink) (one SELECT); its failover list,
+                         when it has one (one SELECT more)
                      ──▶ the version with exactly this content: found by its digest, or
                          added (INSERT … ON CONFLICT DO NOTHING, then read: raced safely)
 
@@ -35,9 +36,13 @@ FROZEN = ("channel", "purpose", "from_name", "from_email", "reply_to", "sms_send
 template's version and its connection)."""
 
 
-async def freeze(session: AsyncSession, *, campaign: Campaign) -> CampaignVersion:
+async def freeze(
+    session: AsyncSession, *, campaign: Campaign, with_fallback: bool = True
+) -> CampaignVersion:
     """The campaign as it stands now, as a version sends point at. Conflict when it, its
-    template or its connection was deleted (a draft's campaign may be, before it is sent)."""
+    template or its connection was deleted (a draft's campaign may be, before it is sent).
+    Its fallback campaign is frozen with it (without a fallback of its own: a message
+    falls back once)."""
     if campaign.deleted_at is not None:
         raise Conflict(f"campaign {campaign.id} was deleted")
     template_version_id = await session.scalar(
@@ -54,6 +59,15 @@ async def freeze(session: AsyncSession, *, campaign: Campaign) -> CampaignVersio
     values: dict[str, Any] = {name: getattr(campaign, name) for name in FROZEN}
     values["template_version_id"] = template_version_id
     values["connection_id"] = await _connection(session, campaign=campaign)
+    if campaign.connection_ids:  # only then: the digests of versions without stay the same
+        await _check_failover(session, campaign=campaign)
+        values["connection_ids"] = list(campaign.connection_ids)
+    if with_fallback and campaign.fallback_campaign_id is not None:  # as connection_ids
+        fallback = await session.get(Campaign, campaign.fallback_campaign_id)
+        assert fallback is not None  # a foreign key
+        values["fallback_version_id"] = (
+            await freeze(session, campaign=fallback, with_fallback=False)
+        ).id
     digest = hashlib.sha256(
         json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
@@ -68,6 +82,18 @@ async def freeze(session: AsyncSession, *, campaign: Campaign) -> CampaignVersio
         found = await session.scalar(query)
     assert found is not None
     return found
+
+
+async def _check_failover(session: AsyncSession, *, campaign: Campaign) -> None:
+    """Conflict when a connection of the campaign's failover list was deleted."""
+    assert campaign.connection_ids
+    deleted = await session.scalar(
+        select(Connection.id)
+        .where(Connection.id.in_(campaign.connection_ids), Connection.deleted_at.is_not(None))
+        .limit(1)
+    )
+    if deleted is not None:
+        raise Conflict(f"campaign {campaign.id}'s connection {deleted} was deleted")
 
 
 async def _connection(session: AsyncSession, *, campaign: Campaign) -> int | None:

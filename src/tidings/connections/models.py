@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, String
+from sqlalchemy import Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, BigIntPK, unique_among_live, utcnow
@@ -40,3 +40,28 @@ class Connection(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None]
+
+
+class ConnectionHealth(Base):
+    """How a connection has fared lately, shared by every worker: the circuit breaker
+    (`connections.health`). Attempts and transient errors are counted in the window that
+    began at `window_started_at` and in the one before it (`previous_*`), which together
+    make a sliding window. `state` is closed (sending), open (skipped by every worker
+    until `opened_until`; half-open after that: a probe goes through, and its outcome
+    closes or opens it again). One row per connection that has sent; written by the
+    dispatcher's record step, never by the API."""
+
+    __tablename__ = "connection_health"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="closed")
+    opened_until: Mapped[datetime | None]
+    window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    previous_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    previous_errors: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

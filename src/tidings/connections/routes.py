@@ -18,16 +18,18 @@ from tidings.api.problems import answers
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.audit.diff import diff, secrets, view
-from tidings.connections import service
+from tidings.connections import health, service
 from tidings.connections.kinds import check_addresses
 from tidings.connections.models import Connection
 from tidings.connections.schemas import (
     ConnectionChanges,
     ConnectionCreate,
+    ConnectionHealthOut,
     ConnectionOut,
     ConnectionUpdate,
     connection_out,
 )
+from tidings.db.base import utcnow
 from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.retirement import service as retirement
 
@@ -115,6 +117,24 @@ async def get_connection(
         session, org_id=key.org_id, connection_id=connection_id
     )
     return connection_out(connection)
+
+
+@router.get(
+    "/{connection_id}/health",
+    summary="Read a connection's circuit breaker: state, error rate in the window",
+    responses=answers(404),
+)
+async def get_connection_health(
+    org_id: Id, connection_id: Id, key: ReadKey, session: SessionDep, settings: SettingsDep
+) -> ConnectionHealthOut:
+    found = await health.get_health(
+        session,
+        org_id=key.org_id,
+        connection_id=connection_id,
+        now=utcnow(),
+        policy=health.breaker_policy(settings),
+    )
+    return ConnectionHealthOut.model_validate(found)
 
 
 @router.patch(

@@ -125,3 +125,21 @@ def connection_out(c: Connection) -> ConnectionOut:
         created_at=c.created_at,
         updated_at=c.updated_at,
     )
+
+
+class ConnectionHealthOut(BaseModel):
+    """A connection's circuit breaker as every worker sees it (docs/sending.md#failover)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    connection_id: int
+    state: Literal["closed", "open", "half_open"] = Field(
+        description=(
+            "closed: sending; open: every worker skips it until `opened_until`; half_open: "
+            "its cool-down is over and a probe goes through, which closes it or opens it again."
+        )
+    )
+    opened_until: datetime | None = Field(description="When an open breaker turns half-open.")
+    window_attempts: int = Field(description="Attempts in the sliding window (estimated).")
+    window_errors: int = Field(description="Transient errors among them (estimated).")
+    error_rate: float | None = Field(description="errors / attempts; null without attempts.")

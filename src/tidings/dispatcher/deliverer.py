@@ -267,7 +267,9 @@ class Deliverer:
                 return  # known already, or never handed over: deferred below
             done.add(position)
             message, outgoing = group[position]
-            record([self._outcome(message, result, segments=outgoing.segments)])
+            record([
+                self._outcome(message, result, segments=outgoing.segments, connection_id=spec.id)
+            ])  # fmt: skip
 
         wait = 0.0
         try:
@@ -420,10 +422,18 @@ class Deliverer:
         self._channels[spec.id] = (spec.updated_at, channel)
         return channel
 
-    def _outcome(self, message: Claimed, result: Result, *, segments: int | None) -> Outcome:
+    def _outcome(
+        self,
+        message: Claimed,
+        result: Result,
+        *,
+        segments: int | None,
+        connection_id: int | None = None,
+    ) -> Outcome:
         """Sent; never handed over: deferred, its attempt given back; a transient failure
         queued again after the retry policy's backoff (or the provider's Retry-After)
-        until it gives up; otherwise failed."""
+        until it gives up; otherwise failed. Each names `connection_id`, the connection
+        it was handed to (failover, the breaker: `connections.health`)."""
         if isinstance(result, TransientSendError) and not result.attempted:
             return Outcome(
                 message.id,
@@ -439,7 +449,9 @@ class Deliverer:
                 MessageStatus.SENT,
                 provider_id=result.provider_id,
                 segments=segments,
+                connection_id=connection_id,
             )
+        transient = isinstance(result, TransientSendError)
         if isinstance(result, TransientSendError) and not self.retry.gives_up(message.attempts):
             delay = self.retry.delay(message.attempts, retry_after=result.retry_after, rng=self.rng)
             retry_at = self.clock() + timedelta(seconds=delay)
@@ -449,8 +461,17 @@ class Deliverer:
                 MessageStatus.QUEUED,
                 result.reason,
                 retry_at=retry_at,
+                connection_id=connection_id,
+                transient=True,
             )
-        return Outcome(message.id, message.broadcast_id, MessageStatus.FAILED, result.reason)
+        return Outcome(
+            message.id,
+            message.broadcast_id,
+            MessageStatus.FAILED,
+            result.reason,
+            connection_id=connection_id,
+            transient=transient,
+        )
 
 
 def _shifted(report: Report, offset: int) -> Report:

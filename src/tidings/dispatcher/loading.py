@@ -10,6 +10,7 @@ message rows themselves (claim, record, reap, …) are the outbox's (`outbox/que
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -17,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.campaigns.models import CampaignVersion
 from tidings.channels.registry import SINK, ConnectionSpec
+from tidings.connections import health
+from tidings.connections.health import Health
 from tidings.connections.models import Connection
 from tidings.contacts.models import Contact
 from tidings.content.context import FIELDS
@@ -54,24 +57,44 @@ async def contact_fields(session: AsyncSession, ids: Iterable[int]) -> dict[int,
     }
 
 
-async def connection_routes(
-    session: AsyncSession, versions: Iterable[CampaignVersion]
-) -> dict[int, ConnectionSpec]:
-    """Each campaign version's id → the connection it froze, as that connection stands
-    now (its settings and credentials are read each batch, so a change applies to what is
-    not handed over yet); the built-in sink for a version without one (read only: one
-    SELECT, none when every version sends to the sink)."""
+@dataclass(frozen=True, slots=True)
+class Routes:
+    """Each campaign version's id → its connections in order (failover; `[SINK]` for a
+    version without one), and the breakers of those connections."""
+
+    by_version: dict[int, list[ConnectionSpec]]
+    health: dict[int, Health]
+
+
+async def connection_routes(session: AsyncSession, versions: Iterable[CampaignVersion]) -> Routes:
+    """Each campaign version's connections as they stand now (their settings and
+    credentials are read each batch, so a change applies to what is not handed over
+    yet), with their breakers; the built-in sink for a version without one (read only:
+    two SELECTs, none when every version sends to the sink)."""
     wanted = list(versions)
-    ids = {v.connection_id for v in wanted if v.connection_id is not None}
+    ids = {c for v in wanted for c in _connection_ids(v)}
     found: dict[int, Connection] = {}
+    breakers: dict[int, Health] = {}
     if ids:
         rows = await session.scalars(select(Connection).where(Connection.id.in_(ids)))
         found = {row.id: row for row in rows}
-    routes: dict[int, ConnectionSpec] = {}
+        breakers = await health.states(session, sorted(ids))
+    routes: dict[int, list[ConnectionSpec]] = {}
     for version in wanted:
-        row = found.get(version.connection_id) if version.connection_id is not None else None
-        routes[version.id] = SINK if row is None else connection_spec(row)
-    return routes
+        specs = [
+            connection_spec(found[c])
+            for c in _connection_ids(version)
+            # A failover connection deleted since the send froze its list is skipped.
+            if c in found and (c == version.connection_id or found[c].deleted_at is None)
+        ]
+        routes[version.id] = specs or [SINK]
+    return Routes(routes, breakers)
+
+
+def _connection_ids(version: CampaignVersion) -> list[int]:
+    if version.connection_ids:
+        return list(version.connection_ids)
+    return [] if version.connection_id is None else [version.connection_id]
 
 
 def connection_spec(row: Connection) -> ConnectionSpec:

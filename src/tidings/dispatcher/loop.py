@@ -53,6 +53,7 @@ from tidings.channels.base import (
 )
 from tidings.channels.provider import Builder
 from tidings.channels.registry import build_channel
+from tidings.connections.health import BreakerPolicy
 from tidings.content.render import Renderer
 from tidings.credits import service as credits
 from tidings.db.availability import unavailable
@@ -87,6 +88,8 @@ class DispatcherConfig:
     # Keys the hash under which an erased person's suppression is kept
     # (`suppressions.erased`); None (tests that need no erasure): hashed rows are not seen.
     erasure_key: bytes | None = None
+    # When a connection's breaker opens, and for how long (`connections.health`).
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
 
 
 @dataclass(slots=True)
@@ -134,6 +137,7 @@ class Dispatcher:
         self.messages = MessageRenderer(
             db, renderer=renderer, signer=self.signer, public_url=self.config.public_url,
             clock=clock, max_attempts=self.config.retry.max_attempts,
+            probes=self.config.breaker.probes,
         )  # fmt: skip
         self.deliverer = Deliverer(
             db, limiter=self.limiter, retry=self.config.retry,
@@ -345,6 +349,7 @@ class Dispatcher:
                     lease_until=batch.lease_until,
                     now=self.clock(),
                     links=[link for o in outcomes for link in links.get(o.message_id, ())],
+                    breaker=self.config.breaker,
                 )
 
         return write

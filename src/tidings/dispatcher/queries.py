@@ -6,7 +6,8 @@ credit given back, tracked links stored.
     claim step    reap · claim · skip_suppressed (+ counters, credit of the skipped)
     settle step   settle: an SMS whose final text takes more or fewer segments than it
                   reserved is charged the difference or given it back before hand-over
-    record step   record: outcomes · events · webhooks · counters · credit · links
+    record step   record: outcomes · fallbacks · events · webhooks · counters · credit ·
+                  links · the connections' breakers
     finish step   finish_broadcasts (SENDING → SENT through the broadcast table)
     heartbeat     beat · renew (the worker's slots) · free_dead_workers: their claimed
                   messages queued again, their slots and rows deleted
@@ -25,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
 from tidings.broadcasts.counters import add_to_counters, finish_broadcasts
+from tidings.broadcasts.fallback import fall_back
+from tidings.connections import health
 from tidings.credits import service as credits
 from tidings.db.dialect import insert_selected_ignoring_conflicts, json_rows
 from tidings.dispatcher.limit_queries import renew, unhold_all
@@ -153,6 +156,7 @@ async def record(
     lease_until: datetime,
     now: datetime,
     links: Sequence[Mapping[str, Any]] = (),
+    breaker: health.BreakerPolicy | None = None,
 ) -> int:
     """Write a batch's outcomes (`outbox.outcomes.record`: only rows still held under
     `lease_until`) and what moves with them: a `sent` or `failed` event per final
@@ -160,9 +164,21 @@ async def record(
     batch's totals, one UPDATE per broadcast; failed messages give back the cost they had
     reserved (as their rows hold it, settled or not), one ledger entry per org; the
     batch's tracked links (the originals `/l/{token}` redirects to) are stored, once even
-    for a message sent twice. Returns how many messages were written."""
+    for a message sent twice; a failed message's fallback on the other channel, when its
+    campaign has one (`broadcasts.fallback`); the breakers of the connections the
+    outcomes went through move on by what they saw (`connections.health.observe`, under
+    `breaker`). Returns how many messages were written."""
     recorded = await record_outcomes(session, outcomes=outcomes, lease_until=lease_until, now=now)
+    await health.observe(
+        session, tallies=_tallies(outcomes), now=now, policy=breaker or health.BreakerPolicy()
+    )
     written = recorded.finals
+    # Cross-channel fallback: a message that failed for good goes on the other channel.
+    await fall_back(
+        session,
+        message_ids=[w.message_id for w in written if w.status is MessageStatus.FAILED],
+        now=now,
+    )
     await add_outcome_events(session, message_ids=sorted(w.message_id for w in written), now=now)
     await notify_outcome_events(session, written=written)
     await add_to_counters(session, deltas=counter_deltas(written))
@@ -181,6 +197,18 @@ _LINK_COLUMNS: dict[str, TypeEngine[Any]] = {
     "url": String(),
     "clicks": Integer(),
 }  # fmt: skip; the keys of the links the worker gives `record`: one INSERT … SELECT
+
+
+def _tallies(outcomes: Sequence[Outcome]) -> dict[int, health.Tally]:
+    """Each connection's attempts and transient errors among `outcomes` (deferrals were
+    never handed over: they count for nothing)."""
+    counts: dict[int, list[int]] = {}
+    for o in outcomes:
+        if o.connection_id is not None and not o.deferred:
+            tally = counts.setdefault(o.connection_id, [0, 0])
+            tally[0] += 1
+            tally[1] += o.transient
+    return {cid: health.Tally(n, e) for cid, (n, e) in counts.items()}
 
 
 def _failed_costs(written: Sequence[Written]) -> dict[int, int]:

@@ -45,6 +45,7 @@ from tidings.channels.base import (
     internal_error,
 )
 from tidings.channels.registry import SINK, ConnectionSpec
+from tidings.connections import health
 from tidings.content import mime, sms
 from tidings.content.context import render_context
 from tidings.content.footer import with_unsubscribe_line
@@ -92,6 +93,7 @@ VERSION_CACHE = 1_000
 
 Link = dict[str, Any]
 """A link row to store: message_id, position, org_id, url, clicks."""
+Failure = tuple[Claimed, SendError]
 
 
 @dataclass(slots=True)
@@ -164,9 +166,12 @@ class MessageRenderer:
         public_url: str,
         clock: Callable[[], datetime],
         max_attempts: int,
+        probes: int = 1,
     ) -> None:
+        """`probes`: messages a batch sends through each half-open connection."""
         self.db = db
         self.max_attempts = max_attempts
+        self.probes = probes
         self.renderer = renderer
         self.signer = signer
         self.public_url = public_url
@@ -187,6 +192,7 @@ class MessageRenderer:
         campaigns, templates, contacts, routes, active = await self._load(claimed)
         orgs = {m.org_id for m in claimed if m.channel == "email"}
         failures: list[tuple[Claimed, SendError]] = []
+        chosen, claimed = self._route(claimed, routes, failures)
         links: list[Link] = []
         by_channel: dict[int | None, list[tuple[Claimed, Outgoing]]] = defaultdict(list)
         date = self.clock()
@@ -215,12 +221,42 @@ class MessageRenderer:
                     continue
                 outgoing, message_links = result
                 links.extend(message_links)
-                version_id = message.campaign_version_id
-                assert version_id is not None  # render refuses a message without a campaign
-                route = SINK if message.is_test else routes[version_id]  # test keys: sink only
-                by_channel[route.id].append((message, outgoing))
-        specs = {None: SINK} | {spec.id: spec for spec in routes.values()}
+                by_channel[chosen[message.id]].append((message, outgoing))
+        specs = {None: SINK} | {s.id: s for specs in routes.by_version.values() for s in specs}
         return Rendered(failures, links, by_channel, specs)
+
+    def _route(
+        self, claimed: Sequence[Claimed], routes: loading.Routes, failures: list[Failure]
+    ) -> tuple[dict[int, int | None], list[Claimed]]:
+        """Each message's connection for this attempt (`connections.health.route`: its
+        turn in its campaign's list, past open breakers; a test key's: the sink), and the
+        messages to render. One whose every connection is open is not rendered: it waits,
+        its attempt given back, until the soonest reopens (at least a second)."""
+        now = self.clock()
+        probes = dict.fromkeys(routes.health, self.probes)
+        chosen: dict[int, int | None] = {}
+        kept: list[Claimed] = []
+        for message in claimed:
+            specs = routes.by_version.get(message.campaign_version_id or 0)
+            if message.is_test or specs is None or specs[0].id is None:
+                chosen[message.id] = None  # the sink (or no campaign: render refuses it)
+                kept.append(message)
+                continue
+            ids = [spec.id for spec in specs if spec.id is not None]
+            found = health.route(
+                ids, attempts=message.attempts, states=routes.health, now=now, probes=probes
+            )
+            if isinstance(found, health.Closed):
+                wait = max((found.until - now).total_seconds(), 1.0)
+                failures.append((message, TransientSendError(
+                    f"every connection of its campaign is open (circuit breaker) until "
+                    f"{found.until.isoformat(timespec='seconds')}",
+                    attempted=False, retry_after=wait,
+                )))  # fmt: skip
+                continue
+            chosen[message.id] = found
+            kept.append(message)
+        return chosen, kept
 
     def _render_slice(
         self, messages: Sequence[Claimed], batch: _Batch
@@ -398,7 +434,7 @@ class MessageRenderer:
         dict[int, CampaignVersion],
         dict[int, CompiledTemplate],
         dict[int, dict[str, Any]],
-        dict[int, ConnectionSpec],
+        loading.Routes,
         list[ActiveKey],
     ]:
         """The batch's campaign versions and compiled templates (loading and compiling

@@ -32,6 +32,7 @@ from datetime import timedelta
 from typing import Any
 
 from tidings.bounces.imap import BouncePoller
+from tidings.connections.health import breaker_policy
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
@@ -69,6 +70,7 @@ def build_worker(settings: Settings, db: Database) -> Dispatcher:
             record_every=settings.record_every,
             record_seconds=settings.dispatcher_record_seconds,
             erasure_key=erasure_key(settings),
+            breaker=breaker_policy(settings),
         ),
     )
 
@@ -100,8 +102,9 @@ def build_loops(settings: Settings, db: Database, stop: asyncio.Event) -> dict[s
         loops["retention"] = keeper.run(stop)
     if settings.bounce_poll_seconds > 0:
         poller = BouncePoller(
-            db, interval=settings.bounce_poll_seconds, soft_bounce_limit=settings.soft_bounce_limit
-        )
+            db, interval=settings.bounce_poll_seconds, soft_bounce_limit=settings.soft_bounce_limit,
+            fallback_window=settings.fallback_bounce_window,
+        )  # fmt: skip
         loops["bounce poller"] = poller.run(stop)
     return loops
 

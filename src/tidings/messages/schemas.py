@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from tidings.api.fields import Id, Moment
-from tidings.campaigns.schemas import Purpose
+from tidings.campaigns.schemas import ConnectionIds, Purpose
 from tidings.content.mime import HeaderText
 from tidings.templates.schemas import Channel
 
@@ -28,6 +28,18 @@ class MessageOut(BaseModel):
     reason: str | None
     attempts: int
     provider_id: str | None
+    connection_id: int | None = Field(
+        description="The connection its last attempt went through (failover may move a "
+        "message along its campaign's connections); null before one, and for the sink."
+    )
+    fallback_of: int | None = Field(
+        description="Cross-channel fallback: the message (of the other channel) this one "
+        "was sent instead of."
+    )
+    fell_back_to: int | None = Field(
+        description="The message of the other channel sent instead of this one (it failed "
+        "or hard-bounced)."
+    )
     segments: int | None = Field(
         description="SMS: the segments of the text it was sent with; before that, on an org "
         "with SMS prices, the segments its credit was reserved for."
@@ -127,6 +139,7 @@ class SingleSend(BaseModel):
     connection_id: Id | None = Field(
         default=None, description="Without a campaign; null = the org's default for the channel."
     )
+    connection_ids: ConnectionIds = None
     contact_id: Id | None = None
     to: dict[str, Any] | None = Field(default=None, description="A contact row (see ContactIn)")
     variables: dict[str, Any] = Field(default_factory=dict)

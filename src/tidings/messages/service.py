@@ -47,6 +47,7 @@ SENDER_FIELDS = (
     "reply_to",
     "sms_sender",
     "connection_id",
+    "connection_ids",
 )
 
 
@@ -203,6 +204,7 @@ async def _campaign_for(session: AsyncSession, *, org_id: int, body: SingleSend)
         reply_to=body.reply_to,
         sms_sender=body.sms_sender,
         connection_id=body.connection_id,
+        connection_ids=body.connection_ids,
     )
 
 

@@ -1,6 +1,6 @@
 """`GET /metrics`: Prometheus' text format, to `Authorization: Bearer <TIDINGS_METRICS_TOKEN>`
 (404 while no token is set). The process's counters (`tidings.metrics`), and the outbox's
-depth read at scrape time through its partial indexes."""
+depth read at scrape time through its partial indexes, and each connection's breaker."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tidings import metrics
 from tidings.api.deps import DatabaseDep, SettingsDep
+from tidings.connections import health
 from tidings.db.base import utcnow
 from tidings.errors import NotFound, Unauthorized
 from tidings.outbox import queue
@@ -30,8 +31,13 @@ async def scrape(request: Request, settings: SettingsDep, db: DatabaseDep) -> Re
     async with db.session() as session:
         counts = await queue.unfinished_counts(session)
         oldest = await queue.oldest_due(session, now=now)
+        breakers = await health.breaker_states(session, now=now)
     metrics.MESSAGES.clear()
     for (status, channel), n in counts.items():
         metrics.MESSAGES.labels(status, channel).set(n)
+    metrics.CONNECTION_STATE.clear()
+    for connection_id, state in breakers.items():
+        for each in health.BreakerState:
+            metrics.CONNECTION_STATE.labels(str(connection_id), each.value).set(each is state)
     metrics.OLDEST_DUE_SECONDS.set((now - oldest).total_seconds() if oldest else 0.0)
     return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)

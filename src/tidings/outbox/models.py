@@ -77,6 +77,13 @@ class Message(Base):
     # SENDING, the claim is freed as soon as that worker is found dead.
     worker_id: Mapped[int | None] = mapped_column(BigIntPK)
     provider_id: Mapped[str | None] = mapped_column(String(128))
+    # The connection its last attempt went through (failover moves a message along its
+    # campaign's connections); null until handed to one, and for the built-in sink.
+    connection_id: Mapped[int | None] = mapped_column(BigIntPK)
+    # Cross-channel fallback: the message of the other channel this one was sent instead
+    # of (`fallback_of`), or that was sent instead of this one (`fell_back_to`). Once.
+    fallback_of: Mapped[int | None] = mapped_column(BigIntPK)
+    fell_back_to: Mapped[int | None] = mapped_column(BigIntPK)
     segments: Mapped[int | None] = mapped_column(SmallInteger)
     cost: Mapped[int] = mapped_column(BigInteger, default=0)  # micro-credits reserved
     # What happened after sending, each set once by the first (human) event of its kind:

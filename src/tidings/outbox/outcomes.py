@@ -9,7 +9,7 @@ nothing and so counts nothing twice.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     case,
+    func,
     literal,
     null,
     select,
@@ -28,11 +29,13 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
+from tidings.campaigns.models import CampaignVersion
 from tidings.db.dialect import for_update, json_rows, not_by_index
 from tidings.outbox.models import Message
 from tidings.outbox.status import MessageStatus
 
 MESSAGES = cast(Table, Message.__table__)
+VERSIONS = cast(Table, CampaignVersion.__table__)
 M = MESSAGES.c
 S = MessageStatus
 _BY_VALUE = {status.value: status for status in MessageStatus}  # faster than S(value)
@@ -50,6 +53,10 @@ class Outcome:
     segments: int | None = None
     retry_at: datetime | None = None
     deferred: bool = False  # not tried (the connection's limits): the attempt is given back
+    # The connection it was handed to (None: the sink, or never handed over), and whether
+    # that connection answered with a transient error (what its breaker counts).
+    connection_id: int | None = None
+    transient: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +81,12 @@ async def record(
     session: AsyncSession, *, outcomes: Sequence[Outcome], lease_until: datetime, now: datetime
 ) -> Recorded:
     """Side effects, on the messages still held under `lease_until`: the final ones end
-    SENT or FAILED (reason, provider id, segments; sent_at for the sent; finished_at; no
-    lease), in one UPDATE … FROM a JSON array of rows; retries go back to QUEUED at their
-    `retry_at` with the reason; deferrals too, with their attempt given back. Returns the
-    final ones written and how many were queued again."""
+    SENT or FAILED (reason, provider id, segments, the connection used; sent_at for the
+    sent; finished_at; no lease), in one UPDATE … FROM a JSON array of rows; retries go
+    back to QUEUED at their `retry_at` (at once when failing over to a connection not
+    tried yet) with the reason and the connection they failed on; deferrals too, with
+    their attempt given back. Returns the final ones written and how many were queued
+    again."""
     finals = [o for o in outcomes if o.retry_at is None]
     requeued = [o for o in outcomes if o.retry_at is not None]
     written = await _write_finals(session, finals=finals, lease_until=lease_until, now=now)
@@ -90,6 +99,8 @@ async def record(
         )
         owned = set((await session.execute(for_update(session, held))).scalars())
     retries = [o for o in requeued if o.message_id in owned and not o.deferred]
+    hurried = await _failing_over(session, [o.message_id for o in retries])
+    retries = [replace(o, retry_at=now) if o.message_id in hurried else o for o in retries]
     deferrals = [o for o in requeued if o.message_id in owned and o.deferred]
     if retries:
         await session.execute(
@@ -100,8 +111,12 @@ async def record(
                 due_at=bindparam("due"),
                 reason=bindparam("why"),
                 lease_until=None,
+                connection_id=func.coalesce(bindparam("cid", type_=BigInteger()), M.connection_id),
             ),
-            [{"mid": o.message_id, "due": o.retry_at, "why": o.reason} for o in retries],
+            [
+                {"mid": o.message_id, "due": o.retry_at, "why": o.reason, "cid": o.connection_id}
+                for o in retries
+            ],
         )
     if deferrals:
         await session.execute(
@@ -114,8 +129,25 @@ async def record(
     return Recorded(written, len(owned))
 
 
+async def _failing_over(session: AsyncSession, message_ids: Sequence[int]) -> set[int]:
+    """Of these retried messages, those whose campaign fails over to a connection they
+    have not tried yet (fewer attempts than connections): their next attempt, on the
+    next connection, is due at once instead of after the backoff, which is for trying
+    the same provider again. A message that went round the whole list waits as usual
+    (read only; one SELECT, none without retries)."""
+    if not message_ids:
+        return set()
+    rows = await session.execute(
+        select(M.id, M.attempts, VERSIONS.c.connection_ids)
+        .join(VERSIONS, VERSIONS.c.id == M.campaign_version_id)
+        .where(M.id.in_(message_ids), VERSIONS.c.connection_ids.is_not(None))
+    )
+    return {mid for mid, attempts, ids in rows if ids and attempts < len(ids)}
+
+
 _FINAL_COLUMNS: dict[str, TypeEngine[Any]] = {
-    "mid": BigInteger(), "st": String(), "why": String(), "pid": String(), "seg": Integer()
+    "mid": BigInteger(), "st": String(), "why": String(), "pid": String(), "seg": Integer(),
+    "cid": BigInteger(),
 }  # fmt: skip
 
 
@@ -126,7 +158,7 @@ async def _write_finals(
         return []
     rows = [
         {"mid": o.message_id, "st": o.status, "why": o.reason, "pid": o.provider_id,
-         "seg": o.segments}
+         "seg": o.segments, "cid": o.connection_id}
         for o in finals
     ]  # fmt: skip
     v = json_rows(session, rows, _FINAL_COLUMNS)
@@ -143,6 +175,7 @@ async def _write_finals(
             reason=v["why"],
             provider_id=v["pid"],
             segments=v["seg"],
+            connection_id=func.coalesce(v["cid"], M.connection_id),
             sent_at=case((v["st"] == S.SENT.value, stamp), else_=null()),
             finished_at=stamp,
             lease_until=None,

@@ -49,6 +49,9 @@ async def delete_template(session: AsyncSession, *, org_id: int, template_id: in
 
 async def delete_campaign(session: AsyncSession, *, org_id: int, campaign_id: int) -> None:
     campaign = await campaigns.get_campaign(session, org_id=org_id, campaign_id=campaign_id)
+    await _unused_by_campaigns(
+        session, org_id, Campaign.fallback_campaign_id == campaign_id, "campaign as its fallback"
+    )
     await _not_in_flight(session, org_id, CampaignVersion.campaign_id == campaign_id, "campaign")
     campaigns.mark_deleted(campaign)
 
@@ -60,10 +63,30 @@ async def delete_connection(session: AsyncSession, *, org_id: int, connection_id
     await _unused_by_campaigns(
         session, org_id, Campaign.connection_id == connection_id, "connection"
     )
+    await _not_in_failover(session, org_id, connection_id)
     await _not_in_flight(
         session, org_id, CampaignVersion.connection_id == connection_id, "connection"
     )
     connections.mark_deleted(connection)
+
+
+async def _not_in_failover(session: AsyncSession, org_id: int, connection_id: int) -> None:
+    """Conflict when a campaign of the org lists the connection for failover (read only;
+    the lists are JSON, read in Python: an org has campaigns by the dozen, not millions).
+    A send in flight that froze such a list skips a connection deleted since."""
+    rows = await session.execute(
+        select(Campaign.id, Campaign.connection_ids).where(
+            Campaign.org_id == org_id,
+            Campaign.deleted_at.is_(None),
+            Campaign.is_single_send.is_(False),
+            Campaign.connection_ids.is_not(None),
+        )
+    )
+    for campaign_id, listed in rows:
+        if connection_id in (listed or ()):
+            raise Conflict(
+                f"campaign {campaign_id} uses this connection: change or delete the campaign first"
+            )
 
 
 async def _unused_by_campaigns(
