@@ -316,6 +316,28 @@ _HTML_PART = b"Content-Type: text/html; charset=utf-8\r\n"
 _QP = b"Content-Transfer-Encoding: quoted-printable\r\n"
 
 
+# binascii.b2a_qp writes a line of 75 or 76 characters that ends in a space or tab with
+# that last character escaped ("=20", "=09"): 77 or 78 octets, over RFC 2045's 76.
+_LONG_LINE = re.compile(rb"[^\n]{77,}")
+
+
+def _rewrap(match: re.Match[bytes]) -> bytes:
+    """A quoted-printable line over 76 octets as lines of at most 76, joined by soft
+    breaks, never cutting an "=XX" escape."""
+    line = match[0]
+    pieces = []
+    while len(line) > 76:
+        cut = 75  # 75 characters and the soft break's "="
+        if line[cut - 1] == 0x3D:  # "=" starts an escape: keep it whole for the next line
+            cut -= 1
+        elif line[cut - 2] == 0x3D:
+            cut -= 2
+        pieces.append(line[:cut] + b"=")
+        line = line[cut:]
+    pieces.append(line)
+    return b"\n".join(pieces)
+
+
 def _quoted_printable(text: str) -> bytes:
     """`text` in quoted-printable with CRLF line breaks.
 
@@ -329,6 +351,8 @@ def _quoted_printable(text: str) -> bytes:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     data = binascii.b2a_qp(text.encode("utf-8"))
+    if _LONG_LINE.search(data):
+        data = _LONG_LINE.sub(_rewrap, data)
     if data.startswith(b"From ") or b"\nFrom " in data:
         # "=46" then a soft break keeps the line within 76 octets, whatever its length.
         data = data.replace(b"\nFrom ", b"\n=46=\nrom ")
