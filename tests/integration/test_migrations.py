@@ -286,3 +286,34 @@ def test_0019_gives_the_keys_stored_before_it_their_route(empty_database: str) -
     command.downgrade(config, "0018")
     assert _sql(empty_database, "SELECT count(*) FROM idempotency_keys") == [(0,)]
     command.upgrade(config, "head")
+
+
+def test_0020_adds_the_stored_message_id_and_its_partial_index(empty_database: str) -> None:
+    """Messages stored before 0020 keep no Message-ID (their bounces match by its old
+    form); the index holds only the rows that have one."""
+    config = migrate.alembic_config(empty_database)
+    command.upgrade(config, "0019")
+    at = datetime.now(UTC)
+    _sql(
+        empty_database,
+        "INSERT INTO orgs (id, name, login, created_at, updated_at) VALUES (1, 'a', 'a', :at, :at)",
+        [{"at": at}],
+    )
+    _sql(
+        empty_database,
+        "INSERT INTO messages (id, org_id, channel, recipient, status, is_test, attempts,"
+        " due_at, cost, created_at) VALUES (7, 1, 'email', 'a@example.com', 'sent', :f, 1,"
+        " :at, 0, :at)",
+        [{"at": at, "f": False}],
+    )
+    command.upgrade(config, "0020")
+    assert _sql(empty_database, "SELECT id, email_message_id FROM messages") == [(7, None)]
+    _sql(empty_database, "UPDATE messages SET email_message_id = 'x@acme.example'")
+    found = _sql(
+        empty_database,
+        "SELECT id FROM messages WHERE org_id = 1 AND email_message_id = 'x@acme.example'",
+    )
+    assert found == [(7,)]
+    command.downgrade(config, "0019")
+    assert _sql(empty_database, "SELECT id FROM messages") == [(7,)]
+    command.upgrade(config, "head")

@@ -61,7 +61,8 @@ def internal_error(exc: BaseException) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One rendered message. `content` is the full MIME for email, the text for SMS."""
+    """One rendered message. `content` is the full MIME for email, the text for SMS;
+    `email_message_id` is an email's Message-ID (stored with it when it is sent)."""
 
     message_id: int
     org_id: int
@@ -71,6 +72,7 @@ class Outgoing:
     subject: str | None
     content: bytes | str
     segments: int | None = None
+    email_message_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

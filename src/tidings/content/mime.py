@@ -34,7 +34,16 @@ from typing import Annotated
 import idna
 from pydantic import AfterValidator
 
-__all__ = ["Address", "Email", "HeaderInjection", "HeaderText", "breaks_header", "build"]
+__all__ = [
+    "Address",
+    "Email",
+    "HeaderInjection",
+    "HeaderText",
+    "breaks_header",
+    "build",
+    "new_message_id",
+    "sending_domain",
+]
 
 
 class Undeliverable(ValueError):
@@ -226,6 +235,29 @@ def _subject_line(subject: str) -> str:
 def _ascii_domain(domain: str) -> str:
     """The IDNA 2008 (UTS 46) A-label form, as email-validator checks domains."""
     return idna.encode(domain, uts46=True).decode("ascii")
+
+
+def sending_domain(address: str) -> str:
+    """The domain of a sender's `address` as Message-ID and List-Id carry it: ASCII (an
+    IDN's A-label form); `invalid` (RFC 2606) for a domain that is not a valid IDN, whose
+    From line then fails the message (`Undeliverable`)."""
+    domain = address.rpartition("@")[2].rstrip(".")
+    if not domain:
+        return "invalid"
+    if domain.isascii():
+        return domain.lower()
+    try:
+        return _ascii_domain(domain)
+    except idna.IDNAError:
+        return "invalid"
+
+
+def new_message_id(domain: str) -> str:
+    """A Message-ID (without angle brackets): 128 random bits, then the sending domain.
+    Unpredictable, so it tells nothing of a sender's volume or other messages, and
+    unique across installations sending from one domain; stored with the message
+    (`messages.email_message_id`), which is how a bounce finds it."""
+    return f"{secrets.token_hex(16)}@{domain}"
 
 
 def _address_line(prefix: str, name: str | None, addr: str) -> str:

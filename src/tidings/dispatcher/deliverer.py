@@ -243,9 +243,7 @@ class Deliverer:
         """Every outcome of a rendered batch, each to `record` as soon as it is known: the
         failures found while rendering, then each connection's. Never raises (but for
         cancellation): every message of the batch gets its outcome."""
-        record(
-            [self._outcome(message, error, segments=None) for message, error in rendered.failures]
-        )
+        record([self._outcome(message, error) for message, error in rendered.failures])
         for connection_id, group in rendered.by_channel.items():
             await self.send_group(rendered.specs[connection_id], group, record)
 
@@ -267,7 +265,7 @@ class Deliverer:
                 return  # known already, or never handed over: deferred below
             done.add(position)
             message, outgoing = group[position]
-            record([self._outcome(message, result, segments=outgoing.segments)])
+            record([self._outcome(message, result, outgoing=outgoing)])
 
         wait = 0.0
         try:
@@ -319,7 +317,7 @@ class Deliverer:
             return
         log.exception("sending on %s failed; %d messages queued again", _where(spec), len(left))
         error = TransientSendError(internal_error(exc))
-        record([self._outcome(message, error, segments=None) for message, _ in left])
+        record([self._outcome(message, error) for message, _ in left])
 
     async def _penalise(self, connection_id: int, *, seconds: float) -> None:
         """Tell the cluster to hold off; when the database cannot hear it, only this
@@ -420,7 +418,9 @@ class Deliverer:
         self._channels[spec.id] = (spec.updated_at, channel)
         return channel
 
-    def _outcome(self, message: Claimed, result: Result, *, segments: int | None) -> Outcome:
+    def _outcome(
+        self, message: Claimed, result: Result, *, outgoing: Outgoing | None = None
+    ) -> Outcome:
         """Sent; never handed over: deferred, its attempt given back; a transient failure
         queued again after the retry policy's backoff (or the provider's Retry-After)
         until it gives up; otherwise failed."""
@@ -438,7 +438,8 @@ class Deliverer:
                 message.broadcast_id,
                 MessageStatus.SENT,
                 provider_id=result.provider_id,
-                segments=segments,
+                segments=outgoing.segments if outgoing is not None else None,
+                email_message_id=outgoing.email_message_id if outgoing is not None else None,
             )
         if isinstance(result, TransientSendError) and not self.retry.gives_up(message.attempts):
             delay = self.retry.delay(message.attempts, retry_after=result.retry_after, rng=self.rng)

@@ -4,7 +4,8 @@
                               templates (both immutable: cached, compiled), contacts, and
                               each version's connection (`dispatcher/loading.py`)
                           ──▶ per message: context ──▶ invite link, play URL
-                              ──▶ render (sandboxed) ──▶ click tracking, open pixel
+                              ──▶ render (sandboxed); a text part from HTML-only
+                              ──▶ click tracking, open pixel
                               ──▶ SMS text, or email MIME with the unsubscribe headers
                           ──▶ Rendered: messages grouped by connection, links to store,
                               and an outcome (failed) for each that could not be rendered
@@ -46,6 +47,7 @@ from tidings.channels.registry import SINK, ConnectionSpec
 from tidings.content import mime, sms
 from tidings.content.context import render_context
 from tidings.content.footer import with_unsubscribe_line
+from tidings.content.plaintext import html_to_text
 from tidings.content.render import Compiled, OverBudget, Renderer, TemplateError
 from tidings.content.tracking import add_open_pixel, rewrite_links
 from tidings.db.availability import unavailable
@@ -114,6 +116,14 @@ class Rendered:
             self.failures += [(m, error) for m, _ in pairs if m.id in message_ids]
             self.by_channel[route] = [(m, o) for m, o in pairs if m.id not in message_ids]
         self.links = [link for link in self.links if link["message_id"] not in message_ids]
+
+
+def list_id(campaign: CampaignVersion, domain: str) -> str:
+    """The List-Id of a marketing campaign's mail (RFC 2919): one list per campaign,
+    `<campaign-ID.org-ID.sending-domain>`, by ids (a campaign's name may change, its
+    list must not). Receivers group and filter by it, and trust list mail that says
+    which list it is."""
+    return f"<campaign-{campaign.campaign_id}.org-{campaign.org_id}.{domain}>"
 
 
 def unrendered(claimed: Sequence[Claimed], exc: Exception) -> Rendered:
@@ -267,6 +277,8 @@ class MessageRenderer:
         context = render_context(contact, message.variables)
         links = self._personal_links(message, campaign, template, context)
         rendered = self.renderer.render_parts(template.parts, context, strict=False)
+        if template.text_from_html and "html" in rendered:
+            rendered["text"] = html_to_text(rendered["html"])
         if campaign.track_clicks or campaign.track_opens:
             rendered = self._tracked(message, campaign, rendered, links)
         if message.channel == "sms":
@@ -341,16 +353,18 @@ class MessageRenderer:
     ) -> Outgoing:
         """The email's MIME, with the unsubscribe headers and line for marketing."""
         assert message.recipient is not None
+        sender = mime.Address(campaign.from_email or "", campaign.from_name)
+        domain = mime.sending_domain(sender.email)
         headers: tuple[tuple[str, str], ...] = ()
         if campaign.purpose == "marketing":
             url = unsubscribe_url(self.signer, self.public_url, message.id)
             headers = (
+                ("List-Id", list_id(campaign, domain)),
                 ("List-Unsubscribe", f"<{url}>"),
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             )
             rendered = with_unsubscribe_line(rendered, url, campaign.language)
-        sender = mime.Address(campaign.from_email or "", campaign.from_name)
-        domain = sender.email.rpartition("@")[2]
+        message_id = mime.new_message_id(domain)
         name = " ".join(
             p for p in ((contact or {}).get("first_name"), (contact or {}).get("last_name")) if p
         )
@@ -360,7 +374,7 @@ class MessageRenderer:
             subject=rendered.get("subject", ""),
             text=rendered.get("text"),
             html=rendered.get("html"),
-            message_id=f"{message.id}.{campaign.campaign_id}@{domain or 'tidings'}",
+            message_id=message_id,
             date=date,
             reply_to=mime.Address(campaign.reply_to) if campaign.reply_to else None,
             headers=headers,
@@ -373,6 +387,7 @@ class MessageRenderer:
             recipient=message.recipient,
             subject=email.subject,
             content=mime.build(email),
+            email_message_id=message_id,
         )
 
     async def _load(

@@ -46,6 +46,13 @@ class Message(Base):
             postgresql_where=text("provider_id IS NOT NULL"),
             sqlite_where=text("provider_id IS NOT NULL"),
         ),
+        Index(  # bounces find the message by the Message-ID it went with
+            "ix_messages_org_id_email_message_id",
+            "org_id",
+            "email_message_id",
+            postgresql_where=text("email_message_id IS NOT NULL"),
+            sqlite_where=text("email_message_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -76,6 +83,9 @@ class Message(Base):
     # SENDING, the claim is freed as soon as that worker is found dead.
     worker_id: Mapped[int | None] = mapped_column(BigIntPK)
     provider_id: Mapped[str | None] = mapped_column(String(128))
+    # An email's Message-ID, without angle brackets: random (`content.mime.message_id`),
+    # so a bounce or complaint is matched to its message by this column alone.
+    email_message_id: Mapped[str | None] = mapped_column(String(255))
     segments: Mapped[int | None] = mapped_column(SmallInteger)
     cost: Mapped[int] = mapped_column(BigInteger, default=0)  # micro-credits reserved
     # What happened after sending, each set once by the first (human) event of its kind:

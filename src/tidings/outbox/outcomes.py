@@ -48,6 +48,7 @@ class Outcome:
     reason: str | None = None
     provider_id: str | None = None
     segments: int | None = None
+    email_message_id: str | None = None  # the Message-ID a sent email went with
     retry_at: datetime | None = None
     deferred: bool = False  # not tried (the connection's limits): the attempt is given back
 
@@ -74,10 +75,10 @@ async def record(
     session: AsyncSession, *, outcomes: Sequence[Outcome], lease_until: datetime, now: datetime
 ) -> Recorded:
     """Side effects, on the messages still held under `lease_until`: the final ones end
-    SENT or FAILED (reason, provider id, segments; sent_at for the sent; finished_at; no
-    lease), in one UPDATE … FROM a JSON array of rows; retries go back to QUEUED at their
-    `retry_at` with the reason; deferrals too, with their attempt given back. Returns the
-    final ones written and how many were queued again."""
+    SENT or FAILED (reason, provider id, segments, Message-ID; sent_at for the sent;
+    finished_at; no lease), in one UPDATE … FROM a JSON array of rows; retries go back to
+    QUEUED at their `retry_at` with the reason; deferrals too, with their attempt given
+    back. Returns the final ones written and how many were queued again."""
     finals = [o for o in outcomes if o.retry_at is None]
     requeued = [o for o in outcomes if o.retry_at is not None]
     written = await _write_finals(session, finals=finals, lease_until=lease_until, now=now)
@@ -115,7 +116,8 @@ async def record(
 
 
 _FINAL_COLUMNS: dict[str, TypeEngine[Any]] = {
-    "mid": BigInteger(), "st": String(), "why": String(), "pid": String(), "seg": Integer()
+    "mid": BigInteger(), "st": String(), "why": String(), "pid": String(), "seg": Integer(),
+    "hid": String(),
 }  # fmt: skip
 
 
@@ -126,7 +128,7 @@ async def _write_finals(
         return []
     rows = [
         {"mid": o.message_id, "st": o.status, "why": o.reason, "pid": o.provider_id,
-         "seg": o.segments}
+         "seg": o.segments, "hid": o.email_message_id}
         for o in finals
     ]  # fmt: skip
     v = json_rows(session, rows, _FINAL_COLUMNS)
@@ -143,6 +145,7 @@ async def _write_finals(
             reason=v["why"],
             provider_id=v["pid"],
             segments=v["seg"],
+            email_message_id=v["hid"],
             sent_at=case((v["st"] == S.SENT.value, stamp), else_=null()),
             finished_at=stamp,
             lease_until=None,
