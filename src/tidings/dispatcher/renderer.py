@@ -6,7 +6,8 @@
                           ──▶ per message: context ──▶ invite link, play URL
                               ──▶ render (sandboxed); a text part from HTML-only
                               ──▶ click tracking, open pixel
-                              ──▶ SMS text, or email MIME with the unsubscribe headers
+                              ──▶ SMS text (no longer than its connection's
+                                  max_segments), or email MIME with the list headers
                           ──▶ Rendered: messages grouped by connection, links to store,
                               and an outcome (failed) for each that could not be rendered
 
@@ -43,7 +44,7 @@ from tidings.channels.base import (
     TransientSendError,
     internal_error,
 )
-from tidings.channels.registry import SINK, ConnectionSpec
+from tidings.channels.registry import SINK, ConnectionSpec, max_segments
 from tidings.content import mime, sms
 from tidings.content.context import render_context
 from tidings.content.footer import with_unsubscribe_line
@@ -116,6 +117,20 @@ class Rendered:
             self.failures += [(m, error) for m, _ in pairs if m.id in message_ids]
             self.by_channel[route] = [(m, o) for m, o in pairs if m.id not in message_ids]
         self.links = [link for link in self.links if link["message_id"] not in message_ids]
+
+
+def _too_long(outgoing: Outgoing, route: ConnectionSpec) -> PermanentSendError | None:
+    """The failure of an SMS of more segments than its connection sends whole: a
+    gateway would cut it short, or drop it, and may still say it was sent."""
+    if outgoing.segments is None:
+        return None
+    limit = max_segments(route)
+    if limit is None or outgoing.segments <= limit:
+        return None
+    return PermanentSendError(
+        f"the text takes {outgoing.segments} SMS segments; this connection sends at most "
+        f"{limit} (its max_segments)"
+    )
 
 
 def list_id(campaign: CampaignVersion, domain: str) -> str:
@@ -216,10 +231,14 @@ class MessageRenderer:
                     failures.append((message, result))
                     continue
                 outgoing, message_links = result
-                links.extend(message_links)
                 version_id = message.campaign_version_id
                 assert version_id is not None  # render refuses a message without a campaign
                 route = SINK if message.is_test else routes[version_id]  # test keys: sink only
+                too_long = _too_long(outgoing, route)
+                if too_long is not None:
+                    failures.append((message, too_long))
+                    continue
+                links.extend(message_links)
                 by_channel[route.id].append((message, outgoing))
         specs = {None: SINK} | {spec.id: spec for spec in routes.values()}
         return Rendered(failures, links, by_channel, specs)
