@@ -85,6 +85,7 @@ from tidings.channels.smtp_wire import (
     needs_smtputf8,
     open_connection,
     rcpt_command,
+    with_size,
 )
 from tidings.db.engine import Database
 from tidings.net.hostnames import helo_name, is_fqdn
@@ -356,7 +357,12 @@ class SmtpChannel:
         get their error on the way."""
         while run.pending and run.pushback is None:
             index = run.pending.popleft()
-            prepared = _prepare(index, run.batch[index], smtputf8=connection.smtputf8)
+            prepared = _prepare(
+                index,
+                run.batch[index],
+                smtputf8=connection.smtputf8,
+                size_limit=connection.size_limit,
+            )
             if isinstance(prepared, _Prepared):
                 return prepared
             run.settle(index, prepared)
@@ -495,10 +501,14 @@ def helo_refusal(helo: str, addresses: Sequence[IPAddress]) -> str | None:
     )
 
 
-def _prepare(index: int, message: Outgoing, *, smtputf8: bool) -> _Prepared | PermanentSendError:
+def _prepare(
+    index: int, message: Outgoing, *, smtputf8: bool, size_limit: int | None
+) -> _Prepared | PermanentSendError:
     """`message` ready for the wire, for a server that offers SMTPUTF8 or not: an address
     with a non-ASCII local part goes in an SMTPUTF8 transaction, and fails (permanently:
-    the server will not change its mind) where the server offers none."""
+    the server will not change its mind) where the server offers none. Where the server
+    offers SIZE (RFC 1870), MAIL FROM declares the message's size, and a message over the
+    server's limit fails before anything of it is sent."""
     if message.sender is None:
         return PermanentSendError("no sender address for MAIL FROM")
     # The reason names whose address, not the address: it is logged, and logs hold no
@@ -518,10 +528,17 @@ def _prepare(index: int, message: Outgoing, *, smtputf8: bool) -> _Prepared | Pe
         )
     except UnicodeEncodeError:
         return PermanentSendError("content is not bytes nor ASCII text")
+    if size_limit and len(content) > size_limit:
+        return PermanentSendError(
+            f"the message is {len(content)} bytes; the server takes at most {size_limit} "
+            "(its SIZE, RFC 1870)"
+        )
     try:
         mail = mail_command(message.sender, smtputf8=bool(utf8))
     except BadAddress as exc:
         return PermanentSendError(f"MAIL FROM: {exc}")
+    if size_limit is not None:
+        mail = with_size(mail, len(content))
     try:
         rcpt = rcpt_command(message.recipient, smtputf8=bool(utf8))
     except BadAddress as exc:
