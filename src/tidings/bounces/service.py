@@ -3,7 +3,7 @@
     process(raw) ── parse → one NewEvent per report matched to one of the org's messages
         └─ record_events (idempotent on (org, "dsn"|"arf", sha256(report id, recipient)))
         └─ for each event that was new:
-             bounced    → suppress(reason="hard_bounce", source="dsn")
+             bounced    → suppress_hard_bounce(source="dsn"), as a refusal while sending
              complained → suppress(reason="complaint", source="arf")
              deferred   → note_soft_bounce (suppressed at TIDINGS_SOFT_BOUNCE_LIMIT in a row)
              delivered  → reset_soft_bounces
@@ -29,7 +29,12 @@ from tidings.connections.models import Connection
 from tidings.connections.service import connection_by_token
 from tidings.events.service import NewEvent, record_events
 from tidings.outbox.models import Message
-from tidings.suppressions.service import note_soft_bounce, reset_soft_bounces, suppress
+from tidings.suppressions.service import (
+    note_soft_bounce,
+    reset_soft_bounces,
+    suppress,
+    suppress_hard_bounce,
+)
 
 
 def external_id(report: Report, recipient: str) -> str:
@@ -103,15 +108,24 @@ async def process(
             outcomes.append("duplicate")
             continue
         address = row.recipient
-        if report.kind in ("bounced", "complained"):
+        if report.kind == "bounced":
+            await suppress_hard_bounce(
+                session,
+                org_id=org_id,
+                channel="email",
+                address=address,
+                source=source,
+                note=report.diagnostic or report.status,
+            )
+        elif report.kind == "complained":
             await suppress(
                 session,
                 org_id=org_id,
                 channel="email",
                 address=address,
-                reason="hard_bounce" if report.kind == "bounced" else "complaint",
+                reason="complaint",
                 source=source,
-                note=(report.diagnostic or report.status or report.feedback_type),
+                note=report.feedback_type,
             )
         elif report.kind == "deferred":
             await note_soft_bounce(

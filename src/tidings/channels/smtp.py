@@ -63,6 +63,7 @@ from pydantic import AfterValidator, Field
 from tidings.channels.base import (
     Outgoing,
     PermanentSendError,
+    RecipientRefused,
     Report,
     Result,
     SendError,
@@ -446,6 +447,8 @@ class SmtpChannel:
             # not a reply we understand, so the session state is unknown.
             connection.close()
         if 500 <= reply.code < 600:
+            if stage != "MAIL FROM" and refuses_address(reply):
+                return RecipientRefused(reason)
             return PermanentSendError(reason)
         error = self._transient(reason, reply)
         if error.retry_after is not None and run.pushback is None:
@@ -484,6 +487,27 @@ class SmtpChannel:
             return  # closed
         if reply.code != 250:
             connection.close()
+
+
+_ENHANCED: Final = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})\b")
+_ADDRESS_CODES: Final = frozenset({550, 551, 553})  # mailbox unavailable, not local, bad name
+
+
+def refuses_address(reply: Reply) -> bool:
+    """Whether a 5xx reply to RCPT TO or to a message's content says the address itself
+    takes no mail (a hard bounce), not that this connection, sender or content was
+    refused: the enhanced status (RFC 3463) is an addressing one (5.1.x: no such user,
+    no such domain) or 5.2.1 (mailbox disabled); without one, the code is 550, 551 or
+    553. Never 5.7.x (relay denied, authentication required, policy), 552 (too large)
+    or 554 (transaction failed): a misconfigured relay refuses every recipient, and must
+    not suppress a whole list."""
+    if not 500 <= reply.code < 600:
+        return False
+    enhanced = _ENHANCED.match(reply.text.lstrip())
+    if enhanced is not None:
+        subject, detail = enhanced[2], enhanced[3]
+        return enhanced[1] == "5" and (subject == "1" or (subject, detail) == ("2", "1"))
+    return reply.code in _ADDRESS_CODES
 
 
 def helo_refusal(helo: str, addresses: Sequence[IPAddress]) -> str | None:

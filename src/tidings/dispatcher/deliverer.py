@@ -35,6 +35,7 @@ from tidings import metrics
 from tidings.channels.base import (
     Channel,
     Outgoing,
+    RecipientRefused,
     Report,
     Result,
     SendError,
@@ -451,7 +452,13 @@ class Deliverer:
                 result.reason,
                 retry_at=retry_at,
             )
-        return Outcome(message.id, message.broadcast_id, MessageStatus.FAILED, result.reason)
+        refused = None
+        if isinstance(result, RecipientRefused) and message.recipient is not None:
+            refused = (message.channel, message.recipient, result.reason)
+        return Outcome(
+            message.id, message.broadcast_id, MessageStatus.FAILED, result.reason,
+            hard_bounce=refused,
+        )  # fmt: skip
 
 
 def _shifted(report: Report, offset: int) -> Report:

@@ -37,6 +37,7 @@ from tidings.outbox.outcomes import record as record_outcomes
 from tidings.outbox.queue import Claimed, claim, next_due, reap
 from tidings.outbox.status import MessageStatus
 from tidings.suppressions import erased
+from tidings.suppressions.service import suppress_hard_bounce
 
 __all__ = [
     "beat",
@@ -158,11 +159,13 @@ async def record(
     `lease_until`) and what moves with them: a `sent` or `failed` event per final
     outcome (never twice) and its webhook deliveries; sent_count / failed_count by the
     batch's totals, one UPDATE per broadcast; failed messages give back the cost they had
-    reserved (as their rows hold it, settled or not), one ledger entry per org; the
+    reserved (as their rows hold it, settled or not), one ledger entry per org; an
+    address the provider refused for good is suppressed as a hard bounce; the
     batch's tracked links (the originals `/l/{token}` redirects to) are stored, once even
     for a message sent twice. Returns how many messages were written."""
     recorded = await record_outcomes(session, outcomes=outcomes, lease_until=lease_until, now=now)
     written = recorded.finals
+    await _suppress_refused(session, outcomes=outcomes, written=written)
     await add_outcome_events(session, message_ids=sorted(w.message_id for w in written), now=now)
     await notify_outcome_events(session, written=written)
     await add_to_counters(session, deltas=counter_deltas(written))
@@ -181,6 +184,25 @@ _LINK_COLUMNS: dict[str, TypeEngine[Any]] = {
     "url": String(),
     "clicks": Integer(),
 }  # fmt: skip; the keys of the links the worker gives `record`: one INSERT … SELECT
+
+
+async def _suppress_refused(
+    session: AsyncSession, *, outcomes: Sequence[Outcome], written: Sequence[Written]
+) -> None:
+    """Side effect: each address a provider refused for good (`Outcome.hard_bounce`) is
+    suppressed, as a bounce report's would be: only for messages whose failure was
+    written now, so a stale worker's outcome suppresses nothing."""
+    refused = {o.message_id: o.hard_bounce for o in outcomes if o.hard_bounce is not None}
+    if not refused:
+        return
+    for w in written:
+        bounce = refused.get(w.message_id)
+        if bounce is not None and w.status is MessageStatus.FAILED:
+            channel, address, reply = bounce
+            await suppress_hard_bounce(
+                session, org_id=w.org_id, channel=channel, address=address, source="smtp",
+                note=reply,
+            )  # fmt: skip
 
 
 def _failed_costs(written: Sequence[Written]) -> dict[int, int]:

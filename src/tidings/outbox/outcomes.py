@@ -49,6 +49,9 @@ class Outcome:
     provider_id: str | None = None
     segments: int | None = None
     email_message_id: str | None = None  # the Message-ID a sent email went with
+    # FAILED because the provider refused the address itself: (channel, address, reply),
+    # a hard bounce (`channels.base.RecipientRefused`).
+    hard_bounce: tuple[str, str, str] | None = None
     retry_at: datetime | None = None
     deferred: bool = False  # not tried (the connection's limits): the attempt is given back
 
