@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tidings.net.hostnames import fqdn_of_url, helo_name
 from tidings.net.ssrf import PRIVATE_NETWORKS, OutboundPolicy
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/tidings.db"
@@ -314,6 +315,17 @@ class Settings(BaseSettings):
         ),
     )
 
+    smtp_helo_name: str | None = Field(
+        default=None,
+        description=(
+            "The name SMTP connections give in EHLO, unless a connection sets its own "
+            "`helo_name`: this host's fully qualified public name (mail.example.com) or an "
+            "address literal ([192.0.2.1]). Unset: the host of TIDINGS_PUBLIC_URL when it "
+            "is fully qualified, else this machine's name; a HELO that is not fully "
+            "qualified is only sent to a server on loopback (docs/deliverability.md)."
+        ),
+    )
+
     bounce_poll_seconds: float = Field(
         default=300.0,
         ge=0,
@@ -332,6 +344,17 @@ class Settings(BaseSettings):
                 "or a live worker whose heartbeat is a little late is taken for dead"
             )
         return self
+
+    @field_validator("smtp_helo_name")
+    @classmethod
+    def _helo_name(cls, value: str | None) -> str | None:
+        return None if value is None else helo_name(value)
+
+    @property
+    def smtp_helo(self) -> str | None:
+        """The EHLO name of connections that set none: `smtp_helo_name`, else the public
+        URL's host when it is fully qualified; None leaves it to the machine's name."""
+        return self.smtp_helo_name or fqdn_of_url(self.public_url)
 
     @field_validator("outbound_allow")
     @classmethod

@@ -174,3 +174,41 @@ async def test_bounce_mailbox_polled_over_imap(client: httpx.AsyncClient, db: Da
     }
     got = (await client.get(f"/v1/orgs/{org.id}/broadcasts/{first}", headers=org.bearer)).json()
     assert (got["failed_count"], got["complained_count"]) == (1, 1)
+
+
+async def test_a_bounce_of_a_message_sent_before_random_message_ids_still_matches(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """Emails sent before migration 0020 went with `<message id>.<campaign id>@domain`
+    and have no stored Message-ID; their bounces, which arrive days later, still act.
+    A legacy-looking id whose campaign does not match is ignored."""
+    org = await make_org(db)
+    sent = await emailed(db, org, 2)
+    async with db.transaction() as session:
+        rows = (
+            await session.execute(
+                select(Message.id, Message.campaign_id, Message.recipient).where(
+                    Message.broadcast_id == sent.broadcast_id
+                )
+            )
+        ).all()
+        for row in rows:  # as the rows of that time were
+            message = await session.get(Message, row.id)
+            assert message is not None
+            message.email_message_id = None
+    legacy = {r.recipient: f"{r.id}.{r.campaign_id}@acme.example" for r in rows}
+    connection_id = await smtp_connection(client, org)
+    url = f"/bounces/{connection_id}/{TOKEN}"
+    # The stored random id no longer names anything: it is not guessed from the address.
+    gone = dsn(message_id=sent.message_ids["p0@example.com"], recipient="p0@example.com")
+    assert (await client.post(url, content=gone, headers=RFC822)).json() == {"reports": ["ignored"]}
+    hard = dsn(message_id=legacy["p0@example.com"], recipient="p0@example.com",
+               report_id="<legacy@mx.example>")  # fmt: skip
+    assert (await client.post(url, content=hard, headers=RFC822)).json() == {"reports": ["bounced"]}
+    mid, cid = legacy["p1@example.com"].split("@")[0].split(".")
+    forged = dsn(message_id=f"{mid}.{int(cid) + 1}@acme.example", recipient="p1@example.com",
+                 report_id="<forged@mx.example>")  # fmt: skip
+    assert (await client.post(url, content=forged, headers=RFC822)).json() == {
+        "reports": ["ignored"]
+    }
+    assert await _listed(db, org) == {"p0@example.com": "hard_bounce/dsn"}

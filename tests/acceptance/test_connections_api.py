@@ -82,3 +82,24 @@ async def test_one_default_per_channel(client: httpx.AsyncClient, db: Database) 
     )
     listed = {c["name"]: c["is_default"] for c in (await client.get(base, headers=h)).json()}
     assert listed == {"first": False, "second": True, "texts": True}
+
+
+async def test_an_smtp_connection_takes_a_helo_name_that_receivers_accept(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    org = await make_org(db)
+    base, h = f"/v1/orgs/{org.id}/connections", org.bearer
+
+    def body(helo: object) -> dict[str, object]:
+        return {"name": f"relay {helo!r}", "channel": "email", "kind": "smtp",
+                "settings": {"host": "smtp.example.com", "helo_name": helo}}  # fmt: skip
+
+    created = await client.post(base, json=body("mail.acme.example"), headers=h)
+    assert created.status_code == 201, created.text
+    assert created.json()["settings"]["helo_name"] == "mail.acme.example"
+    literal = await client.post(base, json=body("[192.0.2.1]"), headers=h)
+    assert literal.status_code == 201, literal.text
+    for bad in ("localhost", "relay", "mail.acme.example\r\nRSET", "", 7):
+        refused = await client.post(base, json=body(bad), headers=h)
+        assert refused.status_code == 422, (bad, refused.text)
+        assert [e["field"] for e in refused.json()["errors"]] == ["settings.helo_name"]

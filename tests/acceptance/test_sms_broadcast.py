@@ -243,3 +243,71 @@ async def test_a_sent_sms_records_its_segment_count(
     assert len(sent) == RECIPIENTS - 1
     # "Hi Zoë…" is UCS-2 (ë is not in GSM 03.38), well under 70 characters: one segment.
     assert {m["segments"] for m in sent} == {1}
+
+
+async def test_a_text_longer_than_the_connection_sends_whole_fails_before_sending(
+    client: httpx.AsyncClient, db: Database, gateway: Gateway
+) -> None:
+    """Kannel sends the first `max-messages` parts of a longer text (10 by default),
+    answers 202 and the rest is lost: such a text fails before it is handed over, with
+    a reason naming both numbers; a text that fits goes."""
+    gateway.plan = lambda request: Reply(202, "0: Accepted for delivery")
+    org = await make_org(db)
+    base, h = f"/v1/orgs/{org.id}", org.bearer
+    body: dict[str, Any] = {
+        "name": "kannel", "channel": "sms", "kind": "kannel", "is_default": True,
+        "settings": {"base_url": gateway.url, "delivery_reports": False},
+        "credentials": {"username": "tidings", "password": "secret"},
+    }  # fmt: skip
+    for bad in (0, 256, "ten"):
+        settings = body["settings"] | {"max_segments": bad}
+        refused = await client.post(
+            f"{base}/connections", json=body | {"settings": settings}, headers=h
+        )
+        assert refused.status_code == 422, refused.text
+        assert "max_segments" in refused.text
+    connection = await _post(client, f"{base}/connections", h, body)
+    assert connection["settings"]["max_segments"] == 10  # Kannel's max-messages default
+    await upsert(client, org, [{"phone": _phone(i), "first_name": "A"} for i in range(2)])
+    template = await _post(
+        client, f"{base}/templates", h,
+        {"name": "t", "channel": "sms", "text": "{% if phone.endswith('0') %}{{ 'x' * 1530 }}"
+                                                "{% else %}{{ 'y' * 1531 }}{% endif %}"},
+    )  # fmt: skip
+    campaign = await _post(
+        client, f"{base}/campaigns", h,
+        {"name": "c", "channel": "sms", "template_id": template["id"], "sms_sender": SENDER},
+    )  # fmt: skip
+    broadcast = await _post(
+        client, f"{base}/broadcasts", h,
+        {"name": "b", "campaign_id": campaign["id"], "send_to_all": True},
+    )  # fmt: skip
+
+    await _drain(db)
+
+    outcomes = {
+        m["recipient"]: (m["status"], m["reason"])
+        for m in await _messages(client, org, broadcast["id"])
+    }
+    assert outcomes == {
+        _phone(0): ("sent", None),  # 1,530 GSM-7 characters: 10 parts of 153
+        _phone(1): (
+            "failed",
+            "the text takes 11 SMS segments; this connection sends at most 10 (its max_segments)",
+        ),
+    }
+    assert [r.param("to") for r in gateway.requests] == [_phone(0)]
+
+    # Raised to what the gateway is configured for, the longer text goes.
+    changed = await client.patch(
+        f"{base}/connections/{connection['id']}",
+        json={"settings": body["settings"] | {"max_segments": 11}}, headers=h,
+    )  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    again = await _post(
+        client, f"{base}/broadcasts", h,
+        {"name": "b2", "campaign_id": campaign["id"], "send_to_all": True},
+    )  # fmt: skip
+    await _drain(db)
+    statuses = {m["status"] for m in await _messages(client, org, again["id"])}
+    assert statuses == {"sent"}

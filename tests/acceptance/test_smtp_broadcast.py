@@ -4,6 +4,7 @@ aiosmtpd server on loopback: every message arrives once, personalised, with its 
 from __future__ import annotations
 
 import email
+import re
 import socket
 from collections.abc import Iterator
 from email import policy
@@ -141,7 +142,8 @@ async def test_broadcast_over_smtp(
         assert parsed["To"].addresses[0].display_name == f"Zoë{i} Ünal"
         assert parsed["From"].addresses[0].display_name == "Acme Tickets"
         assert parsed["Subject"] == f"Ticket T-{i:05d} for Zoë{i}"
-        assert parsed["Message-ID"]
+        assert re.fullmatch(r"<[0-9a-f]{32}@acme\.example>", parsed["Message-ID"])
+        assert parsed["List-Id"] is None  # transactional mail is no list mail
         assert parsed["Date"]
         assert parsed.get_content_type() == "multipart/alternative"
         html = parsed.get_body(("html",))

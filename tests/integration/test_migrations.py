@@ -435,3 +435,34 @@ def test_0024_adds_failover_without_touching_what_is_stored(empty_database: str)
     assert "connection_health" not in tables
     assert _sql(empty_database, "SELECT id FROM connections") == [(7,)]
     assert _sql(empty_database, "SELECT id FROM messages") == [(9,)]
+
+
+def test_0025_adds_the_stored_message_id_and_its_partial_index(empty_database: str) -> None:
+    """Messages stored before 0025 keep no Message-ID (their bounces match by its old
+    form); the index holds only the rows that have one."""
+    config = migrate.alembic_config(empty_database)
+    command.upgrade(config, "0024")
+    at = datetime.now(UTC)
+    _sql(
+        empty_database,
+        "INSERT INTO orgs (id, name, login, created_at, updated_at) VALUES (1, 'a', 'a', :at, :at)",
+        [{"at": at}],
+    )
+    _sql(
+        empty_database,
+        "INSERT INTO messages (id, org_id, channel, recipient, status, is_test, attempts,"
+        " due_at, cost, created_at) VALUES (7, 1, 'email', 'a@example.com', 'sent', :f, 1,"
+        " :at, 0, :at)",
+        [{"at": at, "f": False}],
+    )
+    command.upgrade(config, "0025")
+    assert _sql(empty_database, "SELECT id, email_message_id FROM messages") == [(7, None)]
+    _sql(empty_database, "UPDATE messages SET email_message_id = 'x@acme.example'")
+    found = _sql(
+        empty_database,
+        "SELECT id FROM messages WHERE org_id = 1 AND email_message_id = 'x@acme.example'",
+    )
+    assert found == [(7,)]
+    command.downgrade(config, "0024")
+    assert _sql(empty_database, "SELECT id FROM messages") == [(7,)]
+    command.upgrade(config, "head")

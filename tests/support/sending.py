@@ -36,7 +36,7 @@ async def campaign(
     org: OrgWithKey,
     *,
     channel: str,
-    text: str,
+    text: str | None,
     subject: str | None = None,
     html: str | None = None,
     template_name: str = "t",
@@ -110,11 +110,11 @@ async def sent_ids(db: Database, broadcast_id: int) -> dict[str, str]:
     """recipient → the Message-ID (without brackets) it was sent with."""
     async with db.session() as session:
         rows = await session.execute(
-            select(Message.id, Message.campaign_id, Message.recipient).where(
+            select(Message.email_message_id, Message.recipient).where(
                 Message.broadcast_id == broadcast_id
             )
         )
-        return {r.recipient: f"{r.id}.{r.campaign_id}@acme.example" for r in rows}
+        return {r.recipient: r.email_message_id for r in rows}
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,13 @@ One `Report` per recipient block of a DSN, one per ARF. The kind:
 `complained`. Anything else (not a report, no recipient block, an unknown action) gives
 no report: `parse` never raises on bad input.
 
-Matching to what we sent: our Message-IDs are `<message id>.<campaign id>@domain`
-(`dispatcher/renderer.py`), read back by `our_message`. A report whose original carries no
-such id is returned with `message_id=None`; the service ignores it rather than guess by
-address, so a forged or misdirected report cannot suppress anybody.
+Matching to what we sent: a report carries its original's Message-ID (`original`,
+without angle brackets), which the service looks up in `messages.email_message_id`: our
+Message-IDs are random (`content.mime.new_message_id`), stored when sent. Messages sent
+before migration 0025 went with `<message id>.<campaign id>@domain`, still read back by
+`legacy_ids`. A report whose original carries no Message-ID has `original=None`; the
+service ignores it, and any it finds no message for, rather than guess by address, so a
+forged or misdirected report cannot suppress anybody.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ _DELIVERED = frozenset({"delivered", "relayed", "expanded"})
 
 @dataclass(frozen=True, slots=True)
 class OriginalId:
-    """Our ids, read back from the Message-ID of a message Tidings sent."""
+    """Our ids, read back from a Message-ID of the form used before migration 0025."""
 
     message_id: int
     campaign_id: int
@@ -56,20 +59,29 @@ class Report:
     kind: Kind
     report_id: str  # the report's own Message-ID (idempotency key), "" when absent
     recipient: str | None  # Final-Recipient / Original-Rcpt-To / the original's To
-    original: OriginalId | None  # None: the original was not a message we sent
+    original: str | None  # the original's Message-ID, no brackets; None: none found
     status: str | None = None  # DSN status code, e.g. 5.1.1
     diagnostic: str | None = None  # DSN Diagnostic-Code, trimmed
     feedback_type: str | None = None  # ARF Feedback-Type, e.g. abuse
 
 
-def our_message(message_id: str | None) -> OriginalId | None:
-    """The (message, campaign) ids in one of our Message-IDs, else None."""
+def legacy_ids(message_id: str | None) -> OriginalId | None:
+    """The (message, campaign) ids in a Message-ID of the form Tidings wrote before
+    migration 0025, `<message id>.<campaign id>@domain`, else None."""
     if not message_id:
         return None
     match = _OUR_ID.fullmatch(message_id.strip())
     if match is None:
         return None
     return OriginalId(int(match[1]), int(match[2]))
+
+
+def bare_id(value: str | None) -> str | None:
+    """A Message-ID header's id without angle brackets and whitespace, else None."""
+    if not value:
+        return None
+    bare = value.strip().removeprefix("<").removesuffix(">").strip()
+    return bare if bare and "@" in bare and len(bare) <= 255 else None
 
 
 def parse(raw: bytes) -> list[Report]:
@@ -97,7 +109,7 @@ def _dsn(message: Message, report_id: str) -> list[Report]:
     if not isinstance(blocks, list) or len(blocks) < 2:
         return []
     original = _original_headers(message)
-    ours = our_message(_field(original, "Message-ID")) if original is not None else None
+    ours = bare_id(_field(original, "Message-ID")) if original is not None else None
     reports = []
     for block in blocks[1:]:  # the first block is per-message
         if not isinstance(block, Message):
@@ -148,7 +160,7 @@ def _arf(message: Message, report_id: str) -> list[Report]:
             kind="complained",
             report_id=report_id,
             recipient=recipient,
-            original=our_message(_field(original, "Message-ID")) if original is not None else None,
+            original=bare_id(_field(original, "Message-ID")) if original is not None else None,
             feedback_type=(_field(block, "Feedback-Type") or "abuse").lower(),
         )
     ]

@@ -3,15 +3,16 @@
     process(raw) ── parse → one NewEvent per report matched to one of the org's messages
         └─ record_events (idempotent on (org, "dsn"|"arf", sha256(report id, recipient)))
         └─ for each event that was new:
-             bounced    → suppress(reason="hard_bounce", source="dsn"); the campaign's
-                          fallback on the other channel, sent within the window
+             bounced    → suppress_hard_bounce(source="dsn"), as a refusal while sending;
+                          the campaign's fallback on the other channel, sent within the window
              complained → suppress(reason="complaint", source="arf")
              deferred   → note_soft_bounce (suppressed at TIDINGS_SOFT_BOUNCE_LIMIT in a row)
              delivered  → reset_soft_bounces
 
 The address acted on is the message's own recipient (what we sent to), not the report's
 Final-Recipient, which forwarding may have rewritten. A report is ignored when its original
-is not one of the org's messages (a foreign or forged report, or no Message-ID): nothing
+is not one of the org's messages (a foreign or forged report, or no Message-ID; matched
+by the Message-ID each email was stored with, `_originals`): nothing
 is suppressed on an address alone. Only new events act, so reading the same report again,
 from the webhook or a mailbox, changes nothing.
 """
@@ -20,18 +21,24 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.bounces.parse import Report, parse
+from tidings.bounces.parse import Report, legacy_ids, parse
 from tidings.broadcasts.fallback import fall_back
 from tidings.connections.models import Connection
 from tidings.connections.service import connection_by_token
 from tidings.db.base import utcnow
 from tidings.events.service import NewEvent, record_events
 from tidings.outbox.models import Message
-from tidings.suppressions.service import note_soft_bounce, reset_soft_bounces, suppress
+from tidings.suppressions.service import (
+    note_soft_bounce,
+    reset_soft_bounces,
+    suppress,
+    suppress_hard_bounce,
+)
 
 FALLBACK_WINDOW = timedelta(days=1)
 """How long after it was sent a hard bounce sends a message's fallback, by default
@@ -90,23 +97,13 @@ async def process(
     reports = parse(raw)
     if not reports:
         return []
-    wanted = {r.original.message_id for r in reports if r.original is not None}
-    rows = (
-        await session.execute(
-            select(Message.id, Message.recipient, Message.broadcast_id, Message.campaign_id)
-            .where(Message.org_id == org_id, Message.channel == "email", Message.id.in_(wanted))
-        )
-    ).all() if wanted else []  # fmt: skip
-    messages = {row.id: row for row in rows}
+    messages = await _originals(
+        session, org_id=org_id, message_ids={r.original for r in reports if r.original}
+    )
     outcomes: list[str] = []
     for report in reports:
-        row = messages.get(report.original.message_id) if report.original else None
-        if (
-            row is None
-            or report.original is None
-            or row.campaign_id != report.original.campaign_id
-            or not row.recipient
-        ):
+        row = messages.get(report.original) if report.original else None
+        if row is None or not row.recipient:
             outcomes.append("ignored")
             continue
         source = "arf" if report.kind == "complained" else "dsn"
@@ -137,15 +134,23 @@ async def process(
             await fall_back(
                 session, message_ids=[row.id], now=now, sent_since=now - fallback_window
             )
-        if report.kind in ("bounced", "complained"):
+            await suppress_hard_bounce(
+                session,
+                org_id=org_id,
+                channel="email",
+                address=address,
+                source=source,
+                note=report.diagnostic or report.status,
+            )
+        elif report.kind == "complained":
             await suppress(
                 session,
                 org_id=org_id,
                 channel="email",
                 address=address,
-                reason="hard_bounce" if report.kind == "bounced" else "complaint",
+                reason="complaint",
                 source=source,
-                note=(report.diagnostic or report.status or report.feedback_type),
+                note=report.feedback_type,
             )
         elif report.kind == "deferred":
             await note_soft_bounce(
@@ -160,3 +165,32 @@ async def process(
             await reset_soft_bounces(session, org_id=org_id, address=address)
         outcomes.append(report.kind)
     return outcomes
+
+
+async def _originals(
+    session: AsyncSession, *, org_id: int, message_ids: set[str]
+) -> dict[str, Any]:
+    """The org's emails with these Message-IDs, by Message-ID: the stored random ones,
+    and those of the form used before migration 0025 (message and campaign ids, both
+    matched)."""
+    if not message_ids:
+        return {}
+    columns = (Message.id, Message.recipient, Message.broadcast_id, Message.campaign_id)
+    mine = (Message.org_id == org_id, Message.channel == "email")
+    found: dict[str, Any] = {}
+    for row in await session.execute(
+        select(Message.email_message_id, *columns).where(
+            *mine, Message.email_message_id.in_(sorted(message_ids))
+        )
+    ):
+        found[str(row.email_message_id)] = row
+    legacy = {m: ids for m in message_ids - found.keys() if (ids := legacy_ids(m)) is not None}
+    if legacy:
+        wanted = {ids.message_id for ids in legacy.values()}
+        rows = await session.execute(select(*columns).where(*mine, Message.id.in_(wanted)))
+        by_id: dict[int, Any] = {row.id: row for row in rows}
+        for message_id, ids in legacy.items():
+            old = by_id.get(ids.message_id)
+            if old is not None and old.campaign_id == ids.campaign_id:
+                found[message_id] = old
+    return found

@@ -8,6 +8,7 @@ retries and their backoff, timing, logging, counters.
     ├── TransientSendError   try again later (4xx SMTP reply, HTTP 429/5xx, timeout);
     │                        `retry_after` seconds when the provider said so
     └── PermanentSendError   never retry (5xx SMTP reply, invalid number, rejected)
+        └── RecipientRefused the address itself refused: also a hard bounce
 
 A reason and a provider id are shown to the org whose message it is, and they hold words
 of a server the org chose: each is one printable line of bounded length (`excerpt`), so
@@ -53,6 +54,12 @@ class PermanentSendError(SendError):
     pass
 
 
+class RecipientRefused(PermanentSendError):
+    """The provider refused the recipient's address itself, for good (an SMTP server's
+    550 5.1.1 at RCPT TO, or after the content): a hard bounce, which suppresses the
+    address as a bounce report would (`suppressions.service.suppress_hard_bounce`)."""
+
+
 def internal_error(exc: BaseException) -> str:
     """The reason a message gets for an exception nobody expected (a bug, not a
     provider's answer): `internal error: <type>: <text>`."""
@@ -61,7 +68,8 @@ def internal_error(exc: BaseException) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One rendered message. `content` is the full MIME for email, the text for SMS."""
+    """One rendered message. `content` is the full MIME for email, the text for SMS;
+    `email_message_id` is an email's Message-ID (stored with it when it is sent)."""
 
     message_id: int
     org_id: int
@@ -71,6 +79,7 @@ class Outgoing:
     subject: str | None
     content: bytes | str
     segments: int | None = None
+    email_message_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

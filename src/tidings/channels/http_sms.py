@@ -39,7 +39,13 @@ from tidings.channels.http_common import (
     status_error,
     transport_error,
 )
-from tidings.channels.provider import Provider, Schema, SmsCredentials, options, url_address
+from tidings.channels.provider import (
+    Provider,
+    SmsCredentials,
+    SmsSettings,
+    options,
+    url_address,
+)
 from tidings.net.ssrf import STRICT, OutboundPolicy
 
 _PLACEHOLDER: Final = re.compile(r"\{(to|to_digits|text|sender|message_id)\}")
@@ -182,7 +188,7 @@ def _literal_secrets(template: Any, key: str = "") -> Iterator[str]:
 # ── the connection kind (see channels/provider.py) ──────────────────────────────────
 
 
-class HttpSmsSettingsIn(Schema):
+class HttpSmsSettingsIn(SmsSettings):
     # Many gateways take their key in the body: the body template is a credential.
     secret: ClassVar[frozenset[str]] = frozenset({"body"})
 

@@ -58,8 +58,8 @@ from tidings.channels.http_common import (
 from tidings.channels.provider import (
     ConnectionSpec,
     Provider,
-    Schema,
     SmsCredentials,
+    SmsSettings,
     options,
     report_url,
     url_address,
@@ -203,7 +203,7 @@ def _service_exception(document: Any) -> str | None:
 # ── the connection kind (see channels/provider.py) ──────────────────────────────────
 
 
-class InfobipSettingsIn(Schema):
+class InfobipSettingsIn(SmsSettings):
     base_url: HttpUrl
     batch_size: int = Field(default=100, ge=1, le=1000)
 

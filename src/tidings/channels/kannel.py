@@ -42,8 +42,8 @@ from tidings.channels.http_common import (
 from tidings.channels.provider import (
     ConnectionSpec,
     Provider,
-    Schema,
     SmsCredentials,
+    SmsSettings,
     options,
     report_url,
     url_address,
@@ -140,7 +140,7 @@ class KannelChannel(HttpChannel):
 # ── the connection kind (see channels/provider.py) ──────────────────────────────────
 
 
-class KannelSettingsIn(Schema):
+class KannelSettingsIn(SmsSettings):
     base_url: HttpUrl
     delivery_reports: bool = Field(
         default=True,

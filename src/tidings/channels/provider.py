@@ -52,6 +52,26 @@ class NoSettings(Schema):
     pass
 
 
+class SmsSettings(Schema):
+    """What every SMS connection's settings hold: how long a text it may carry.
+
+    A gateway sends a text of more segments than it allows cut short, or not at all,
+    and may say it was sent (Kannel sends its first `max-messages` parts and answers
+    202), so the dispatcher fails a longer text before handing it over
+    (`dispatcher/renderer.py`)."""
+
+    max_segments: int = Field(
+        default=10,
+        ge=1,
+        le=255,  # a concatenated SMS numbers its parts in one octet
+        description=(
+            "The most segments (concatenated SMS parts) one text may take on this "
+            "connection: longer texts fail before sending. Set it to the gateway's limit "
+            "(Kannel: its sendsms-user max-messages, 10 by default)"
+        ),
+    )
+
+
 class SmsCredentials(Schema):
     """What every SMS connection may hold to authenticate what comes back to it."""
 
@@ -117,6 +137,9 @@ class Provider:
     """The `Address`es of validated settings (an instance of `settings`)."""
 
 
+DISPATCHER_SETTINGS: Final = ("max_segments",)
+"""Settings the dispatcher applies itself, not the channel (`SmsSettings`)."""
+
 INBOUND: Final = (
     "inbound_token",
     "report_secret",
@@ -140,9 +163,10 @@ def report_url(spec: ConnectionSpec, public_url: str, route: str) -> str | None:
 
 def options(spec: ConnectionSpec) -> dict[str, Any]:
     """A connection's settings and credentials merged, as keyword arguments of its
-    channel's settings: without the inbound ones, URLs without their trailing slash."""
+    channel's settings: without the inbound ones and the dispatcher's, URLs without their
+    trailing slash."""
     merged = {**spec.settings, **spec.credentials}
-    for name in INBOUND:
+    for name in (*INBOUND, *DISPATCHER_SETTINGS):
         merged.pop(name, None)
     for name in ("base_url",):  # validated URLs come back with a trailing slash
         if isinstance(merged.get(name), str):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from tidings.channels import http_sms, infobip, kannel, sink, smtp, twilio
 from tidings.channels.base import Channel
-from tidings.channels.provider import ConnectionSpec, Provider
+from tidings.channels.provider import ConnectionSpec, Provider, SmsSettings
 from tidings.db.engine import Database
 
-__all__ = ["PROVIDERS", "SINK", "ConnectionSpec", "build_channel"]
+__all__ = ["PROVIDERS", "SINK", "ConnectionSpec", "build_channel", "max_segments"]
 
 PROVIDERS: dict[str, Provider] = {
     provider.kind: provider
@@ -31,3 +31,16 @@ SINK = ConnectionSpec(None, "sink", {}, {}, 1, None)
 
 def build_channel(spec: ConnectionSpec, db: Database) -> Channel:
     return PROVIDERS[spec.kind].build(spec, db)
+
+
+def max_segments(spec: ConnectionSpec) -> int | None:
+    """The most segments one text may take on an SMS connection: its `max_segments`, else
+    its kind's default (`SmsSettings`); None where nothing limits it (email, the sink)."""
+    settings = PROVIDERS[spec.kind].settings
+    if not issubclass(settings, SmsSettings):
+        return None
+    stored = spec.settings.get("max_segments")
+    if isinstance(stored, int):
+        return stored
+    default = settings.model_fields["max_segments"].default
+    return int(default)

@@ -56,20 +56,21 @@ import ssl
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal, NamedTuple
+from typing import Annotated, Final, Literal, NamedTuple
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from tidings.channels.base import (
     Outgoing,
     PermanentSendError,
+    RecipientRefused,
     Report,
     Result,
     SendError,
     Sent,
     TransientSendError,
 )
-from tidings.channels.provider import Address, Provider, Schema, options
+from tidings.channels.provider import Address, ConnectionSpec, Provider, Schema, options
 from tidings.channels.smtp_wire import (
     AuthRefused,
     BadAddress,
@@ -85,8 +86,11 @@ from tidings.channels.smtp_wire import (
     needs_smtputf8,
     open_connection,
     rcpt_command,
+    with_size,
 )
-from tidings.net.ssrf import STRICT, OutboundPolicy, Unresolved, UnsafeURL
+from tidings.db.engine import Database
+from tidings.net.hostnames import helo_name, is_fqdn
+from tidings.net.ssrf import STRICT, IPAddress, OutboundPolicy, Unresolved, UnsafeURL
 
 __all__ = ["PROVIDER", "SmtpChannel", "SmtpSettings"]
 
@@ -98,7 +102,8 @@ class SmtpSettings:
     """Where and how to connect. `security` is "starttls" (upgrade required, never sent in
     the clear), "tls" (implicit TLS, usually port 465) or "none". `timeout` bounds the
     connect and every single reply, in seconds. `helo_name` is the name given in EHLO;
-    None means this host's fully qualified name. `pipelining` uses RFC 2920 where the
+    None means this host's name (`socket.getfqdn`), sent only to a server on loopback
+    unless it is fully qualified (`helo_refusal`). `pipelining` uses RFC 2920 where the
     server offers it. `pushback_seconds` is how long a 421 stops the connection (0: a
     421 only drops the connection it came on)."""
 
@@ -121,8 +126,8 @@ class SmtpSettings:
             raise ValueError("timeout must be positive")
         if self.pushback_seconds < 0:
             raise ValueError("pushback_seconds must not be negative")
-        if self.helo_name is not None and not _is_helo_name(self.helo_name):
-            raise ValueError("helo_name must be ASCII without spaces or control characters")
+        if self.helo_name is not None:
+            helo_name(self.helo_name)  # ValueError: not an FQDN nor an address literal
 
 
 # "250 2.0.0 Ok: queued as 4XyZ12" (Postfix and most MTAs), "250 OK id=1rAbCd-0001Xy-Zz"
@@ -251,6 +256,15 @@ class SmtpChannel:
             return TransientSendError(f"could not connect to the SMTP server at {where}")
         except UnsafeURL as exc:
             return PermanentSendError(f"refused: {exc.reason}")
+        helo = await self._helo()
+        refusal = helo_refusal(helo, addresses)
+        if refusal is not None:
+            log.error("not connecting to %s: %s", where, refusal)
+            # The operator's to mend, not the message's: every message waits, retried
+            # no sooner than the push-back, and fails only after max_attempts.
+            return TransientSendError(
+                f"not sent: {refusal}", retry_after=settings.pushback_seconds or None
+            )
         try:
             return await open_connection(
                 settings.host,
@@ -259,7 +273,7 @@ class SmtpChannel:
                 security=settings.security,
                 tls=self._tls_context(),
                 reply_timeout=settings.timeout,
-                helo_name=await self._helo(),
+                helo_name=helo,
                 username=settings.username,
                 password=settings.password,
             )
@@ -344,7 +358,12 @@ class SmtpChannel:
         get their error on the way."""
         while run.pending and run.pushback is None:
             index = run.pending.popleft()
-            prepared = _prepare(index, run.batch[index], smtputf8=connection.smtputf8)
+            prepared = _prepare(
+                index,
+                run.batch[index],
+                smtputf8=connection.smtputf8,
+                size_limit=connection.size_limit,
+            )
             if isinstance(prepared, _Prepared):
                 return prepared
             run.settle(index, prepared)
@@ -428,6 +447,8 @@ class SmtpChannel:
             # not a reply we understand, so the session state is unknown.
             connection.close()
         if 500 <= reply.code < 600:
+            if stage != "MAIL FROM" and refuses_address(reply):
+                return RecipientRefused(reason)
             return PermanentSendError(reason)
         error = self._transient(reason, reply)
         if error.retry_after is not None and run.pushback is None:
@@ -468,10 +489,50 @@ class SmtpChannel:
             connection.close()
 
 
-def _prepare(index: int, message: Outgoing, *, smtputf8: bool) -> _Prepared | PermanentSendError:
+_ENHANCED: Final = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})\b")
+_ADDRESS_CODES: Final = frozenset({550, 551, 553})  # mailbox unavailable, not local, bad name
+
+
+def refuses_address(reply: Reply) -> bool:
+    """Whether a 5xx reply to RCPT TO or to a message's content says the address itself
+    takes no mail (a hard bounce), not that this connection, sender or content was
+    refused: the enhanced status (RFC 3463) is an addressing one (5.1.x: no such user,
+    no such domain) or 5.2.1 (mailbox disabled); without one, the code is 550, 551 or
+    553. Never 5.7.x (relay denied, authentication required, policy), 552 (too large)
+    or 554 (transaction failed): a misconfigured relay refuses every recipient, and must
+    not suppress a whole list."""
+    if not 500 <= reply.code < 600:
+        return False
+    enhanced = _ENHANCED.match(reply.text.lstrip())
+    if enhanced is not None:
+        subject, detail = enhanced[2], enhanced[3]
+        return enhanced[1] == "5" and (subject == "1" or (subject, detail) == ("2", "1"))
+    return reply.code in _ADDRESS_CODES
+
+
+def helo_refusal(helo: str, addresses: Sequence[IPAddress]) -> str | None:
+    """Why `helo` must not be given to a server at `addresses`, or None: a name that is
+    not fully qualified (`localhost`, a bare host name) goes to a server on loopback
+    only (a local relay); any other server refuses it or scores every message as spam."""
+    if is_fqdn(helo) or helo.startswith("["):
+        return None
+    if all(address.is_loopback for address in addresses):
+        return None
+    return (
+        f"the HELO name {helo!r} is not a fully qualified domain name, which receiving "
+        "servers refuse or score as spam: set TIDINGS_SMTP_HELO_NAME (or this connection's "
+        "settings.helo_name) to this host's public name, e.g. mail.example.com"
+    )
+
+
+def _prepare(
+    index: int, message: Outgoing, *, smtputf8: bool, size_limit: int | None
+) -> _Prepared | PermanentSendError:
     """`message` ready for the wire, for a server that offers SMTPUTF8 or not: an address
     with a non-ASCII local part goes in an SMTPUTF8 transaction, and fails (permanently:
-    the server will not change its mind) where the server offers none."""
+    the server will not change its mind) where the server offers none. Where the server
+    offers SIZE (RFC 1870), MAIL FROM declares the message's size, and a message over the
+    server's limit fails before anything of it is sent."""
     if message.sender is None:
         return PermanentSendError("no sender address for MAIL FROM")
     # The reason names whose address, not the address: it is logged, and logs hold no
@@ -491,10 +552,17 @@ def _prepare(index: int, message: Outgoing, *, smtputf8: bool) -> _Prepared | Pe
         )
     except UnicodeEncodeError:
         return PermanentSendError("content is not bytes nor ASCII text")
+    if size_limit and len(content) > size_limit:
+        return PermanentSendError(
+            f"the message is {len(content)} bytes; the server takes at most {size_limit} "
+            "(its SIZE, RFC 1870)"
+        )
     try:
         mail = mail_command(message.sender, smtputf8=bool(utf8))
     except BadAddress as exc:
         return PermanentSendError(f"MAIL FROM: {exc}")
+    if size_limit is not None:
+        mail = with_size(mail, len(content))
     try:
         rcpt = rcpt_command(message.recipient, smtputf8=bool(utf8))
     except BadAddress as exc:
@@ -537,8 +605,20 @@ class BounceImapSettings(Schema):
     validate_certs: bool = True
 
 
+HeloName = Annotated[str, AfterValidator(helo_name)]
+"""A fully qualified name or an address literal (`net/hostnames.py`)."""
+
+
 class SmtpSettingsIn(Schema):
     host: str = Field(min_length=1, max_length=255)
+    helo_name: HeloName | None = Field(
+        default=None,
+        max_length=255,
+        description=(
+            "The name given in EHLO: this sender's fully qualified name or an address "
+            "literal; unset, TIDINGS_SMTP_HELO_NAME or the public URL's host"
+        ),
+    )
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "tls", "none"] = "starttls"
     pool_size: int = Field(default=4, ge=1, le=64)
@@ -579,13 +659,19 @@ def _addresses(settings: SmtpSettingsIn) -> list[Address]:
     return found
 
 
+def _build(spec: ConnectionSpec, db: Database) -> SmtpChannel:
+    """The channel of a stored connection: its own `helo_name`, else the operator's
+    (`Settings.smtp_helo`: TIDINGS_SMTP_HELO_NAME or the public URL's host)."""
+    given = options(spec)
+    given["helo_name"] = given.get("helo_name") or db.settings.smtp_helo
+    return SmtpChannel(SmtpSettings(**given), policy=db.settings.outbound_policy)
+
+
 PROVIDER = Provider(
     kind="smtp",
     channels=frozenset({"email"}),
     settings=SmtpSettingsIn,
     credentials=SmtpCredentials,
-    build=lambda spec, db: SmtpChannel(
-        SmtpSettings(**options(spec)), policy=db.settings.outbound_policy
-    ),
+    build=_build,
     addresses=_addresses,
 )

@@ -174,6 +174,12 @@ def mail_command(sender: str, *, smtputf8: bool = False) -> bytes:
     return b"MAIL FROM:<" + _envelope(sender, smtputf8=smtputf8) + b">" + parameter + b"\r\n"
 
 
+def with_size(mail: bytes, size: int) -> bytes:
+    """`mail` (a MAIL FROM line) declaring the message's size in octets (RFC 1870 §6), so
+    that a server refuses a message too large for it before its content is sent."""
+    return b"%s SIZE=%d\r\n" % (mail[:-2], size)
+
+
 def rcpt_command(recipient: str, *, smtputf8: bool = False) -> bytes:
     """RCPT TO for `recipient` (in an SMTPUTF8 transaction or not); BadAddress when it
     cannot be written."""
@@ -326,6 +332,15 @@ class SmtpConnection:
     @property
     def pipelining(self) -> bool:
         return "PIPELINING" in self.extensions
+
+    @property
+    def size_limit(self) -> int | None:
+        """The largest message the server takes, in octets, when it offers SIZE (RFC
+        1870): 0 when it offers SIZE without a fixed limit; None when it offers none."""
+        if "SIZE" not in self.extensions:
+            return None
+        value = self.extensions["SIZE"].split(" ", 1)[0]
+        return int(value) if value.isdigit() else 0
 
     @property
     def smtputf8(self) -> bool:

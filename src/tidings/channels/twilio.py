@@ -40,7 +40,13 @@ from tidings.channels.http_common import (
     status_error,
     transport_error,
 )
-from tidings.channels.provider import Provider, Schema, SmsCredentials, options, url_address
+from tidings.channels.provider import (
+    Provider,
+    SmsCredentials,
+    SmsSettings,
+    options,
+    url_address,
+)
 from tidings.net.ssrf import STRICT, OutboundPolicy
 
 DEFAULT_BASE_URL: Final = "https://api.twilio.com"
@@ -146,7 +152,7 @@ def _twilio_error(document: Any) -> str | None:
 # ── the connection kind (see channels/provider.py) ──────────────────────────────────
 
 
-class TwilioSettingsIn(Schema):
+class TwilioSettingsIn(SmsSettings):
     account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
     base_url: HttpUrl = HttpUrl("https://api.twilio.com")
     from_number: str | None = None

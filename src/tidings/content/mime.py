@@ -34,7 +34,16 @@ from typing import Annotated
 import idna
 from pydantic import AfterValidator
 
-__all__ = ["Address", "Email", "HeaderInjection", "HeaderText", "breaks_header", "build"]
+__all__ = [
+    "Address",
+    "Email",
+    "HeaderInjection",
+    "HeaderText",
+    "breaks_header",
+    "build",
+    "new_message_id",
+    "sending_domain",
+]
 
 
 class Undeliverable(ValueError):
@@ -228,6 +237,29 @@ def _ascii_domain(domain: str) -> str:
     return idna.encode(domain, uts46=True).decode("ascii")
 
 
+def sending_domain(address: str) -> str:
+    """The domain of a sender's `address` as Message-ID and List-Id carry it: ASCII (an
+    IDN's A-label form); `invalid` (RFC 2606) for a domain that is not a valid IDN, whose
+    From line then fails the message (`Undeliverable`)."""
+    domain = address.rpartition("@")[2].rstrip(".")
+    if not domain:
+        return "invalid"
+    if domain.isascii():
+        return domain.lower()
+    try:
+        return _ascii_domain(domain)
+    except idna.IDNAError:
+        return "invalid"
+
+
+def new_message_id(domain: str) -> str:
+    """A Message-ID (without angle brackets): 128 random bits, then the sending domain.
+    Unpredictable, so it tells nothing of a sender's volume or other messages, and
+    unique across installations sending from one domain; stored with the message
+    (`messages.email_message_id`), which is how a bounce finds it."""
+    return f"{secrets.token_hex(16)}@{domain}"
+
+
 def _address_line(prefix: str, name: str | None, addr: str) -> str:
     if not addr.isascii():
         local, _, domain = addr.rpartition("@")
@@ -316,6 +348,29 @@ _HTML_PART = b"Content-Type: text/html; charset=utf-8\r\n"
 _QP = b"Content-Transfer-Encoding: quoted-printable\r\n"
 
 
+# binascii.b2a_qp writes a line of 75 or 76 characters that ends in a space or tab with
+# that last character escaped ("=20", "=09"): 77 or 78 octets, over RFC 2045's 76.
+_LONG_LINE = re.compile(rb"[^\n]{77,}")
+_ESCAPED_END = re.compile(rb"=(?:20|09)\n")
+
+
+def _rewrap(match: re.Match[bytes]) -> bytes:
+    """A quoted-printable line over 76 octets as lines of at most 76, joined by soft
+    breaks, never cutting an "=XX" escape."""
+    line = match[0]
+    pieces = []
+    while len(line) > 76:
+        cut = 75  # 75 characters and the soft break's "="
+        if line[cut - 1] == 0x3D:  # "=" starts an escape: keep it whole for the next line
+            cut -= 1
+        elif line[cut - 2] == 0x3D:
+            cut -= 2
+        pieces.append(line[:cut] + b"=")
+        line = line[cut:]
+    pieces.append(line)
+    return b"\n".join(pieces)
+
+
 def _quoted_printable(text: str) -> bytes:
     """`text` in quoted-printable with CRLF line breaks.
 
@@ -329,6 +384,10 @@ def _quoted_printable(text: str) -> bytes:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     data = binascii.b2a_qp(text.encode("utf-8"))
+    # Only a line ending in escaped whitespace can be too long: looking for one costs
+    # about 1 µs a part, looking for a long line more than the encoding itself.
+    if _ESCAPED_END.search(data) or data.endswith((b"=20", b"=09")):
+        data = _LONG_LINE.sub(_rewrap, data)
     if data.startswith(b"From ") or b"\nFrom " in data:
         # "=46" then a soft break keeps the line within 76 octets, whatever its length.
         data = data.replace(b"\nFrom ", b"\n=46=\nrom ")

@@ -35,6 +35,7 @@ from tidings import metrics
 from tidings.channels.base import (
     Channel,
     Outgoing,
+    RecipientRefused,
     Report,
     Result,
     SendError,
@@ -243,9 +244,7 @@ class Deliverer:
         """Every outcome of a rendered batch, each to `record` as soon as it is known: the
         failures found while rendering, then each connection's. Never raises (but for
         cancellation): every message of the batch gets its outcome."""
-        record(
-            [self._outcome(message, error, segments=None) for message, error in rendered.failures]
-        )
+        record([self._outcome(message, error) for message, error in rendered.failures])
         for connection_id, group in rendered.by_channel.items():
             await self.send_group(rendered.specs[connection_id], group, record)
 
@@ -267,9 +266,7 @@ class Deliverer:
                 return  # known already, or never handed over: deferred below
             done.add(position)
             message, outgoing = group[position]
-            record([
-                self._outcome(message, result, segments=outgoing.segments, connection_id=spec.id)
-            ])  # fmt: skip
+            record([self._outcome(message, result, outgoing=outgoing, connection_id=spec.id)])
 
         wait = 0.0
         try:
@@ -321,7 +318,7 @@ class Deliverer:
             return
         log.exception("sending on %s failed; %d messages queued again", _where(spec), len(left))
         error = TransientSendError(internal_error(exc))
-        record([self._outcome(message, error, segments=None) for message, _ in left])
+        record([self._outcome(message, error) for message, _ in left])
 
     async def _penalise(self, connection_id: int, *, seconds: float) -> None:
         """Tell the cluster to hold off; when the database cannot hear it, only this
@@ -427,7 +424,7 @@ class Deliverer:
         message: Claimed,
         result: Result,
         *,
-        segments: int | None,
+        outgoing: Outgoing | None = None,
         connection_id: int | None = None,
     ) -> Outcome:
         """Sent; never handed over: deferred, its attempt given back; a transient failure
@@ -448,7 +445,8 @@ class Deliverer:
                 message.broadcast_id,
                 MessageStatus.SENT,
                 provider_id=result.provider_id,
-                segments=segments,
+                segments=outgoing.segments if outgoing is not None else None,
+                email_message_id=outgoing.email_message_id if outgoing is not None else None,
                 connection_id=connection_id,
             )
         transient = isinstance(result, TransientSendError)
@@ -464,11 +462,15 @@ class Deliverer:
                 connection_id=connection_id,
                 transient=True,
             )
+        refused = None
+        if isinstance(result, RecipientRefused) and message.recipient is not None:
+            refused = (message.channel, message.recipient, result.reason)
         return Outcome(
             message.id,
             message.broadcast_id,
             MessageStatus.FAILED,
             result.reason,
+            hard_bounce=refused,
             connection_id=connection_id,
             transient=transient,
         )

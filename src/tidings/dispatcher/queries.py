@@ -40,6 +40,7 @@ from tidings.outbox.outcomes import record as record_outcomes
 from tidings.outbox.queue import Claimed, claim, next_due, reap
 from tidings.outbox.status import MessageStatus
 from tidings.suppressions import erased
+from tidings.suppressions.service import suppress_hard_bounce
 
 __all__ = [
     "beat",
@@ -162,7 +163,8 @@ async def record(
     `lease_until`) and what moves with them: a `sent` or `failed` event per final
     outcome (never twice) and its webhook deliveries; sent_count / failed_count by the
     batch's totals, one UPDATE per broadcast; failed messages give back the cost they had
-    reserved (as their rows hold it, settled or not), one ledger entry per org; the
+    reserved (as their rows hold it, settled or not), one ledger entry per org; an
+    address the provider refused for good is suppressed as a hard bounce; the
     batch's tracked links (the originals `/l/{token}` redirects to) are stored, once even
     for a message sent twice; a failed message's fallback on the other channel, when its
     campaign has one (`broadcasts.fallback`); the breakers of the connections the
@@ -173,6 +175,7 @@ async def record(
         session, tallies=_tallies(outcomes), now=now, policy=breaker or health.BreakerPolicy()
     )
     written = recorded.finals
+    await _suppress_refused(session, outcomes=outcomes, written=written)
     # Cross-channel fallback: a message that failed for good goes on the other channel.
     await fall_back(
         session,
@@ -209,6 +212,25 @@ def _tallies(outcomes: Sequence[Outcome]) -> dict[int, health.Tally]:
             tally[0] += 1
             tally[1] += o.transient
     return {cid: health.Tally(n, e) for cid, (n, e) in counts.items()}
+
+
+async def _suppress_refused(
+    session: AsyncSession, *, outcomes: Sequence[Outcome], written: Sequence[Written]
+) -> None:
+    """Side effect: each address a provider refused for good (`Outcome.hard_bounce`) is
+    suppressed, as a bounce report's would be: only for messages whose failure was
+    written now, so a stale worker's outcome suppresses nothing."""
+    refused = {o.message_id: o.hard_bounce for o in outcomes if o.hard_bounce is not None}
+    if not refused:
+        return
+    for w in written:
+        bounce = refused.get(w.message_id)
+        if bounce is not None and w.status is MessageStatus.FAILED:
+            channel, address, reply = bounce
+            await suppress_hard_bounce(
+                session, org_id=w.org_id, channel=channel, address=address, source="smtp",
+                note=reply,
+            )  # fmt: skip
 
 
 def _failed_costs(written: Sequence[Written]) -> dict[int, int]:

@@ -5,8 +5,10 @@
                               each version's connection, its orgs' active DKIM keys
                               (`dispatcher/loading.py`; loaded keys kept, `KeyCache`)
                           ──▶ per message: context ──▶ invite link, play URL
-                              ──▶ render (sandboxed) ──▶ click tracking, open pixel
-                              ──▶ SMS text, or email MIME with the unsubscribe headers,
+                              ──▶ render (sandboxed); a text part from HTML-only
+                              ──▶ click tracking, open pixel
+                              ──▶ SMS text (no longer than its connection's
+                                  max_segments), or email MIME with the list headers,
                                   DKIM-signed when its From domain has a key
                           ──▶ Rendered: messages grouped by connection, links to store,
                               and an outcome (failed) for each that could not be rendered
@@ -44,11 +46,12 @@ from tidings.channels.base import (
     TransientSendError,
     internal_error,
 )
-from tidings.channels.registry import SINK, ConnectionSpec
+from tidings.channels.registry import SINK, ConnectionSpec, max_segments
 from tidings.connections import health
 from tidings.content import mime, sms
 from tidings.content.context import render_context
 from tidings.content.footer import with_unsubscribe_line
+from tidings.content.plaintext import html_to_text
 from tidings.content.render import Compiled, OverBudget, Renderer, TemplateError
 from tidings.content.tracking import add_open_pixel, rewrite_links
 from tidings.db.availability import unavailable
@@ -119,6 +122,28 @@ class Rendered:
             self.failures += [(m, error) for m, _ in pairs if m.id in message_ids]
             self.by_channel[route] = [(m, o) for m, o in pairs if m.id not in message_ids]
         self.links = [link for link in self.links if link["message_id"] not in message_ids]
+
+
+def _too_long(outgoing: Outgoing, route: ConnectionSpec) -> PermanentSendError | None:
+    """The failure of an SMS of more segments than its connection sends whole: a
+    gateway would cut it short, or drop it, and may still say it was sent."""
+    if outgoing.segments is None:
+        return None
+    limit = max_segments(route)
+    if limit is None or outgoing.segments <= limit:
+        return None
+    return PermanentSendError(
+        f"the text takes {outgoing.segments} SMS segments; this connection sends at most "
+        f"{limit} (its max_segments)"
+    )
+
+
+def list_id(campaign: CampaignVersion, domain: str) -> str:
+    """The List-Id of a marketing campaign's mail (RFC 2919): one list per campaign,
+    `<campaign-ID.org-ID.sending-domain>`, by ids (a campaign's name may change, its
+    list must not). Receivers group and filter by it, and trust list mail that says
+    which list it is."""
+    return f"<campaign-{campaign.campaign_id}.org-{campaign.org_id}.{domain}>"
 
 
 def unrendered(claimed: Sequence[Claimed], exc: Exception) -> Rendered:
@@ -208,6 +233,7 @@ class MessageRenderer:
             and t.substitution_only
             for c in campaigns.values()
         )
+        specs = {None: SINK} | {s.id: s for listed in routes.by_version.values() for s in listed}
         for start in range(0, len(claimed), RENDER_SLICE):
             part = claimed[start : start + RENDER_SLICE]
             if on_loop:
@@ -220,9 +246,13 @@ class MessageRenderer:
                     failures.append((message, result))
                     continue
                 outgoing, message_links = result
+                route = specs[chosen[message.id]]
+                too_long = _too_long(outgoing, route)
+                if too_long is not None:
+                    failures.append((message, too_long))
+                    continue
                 links.extend(message_links)
-                by_channel[chosen[message.id]].append((message, outgoing))
-        specs = {None: SINK} | {s.id: s for specs in routes.by_version.values() for s in specs}
+                by_channel[route.id].append((message, outgoing))
         return Rendered(failures, links, by_channel, specs)
 
     def _route(
@@ -318,6 +348,8 @@ class MessageRenderer:
         context = render_context(contact, message.variables)
         links = self._personal_links(message, campaign, template, context)
         rendered = self.renderer.render_parts(template.parts, context, strict=False)
+        if template.text_from_html and "html" in rendered:
+            rendered["text"] = html_to_text(rendered["html"])
         if campaign.track_clicks or campaign.track_opens:
             rendered = self._tracked(message, campaign, rendered, links)
         if message.channel == "sms":
@@ -394,16 +426,18 @@ class MessageRenderer:
         """The email's MIME, with the unsubscribe headers and line for marketing, signed
         with the DKIM keys of its From domain (if any)."""
         assert message.recipient is not None
+        sender = mime.Address(campaign.from_email or "", campaign.from_name)
+        domain = mime.sending_domain(sender.email)
         headers: tuple[tuple[str, str], ...] = ()
         if campaign.purpose == "marketing":
             url = unsubscribe_url(self.signer, self.public_url, message.id)
             headers = (
+                ("List-Id", list_id(campaign, domain)),
                 ("List-Unsubscribe", f"<{url}>"),
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             )
             rendered = with_unsubscribe_line(rendered, url, campaign.language)
-        sender = mime.Address(campaign.from_email or "", campaign.from_name)
-        domain = sender.email.rpartition("@")[2]
+        message_id = mime.new_message_id(domain)
         name = " ".join(
             p for p in ((contact or {}).get("first_name"), (contact or {}).get("last_name")) if p
         )
@@ -413,7 +447,7 @@ class MessageRenderer:
             subject=rendered.get("subject", ""),
             text=rendered.get("text"),
             html=rendered.get("html"),
-            message_id=f"{message.id}.{campaign.campaign_id}@{domain or 'tidings'}",
+            message_id=message_id,
             date=date,
             reply_to=mime.Address(campaign.reply_to) if campaign.reply_to else None,
             headers=headers,
@@ -426,6 +460,7 @@ class MessageRenderer:
             recipient=message.recipient,
             subject=email.subject,
             content=signer.sign(message.org_id, sender.email, mime.build(email)),
+            email_message_id=message_id,
         )
 
     async def _load(

@@ -1,5 +1,11 @@
 """Compiled templates kept between batches: a template version never changes, so it is
-compiled once per worker, whatever the number of messages that use it."""
+compiled once per worker, whatever the number of messages that use it.
+
+An email template with HTML and no text gets a text part (`content/plaintext.py`): when
+its HTML only substitutes values, the text is made once here, from the HTML's source,
+and compiled as a text part (its values unescaped), so a message costs a substitution;
+otherwise each message's rendered HTML is converted (`text_from_html`), in the
+rendering thread those templates render in."""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.content.render import Compiled, Renderer
+from tidings.content.plaintext import html_to_text
+from tidings.content.render import Compiled, Renderer, TemplateError
 from tidings.dispatcher import loading
 from tidings.templates.models import TemplateVersion
 
@@ -22,6 +29,8 @@ many compiled templates the cache keeps only the batch's own."""
 class CompiledTemplate:
     parts: dict[str, Compiled]
     names: frozenset[str] = frozenset()  # what its parts read from the context
+    # HTML only, and not substitution-only: each message's text is its rendered HTML's.
+    text_from_html: bool = False
 
     @property
     def substitution_only(self) -> bool:
@@ -57,5 +66,23 @@ class TemplateCache:
             source = getattr(version, part)
             if source is not None:
                 parts[part] = self.renderer.compile(source, field=part, html=html)
+        text_from_html = False
+        if version.html is not None and version.text is None:
+            derived = self._derived_text(version.html, parts["html"])
+            if derived is None:
+                text_from_html = True
+            else:
+                parts["text"] = derived
         names = frozenset().union(*(compiled.names for compiled in parts.values()))
-        return CompiledTemplate(parts=parts, names=names)
+        return CompiledTemplate(parts=parts, names=names, text_from_html=text_from_html)
+
+    def _derived_text(self, html: str, compiled: Compiled) -> Compiled | None:
+        """The text part made from a substitution-only HTML source, itself substitution
+        only; None when it cannot be made once for all messages."""
+        if not compiled.substitution_only:
+            return None
+        try:
+            text = self.renderer.compile(html_to_text(html), field="text", html=False)
+        except TemplateError:  # the HTML's text spelt template syntax with entities
+            return None
+        return text if text.substitution_only else None

@@ -47,6 +47,13 @@ class Message(Base):
             postgresql_where=text("provider_id IS NOT NULL"),
             sqlite_where=text("provider_id IS NOT NULL"),
         ),
+        Index(  # bounces find the message by the Message-ID it went with
+            "ix_messages_org_id_email_message_id",
+            "org_id",
+            "email_message_id",
+            postgresql_where=text("email_message_id IS NOT NULL"),
+            sqlite_where=text("email_message_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -84,6 +91,9 @@ class Message(Base):
     # of (`fallback_of`), or that was sent instead of this one (`fell_back_to`). Once.
     fallback_of: Mapped[int | None] = mapped_column(BigIntPK)
     fell_back_to: Mapped[int | None] = mapped_column(BigIntPK)
+    # An email's Message-ID, without angle brackets: random (`content.mime.message_id`),
+    # so a bounce or complaint is matched to its message by this column alone.
+    email_message_id: Mapped[str | None] = mapped_column(String(255))
     segments: Mapped[int | None] = mapped_column(SmallInteger)
     cost: Mapped[int] = mapped_column(BigInteger, default=0)  # micro-credits reserved
     # What happened after sending, each set once by the first (human) event of its kind:

@@ -51,6 +51,10 @@ class Outcome:
     reason: str | None = None
     provider_id: str | None = None
     segments: int | None = None
+    email_message_id: str | None = None  # the Message-ID a sent email went with
+    # FAILED because the provider refused the address itself: (channel, address, reply),
+    # a hard bounce (`channels.base.RecipientRefused`).
+    hard_bounce: tuple[str, str, str] | None = None
     retry_at: datetime | None = None
     deferred: bool = False  # not tried (the connection's limits): the attempt is given back
     # The connection it was handed to (None: the sink, or never handed over), and whether
@@ -81,12 +85,12 @@ async def record(
     session: AsyncSession, *, outcomes: Sequence[Outcome], lease_until: datetime, now: datetime
 ) -> Recorded:
     """Side effects, on the messages still held under `lease_until`: the final ones end
-    SENT or FAILED (reason, provider id, segments, the connection used; sent_at for the
-    sent; finished_at; no lease), in one UPDATE … FROM a JSON array of rows; retries go
-    back to QUEUED at their `retry_at` (at once when failing over to a connection not
-    tried yet) with the reason and the connection they failed on; deferrals too, with
-    their attempt given back. Returns the final ones written and how many were queued
-    again."""
+    SENT or FAILED (reason, provider id, segments, Message-ID, the connection used;
+    sent_at for the sent; finished_at; no lease), in one UPDATE … FROM a JSON array of
+    rows; retries go back to QUEUED at their `retry_at` (at once when failing over to a
+    connection not tried yet) with the reason and the connection they failed on;
+    deferrals too, with their attempt given back. Returns the final ones written and how
+    many were queued again."""
     finals = [o for o in outcomes if o.retry_at is None]
     requeued = [o for o in outcomes if o.retry_at is not None]
     written = await _write_finals(session, finals=finals, lease_until=lease_until, now=now)
@@ -147,7 +151,7 @@ async def _failing_over(session: AsyncSession, message_ids: Sequence[int]) -> se
 
 _FINAL_COLUMNS: dict[str, TypeEngine[Any]] = {
     "mid": BigInteger(), "st": String(), "why": String(), "pid": String(), "seg": Integer(),
-    "cid": BigInteger(),
+    "cid": BigInteger(), "hid": String(),
 }  # fmt: skip
 
 
@@ -158,7 +162,7 @@ async def _write_finals(
         return []
     rows = [
         {"mid": o.message_id, "st": o.status, "why": o.reason, "pid": o.provider_id,
-         "seg": o.segments, "cid": o.connection_id}
+         "seg": o.segments, "cid": o.connection_id, "hid": o.email_message_id}
         for o in finals
     ]  # fmt: skip
     v = json_rows(session, rows, _FINAL_COLUMNS)
@@ -176,6 +180,7 @@ async def _write_finals(
             provider_id=v["pid"],
             segments=v["seg"],
             connection_id=func.coalesce(v["cid"], M.connection_id),
+            email_message_id=v["hid"],
             sent_at=case((v["st"] == S.SENT.value, stamp), else_=null()),
             finished_at=stamp,
             lease_until=None,

@@ -85,6 +85,30 @@ async def suppress(
     )  # fmt: skip
 
 
+async def suppress_hard_bounce(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    channel: str,
+    address: str,
+    source: str,
+    note: str | None,
+) -> None:
+    """A hard bounce: the address does not take mail, so nothing more goes to it, of any
+    purpose. The one rule for a bounce report (`bounces.service`, source `dsn`) and for
+    a provider that refused the address while sending (`dispatcher.queries.record`,
+    source `smtp`). Query helper; idempotent."""
+    await suppress(
+        session,
+        org_id=org_id,
+        channel=channel,
+        address=address,
+        reason="hard_bounce",
+        source=source,
+        note=note,
+    )
+
+
 async def _write(
     session: AsyncSession, *, org_id: int, rows: Sequence[dict[str, Any]], now: datetime
 ) -> None:

@@ -9,6 +9,7 @@ cannot give (a 421 that closes, DATA accepted after every recipient was refused)
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -514,3 +515,55 @@ async def test_no_mechanism_we_speak_fails_permanently(serve: Start, channel_for
             f"authentication failed: {HOST}:{server.port}: the server does not offer"
             " AUTH PLAIN or LOGIN (only CRAM-MD5)"
         )
+
+
+# --- SIZE (RFC 1870) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+async def test_size_is_declared_and_an_oversize_message_fails_before_data(
+    serve: Start, channel_for: Make, pipelining: bool
+) -> None:
+    small = _message(1)
+    assert isinstance(small.content, bytes)
+    limit = len(small.content) + 10
+    big = dataclasses.replace(_message(2), content=small.content + b"x" * 11)
+    assert isinstance(big.content, bytes)
+    server = await serve(extensions=("PIPELINING", f"SIZE {limit}"))
+    channel = channel_for(server, pool_size=1, pipelining=pipelining)
+
+    results = await channel.send([small, big, _message(3)])
+
+    assert isinstance(results[1], PermanentSendError)
+    assert results[1].reason == (
+        f"the message is {len(big.content)} bytes; the server takes at most {limit} "
+        "(its SIZE, RFC 1870)"
+    )
+    _assert_sent(server, [small, _message(3)], [results[0], results[2]])
+    mails = [line for _, line in server.commands if line.upper().startswith("MAIL")]
+    assert mails == [
+        f"MAIL FROM:<{m.sender}> SIZE={len(m.content)}"
+        for m in (small, _message(3))
+        if isinstance(m.content, bytes)
+    ]
+    assert server.verbs() == ["EHLO", *["MAIL", "RCPT", "DATA"] * 2]
+
+
+async def test_size_without_a_limit_is_declared_and_nothing_is_refused(
+    serve: Start, channel_for: Make
+) -> None:
+    server = await serve(extensions=("PIPELINING", "SIZE"))
+    channel = channel_for(server)
+    batch = [_message(1)]
+    _assert_sent(server, batch, await channel.send(batch))
+    assert [line for _, line in server.commands][1].endswith(f" SIZE={len(batch[0].content)}")
+
+
+async def test_no_size_is_declared_to_a_server_that_does_not_offer_it(
+    serve: Start, channel_for: Make
+) -> None:
+    server = await serve()
+    channel = channel_for(server)
+    batch = [_message(1)]
+    _assert_sent(server, batch, await channel.send(batch))
+    assert "SIZE" not in [line for _, line in server.commands][1]

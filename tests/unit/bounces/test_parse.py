@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from tests.support.reports import arf, dsn
-from tidings.bounces.parse import OriginalId, Report, our_message, parse
+from tidings.bounces.parse import OriginalId, Report, bare_id, legacy_ids, parse
 
-SENT = "41.7@acme.example"
+SENT = "3f9c2a7e51d04b8c9e6a1f2b7d3c4e5a@acme.example"
 
 
 def test_hard_bounce() -> None:
@@ -14,7 +14,7 @@ def test_hard_bounce() -> None:
             kind="bounced",
             report_id="<20261122044512.3F1A21C0123@mx.acme.example>",
             recipient="gone@example.com",
-            original=OriginalId(41, 7),
+            original=SENT,
             status="5.1.1",
             diagnostic="smtp; 550 5.1.1 <gone@example.com>: Recipient address rejected: "
             "User unknown",
@@ -39,15 +39,15 @@ def test_complaint() -> None:
             kind="complained",
             report_id="<433689.81121.example@mailbox.example.net>",
             recipient="angry@example.com",
-            original=OriginalId(41, 7),
+            original=SENT,
             feedback_type="abuse",
         )
     ]
 
 
-def test_foreign_original_is_returned_unmatched() -> None:
+def test_the_original_message_id_is_returned_bare_for_the_service_to_match() -> None:
     (report,) = parse(dsn(message_id="CAF=abc@mail.gmail.com", recipient="x@example.com"))
-    assert report.original is None
+    assert report.original == "CAF=abc@mail.gmail.com"
 
 
 def test_garbage_gives_nothing() -> None:
@@ -59,11 +59,19 @@ def test_garbage_gives_nothing() -> None:
     assert parse(unknown) == []
 
 
-def test_our_message_ids() -> None:
-    assert our_message("<12.3@acme.example>") == OriginalId(12, 3)
-    assert our_message("12.3@xn--bcher-kva.example") == OriginalId(12, 3)
-    assert our_message("<abc.3@acme.example>") is None
-    assert our_message(None) is None
+def test_message_ids_of_the_form_before_0020() -> None:
+    assert legacy_ids("<12.3@acme.example>") == OriginalId(12, 3)
+    assert legacy_ids("12.3@xn--bcher-kva.example") == OriginalId(12, 3)
+    assert legacy_ids("<abc.3@acme.example>") is None
+    assert legacy_ids(SENT) is None
+    assert legacy_ids(None) is None
+
+
+def test_bare_ids() -> None:
+    assert bare_id(f" <{SENT}> ") == SENT
+    assert bare_id("no-at-sign") is None
+    assert bare_id(None) is None
+    assert bare_id("<>") is None
 
 
 def _without_rcpt_to(raw: bytes) -> bytes:

@@ -534,3 +534,29 @@ def test_naive_date_is_rejected() -> None:
 def test_malformed_message_id_is_rejected(message_id: str) -> None:
     with pytest.raises(ValueError, match=r"^Message-ID:"):
         build(make_email(message_id=message_id))
+
+
+# Every way a line can end near RFC 2045's 76-octet limit: the character that ends it
+# (whitespace, which must be escaped at a line's end; one escaped byte; a multibyte
+# character; "="), what follows it (another line, CRLF, nothing), and every length from
+# well below to well above the limit. b2a_qp alone wrote 77 or 78 octets for a line of 75
+# or 76 characters ending in a space or a tab.
+_ENDINGS = (" ", "\t", "  ", " \t", "x", "=", "é", "€", "x ", "= ", "é ")
+_AFTER = ("", "\n", "\r\n", "\nnext", "\nFrom here", "\n.")
+
+
+@pytest.mark.parametrize("ending", _ENDINGS)
+@pytest.mark.parametrize("after", _AFTER)
+def test_no_quoted_printable_line_passes_76_octets_at_any_length(ending: str, after: str) -> None:
+    for length in range(60, 240):
+        for filler in ("a", "=", "é", "a b"):
+            head = (filler * length)[: max(0, length - len(ending))]
+            text = head + ending + after
+            encoded = mime._quoted_printable(text)
+            for line in encoded.split(b"\r\n"):
+                assert len(line) <= 76, (length, filler, ending, after, line)
+                # Whitespace at the end of an encoded line is dropped by decoders
+                # (RFC 2045 §6.7 rule 3): it must be escaped or followed by a soft break.
+                assert not line.endswith((b" ", b"\t")), (length, ending, line)
+            expected = text.replace("\r\n", "\n").replace("\n", "\r\n")
+            assert binascii.a2b_qp(encoded).decode("utf-8") == expected, (length, ending)
