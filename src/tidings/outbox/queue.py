@@ -64,14 +64,24 @@ async def claim(
     """Lease up to `limit` due messages, oldest first, for `worker_id`. Side effects:
     QUEUED → SENDING, lease_until and worker_id set, attempts + 1. Caller commits at once;
     the lease and the worker's heartbeat protect the rows."""
-    due = for_update(
-        session,
-        select(M.id).where(M.status == S.QUEUED, M.due_at <= now).order_by(M.due_at).limit(limit),
-        skip_locked=True,
+    # A materialised CTE, read once: as `IN (subquery)`, PostgreSQL may plan a nested loop
+    # that runs the LIMIT … SKIP LOCKED subquery again for each row it updates, each run
+    # finding rows the last did not lock yet, so one claim took every due message.
+    due = (
+        for_update(
+            session,
+            select(M.id)
+            .where(M.status == S.QUEUED, M.due_at <= now)
+            .order_by(M.due_at)
+            .limit(limit),
+            skip_locked=True,
+        )
+        .cte("due")
+        .prefix_with("MATERIALIZED")
     )
     statement = (
         update(MESSAGES)
-        .where(M.id.in_(due.scalar_subquery()))
+        .where(M.id.in_(select(due.c.id)))
         .values(
             status=S.SENDING, lease_until=lease_until, worker_id=worker_id, attempts=M.attempts + 1
         )
