@@ -12,10 +12,10 @@
         or failed
 
 `outcomes` (the batch's `dispatcher/recorder.py`) writes them down in small steps, and
-no chunk goes to a provider before it has room for it (`room`): at most `record_every`
-messages are handed over without their outcome written down, so a worker killed
-mid-batch sends again only those. A streaming channel (SMTP) gets chunks of half that,
-so that one chunk goes while the last one's outcomes are written. A group that
+no chunk goes to a provider before it has room for it (`room`): at most twice
+`record_every` messages are handed over without their outcome written down, so a worker
+killed mid-batch sends again only those. A streaming channel (SMTP) gets chunks of half
+`record_every`, so that chunks go while the last ones' outcomes are written. A group that
 cannot go on (the database unreachable while taking a connection's slots, or a bug)
 ends every message it had not yet handed over: deferred, its attempt given back, when
 the database was away; queued again as an "internal error" attempt otherwise.
@@ -227,7 +227,7 @@ Record = Callable[[Sequence[Outcome]], None]
 class Outcomes(Protocol):
     """What the deliverer needs of the batch's recorder (`dispatcher/recorder.py`)."""
 
-    every: int  # the most messages handed over without their outcome written down
+    every: int  # outcomes written at once; twice this may be handed over unwritten
 
     def add(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes to write down (never blocks)."""

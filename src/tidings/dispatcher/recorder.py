@@ -7,11 +7,13 @@
 One writer task beside the sending: it writes what has come in once `every` outcomes
 wait or the oldest has waited `seconds`, one write at a time (what comes in meanwhile
 goes in the next). The sender asks `room(n)` before it hands `n` more messages to a
-provider, and waits while that would leave more than `every` messages handed over whose
-outcome is not written down (the writer then writes what it has at once): a worker
-killed mid-batch sends again at most `every` messages, those on the wire included.
-Without that bound a write slowed by a busy machine (measured: 60–900 ms) let the
-outcomes behind it pile up to 2,000, and each kill sent 300–1,000 messages twice.
+provider, and waits while that would leave more than `2 × every` messages handed over
+whose outcome is not written down — the step being written and the next (the writer
+then writes what it has at once): a worker killed mid-batch sends again at most that
+many, those on the wire included. Without that bound a write slowed by a busy machine
+(measured: 60–900 ms) let the outcomes behind it pile up to 1,880, and each kill sent
+150–980 messages twice. (A bound of `every` alone kept the sender waiting for each
+write: one PostgreSQL dispatcher sent about 1,900 messages/s instead of 2,700.)
 
 A write the database refuses because it cannot be reached (a restart) is tried again,
 waiting RECORD_RETRY_SECONDS[0] and doubling up to [1], with the outcomes kept in memory
@@ -87,10 +89,10 @@ class Recorder:
 
     async def room(self, count: int) -> None:
         """Wait until `count` more messages may be handed over: until the outcomes not yet
-        written down leave room for them within `every` (when `count` is more than
-        `every`, a provider request that carries that many: until all are written). The
-        writer writes what it has meanwhile, without waiting for `every` or `seconds`."""
-        limit = max(self.every - count, 0)
+        written down leave room for them within `2 × every` (when `count` is more, a
+        provider request that carries that many: until all are written). The writer
+        writes what it has meanwhile, without waiting for `every` or `seconds`."""
+        limit = max(2 * self.every - count, 0)
         while self.unwritten > limit and self._writer is not None and not self._writer.done():
             self._hurry = True
             self._written.clear()

@@ -1,5 +1,5 @@
-"""A worker hands a provider no more than `record_every` messages whose outcome it has not
-written down, however slow the writes: what a kill can make it send twice is bounded by
+"""A worker hands a provider no more than twice `record_every` messages whose outcome it
+has not written down, however slow the writes: what a kill can make it send twice is bounded by
 the record step, not by how far the database lags behind the provider (issue 13, item 3:
 before this bound, a write slowed by a busy machine let 2,000 outcomes pile up behind it,
 and a SIGKILLed worker re-sent 300–1,000 messages)."""
@@ -47,7 +47,7 @@ class Counting(RecordingChannel):
         return results
 
 
-async def test_no_more_than_record_every_messages_go_unwritten_behind_a_slow_database(
+async def test_no_more_than_twice_record_every_messages_go_unwritten_behind_a_slow_database(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     org = await make_org(db)
@@ -87,6 +87,7 @@ async def test_no_more_than_record_every_messages_go_unwritten_behind_a_slow_dat
             ).scalars()
         )
     assert statuses == ["sent"] * 60
-    assert max(channel.unwritten_at_calls) <= EVERY
+    assert max(channel.unwritten_at_calls) <= 2 * EVERY
     assert {len(b) for b in channel.batches} <= set(range(1, EVERY // 2 + 1))
-    assert len(steps) >= 60 // EVERY  # written in steps while it went (not all at the end)
+    assert len(steps) >= 60 // (2 * EVERY)  # written in steps as it went, not at the end
+    assert max(steps) <= 2 * EVERY

@@ -108,12 +108,29 @@ class HeldWrites(Writes):
         await super().__call__(outcomes)
 
 
-async def test_the_sender_waits_for_room_while_a_slow_write_holds_every_outcome() -> None:
+async def test_the_sender_waits_while_twice_every_is_unwritten() -> None:
     writes = HeldWrites()
-    async with Recorder(writes, every=4, seconds=60, give_up_after=60) as outcomes:
+    async with Recorder(writes, every=2, seconds=60, give_up_after=60) as outcomes:
         await outcomes.room(2)  # nothing unwritten: at once
         outcomes.add(sent(0, 3))
-        waiting = asyncio.create_task(outcomes.room(2))  # 3 + 2 would be over 4
+        await settle()
+        assert writes.started == [[0, 1, 2]]  # `every` came in: being written (slowly)
+        await outcomes.room(1)  # 3 + 1 is within twice `every`
+        outcomes.add(sent(3))
+        waiting = asyncio.create_task(outcomes.room(2))  # 4 + 2 would be over 4
+        await settle()
+        assert not waiting.done()
+        assert outcomes.unwritten == 4
+        writes.release.set()
+        await asyncio.wait_for(waiting, timeout=5)  # 1 + 2: room again
+    assert writes.steps == [[0, 1, 2], [3]]
+
+
+async def test_room_waits_for_a_slow_write_even_below_every() -> None:
+    writes = HeldWrites()
+    async with Recorder(writes, every=4, seconds=60, give_up_after=60) as outcomes:
+        outcomes.add(sent(0, 3))
+        waiting = asyncio.create_task(outcomes.room(6))  # 3 + 6 would be over 8
         await settle()
         # The writer did not wait for `every` or `seconds`: the sender needs room.
         assert writes.started == [[0, 1, 2]]
@@ -129,7 +146,7 @@ async def test_room_for_more_than_every_waits_until_everything_is_written() -> N
     writes = HeldWrites()
     async with Recorder(writes, every=4, seconds=60, give_up_after=60) as outcomes:
         outcomes.add(sent(0, 1))
-        waiting = asyncio.create_task(outcomes.room(10))  # one provider request of 10
+        waiting = asyncio.create_task(outcomes.room(10))  # one provider request of 10 > 8
         await settle()
         assert not waiting.done()
         writes.release.set()
