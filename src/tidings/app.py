@@ -48,6 +48,7 @@ from tidings.links.tokens import TokenSigner
 from tidings.lists import routes as lists
 from tidings.messages import routes as messages
 from tidings.monitoring import routes as monitoring
+from tidings.monitoring.outbox import OutboxGauges
 from tidings.orgs import routes as orgs
 from tidings.privacy import routes as privacy
 from tidings.reports import routes as reports
@@ -117,6 +118,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.db = Database(settings)
     app.state.renderer = Renderer()
     app.state.signer = TokenSigner(load_secret(settings))
+    app.state.outbox_gauges = OutboxGauges()  # /metrics: the outbox read every few seconds
     stop = asyncio.Event()
     worker: asyncio.Task[None] | None = None
     if settings.dispatcher:

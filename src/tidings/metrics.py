@@ -16,17 +16,27 @@ the outbox's depth is read from the database when `/metrics` is scraped.
     tidings_claims_freed_total                     claims freed from dead workers (heartbeat)
     tidings_outcome_write_retries_total            record steps retried (database away)
     tidings_http_request_seconds{method,route,status}  the API, by route template
-    tidings_messages{status,channel}               the outbox's unfinished rows, at scrape
-    tidings_oldest_due_seconds                     how late the oldest due message is
-    tidings_connection_state{connection,state}     each connection's breaker, at scrape:
-                                                   1 for its state, 0 for the others
 
-Each process counts its own (with `serve --workers N` a scrape reaches one of them).
+The outbox's figures (`tidings_messages{status,channel}`, `tidings_oldest_due_seconds`)
+are read from the database by `monitoring/outbox.py` and added at scrape time.
+
+Each process counts its own. When PROMETHEUS_MULTIPROC_DIR names a directory (`tidings
+serve --workers N` makes one for its processes; an operator may set one for every
+process of a host, `tidings worker` included), each process also writes its counts
+there (prometheus-client's multiprocess mode) and `exposition()` sums those of every
+process that wrote there: a scrape that reaches any one of them shows them all.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""The variable naming where every process writes its counts (prometheus-client's)."""
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -77,21 +87,16 @@ HTTP_REQUEST_SECONDS = Histogram(
     ["method", "route", "status"],
     registry=REGISTRY,
 )
-MESSAGES = Gauge(
-    "tidings_messages",
-    "Unfinished messages in the outbox, by status and channel (read at scrape)",
-    ["status", "channel"],
-    registry=REGISTRY,
-)
-OLDEST_DUE_SECONDS = Gauge(
-    "tidings_oldest_due_seconds",
-    "Seconds since the oldest queued message became due (0 when none is late)",
-    registry=REGISTRY,
-)
-CONNECTION_STATE = Gauge(
-    "tidings_connection_state",
-    "Each connection's circuit breaker: 1 for its current state (closed, open, half_open), "
-    "0 for the others (read at scrape, for connections that have sent)",
-    ["connection", "state"],
-    registry=REGISTRY,
-)
+
+
+def exposition(*extra: Collector) -> bytes:
+    """The text format of a scrape: this process's counters — every process's, summed,
+    when MULTIPROCESS_DIR is set — then `extra` (figures read at scrape time)."""
+    counted = REGISTRY
+    if os.environ.get(MULTIPROCESS_DIR):
+        counted = CollectorRegistry()
+        MultiProcessCollector(counted)  # type: ignore[no-untyped-call]
+    read = CollectorRegistry(auto_describe=False)
+    for collector in extra:
+        read.register(collector)
+    return generate_latest(counted) + generate_latest(read)

@@ -3,6 +3,7 @@ dispatcher and the API did; every answer names its request id."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -19,6 +20,7 @@ from tidings.channels.base import PermanentSendError
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
 from tidings.dispatcher.loop import Dispatcher
+from tidings.monitoring.outbox import OutboxGauges
 from tidings.runtime import JsonFormatter
 from tidings.settings import Settings
 from tidings.testing import RecordingChannel
@@ -75,6 +77,31 @@ async def test_metrics_show_the_sends_the_outbox_and_the_api(
         'status="2xx"}' in text
     )
     assert "tidings_oldest_due_seconds 0.0" in text
+    assert 'tidings_messages{channel="email",status="sent"} 3.0' in text  # finished ones too
+
+
+async def test_the_outbox_is_counted_by_every_status_at_most_once_every_few_seconds(
+    db: Database,
+) -> None:
+    org = await make_org(db)
+    campaign = await email_campaign(db, org)
+    people = await audience(db, org, [{"email": f"o{i}@example.com"} for i in range(3)])
+    await broadcast_now(db, org, campaign, people.list_id)
+    await Dispatcher(db, renderer=Renderer()).drain()
+    now = [0.0]
+    gauges = OutboxGauges(seconds=10, clock=lambda: now[0])
+
+    first, same = await asyncio.gather(gauges.figures(db), gauges.figures(db))
+    assert first.counts == {("sent", "email"): 3}
+    assert same is first  # two scrapes at once: one read
+    await broadcast_now(db, org, campaign, people.list_id)
+    await Dispatcher(db, renderer=Renderer()).drain()  # 3 more sent
+    now[0] = 9.9
+    assert (await gauges.figures(db)) is first  # not read again yet
+    now[0] = 10.0
+    again = await gauges.figures(db)
+    assert again.counts == {("sent", "email"): 6}
+    assert gauges.reads == 2
 
 
 async def test_a_provider_failure_shows_in_the_metrics_and_in_a_json_log_line(
@@ -83,7 +110,7 @@ async def test_a_provider_failure_shows_in_the_metrics_and_in_a_json_log_line(
     org = await make_org(db)
     campaign = await email_campaign(db, org)
     people = await audience(db, org, [{"email": f"f{i}@example.com"} for i in range(3)])
-    await broadcast_now(db, org, campaign, people.list_id)
+    broadcast = await broadcast_now(db, org, campaign, people.list_id)
     refusal = "RCPT TO: 550 5.1.1 <f1@example.com>: no such user"
     channel = RecordingChannel(answers({"f1@example.com": PermanentSendError(refusal)}))
     lines = io.StringIO()
@@ -108,7 +135,9 @@ async def test_a_provider_failure_shows_in_the_metrics_and_in_a_json_log_line(
     failure = failures[0]
     assert failure["logger"] == "tidings.dispatcher.deliverer"
     assert failure["org_id"] == org.id
+    assert failure["broadcast_id"] == broadcast
     assert isinstance(failure["message_id"], int)
+    assert f"(org {org.id}, broadcast {broadcast})" in failure["message"]
     # The log holds no recipient: the provider's reply quoted the address, the line does not.
     assert failure["reason"] == "RCPT TO: 550 5.1.1 <<recipient>>: no such user"
     assert "f1@example.com" not in lines.getvalue()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tidings.settings import Settings
@@ -27,6 +28,7 @@ pytestmark = [
 
 WORKERS = 2
 CONNECTIONS = 16  # all on one of two processes by chance: 2 × 2⁻¹⁶
+METRICS_TOKEN = "metrics-token-of-the-processes"
 
 
 def _free_port() -> int:
@@ -76,7 +78,9 @@ def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[subprocess.Pope
         "TIDINGS_DATABASE_URL": settings.database_url,
         "TIDINGS_AUTO_MIGRATE": "false",
         "TIDINGS_SECRET_KEY": "workers-secret-key-of-at-least-32-characters",
+        "TIDINGS_METRICS_TOKEN": METRICS_TOKEN,
     }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # serve makes its own
     log = tmp_path / "serve.log"
     with log.open("w") as output:
         command = ["serve", "--workers", str(WORKERS), "--no-dispatcher", "--port", str(port)]
@@ -122,6 +126,37 @@ def test_a_burst_of_connections_is_spread_over_the_processes(
     finally:
         for connection in connections:
             connection.close()
+
+
+def test_metrics_count_the_requests_of_every_process(
+    served: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    """Each scrape reaches one process (whichever took its connection); each shows what
+    all of them counted, not its own share."""
+    server, port = served
+    connections = [
+        socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(CONNECTIONS)
+    ]
+    try:
+        for connection in connections:
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        for connection in connections:
+            assert connection.recv(4096).startswith(b"HTTP/1.1 200")
+        held = {child: _established(child, port) for child in _children(server.pid)}
+        assert all(count > 0 for count in held.values()), held  # both served some
+    finally:
+        for connection in connections:
+            connection.close()
+    healthz = 'tidings_http_request_seconds_count{method="GET",route="/healthz",status="2xx"}'
+    counted = f"{healthz} {CONNECTIONS}.0"
+    for _ in range(2 * WORKERS):  # new connections: the scrapes reach either process
+        scraped = httpx.get(
+            f"http://127.0.0.1:{port}/metrics",
+            headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+            timeout=10,
+        )
+        assert scraped.status_code == 200
+        assert counted in scraped.text
 
 
 def test_sigterm_stops_every_process(served: tuple[subprocess.Popen[bytes], int]) -> None:

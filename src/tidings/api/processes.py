@@ -10,6 +10,11 @@ them before it starts a process, and hands each one its socket: connections that
 while a process is still starting wait in its socket's backlog, and a taken port is one
 error, at once.
 
+The processes count for `/metrics` together: unless the operator named a directory in
+PROMETHEUS_MULTIPROC_DIR, the parent makes a temporary one and gives it to them
+(prometheus-client's multiprocess mode, `tidings.metrics`), so a scrape that reaches any
+process shows the counts of all; the directory is removed when the set stops.
+
 The parent only supervises. SIGTERM or SIGINT is passed on to every process as SIGTERM
 (uvicorn finishes the requests in flight, then stops). When one process ends without
 being asked, the parent stops the others and exits with status 1, so that the service
@@ -19,12 +24,17 @@ manager restarts the set; it does not restart processes itself.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from types import FrameType
+
+from tidings.metrics import MULTIPROCESS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +73,11 @@ def supervise(*, host: str, port: int, workers: int) -> int:
         raise
     children: list[subprocess.Popen[bytes]] = []
     asked = False
+    env = dict(os.environ)
+    counts_dir = None
+    if not env.get(MULTIPROCESS_DIR):
+        counts_dir = tempfile.mkdtemp(prefix="tidings-metrics-")
+        env[MULTIPROCESS_DIR] = counts_dir
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         nonlocal asked
@@ -81,6 +96,7 @@ def supervise(*, host: str, port: int, workers: int) -> int:
                         [*command, "--fd", str(sock.fileno())],
                         pass_fds=[sock.fileno()],
                         start_new_session=True,
+                        env=env,
                     )
                 )
         finally:
@@ -99,6 +115,8 @@ def supervise(*, host: str, port: int, workers: int) -> int:
         _stop(children, wait=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if counts_dir is not None:
+            shutil.rmtree(counts_dir, ignore_errors=True)
     return 0 if asked else 1
 
 

@@ -1,17 +1,21 @@
 """Sending a rendered batch through its connections, within their cluster-wide limits.
 
-    send(rendered, record) ──▶ per connection: the live channel (rebuilt when the row changed)
+    send(rendered, outcomes) ──▶ per connection: the live channel (rebuilt when the row changed)
         sink ─────────▶ call_provider(whole group)
         a connection ─▶ acquire slots (max_concurrency) ──▶ acquire a rate grant
-                        ──▶ call_provider(chunks) … until done or the provider pushes back
+                        ──▶ call_provider(chunks), each once the batch's recorder has
+                            room for it … until done or the provider pushes back
                         ──▶ release the slots ──▶ penalise on push-back
                         ──▶ the rest deferred, spread at the rate, no attempt used
-    ──▶ one Outcome per message, handed to `record` the moment it is known (a streaming
+    ──▶ one Outcome per message, handed to `outcomes` the moment it is known (a streaming
         channel reports each reply as it reads it): sent, queued again (retry policy),
         or failed
 
-`record` (the batch's `dispatcher/recorder.py`) writes them down in small steps, so a
-worker killed mid-batch sends again only what it had not written down. A group that
+`outcomes` (the batch's `dispatcher/recorder.py`) writes them down in small steps, and
+no chunk goes to a provider before it has room for it (`room`): at most twice
+`record_every` messages are handed over without their outcome written down, so a worker
+killed mid-batch sends again only those. A streaming channel (SMTP) gets chunks of half
+`record_every`, so that chunks go while the last ones' outcomes are written. A group that
 cannot go on (the database unreachable while taking a connection's slots, or a bug)
 ends every message it had not yet handed over: deferred, its attempt given back, when
 the database was away; queued again as an "internal error" attempt otherwise.
@@ -28,8 +32,9 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from tidings import metrics
 from tidings.channels.base import (
@@ -69,12 +74,14 @@ async def call_provider(
     *,
     spec: ConnectionSpec,
     report: Report | None = None,
+    broadcasts: Mapping[int, int | None] | None = None,
 ) -> Sequence[Result]:
     """`channel.send(batch, report=report)`, timed and logged: one result per message, in
     order (`report` hears those the channel tells as it goes).
 
     Logs at INFO one line per call (connection, kind, messages, sent, failed, unsent,
-    seconds) and at WARNING one line per failed message (its id and reason: never the
+    seconds) and at WARNING one line per failed message (its id, org, broadcast —
+    `broadcasts` maps message ids to theirs —, connection and reason: never the
     recipient, the content or a credential). A message a push-back kept from being
     handed over (`attempted=False`) is unsent, not failed. A SendError raised for the
     whole batch becomes that error for each message.
@@ -114,14 +121,18 @@ async def call_provider(
                 not isinstance(result, TransientSendError) or result.attempted
             ):
                 reason = _without_recipient(result.reason, message.recipient)
+                broadcast_id = (broadcasts or {}).get(message.message_id)
                 log.warning(
-                    "message %d not sent on %s, %s: %s",
+                    "message %d (org %d, %s) not sent on %s, %s: %s",
                     message.message_id,
+                    message.org_id,
+                    "no broadcast" if broadcast_id is None else f"broadcast {broadcast_id}",
                     where,
                     "transient" if isinstance(result, TransientSendError) else "permanent",
                     reason,
                     extra={"message_id": message.message_id, "org_id": message.org_id,
-                           "connection_id": spec.id, "reason": reason},
+                           "broadcast_id": broadcast_id, "connection_id": spec.id,
+                           "reason": reason},
                 )  # fmt: skip
     return results
 
@@ -211,7 +222,19 @@ async def _send_each_failing_alone(
 
 
 Record = Callable[[Sequence[Outcome]], None]
-"""Where the deliverer puts outcomes the moment it knows them (the batch's recorder)."""
+"""Where the deliverer puts outcomes the moment it knows them."""
+
+
+class Outcomes(Protocol):
+    """What the deliverer needs of the batch's recorder (`dispatcher/recorder.py`)."""
+
+    every: int  # outcomes written at once; twice this may be handed over unwritten
+
+    def add(self, outcomes: Sequence[Outcome]) -> None:
+        """Outcomes to write down (never blocks)."""
+
+    async def room(self, count: int) -> None:
+        """Wait until `count` more messages may be handed over."""
 
 
 class Deliverer:
@@ -240,13 +263,13 @@ class Deliverer:
         self.rng = rng
         self._channels: dict[int | None, tuple[datetime | None, Channel]] = {}
 
-    async def send(self, rendered: Rendered, record: Record) -> None:
-        """Every outcome of a rendered batch, each to `record` as soon as it is known: the
+    async def send(self, rendered: Rendered, outcomes: Outcomes) -> None:
+        """Every outcome of a rendered batch, each to `outcomes` as soon as it is known: the
         failures found while rendering, then each connection's. Never raises (but for
         cancellation): every message of the batch gets its outcome."""
-        record([self._outcome(message, error) for message, error in rendered.failures])
+        outcomes.add([self._outcome(message, error) for message, error in rendered.failures])
         for connection_id, group in rendered.by_channel.items():
-            await self.send_group(rendered.specs[connection_id], group, record)
+            await self.send_group(rendered.specs[connection_id], group, outcomes)
 
     async def close(self) -> None:
         """Close every provider connection this worker opened."""
@@ -254,9 +277,10 @@ class Deliverer:
         for _, channel in channels.values():
             await channel.close()
 
-    async def send_group(self, spec: ConnectionSpec, group: Group, record: Record) -> None:
+    async def send_group(self, spec: ConnectionSpec, group: Group, outcomes: Outcomes) -> None:
         """Send what the connection's cluster-wide limits allow now; defer the rest. Each
-        outcome goes to `record` once, as soon as it is known."""
+        outcome goes to `outcomes` once, as soon as it is known."""
+        record = outcomes.add
         done: set[int] = set()  # positions in `group` whose outcome was recorded
 
         def settle(position: int, result: Result) -> None:
@@ -273,12 +297,13 @@ class Deliverer:
             channel = await self._channel(spec)
             if spec.id is None:  # the sink has no limits
                 sunk = await call_provider(
-                    channel, [outgoing for _, outgoing in group], spec=spec, report=settle
-                )
+                    channel, [outgoing for _, outgoing in group], spec=spec, report=settle,
+                    broadcasts=_broadcasts(group),
+                )  # fmt: skip
                 for position, result in enumerate(sunk):
                     settle(position, result)
                 return
-            results, retry_after = await self._send_limited(channel, spec, group, settle)
+            results, retry_after = await self._send_limited(channel, spec, group, settle, outcomes)
             pushback = _pushback(results)
             if pushback is not None:
                 await self._penalise(spec.id, seconds=pushback)
@@ -341,7 +366,12 @@ class Deliverer:
             return 0.0
 
     async def _send_limited(
-        self, channel: Channel, spec: ConnectionSpec, group: Group, settle: Report
+        self,
+        channel: Channel,
+        spec: ConnectionSpec,
+        group: Group,
+        settle: Report,
+        outcomes: Outcomes,
     ) -> tuple[list[Result], float]:
         """The results of the first messages of `group`, as many as the limits let go now
         (fewer when the provider pushed back), and the seconds until more could go; each
@@ -353,7 +383,8 @@ class Deliverer:
         all gets the whole grant in one call, which it streams (pipelined SMTP).
         Otherwise the grant goes `slots.count` sends at a time. A channel that carries
         many messages in one request (`messages_per_request`: Infobip's batch_size)
-        counts a request as one send.
+        counts a request as one send. Each chunk waits for room in `outcomes` (see the
+        module's docstring); a stream goes in chunks of half `outcomes.every`.
         """
         assert spec.id is not None
         parallelism = channel.parallelism
@@ -383,8 +414,9 @@ class Deliverer:
                 )
             if slots.count:
                 now_sending = [outgoing for _, outgoing in group[: grant.count]]
+                broadcasts = _broadcasts(group)
                 whole = parallelism is not None and parallelism <= slots.count
-                width = max(len(now_sending), 1) if whole else slots.count * per_send
+                width = max(outcomes.every // 2, 1) if whole else slots.count * per_send
                 width = min(width, PUSHBACK_CHECK_EVERY)
                 unchecked = 0  # messages handed over since the last look at the block
                 for start in range(0, len(now_sending), width):
@@ -392,11 +424,13 @@ class Deliverer:
                         unchecked = 0
                         if held_off := await self._blocked_for(spec.id):
                             break  # another worker was told to hold off: this one stops too
+                    await outcomes.room(min(width, len(now_sending) - start))
                     sent = await call_provider(
                         channel,
                         now_sending[start : start + width],
                         spec=spec,
                         report=_shifted(settle, start),
+                        broadcasts=broadcasts,
                     )
                     for position, result in enumerate(sent, start):
                         settle(position, result)
@@ -474,6 +508,11 @@ class Deliverer:
             connection_id=connection_id,
             transient=transient,
         )
+
+
+def _broadcasts(group: Group) -> dict[int, int | None]:
+    """Message id → broadcast id, for the failure log lines."""
+    return {message.id: message.broadcast_id for message, _ in group}
 
 
 def _shifted(report: Report, offset: int) -> Report:

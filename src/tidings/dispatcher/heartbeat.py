@@ -10,6 +10,12 @@ workers held — within seconds of their death, not when their lease runs out.
                               messages QUEUED again, due now; their slots and rows deleted
     leave()     its own claims without an outcome queued again, its slots and row deleted
 
+A worker of the same host (the same name in `workers.host`) silent for two heartbeats
+whose process id no longer runs is dead at once, without waiting for `dead_after`: a
+worker that a service manager restarts after a crash frees its predecessor's claims at
+its first heartbeat. (A process id taken again by another process only makes it wait
+for `dead_after`, as a worker of another host does.)
+
 The claim step tags each message with the claiming worker's id (`messages.worker_id`),
 so a heartbeat renews every message the worker holds at once, without touching them, and
 freeing a dead worker's messages is one UPDATE through the partial index of leased rows.
@@ -66,6 +72,7 @@ class Heartbeat:
         self.clock = clock
         self.wall = wall
         self.worker_id: int | None = None
+        self.host = socket.gethostname()
         self.started_at = wall()
         # Since when heartbeats have gone through without a failure; None after a failure
         # until the next success. `_failed` says whether any ever failed.
@@ -79,7 +86,7 @@ class Heartbeat:
             try:
                 async with self.db.transaction() as session:
                     self.worker_id = await queries.join(
-                        session, name=self.name, host=socket.gethostname(), pid=os.getpid(),
+                        session, name=self.name, host=self.host, pid=os.getpid(),
                         started_at=self.started_at, now=self.clock(),
                     )  # fmt: skip
             except Exception as exc:
@@ -130,7 +137,7 @@ class Heartbeat:
                     self.worker_id, self.name,
                 )  # fmt: skip
                 await queries.join(
-                    session, name=self.name, host=socket.gethostname(), pid=os.getpid(),
+                    session, name=self.name, host=self.host, pid=os.getpid(),
                     started_at=self.started_at, now=now, worker_id=self.worker_id,
                 )  # fmt: skip
             await queries.renew(
@@ -140,18 +147,16 @@ class Heartbeat:
                 expires_epoch=now + self.dead_after,
             )
             if self._may_free(now):
+                here = queries.Here(self.host, now - 2 * self.interval, running=_running)
                 freed = await queries.free_dead_workers(
-                    session, silent_since=now - self.dead_after, now=self.wall()
+                    session, silent_since=now - self.dead_after, now=self.wall(), here=here
                 )
         if self._connected_since is None:
             self._connected_since = now
         if freed.workers:
             metrics.CLAIMS_FREED.inc(freed.messages)
             for worker_id, name in freed.workers:
-                log.warning(
-                    "worker %d (%s) silent for %.0f s: taken for dead", worker_id, name,
-                    self.dead_after,
-                )  # fmt: skip
+                log.warning("worker %d (%s) taken for dead", worker_id, name)
             log.warning(
                 "freed %d claimed messages and %d connection slots of %d dead workers",
                 freed.messages, freed.slots, len(freed.workers),
@@ -185,3 +190,14 @@ class Heartbeat:
             log.warning("worker %d left %d claimed messages to the others", self.worker_id,
                         freed.messages)  # fmt: skip
         self.worker_id = None
+
+
+def _running(pid: int) -> bool:
+    """Whether a process `pid` runs on this host (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

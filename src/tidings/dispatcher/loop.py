@@ -275,7 +275,7 @@ class Dispatcher:
                 seconds=self.config.record_seconds,
                 give_up_after=self.config.lease.total_seconds(),
             ) as recorder:
-                await self.deliverer.send(batch.rendered, recorder.add)
+                await self.deliverer.send(batch.rendered, recorder)
             tallied = tally(recorder.tally)
         async with self.db.transaction() as session:  # the finish step
             finished = await queries.finish_broadcasts(session, now=self.clock())

@@ -16,7 +16,7 @@ credit given back, tracked links stored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,7 +31,7 @@ from tidings.connections import health
 from tidings.credits import service as credits
 from tidings.db.dialect import insert_selected_ignoring_conflicts, json_rows
 from tidings.dispatcher.limit_queries import renew, unhold_all
-from tidings.dispatcher.worker_queries import beat, dead, forget, join
+from tidings.dispatcher.worker_queries import beat, dead, forget, join, silent_on
 from tidings.events.outcomes import add_outcome_events, notify_outcome_events
 from tidings.links.models import Link
 from tidings.outbox import queue
@@ -43,6 +43,7 @@ from tidings.suppressions import erased
 from tidings.suppressions.service import suppress_hard_bounce
 
 __all__ = [
+    "Here",
     "beat",
     "claim",
     "finish_broadcasts",
@@ -68,12 +69,36 @@ class Freed:
     slots: int
 
 
-async def free_dead_workers(session: AsyncSession, *, silent_since: float, now: datetime) -> Freed:
-    """Side effects, for every worker whose last heartbeat is before `silent_since`: the
-    messages it claimed and holds no outcome for are QUEUED again, due now
-    (`outbox.queue.free_claims`); its connection slots are deleted; its row too. The
-    rows of workers another transaction is freeing are skipped (PostgreSQL)."""
+@dataclass(frozen=True, slots=True)
+class Here:
+    """What a worker knows of its own host: its name, and whether a process id runs. A
+    worker of this host silent since `silent_since` whose process is gone is dead then,
+    without waiting for the general `silent_since`."""
+
+    host: str
+    silent_since: float
+    running: Callable[[int], bool]
+
+
+async def free_dead_workers(
+    session: AsyncSession, *, silent_since: float, now: datetime, here: Here | None = None
+) -> Freed:
+    """Side effects, for every worker whose last heartbeat is before `silent_since` — and,
+    given `here`, every worker of this host silent since `here.silent_since` whose
+    process is gone —: the messages it claimed and holds no outcome for are QUEUED
+    again, due now (`outbox.queue.free_claims`); its connection slots are deleted; its
+    row too. The rows of workers another transaction is freeing are skipped
+    (PostgreSQL)."""
     found = await dead(session, silent_since=silent_since)
+    if here is not None:
+        known = {worker_id for worker_id, _ in found}
+        found += [
+            (worker_id, name)
+            for worker_id, name, pid in await silent_on(
+                session, host=here.host, silent_since=here.silent_since
+            )
+            if worker_id not in known and not here.running(pid)
+        ]
     return await free_workers(session, workers=found, now=now)
 
 

@@ -62,3 +62,18 @@ async def forget(session: AsyncSession, *, worker_ids: Sequence[int]) -> None:
     """Side effect: these workers' rows are deleted."""
     if worker_ids:
         await session.execute(delete(WORKERS).where(W.id.in_(list(worker_ids))))
+
+
+async def silent_on(
+    session: AsyncSession, *, host: str, silent_since: float
+) -> list[tuple[int, str, int]]:
+    """The workers of `host` whose last heartbeat is before `silent_since`, as (id, name,
+    pid), locked until commit (PostgreSQL: those another live worker is freeing already
+    are skipped)."""
+    query = (
+        select(W.id, W.name, W.pid)
+        .where(W.host == host, W.heartbeat_epoch < silent_since)
+        .order_by(W.id)
+    )
+    rows = await session.execute(for_update(session, query, skip_locked=True))
+    return [(int(row.id), str(row.name), int(row.pid)) for row in rows]

@@ -194,13 +194,11 @@ async def next_due(session: AsyncSession) -> datetime | None:
     return value
 
 
-async def unfinished_counts(session: AsyncSession) -> dict[tuple[str, str], int]:
-    """(status, channel) → messages QUEUED or SENDING, read through their partial indexes
-    (read only; for monitoring)."""
+async def status_counts(session: AsyncSession) -> dict[tuple[str, str], int]:
+    """(status, channel) → messages, every status (read only; for monitoring). One grouped
+    count over the whole outbox: its caller reads it at most every few seconds."""
     rows = await session.execute(
-        select(M.status, M.channel, func.count())
-        .where(M.status.in_([S.QUEUED.value, S.SENDING.value]))
-        .group_by(M.status, M.channel)
+        select(M.status, M.channel, func.count()).group_by(M.status, M.channel)
     )
     return {(status, channel): int(n) for status, channel, n in rows}
 

@@ -6,11 +6,12 @@ clock, two workers on one database as two processes would be."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support.factories import make_org
@@ -150,6 +151,41 @@ async def test_a_silent_workers_claims_and_slots_are_freed_and_a_live_ones_kept(
 
     # The freed messages are due at once, for whoever claims next: the live worker here.
     assert {c.id for c in await _claim(live, 10, at=clock())} == of_dead
+
+
+async def test_a_worker_of_this_host_whose_process_is_gone_is_dead_after_two_heartbeats(
+    db: Database, clock: Clock, workers: Make
+) -> None:
+    """A service manager restarting a crashed worker: the new one frees its predecessor's
+    claims at once, not `dead_after` later. A silent worker whose process still runs
+    (stalled, or another's process id) waits for `dead_after` as before."""
+    await _messages(db, 6)
+    stop = asyncio.Event()
+    crashed, stalled, live = workers("crashed"), workers("stalled"), workers("live")
+    for heartbeat in (crashed, stalled, live):
+        assert await heartbeat.join(stop)
+    of_crashed = {c.id for c in await _claim(crashed, 3)}
+    of_stalled = {c.id for c in await _claim(stalled, 3)}
+    ended = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import os; print(os.getpid())", stdout=asyncio.subprocess.PIPE
+    )
+    gone_pid = int((await ended.communicate())[0])
+    async with db.transaction() as session:  # its process has exited (this test's runs on)
+        await session.execute(
+            update(Worker).where(Worker.id == crashed.worker_id).values(pid=gone_pid)
+        )
+
+    clock.advance(3)
+    assert (await live.beat()).workers == []  # 3 s: not two heartbeats yet
+    clock.advance(2)
+    freed = await live.beat()  # 5 s of silence, and its process is gone
+    assert (freed.workers, freed.messages) == ([(crashed.worker_id, "crashed")], 3)
+    messages, names, _ = await _rows(db)
+    assert {messages[i][0] for i in of_crashed} == {"queued"}
+    assert {messages[i][0] for i in of_stalled} == {"sending"}  # its process runs: waits
+    assert sorted(names) == ["live", "stalled"]
+    clock.advance(DEAD_AFTER - 4)  # 11 s: dead whatever its process
+    assert (await live.beat()).workers == [(stalled.worker_id, "stalled")]
 
 
 async def test_a_worker_taken_for_dead_joins_again_under_its_id(

@@ -57,7 +57,10 @@ async def test_one_info_line_per_call_and_one_warning_per_failed_message(
     ]
     caplog.set_level(logging.INFO, logger="tidings.dispatcher.deliverer")
 
-    results = await call_provider(Scripted(answer), [sms(n) for n in (1, 2, 3, 4)], spec=SPEC)
+    broadcasts = {1: 9, 2: 9, 3: None, 4: 9}  # message 3: a single send
+    results = await call_provider(
+        Scripted(answer), [sms(n) for n in (1, 2, 3, 4)], spec=SPEC, broadcasts=broadcasts
+    )
 
     assert list(results) == answer
     infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
@@ -66,9 +69,17 @@ async def test_one_info_line_per_call_and_one_warning_per_failed_message(
     assert infos[0].startswith("provider call: connection 7 (kannel), 4 messages: ")
     assert "1 sent, 2 failed, 1 unsent in " in infos[0]
     assert warnings == [
-        "message 2 not sent on connection 7 (kannel), permanent: invalid number",
-        "message 3 not sent on connection 7 (kannel), transient: gateway busy",
+        "message 2 (org 1, broadcast 9) not sent on connection 7 (kannel), permanent: "
+        "invalid number",
+        "message 3 (org 1, no broadcast) not sent on connection 7 (kannel), transient: "
+        "gateway busy",
     ]
+    fields = [
+        (r.message_id, r.org_id, r.broadcast_id, r.connection_id)  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.levelno == logging.WARNING
+    ]
+    assert fields == [(2, 1, 9, 7), (3, 1, None, 7)]
     for secret_or_content in ("+41793026727", "4711", "hunter2"):  # recipient, text, credential
         assert secret_or_content not in caplog.text
 

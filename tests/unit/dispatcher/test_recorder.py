@@ -92,3 +92,63 @@ async def test_outcomes_are_given_up_once_the_lease_has_run_out(
         outcomes.add(sent(0))
     assert writes.steps == []
     assert "gave up writing 1 outcomes" in caplog.text
+
+
+class HeldWrites(Writes):
+    """A record step that waits for `release` before it goes through (a slow database)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.started: list[list[int]] = []
+
+    async def __call__(self, outcomes: list[Outcome]) -> None:
+        self.started.append([o.message_id for o in outcomes])
+        await self.release.wait()
+        await super().__call__(outcomes)
+
+
+async def test_the_sender_waits_while_twice_every_is_unwritten() -> None:
+    writes = HeldWrites()
+    async with Recorder(writes, every=2, seconds=60, give_up_after=60) as outcomes:
+        await outcomes.room(2)  # nothing unwritten: at once
+        outcomes.add(sent(0, 3))
+        await settle()
+        assert writes.started == [[0, 1, 2]]  # `every` came in: being written (slowly)
+        await outcomes.room(1)  # 3 + 1 is within twice `every`
+        outcomes.add(sent(3))
+        waiting = asyncio.create_task(outcomes.room(2))  # 4 + 2 would be over 4
+        await settle()
+        assert not waiting.done()
+        assert outcomes.unwritten == 4
+        writes.release.set()
+        await asyncio.wait_for(waiting, timeout=5)  # 1 + 2: room again
+    assert writes.steps == [[0, 1, 2], [3]]
+
+
+async def test_room_waits_for_a_slow_write_even_below_every() -> None:
+    writes = HeldWrites()
+    async with Recorder(writes, every=4, seconds=60, give_up_after=60) as outcomes:
+        outcomes.add(sent(0, 3))
+        waiting = asyncio.create_task(outcomes.room(6))  # 3 + 6 would be over 8
+        await settle()
+        # The writer did not wait for `every` or `seconds`: the sender needs room.
+        assert writes.started == [[0, 1, 2]]
+        assert not waiting.done()
+        assert outcomes.unwritten == 3
+        writes.release.set()
+        await asyncio.wait_for(waiting, timeout=5)
+        assert outcomes.unwritten == 0
+    assert writes.steps == [[0, 1, 2]]
+
+
+async def test_room_for_more_than_every_waits_until_everything_is_written() -> None:
+    writes = HeldWrites()
+    async with Recorder(writes, every=4, seconds=60, give_up_after=60) as outcomes:
+        outcomes.add(sent(0, 1))
+        waiting = asyncio.create_task(outcomes.room(10))  # one provider request of 10 > 8
+        await settle()
+        assert not waiting.done()
+        writes.release.set()
+        await asyncio.wait_for(waiting, timeout=5)
+        assert outcomes.unwritten == 0
