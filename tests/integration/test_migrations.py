@@ -328,3 +328,14 @@ def test_0020_adds_members_one_email_each_and_their_sessions_go_with_them(
     command.downgrade(config, "0019")
     _, _, tables = _inspect(empty_database)
     assert not tables & {"members", "console_sessions", "sign_in_links", "sign_in_attempts"}
+
+
+def test_0021_adds_the_console_s_contact_imports(empty_database: str) -> None:
+    config = migrate.alembic_config(empty_database)
+    command.upgrade(config, "0021")
+    _, _, tables = _inspect(empty_database)
+    assert "contact_imports" in tables
+    command.downgrade(config, "0020")
+    _, _, tables = _inspect(empty_database)
+    assert "contact_imports" not in tables
+    command.upgrade(config, "head")
