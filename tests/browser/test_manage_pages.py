@@ -76,3 +76,48 @@ def test_build_a_segment_and_see_its_count(page: Page, console_server: Served) -
     page.goto("/segments")
     expect(page.locator("table.segments")).to_contain_text("Big accounts")
     shoot(page, "segments")
+
+
+def test_edit_a_template_with_its_preview(page: Page, console_server: Served) -> None:
+    member = console_server.member(role=Role.ADMIN)
+    org_id = member.org_id
+
+    async def ada(db: Database) -> None:
+        async with db.transaction() as session:
+            await contacts.upsert_contacts(
+                session, org_id=org_id, list_ids=[],
+                rows=[{"email": "ada@example.com", "first_name": "Ada"}],
+            )  # fmt: skip
+
+    console_server.run(ada)
+    sign_in_through_the_form(page, member.email)
+    page.goto("/templates")
+    shoot(page, "templates-empty")
+    page.click("text=New template")
+    page.fill("#name", "Welcome")
+    page.fill("#subject", "Hello {{ first_name }}")
+    page.fill("#html", "<p>Hi <b>{{ first_name }}</b></p>")
+    shoot(page, "template-new")
+    page.click("form.editor button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Template: Welcome")
+    preview = page.locator("#preview")
+    expect(preview.locator("[data-part=subject]")).to_have_text("Hello ")
+    page.fill("#preview_for", "ada@example.com")
+    expect(preview.locator("[data-part=subject]")).to_have_text("Hello Ada")
+    frame = page.frame_locator("iframe.html-preview")
+    expect(frame.locator("b")).to_have_text("Ada")
+    page.fill("#subject", "Welcome aboard, {{ first_name }}")
+    expect(preview.locator("[data-part=subject]")).to_have_text("Welcome aboard, Ada")
+    page.fill("#html", "<p>{{ nope }}</p>")
+    expect(preview.locator(".field-error")).to_contain_text("nope")
+    page.fill("#html", "<p>Welcome, <b>{{ first_name }}</b></p>")
+    expect(frame.locator("b")).to_have_text("Ada")
+    shoot(page, "template-editor")
+    page.click("form.editor button[type=submit]")
+    expect(page.locator(".flash")).to_have_text("Saved as version 2")
+    page.click("text=history")
+    expect(page.locator("#v2 h2")).to_have_text("Version 2 (current)")
+    shoot(page, "template-versions")
+    page.click("text=Restore version 1")
+    expect(page.locator(".flash")).to_have_text("Version 1 restored as version 3")
+    expect(page.locator("#subject")).to_have_value("Hello {{ first_name }}")

@@ -2,6 +2,6 @@
 includes the router of each module in `PAGES`: a new page is a module here and one line
 in that tuple (docs/console.md)."""
 
-from tidings.console.routes import contacts, overview, segments, sign_in
+from tidings.console.routes import contacts, overview, segments, sign_in, templates
 
-PAGES = (sign_in, overview, contacts, segments)
+PAGES = (sign_in, overview, contacts, segments, templates)

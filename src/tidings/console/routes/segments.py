@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import Request, Response
 from starlette.datastructures import FormData
 
-from tidings.api.deps import SessionDep, WriteSessionDep
+from tidings.api.deps import SessionDep, WriteSessionDep, roll_back_now
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.audit.diff import diff
@@ -127,6 +127,7 @@ async def save(request: Request, viewer: ManageViewer, session: WriteSessionDep)
                                           description=body.description, filter=body.filter)
         )  # fmt: skip
     except InvalidInput as exc:
+        await roll_back_now(request)
         return await _builder(request, viewer, session, status=422, form=form, errors=exc.errors)
     await audit.record(session, org_id=viewer.org_id, by=viewer, action=Action.SEGMENT_CREATE,
                        target_id=item.id, changes=diff(None, audited_segment(item)))  # fmt: skip
