@@ -2,6 +2,15 @@
 includes the router of each module in `PAGES`: a new page is a module here and one line
 in that tuple (docs/console.md)."""
 
-from tidings.console.routes import contacts, overview, segments, sign_in, templates
+from tidings.console.routes import (
+    audit_log,
+    contacts,
+    keys,
+    overview,
+    segments,
+    sign_in,
+    suppressions,
+    templates,
+)
 
-PAGES = (sign_in, overview, contacts, segments, templates)
+PAGES = (sign_in, overview, contacts, segments, templates, suppressions, keys, audit_log)
