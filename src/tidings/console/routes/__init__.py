@@ -6,6 +6,7 @@ from tidings.console.routes import (
     audit_log,
     contacts,
     keys,
+    lists,
     overview,
     segments,
     sign_in,
@@ -13,4 +14,4 @@ from tidings.console.routes import (
     templates,
 )
 
-PAGES = (sign_in, overview, contacts, segments, templates, suppressions, keys, audit_log)
+PAGES = (sign_in, overview, contacts, lists, segments, templates, suppressions, keys, audit_log)
