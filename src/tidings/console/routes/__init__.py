@@ -5,13 +5,29 @@ in that tuple (docs/console.md)."""
 from tidings.console.routes import (
     audit_log,
     contacts,
+    credits,
     keys,
     lists,
     overview,
     segments,
+    settings,
     sign_in,
     suppressions,
     templates,
+    webhooks,
 )
 
-PAGES = (sign_in, overview, contacts, lists, segments, templates, suppressions, keys, audit_log)
+PAGES = (
+    sign_in,
+    overview,
+    contacts,
+    lists,
+    segments,
+    templates,
+    suppressions,
+    keys,
+    audit_log,
+    credits,
+    webhooks,
+    settings,
+)
