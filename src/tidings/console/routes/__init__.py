@@ -4,6 +4,7 @@ in that tuple (docs/console.md)."""
 
 from tidings.console.routes import (
     audit_log,
+    campaigns,
     contacts,
     credits,
     keys,
@@ -24,6 +25,7 @@ PAGES = (
     lists,
     segments,
     templates,
+    campaigns,
     suppressions,
     keys,
     audit_log,
