@@ -5,6 +5,7 @@ in that tuple (docs/console.md)."""
 from tidings.console.routes import (
     audit_log,
     campaigns,
+    connections,
     contacts,
     credits,
     keys,
@@ -26,6 +27,7 @@ PAGES = (
     segments,
     templates,
     campaigns,
+    connections,
     suppressions,
     keys,
     audit_log,
