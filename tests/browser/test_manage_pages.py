@@ -121,3 +121,42 @@ def test_edit_a_template_with_its_preview(page: Page, console_server: Served) ->
     page.click("text=Restore version 1")
     expect(page.locator(".flash")).to_have_text("Version 1 restored as version 3")
     expect(page.locator("#subject")).to_have_value("Hello {{ first_name }}")
+
+
+MANAGE_PAGES = {
+    "lists": ("/lists", "Lists"),
+    "campaigns": ("/campaigns", "Campaigns"),
+    "campaign-new": ("/campaigns/new", "New campaign"),
+    "connections": ("/connections", "Connections"),
+    "suppressions": ("/suppressions", "Suppressions"),
+    "webhooks": ("/webhooks", "Webhooks"),
+    "keys": ("/keys", "API keys"),
+    "credits": ("/credits", "Credits"),
+    "audit": ("/audit", "Audit log"),
+    "settings": ("/settings", "Settings"),
+}
+
+
+def test_every_management_page_opens_and_is_kept_as_a_screenshot(
+    page: Page, console_server: Served
+) -> None:
+    member = console_server.member(role=Role.OWNER)
+    sign_in_through_the_form(page, member.email)
+    page.goto("/lists")
+    page.fill("#name", "Newsletter")
+    page.click("form.new-list button[type=submit]")
+    expect(page.locator("h1")).to_have_text("List: Newsletter")
+    shoot(page, "list")
+    page.goto("/suppressions")
+    page.fill("#address", "gone@example.com")
+    page.click("form.add-suppression button[type=submit]")
+    expect(page.locator("table.suppressions")).to_contain_text("gone@example.com")
+    page.goto("/keys")
+    page.fill("#name", "CRM")
+    page.click("form.new-key button[type=submit]")
+    expect(page.locator("[data-secret]")).to_be_visible()
+    shoot(page, "key-issued")
+    for name, (path, title) in MANAGE_PAGES.items():
+        page.goto(path)
+        expect(page.locator("h1")).to_have_text(title)
+        shoot(page, name)
