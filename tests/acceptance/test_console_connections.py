@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from tests.support.console import signed_in
 from tests.support.factories import OrgWithKey, make_org
+from tidings.audit.models import AuditEntry
 from tidings.db.engine import Database
 from tidings.members.roles import Role
 
@@ -93,3 +95,46 @@ async def test_only_a_manager_tests_and_only_their_org_s_connection(
     assert gone.status_code == 404
     no_csrf = await client.post(f"/connections/{ident}/test")
     assert no_csrf.status_code == 403
+
+
+async def test_add_a_connection_whose_credentials_are_never_shown(
+    client: httpx.AsyncClient, db: Database, greeter: int
+) -> None:
+    me = await signed_in(client, db, role=Role.OWNER)
+    form = {"name": "relay", "channel": "email", "kind": "smtp", "max_concurrency": "4",
+            "settings_json": f'{{"host": "127.0.0.1", "port": {greeter}}}',
+            "credentials_json": f'{{"username": "u", "password": "{SECRET}"}}',
+            "csrf_token": me.csrf}  # fmt: skip
+    bad_port = await client.post(
+        "/connections", data={**form, "settings_json": '{"host": "127.0.0.1", "port": "x"}'}
+    )
+    assert bad_port.status_code == 422
+    assert "<code>settings.port</code>" in bad_port.text
+    assert SECRET not in bad_port.text  # not filled back in
+    private = await client.post(
+        "/connections", data={**form, "settings_json": '{"host": "10.0.0.1"}'}
+    )
+    assert private.status_code == 422
+    assert "refused" in private.text
+    not_json = await client.post("/connections", data={**form, "credentials_json": "{oops"})
+    assert not_json.status_code == 422
+    assert "not JSON" in not_json.text
+
+    added = await client.post("/connections", data=form)
+    assert added.status_code == 303, added.text
+    page = await client.get("/connections")
+    assert "relay" in page.text
+    assert SECRET not in page.text
+    assert "<code>password</code> set" in page.text
+    async with db.transaction(write=False) as session:
+        entries = list(
+            await session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "connection.create")
+            )
+        )
+    assert [e.actor for e in entries] == [f"member {me.member.id}"]
+    assert SECRET not in str(entries[0].changes)
+    client.cookies.clear()
+    editor = await signed_in(client, db, role=Role.EDITOR, org=me.org)
+    denied = await client.post("/connections", data={**form, "csrf_token": editor.csrf})
+    assert denied.status_code == 403
