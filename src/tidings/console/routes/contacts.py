@@ -15,6 +15,7 @@ and erasing need `manage`, as the API's routes do, and are audited as the member
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from typing import Annotated
@@ -98,9 +99,10 @@ async def import_upload(
         return render(request, "contacts/import.html", viewer, status_code=422, lists=found,
                       errors=errors)  # fmt: skip
     spool = tempfile.TemporaryFile()  # noqa: SIM115 (the background import closes it)
-    shutil.copyfileobj(file.file, spool)
+    # File work in a thread: a large upload must not stall the server's other requests.
+    await asyncio.to_thread(shutil.copyfileobj, file.file, spool)
     spool.seek(0)
-    total = imports.count_rows(spool)
+    total = await asyncio.to_thread(imports.count_rows, spool)
     async with db.transaction() as session:
         for wanted in list_id:  # a list of another org: 404, before anything is imported
             await lists.get_list(session, org_id=viewer.org_id, list_id=wanted)
