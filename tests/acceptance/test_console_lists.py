@@ -51,6 +51,10 @@ async def test_create_a_list_add_and_remove_a_member(
             )
         )
     assert actions == ["list.create", "list.members_add", "list.members_remove"]
+    deleted = await client.post(f"{where}/delete", data={"csrf_token": me.csrf})
+    assert deleted.status_code == 303
+    assert (await client.get(where)).status_code == 404
+    assert "person1@example.com" in (await client.get(f"/contacts/{ada}")).text  # stays
 
 
 async def test_a_viewer_reads_lists_and_another_org_s_list_is_404(
@@ -72,5 +76,7 @@ async def test_a_viewer_reads_lists_and_another_org_s_list_is_404(
         f"{where}/members", data={"address": "person9@example.com", "csrf_token": stranger.csrf}
     )
     assert answer.status_code == 404
+    gone = await client.post(f"{where}/delete", data={"csrf_token": stranger.csrf})
+    assert gone.status_code == 404
     async with db.transaction(write=False) as session:
         assert await session.scalar(select(ContactList.name)) == "Panel"

@@ -79,6 +79,18 @@ async def test_a_webhook_is_created_once_tested_and_shows_its_deliveries(
     assert await _actions(db, f"member {me.member.id}") == ["webhook.create", "webhook.test"]
     audit_text = str(await _entries_changes(db))
     assert secret.group(1) not in audit_text
+    paused = await client.post(
+        f"/webhooks/{endpoint.id}/enabled", data={"enabled": "false", "csrf_token": me.csrf}
+    )
+    assert paused.status_code == 303
+    assert "— disabled</p>" in (await client.get(f"/webhooks/{endpoint.id}")).text
+    deleted = await client.post(f"/webhooks/{endpoint.id}/delete", data={"csrf_token": me.csrf})
+    assert deleted.status_code == 303
+    assert (await client.get(f"/webhooks/{endpoint.id}")).status_code == 404
+    assert (await _actions(db, f"member {me.member.id}"))[-2:] == [
+        "webhook.update",
+        "webhook.delete",
+    ]
 
 
 async def _entries_changes(db: Database) -> list[object]:
@@ -122,8 +134,11 @@ async def test_another_org_s_webhook_is_404_and_a_viewer_cannot_test(
     client.cookies.clear()
     other = await signed_in(client, db, role=Role.OWNER, org=await make_org(db, "Other"))
     assert (await client.get(f"/webhooks/{endpoint_id}")).status_code == 404
-    gone = await client.post(f"/webhooks/{endpoint_id}/test", data={"csrf_token": other.csrf})
-    assert gone.status_code == 404
+    for action in ("test", "enabled", "delete"):
+        gone = await client.post(
+            f"/webhooks/{endpoint_id}/{action}", data={"enabled": "false", "csrf_token": other.csrf}
+        )
+        assert gone.status_code == 404, action
     async with db.transaction(write=False) as session:
         assert await session.scalar(select(WebhookDelivery.id)) is None
 

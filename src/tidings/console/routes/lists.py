@@ -5,6 +5,7 @@
     GET  /lists/{id}                             its members, paged
     POST /lists/{id}/members                     add a contact, by address (admin, owner)
     POST /lists/{id}/members/{contact}/remove    take one off              (admin, owner)
+    POST /lists/{id}/delete                      delete it (contacts stay) (admin, owner)
 
 Adding and removing call what `POST …/lists/{id}/members[/remove]` call and audit the
 same counts. A contact is named by its address (email, or a number starting with +):
@@ -142,3 +143,15 @@ async def remove_member(
                        action=Action.LIST_MEMBERS_REMOVE, target_id=list_id,
                        changes={"requested": 1, "removed": removed})  # fmt: skip
     return redirect(f"/lists/{list_id}", viewer, flash=f"Contact {contact_id} removed")
+
+
+@router.post("/lists/{list_id}/delete")
+async def delete(list_id: int, viewer: ManageViewer, session: WriteSessionDep) -> Response:
+    """Delete the list; its contacts stay (as `DELETE …/lists/{id}`)."""
+    before = audited_list(
+        list_out(await lists.get_list(session, org_id=viewer.org_id, list_id=list_id))
+    )
+    await lists.delete_list(session, org_id=viewer.org_id, list_id=list_id)
+    await audit.record(session, org_id=viewer.org_id, by=viewer, action=Action.LIST_DELETE,
+                       target_id=list_id, changes=diff(before, None))  # fmt: skip
+    return redirect("/lists", viewer, flash=f"List {list_id} deleted; its contacts stay")

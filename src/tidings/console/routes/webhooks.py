@@ -5,6 +5,8 @@ endpoint (its secret shown once), a test delivery.
     POST /webhooks                  subscribe a URL             (admin, owner)
     GET  /webhooks/{id}             its deliveries, oldest first (paged): attempts, last answer
     POST /webhooks/{id}/test        queue a `test` delivery     (admin, owner)
+    POST /webhooks/{id}/enabled     pause or resume deliveries  (admin, owner)
+    POST /webhooks/{id}/delete      delete it and its deliveries (admin, owner)
 
 A new URL is checked by `webhooks.service.checked_url` (the outbound policy of
 `net/ssrf.py`, as the API's) before the write transaction opens: the check resolves
@@ -99,3 +101,35 @@ async def send_test(webhook_id: int, viewer: ManageViewer, session: WriteSession
     await audit.record(session, org_id=viewer.org_id, by=viewer, action=Action.WEBHOOK_TEST,
                        target_id=webhook_id, changes={"delivery_id": delivery.id})  # fmt: skip
     return redirect(f"/webhooks/{webhook_id}", viewer, flash=f"Test delivery {delivery.id} queued")
+
+
+@router.post("/webhooks/{webhook_id}/enabled")
+async def set_enabled(
+    webhook_id: int,
+    viewer: ManageViewer,
+    session: WriteSessionDep,
+    enabled: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Pause or resume deliveries, as `PATCH …/webhooks/{id}` with `enabled`."""
+    before = audited_webhook(
+        await webhooks.get_endpoint(session, org_id=viewer.org_id, endpoint_id=webhook_id)
+    )
+    endpoint = await webhooks.update_endpoint(session, org_id=viewer.org_id,
+                                              endpoint_id=webhook_id,
+                                              changes={"enabled": enabled == "true"})  # fmt: skip
+    await audit.record(session, org_id=viewer.org_id, by=viewer, action=Action.WEBHOOK_UPDATE,
+                       target_id=webhook_id,
+                       changes=diff(before, audited_webhook(endpoint)))  # fmt: skip
+    state = "enabled" if endpoint.enabled else "disabled"
+    return redirect(f"/webhooks/{webhook_id}", viewer, flash=f"Webhook {webhook_id} {state}")
+
+
+@router.post("/webhooks/{webhook_id}/delete")
+async def delete(webhook_id: int, viewer: ManageViewer, session: WriteSessionDep) -> Response:
+    before = audited_webhook(
+        await webhooks.get_endpoint(session, org_id=viewer.org_id, endpoint_id=webhook_id)
+    )
+    await webhooks.delete_endpoint(session, org_id=viewer.org_id, endpoint_id=webhook_id)
+    await audit.record(session, org_id=viewer.org_id, by=viewer, action=Action.WEBHOOK_DELETE,
+                       target_id=webhook_id, changes=diff(before, None))  # fmt: skip
+    return redirect("/webhooks", viewer, flash=f"Webhook {webhook_id} deleted")
