@@ -20,6 +20,7 @@ import csv
 import io
 import logging
 from collections.abc import Iterable
+from enum import StrEnum
 from typing import IO, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +36,21 @@ from tidings.db.owned import get_owned
 from tidings.errors import FieldError, InvalidInput
 
 log = logging.getLogger(__name__)
+
+
+class ImportStatus(StrEnum):
+    """RUNNING → DONE, or RUNNING → FAILED (a file the importer refuses whole, or an
+    error it did not expect); nothing leaves DONE or FAILED."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def _finish(row: ContactImport, status: ImportStatus) -> None:
+    if row.status != ImportStatus.RUNNING:
+        raise ValueError(f"import {row.id} is {row.status} already")
+    row.status, row.finished_at = status, utcnow()
 
 
 def count_rows(source: IO[bytes]) -> int:
@@ -54,7 +70,7 @@ def count_rows(source: IO[bytes]) -> int:
 async def start(
     session: AsyncSession, *, org_id: int, started_by: str, total_rows: int
 ) -> ContactImport:
-    row = ContactImport(org_id=org_id, started_by=started_by, status="running",
+    row = ContactImport(org_id=org_id, started_by=started_by, status=ImportStatus.RUNNING,
                         total_rows=total_rows, rows=0, created=0, updated=0, failed=0,
                         report={"errors": [], "truncated": False})  # fmt: skip
     session.add(row)
@@ -112,14 +128,14 @@ async def run(
                            "index": None}]  # fmt: skip
             async with transaction(session):
                 row = await get_import(session, org_id=org_id, import_id=import_id)
-                row.status, row.finished_at = "failed", utcnow()
+                _finish(row, ImportStatus.FAILED)
                 row.report = {"errors": errors, "truncated": False}
             return
         finally:
             source.close()
         async with transaction(session):
             row = await _record(session, org_id=org_id, import_id=import_id, report=report)
-            row.status, row.finished_at = "done", utcnow()
+            _finish(row, ImportStatus.DONE)
             counts = {"created": report.created, "updated": report.updated,
                       "failed": report.failed}  # fmt: skip
             await audit.record(session, org_id=org_id, by=by, action=Action.CONTACT_IMPORT,

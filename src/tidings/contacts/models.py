@@ -54,7 +54,7 @@ class ContactImport(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     org_id: Mapped[int] = mapped_column(BigIntPK, index=True)
     started_by: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|failed
+    status: Mapped[str] = mapped_column(String(16), default="running")  # imports.ImportStatus
     total_rows: Mapped[int] = mapped_column(default=0)
     rows: Mapped[int] = mapped_column(default=0)
     created: Mapped[int] = mapped_column(default=0)
