@@ -9,7 +9,7 @@ from tidings.broadcasts.models import Broadcast
 from tidings.campaigns.models import Campaign
 from tidings.channels.models import SinkMessage
 from tidings.connections.models import Connection, ConnectionHealth
-from tidings.contacts.models import Contact
+from tidings.contacts.models import Contact, ContactImport
 from tidings.credits.models import CreditBalance, CreditEntry, Price
 from tidings.db.base import Base
 from tidings.dispatcher.limit_models import ConnectionBucket, ConnectionSlot
@@ -42,6 +42,7 @@ __all__ = [
     "ConnectionSlot",
     "ConsoleSession",
     "Contact",
+    "ContactImport",
     "ContactList",
     "CreditBalance",
     "CreditEntry",

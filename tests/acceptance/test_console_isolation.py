@@ -25,6 +25,7 @@ from tidings.app import create_app
 from tidings.audit.models import AuditEntry
 from tidings.channels.models import SinkMessage
 from tidings.console.routing import ConsoleRoute
+from tidings.contacts import imports
 from tidings.db.engine import Database
 from tidings.members.roles import Role
 from tidings.settings import Settings
@@ -40,6 +41,17 @@ FORMS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/logout"): {},
     ("POST", "/compose"): {"name": "x", "campaign_id": "{campaign_id}", "send_to_all": "true"},
     ("POST", "/compose/test"): {"campaign_id": "{campaign_id}", "test_addresses": "x@example.com"},
+    ("POST", "/contacts/{contact_id}/erase"): {"confirm": "yes"},
+    ("POST", "/contacts/import"): {},
+    ("POST", "/lists"): {"name": "x"},
+    ("POST", "/lists/{list_id}/members"): {"address": "a@example.com"},
+    ("POST", "/suppressions"): {"channel": "email", "address": "x@example.com"},
+    ("POST", "/keys"): {"name": "k", "scope": ["read"]},
+    ("POST", "/credits/top-ups"): {"amount": "1"},
+    ("POST", "/webhooks"): {"url": "https://8.8.8.8/", "event_type": ["*"]},
+    ("POST", "/webhooks/{webhook_id}/enabled"): {"enabled": "false"},
+    ("POST", "/settings"): {"name": "Bravo"},
+    ("POST", "/connections"): {"name": "c", "kind": "sink", "channel": "email"},
 }
 
 
@@ -74,7 +86,7 @@ def _fill(value: Any, ids: dict[str, int]) -> Any:
 
 SEEDED = {"org_id", "suppression_id", "webhook_id", "list_id", "application_id", "contact_id",
           "segment_id", "key_id", "template_id", "connection_id", "campaign_id", "broadcast_id",
-          "number", "message_id", "sink_id"}  # fmt: skip
+          "number", "message_id", "sink_id", "import_id"}  # fmt: skip
 """The ids `test_isolation._seed_a` makes in org A, and its sink's copy of its message."""
 
 
@@ -100,6 +112,8 @@ async def test_a_member_of_org_b_sees_nothing_of_org_a(
         session.add(kept)
         await session.flush()
         ids_a["sink_id"] = kept.id
+        started = await imports.start(session, org_id=a.id, started_by="key 1", total_rows=0)
+        ids_a["import_id"] = started.id
     b = await make_org(db, "Bravo")
     me = await signed_in(client, db, org=b, role=Role.OWNER)
 

@@ -466,3 +466,14 @@ def test_0025_adds_the_stored_message_id_and_its_partial_index(empty_database: s
     command.downgrade(config, "0024")
     assert _sql(empty_database, "SELECT id FROM messages") == [(7,)]
     command.upgrade(config, "head")
+
+
+def test_0026_adds_the_console_s_contact_imports(empty_database: str) -> None:
+    config = migrate.alembic_config(empty_database)
+    command.upgrade(config, "0026")
+    _, _, tables = _inspect(empty_database)
+    assert "contact_imports" in tables
+    command.downgrade(config, "0025")
+    _, _, tables = _inspect(empty_database)
+    assert "contact_imports" not in tables
+    command.upgrade(config, "head")

@@ -38,7 +38,7 @@ router = APIRouter(
 )
 
 
-def _audited(c: Connection) -> dict[str, object]:
+def audited_connection(c: Connection) -> dict[str, object]:
     """What the audit shows of a connection: its settings, and of its credentials only
     whether each was set, changed or removed."""
     return view(connection_out(c), drop=frozenset({"credentials_set"})) | secrets(
@@ -95,7 +95,7 @@ async def create_connection(
         by=key,
         action=Action.CONNECTION_CREATE,
         target_id=connection.id,
-        changes=diff(None, _audited(connection)),
+        changes=diff(None, audited_connection(connection)),
     )
     return connection_out(connection)
 
@@ -149,7 +149,7 @@ async def update_connection(
     body: CheckedUpdate,
     session: WriteSessionDep,
 ) -> ConnectionOut:
-    before = _audited(
+    before = audited_connection(
         await service.get_connection(session, org_id=key.org_id, connection_id=connection_id)
     )
     connection = await service.update_connection(
@@ -164,7 +164,7 @@ async def update_connection(
         by=key,
         action=Action.CONNECTION_UPDATE,
         target_id=connection_id,
-        changes=diff(before, _audited(connection)),
+        changes=diff(before, audited_connection(connection)),
     )
     return connection_out(connection)
 
@@ -178,7 +178,7 @@ async def update_connection(
 async def delete_connection(
     org_id: Id, connection_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> None:
-    before = _audited(
+    before = audited_connection(
         await service.get_connection(session, org_id=key.org_id, connection_id=connection_id)
     )
     await retirement.delete_connection(session, org_id=key.org_id, connection_id=connection_id)

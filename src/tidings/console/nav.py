@@ -36,6 +36,6 @@ NAV: tuple[Entry, ...] = (
     Entry("/webhooks", "Webhooks"),
     Entry("/keys", "API keys", Scope.MANAGE),
     Entry("/credits", "Credits"),
-    Entry("/audit", "Audit log"),
+    Entry("/audit", "Audit log", Scope.MANAGE),
     Entry("/settings", "Settings"),
 )

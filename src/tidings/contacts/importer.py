@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,13 +149,16 @@ async def import_csv(
     list_ids: list[int] | None = None,
     batch_size: int = 1_000,
     on_batch: Callable[[int], None] | None = None,
+    after_batch: Callable[[ImportReport], Awaitable[None]] | None = None,
 ) -> ImportReport:
     """Import CSV bytes (an iterable of lines, read lazily, e.g. a binary file) into the
     org's contacts, one write transaction per batch on `session`, which must have none
     open (see the module docstring).
 
     Errors name the 0-based data row index (the header is not a row). `on_batch` is called
-    with the number of rows each batch held, for progress bars.
+    with the number of rows each batch held, for progress bars; `after_batch` is awaited
+    with the report so far once each batch is committed (the session then has no
+    transaction open: the console's imports record their progress with it).
     """
     lines = Utf8Lines(source)
     reader = csv.DictReader(lines)
@@ -184,6 +187,8 @@ async def import_csv(
         if on_batch is not None:
             on_batch(len(batch))
         batch.clear()
+        if after_batch is not None:
+            await after_batch(report)
 
     next_line = 2  # the header is line 1
     try:

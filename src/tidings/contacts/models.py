@@ -42,3 +42,25 @@ class Contact(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     erased_at: Mapped[datetime | None]
+
+
+class ContactImport(Base):
+    """A CSV import the console started and runs in the background: how far it is, for
+    the page that polls it (`contacts/imports.py`). The API's import answers its report
+    at the end instead and keeps no row."""
+
+    __tablename__ = "contact_imports"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    org_id: Mapped[int] = mapped_column(BigIntPK, index=True)
+    started_by: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="running")  # imports.ImportStatus
+    total_rows: Mapped[int] = mapped_column(default=0)
+    rows: Mapped[int] = mapped_column(default=0)
+    created: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    # {"errors": [{"field", "reason", "index"}…], "truncated": bool}: the first errors only
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

@@ -268,11 +268,15 @@ async def list_events(
     message_id: int | None = None,
     broadcast_id: int | None = None,
     types: Iterable[str] = (),
+    message_ids: Iterable[int] | None = None,
 ) -> list[Event]:
-    """A page of the org's events in id order (read only)."""
+    """A page of the org's events in id order (read only); `message_ids`: of any of
+    these messages (a contact's history)."""
     query = owned_page(Event, org_id=org_id, after_id=after_id, limit=limit)
     if message_id is not None:
         query = query.where(Event.message_id == message_id)
+    if message_ids is not None:
+        query = query.where(Event.message_id.in_(list(message_ids)))
     if broadcast_id is not None:
         query = query.where(Event.broadcast_id == broadcast_id)
     wanted = list(types)

@@ -25,7 +25,7 @@ from tidings.lists.service import CountedList
 router = APIRouter(prefix="/orgs/{org_id}/lists", tags=["lists"], route_class=IdempotentRoute)
 
 
-def _out(item: CountedList) -> ListOut:
+def list_out(item: CountedList) -> ListOut:
     lst = item.list
     return ListOut(
         id=lst.id,
@@ -37,7 +37,7 @@ def _out(item: CountedList) -> ListOut:
     )
 
 
-def _audited(item: ListOut) -> dict[str, object]:
+def audited_list(item: ListOut) -> dict[str, object]:
     """What the audit shows of a list: its own fields (members are counted by their actions)."""
     return view(item, drop=frozenset({"contacts_count"}))
 
@@ -46,7 +46,7 @@ def _audited(item: ListOut) -> dict[str, object]:
 async def create_list(
     org_id: Id, body: ListCreate, key: ManageKey, session: WriteSessionDep
 ) -> ListOut:
-    item = _out(
+    item = list_out(
         await service.create_list(
             session, org_id=key.org_id, name=body.name, description=body.description
         )
@@ -57,7 +57,7 @@ async def create_list(
         by=key,
         action=Action.LIST_CREATE,
         target_id=item.id,
-        changes=diff(None, _audited(item)),
+        changes=diff(None, audited_list(item)),
     )
     return item
 
@@ -73,21 +73,23 @@ async def list_lists(
     rows = await service.list_lists(
         session, org_id=key.org_id, after_id=decode_cursor(cursor), limit=limit + 1
     )
-    return paged(rows, limit, _out, key=lambda c: c.list.id)
+    return paged(rows, limit, list_out, key=lambda c: c.list.id)
 
 
 @router.get("/{list_id}", summary="Read a list")
 async def get_list(org_id: Id, list_id: Id, key: ReadKey, session: SessionDep) -> ListOut:
-    return _out(await service.get_list(session, org_id=key.org_id, list_id=list_id))
+    return list_out(await service.get_list(session, org_id=key.org_id, list_id=list_id))
 
 
 @router.patch("/{list_id}", summary="Rename or describe a list")
 async def update_list(
     org_id: Id, list_id: Id, body: ListUpdate, key: ManageKey, session: WriteSessionDep
 ) -> ListOut:
-    before = _audited(_out(await service.get_list(session, org_id=key.org_id, list_id=list_id)))
+    before = audited_list(
+        list_out(await service.get_list(session, org_id=key.org_id, list_id=list_id))
+    )
     changes = changes_of(body, ListChanges)
-    item = _out(
+    item = list_out(
         await service.update_list(session, org_id=key.org_id, list_id=list_id, changes=changes)
     )
     await audit.record(
@@ -96,7 +98,7 @@ async def update_list(
         by=key,
         action=Action.LIST_UPDATE,
         target_id=list_id,
-        changes=diff(before, _audited(item)),
+        changes=diff(before, audited_list(item)),
     )
     return item
 
@@ -105,7 +107,9 @@ async def update_list(
 async def delete_list(
     org_id: Id, list_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> Response:
-    before = _audited(_out(await service.get_list(session, org_id=key.org_id, list_id=list_id)))
+    before = audited_list(
+        list_out(await service.get_list(session, org_id=key.org_id, list_id=list_id))
+    )
     await service.delete_list(session, org_id=key.org_id, list_id=list_id)
     await audit.record(
         session,

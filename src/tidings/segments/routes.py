@@ -25,7 +25,7 @@ from tidings.segments.service import CountedSegment
 router = APIRouter(prefix="/orgs/{org_id}/segments", tags=["segments"], route_class=IdempotentRoute)
 
 
-def _out(item: CountedSegment) -> SegmentOut:
+def segment_out(item: CountedSegment) -> SegmentOut:
     s = item.segment
     return SegmentOut(
         id=s.id,
@@ -38,7 +38,7 @@ def _out(item: CountedSegment) -> SegmentOut:
     )
 
 
-def _audited(item: SegmentOut) -> dict[str, object]:
+def audited_segment(item: SegmentOut) -> dict[str, object]:
     """What the audit shows of a segment: its definition, not how many it matches now."""
     return view(item, drop=frozenset({"contacts_count"}))
 
@@ -47,7 +47,7 @@ def _audited(item: SegmentOut) -> dict[str, object]:
 async def create_segment(
     org_id: Id, body: SegmentCreate, key: ManageKey, session: WriteSessionDep
 ) -> SegmentOut:
-    item = _out(
+    item = segment_out(
         await service.create_segment(
             session,
             org_id=key.org_id,
@@ -62,7 +62,7 @@ async def create_segment(
         by=key,
         action=Action.SEGMENT_CREATE,
         target_id=item.id,
-        changes=diff(None, _audited(item)),
+        changes=diff(None, audited_segment(item)),
     )
     return item
 
@@ -86,12 +86,12 @@ async def list_segments(
     rows = await service.list_segments(
         session, org_id=key.org_id, after_id=decode_cursor(cursor), limit=limit + 1
     )
-    return paged(rows, limit, _out, key=lambda c: c.segment.id)
+    return paged(rows, limit, segment_out, key=lambda c: c.segment.id)
 
 
 @router.get("/{segment_id}", summary="Read a segment")
 async def get_segment(org_id: Id, segment_id: Id, key: ReadKey, session: SessionDep) -> SegmentOut:
-    return _out(await service.get_segment(session, org_id=key.org_id, segment_id=segment_id))
+    return segment_out(await service.get_segment(session, org_id=key.org_id, segment_id=segment_id))
 
 
 @router.get("/{segment_id}/count", summary="Count the segment's contacts now")
@@ -123,11 +123,11 @@ async def segment_contacts(
 async def update_segment(
     org_id: Id, segment_id: Id, body: SegmentUpdate, key: ManageKey, session: WriteSessionDep
 ) -> SegmentOut:
-    before = _audited(
-        _out(await service.get_segment(session, org_id=key.org_id, segment_id=segment_id))
+    before = audited_segment(
+        segment_out(await service.get_segment(session, org_id=key.org_id, segment_id=segment_id))
     )
     changes = changes_of(body, SegmentChanges)
-    item = _out(
+    item = segment_out(
         await service.update_segment(
             session, org_id=key.org_id, segment_id=segment_id, changes=changes
         )
@@ -138,7 +138,7 @@ async def update_segment(
         by=key,
         action=Action.SEGMENT_UPDATE,
         target_id=segment_id,
-        changes=diff(before, _audited(item)),
+        changes=diff(before, audited_segment(item)),
     )
     return item
 
@@ -147,8 +147,8 @@ async def update_segment(
 async def delete_segment(
     org_id: Id, segment_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> Response:
-    before = _audited(
-        _out(await service.get_segment(session, org_id=key.org_id, segment_id=segment_id))
+    before = audited_segment(
+        segment_out(await service.get_segment(session, org_id=key.org_id, segment_id=segment_id))
     )
     await service.delete_segment(session, org_id=key.org_id, segment_id=segment_id)
     await audit.record(

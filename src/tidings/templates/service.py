@@ -281,6 +281,24 @@ async def preview(
 ) -> Preview:
     """Render every part strictly for a contact and/or variables."""
     template = await get_template(session, org_id=org_id, template_id=template_id)
+    sources = {part: getattr(template, part) for part, _ in PARTS}
+    return await preview_content(session, org_id=org_id, channel=template.channel,
+                                 sources=sources, renderer=renderer, contact_id=contact_id,
+                                 variables=variables)  # fmt: skip
+
+
+async def preview_content(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    channel: str,
+    sources: dict[str, str | None],
+    renderer: Renderer,
+    contact_id: int | None,
+    variables: dict[str, object],
+) -> Preview:
+    """Render parts not saved yet (the console's editor) as `preview` renders a
+    template's: strictly, in a thread, under the render budget."""
     contact = None
     if contact_id is not None:
         found = await get_contact(session, org_id=org_id, contact_id=contact_id)
@@ -294,12 +312,11 @@ async def preview(
             "attributes": found.attributes,
         }
     context = render_context(contact, variables)
-    sources = {part: getattr(template, part) for part, _ in PARTS}
     # In a thread, as in check_compiles: a render over its budget takes up to its time limit.
     rendered, errors = await asyncio.to_thread(_render_strictly, renderer, sources, context)
     if errors:
         raise InvalidInput(errors)
-    shape = sms.shape(rendered["text"] or "") if template.channel == "sms" else None
+    shape = sms.shape(rendered["text"] or "") if channel == "sms" else None
     return Preview(rendered["subject"], rendered["html"], rendered["text"], shape)
 
 

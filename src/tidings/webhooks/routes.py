@@ -26,7 +26,7 @@ from tidings.webhooks.schemas import (
 router = APIRouter(prefix="/orgs/{org_id}/webhooks", tags=["webhooks"], route_class=IdempotentRoute)
 
 
-def _out(e: WebhookEndpoint) -> WebhookOut:
+def webhook_out(e: WebhookEndpoint) -> WebhookOut:
     return WebhookOut(
         id=e.id,
         url=e.url,
@@ -37,12 +37,12 @@ def _out(e: WebhookEndpoint) -> WebhookOut:
     )
 
 
-def _audited(e: WebhookEndpoint) -> dict[str, object]:
+def audited_webhook(e: WebhookEndpoint) -> dict[str, object]:
     """What the audit shows of a webhook: its fields, and whether its secret changed."""
-    return view(_out(e)) | {"secret": Secret(e.secret)}
+    return view(webhook_out(e)) | {"secret": Secret(e.secret)}
 
 
-def _delivery_out(d: WebhookDelivery) -> DeliveryOut:
+def delivery_out(d: WebhookDelivery) -> DeliveryOut:
     return DeliveryOut(
         id=d.id,
         endpoint_id=d.endpoint_id,
@@ -95,9 +95,9 @@ async def create_webhook(
         by=key,
         action=Action.WEBHOOK_CREATE,
         target_id=endpoint.id,
-        changes=diff(None, _audited(endpoint)),
+        changes=diff(None, audited_webhook(endpoint)),
     )
-    return WebhookCreated(**_out(endpoint).model_dump(), secret=endpoint.secret)
+    return WebhookCreated(**webhook_out(endpoint).model_dump(), secret=endpoint.secret)
 
 
 @router.get("", summary="List the org's webhooks (never their secrets)")
@@ -111,19 +111,21 @@ async def list_webhooks(
     rows = await service.list_endpoints(
         session, org_id=key.org_id, after_id=decode_cursor(cursor), limit=limit + 1
     )
-    return paged(rows, limit, _out)
+    return paged(rows, limit, webhook_out)
 
 
 @router.get("/{webhook_id}", summary="Read a webhook (never its secret)")
 async def get_webhook(org_id: Id, webhook_id: Id, key: ReadKey, session: SessionDep) -> WebhookOut:
-    return _out(await service.get_endpoint(session, org_id=key.org_id, endpoint_id=webhook_id))
+    return webhook_out(
+        await service.get_endpoint(session, org_id=key.org_id, endpoint_id=webhook_id)
+    )
 
 
 @router.patch("/{webhook_id}", summary="Change a webhook's URL (checked again), types or state")
 async def update_webhook(
     org_id: Id, webhook_id: Id, key: ManageKey, body: CheckedUpdate, session: WriteSessionDep
 ) -> WebhookOut:
-    before = _audited(
+    before = audited_webhook(
         await service.get_endpoint(session, org_id=key.org_id, endpoint_id=webhook_id)
     )
     endpoint = await service.update_endpoint(
@@ -138,16 +140,16 @@ async def update_webhook(
         by=key,
         action=Action.WEBHOOK_UPDATE,
         target_id=webhook_id,
-        changes=diff(before, _audited(endpoint)),
+        changes=diff(before, audited_webhook(endpoint)),
     )
-    return _out(endpoint)
+    return webhook_out(endpoint)
 
 
 @router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook and its deliveries")
 async def delete_webhook(
     org_id: Id, webhook_id: Id, key: ManageKey, session: WriteSessionDep
 ) -> Response:
-    before = _audited(
+    before = audited_webhook(
         await service.get_endpoint(session, org_id=key.org_id, endpoint_id=webhook_id)
     )
     await service.delete_endpoint(session, org_id=key.org_id, endpoint_id=webhook_id)
@@ -178,7 +180,7 @@ async def list_deliveries(
         after_id=decode_cursor(cursor),
         limit=limit + 1,
     )
-    return paged(rows, limit, _delivery_out)
+    return paged(rows, limit, delivery_out)
 
 
 @router.post(
@@ -199,4 +201,4 @@ async def test_webhook(
         target_id=webhook_id,
         changes={"delivery_id": delivery.id},
     )
-    return _delivery_out(delivery)
+    return delivery_out(delivery)

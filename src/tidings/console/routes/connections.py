@@ -1,0 +1,127 @@
+"""Connections: the org's provider connections, and "test this connection".
+
+    GET  /connections                  kind, channel, settings, limits: never credentials
+    POST /connections                  add one                       (admin, owner)
+    POST /connections/{id}/test        open its hosts now and say OK or the error (admin, owner)
+
+Credentials are write-only: the page shows which credential fields are set, never a
+value (secret settings are stored with the credentials, so they are hidden too). The
+test is `connections.probe.probe`, through the outbound policy of `net/ssrf.py`; it
+changes nothing, so it is not audited.
+
+A new connection's settings and credentials are JSON documents as the API takes them
+(docs/providers.md), checked with the API's `ConnectionCreate` and the kind's schemas;
+its hosts are vetted by the outbound policy before the write transaction opens, as the
+API's route does. The credentials field is never filled back in: a refused form asks
+for them again. Changing a connection stays with the API and the CLI for now.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import Form, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.api.deps import DatabaseDep, SessionDep, SettingsDep
+from tidings.audit import service as audit
+from tidings.audit.actions import Action
+from tidings.audit.diff import diff
+from tidings.channels.registry import PROVIDERS
+from tidings.connections import probe
+from tidings.connections import service as connections
+from tidings.connections.kinds import check_addresses
+from tidings.connections.routes import audited_connection
+from tidings.connections.schemas import ConnectionCreate
+from tidings.console.deps import ManageViewer, ReadViewer, Viewer
+from tidings.console.forms import validated
+from tidings.console.pages import fragment, redirect, render
+from tidings.console.routing import page_router
+from tidings.errors import FieldError, InvalidInput
+
+router = page_router()
+
+
+async def _page(request: Request, viewer: Viewer, session: AsyncSession, *, status: int = 200,
+                errors: list[FieldError] | None = None,
+                form: dict[str, str] | None = None) -> Response:  # fmt: skip
+    found = await connections.list_connections(session, org_id=viewer.org_id)
+    credential_fields = {c.id: sorted((c.credentials or {}).keys()) for c in found}
+    return render(request, "connections/list.html", viewer, status_code=status,
+                  connections=found, credential_fields=credential_fields,
+                  kinds=sorted(PROVIDERS), errors=errors or [], form=form or {})  # fmt: skip
+
+
+def _document(name: str, text: str) -> dict[str, Any]:
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput.field(name, f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidInput.field(name, 'a JSON object: {"field": value, …}')
+    return value
+
+
+@router.get("/connections")
+async def connection_list(request: Request, viewer: ReadViewer, session: SessionDep) -> Response:
+    return await _page(request, viewer, session)
+
+
+@router.post("/connections")
+async def create(
+    request: Request,
+    viewer: ManageViewer,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    name: Annotated[str, Form(max_length=1000)] = "",
+    channel: Annotated[str, Form(max_length=10)] = "email",
+    kind: Annotated[str, Form(max_length=40)] = "",
+    settings_json: Annotated[str, Form(max_length=100_000)] = "",
+    credentials_json: Annotated[str, Form(max_length=100_000)] = "",
+    max_concurrency: Annotated[str, Form(max_length=10)] = "10",
+    is_default: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    try:
+        data = {"name": name.strip(), "channel": channel, "kind": kind,
+                "settings": _document("settings", settings_json),
+                "credentials": _document("credentials", credentials_json),
+                "max_concurrency": max_concurrency.strip() or "10",
+                "is_default": is_default == "on"}  # fmt: skip
+        body = validated(ConnectionCreate, data)
+        await check_addresses(body.kind, body.settings, policy=settings.outbound_policy)
+        async with db.transaction() as session:
+            created = await connections.create_connection(session, org_id=viewer.org_id, body=body)
+            await audit.record(session, org_id=viewer.org_id, by=viewer,
+                               action=Action.CONNECTION_CREATE, target_id=created.id,
+                               changes=diff(None, audited_connection(created)))  # fmt: skip
+    except InvalidInput as exc:
+        form = {
+            "name": name,
+            "channel": channel,
+            "kind": kind,
+            "settings_json": settings_json,
+            "max_concurrency": max_concurrency,
+        }  # never the credentials
+        async with db.transaction(write=False) as session:
+            return await _page(request, viewer, session, status=422, errors=exc.errors,
+                               form=form)  # fmt: skip
+    return redirect("/connections", viewer, flash=f"Connection {created.name!r} added")
+
+
+@router.post("/connections/{connection_id}/test")
+async def test_connection(
+    request: Request,
+    connection_id: int,
+    viewer: ManageViewer,
+    db: DatabaseDep,
+    settings: SettingsDep,
+) -> Response:
+    async with db.transaction(write=False) as session:  # none held while hosts are opened
+        found = await connections.get_connection(
+            session, org_id=viewer.org_id, connection_id=connection_id
+        )
+    result = await probe.probe(found, policy=settings.outbound_policy)
+    return fragment(request, "connections/_probe.html", viewer, result=result, item=found)
