@@ -24,7 +24,7 @@ def _broadcast(**counters: int) -> BroadcastOut:
         id=1, name="b", campaign_id=1, status=BroadcastStatus.SENDING, list_ids=[1],
         segment_ids=[], send_to_all=False, test=False, scheduled_at=NOW, started_at=NOW,
         completed_at=None, error_message=None, created_at=NOW, updated_at=NOW,
-        **(zero | counters),
+        fallback_count=0, **(zero | counters),
     )  # fmt: skip
 
 
