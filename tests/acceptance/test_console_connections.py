@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from tests.support.console import signed_in
 from tests.support.factories import OrgWithKey, make_org
 from tidings.audit.models import AuditEntry
+from tidings.connections.models import ConnectionHealth
 from tidings.db.engine import Database
 from tidings.members.roles import Role
 
@@ -138,3 +140,25 @@ async def test_add_a_connection_whose_credentials_are_never_shown(
     editor = await signed_in(client, db, role=Role.EDITOR, org=me.org)
     denied = await client.post("/connections", data={**form, "csrf_token": editor.csrf})
     assert denied.status_code == 403
+
+
+async def test_each_connection_shows_its_breaker_as_the_health_api_does(
+    client: httpx.AsyncClient, db: Database, greeter: int
+) -> None:
+    me = await signed_in(client, db, role=Role.VIEWER)
+    quiet = await _smtp(client, me.org, greeter)
+    tripped = await _smtp(client, me.org, _closed_port())
+    now = datetime.now(UTC).replace(microsecond=0)
+    async with db.transaction() as session:
+        session.add(ConnectionHealth(connection_id=tripped, org_id=me.org.id, state="open",
+                                     opened_until=now + timedelta(minutes=5),
+                                     window_started_at=now, attempts=40, errors=30))  # fmt: skip
+    page = await client.get("/connections")
+    assert page.status_code == 200
+    api = await client.get(f"/v1/orgs/{me.org.id}/connections/{tripped}/health",
+                           headers=me.org.bearer)  # fmt: skip
+    assert api.json()["state"] == "open"
+    reopens = datetime.fromisoformat(api.json()["opened_until"]).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"open, 75% errors of 40 in the window; reopens {reopens} UTC" in page.text
+    assert "closed, no attempts in the window" in page.text
+    assert f'hx-post="/connections/{quiet}/test"' not in page.text  # a viewer tests nothing

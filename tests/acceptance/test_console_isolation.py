@@ -40,6 +40,7 @@ FORMS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/switch-org"): {"org_id": "{org_id}"},
     ("POST", "/logout"): {},
     ("POST", "/compose"): {"name": "x", "campaign_id": "{campaign_id}", "send_to_all": "true"},
+    ("POST", "/compose/estimate"): {"campaign_id": "{campaign_id}", "send_to_all": "true"},
     ("POST", "/compose/test"): {"campaign_id": "{campaign_id}", "test_addresses": "x@example.com"},
     ("POST", "/contacts/{contact_id}/erase"): {"confirm": "yes"},
     ("POST", "/contacts/import"): {},

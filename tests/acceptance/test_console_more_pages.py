@@ -172,3 +172,56 @@ async def test_org_settings_change_and_refuse_bad_input(
     assert "disabled" in (await client.get("/settings")).text
     denied = await client.post("/settings", data={"name": "X", "csrf_token": viewer.csrf})
     assert denied.status_code == 403
+
+
+async def test_settings_set_the_time_zone_quiet_hours_and_sending_days(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    me = await signed_in(client, db, role=Role.ADMIN)
+    form = {"name": "Acme", "timezone": "Europe/Paris", "email_quiet_start": "21:00",
+            "email_quiet_end": "08:00", "sms_quiet_start": "", "sms_quiet_end": "",
+            "sending_days": ["mon", "tue", "wed"], "csrf_token": me.csrf}  # fmt: skip
+    saved = await client.post("/settings", data=form)
+    assert saved.status_code == 303
+    api = (await client.get(f"/v1/orgs/{me.org.id}", headers=me.org.bearer)).json()
+    assert api["timezone"] == "Europe/Paris"
+    assert api["quiet_hours"] == {"email": {"start": "21:00", "end": "08:00"}}
+    assert api["sending_days"] == ["mon", "tue", "wed"]
+    page = (await client.get("/settings")).text
+    assert 'value="Europe/Paris"' in page
+    assert 'value="21:00"' in page
+    assert 'value="08:00"' in page
+    assert 'value="wed" checked' in page
+    assert 'value="thu">' in page
+    bad = await client.post("/settings", data={**form, "timezone": "Mars/Olympus",
+                                               "sms_quiet_start": "25:00",
+                                               "sms_quiet_end": "07:00"})  # fmt: skip
+    assert bad.status_code == 422
+    assert "quiet_hours.sms.start" in bad.text
+    assert 'value="25:00"' in bad.text  # what was typed stays
+    wrong_zone = await client.post("/settings", data={**form, "timezone": "Mars/Olympus"})
+    assert wrong_zone.status_code == 422
+    assert "unknown IANA time zone &#39;Mars/Olympus&#39;" in wrong_zone.text
+    every_day = await client.post(
+        "/settings",
+        data={**form, "sending_days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
+    )
+    assert every_day.status_code == 303
+    api = (await client.get(f"/v1/orgs/{me.org.id}", headers=me.org.bearer)).json()
+    assert api["sending_days"] is None
+    assert api["timezone"] == "Europe/Paris"
+    async with db.transaction(write=False) as session:
+        entries = (await session.scalars(
+            select(AuditEntry).where(AuditEntry.org_id == me.org.id).order_by(AuditEntry.id)
+        )).all()  # fmt: skip
+    assert [e.action for e in entries] == ["org.update", "org.update"]
+    assert entries[0].changes is not None
+    assert "quiet_hours" in entries[0].changes
+    client.cookies.clear()
+    viewer = await signed_in(client, db, role=Role.VIEWER, org=me.org)
+    assert (
+        'id="timezone" name="timezone" value="Europe/Paris" placeholder="Europe/Paris" disabled'
+        in (await client.get("/settings")).text
+    )
+    denied = await client.post("/settings", data={**form, "csrf_token": viewer.csrf})
+    assert denied.status_code == 403

@@ -3,9 +3,12 @@
     GET  /campaigns            the org's campaigns
     GET  /campaigns/new        the form                   (admin, owner)
     POST /campaigns            create, checked with the API's `CampaignCreate`
-    GET  /campaigns/{id}       the campaign: its template, sender, connection, tracking
+    GET  /campaigns/{id}       the campaign: its template, sender, connections in failover
+                               order, fallback campaign, quiet hours, tracking
 
-Changing or deleting a campaign stays with the API and the CLI for now.
+The form's connections are up to five selects, read in order (empty ones left out) as
+the API's `connection_ids`; its quiet hours two times (both empty: the org's). Changing
+or deleting a campaign stays with the API and the CLI for now.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.audit.diff import diff, view
 from tidings.campaigns import service as campaigns
-from tidings.campaigns.schemas import CampaignCreate, CampaignOut, Purpose
+from tidings.campaigns.schemas import MAX_CONNECTIONS, CampaignCreate, CampaignOut, Purpose
 from tidings.connections import service as connections
 from tidings.console.deps import ManageViewer, ReadViewer, Viewer
 from tidings.console.forms import validated
@@ -33,7 +36,8 @@ from tidings.templates import service as templates
 
 router = page_router()
 TEXT_FIELDS = ("name", "channel", "template_id", "purpose", "from_name", "from_email",
-               "reply_to", "sms_sender", "connection_id", "list_id")  # fmt: skip
+               "reply_to", "sms_sender", "connection_id", "list_id",
+               "fallback_campaign_id")  # fmt: skip
 
 
 def _data(form: FormData) -> dict[str, Any]:
@@ -45,7 +49,20 @@ def _data(form: FormData) -> dict[str, Any]:
             data[name] = value.strip()
     for flag in ("track_opens", "track_clicks"):
         data[flag] = form.get(flag) == "on"
+    chosen = [v.strip() for v in form.getlist("connection_ids") if isinstance(v, str) and v.strip()]
+    if chosen:
+        data["connection_ids"] = chosen
+    start, end = (str(form.get(f"quiet_{edge}") or "").strip() for edge in ("start", "end"))
+    if start or end:
+        data["quiet_hours"] = {"start": start, "end": end}
     return data
+
+
+async def _names(session: AsyncSession, viewer: Viewer) -> tuple[dict[int, str], dict[int, str]]:
+    """The org's connections and campaigns by id, to name them on a page."""
+    found = await connections.list_connections(session, org_id=viewer.org_id)
+    named = await campaigns.list_campaigns(session, org_id=viewer.org_id, after_id=None, limit=500)
+    return {c.id: c.name for c in found}, {c.id: c.name for c in named}
 
 
 async def _form(request: Request, viewer: Viewer, session: AsyncSession, *, status: int = 200,
@@ -58,13 +75,18 @@ async def _form(request: Request, viewer: Viewer, session: AsyncSession, *, stat
                                                  limit=500),
         connections=await connections.list_connections(session, org_id=viewer.org_id),
         lists=await lists.list_lists(session, org_id=viewer.org_id, after_id=None, limit=500),
+        campaigns=await campaigns.list_campaigns(session, org_id=viewer.org_id, after_id=None,
+                                                 limit=500),
+        chosen=form.getlist("connection_ids") if form else [], slots=range(MAX_CONNECTIONS),
     )  # fmt: skip
 
 
 @router.get("/campaigns")
 async def campaign_list(request: Request, viewer: ReadViewer, session: SessionDep) -> Response:
     found = await campaigns.list_campaigns(session, org_id=viewer.org_id, after_id=None, limit=500)
-    return render(request, "campaigns/list.html", viewer, campaigns=found)
+    connection_names, _ = await _names(session, viewer)
+    return render(request, "campaigns/list.html", viewer, campaigns=found,
+                  connection_names=connection_names)  # fmt: skip
 
 
 @router.get("/campaigns/new")
@@ -95,4 +117,6 @@ async def campaign_page(
     found = CampaignOut.model_validate(
         await campaigns.get_campaign(session, org_id=viewer.org_id, campaign_id=campaign_id)
     )
-    return render(request, "campaigns/campaign.html", viewer, campaign=found)
+    connection_names, campaign_names = await _names(session, viewer)
+    return render(request, "campaigns/campaign.html", viewer, campaign=found,
+                  connection_names=connection_names, campaign_names=campaign_names)  # fmt: skip

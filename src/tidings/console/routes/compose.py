@@ -1,7 +1,13 @@
 """Compose: a campaign, an audience (lists, segments or all contacts) with its live
-count, now or at a time; a test send to a few addresses first. The broadcast is made by
+count, now, at a time, or at each recipient's local time; its estimate, live; a test
+send to a few addresses first. The broadcast is made by
 `broadcasts.service.create_broadcast` and the test by `messages.service.send_single`,
 exactly as `POST …/broadcasts` and `POST …/messages` make them.
+
+The estimate (`POST /compose/estimate`, htmx, on every change of the form) is the API's
+`dry_run`: `broadcasts.preview.dry_run` on the broadcast the form describes, which
+leaves nothing behind. A broadcast the balance cannot cover is refused by the service
+(402); the form comes back with the dry run's figures beside the refusal.
 
 A campaign is what a broadcast sends (its template and sender): a template alone is
 sent through a campaign made for it on the campaigns page.
@@ -9,21 +15,25 @@ sent through a campaign made for it on the campaigns page.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Form, Query, Request, Response
+from fastapi import Depends, Form, Query, Request, Response
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.api.deps import RendererDep, SessionDep, WriteSessionDep
+from tidings.api.deps import DatabaseDep, RendererDep, SessionDep, WriteSessionDep
 from tidings.api.fields import Id, UtcMoment
+from tidings.broadcasts import preview
 from tidings.broadcasts import service as broadcasts
-from tidings.broadcasts.schemas import BroadcastCreate
+from tidings.broadcasts.routes import estimate_out
+from tidings.broadcasts.schemas import BroadcastCreate, BroadcastEstimate
 from tidings.campaigns.service import get_campaign, list_campaigns
-from tidings.console.deps import SendViewer
+from tidings.console.deps import SendViewer, Viewer
 from tidings.console.pages import fragment, redirect, render
 from tidings.console.routing import page_router
-from tidings.errors import FieldError, InvalidInput
+from tidings.errors import FieldError, InsufficientCredit, InvalidInput
 from tidings.lists.service import list_lists
 from tidings.messages import service as messages
 from tidings.messages.schemas import SingleSend
@@ -54,16 +64,95 @@ async def compose(
     campaign_id: Annotated[Id | None, Query()] = None,
 ) -> Response:
     """The form; `campaign_id` preselects a campaign (after a test send, the one tested)."""
+    return await _form(request, viewer, session, ComposeForm(campaign_id=campaign_id))
+
+
+async def _form(request: Request, viewer: Viewer, session: AsyncSession, form: ComposeForm, *,
+                status: int = 200, estimate: BroadcastEstimate | None = None,
+                refused: str | None = None) -> Response:  # fmt: skip
     org_id = viewer.org_id
     return render(
-        request,
-        "compose/form.html",
-        viewer,
+        request, "compose/form.html", viewer, status_code=status,
         campaigns=await list_campaigns(session, org_id=org_id, after_id=None, limit=CHOICES),
         lists=await list_lists(session, org_id=org_id, after_id=None, limit=CHOICES),
         segments=await list_segments(session, org_id=org_id, after_id=None, limit=CHOICES),
-        chosen=campaign_id,
-    )
+        chosen=form.campaign_id, form=form, estimate=estimate, refused=refused, errors=[],
+    )  # fmt: skip
+
+
+@dataclass
+class ComposeForm:
+    """What the compose form holds; `body()` is the API's `BroadcastCreate` of it."""
+
+    name: str = ""
+    campaign_id: int | None = None
+    list_ids: list[int] | None = None
+    segment_ids: list[int] | None = None
+    send_to_all: bool = False
+    when: str = "now"  # now | later | local
+    scheduled_at: datetime | None = None
+    local_time: str = ""
+    local_date: str = ""
+
+    def chosen(self) -> bool:
+        return bool(self.campaign_id and (self.list_ids or self.segment_ids or self.send_to_all))
+
+    def body(self, *, name: str | None = None) -> BroadcastCreate:
+        if self.when == "later" and self.scheduled_at is None:
+            raise InvalidInput.field("scheduled_at", "a date and time (UTC) to send at")
+        if self.when == "local" and not self.local_time.strip():
+            raise InvalidInput.field("local_time", "a local time (HH:MM) to send at")
+        data: dict[str, Any] = {
+            "name": self.name if name is None else name,
+            "campaign_id": self.campaign_id,
+            "list_ids": self.list_ids or [],
+            "segment_ids": self.segment_ids or [],
+            "send_to_all": self.send_to_all,
+            "scheduled_at": self.scheduled_at if self.when == "later" else None,
+        }
+        if self.when == "local":
+            data["local_time"] = self.local_time.strip()
+            data["local_date"] = self.local_date.strip() or None
+        try:
+            return BroadcastCreate.model_validate(data)
+        except ValidationError as exc:
+            raise _invalid(exc, "audience") from None
+
+
+def compose_form(
+    name: Annotated[str, Form(max_length=255)] = "",
+    campaign_id: Annotated[Id | None, Form()] = None,
+    list_ids: Ids = [],  # noqa: B006 — FastAPI copies it
+    segment_ids: Ids = [],  # noqa: B006
+    send_to_all: Annotated[bool, Form()] = False,
+    when: Annotated[str, Form(pattern="^(now|later|local)$")] = "now",
+    scheduled_at: Annotated[UtcMoment | None, Form()] = None,
+    local_time: Annotated[str, Form(max_length=10)] = "",
+    local_date: Annotated[str, Form(max_length=20)] = "",
+) -> ComposeForm:
+    return ComposeForm(name=name, campaign_id=campaign_id, list_ids=list_ids,
+                       segment_ids=segment_ids, send_to_all=send_to_all, when=when,
+                       scheduled_at=scheduled_at, local_time=local_time,
+                       local_date=local_date)  # fmt: skip
+
+
+ComposeFormDep = Annotated[ComposeForm, Depends(compose_form)]
+
+
+@router.post("/compose/estimate")
+async def estimate(
+    request: Request, viewer: SendViewer, session: WriteSessionDep, form: ComposeFormDep
+) -> Response:
+    """The dry run of what the form describes (nothing is kept), or what it still lacks."""
+    figures, errors = None, []
+    if form.chosen():
+        try:
+            body = form.body(name=form.name.strip() or "estimate")
+            figures = estimate_out(await preview.dry_run(session, org_id=viewer.org_id, body=body))
+        except InvalidInput as exc:
+            errors = exc.errors
+    return fragment(request, "compose/_estimate.html", viewer, estimate=figures, errors=errors,
+                    refused=None)  # fmt: skip
 
 
 @router.get("/compose/count")
@@ -120,33 +209,25 @@ async def test_send(
 
 @router.post("/compose")
 async def create(
-    viewer: SendViewer,
-    session: WriteSessionDep,
-    name: Annotated[str, Form(max_length=255)],
-    campaign_id: Annotated[Id, Form()],
-    list_ids: Ids = [],  # noqa: B006 — FastAPI copies it
-    segment_ids: Ids = [],  # noqa: B006
-    send_to_all: Annotated[bool, Form()] = False,
-    when: Annotated[str, Form(pattern="^(now|later)$")] = "now",
-    scheduled_at: Annotated[UtcMoment | None, Form()] = None,
+    request: Request, viewer: SendViewer, db: DatabaseDep, form: ComposeFormDep
 ) -> Response:
-    if when == "later" and scheduled_at is None:
-        raise InvalidInput.field("scheduled_at", "a date and time (UTC) to send at")
-    at: datetime | None = scheduled_at if when == "later" else None
+    if not form.campaign_id:
+        raise InvalidInput.field("campaign_id", "choose a campaign")
+    body = form.body()
     try:
-        body = BroadcastCreate(
-            name=name,
-            campaign_id=campaign_id,
-            list_ids=list_ids,
-            segment_ids=segment_ids,
-            send_to_all=send_to_all,
-            scheduled_at=at,
-        )
-    except ValidationError as exc:
-        raise _invalid(exc, "audience") from None
-    created = await broadcasts.create_broadcast(session, org_id=viewer.org_id, body=body)
+        async with db.transaction() as session:
+            created = await broadcasts.create_broadcast(session, org_id=viewer.org_id, body=body)
+    except InsufficientCredit as exc:
+        async with db.transaction() as session:  # the same figures the service refused on
+            figures = estimate_out(await preview.dry_run(session, org_id=viewer.org_id, body=body))
+            return await _form(request, viewer, session, form, status=402, estimate=figures,
+                               refused=str(exc))  # fmt: skip
     b = created.broadcast
-    flash = f"Broadcast {b.id} scheduled" + (
-        f" for {at:%Y-%m-%d %H:%M} UTC." if at else ": sending now."
+    at = body.scheduled_at
+    flash = f"Broadcast {b.id} " + (
+        f"scheduled for {at:%Y-%m-%d %H:%M} UTC" if at else "created: sending now"
     )
-    return redirect(f"/broadcasts/{b.id}", viewer, flash=flash)
+    if body.local_time:
+        on = f" on {body.local_date}" if body.local_date else ""
+        flash += f", each message at {body.local_time}{on} in its recipient's time zone"
+    return redirect(f"/broadcasts/{b.id}", viewer, flash=flash + ".")

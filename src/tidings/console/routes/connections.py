@@ -1,6 +1,7 @@
 """Connections: the org's provider connections, and "test this connection".
 
-    GET  /connections                  kind, channel, settings, limits: never credentials
+    GET  /connections                  kind, channel, settings, limits, breaker health: never
+                                       credentials
     POST /connections                  add one                       (admin, owner)
     POST /connections/{id}/test        open its hosts now and say OK or the error (admin, owner)
 
@@ -29,7 +30,7 @@ from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.audit.diff import diff
 from tidings.channels.registry import PROVIDERS
-from tidings.connections import probe
+from tidings.connections import health, probe
 from tidings.connections import service as connections
 from tidings.connections.kinds import check_addresses
 from tidings.connections.routes import audited_connection
@@ -38,18 +39,24 @@ from tidings.console.deps import ManageViewer, ReadViewer, Viewer
 from tidings.console.forms import validated
 from tidings.console.pages import fragment, redirect, render
 from tidings.console.routing import page_router
+from tidings.db.base import utcnow
 from tidings.errors import FieldError, InvalidInput
+from tidings.settings import Settings
 
 router = page_router()
 
 
-async def _page(request: Request, viewer: Viewer, session: AsyncSession, *, status: int = 200,
-                errors: list[FieldError] | None = None,
+async def _page(request: Request, viewer: Viewer, session: AsyncSession, settings: Settings, *,
+                status: int = 200, errors: list[FieldError] | None = None,
                 form: dict[str, str] | None = None) -> Response:  # fmt: skip
     found = await connections.list_connections(session, org_id=viewer.org_id)
     credential_fields = {c.id: sorted((c.credentials or {}).keys()) for c in found}
+    now, policy = utcnow(), health.breaker_policy(settings)
+    breakers = {c.id: await health.get_health(session, org_id=viewer.org_id, connection_id=c.id,
+                                              now=now, policy=policy)
+                for c in found}  # fmt: skip
     return render(request, "connections/list.html", viewer, status_code=status,
-                  connections=found, credential_fields=credential_fields,
+                  connections=found, credential_fields=credential_fields, health=breakers,
                   kinds=sorted(PROVIDERS), errors=errors or [], form=form or {})  # fmt: skip
 
 
@@ -66,8 +73,10 @@ def _document(name: str, text: str) -> dict[str, Any]:
 
 
 @router.get("/connections")
-async def connection_list(request: Request, viewer: ReadViewer, session: SessionDep) -> Response:
-    return await _page(request, viewer, session)
+async def connection_list(
+    request: Request, viewer: ReadViewer, session: SessionDep, settings: SettingsDep
+) -> Response:
+    return await _page(request, viewer, session, settings)
 
 
 @router.post("/connections")
@@ -106,7 +115,7 @@ async def create(
             "max_concurrency": max_concurrency,
         }  # never the credentials
         async with db.transaction(write=False) as session:
-            return await _page(request, viewer, session, status=422, errors=exc.errors,
+            return await _page(request, viewer, session, settings, status=422, errors=exc.errors,
                                form=form)  # fmt: skip
     return redirect("/connections", viewer, flash=f"Connection {created.name!r} added")
 
