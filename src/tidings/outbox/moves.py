@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, update
+from sqlalchemy import ColumnElement, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.outbox.models import Message
@@ -45,6 +45,18 @@ async def move(
     reserved = sum(int(cost) for cost in costs)
     await session.execute(moving.values(**values))
     return reserved
+
+
+def fallbacks_of(broadcast_id: int) -> ColumnElement[bool]:
+    """The fallback messages made instead of the broadcast's skipped ones (a WHERE for
+    their credit reservation: they belong to no broadcast, `outbox.create`)."""
+    preferred = MESSAGES.alias("preferred").c
+    made = select(preferred.fell_back_to).where(
+        preferred.broadcast_id == broadcast_id,
+        preferred.status == MessageStatus.SKIPPED.value,
+        preferred.fell_back_to.is_not(None),
+    )
+    return M.id.in_(made)
 
 
 def of_broadcast(broadcast_id: int, *statuses: MessageStatus) -> ColumnElement[bool]:
