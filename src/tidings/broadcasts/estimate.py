@@ -27,6 +27,7 @@ from tidings.credits.service import balance_of, price_of, price_table
 from tidings.errors import Conflict, InsufficientCredit
 from tidings.orgs.service import get_org
 from tidings.outbox import create as outbox
+from tidings.outbox import fallback as fallbacks
 from tidings.outbox.audience import audience_condition
 from tidings.outbox.models import Message
 from tidings.outbox.status import MessageStatus
@@ -84,12 +85,12 @@ async def estimate(
     )
     skipped, schedule = dict(found.skipped), dict(found.schedule)
     fallback = await _fallback_version(session, version=version)
-    fell_back: outbox.FallbackEstimate | None = None
+    fell_back: fallbacks.FallbackEstimate | None = None
     if fallback is not None:
         fallback_timing, _ = send_timing(
             org, fallback, local_time=broadcast.local_time, local_date=broadcast.local_date
         )
-        fell_back = await outbox.estimate_fallback(
+        fell_back = await fallbacks.estimate(
             session,
             batch=batch,
             fallback=outbox.Batch(

@@ -109,7 +109,9 @@ class BroadcastOut(BaseModel):
     unsubscribed_count: int
     fallback_count: int = Field(
         description="Recipients sent the campaign's fallback on the other channel instead "
-        "(their message there failed or hard-bounced): each such message has `fallback_of`."
+        "(their message there was skipped for want of an address, an unsubscription or a "
+        "suppression, or failed or hard-bounced): each such message has `fallback_of`, "
+        "and belongs to no broadcast."
     )
     created_at: datetime
     updated_at: datetime

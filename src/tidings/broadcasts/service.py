@@ -44,6 +44,8 @@ from tidings.lists.service import add_to_list, require_lists
 from tidings.orgs.service import get_org
 from tidings.outbox import create as outbox
 from tidings.outbox.audience import audience_condition
+from tidings.outbox.fallback import expand as fallbacks_made
+from tidings.outbox.fallback import merged
 from tidings.outbox.models import Message
 from tidings.outbox.moves import fallbacks_of, move, of_broadcast
 from tidings.outbox.status import MessageStatus
@@ -449,7 +451,11 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
                 batch=batch,
                 audience=audience,
                 sms_countries=org.sms_countries,
-                fallback=fallback,
+            )
+            fallbacks = (
+                await fallbacks_made(session, batch=fallback, sms_countries=org.sms_countries)
+                if fallback is not None
+                else None
             )
             # Before the held ones are queued: those were reserved when it was made.
             await charge_messages(
@@ -459,7 +465,7 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
                 where=of_broadcast(broadcast.id, MS.QUEUED),
                 reference=f"broadcast:{broadcast.id}",
             )
-            if fallback is not None and counts.fallbacks:
+            if fallback is not None and fallbacks is not None and fallbacks.made:
                 await charge_messages(
                     session,
                     org_id=broadcast.org_id,
@@ -477,8 +483,11 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
     broadcast.contacts_count = counts.contacts
     broadcast.recipients_count = counts.recipients
     broadcast.skipped_count = counts.skipped
-    broadcast.fallback_count += counts.fallbacks
-    broadcast.due_schedule = [[at.isoformat(), n] for at, n in counts.schedule]
+    schedule = counts.schedule
+    if fallbacks is not None and fallbacks.made:
+        broadcast.fallback_count += fallbacks.made
+        schedule = merged(schedule, fallbacks.schedule)
+    broadcast.due_schedule = [[at.isoformat(), n] for at, n in schedule]
     return True
 
 

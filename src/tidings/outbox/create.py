@@ -12,14 +12,7 @@ or SKIPPED with its reason. Query helpers: the caller owns the transaction.
                         (timezone, phone_country) first (`outbox.timing`): the zones, whose
                         instants
                         `rules.due_time_sql` computes in Python, one per zone
-    fallback            a campaign with a fallback campaign: then one INSERT … SELECT from
-                        the broadcast's messages just SKIPPED for a reason that
-                        `rules.falls_back` (no address, suppressed, unsubscribed) joined
-                        to their contacts and the fallback channel's suppressions: the
-                        fallback's message, of no broadcast, `fallback_of` the skipped
-                        one, where the fallback's own skip rule lets it through; then one
-                        UPDATE gives each skipped one its `fell_back_to` (a probe of the
-                        contact's messages by index)
+    (then, for a campaign with a fallback campaign, `outbox.fallback.expand`)
     estimate(broadcast) the same SELECT, grouped instead of inserted (read only)
     hold(recipients)    INSERT … SELECT from one JSON array of rows (HELD or SKIPPED)
     add_one(contact)    one ORM row (QUEUED or SKIPPED), flushed for its id
@@ -39,13 +32,11 @@ from sqlalchemy import (
     String,
     Table,
     case,
-    exists,
     func,
     insert,
     literal,
     null,
     select,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
@@ -60,7 +51,6 @@ from tidings.outbox.rules import (
     Place,
     address_or_skip,
     due_time,
-    falls_back_sql,
     recipient_zone,
     skip_reason_sql,
     suppression_match,
@@ -105,9 +95,8 @@ async def _timing(session: AsyncSession, *, batch: Batch) -> tuple[Timing, str]:
 class Expansion:
     contacts: int
     recipients: int
-    skipped: int  # the fallen back among them
-    schedule: list[tuple[datetime, int]]  # (due at, messages), in time order, fallbacks too
-    fallbacks: int = 0  # fallback messages queued instead of skipped ones
+    skipped: int
+    schedule: list[tuple[datetime, int]]  # (due at, messages), in time order
 
 
 async def expand(
@@ -116,13 +105,10 @@ async def expand(
     batch: Batch,
     audience: ColumnElement[bool],
     sms_countries: Collection[str] | None,
-    fallback: Batch | None = None,
 ) -> Expansion:
     """Insert a message for every contact matching `audience` (`outbox.audience`), QUEUED
-    and due now (or when its zone's `Timing` says), or SKIPPED with its reason; with a
-    `fallback` (its campaign the broadcast campaign's fallback), the fallback's message
-    to each contact skipped for a reason that falls back (`_fall_back`); returns the
-    broadcast's counts by status and when its messages come due."""
+    and due now (or when its zone's `Timing` says), or SKIPPED with its reason; returns
+    the broadcast's counts by status and when its messages come due."""
     campaign = batch.campaign
     timing, org_zone = await _timing(session, batch=batch)
     due = await due_column(
@@ -179,128 +165,7 @@ async def expand(
         if timing.per_zone
         else [(batch.now, total - skipped)][: 1 if total > skipped else 0]  # all at once
     )
-    fallbacks = 0
-    if fallback is not None:
-        fallbacks = await _fall_back(session, batch=fallback, sms_countries=sms_countries)
-        if fallbacks:
-            schedule = _merged(schedule, await _fallback_schedule(session, batch=fallback))
-    return Expansion(
-        contacts=total, recipients=total - skipped, skipped=skipped, schedule=schedule,
-        fallbacks=fallbacks,
-    )  # fmt: skip
-
-
-def _merged(*schedules: list[tuple[datetime, int]]) -> list[tuple[datetime, int]]:
-    by_due: dict[datetime, int] = {}
-    for schedule in schedules:
-        for at, n in schedule:
-            by_due[at] = by_due.get(at, 0) + n
-    return sorted(by_due.items())
-
-
-def _fallen(batch: Batch) -> tuple[Table, ColumnElement[bool]]:
-    """The broadcast's skipped messages that fall back (an alias of messages, and the
-    condition): its expansion's and its explicit recipients' alike."""
-    skipped = MESSAGES.alias("preferred")
-    p = skipped.c
-    condition = (
-        (p.broadcast_id == batch.broadcast_id)
-        & (p.status == S.SKIPPED.value)
-        & falls_back_sql(p.reason)
-        & p.contact_id.is_not(None)
-    )
-    return cast(Table, skipped), condition
-
-
-def _fallback_rule(
-    batch: Batch, sms_countries: Collection[str] | None
-) -> tuple[Table, ColumnElement[bool], ColumnElement[Any], ColumnElement[Any]]:
-    """The fallback campaign's skip rule over CONTACTS: (its suppressions alias, the LEFT
-    JOIN condition, the address, the skip reason or NULL)."""
-    campaign = batch.campaign
-    listed = SUPPRESSIONS.alias("listed_fallback")
-    address, reason = skip_reason_sql(
-        CONTACTS, listed, channel=campaign.channel, purpose=campaign.purpose,
-        sms_countries=sms_countries,
-    )  # fmt: skip
-    on_list = suppression_match(
-        listed, org_id=batch.org_id, channel=campaign.channel, address=address,
-        marketing=campaign.purpose == "marketing",
-    )  # fmt: skip
-    return cast(Table, listed), on_list, address, reason
-
-
-async def _fall_back(
-    session: AsyncSession, *, batch: Batch, sms_countries: Collection[str] | None
-) -> int:
-    """Side effects: the fallback message (`batch.campaign`, of no broadcast, QUEUED) of
-    each of the broadcast's (`batch.broadcast_id`) skipped messages that falls back, to
-    the same contact with the same variables, where the fallback's own skip rule lets it
-    through (else nothing: the contact stays skipped with the preferred channel's
-    reason); both linked. Returns how many were made."""
-    campaign = batch.campaign
-    skipped, fallen = _fallen(batch)
-    p = skipped.c
-    listed, on_list, address, reason = _fallback_rule(batch, sms_countries)
-    timing, org_zone = await _timing(session, batch=batch)
-    candidates = CONTACTS.c.id.in_(select(p.contact_id).where(fallen))
-    due = await due_column(
-        session, timing=timing, org_zone=org_zone, now=batch.now, audience=candidates
-    )
-    rows = (
-        select(
-            literal(batch.org_id),
-            literal(campaign.campaign_id),
-            literal(campaign.id),
-            CONTACTS.c.id,
-            literal(campaign.channel),
-            address,
-            literal(S.QUEUED.value),
-            literal(batch.is_test),
-            literal(0),
-            due,
-            literal(batch.now, type_=UTCDateTime()),
-            p.variables,
-            p.id,
-        )
-        .select_from(
-            skipped.join(CONTACTS, CONTACTS.c.id == p.contact_id).outerjoin(listed, on_list)
-        )
-        .where(fallen, reason.is_(None))
-    )
-    columns = ["org_id", "campaign_id", "campaign_version_id", "contact_id", "channel",
-               "recipient", "status", "is_test", "attempts", "due_at", "created_at",
-               "variables", "fallback_of"]  # fmt: skip
-    made = await session.execute(insert(MESSAGES).from_select(columns, rows))
-    if not made.rowcount:  # type: ignore[attr-defined]
-        return 0
-    m, f = MESSAGES.c, MESSAGES.alias("fallback").c
-    # The contact's messages by index: its fallback is among them.
-    link = select(f.id).where(f.contact_id == m.contact_id, f.fallback_of == m.id)
-    await session.execute(
-        update(MESSAGES)
-        .where(
-            m.broadcast_id == batch.broadcast_id,
-            m.status == S.SKIPPED.value,
-            falls_back_sql(m.reason),
-            exists(link),
-        )
-        .values(fell_back_to=link.scalar_subquery())
-    )
-    return int(made.rowcount)  # type: ignore[attr-defined]
-
-
-async def _fallback_schedule(session: AsyncSession, *, batch: Batch) -> list[tuple[datetime, int]]:
-    """(due at, messages) of the broadcast's fallback messages just made (read only)."""
-    preferred, fallback = MESSAGES.alias("preferred"), MESSAGES.alias("fallback")
-    p, f = preferred.c, fallback.c
-    rows = await session.execute(
-        select(f.due_at, func.count())
-        .select_from(preferred.join(fallback, f.id == p.fell_back_to))
-        .where(p.broadcast_id == batch.broadcast_id, p.status == S.SKIPPED.value)
-        .group_by(f.due_at)
-    )
-    return sorted((at, int(n)) for at, n in rows)
+    return Expansion(contacts=total, recipients=total - skipped, skipped=skipped, schedule=schedule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,66 +178,6 @@ class Estimate:
     skipped: dict[str, int]
     schedule: list[tuple[datetime, int]]
     countries: dict[str | None, int]  # SMS recipients by their phone's country
-
-
-@dataclass(frozen=True, slots=True)
-class FallbackEstimate:
-    """The fallback messages an expansion would make: how many, when due, by country."""
-
-    recipients: int
-    schedule: list[tuple[datetime, int]]
-    countries: dict[str | None, int]  # SMS recipients by their phone's country
-
-
-async def estimate_fallback(
-    session: AsyncSession,
-    *,
-    batch: Batch,
-    fallback: Batch,
-    audience: ColumnElement[bool],
-    sms_countries: Collection[str] | None,
-) -> FallbackEstimate:
-    """`_fall_back`'s SELECT, grouped by place (read only): the contacts of `audience`
-    whose preferred message (`batch`) would be skipped for a reason that falls back, and
-    the broadcast's explicit recipients skipped so already, that the fallback's own skip
-    rule lets through."""
-    preferred = SUPPRESSIONS.alias("listed")
-    address, reason = skip_reason_sql(
-        CONTACTS, preferred, channel=batch.campaign.channel, purpose=batch.campaign.purpose,
-        sms_countries=sms_countries,
-    )  # fmt: skip
-    on_preferred = suppression_match(
-        preferred, org_id=batch.org_id, channel=batch.campaign.channel, address=address,
-        marketing=batch.campaign.purpose == "marketing",
-    )  # fmt: skip
-    listed, on_list, _, fallback_reason = _fallback_rule(fallback, sms_countries)
-    skipped, fallen = _fallen(fallback)
-    c = CONTACTS.c
-    sources = [
-        select(c.timezone, c.phone_country, func.count())
-        .select_from(CONTACTS.outerjoin(preferred, on_preferred).outerjoin(listed, on_list))
-        .where(audience, falls_back_sql(reason), fallback_reason.is_(None))
-        .group_by(c.timezone, c.phone_country),
-        select(c.timezone, c.phone_country, func.count())
-        .select_from(
-            skipped.join(CONTACTS, c.id == skipped.c.contact_id).outerjoin(listed, on_list)
-        )
-        .where(fallen, fallback_reason.is_(None))
-        .group_by(c.timezone, c.phone_country),
-    ]
-    timing, org_zone = await _timing(session, batch=fallback)
-    by_due: dict[datetime, int] = {}
-    countries: dict[str | None, int] = {}
-    total = 0
-    for source in sources:
-        for tz, where, n in await session.execute(source):
-            total += int(n)
-            zone = recipient_zone(Place(tz, where), org_zone=org_zone)
-            at = due_time(None, now=fallback.now, zone=zone, timing=timing)
-            by_due[at] = by_due.get(at, 0) + int(n)
-            key = where if fallback.campaign.channel == "sms" else None
-            countries[key] = countries.get(key, 0) + int(n)
-    return FallbackEstimate(total, sorted(by_due.items()), countries)
 
 
 async def estimate(
