@@ -189,3 +189,37 @@ async def test_no_fallback_when_its_own_channel_skips_the_contact_too(db: Databa
     assert (broadcast.skipped_count, broadcast.fallback_count) == (18, 0)
     assert (estimated.fallbacks, estimated.recipients) == (0, 12)
     assert estimated.cost == 12 * EMAIL_PRICE
+
+
+async def test_pause_resume_and_cancel_move_the_fallbacks_too(db: Database) -> None:
+    org_id, email, _ = await _setup(db)
+    async with db.transaction() as session:
+        created = await broadcasts.create_broadcast(
+            session, org_id=org_id, now=NOW,
+            body=BroadcastCreate(name="b", campaign_id=email.id, send_to_all=True),
+        )  # fmt: skip
+        broadcast_id = created.broadcast.id
+    async with db.transaction() as session:
+        assert await broadcasts.start_due(session, broadcast_id=broadcast_id, now=NOW)
+
+    async def statuses() -> dict[str, set[str]]:
+        async with db.session() as session:
+            rows = (await session.execute(select(Message.channel, Message.status)
+                                          .where(Message.status != "skipped"))).all()  # fmt: skip
+        found: dict[str, set[str]] = {}
+        for channel, status in rows:
+            found.setdefault(channel, set()).add(status)
+        return found
+
+    assert await statuses() == {"email": {"queued"}, "sms": {"queued"}}
+    async with db.transaction() as session:
+        await broadcasts.pause(session, org_id=org_id, broadcast_id=broadcast_id)
+    assert await statuses() == {"email": {"held"}, "sms": {"held"}}
+    async with db.transaction() as session:
+        await broadcasts.resume(session, org_id=org_id, broadcast_id=broadcast_id)
+    assert await statuses() == {"email": {"queued"}, "sms": {"queued"}}
+    async with db.transaction() as session:
+        await broadcasts.cancel(session, org_id=org_id, broadcast_id=broadcast_id)
+    assert await statuses() == {"email": {"cancelled"}, "sms": {"cancelled"}}
+    async with db.session() as session:  # both channels' reservations given back
+        assert await credits.balance_of(session, org_id=org_id) == 10_000_000
