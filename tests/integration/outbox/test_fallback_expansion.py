@@ -17,6 +17,7 @@ from tests.support.factories import make_org
 from tidings.broadcasts import preview
 from tidings.broadcasts import service as broadcasts
 from tidings.broadcasts.models import Broadcast
+from tidings.broadcasts.routes import estimate_out
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.campaigns.models import Campaign
 from tidings.contacts import service as contacts
@@ -146,7 +147,18 @@ async def test_skipped_emails_fall_back_to_one_sms_each(db: Database) -> None:
     cost = 12 * EMAIL_PRICE + 16 * SMS_PRICE
     assert balance == 10_000_000 - cost
 
-    # The estimate (and the dry run) said so before.
+    # The estimate (and the dry run, and a draft's estimate) said so before.
+    async with db.transaction() as session:
+        draft = await broadcasts.create_broadcast(
+            session, org_id=org_id, now=NOW,
+            body=BroadcastCreate(name="d", campaign_id=email.id, send_to_all=True, draft=True),
+        )  # fmt: skip
+        drafted = await preview.estimate_broadcast(
+            session, org_id=org_id, broadcast_id=draft.broadcast.id, now=NOW
+        )
+    assert drafted.fallbacks == 16
+    assert drafted.cost == cost
+    assert estimate_out(drafted).recipients == {"email": 12, "sms": 16}  # the API's answer
     for figures in (estimated, dry):
         assert (figures.channel, figures.fallback_channel) == ("email", "sms")
         assert (figures.contacts, figures.recipients, figures.fallbacks) == (30, 12, 16)
