@@ -27,6 +27,7 @@ from tidings.credits.service import balance_of, price_of, price_table
 from tidings.errors import Conflict, InsufficientCredit
 from tidings.orgs.service import get_org
 from tidings.outbox import create as outbox
+from tidings.outbox import fallback as fallbacks
 from tidings.outbox.audience import audience_condition
 from tidings.outbox.models import Message
 from tidings.outbox.status import MessageStatus
@@ -50,7 +51,9 @@ class Figures:
     cost: int
     reserved: int
     balance: int
-    schedule: list[tuple[datetime, int]]
+    schedule: list[tuple[datetime, int]]  # fallback messages included
+    fallback_channel: str | None = None  # the fallback campaign's, when it has one
+    fallbacks: int = 0  # fallback messages instead of skipped ones (counted in `skipped`)
 
     @property
     def covered(self) -> bool:
@@ -81,6 +84,29 @@ async def estimate(
         session, batch=batch, audience=audience, sms_countries=org.sms_countries
     )
     skipped, schedule = dict(found.skipped), dict(found.schedule)
+    fallback = await _fallback_version(session, version=version)
+    fell_back: fallbacks.FallbackEstimate | None = None
+    if fallback is not None:
+        fallback_timing, _ = send_timing(
+            org, fallback, local_time=broadcast.local_time, local_date=broadcast.local_date
+        )
+        fell_back = await fallbacks.estimate(
+            session,
+            batch=batch,
+            fallback=outbox.Batch(
+                broadcast.org_id,
+                broadcast.id,
+                fallback,
+                broadcast.is_test,
+                start,
+                fallback_timing,
+                org_zone,
+            ),
+            audience=audience,
+            sms_countries=org.sms_countries,
+        )
+        for at, n in fell_back.schedule:
+            schedule[at] = schedule.get(at, 0) + n
     countries = dict(found.countries)
     held = await _held(session, broadcast_id=broadcast.id, sms=version.channel == "sms")
     for status, reason, due, country, n in held:
@@ -104,17 +130,50 @@ async def estimate(
         )
         or 0
     )
+    segments = per_message * recipients
+    if fallback is not None and fell_back is not None and fell_back.recipients:
+        fallback_each = (
+            await _segments(session, version=fallback) if fallback.channel == "sms" else 0
+        )
+        if fallback.channel == "sms":
+            segments += fallback_each * fell_back.recipients
+        fallback_table = await price_table(
+            session, org_id=broadcast.org_id, channel=fallback.channel
+        )
+        if not broadcast.is_test:
+            cost += sum(
+                price_of(fallback_table, country=c) * n * max(fallback_each, 1)
+                for c, n in fell_back.countries.items()
+            )
     return Figures(
         channel=version.channel,
         contacts=recipients + sum(skipped.values()),
         recipients=recipients,
         skipped=skipped,
-        sms_segments=per_message * recipients,
+        sms_segments=segments,
         cost=cost,
         reserved=reserved,
         balance=await balance_of(session, org_id=broadcast.org_id),
         schedule=sorted(schedule.items()),
+        fallback_channel=None if fallback is None else fallback.channel,
+        fallbacks=0 if fell_back is None else fell_back.recipients,
     )
+
+
+async def _fallback_version(
+    session: AsyncSession, *, version: CampaignVersion
+) -> CampaignVersion | None:
+    """The fallback campaign `version` would send: the one it froze, or, for a draft's
+    unsaved version (`draft_version`), its campaign's fallback as it stands."""
+    if version.fallback_version_id is not None:
+        return await session.get(CampaignVersion, version.fallback_version_id)
+    if version.id is not None:
+        return None  # frozen without a fallback
+    campaign = await session.get(Campaign, version.campaign_id)
+    if campaign is None or campaign.fallback_campaign_id is None:
+        return None
+    fallback = await session.get(Campaign, campaign.fallback_campaign_id)
+    return None if fallback is None else await draft_version(session, campaign=fallback)
 
 
 def require_covered(figures: Figures) -> None:

@@ -34,7 +34,8 @@ def estimate_out(figures: Figures) -> BroadcastEstimate:
     return BroadcastEstimate(
         channel=figures.channel,
         contacts=figures.contacts,
-        recipients={figures.channel: figures.recipients},
+        recipients={figures.channel: figures.recipients}
+        | ({figures.fallback_channel: figures.fallbacks} if figures.fallback_channel else {}),
         skipped=figures.skipped,
         sms_segments=figures.sms_segments,
         cost=to_credits(figures.cost),

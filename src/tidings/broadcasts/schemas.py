@@ -109,7 +109,9 @@ class BroadcastOut(BaseModel):
     unsubscribed_count: int
     fallback_count: int = Field(
         description="Recipients sent the campaign's fallback on the other channel instead "
-        "(their message there failed or hard-bounced): each such message has `fallback_of`."
+        "(their message there was skipped for want of an address, an unsubscription or a "
+        "suppression, or failed or hard-bounced): each such message has `fallback_of`, "
+        "and belongs to no broadcast."
     )
     created_at: datetime
     updated_at: datetime
@@ -168,8 +170,14 @@ class BroadcastEstimate(BaseModel):
 
     channel: str
     contacts: int = Field(description="Contacts reached: recipients and skipped.")
-    recipients: dict[str, int] = Field(description="Messages that would be sent, by channel.")
-    skipped: dict[str, int] = Field(description="Contacts skipped, by reason.")
+    recipients: dict[str, int] = Field(
+        description="Messages that would be sent, by channel: the campaign's, and its "
+        "fallback campaign's (the fallback messages made instead of skipped ones)."
+    )
+    skipped: dict[str, int] = Field(
+        description="Contacts skipped on the campaign's channel, by reason: those who get "
+        "the fallback's message instead included."
+    )
     sms_segments: int = Field(
         description="SMS segments in all: each SMS counted at its template text's length as "
         "written (a longer personalised text is settled when it is rendered)."

@@ -44,8 +44,10 @@ from tidings.lists.service import add_to_list, require_lists
 from tidings.orgs.service import get_org
 from tidings.outbox import create as outbox
 from tidings.outbox.audience import audience_condition
+from tidings.outbox.fallback import expand as fallbacks_made
+from tidings.outbox.fallback import merged
 from tidings.outbox.models import Message
-from tidings.outbox.moves import move, of_broadcast
+from tidings.outbox.moves import fallbacks_of, move, of_broadcast
 from tidings.outbox.status import MessageStatus
 from tidings.outbox.timing import send_timing
 from tidings.segments.models import Segment
@@ -205,9 +207,13 @@ async def _require_covered(
     """InsufficientCredit (402) with the estimate's figures when the balance cannot cover
     the broadcast. Free (no price for the channel) and test-key sends skip the estimate:
     a million-recipient send to a free org is accepted at once."""
-    if broadcast.is_test or is_free(
-        await price_table(session, org_id=broadcast.org_id, channel=version.channel)
-    ):
+    if broadcast.is_test:
+        return
+    channels = {version.channel}
+    if version.fallback_version_id is not None:  # the other one
+        channels = {"email", "sms"}
+    tables = [await price_table(session, org_id=broadcast.org_id, channel=c) for c in channels]
+    if all(is_free(table) for table in tables):
         return
     figures = await estimates.estimate(session, broadcast=broadcast, now=now, version=version)
     estimates.require_covered(figures)
@@ -437,6 +443,7 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
     batch = outbox.Batch(
         broadcast.org_id, broadcast.id, version, broadcast.is_test, now, timing, org_zone
     )
+    fallback = await fallback_batch(session, broadcast=broadcast, version=version, now=now)
     try:
         async with session.begin_nested():
             counts = await outbox.expand(
@@ -444,6 +451,11 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
                 batch=batch,
                 audience=audience,
                 sms_countries=org.sms_countries,
+            )
+            fallbacks = (
+                await fallbacks_made(session, batch=fallback, sms_countries=org.sms_countries)
+                if fallback is not None
+                else None
             )
             # Before the held ones are queued: those were reserved when it was made.
             await charge_messages(
@@ -453,6 +465,14 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
                 where=of_broadcast(broadcast.id, MS.QUEUED),
                 reference=f"broadcast:{broadcast.id}",
             )
+            if fallback is not None and fallbacks is not None and fallbacks.made:
+                await charge_messages(
+                    session,
+                    org_id=broadcast.org_id,
+                    channel=fallback.campaign.channel,
+                    where=fallbacks_of(broadcast.id),
+                    reference=f"broadcast:{broadcast.id}",
+                )
     except InsufficientCredit:
         await _fail_for_credit(session, broadcast=broadcast, now=now)
         return True
@@ -463,8 +483,37 @@ async def start_due(session: AsyncSession, *, broadcast_id: int, now: datetime) 
     broadcast.contacts_count = counts.contacts
     broadcast.recipients_count = counts.recipients
     broadcast.skipped_count = counts.skipped
-    broadcast.due_schedule = [[at.isoformat(), n] for at, n in counts.schedule]
+    schedule = counts.schedule
+    if fallbacks is not None and fallbacks.made:
+        broadcast.fallback_count += fallbacks.made
+        schedule = merged(schedule, fallbacks.schedule)
+    broadcast.due_schedule = [[at.isoformat(), n] for at, n in schedule]
     return True
+
+
+async def fallback_batch(
+    session: AsyncSession, *, broadcast: Broadcast, version: CampaignVersion, now: datetime
+) -> outbox.Batch | None:
+    """The batch of the fallback messages of `broadcast` sent with `version`: its frozen
+    fallback campaign, timed as that campaign's channel is (its quiet hours), the
+    broadcast's local time; None without a fallback (read only)."""
+    if version.fallback_version_id is None:
+        return None
+    fallback = await session.get(CampaignVersion, version.fallback_version_id)
+    assert fallback is not None  # versions are never removed while their campaign is
+    return await _fallback_batch(session, broadcast=broadcast, fallback=fallback, now=now)
+
+
+async def _fallback_batch(
+    session: AsyncSession, *, broadcast: Broadcast, fallback: CampaignVersion, now: datetime
+) -> outbox.Batch:
+    org = await get_org(session, org_id=broadcast.org_id)
+    timing, org_zone = send_timing(
+        org, fallback, local_time=broadcast.local_time, local_date=broadcast.local_date
+    )
+    return outbox.Batch(
+        broadcast.org_id, broadcast.id, fallback, broadcast.is_test, now, timing, org_zone
+    )
 
 
 async def frozen(session: AsyncSession, *, broadcast: Broadcast) -> CampaignVersion:

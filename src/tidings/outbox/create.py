@@ -12,6 +12,7 @@ or SKIPPED with its reason. Query helpers: the caller owns the transaction.
                         (timezone, phone_country) first (`outbox.timing`): the zones, whose
                         instants
                         `rules.due_time_sql` computes in Python, one per zone
+    (then, for a campaign with a fallback campaign, `outbox.fallback.expand`)
     estimate(broadcast) the same SELECT, grouped instead of inserted (read only)
     hold(recipients)    INSERT … SELECT from one JSON array of rows (HELD or SKIPPED)
     add_one(contact)    one ORM row (QUEUED or SKIPPED), flushed for its id

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, update
+from sqlalchemy import ColumnElement, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.outbox.models import Message
@@ -34,17 +34,38 @@ async def move(
     nor given back (the caller releases it)."""
     transition(source, target)
     values: dict[str, object] = {"status": target.value}
-    moving = update(MESSAGES).where(M.broadcast_id == broadcast_id, M.status == source.value)
+    # Its own messages, then the fallbacks made instead of some (of no broadcast).
+    movings = [
+        update(MESSAGES).where(M.broadcast_id == broadcast_id, M.status == source.value),
+        update(MESSAGES).where(fallbacks_of(broadcast_id), M.status == source.value),
+    ]
     if TRANSITIONS[target]:
-        await session.execute(moving.values(**values))
+        for moving in movings:
+            await session.execute(moving.values(**values))
         return 0
     values.update(finished_at=now, reason=reason)
-    # The charged rows first, their costs returned; then the free ones (a free org's
-    # million-message cancel returns no row).
-    costs = await session.scalars(moving.where(M.cost > 0).values(**values).returning(M.cost))
-    reserved = sum(int(cost) for cost in costs)
-    await session.execute(moving.values(**values))
+    reserved = 0
+    for moving in movings:
+        # The charged rows first, their costs returned; then the free ones (a free org's
+        # million-message cancel returns no row).
+        costs = await session.scalars(moving.where(M.cost > 0).values(**values).returning(M.cost))
+        reserved += sum(int(cost) for cost in costs)
+        await session.execute(moving.values(**values))
     return reserved
+
+
+def fallbacks_of(broadcast_id: int) -> ColumnElement[bool]:
+    """The fallback messages made instead of the broadcast's skipped or failed ones (they
+    belong to no broadcast, `outbox.fallback`, `broadcasts.fallback`): a WHERE for their
+    credit reservation and their moves. Reads only the broadcast's skipped and failed
+    rows (its (broadcast_id, status) index), few beside its queued ones."""
+    preferred = MESSAGES.alias("preferred").c
+    made = select(preferred.fell_back_to).where(
+        preferred.broadcast_id == broadcast_id,
+        preferred.status.in_([MessageStatus.SKIPPED.value, MessageStatus.FAILED.value]),
+        preferred.fell_back_to.is_not(None),
+    )
+    return M.id.in_(made)
 
 
 def of_broadcast(broadcast_id: int, *statuses: MessageStatus) -> ColumnElement[bool]:

@@ -14,6 +14,10 @@ Skip reasons, first reason first:
     "unsubscribed"                            unsubscribed from the channel, on a marketing
                                               campaign (transactional mail still goes)
 
+Fallback: a skip for want of an address, for a suppression or for an unsubscription lets a
+campaign with a fallback campaign send the other channel's message instead (`falls_back`);
+"country not allowed" does not — the org refused that destination, not the contact.
+
 Due time: when the send asked for (a single send's `send_at`, a scheduled broadcast's
 time), else at once; then, when the send's `Timing` says so (`timing`), moved in the
 recipient's zone (`recipient_zone`: the contact's own, else its phone's country's when that
@@ -39,6 +43,7 @@ from tidings.outbox.local import Timing, Window, country_zone, known_zones
 from tidings.suppressions.models import MARKETING_ONLY
 
 SUPPRESSED_PREFIX = "suppressed: "
+COUNTRY_NOT_ALLOWED = "country not allowed"
 
 
 class Sender(Protocol):
@@ -90,7 +95,7 @@ def address_or_skip(
     if address is None:
         return None, "no email address" if is_email else "no phone number"
     if not is_email and sms_countries is not None and contact.phone_country not in sms_countries:
-        return address, "country not allowed"
+        return address, COUNTRY_NOT_ALLOWED
     listed = suppressed.get(address)
     if listed is not None and suppression_applies(listed, purpose=campaign.purpose):
         return address, SUPPRESSED_PREFIX + listed
@@ -98,6 +103,12 @@ def address_or_skip(
     if campaign.purpose == "marketing" and status == "unsubscribed":
         return address, "unsubscribed"
     return address, None
+
+
+def falls_back(reason: str | None) -> bool:
+    """Whether a message skipped for `reason` lets its fallback campaign's message go
+    instead (a message not skipped does not fall back)."""
+    return reason is not None and reason != COUNTRY_NOT_ALLOWED
 
 
 def recipient_zone(contact: Placed, *, org_zone: str) -> str:
@@ -197,12 +208,17 @@ def skip_reason_sql(
     unsubscribed = (subscription == "unsubscribed") if purpose == "marketing" else false()
     reason = case(
         (address.is_(None), literal("no email address" if is_email else "no phone number")),
-        (refused, literal("country not allowed")),
+        (refused, literal(COUNTRY_NOT_ALLOWED)),
         (listed.c.id.is_not(None), literal(SUPPRESSED_PREFIX) + listed.c.reason),
         (unsubscribed, literal("unsubscribed")),
         else_=null(),
     )
     return address, reason
+
+
+def falls_back_sql(reason: ColumnElement[Any]) -> ColumnElement[bool]:
+    """`falls_back` for a skip reason column."""
+    return reason.is_not(None) & (reason != literal(COUNTRY_NOT_ALLOWED))
 
 
 def due_time_sql(

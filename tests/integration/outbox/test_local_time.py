@@ -136,11 +136,20 @@ async def test_expansion_and_due_time_agree(
     assert sum(n for _, n in estimated.schedule) == len(queued)
 
 
+@pytest.mark.parametrize("fallback", [False, True])
 async def test_estimate_equals_expansion_with_prices_and_explicit_recipients(
-    db: Database,
+    db: Database, fallback: bool
 ) -> None:
     org = await _setup(db, quiet=None, days=None)
     campaign: Campaign = await _campaign(db, org.id, channel="sms", purpose="marketing")
+    if fallback:  # an email to those without a phone: their own zone's 09:30 too
+        other = await _campaign(db, org.id, channel="email", purpose="marketing")
+        async with db.transaction() as session:
+            await session.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign.id)
+                .values(fallback_campaign_id=other.id)
+            )
     async with db.transaction() as session:
         await credits.set_prices(
             session,
@@ -175,7 +184,19 @@ async def test_estimate_equals_expansion_with_prices_and_explicit_recipients(
                 )
             )
         ).all()
+        instead = (
+            await session.execute(
+                select(Message.recipient, Message.due_at, Message.cost).where(
+                    Message.org_id == org.id, Message.fallback_of.is_not(None)
+                )
+            )
+        ).all()
         balance = await credits.balance_of(session, org_id=org.id)
+    # Those without a phone but unsubscribed from email ("gone"): no message at all.
+    assert sorted(f.recipient for f in instead) == (
+        ["none@example.com", "ny@example.com", "paris@example.com", "x@e.com"] if fallback else []
+    )
+    assert all(f.cost == 0 for f in instead)  # no price for email: free
     queued = [m for m in made if m.status == "queued"]
     skips: dict[str, int] = {}
     for m in made:
@@ -186,5 +207,9 @@ async def test_estimate_equals_expansion_with_prices_and_explicit_recipients(
         assert figures.skipped == skips == {"no phone number": 5}
         assert figures.cost == sum(m.cost for m in queued) == 3 * 50_000 + 3 * 80_000
         assert figures.sms_segments == 6
-        assert [at for at, _ in figures.schedule] == sorted({m.due_at for m in queued})
+        assert figures.fallbacks == len(instead)
+        assert [at for at, _ in figures.schedule] == sorted(
+            {m.due_at for m in queued} | {f.due_at for f in instead}
+        )
+        assert sum(n for _, n in figures.schedule) == len(queued) + len(instead)
     assert balance == 10_000_000 - estimated.cost

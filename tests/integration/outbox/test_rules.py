@@ -9,7 +9,7 @@ import itertools
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import literal, select, update
+from sqlalchemy import String, literal, select, update
 
 from tests.support.factories import make_org
 from tidings.broadcasts import service as broadcasts
@@ -28,6 +28,8 @@ from tidings.outbox.rules import (
     address_or_skip,
     due_time,
     due_time_sql,
+    falls_back,
+    falls_back_sql,
     suppression_applies,
     suppression_applies_sql,
 )
@@ -159,3 +161,17 @@ async def test_due_time_agrees(db: Database) -> None:
         async with db.session() as session:
             in_sql = await session.scalar(select(due_time_sql(requested, now=now)))
         assert in_sql == due_time(requested, now=now)
+
+
+async def test_which_skips_fall_back_agree(db: Database) -> None:
+    reasons = ["no email address", "no phone number", "country not allowed",
+               "suppressed: hard_bounce", "suppressed: complaint", "unsubscribed"]  # fmt: skip
+    async with db.session() as session:
+        in_sql = (
+            await session.execute(select(*(falls_back_sql(literal(r)) for r in reasons)))
+        ).one()
+        of_none = await session.scalar(select(falls_back_sql(literal(None, String()))))
+    assert [bool(v) for v in in_sql] == [falls_back(r) for r in reasons]
+    assert [falls_back(r) for r in reasons] == [True, True, False, True, True, True]
+    assert not of_none
+    assert not falls_back(None)
