@@ -174,6 +174,8 @@ def _cli_in(directory: Path, database_url: str) -> dict[str, str]:
 async def test_readme_try_it_sends_to_the_sink_by_curl_then_watches_with_the_cli(
     settings: Settings, db: Database, apps: _Apps, tmp_path: Path
 ) -> None:
+    if settings.database_url.startswith("postgresql"):
+        pytest.skip("README's walk-through is what `make run` does: on SQLite (CI time)")
     try:
         for command in ("bash", "curl", "jq"):
             ensure_command(command, package=command)
