@@ -29,7 +29,6 @@ import typer
 from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit import service as audit
@@ -62,7 +61,6 @@ from tidings.members.roles import Role
 from tidings.messages import cli as messages_cli
 from tidings.net.ssrf import UnsafeURL
 from tidings.orgs import service as orgs
-from tidings.orgs.models import Org
 from tidings.orgs.schemas import OrgOut
 from tidings.privacy import service as privacy
 from tidings.privacy.schemas import ContactExportOut
@@ -330,7 +328,7 @@ async def _first_owner(session: AsyncSession) -> FirstOwner | None:
     database has no member at all; None otherwise."""
     if await members.count_members(session):
         return None
-    first = await session.scalar(select(Org).order_by(Org.id).limit(1))
+    first = await orgs.first_org(session)
     if first is None:
         return None
     password = members.generate_password()

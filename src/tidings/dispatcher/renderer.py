@@ -266,13 +266,17 @@ class MessageRenderer:
         probes = dict.fromkeys(routes.health, self.probes)
         chosen: dict[int, int | None] = {}
         kept: list[Claimed] = []
+        lists = {  # each version's connection ids, once per batch; the sink's: none
+            version: [spec.id for spec in specs if spec.id is not None]
+            for version, specs in routes.by_version.items()
+            if specs[0].id is not None
+        }
         for message in claimed:
-            specs = routes.by_version.get(message.campaign_version_id or 0)
-            if message.is_test or specs is None or specs[0].id is None:
+            ids = lists.get(message.campaign_version_id or 0)
+            if message.is_test or ids is None:
                 chosen[message.id] = None  # the sink (or no campaign: render refuses it)
                 kept.append(message)
                 continue
-            ids = [spec.id for spec in specs if spec.id is not None]
             found = health.route(
                 ids, attempts=message.attempts, states=routes.health, now=now, probes=probes
             )

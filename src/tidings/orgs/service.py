@@ -122,5 +122,10 @@ async def count_orgs(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Org)) or 0)
 
 
+async def first_org(session: AsyncSession) -> Org | None:
+    """The org made first (the one `serve --bootstrap` creates), None without any."""
+    return await session.scalar(select(Org).order_by(Org.id).limit(1))
+
+
 async def list_orgs(session: AsyncSession) -> list[Org]:
     return list(await session.scalars(select(Org).order_by(Org.id)))
