@@ -53,6 +53,9 @@ FORMS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/webhooks/{webhook_id}/enabled"): {"enabled": "false"},
     ("POST", "/settings"): {"name": "Bravo"},
     ("POST", "/connections"): {"name": "c", "kind": "sink", "channel": "email"},
+    ("POST", "/connections/{connection_id}/edit"): {"name": "c", "settings_json": "{}"},
+    ("POST", "/campaigns/{campaign_id}/edit"): {"name": "c", "template_id": "{template_id}"},
+    ("POST", "/segments/{segment_id}/edit"): {"name": "s", "filter_json": '{"in_list": 1}'},
 }
 
 
