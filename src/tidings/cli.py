@@ -336,7 +336,7 @@ async def _first_owner(session: AsyncSession) -> FirstOwner | None:
         session, org_id=first.id, email=FIRST_OWNER_EMAIL, password=password, role=Role.OWNER,
         is_operator=True,
     )  # fmt: skip
-    await users_cli.record_creation(session, member, audit.CLI)
+    await members.record_creation(session, member, audit.CLI)
     return FirstOwner(email=member.email, password=password, org_login=first.login)
 
 

@@ -40,7 +40,7 @@ async def test_the_estimate_follows_the_form_and_a_local_time_send_is_made(
     headers = {"HX-Request": HX}
     none_yet = await client.post("/compose/estimate", data={"csrf_token": me.csrf}, headers=headers)
     assert none_yet.status_code == 200
-    assert "Choose a campaign and an audience" in none_yet.text
+    assert "Choose a campaign or a template, and an audience" in none_yet.text
     shown = await client.post("/compose/estimate", data=form, headers=headers)
     assert shown.status_code == 200, shown.text
     assert "<html" not in shown.text

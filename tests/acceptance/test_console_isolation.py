@@ -19,7 +19,7 @@ from sqlalchemy import select
 from starlette.routing import BaseRoute
 
 from tests.acceptance.test_isolation import _leaks, _seed_a
-from tests.support.console import signed_in
+from tests.support.console import add_member, signed_in
 from tests.support.factories import make_org
 from tidings.app import create_app
 from tidings.audit.models import AuditEntry
@@ -27,6 +27,7 @@ from tidings.channels.models import SinkMessage
 from tidings.console.routing import ConsoleRoute
 from tidings.contacts import imports
 from tidings.db.engine import Database
+from tidings.members.models import Member
 from tidings.members.roles import Role
 from tidings.settings import Settings
 
@@ -53,6 +54,11 @@ FORMS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/webhooks/{webhook_id}/enabled"): {"enabled": "false"},
     ("POST", "/settings"): {"name": "Bravo"},
     ("POST", "/connections"): {"name": "c", "kind": "sink", "channel": "email"},
+    ("POST", "/connections/{connection_id}/edit"): {"name": "c", "settings_json": "{}"},
+    ("POST", "/campaigns/{campaign_id}/edit"): {"name": "c", "template_id": "{template_id}"},
+    ("POST", "/segments/{segment_id}/edit"): {"name": "s", "filter_json": '{"in_list": 1}'},
+    ("POST", "/members"): {"email": "walker@bravo.example", "role": "viewer"},
+    ("POST", "/members/{member_id}/role"): {"role": "viewer"},
 }
 
 
@@ -87,8 +93,9 @@ def _fill(value: Any, ids: dict[str, int]) -> Any:
 
 SEEDED = {"org_id", "suppression_id", "webhook_id", "list_id", "application_id", "contact_id",
           "segment_id", "key_id", "template_id", "connection_id", "campaign_id", "broadcast_id",
-          "number", "message_id", "sink_id", "import_id"}  # fmt: skip
-"""The ids `test_isolation._seed_a` makes in org A, and its sink's copy of its message."""
+          "number", "message_id", "sink_id", "import_id", "member_id"}  # fmt: skip
+"""The ids `test_isolation._seed_a` makes in org A, its sink's copy of its message, an
+import and a member."""
 
 
 def test_every_console_route_is_walked() -> None:
@@ -115,6 +122,7 @@ async def test_a_member_of_org_b_sees_nothing_of_org_a(
         ids_a["sink_id"] = kept.id
         started = await imports.start(session, org_id=a.id, started_by="key 1", total_rows=0)
         ids_a["import_id"] = started.id
+    ids_a["member_id"] = (await add_member(db, org_id=a.id, role=Role.OWNER)).id
     b = await make_org(db, "Bravo")
     me = await signed_in(client, db, org=b, role=Role.OWNER)
 
@@ -141,5 +149,8 @@ async def test_a_member_of_org_b_sees_nothing_of_org_a(
         )
     assert actors
     assert all(actor.startswith("key ") for actor in actors), actors
+    async with db.transaction(write=False) as session:
+        member_a = await session.get_one(Member, ids_a["member_id"])
+    assert (member_a.org_id, member_a.role) == (a.id, "owner")
     lst = await client.get(f"/v1/orgs/{a.id}/lists/{ids_a['list_id']}", headers=a.bearer)
     assert lst.json()["name"] == "alpha-private-list"

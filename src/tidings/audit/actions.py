@@ -18,6 +18,8 @@ class Action(StrEnum):
     KEY_REVOKE = "key.revoke"
     MEMBER_CREATE = "member.create"
     MEMBER_RESET = "member.reset_password"  # the password, never written here
+    MEMBER_UPDATE = "member.update"
+    MEMBER_DELETE = "member.delete"
     CONTACT_UPSERT = "contact.upsert"
     CONTACT_IMPORT = "contact.import"
     CONTACT_EXPORT = "contact.export"

@@ -14,6 +14,7 @@ from tidings.broadcasts import estimate as estimates
 from tidings.broadcasts import service
 from tidings.broadcasts.schemas import BroadcastCreate
 from tidings.broadcasts.status import BroadcastStatus
+from tidings.campaigns.models import Campaign
 from tidings.campaigns.service import get_campaign
 from tidings.db.base import utcnow
 from tidings.errors import Conflict
@@ -42,15 +43,22 @@ async def dry_run(
     body: BroadcastCreate,
     is_test: bool = False,
     now: datetime | None = None,
+    campaign: Campaign | None = None,
 ) -> estimates.Figures:
     """The estimate of the broadcast `body` describes, leaving nothing behind: it is
     created in a savepoint (its explicit recipients upserted, held, nothing reserved),
-    estimated, and the savepoint rolled back."""
+    estimated, and the savepoint rolled back. `campaign`: as `create_broadcast`'s."""
     now = now or utcnow()
     savepoint = await session.begin_nested()
     try:
         created = await service.create_broadcast(
-            session, org_id=org_id, body=body, is_test=is_test, now=now, charge=False
+            session,
+            org_id=org_id,
+            body=body,
+            is_test=is_test,
+            now=now,
+            charge=False,
+            campaign=campaign,
         )
         broadcast = created.broadcast
         version = await service.frozen(session, broadcast=broadcast)

@@ -124,8 +124,11 @@ async def create_broadcast(
     now: datetime | None = None,
     remember_in: int | None = None,
     charge: bool = True,
+    campaign: Campaign | None = None,
 ) -> Created:
     """`remember_in`: a list the explicit recipients join (a campaign's recipient list).
+    `campaign`: the campaign `body.campaign_id` names, found by the caller: a template's
+    hidden campaign (`campaigns.service.template_campaign`), which no id given finds.
     Unless a draft, refused up front (InsufficientCredit, 402) when the balance cannot
     cover what it would send (`estimate`); `charge=False` (a dry run, rolled back by its
     caller) reserves nothing and refuses nothing. Query helper: the caller owns the
@@ -134,7 +137,8 @@ async def create_broadcast(
     if body.local_date is not None and body.local_time is None:
         raise InvalidInput.field("local_date", "a date for local_time: give local_time too")
     # A 404 for an unknown campaign before any contact is upserted for it.
-    campaign = await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
+    if campaign is None or campaign.id != body.campaign_id:
+        campaign = await get_campaign(session, org_id=org_id, campaign_id=body.campaign_id)
     version = await freeze(session, campaign=campaign)  # a draft's is frozen again when sent
     recipients = _Accepted({}, {})
     rejected: list[FieldError] = []

@@ -21,6 +21,7 @@ from tidings.api.fields import id_in
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.schemas import CampaignChanges, CampaignCreate
 from tidings.connections.models import Connection
+from tidings.connections.service import default_connections
 from tidings.contacts.normalize import normalize_email
 from tidings.content.footer import LANGUAGES
 from tidings.content.render import Renderer, TemplateError
@@ -38,6 +39,7 @@ from tidings.lists.models import ContactList
 from tidings.templates.models import Template
 from tidings.templates.service import LIVE as LIVE_TEMPLATE
 from tidings.templates.service import PUBLIC as PUBLIC_TEMPLATE
+from tidings.templates.service import get_template
 
 SMS_SENDER = re.compile(r"^([A-Za-z0-9 ._-]{1,11}|\+?[0-9]{1,15})$")
 _HEADER_UNSAFE = re.compile(r"[\r\n\x00]")
@@ -301,6 +303,39 @@ async def single_send_campaign(
     if not campaign.is_single_send:  # a campaign of the org's own was given this very name
         raise InvalidInput.field("body", f"the org's campaign {campaign.id} is named {name!r}")
     return campaign
+
+
+async def template_campaign(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    template_id: int,
+    purpose: str,
+    from_name: str | None,
+    from_email: str | None,
+    sms_sender: str | None,
+) -> Campaign:
+    """The hidden campaign a broadcast of a bare template goes out under (the console's
+    compose): the one a single send of this template and sender gets
+    (`single_send_campaign`), through the org's default connection for the template's
+    channel. InvalidInput on `template_id` for an unknown template or when the org has no
+    default connection for its channel (the built-in sink would get the send); on
+    `from_email`, … as a campaign's fields. Query helper: the caller's write transaction."""
+    try:
+        template = await get_template(session, org_id=org_id, template_id=template_id)
+    except NotFound as exc:
+        raise InvalidInput.field("template_id", exc.detail) from None
+    if template.channel not in await default_connections(session, org_id=org_id):
+        raise InvalidInput.field(
+            "template_id",
+            f"the org has no default {template.channel} connection to send a template through:"
+            " mark one as the default on the connections page, or choose a campaign",
+        )
+    return await single_send_campaign(
+        session, org_id=org_id, channel=template.channel, template_id=template.id,
+        purpose=purpose, from_name=from_name, from_email=from_email, reply_to=None,
+        sms_sender=sms_sender, connection_id=None,
+    )  # fmt: skip
 
 
 async def find_campaign(

@@ -3,7 +3,7 @@
     viewer: ReadViewer      any signed-in member (every role reads)
     viewer: SendViewer      editor, admin, owner
     viewer: ManageViewer    admin, owner
-    viewer: OwnerViewer     owner (the org's members)
+    viewer: OwnerViewer     admin, owner: those who manage the org's members
 
 Without a live session every console route answers a redirect to `/login?next=…`
 (`SignInRequired`, rendered by `routing.ConsoleRoute`). A `Viewer` is an audit actor
@@ -161,7 +161,7 @@ def requiring(scope: Scope) -> Callable[..., Coroutine[Any, Any, Viewer]]:
 
 async def _owner(viewer: ViewerDep) -> Viewer:
     if not viewer.manages_members:
-        raise Forbidden("only an owner manages the org's members")
+        raise Forbidden("only an admin or an owner manages the org's members")
     return viewer
 
 

@@ -35,6 +35,7 @@ NAV: tuple[Entry, ...] = (
     Entry("/suppressions", "Suppressions"),
     Entry("/webhooks", "Webhooks"),
     Entry("/keys", "API keys", Scope.MANAGE),
+    Entry("/members", "Members", Scope.MANAGE),
     Entry("/credits", "Credits"),
     Entry("/audit", "Audit log", Scope.MANAGE),
     Entry("/settings", "Settings"),

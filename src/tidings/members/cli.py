@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
-from tidings.audit.diff import diff
 from tidings.cli_support import JsonOption, out, run, settings_of
 from tidings.cli_support import org_id as find_org
 from tidings.members import service as members
@@ -67,13 +66,6 @@ def as_json(member: Member) -> dict[str, Any]:
     }
 
 
-async def record_creation(session: AsyncSession, member: Member, by: audit.Actor) -> None:
-    """The audit entry of a new member: who they are and may do, never the password."""
-    after = {"email": member.email, "role": member.role, "is_operator": member.is_operator}
-    await audit.record(session, org_id=member.org_id, by=by, action=Action.MEMBER_CREATE,
-                       target_id=member.id, changes=diff(None, after))  # fmt: skip
-
-
 @app.command("create")
 def users_create(
     ctx: typer.Context,
@@ -94,7 +86,7 @@ def users_create(
             session, org_id=await find_org(session, org), email=email, password=password,
             role=role, is_operator=operator,
         )  # fmt: skip
-        await record_creation(session, member, audit.CLI)
+        await members.record_creation(session, member, audit.CLI)
         return member
 
     member = _run(ctx, work)

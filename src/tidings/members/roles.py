@@ -3,8 +3,8 @@ role checks and by anything that needs to know what a member may do.
 
     viewer  read
     editor  read + send
-    admin   read + send + manage
-    owner   read + send + manage, and manages the org's members
+    admin   read + send + manage, and manages the org's members but its owners
+    owner   read + send + manage, and manages the org's members, owners too
 """
 
 from __future__ import annotations
@@ -30,5 +30,12 @@ SCOPES: dict[Role, frozenset[Scope]] = {
 
 
 def manages_members(role: Role) -> bool:
-    """Only an owner adds, disables or resets the org's members."""
-    return role is Role.OWNER
+    """Admins and owners add, change and remove the org's members (`may_manage`)."""
+    return role in (Role.OWNER, Role.ADMIN)
+
+
+def may_manage(by: Role, role: Role) -> bool:
+    """Whether a member of role `by` may give `role`, or change or remove a member who
+    has it: an owner any; an admin any but an owner (an admin never makes, unmakes or
+    removes an owner)."""
+    return manages_members(by) and (by == Role.OWNER or role != Role.OWNER)

@@ -21,12 +21,18 @@ def _broadcast(
     )  # fmt: skip
 
 
-def test_a_sending_broadcast_has_a_rate_and_an_eta() -> None:
+def test_a_sending_broadcast_has_the_rate_of_the_last_minute_and_an_eta() -> None:
+    b = _broadcast("SENDING", sent=550, failed=50, total=1000, started=T0)
+    p = progress_of(b, now=T0 + timedelta(minutes=2), moved=100)  # not the average (300)
+    assert (p.done, p.total, p.percent, p.final) == (600, 1000, 60, False)
+    assert p.per_minute == 100
+    assert p.eta_seconds == 240  # 400 left at 100 a minute
+
+
+def test_nothing_moved_in_the_window_is_no_rate_and_no_eta() -> None:
     b = _broadcast("SENDING", sent=550, failed=50, total=1000, started=T0)
     p = progress_of(b, now=T0 + timedelta(minutes=2))
-    assert (p.done, p.total, p.percent, p.final) == (600, 1000, 60, False)
-    assert p.per_minute == 300
-    assert p.eta_seconds == 80  # 400 left at 300 a minute
+    assert (p.per_minute, p.eta_seconds) == (None, None)
 
 
 def test_a_finished_one_keeps_its_rate_but_no_eta() -> None:
@@ -38,6 +44,6 @@ def test_a_finished_one_keeps_its_rate_but_no_eta() -> None:
 def test_before_it_starts_there_is_neither() -> None:
     p = progress_of(_broadcast("SCHEDULED"), now=T0)
     assert (p.done, p.total, p.per_minute, p.eta_seconds, p.percent) == (0, 0, None, None, 0)
-    paused = progress_of(_broadcast("PAUSED", sent=5, total=10, started=T0), now=T0)
+    paused = progress_of(_broadcast("PAUSED", sent=5, total=10, started=T0), now=T0, moved=5)
     assert paused.eta_seconds is None  # no ETA while nothing is sending
-    assert paused.per_minute == 300  # five in the minimum of one second
+    assert paused.per_minute == 5  # what was in flight finished: five in the last minute

@@ -4,7 +4,7 @@ change to this test."""
 from __future__ import annotations
 
 from tidings.api.principal import Scope
-from tidings.members.roles import SCOPES, Role, manages_members
+from tidings.members.roles import SCOPES, Role, manages_members, may_manage
 
 
 def test_each_role_maps_onto_the_api_scopes() -> None:
@@ -16,5 +16,14 @@ def test_each_role_maps_onto_the_api_scopes() -> None:
     } == SCOPES
 
 
-def test_only_an_owner_manages_members() -> None:
-    assert [role for role in Role if manages_members(role)] == [Role.OWNER]
+def test_admins_and_owners_manage_members() -> None:
+    assert [role for role in Role if manages_members(role)] == [Role.OWNER, Role.ADMIN]
+
+
+def test_an_admin_manages_every_role_but_owner() -> None:
+    assert {by: [role for role in Role if may_manage(by, role)] for by in Role} == {
+        Role.OWNER: [Role.OWNER, Role.ADMIN, Role.EDITOR, Role.VIEWER],
+        Role.ADMIN: [Role.ADMIN, Role.EDITOR, Role.VIEWER],
+        Role.EDITOR: [],
+        Role.VIEWER: [],
+    }

@@ -1,6 +1,7 @@
-"""The broadcasts list (live progress, rate, ETA), a broadcast's report (counters, a
-chart over time, outcomes by reason, top clicked links, the exact content sent), and
-pause, resume, cancel: the services and the status table the API's routes use."""
+"""The broadcasts list (live progress, the rate over the last minute, ETA), a
+broadcast's report (counters, a chart over time, outcomes by reason, top clicked links,
+the exact content sent), and pause, resume, cancel: the services and the status table
+the API's routes use."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.api.deps import SessionDep, WriteSessionDep
 from tidings.api.fields import Id
@@ -15,7 +17,7 @@ from tidings.api.principal import Scope
 from tidings.broadcasts import report
 from tidings.broadcasts import service as broadcasts
 from tidings.broadcasts.models import Broadcast
-from tidings.broadcasts.progress import progress_of
+from tidings.broadcasts.progress import live_progress
 from tidings.broadcasts.status import BroadcastStatus, can_move
 from tidings.console.charts import line_chart
 from tidings.console.deps import ReadViewer, SendViewer, Viewer
@@ -51,21 +53,23 @@ def actions(b: Broadcast) -> list[tuple[str, str]]:
     ]
 
 
-def _live(b: Broadcast, viewer: Viewer) -> dict[str, Any]:
+async def _live(session: AsyncSession, b: Broadcast, viewer: Viewer) -> dict[str, Any]:
     """What `broadcasts/_progress.html` shows: on the report page and its fragment."""
+    [progress] = await live_progress(session, org_id=viewer.org_id, broadcasts=[b], now=utcnow())
     return {
         "b": b,
-        "progress": progress_of(b, now=utcnow()),
+        "progress": progress,
         "actions": actions(b) if viewer.can(Scope.SEND) else [],
         "csrf_token": viewer.csrf_token,
     }
 
 
-def _rows(found: list[Broadcast]) -> dict[str, Any]:
-    now = utcnow()
+async def _rows(session: AsyncSession, viewer: Viewer, found: list[Broadcast]) -> dict[str, Any]:
+    """The page's rows, each with its progress: the recent rates in one query."""
     shown = found[:PAGE]
+    progress = await live_progress(session, org_id=viewer.org_id, broadcasts=shown, now=utcnow())
     return {
-        "rows": [(b, progress_of(b, now=now)) for b in shown],
+        "rows": list(zip(shown, progress, strict=True)),
         "next_after": shown[-1].id if len(found) > PAGE else None,
         "final": not any(BroadcastStatus(b.status) in MOVING for b in shown),
     }
@@ -75,7 +79,7 @@ async def _page(session: SessionDep, viewer: Viewer, after: int | None) -> dict[
     found = await broadcasts.list_broadcasts(
         session, org_id=viewer.org_id, after_id=after, limit=PAGE + 1
     )
-    return {"after": after, **_rows(found)}
+    return {"after": after, **await _rows(session, viewer, found)}
 
 
 @router.get("/broadcasts")
@@ -112,7 +116,7 @@ async def broadcast_report(
         request,
         "broadcasts/report.html",
         viewer,
-        **_live(b, viewer),
+        **await _live(session, b, viewer),
         stats=stats,
         chart=line_chart(stats["series"], CHARTED),
         reasons=await report.reasons(session, org_id=org_id, broadcast_id=broadcast_id),
@@ -126,7 +130,7 @@ async def broadcast_progress(
     request: Request, broadcast_id: Id, viewer: ReadViewer, session: SessionDep
 ) -> Response:
     b = await broadcasts.get_broadcast(session, org_id=viewer.org_id, broadcast_id=broadcast_id)
-    return fragment(request, "broadcasts/_progress.html", viewer, **_live(b, viewer))
+    return fragment(request, "broadcasts/_progress.html", viewer, **await _live(session, b, viewer))
 
 
 Move = Callable[..., Awaitable[Broadcast]]

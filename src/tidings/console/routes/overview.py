@@ -10,7 +10,7 @@ from fastapi import Request, Response
 
 from tidings.api.deps import SessionDep
 from tidings.broadcasts import service as broadcasts
-from tidings.broadcasts.progress import progress_of
+from tidings.broadcasts.progress import live_progress
 from tidings.console.deps import ReadViewer
 from tidings.console.pages import render
 from tidings.console.routing import page_router
@@ -34,5 +34,11 @@ async def overview(request: Request, viewer: ReadViewer, session: SessionDep) ->
         days=DAYS,
         channels=await activity.by_channel(session, org_id=org_id, since=since),
         failures=await activity.failure_reasons(session, org_id=org_id, since=since),
-        live=[(b, progress_of(b, now=now)) for b in live],
+        live=list(
+            zip(
+                live,
+                await live_progress(session, org_id=org_id, broadcasts=live, now=now),
+                strict=True,
+            )
+        ),
     )

@@ -5,6 +5,9 @@
     POST /segments/count           the builder's live count (htmx, on every change)
     POST /segments                 save the built segment     (admin, owner)
     GET  /segments/{id}            its filter, count and first contacts
+    GET  /segments/{id}/edit       name, description, filter (JSON)  (admin, owner)
+    POST /segments/{id}/edit       change it, as `PATCH …/segments/{id}`
+    GET  /segments/{id}/delete     the confirmation step      (admin, owner)
     POST /segments/{id}/delete     delete it                  (admin, owner)
 
 The builder writes the filter language of docs/segments.md: up to `ROWS` conditions
@@ -12,7 +15,8 @@ The builder writes the filter language of docs/segments.md: up to `ROWS` conditi
 A value is typed as the CSV importer types a cell (`importer.typed_cell`: `10` is a
 number, `true` a boolean, `007` text); `in` and `not_in` take comma-separated values.
 The count and the save go through the segments service, which checks the tree as the
-API does and names the wrong part.
+API does and names the wrong part. A saved segment is edited as the API's JSON filter
+(any tree the language allows, nested groups too, which the builder does not draw).
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from fastapi import Request, Response
 from starlette.datastructures import FormData
 
 from tidings.api.deps import SessionDep, WriteSessionDep, roll_back_now
+from tidings.api.fields import Id
+from tidings.api.patch import changes_of
 from tidings.audit import service as audit
 from tidings.audit.actions import Action
 from tidings.audit.diff import diff
-from tidings.console.deps import ManageViewer, ReadViewer
+from tidings.console.deps import ManageViewer, ReadViewer, Viewer
 from tidings.console.forms import validated
 from tidings.console.pages import fragment, redirect, render
 from tidings.console.routing import page_router
@@ -37,7 +43,7 @@ from tidings.lists import service as lists
 from tidings.segments import service as segments
 from tidings.segments.filters import COLUMNS, OPS, TIMESTAMPS
 from tidings.segments.routes import audited_segment, segment_out
-from tidings.segments.schemas import SegmentCreate
+from tidings.segments.schemas import SegmentChanges, SegmentCreate, SegmentOut, SegmentUpdate
 
 router = page_router()
 ROWS = 5
@@ -156,3 +162,64 @@ async def delete(segment_id: int, viewer: ManageViewer, session: WriteSessionDep
     await audit.record(session, org_id=viewer.org_id, by=viewer, action=Action.SEGMENT_DELETE,
                        target_id=segment_id, changes=diff(before, None))  # fmt: skip
     return redirect("/segments", viewer, flash=f"Segment {segment_id} deleted")
+
+
+def _edit_page(request: Request, viewer: Viewer, item: SegmentOut, *, status: int = 200,
+               errors: list[FieldError] | None = None,
+               form: dict[str, str] | None = None) -> Response:  # fmt: skip
+    filled = form or {"name": item.name, "description": item.description or "",
+                      "filter_json": json.dumps(item.filter, indent=1)}  # fmt: skip
+    return render(request, "segments/edit.html", viewer, status_code=status, item=item,
+                  form=filled, errors=errors or [])  # fmt: skip
+
+
+async def _segment(session: Any, viewer: Viewer, segment_id: int) -> SegmentOut:
+    return segment_out(
+        await segments.get_segment(session, org_id=viewer.org_id, segment_id=segment_id)
+    )
+
+
+@router.get("/segments/{segment_id}/edit")
+async def edit_form(
+    request: Request, segment_id: Id, viewer: ManageViewer, session: SessionDep
+) -> Response:
+    return _edit_page(request, viewer, await _segment(session, viewer, segment_id))
+
+
+@router.post("/segments/{segment_id}/edit")
+async def edit(
+    request: Request, segment_id: Id, viewer: ManageViewer, session: WriteSessionDep
+) -> Response:
+    form = await request.form()
+    typed = {name: _text(form, name, 100_000) for name in ("name", "description", "filter_json")}
+    before = await _segment(session, viewer, segment_id)
+    try:
+        try:
+            tree = json.loads(typed["filter_json"])
+        except ValueError as exc:
+            raise InvalidInput.field("filter", f"not JSON: {exc}") from None
+        data = {"name": typed["name"], "description": typed["description"] or None,
+                "filter": tree}  # fmt: skip
+        body = validated(SegmentUpdate, data)
+        after = segment_out(
+            await segments.update_segment(session, org_id=viewer.org_id, segment_id=segment_id,
+                                          changes=changes_of(body, SegmentChanges))
+        )  # fmt: skip
+    except InvalidInput as exc:
+        await roll_back_now(request)
+        return _edit_page(request, viewer, before, status=422, errors=exc.errors, form=typed)
+    await audit.record(session, org_id=viewer.org_id, by=viewer, action=Action.SEGMENT_UPDATE,
+                       target_id=segment_id,
+                       changes=diff(audited_segment(before), audited_segment(after)))  # fmt: skip
+    return redirect(f"/segments/{segment_id}", viewer, flash=f"Segment {after.name!r} saved")
+
+
+@router.get("/segments/{segment_id}/delete")
+async def delete_form(
+    request: Request, segment_id: Id, viewer: ManageViewer, session: SessionDep
+) -> Response:
+    item = await _segment(session, viewer, segment_id)
+    return render(request, "confirm.html", viewer, what=f"segment {item.name!r}",
+                  action=f"/segments/{item.id}/delete", back=f"/segments/{item.id}",
+                  refused=None, note="Its contacts stay; broadcasts already made keep "
+                  "the audience they expanded.")  # fmt: skip
