@@ -16,6 +16,7 @@ import pytest
 from aiosmtpd.smtp import SMTP as SmtpServer  # noqa: N811 (the library names its class SMTP)
 from aiosmtpd.smtp import Envelope, Session
 
+from tests.support.console import signed_in
 from tests.support.controller import AbortingController
 from tests.support.factories import OrgWithKey, make_org, upsert
 from tests.support.reports import dsn
@@ -25,6 +26,7 @@ from tidings.content.render import Renderer
 from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.dispatcher.loop import Dispatcher
+from tidings.members.roles import Role
 from tidings.testing import Clock, Gateway, Recorded, Reply
 
 TOKEN = "bounce-token-0123456789abcdef"
@@ -272,3 +274,8 @@ async def test_a_broadcast_is_sent_only_once_its_fallbacks_are(
         counted = await report.fallbacks(session, org_id=org.id, broadcast_id=broadcast_id)
     assert counted == report.Fallbacks(sent=PEOPLE)
     assert len(gateway.requests) == 2 * PEOPLE
+    await signed_in(client, db, role=Role.VIEWER, org=org)  # the console's report says so
+    page = await client.get(f"/broadcasts/{broadcast_id}")
+    assert page.status_code == 200, page.text
+    assert f'data-fallback="sent">{PEOPLE}<' in page.text
+    assert 'data-fallback="waiting">0<' in page.text
