@@ -22,7 +22,7 @@ from tidings.links.models import Link
 from tidings.lists.models import ContactList, ListMember
 from tidings.members.models import ConsoleSession, Member, SignInAttempt
 from tidings.orgs.models import Org
-from tidings.outbox.models import Message
+from tidings.outbox.models import Message, MessageAttempt
 from tidings.reports.models import PendingReport, RejectedReport
 from tidings.segments.models import Segment
 from tidings.suppressions.models import SoftBounce, Suppression
@@ -54,6 +54,7 @@ __all__ = [
     "ListMember",
     "Member",
     "Message",
+    "MessageAttempt",
     "Org",
     "PendingReport",
     "Price",

@@ -21,6 +21,7 @@ import pytest
 from aiosmtpd.smtp import SMTP as SmtpServer  # noqa: N811 (the library names its class SMTP)
 from aiosmtpd.smtp import Envelope, Session
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from tests.support.controller import AbortingController
 from tests.support.factories import OrgWithKey, make_org, upsert
@@ -31,6 +32,8 @@ from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.dispatcher.loop import Dispatcher, DispatcherConfig
 from tidings.dispatcher.retry import RetryPolicy
+from tidings.messages.timeline import timeline
+from tidings.outbox.models import MessageAttempt
 from tidings.settings import Settings
 from tidings.testing import Clock, Gateway, Recorded, Reply
 
@@ -406,3 +409,76 @@ async def test_a_single_send_goes_round_its_list_then_waits_the_backoff(
     assert (sent["status"], sent["attempts"], sent["connection_id"], sent["provider_id"]) == (
         "sent", 3, ids[0], "A",
     )  # fmt: skip
+    assert [(a["attempt"], a["connection_id"], a["outcome"]) for a in sent["attempt_history"]] == [
+        (1, ids[0], "failed over"), (2, ids[1], "retried"), (3, ids[0], "sent"),
+    ]  # fmt: skip
+
+
+async def test_each_attempt_keeps_the_connection_it_went_through_and_is_charged_once(
+    client: httpx.AsyncClient, db: Database, gateway: Gateway, second: Gateway
+) -> None:
+    """Attempt 1 fails transiently on the first connection, attempt 2 goes out through
+    the second: the message's read and its timeline show both, each with its connection;
+    it is charged once, at its price. A message sent at its first attempt keeps no
+    attempt row: its attempt is the message itself."""
+    first_up = False
+
+    def first_plan(request: Recorded) -> Reply:
+        if first_up:
+            return Reply(200, {"id": f"A-{request.json()['ref']}"})
+        return Reply(503, "overloaded")
+
+    gateway.plan = first_plan
+    second.plan = lambda request: Reply(200, {"id": f"B-{request.json()['ref']}"})
+    org = await make_org(db)
+    base, h = f"/v1/orgs/{org.id}", org.bearer
+    priced = await client.put(
+        f"{base}/prices", json={"prices": [{"channel": "sms", "amount": 0.01}]}, headers=h
+    )
+    assert priced.status_code == 200, priced.text
+    await _post(client, f"{base}/credits/top-ups", h, {"amount": 1})
+    ids = [
+        (await _post(client, f"{base}/connections", h, _http_sms(n, g)))["id"]
+        for n, g in (("first", gateway), ("backup", second))
+    ]
+    send = {"content": {"text": "Your code is 1234"}, "channel": "sms", "sms_sender": "Acme",
+            "to": {"phone": "+41793020001"}, "connection_ids": ids}  # fmt: skip
+    moved = await _post(client, f"{base}/messages", h, send)
+    dispatcher = _dispatcher(db, Clock(utcnow() + timedelta(hours=1)))
+    try:
+        await dispatcher.drain()
+        first_up = True
+        straight = await _post(client, f"{base}/messages", h, send)
+        await dispatcher.drain()
+    finally:
+        await dispatcher.close()
+
+    read = (await client.get(f"{base}/messages/{moved['id']}", headers=h)).json()
+    assert (read["status"], read["attempts"], read["connection_id"]) == ("sent", 2, ids[1])
+    history = [
+        (a["attempt"], a["connection_id"], a["connection_name"], a["outcome"], a["reason"])
+        for a in read["attempt_history"]
+    ]
+    assert history == [
+        (1, ids[0], "first", "failed over", "HTTP 503: overloaded"),
+        (2, ids[1], "backup", "sent", None),
+    ]
+    async with db.session() as session:
+        story = await timeline(session, org_id=org.id, message_id=moved["id"])
+    assert [s.detail for s in story.steps if s.what == "attempt"] == [
+        f"1 through first (connection {ids[0]}): failed over; HTTP 503: overloaded",
+        f"2 through backup (connection {ids[1]}): sent",
+    ]
+
+    once = (await client.get(f"{base}/messages/{straight['id']}", headers=h)).json()
+    assert (once["status"], once["attempts"], once["connection_id"]) == ("sent", 1, ids[0])
+    assert [
+        (a["attempt"], a["connection_name"], a["outcome"]) for a in once["attempt_history"]
+    ] == [(1, "first", "sent")]
+    async with db.session() as session:
+        kept = (await session.execute(select(MessageAttempt.message_id))).scalars().all()
+    assert kept == [moved["id"]]  # the first attempt of the moved one only
+
+    # Each charged once at the SMS price, whichever connection sent it and however often.
+    balance = (await client.get(f"{base}/credits", headers=h)).json()["balance"]
+    assert balance == pytest.approx(1 - 2 * 0.01)

@@ -5,8 +5,10 @@ does the same at outcome time. Both messages say so, and the broadcast counts it
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -14,14 +16,18 @@ import pytest
 from aiosmtpd.smtp import SMTP as SmtpServer  # noqa: N811 (the library names its class SMTP)
 from aiosmtpd.smtp import Envelope, Session
 
+from tests.support.console import signed_in
 from tests.support.controller import AbortingController
 from tests.support.factories import OrgWithKey, make_org, upsert
 from tests.support.reports import dsn
 from tests.support.sending import sent_ids
+from tidings.broadcasts import report
 from tidings.content.render import Renderer
+from tidings.db.base import utcnow
 from tidings.db.engine import Database
 from tidings.dispatcher.loop import Dispatcher
-from tidings.testing import Gateway, Recorded, Reply
+from tidings.members.roles import Role
+from tidings.testing import Clock, Gateway, Recorded, Reply
 
 TOKEN = "bounce-token-0123456789abcdef"
 RFC822 = {"Content-Type": "message/rfc822"}
@@ -226,3 +232,50 @@ async def test_a_fallback_is_a_campaign_of_the_other_channel_and_stays_while_nam
     deleted = await client.delete(f"{base}/campaigns/{sms_id}", headers=h)
     assert deleted.status_code == 409
     assert f"campaign {email['id']} uses this campaign as its fallback" in deleted.json()["detail"]
+
+
+async def test_a_broadcast_is_sent_only_once_its_fallbacks_are(
+    client: httpx.AsyncClient, db: Database, gateway: Gateway, refusing: int
+) -> None:
+    """Every email is refused for good and falls back to SMS; the gateway answers 503 at
+    first, so the SMS wait for a retry: the broadcast's own messages are all final, and it
+    stays SENDING until its fallbacks are too, then turns SENT. Its report counts them."""
+    up = False
+    gateway.plan = lambda _: Reply(200, {"id": "ok"}) if up else Reply(503, "busy")
+    org = await make_org(db)
+    smtp = {"kind": "smtp", "settings": {"host": "127.0.0.1", "port": refusing,
+                                         "security": "none"}}  # fmt: skip
+    broadcast_id = await _setup(client, org, gateway, email=smtp)
+    url = f"/v1/orgs/{org.id}/broadcasts/{broadcast_id}"
+    clock = Clock(utcnow() + timedelta(hours=1))
+    dispatcher = Dispatcher(db, renderer=Renderer(), clock=clock, rng=random.Random(3))
+    try:
+        await dispatcher.drain()  # emails failed, SMS made, tried once, waiting to retry
+        emails = await _by_recipient(client, org, broadcast_id)
+        assert {m["status"] for m in emails.values()} == {"failed"}
+        waiting = (await client.get(url, headers=org.bearer)).json()
+        assert (waiting["status"], waiting["failed_count"], waiting["fallback_count"]) == (
+            "SENDING", PEOPLE, PEOPLE,
+        )  # fmt: skip
+        assert waiting["completed_at"] is None
+        async with db.session() as session:
+            counted = await report.fallbacks(session, org_id=org.id, broadcast_id=broadcast_id)
+        assert counted == report.Fallbacks(waiting=PEOPLE)
+
+        up = True
+        clock.advance(3_600)
+        await dispatcher.drain()
+    finally:
+        await dispatcher.close()
+    done = (await client.get(url, headers=org.bearer)).json()
+    assert (done["status"], done["sent_count"], done["failed_count"]) == ("SENT", 0, PEOPLE)
+    assert done["completed_at"] is not None
+    async with db.session() as session:
+        counted = await report.fallbacks(session, org_id=org.id, broadcast_id=broadcast_id)
+    assert counted == report.Fallbacks(sent=PEOPLE)
+    assert len(gateway.requests) == 2 * PEOPLE
+    await signed_in(client, db, role=Role.VIEWER, org=org)  # the console's report says so
+    page = await client.get(f"/broadcasts/{broadcast_id}")
+    assert page.status_code == 200, page.text
+    assert f'data-fallback="sent">{PEOPLE}<' in page.text
+    assert 'data-fallback="waiting">0<' in page.text

@@ -3,8 +3,9 @@
 Every counter (`sent_count`, `failed_count`, `delivered_count`, `skipped_count`, …) moves
 by `add_to_counters`, one UPDATE per broadcast and batch, never one per message: the
 dispatcher with each batch's outcomes, events (opens, clicks, reports, bounces) with each
-batch of events. A SENDING broadcast with no unfinished message left becomes SENT through
-the broadcast transition table (`finish_broadcasts`).
+batch of events. A SENDING broadcast with no unfinished message left, its fallback
+messages on the other channel included, becomes SENT through the broadcast transition
+table (`finish_broadcasts`).
 """
 
 from __future__ import annotations
@@ -40,15 +41,26 @@ async def add_to_counters(
 
 
 async def finish_broadcasts(session: AsyncSession, *, now: datetime) -> int:
-    """Side effect: SENDING broadcasts with no unfinished message become SENT. Returns
-    how many."""
+    """Side effect: SENDING broadcasts with no unfinished message become SENT: neither
+    their own (their (broadcast_id, status) index) nor the fallback messages made
+    instead of some of them, which belong to no broadcast (reached through the
+    `fell_back_to` of the broadcast's messages that fell back: the partial index
+    `ix_messages_broadcast_id_fell_back_to`, which holds only those, then each fallback
+    by its key). Returns how many."""
     done = transition(BroadcastStatus.SENDING, BroadcastStatus.SENT)
-    unfinished = exists().where(
-        M.broadcast_id == B.id, M.status.in_(sorted(s.value for s in UNFINISHED))
+    waiting = sorted(s.value for s in UNFINISHED)
+    unfinished = exists().where(M.broadcast_id == B.id, M.status.in_(waiting))
+    preferred = MESSAGES.alias("preferred").c
+    fallback = MESSAGES.alias("fallback").c
+    unfinished_fallback = exists().where(
+        preferred.broadcast_id == B.id,
+        preferred.fell_back_to.is_not(None),
+        fallback.id == preferred.fell_back_to,
+        fallback.status.in_(waiting),
     )
     result = await session.execute(
         update(BROADCASTS)
-        .where(B.status == BroadcastStatus.SENDING, ~unfinished)
+        .where(B.status == BroadcastStatus.SENDING, ~unfinished, ~unfinished_fallback)
         .values(status=done, completed_at=now, updated_at=now),
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -265,8 +265,6 @@ async def send_draft(session: AsyncSession, *, org_id: int, broadcast_id: int) -
         campaign = await session.get(Campaign, broadcast.campaign_id)
         assert campaign is not None  # campaigns are never removed, only marked deleted
         await _schedule(session, broadcast, campaign=campaign, now=now)
-        version = await frozen(session, broadcast=broadcast)
-        await _require_covered(session, broadcast=broadcast, version=version, now=now)
     else:
         broadcast.status = transition(S(broadcast.status), S.SCHEDULED)  # the 409 it gives
     return broadcast
@@ -276,7 +274,9 @@ async def _schedule(
     session: AsyncSession, broadcast: Broadcast, *, campaign: Campaign, now: datetime
 ) -> None:
     """Attach the campaign as it is now (frozen: its held messages too) and schedule the
-    broadcast, at its own time if still ahead, else now."""
+    broadcast, at its own time if still ahead, else now. Every way a draft is scheduled
+    comes here (`send_draft`, and seed 002's create and attach), so each is refused up
+    front alike (InsufficientCredit, 402) when the balance cannot cover the send."""
     version = await freeze(session, campaign=campaign)
     broadcast.status = transition(S(broadcast.status), S.SCHEDULED)
     broadcast.campaign_id = campaign.id
@@ -289,6 +289,7 @@ async def _schedule(
         )
     if broadcast.scheduled_at is None or broadcast.scheduled_at < now:
         broadcast.scheduled_at = now
+    await _require_covered(session, broadcast=broadcast, version=version, now=now)
 
 
 async def _attachable(session: AsyncSession, *, org_id: int, campaign_id: int) -> Campaign:
@@ -313,8 +314,9 @@ async def create_for_audience(
 ) -> Broadcast:
     """A broadcast to segments or to all contacts (seed 002's shape).
 
-    With a campaign it is SCHEDULED (at `scheduled_at`, or now when that is null or past).
-    Without one it is a DRAFT that keeps `scheduled_at` until `attach_campaign`.
+    With a campaign it is SCHEDULED (at `scheduled_at`, or now when that is null or past),
+    unless the balance cannot cover it: InsufficientCredit (402), nothing made. Without
+    one it is a DRAFT that keeps `scheduled_at` until `attach_campaign`.
     """
     if not (segment_ids or send_to_all):
         raise InvalidInput.field("segment_ids", "choose an audience: segment_ids or send_to_all")
@@ -345,7 +347,8 @@ async def attach_campaign(
     campaign_id: int,
     now: datetime | None = None,
 ) -> Broadcast:
-    """Attach the campaign a DRAFT sends, and schedule it (see `create_for_audience`).
+    """Attach the campaign a DRAFT sends, and schedule it (see `create_for_audience`;
+    InsufficientCredit, 402, when the balance cannot cover it: it stays a DRAFT).
 
     Attaching the campaign a started or scheduled broadcast already has changes nothing;
     another campaign is a Conflict: what is sent is fixed once the draft is left.

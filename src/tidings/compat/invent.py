@@ -70,6 +70,11 @@ class InventError(BaseModel):
     error: ErrorDetail
 
 
+NO_CREDIT: Final = (
+    "INSUFFICIENT_CREDIT: the org's balance cannot cover what the broadcast would send "
+    "(nothing is made or scheduled)"
+)
+
 router = dialect_router(
     error_shape,
     prefix="/compat/invent",
@@ -283,6 +288,7 @@ def _broadcast_id(text: str) -> int:
     "/orgs/{org_id}/broadcasts",
     summary="Create a broadcast (seed 002)",
     dependencies=[IDEMPOTENT],
+    responses=error_answers(InventError, {402: NO_CREDIT}),
 )
 async def create_broadcast(
     org_id: str, body: BroadcastCreate, principal: PrincipalDep, session: WriteSessionDep
@@ -338,7 +344,9 @@ async def list_broadcasts(
 @router.put(
     "/orgs/{org_id}/broadcasts/{id}/templates",
     summary="Attach the broadcast's template (a campaign); a DRAFT is then scheduled",
-    responses=error_answers(InventError, {409: "The broadcast already sends another"}),
+    responses=error_answers(
+        InventError, {402: NO_CREDIT, 409: "The broadcast already sends another"}
+    ),
 )
 async def attach_template(
     org_id: str,

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tidings.api.deps import PrincipalDep, WriteSessionDep
 from tidings.api.fields import UtcMoment
 from tidings.campaigns.service import find_campaign
-from tidings.compat.routing import Failure, dialect_router, require_scope
+from tidings.compat.routing import Failure, dialect_router, error_answers, require_scope
 from tidings.idempotency.http import IDEMPOTENT
 from tidings.invites import service
 from tidings.keys.schemas import KeyKind, Scope
@@ -96,6 +96,10 @@ class InviteAccepted(BaseModel):
     dependencies=[IDEMPOTENT],
     status_code=202,
     summary="Send invites (seed 000)",
+    responses=error_answers(
+        WalrError,
+        {402: "The org's balance cannot cover the invites (nothing is made or sent)"},
+    ),
 )
 async def send_invites(
     projectId: str,  # noqa: N803

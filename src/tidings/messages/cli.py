@@ -26,7 +26,7 @@ from tidings.cli_support import (
 from tidings.errors import InvalidInput
 from tidings.events.schemas import EventOut
 from tidings.messages import service
-from tidings.messages.schemas import MessageOut, SinkMessageOut
+from tidings.messages.schemas import AttemptOut, MessageOut, SinkMessageOut
 from tidings.messages.timeline import Timeline, timeline
 from tidings.outbox.status import MessageStatus
 
@@ -128,6 +128,9 @@ def messages_show(
         print_json(
             {
                 "message": message.model_dump(mode="json"),
+                "attempt_history": [
+                    AttemptOut.model_validate(a).model_dump(mode="json") for a in found.attempts
+                ],
                 "timeline": [
                     {"at": step.at, "what": step.what, "detail": step.detail}
                     for step in found.steps

@@ -10,7 +10,13 @@ from tidings.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor,
 from tidings.idempotency.http import IDEMPOTENT, IdempotentRoute
 from tidings.keys.schemas import KeyKind
 from tidings.messages import service
-from tidings.messages.schemas import MessageOut, SingleSend, SinkMessageOut
+from tidings.messages.schemas import (
+    AttemptOut,
+    MessageDetail,
+    MessageOut,
+    SingleSend,
+    SinkMessageOut,
+)
 
 router = APIRouter(prefix="/orgs/{org_id}", tags=["messages"], route_class=IdempotentRoute)
 
@@ -53,10 +59,17 @@ async def list_messages(
     return paged(rows, limit, MessageOut.model_validate)
 
 
-@router.get("/messages/{message_id}", summary="Read a message and its final state")
-async def get_message(org_id: Id, message_id: Id, key: ReadKey, session: SessionDep) -> MessageOut:
+@router.get(
+    "/messages/{message_id}", summary="Read a message, its final state and each of its attempts"
+)
+async def get_message(
+    org_id: Id, message_id: Id, key: ReadKey, session: SessionDep
+) -> MessageDetail:
     message = await service.get_message(session, org_id=key.org_id, message_id=message_id)
-    return MessageOut.model_validate(message)
+    tried = await service.attempts(session, message=message)
+    return MessageDetail.model_validate(message).model_copy(
+        update={"attempt_history": [AttemptOut.model_validate(a) for a in tried]}
+    )
 
 
 @router.get("/sink/messages", summary="What the built-in sink received (full MIME, SMS text)")

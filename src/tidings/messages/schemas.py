@@ -50,6 +50,38 @@ class MessageOut(BaseModel):
     finished_at: datetime | None
 
 
+class AttemptOut(BaseModel):
+    """One attempt at sending the message."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    attempt: int = Field(description="Its number, from 1 (`attempts` counts them).")
+    connection_id: int | None = Field(
+        description="The connection it went through; null for the sink, or when it ended "
+        "before reaching one."
+    )
+    connection_name: str | None = Field(description="That connection's name.")
+    at: datetime | None = Field(description="When it ended.")
+    outcome: str = Field(
+        description="`retried` (a transient failure, tried again after the retry backoff), "
+        "`failed over` (a transient failure, tried again at once through a connection of "
+        "its campaign it had not tried yet), or, for the attempt that ended the message, "
+        "`sent` or `failed`."
+    )
+    reason: str | None = Field(description="What the provider answered, when it failed.")
+
+
+class MessageDetail(MessageOut):
+    """A message with each of its attempts."""
+
+    attempt_history: list[AttemptOut] = Field(
+        default_factory=list,
+        description="Its attempts, oldest first: each one that did not end the message "
+        "(with its connection and reason), then the one that did. Empty before the first "
+        "ends; one for a message sent at its first attempt.",
+    )
+
+
 class SinkMessageOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

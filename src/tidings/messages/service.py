@@ -11,6 +11,7 @@ the send is accepted (`campaigns.versions`).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -21,6 +22,7 @@ from tidings.campaigns.schemas import Purpose
 from tidings.campaigns.service import get_campaign, single_send_campaign
 from tidings.campaigns.versions import freeze
 from tidings.channels.models import SinkMessage
+from tidings.connections.models import Connection
 from tidings.contacts.models import Contact
 from tidings.contacts.normalize import normalize_email, normalize_phone
 from tidings.contacts.service import get_contact, upsert_contacts
@@ -32,8 +34,8 @@ from tidings.errors import FieldError, InvalidInput
 from tidings.messages.schemas import SingleSend
 from tidings.orgs.service import get_org
 from tidings.outbox import create as outbox
-from tidings.outbox.models import Message
-from tidings.outbox.status import MessageStatus
+from tidings.outbox.models import Message, MessageAttempt
+from tidings.outbox.status import HANDED_OVER, MessageStatus
 from tidings.templates.schemas import Channel
 from tidings.templates.service import check_inline, get_template, inline_template
 
@@ -53,6 +55,58 @@ SENDER_FIELDS = (
 
 async def get_message(session: AsyncSession, *, org_id: int, message_id: int) -> Message:
     return await get_owned(session, Message, org_id=org_id, ident=message_id, what="message")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt at sending a message: its number, the connection it went through
+    (None: the sink, or never handed to one) and that connection's name, when it
+    ended, and how (`retried` or `failed over` for one kept in `message_attempts`; the
+    message's status for the last one, which is the message row itself)."""
+
+    attempt: int
+    connection_id: int | None
+    connection_name: str | None
+    at: datetime | None
+    outcome: str
+    reason: str | None
+
+
+_ENDED_BY_ATTEMPT = HANDED_OVER | {MessageStatus.FAILED}
+
+
+async def attempts(session: AsyncSession, *, message: Message) -> list[Attempt]:
+    """The attempts of the org's message, oldest first (read only): those kept in
+    `message_attempts` (through its message_id index), then, once the message ended on
+    an attempt (sent, or failed), that last one, read from the message row. A message
+    sent at its first attempt has one, and none is kept for it."""
+    kept = await session.execute(
+        select(MessageAttempt, Connection.name)
+        .outerjoin(
+            Connection,
+            (Connection.id == MessageAttempt.connection_id)
+            & (Connection.org_id == MessageAttempt.org_id),
+        )
+        .where(MessageAttempt.org_id == message.org_id, MessageAttempt.message_id == message.id)
+        .order_by(MessageAttempt.attempt, MessageAttempt.id)
+    )
+    found = [
+        Attempt(a.attempt, a.connection_id, name, a.at, a.outcome, a.reason) for a, name in kept
+    ]
+    last = found[-1].attempt if found else 0
+    if MessageStatus(message.status) in _ENDED_BY_ATTEMPT and message.attempts > last:
+        name = None
+        if message.connection_id is not None:
+            name = await session.scalar(
+                select(Connection.name).where(
+                    Connection.id == message.connection_id, Connection.org_id == message.org_id
+                )
+            )
+        at = message.sent_at or message.finished_at
+        ended = "sent" if message.sent_at is not None else MessageStatus(message.status).value
+        reason = None if ended == "sent" else message.reason
+        found.append(Attempt(message.attempts, message.connection_id, name, at, ended, reason))
+    return found
 
 
 async def list_messages(

@@ -40,6 +40,13 @@ class Message(Base):
         Index("ix_messages_org_id_id", "org_id", "id"),
         Index("ix_messages_org_id_created_at", "org_id", "created_at"),  # by date (0021)
         Index("ix_messages_contact_id", "contact_id"),
+        Index(  # a broadcast's fallbacks: its few rows that fell back (0027)
+            "ix_messages_broadcast_id_fell_back_to",
+            "broadcast_id",
+            "fell_back_to",
+            postgresql_where=text("fell_back_to IS NOT NULL"),
+            sqlite_where=text("fell_back_to IS NOT NULL"),
+        ),
         Index(  # reports look messages up by provider id; one is set when sent
             "ix_messages_org_id_provider_id",
             "org_id",
@@ -108,3 +115,32 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+ATTEMPT_REASON_LENGTH = 500
+"""The longest reason an attempt keeps (a message's own `reason` is as long)."""
+
+
+class MessageAttempt(Base):
+    """An attempt that did not end its message (0027): a transient failure tried again
+    after the retry backoff (`retried`), or at once through a connection of its
+    campaign's list it has not tried yet (`failed over`). Written by the dispatcher's
+    record step, one executemany per batch; the attempt that ended the message is the
+    message row itself (its `attempts`, `connection_id`, `status`, `reason`), so a
+    message sent at its first attempt has no row here. Deleted with its message
+    (retention), and when its recipient is erased (a provider's reason may quote the
+    address).
+    """
+
+    __tablename__ = "message_attempts"
+    __table_args__ = (Index("ix_message_attempts_message_id", "message_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    # No foreign keys, as on `messages` (the hot path): written from rows just read.
+    org_id: Mapped[int] = mapped_column(BigIntPK)
+    message_id: Mapped[int] = mapped_column(BigIntPK)
+    attempt: Mapped[int] = mapped_column(SmallInteger)  # 1-based, as `messages.attempts`
+    connection_id: Mapped[int | None] = mapped_column(BigIntPK)  # null: the sink
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(ATTEMPT_REASON_LENGTH))
+    at: Mapped[datetime]

@@ -21,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    insert,
     literal,
     null,
     select,
@@ -31,14 +32,21 @@ from sqlalchemy.types import TypeEngine
 
 from tidings.campaigns.models import CampaignVersion
 from tidings.db.dialect import for_update, json_rows, not_by_index
-from tidings.outbox.models import Message
+from tidings.outbox.models import ATTEMPT_REASON_LENGTH, Message, MessageAttempt
 from tidings.outbox.status import MessageStatus
 
 MESSAGES = cast(Table, Message.__table__)
+ATTEMPTS = cast(Table, MessageAttempt.__table__)
 VERSIONS = cast(Table, CampaignVersion.__table__)
 M = MESSAGES.c
 S = MessageStatus
 _BY_VALUE = {status.value: status for status in MessageStatus}  # faster than S(value)
+RETRIED = "retried"
+"""An attempt's outcome (`message_attempts`): a transient failure, tried again after the
+retry backoff (through the campaign's next connection, when it has several)."""
+FAILED_OVER = "failed over"
+"""A transient failure tried again at once, through a connection of its campaign it has not
+tried yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,20 +96,23 @@ async def record(
     SENT or FAILED (reason, provider id, segments, Message-ID, the connection used;
     sent_at for the sent; finished_at; no lease), in one UPDATE … FROM a JSON array of
     rows; retries go back to QUEUED at their `retry_at` (at once when failing over to a
-    connection not tried yet) with the reason and the connection they failed on;
-    deferrals too, with their attempt given back. Returns the final ones written and how
+    connection not tried yet) with the reason and the connection they failed on, and
+    each such attempt is kept in `message_attempts` (one executemany INSERT; the final
+    attempt is the message row itself); deferrals go back too, with their attempt given
+    back (they were never handed over: no attempt is kept). Returns the final ones written and how
     many were queued again."""
     finals = [o for o in outcomes if o.retry_at is None]
     requeued = [o for o in outcomes if o.retry_at is not None]
     written = await _write_finals(session, finals=finals, lease_until=lease_until, now=now)
-    owned: set[int] = set()
+    owned: dict[int, tuple[int, int]] = {}  # message id → (org id, attempt number)
     if requeued:
-        held = select(M.id).where(
+        held = select(M.id, M.org_id, M.attempts).where(
             M.id.in_([o.message_id for o in requeued]),
             M.status == S.SENDING,
             M.lease_until == lease_until,
         )
-        owned = set((await session.execute(for_update(session, held))).scalars())
+        rows = await session.execute(for_update(session, held))
+        owned = {mid: (org_id, attempts) for mid, org_id, attempts in rows}
     retries = [o for o in requeued if o.message_id in owned and not o.deferred]
     hurried = await _failing_over(session, [o.message_id for o in retries])
     retries = [replace(o, retry_at=now) if o.message_id in hurried else o for o in retries]
@@ -122,6 +133,17 @@ async def record(
                 for o in retries
             ],
         )
+        await session.execute(
+            insert(ATTEMPTS),
+            [
+                {"org_id": owned[o.message_id][0], "message_id": o.message_id,
+                 "attempt": owned[o.message_id][1], "connection_id": o.connection_id,
+                 "outcome": FAILED_OVER if o.message_id in hurried else RETRIED,
+                 "reason": None if o.reason is None else o.reason[:ATTEMPT_REASON_LENGTH],
+                 "at": now}
+                for o in retries
+            ],
+        )  # fmt: skip
     if deferrals:
         await session.execute(
             update(MESSAGES)

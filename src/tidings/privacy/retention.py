@@ -6,7 +6,7 @@
       events    events older than event_retention_days deleted, with the webhook
                 deliveries made of them
       messages  finished messages older than message_retention_days deleted, with their
-                links, events and sink copies
+                links, events, sink copies and kept attempts (`message_attempts`)
 
 Each purge walks the table's (org_id, id) index from the oldest row in batches of
 `batch` ids, each batch read in a read transaction and then written in a short write
@@ -41,7 +41,7 @@ from tidings.db.engine import Database
 from tidings.events.models import Event
 from tidings.links.models import Link
 from tidings.orgs.models import Org
-from tidings.outbox.models import Message
+from tidings.outbox.models import Message, MessageAttempt
 from tidings.outbox.status import UNFINISHED
 from tidings.webhooks.models import WebhookDelivery
 
@@ -153,6 +153,7 @@ async def _drop_messages(session: AsyncSession, ids: list[int]) -> None:
     await _drop_events(session, Event.message_id.in_(ids))
     await session.execute(delete(Link).where(Link.message_id.in_(ids)))
     await session.execute(delete(SinkMessage).where(SinkMessage.message_id.in_(ids)))
+    await session.execute(delete(MessageAttempt).where(MessageAttempt.message_id.in_(ids)))
     await session.execute(delete(Message).where(Message.id.in_(ids)))
 
 

@@ -11,6 +11,8 @@ every table afterwards):
                          quote the address); statuses, times and counts stay
     sink_messages        what the sink recorded of them: address, subject, content emptied
     links                the tracked links of those messages (personalised URLs), deleted
+    message_attempts     their attempts that did not end them (a provider's reason may
+                         quote the address), deleted; the last one is the message row
     events               their details scrubbed (recipient, display name, IP, user agent
                          and any quotation of the address)
     webhook_deliveries   the payloads made of those events, scrubbed likewise
@@ -42,7 +44,7 @@ from tidings.events.models import Event
 from tidings.idempotency.models import IdempotencyKey
 from tidings.links.models import Link
 from tidings.lists.models import ContactList, ListMember
-from tidings.outbox.models import Message
+from tidings.outbox.models import Message, MessageAttempt
 from tidings.privacy.scrub import Person
 from tidings.reports.models import PendingReport
 from tidings.suppressions import erased
@@ -217,6 +219,11 @@ async def _scrub_messages(
         .values(recipient=None, subject=None, content=None)
     )
     await session.execute(delete(Link).where(Link.org_id == org_id, Link.message_id.in_(ids)))
+    await session.execute(
+        delete(MessageAttempt).where(
+            MessageAttempt.org_id == org_id, MessageAttempt.message_id.in_(ids)
+        )
+    )
     events = (
         await session.execute(
             select(Event.id, Event.data).where(Event.org_id == org_id, Event.message_id.in_(ids))

@@ -22,7 +22,7 @@ from tidings.idempotency import service as idempotency
 from tidings.links.models import Link
 from tidings.links.secret import erasure_key
 from tidings.lists import service as lists
-from tidings.outbox.models import Message
+from tidings.outbox.models import Message, MessageAttempt
 from tidings.privacy import service as privacy
 from tidings.reports.models import PendingReport
 from tidings.settings import Settings
@@ -95,6 +95,11 @@ async def _person_everywhere(db: Database, org: OrgWithKey) -> tuple[int, int]:
             [{"message_id": message_id, "position": 0, "org_id": org.id,
               "url": f"https://survey.example/?who={EMAIL}", "clicks": 0}],
         )  # fmt: skip
+        session.add(  # an attempt before the last, whose provider quoted the address
+            MessageAttempt(org_id=org.id, message_id=message_id, attempt=1, connection_id=None,
+                           outcome="retried", reason=f"451 4.2.0 <{EMAIL}>: try later",
+                           at=message.created_at)
+        )  # fmt: skip
         await record_events(
             session,
             events=[
@@ -164,7 +169,7 @@ async def test_erase_leaves_the_person_nowhere_and_keeps_them_suppressed(
     for needle in NEEDLES:  # the set-up did put them everywhere it says
         assert _mentions(before, needle), needle
     tables = {t for needle in NEEDLES for t, _ in _mentions(before, needle)}
-    everywhere = {"contacts", "messages", "sink_messages", "links", "events",
+    everywhere = {"contacts", "messages", "message_attempts", "sink_messages", "links", "events",
                   "webhook_deliveries", "pending_reports", "idempotency_keys", "suppressions",
                   "soft_bounces"}  # fmt: skip
     assert everywhere <= tables
@@ -184,6 +189,7 @@ async def test_erase_leaves_the_person_nowhere_and_keeps_them_suppressed(
         assert kept is not None
         assert (kept.status, kept.recipient) == ("complained", None)
         assert kept.reason == "550 5.1.1 <[erased]>: no such user"
+        assert await session.scalar(select(MessageAttempt.id)) is None
         listed = list(await session.scalars(select(Suppression)))
         assert [s.reason for s in listed] == ["complaint"]
         assert listed[0].address.startswith("erased:")

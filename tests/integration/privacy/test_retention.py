@@ -12,7 +12,7 @@ from tidings.channels.models import SinkMessage
 from tidings.db.engine import Database
 from tidings.events.models import Event
 from tidings.orgs import service as orgs
-from tidings.outbox.models import Message
+from tidings.outbox.models import Message, MessageAttempt
 from tidings.privacy.retention import RetentionKeeper
 from tidings.settings import Settings
 from tidings.testing import Clock
@@ -54,6 +54,13 @@ async def test_retention_purges_content_then_events_and_messages_in_batches(db: 
         )
     assert await _counts(db, org.id) == (5, 5, 5, 5)
     assert sent.broadcast_id
+    async with db.transaction() as session:  # an attempt before the last of each message
+        rows = await session.execute(select(Message.id, Message.org_id, Message.created_at))
+        for message_id, org_id, at in rows.all():
+            session.add(MessageAttempt(
+                org_id=org_id, message_id=message_id, attempt=1, connection_id=None,
+                outcome="retried", reason="451 try later", at=at,
+            ))  # fmt: skip
 
     clock = Clock()
     keeper = RetentionKeeper(db, interval=60, batch=2, clock=clock)
@@ -72,7 +79,9 @@ async def test_retention_purges_content_then_events_and_messages_in_batches(db: 
     assert await _counts(db, org.id) == (1, 1, 0, 0)
     async with db.session() as session:
         left = await session.scalar(select(Message.status).where(Message.org_id == org.id))
+        kept = await session.scalar(select(func.count()).where(MessageAttempt.org_id == org.id))
     assert left == "queued"
+    assert kept == 1  # the waiting message's attempt; the purged messages' went with them
     assert await _counts(db, keeper_org.id) == (2, 2, 2, 2)  # keeps forever
 
 

@@ -9,6 +9,7 @@ import pytest
 from tidings.errors import InvalidInput
 from tidings.events.models import Event
 from tidings.messages.cli import since_moment
+from tidings.messages.service import Attempt
 from tidings.messages.timeline import steps
 from tidings.outbox.models import Message
 
@@ -28,18 +29,25 @@ def _event(kind: str, at: datetime, **fields: object) -> Event:
                  is_bot=fields.pop("is_bot", False), data=fields.pop("data", None))  # fmt: skip
 
 
-def test_a_sent_then_opened_message_after_a_retry() -> None:
+def test_a_sent_then_opened_message_after_a_failover() -> None:
     message = _message(status="sent", attempts=2, sent_at=T0 + timedelta(minutes=1))
+    tried = [
+        Attempt(1, 4, "first", T0 + timedelta(seconds=30), "failed over", "503 overloaded"),
+        Attempt(2, 5, "backup", T0 + timedelta(minutes=1), "sent", None),
+    ]
     events = [
         _event("sent", T0 + timedelta(minutes=1)),
         _event("opened", T0 + timedelta(minutes=5), source="tracking"),
         _event("clicked", T0 + timedelta(minutes=4), source="tracking", is_bot=True,
                data={"url": "https://a.example/", "bot": "too fast"}),
     ]  # fmt: skip
-    found = steps(message, events)
-    assert [s.what for s in found] == ["queued", "attempts", "sent", "clicked", "opened"]
-    assert found[1].detail == "2 attempts"
-    assert found[3].detail == "url https://a.example/; bot (too fast), not counted; from tracking"
+    found = steps(message, events, tried)
+    assert [s.what for s in found] == [
+        "queued", "attempt", "attempt", "sent", "clicked", "opened",
+    ]  # fmt: skip
+    assert found[1].detail == "1 through first (connection 4): failed over; 503 overloaded"
+    assert found[2].detail == "2 through backup (connection 5): sent"
+    assert found[4].detail == "url https://a.example/; bot (too fast), not counted; from tracking"
 
 
 def test_a_queued_retry_says_why_and_when_next() -> None:
@@ -53,14 +61,25 @@ def test_a_queued_retry_says_why_and_when_next() -> None:
 
 
 def test_a_failed_one_shows_its_reason_and_a_skipped_one_its_own() -> None:
-    failed = steps(_message(status="failed", attempts=3, finished_at=T0 + timedelta(minutes=9)), [
-        _event("failed", T0 + timedelta(minutes=9), data={"reason": "550 no such user"}),
-    ])  # fmt: skip
-    assert [s.what for s in failed] == ["queued", "attempts", "failed"]
+    ended = T0 + timedelta(minutes=9)
+    failed = steps(
+        _message(status="failed", attempts=3, finished_at=ended),
+        [_event("failed", ended, data={"reason": "550 no such user"})],
+        [Attempt(3, None, None, ended, "failed", "550 no such user")],  # kept from before 0027
+    )
+    assert [s.what for s in failed] == ["queued", "attempt", "failed"]
+    assert failed[1].detail == "3 before any connection: failed; 550 no such user"
     assert failed[-1].detail == "reason 550 no such user; from dispatcher"
     skipped = steps(_message(status="skipped", attempts=0, reason="unsubscribed",
                              finished_at=T0), [])  # fmt: skip
     assert [(s.what, s.detail) for s in skipped] == [("queued", None), ("skipped", "unsubscribed")]
+
+
+def test_a_message_sent_at_its_first_attempt_through_the_sink_shows_no_attempt() -> None:
+    sent = T0 + timedelta(seconds=1)
+    message = _message(status="sent", attempts=1, is_test=True, sent_at=sent)
+    found = steps(message, [_event("sent", sent)], [Attempt(1, None, None, sent, "sent", None)])
+    assert [s.what for s in found] == ["queued", "sent"]
 
 
 def test_since_reads_dates_times_and_durations() -> None:

@@ -120,6 +120,7 @@ async def broadcast_report(
         stats=stats,
         chart=line_chart(stats["series"], CHARTED),
         reasons=await report.reasons(session, org_id=org_id, broadcast_id=broadcast_id),
+        fallbacks=await report.fallbacks(session, org_id=org_id, broadcast_id=broadcast_id),
         links=await top_links(session, org_id=org_id, broadcast_id=broadcast_id),
         content=await report.content_sent(session, org_id=org_id, broadcast_id=broadcast_id),
     )
