@@ -142,7 +142,7 @@ async def test_broadcast_over_smtp(
         assert parsed["To"].addresses[0].display_name == f"Zoë{i} Ünal"
         assert parsed["From"].addresses[0].display_name == "Acme Tickets"
         assert parsed["Subject"] == f"Ticket T-{i:05d} for Zoë{i}"
-        assert re.fullmatch(r"<[0-9a-f]{32}@acme\.example>", parsed["Message-ID"])
+        assert re.fullmatch(r"<[0-9a-f]{14}\.[0-9a-f]{32}@acme\.example>", parsed["Message-ID"])
         assert parsed["List-Id"] is None  # transactional mail is no list mail
         assert parsed["Date"]
         assert parsed.get_content_type() == "multipart/alternative"

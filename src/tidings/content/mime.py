@@ -26,6 +26,7 @@ import binascii
 import itertools
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -253,11 +254,14 @@ def sending_domain(address: str) -> str:
 
 
 def new_message_id(domain: str) -> str:
-    """A Message-ID (without angle brackets): 128 random bits, then the sending domain.
-    Unpredictable, so it tells nothing of a sender's volume or other messages, and
-    unique across installations sending from one domain; stored with the message
-    (`messages.email_message_id`), which is how a bounce finds it."""
-    return f"{secrets.token_hex(16)}@{domain}"
+    """A Message-ID (without angle brackets): the time in microseconds (14 hex digits),
+    a dot, 128 random bits (32 hex digits), then the sending domain. Unpredictable, so it
+    tells nothing of a sender's volume or other messages, and unique across installations
+    sending from one domain; stored with the message (`messages.email_message_id`), which
+    is how a bounce finds it. The time first makes the ids of a send ascend, so each is
+    added at the end of that column's index, not at a random page of it: random ids cost
+    SQLite 5-9 µs more a message at 50,000 messages, and more as the table grows."""
+    return f"{time.time_ns() // 1000:014x}.{secrets.token_hex(16)}@{domain}"
 
 
 def _address_line(prefix: str, name: str | None, addr: str) -> str:
@@ -351,7 +355,6 @@ _QP = b"Content-Transfer-Encoding: quoted-printable\r\n"
 # binascii.b2a_qp writes a line of 75 or 76 characters that ends in a space or tab with
 # that last character escaped ("=20", "=09"): 77 or 78 octets, over RFC 2045's 76.
 _LONG_LINE = re.compile(rb"[^\n]{77,}")
-_ESCAPED_END = re.compile(rb"=(?:20|09)\n")
 
 
 def _rewrap(match: re.Match[bytes]) -> bytes:
@@ -384,9 +387,10 @@ def _quoted_printable(text: str) -> bytes:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     data = binascii.b2a_qp(text.encode("utf-8"))
-    # Only a line ending in escaped whitespace can be too long: looking for one costs
-    # about 1 µs a part, looking for a long line more than the encoding itself.
-    if _ESCAPED_END.search(data) or data.endswith((b"=20", b"=09")):
+    # Only a line ending in escaped whitespace can be too long. Looking for one is a
+    # substring search (a regular expression's search cost a tenth of the encoding's
+    # time), looking for a long line more than the encoding itself.
+    if b"=20\n" in data or b"=09\n" in data or data.endswith((b"=20", b"=09")):
         data = _LONG_LINE.sub(_rewrap, data)
     if data.startswith(b"From ") or b"\nFrom " in data:
         # "=46" then a soft break keeps the line within 76 octets, whatever its length.

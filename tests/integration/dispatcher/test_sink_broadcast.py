@@ -72,7 +72,7 @@ async def test_every_recipient_gets_one_personalised_message(db: Database) -> No
         assert text is not None
         assert f"Dear First{i}, code C{i:04d}" in text.get_content()
         assert parsed["Message-ID"] == f"<{ids[stored.message_id]}>"
-        assert re.fullmatch(r"[0-9a-f]{32}@acme\.example", ids[stored.message_id])
+        assert re.fullmatch(r"[0-9a-f]{14}\.[0-9a-f]{32}@acme\.example", ids[stored.message_id])
         assert parsed["List-Id"] == f"<campaign-{campaign_id}.org-{org.id}.acme.example>"
     assert len(set(ids.values())) == 300
 

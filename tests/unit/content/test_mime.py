@@ -560,3 +560,16 @@ def test_no_quoted_printable_line_passes_76_octets_at_any_length(ending: str, af
                 assert not line.endswith((b" ", b"\t")), (length, ending, line)
             expected = text.replace("\r\n", "\n").replace("\n", "\r\n")
             assert binascii.a2b_qp(encoded).decode("utf-8") == expected, (length, ending)
+
+
+def test_message_ids_are_random_and_ascend_in_time() -> None:
+    ids = [mime.new_message_id("news.example.com") for _ in range(200)]
+    for one in ids:
+        assert re.fullmatch(r"[0-9a-f]{14}\.[0-9a-f]{32}@news\.example\.com", one)
+    # Each id goes at the end of the stored ids' index: their times ascend (two made in
+    # one microsecond share it).
+    times = [one.split(".")[0] for one in ids]
+    assert times == sorted(times)
+    assert times[0] < times[-1]
+    # The random part is fresh for each: 128 bits, never repeated.
+    assert len({one.split(".")[1] for one in ids}) == len(ids)
