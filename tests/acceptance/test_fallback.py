@@ -279,3 +279,74 @@ async def test_a_broadcast_is_sent_only_once_its_fallbacks_are(
     assert page.status_code == 200, page.text
     assert f'data-fallback="sent">{PEOPLE}<' in page.text
     assert 'data-fallback="waiting">0<' in page.text
+
+
+class Deferring:
+    """An aiosmtpd handler that takes every recipient but the last, which it asks to
+    try again later (451): that one email waits for its retry, keeping the broadcast
+    SENDING."""
+
+    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
+        self,
+        server: SmtpServer,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if address == f"p{PEOPLE - 1}@example.com":
+            return "451 4.3.0 Try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(  # noqa: N802 (aiosmtpd's hook name)
+        self, server: SmtpServer, session: Session, envelope: Envelope
+    ) -> str:
+        return "250 2.0.0 OK"
+
+
+@pytest.fixture
+def deferring() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    controller = AbortingController(Deferring(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+async def test_cancelling_reaches_a_fallback_made_after_a_hard_bounce(
+    client: httpx.AsyncClient, db: Database, gateway: Gateway, deferring: int
+) -> None:
+    """A bounce of an email already sent makes its SMS while the broadcast still sends
+    (one email waits for a retry); cancelling the broadcast cancels that SMS too, and
+    gives back its credit reservation with the rest."""
+    gateway.plan = lambda _: Reply(200, {"id": "ok"})
+    org = await make_org(db)
+    base, h = f"/v1/orgs/{org.id}", org.bearer
+    smtp = {"kind": "smtp", "settings": {"host": "127.0.0.1", "port": deferring,
+                                         "security": "none"}}  # fmt: skip
+    broadcast_id = await _setup(client, org, gateway, email=smtp)
+    relay = await _post(client, f"{base}/connections", h, {
+        "name": "relay", "channel": "email", "kind": "smtp",
+        "settings": {"host": "smtp.example.com"}, "credentials": {"bounce_token": TOKEN},
+    })  # fmt: skip
+    await _drain(db)  # three sent; the last waits for its retry
+    ids = await sent_ids(db, broadcast_id)
+    raw = dsn(message_id=ids["p0@example.com"], recipient="p0@example.com")
+    answer = await client.post(f"/bounces/{relay['id']}/{TOKEN}", content=raw, headers=RFC822)
+    assert answer.json()["reports"] == ["bounced"]
+    emails = await _by_recipient(client, org, broadcast_id)
+    fallback = await _message(client, org, emails["p0@example.com"]["fell_back_to"])
+    assert (fallback["channel"], fallback["status"]) == ("sms", "queued")
+
+    cancelled = await client.post(f"{base}/broadcasts/{broadcast_id}/cancel", headers=h)
+    assert cancelled.status_code == 200, cancelled.text
+    assert (await _message(client, org, fallback["id"]))["status"] == "cancelled"
+    emails = await _by_recipient(client, org, broadcast_id)
+    assert emails[f"p{PEOPLE - 1}@example.com"]["status"] == "cancelled"
+    await _drain(db)
+    assert not gateway.requests  # the SMS never went

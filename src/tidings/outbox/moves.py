@@ -55,15 +55,14 @@ async def move(
 
 
 def fallbacks_of(broadcast_id: int) -> ColumnElement[bool]:
-    """The fallback messages made instead of the broadcast's skipped or failed ones (they
-    belong to no broadcast, `outbox.fallback`, `broadcasts.fallback`): a WHERE for their
-    credit reservation and their moves. Reads only the broadcast's skipped and failed
-    rows (its (broadcast_id, status) index), few beside its queued ones."""
+    """The fallback messages made instead of the broadcast's messages (they belong to no
+    broadcast, `outbox.fallback`, `broadcasts.fallback`): instead of one skipped or failed,
+    or of one sent and hard-bounced since. A WHERE for their credit reservation and their
+    moves. Reads only the broadcast's messages that fell back, through the partial index
+    `ix_messages_broadcast_id_fell_back_to`."""
     preferred = MESSAGES.alias("preferred").c
     made = select(preferred.fell_back_to).where(
-        preferred.broadcast_id == broadcast_id,
-        preferred.status.in_([MessageStatus.SKIPPED.value, MessageStatus.FAILED.value]),
-        preferred.fell_back_to.is_not(None),
+        preferred.broadcast_id == broadcast_id, preferred.fell_back_to.is_not(None)
     )
     return M.id.in_(made)
 
