@@ -165,17 +165,22 @@ class Refusing:
         return "550 5.1.1 No such user here"
 
 
-@pytest.fixture
-def refusing() -> Iterator[int]:
+def _serving(handler: object) -> Iterator[int]:
+    """An aiosmtpd server of `handler` on a free port of 127.0.0.1, for the test's time."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    controller = AbortingController(Refusing(), hostname="127.0.0.1", port=port)
+    controller = AbortingController(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         yield port
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def refusing() -> Iterator[int]:
+    yield from _serving(Refusing())
 
 
 async def test_an_email_refused_for_good_sends_the_sms_once(
@@ -307,15 +312,7 @@ class Deferring:
 
 @pytest.fixture
 def deferring() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    controller = AbortingController(Deferring(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port
-    finally:
-        controller.stop()
+    yield from _serving(Deferring())
 
 
 async def test_cancelling_reaches_a_fallback_made_after_a_hard_bounce(
