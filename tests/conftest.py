@@ -8,6 +8,7 @@ that case is skipped, with the reason shown in pytest's summary).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -29,6 +30,17 @@ from tidings.settings import Settings
 from tidings.testing import Gateway
 
 PG_ENV = "TIDINGS_TEST_DATABASE_URL"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Once the tests are collected, move everything alive (the modules of Tidings,
+    FastAPI, SQLAlchemy, hypothesis, …: hundreds of thousands of objects) to the permanent
+    generation, as `tidings serve` does (`runtime.tune_gc`): otherwise every full
+    collection during the run walks them all again, for nothing. Measured: a fifth of the
+    CPU time of a sample of SQLite acceptance tests, a tenth on PostgreSQL. What the tests
+    create is collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")

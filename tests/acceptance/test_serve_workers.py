@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -70,18 +71,17 @@ def _established(pid: int, port: int) -> int:
     return count
 
 
-@pytest.fixture
-def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+@contextmanager
+def _serving(database_url: str, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = _free_port()
     env = {
         **os.environ,
-        "TIDINGS_DATABASE_URL": settings.database_url,
+        "TIDINGS_DATABASE_URL": database_url,
         "TIDINGS_AUTO_MIGRATE": "false",
         "TIDINGS_SECRET_KEY": "workers-secret-key-of-at-least-32-characters",
         "TIDINGS_METRICS_TOKEN": METRICS_TOKEN,
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # serve makes its own
-    log = tmp_path / "serve.log"
     with log.open("w") as output:
         command = ["serve", "--workers", str(WORKERS), "--no-dispatcher", "--port", str(port)]
         server = subprocess.Popen(
@@ -104,12 +104,30 @@ def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[subprocess.Pope
         server.wait(timeout=30)
 
 
+@pytest.fixture
+def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A set of the test's own, for a test that stops it."""
+    with _serving(settings.database_url, tmp_path / "serve.log") as set_:
+        yield set_
+
+
+@pytest.fixture(scope="module")
+def running(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """One set for the tests that leave it running (starting one costs seconds: three
+    processes import Tidings), on the database every test here empties (`db`)."""
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with _serving(postgres_url, log) as set_:
+        yield set_
+
+
 def test_a_burst_of_connections_is_spread_over_the_processes(
-    served: tuple[subprocess.Popen[bytes], int],
+    running: tuple[subprocess.Popen[bytes], int],
 ) -> None:
     """All connected before any is served, as a client pool opens them: with one shared
     socket the process that wakes first accepts the whole backlog (uvicorn's --workers)."""
-    server, port = served
+    server, port = running
     children = _children(server.pid)
     assert len(children) == WORKERS
     connections = [
@@ -129,11 +147,13 @@ def test_a_burst_of_connections_is_spread_over_the_processes(
 
 
 def test_metrics_count_the_requests_of_every_process(
-    served: tuple[subprocess.Popen[bytes], int],
+    running: tuple[subprocess.Popen[bytes], int],
 ) -> None:
     """Each scrape reaches one process (whichever took its connection); each shows what
-    all of them counted, not its own share."""
-    server, port = served
+    all of them counted, not its own share (the set may have served other tests before:
+    the count is read first, then must grow by this test's requests on every scrape)."""
+    server, port = running
+    before = _healthz_count(port)
     connections = [
         socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(CONNECTIONS)
     ]
@@ -147,16 +167,21 @@ def test_metrics_count_the_requests_of_every_process(
     finally:
         for connection in connections:
             connection.close()
-    healthz = 'tidings_http_request_seconds_count{method="GET",route="/healthz",status="2xx"}'
-    counted = f"{healthz} {CONNECTIONS}.0"
     for _ in range(2 * WORKERS):  # new connections: the scrapes reach either process
-        scraped = httpx.get(
-            f"http://127.0.0.1:{port}/metrics",
-            headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
-            timeout=10,
-        )
-        assert scraped.status_code == 200
-        assert counted in scraped.text
+        assert _healthz_count(port) == before + CONNECTIONS
+
+
+def _healthz_count(port: int) -> float:
+    """The /healthz requests counted, as a scrape of /metrics shows them."""
+    scraped = httpx.get(
+        f"http://127.0.0.1:{port}/metrics",
+        headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+        timeout=10,
+    )
+    assert scraped.status_code == 200
+    healthz = 'tidings_http_request_seconds_count{method="GET",route="/healthz",status="2xx"} '
+    found = [line for line in scraped.text.splitlines() if line.startswith(healthz)]
+    return float(found[0].removeprefix(healthz)) if found else 0.0
 
 
 def test_sigterm_stops_every_process(served: tuple[subprocess.Popen[bytes], int]) -> None:
