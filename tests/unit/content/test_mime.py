@@ -5,7 +5,9 @@ import binascii
 import dataclasses
 import email
 import email.policy
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -573,3 +575,32 @@ def test_message_ids_are_random_and_ascend_in_time() -> None:
     assert times[0] < times[-1]
     # The random part is fresh for each: 128 bits, never repeated.
     assert len({one.split(".")[1] for one in ids}) == len(ids)
+
+
+def test_a_forked_child_never_hands_out_its_parents_random_bytes() -> None:
+    # The pool holds bytes drawn before the fork: a child using them would give its
+    # messages the Message-IDs the parent gives its own next.
+    mime.new_message_id("news.example.com")  # the pool is filled
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child reports through the pipe)
+        os.close(reader)
+        os.write(writer, mime.new_message_id("news.example.com").encode())
+        os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        from_child = pipe.read().decode()
+    os.waitpid(child, 0)
+    mine = mime.new_message_id("news.example.com")
+    assert from_child.split(".")[1] != mine.split(".")[1]
+
+
+def test_random_bytes_are_handed_out_once_across_threads() -> None:
+    pool = mime._RandomPool(size=64)  # refilled every 4 takes: refills race too
+
+    def take(_: int) -> bytes:
+        return pool.take(16)
+
+    with ThreadPoolExecutor(max_workers=8) as threads:
+        taken = list(threads.map(take, range(4000)))
+    assert len(set(taken)) == len(taken)
