@@ -102,6 +102,11 @@ async def test_an_admin_manages_members_but_never_an_owner(
     other = httpx.AsyncClient(transport=client._transport, base_url=str(client.base_url))
     async with other:  # the viewer, signed in elsewhere, is signed out by the removal
         assert (await sign_in(other, viewer.email)).status_code == 303
+        confirm = await client.get(f"/members/{viewer.id}/remove")  # a step first
+        assert confirm.status_code == 200
+        assert f'action="/members/{viewer.id}/remove"' in confirm.text
+        assert viewer.email in confirm.text
+        assert await _role_of(db, viewer.id) == "viewer"  # asking removed nobody
         removed = await client.post(f"/members/{viewer.id}/remove", data=csrf)
         assert removed.status_code == 303
         assert (await other.get("/")).status_code == 303  # to /login

@@ -3,6 +3,7 @@
     GET  /members                      members, role, last sign-in   (admin, owner)
     POST /members                      add one: a one-time password, shown once
     POST /members/{id}/role            change a member's role
+    GET  /members/{id}/remove          the confirmation step
     POST /members/{id}/remove          remove a member (their sessions end)
 
 The rules are the members service's (`members.service`): an admin neither makes,
@@ -111,6 +112,17 @@ async def change_role(
                            target_id=member_id,
                            changes=diff({"role": was}, {"role": changed.role}))  # fmt: skip
     return redirect("/members", viewer, flash=f"{changed.email} is now {changed.role}")
+
+
+@router.get("/members/{member_id}/remove")
+async def remove_form(
+    request: Request, member_id: Id, viewer: OwnerViewer, session: SessionDep
+) -> Response:
+    found = await members.get_member(session, org_id=viewer.org_id, member_id=member_id)
+    return render(request, "confirm.html", viewer, what=f"member {found.email}",
+                  action=f"/members/{found.id}/remove", back="/members", refused=None,
+                  note="They can no longer sign in, and their sessions end; what they did "
+                  "stays in the audit log.")  # fmt: skip
 
 
 @router.post("/members/{member_id}/remove")
