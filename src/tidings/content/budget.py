@@ -110,12 +110,16 @@ class Exceeded(Exception):
 class Budget:
     """The state of one render, reached through `BUDGET`."""
 
-    __slots__ = ("built", "cap", "captured", "deadline", "iterations", "known", "limits", "ranged")
+    __slots__ = (
+        "built", "cap", "captured", "deadline", "iterations", "known", "limits", "ranged",
+        "started",
+    )  # fmt: skip
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.cap = limits.max_output_chars
-        self.deadline = time.thread_time() + limits.max_render_seconds
+        self.started = time.thread_time()
+        self.deadline = self.started + limits.max_render_seconds
         self.ranged = self.iterations = self.captured = self.built = 0
         # The sizes of the last containers measured or built, so that growing a list one
         # item at a time (`ns.v + [item]`) measures the new item, not the whole list again.
@@ -133,6 +137,10 @@ class Budget:
             known[id(value)] = (value, size)  # the reference keeps the id from being reused
             if len(known) > _KNOWN_SIZES:
                 del known[next(iter(known))]
+
+    def spent(self) -> float:
+        """The rendering thread's CPU seconds since this render began."""
+        return time.thread_time() - self.started
 
     def tick(self) -> None:
         if time.thread_time() > self.deadline:

@@ -65,11 +65,13 @@ class UndefinedVariable(TemplateError):
 
 class OverBudget(TemplateError):
     """A render stopped by its `Limits`; `kind` says which (time, size, memory, loops,
-    output). Whatever the contact, the same template is likely to stop again."""
+    output). Whatever the contact, the same template is likely to stop again. `seconds`:
+    the rendering thread's CPU time the render ran before it was stopped."""
 
-    def __init__(self, field: str, reason: str, kind: str) -> None:
+    def __init__(self, field: str, reason: str, kind: str, seconds: float = 0.0) -> None:
         super().__init__(field, reason)
         self.kind = kind
+        self.seconds = seconds
 
 
 # A substitution-only template: leading text, then (name, attribute path, text after).
@@ -203,7 +205,10 @@ class Renderer:
                 budget.tick()
                 parts.append(chunk)
         except Exception as exc:  # the template is untrusted: whatever it raised is its fault
-            raise _template_error(template.field, exc) from exc
+            error = _template_error(template.field, exc)
+            if isinstance(error, OverBudget):
+                error.seconds = budget.spent()
+            raise error from exc
         finally:
             stream.close()
             BUDGET.reset(token)
