@@ -545,41 +545,43 @@ def test_0026_adds_the_console_s_contact_imports(database_at: Callable[[str], st
     command.upgrade(config, "head")
 
 
-def test_0027_keeps_attempts_and_indexes_the_messages_that_fell_back(empty_database: str) -> None:
+def test_0027_keeps_attempts_and_indexes_the_messages_that_fell_back(
+    database_at: Callable[[str], str],
+) -> None:
     """Messages stored before 0027 keep their row (their earlier attempts were never
     kept); the partial index holds only the rows that fell back."""
-    config = migrate.alembic_config(empty_database)
-    command.upgrade(config, "0026")
+    database = database_at("0026")
+    config = migrate.alembic_config(database)
     at = datetime.now(UTC)
     _sql(
-        empty_database,
+        database,
         "INSERT INTO orgs (id, name, login, created_at, updated_at) VALUES (1, 'a', 'a', :at, :at)",
         [{"at": at}],
     )
     _sql(
-        empty_database,
+        database,
         "INSERT INTO messages (id, org_id, broadcast_id, channel, status, is_test, attempts,"
         " due_at, cost, created_at, fell_back_to) VALUES (7, 1, 3, 'email', 'failed', :f, 2,"
         " :at, 0, :at, 8)",
         [{"at": at, "f": False}],
     )
     command.upgrade(config, "0027")
-    _, _, tables = _inspect(empty_database)
+    _, _, tables = _inspect(database)
     assert "message_attempts" in tables
     _sql(
-        empty_database,
+        database,
         "INSERT INTO message_attempts (org_id, message_id, attempt, connection_id, outcome,"
         " reason, at) VALUES (1, 7, 1, 4, 'failed over', '503', :at)",
         [{"at": at}],
     )
-    assert _sql(empty_database, "SELECT message_id, attempt FROM message_attempts") == [(7, 1)]
+    assert _sql(database, "SELECT message_id, attempt FROM message_attempts") == [(7, 1)]
     found = _sql(
-        empty_database,
+        database,
         "SELECT id FROM messages WHERE broadcast_id = 3 AND fell_back_to IS NOT NULL",
     )
     assert found == [(7,)]
     command.downgrade(config, "0026")
-    _, _, tables = _inspect(empty_database)
+    _, _, tables = _inspect(database)
     assert "message_attempts" not in tables
-    assert _sql(empty_database, "SELECT id FROM messages") == [(7,)]
+    assert _sql(database, "SELECT id FROM messages") == [(7,)]
     command.upgrade(config, "head")
