@@ -15,9 +15,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.acceptance.test_smtp_broadcast import Recorder, _free_port
+from tests.acceptance.test_smtp_broadcast import Recorder
 from tests.conftest import _Apps
-from tests.support.controller import AbortingController
+from tests.support.controller import serving
 from tests.support.factories import OrgWithKey, make_org, upsert
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
@@ -233,13 +233,8 @@ async def test_another_orgs_domain_is_not_found(client: httpx.AsyncClient, db: D
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[Recorder, int]]:
     recorder = Recorder()
-    port = _free_port()
-    controller = AbortingController(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with serving(recorder) as port:
         yield recorder, port
-    finally:
-        controller.stop()
 
 
 async def _post(http: httpx.AsyncClient, path: str, org: OrgWithKey, body: Any) -> Any:

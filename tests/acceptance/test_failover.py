@@ -10,7 +10,6 @@ The dispatcher runs on a `Clock` the test moves by hand (see test_provider_fault
 from __future__ import annotations
 
 import random
-import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
@@ -23,7 +22,7 @@ from aiosmtpd.smtp import Envelope, Session
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from tests.support.controller import AbortingController
+from tests.support.controller import serving
 from tests.support.factories import OrgWithKey, make_org, upsert
 from tidings.app import create_app
 from tidings.connections.health import BreakerPolicy
@@ -266,27 +265,12 @@ class Refusing:
         return f"250 2.0.0 Ok: queued as Q{len(self.delivered)}"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def relays() -> Iterator[tuple[tuple[Refusing, int], tuple[Refusing, int]]]:
     """Two SMTP servers on loopback: the first answers 451 at RCPT, the second accepts."""
-    started = []
-    for reply in ("451 4.3.0 Temporary local problem, try again", None):
-        handler, port = Refusing(reply), _free_port()
-        controller = AbortingController(handler, hostname="127.0.0.1", port=port)
-        controller.start()
-        started.append((controller, handler, port))
-    try:
-        (_, a, a_port), (_, b, b_port) = started
+    a, b = Refusing("451 4.3.0 Temporary local problem, try again"), Refusing(None)
+    with serving(a) as a_port, serving(b) as b_port:
         yield (a, a_port), (b, b_port)
-    finally:
-        for controller, _, _ in started:
-            controller.stop()
 
 
 async def test_mail_refused_with_451_goes_out_through_the_next_smtp_server(

@@ -6,7 +6,6 @@ does the same at outcome time. Both messages say so, and the broadcast counts it
 from __future__ import annotations
 
 import random
-import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -17,7 +16,7 @@ from aiosmtpd.smtp import SMTP as SmtpServer  # noqa: N811 (the library names it
 from aiosmtpd.smtp import Envelope, Session
 
 from tests.support.console import signed_in
-from tests.support.controller import AbortingController
+from tests.support.controller import serving
 from tests.support.factories import OrgWithKey, make_org, upsert
 from tests.support.reports import dsn
 from tests.support.sending import sent_ids
@@ -165,22 +164,10 @@ class Refusing:
         return "550 5.1.1 No such user here"
 
 
-def _serving(handler: object) -> Iterator[int]:
-    """An aiosmtpd server of `handler` on a free port of 127.0.0.1, for the test's time."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    controller = AbortingController(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port
-    finally:
-        controller.stop()
-
-
 @pytest.fixture
 def refusing() -> Iterator[int]:
-    yield from _serving(Refusing())
+    with serving(Refusing()) as port:
+        yield port
 
 
 async def test_an_email_refused_for_good_sends_the_sms_once(
@@ -312,7 +299,8 @@ class Deferring:
 
 @pytest.fixture
 def deferring() -> Iterator[int]:
-    yield from _serving(Deferring())
+    with serving(Deferring()) as port:
+        yield port
 
 
 async def test_cancelling_reaches_a_fallback_made_after_a_hard_bounce(

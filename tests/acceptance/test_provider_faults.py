@@ -9,7 +9,6 @@ time (nothing happens) and just past it (the retry goes) without sleeping.
 from __future__ import annotations
 
 import random
-import socket
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -20,7 +19,7 @@ import pytest
 from aiosmtpd.smtp import SMTP as SmtpServer  # noqa: N811 (the library names its class SMTP)
 from aiosmtpd.smtp import Envelope, Session
 
-from tests.support.controller import AbortingController
+from tests.support.controller import serving
 from tests.support.factories import OrgWithKey, make_org, upsert
 from tidings.content.render import Renderer
 from tidings.db.base import utcnow
@@ -78,22 +77,11 @@ class Relay:
         return f"250 2.0.0 Ok: queued as Q{len(self.delivered)}"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def relay() -> Iterator[tuple[Relay, int]]:
     handler = Relay()
-    port = _free_port()
-    controller = AbortingController(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with serving(handler) as port:
         yield handler, port
-    finally:
-        controller.stop()
 
 
 async def _post(http: httpx.AsyncClient, path: str, headers: dict[str, str], body: Any) -> Any:

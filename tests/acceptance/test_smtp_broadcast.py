@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import re
-import socket
 from collections.abc import Iterator
 from email import policy
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 from aiosmtpd.smtp import SMTP as SmtpServer  # noqa: N811 (the library names its class SMTP)
 from aiosmtpd.smtp import Envelope, Session
 
-from tests.support.controller import AbortingController
+from tests.support.controller import serving
 from tests.support.factories import make_org, upsert
 from tidings.content.render import Renderer
 from tidings.db.engine import Database
@@ -34,22 +33,11 @@ class Recorder:
         return "250 2.0.0 Ok: queued as Q" + str(len(self.received))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[Recorder, int]]:
     recorder = Recorder()
-    port = _free_port()
-    controller = AbortingController(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with serving(recorder) as port:
         yield recorder, port
-    finally:
-        controller.stop()
 
 
 async def _post(http: httpx.AsyncClient, path: str, headers: dict[str, str], body: Any) -> Any:

@@ -4,7 +4,6 @@ relaying) suppresses nobody."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from aiosmtpd.smtp import SMTP as SmtpServer  # noqa: N811 (the library names its class SMTP)
 from aiosmtpd.smtp import Envelope, Session
 
-from tests.support.controller import AbortingController
+from tests.support.controller import serving
 from tests.support.factories import make_org, upsert
 from tidings.channels.smtp import refuses_address
 from tidings.channels.smtp_wire import Reply
@@ -48,15 +47,8 @@ class Refusing:
 
 @pytest.fixture
 def smtp_port() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    controller = AbortingController(Refusing(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with serving(Refusing()) as port:
         yield port
-    finally:
-        controller.stop()
 
 
 async def _post(http: httpx.AsyncClient, path: str, headers: dict[str, str], body: Any) -> Any:

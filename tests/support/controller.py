@@ -10,6 +10,9 @@ lets their sockets close.
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -36,3 +39,18 @@ class AbortingController(Controller):
         if self.loop.is_running():
             asyncio.run_coroutine_threadsafe(abort(), self.loop).result(timeout=5)
         super().stop(no_assert)
+
+
+@contextmanager
+def serving(handler: object) -> Iterator[int]:
+    """An aiosmtpd server of `handler` on a free port of 127.0.0.1 while inside; yields
+    the port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    controller = AbortingController(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
